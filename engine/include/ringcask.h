@@ -1,0 +1,443 @@
+/*
+ * ringcask.h — the whole public API of libringcask.
+ *
+ * ringcask is an embeddable key-value storage engine with a bitcask-style
+ * layout: every write is appended to a log of segment files, and an in-memory
+ * hash index (the keydir) maps each live key to the location of its newest
+ * record. A read is one hash lookup and one read of one record.
+ *
+ * Guarantees
+ *   - Durability per sync mode (rc_options.sync):
+ *       RC_SYNC_ALWAYS   a call returns success only after the record is on
+ *                        stable storage (fdatasync, group-committed: one sync
+ *                        covers every writer waiting at that moment).
+ *       RC_SYNC_INTERVAL success once the record is in the kernel's page
+ *                        cache; a background fdatasync runs at least every
+ *                        sync_interval_ms. A machine crash may lose at most
+ *                        that window; a process crash loses nothing.
+ *       RC_SYNC_NONE     success once the record is in the page cache; the OS
+ *                        decides when it reaches the disk. A process crash
+ *                        (SIGKILL) loses nothing acknowledged.
+ *   - Crash safety: a record is either wholly valid (its checksum holds) or
+ *     treated as absent. A torn tail is truncated at open. Nothing that was
+ *     acknowledged under RC_SYNC_ALWAYS is lost, nothing deleted comes back.
+ *   - Batches (rc_apply) are atomic: after a crash a batch is present entirely
+ *     or not at all; concurrent readers using rc_apply with RC_OP_GET never see
+ *     a batch half applied.
+ *   - Readers never wait for disk I/O of writers; writers to different keys
+ *     only serialise on the short append step.
+ *
+ * The price
+ *   - Every live key lives in RAM: about 16 bytes of entry plus the key bytes,
+ *     plus the hash slot (8 bytes at 60-90 % load) — see docs/CAPACITY in the
+ *     project. Keys with a TTL cost 8 bytes more.
+ *   - Overwritten and deleted data stays on disk until merge rewrites the
+ *     segment; merge costs sequential I/O proportional to live data.
+ *   - Listing keys in order sorts the matching keys of one keyspace on demand
+ *     (O(n) scan + O(n log limit) partial sort).
+ *
+ * Conventions
+ *   - Every function returns 0 or a negative RC_E* code (rc_strerror names
+ *     it); errno is never the error channel. Outputs go through pointers.
+ *   - Handles are opaque. Memory handed out is owned by the caller and freed
+ *     with the function named in the comment of the call that returned it.
+ *   - All functions are thread-safe on one rc_db unless stated otherwise.
+ *   - Keys: 1..RC_KEY_MAX bytes, any bytes. Values: 0..RC_VALUE_MAX bytes.
+ *   - Times are milliseconds since the Unix epoch (the clock of
+ *     rc_options.clock_ms, CLOCK_REALTIME by default).
+ */
+#ifndef RINGCASK_H
+#define RINGCASK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RC_VERSION_MAJOR 0
+#define RC_VERSION_MINOR 1
+#define RC_VERSION_PATCH 0
+
+/* Hard limits, enforced on every call and on every length read from disk. */
+#define RC_KEY_MAX 1024u                    /* bytes in a key */
+#define RC_VALUE_MAX (256u * 1024u * 1024u) /* bytes in a value */
+#define RC_KEYSPACE_NAME_MAX 128u           /* bytes in a keyspace name */
+#define RC_BATCH_MAX 100000u                /* ops in one rc_apply call */
+
+/* ---------------------------------------------------------------- errors */
+
+#define RC_OK 0
+#define RC_EINVAL (-1)       /* an argument is invalid (NULL, bad option, ...) */
+#define RC_ENOTFOUND (-2)    /* the key is absent or expired */
+#define RC_EEXISTS (-3)      /* set-if-absent on a present key; keyspace exists */
+#define RC_ECONFLICT (-4)    /* compare-and-swap: the sequence number differs */
+#define RC_ETYPE (-5)        /* the operation does not fit the value's type */
+#define RC_EOVERFLOW (-6)    /* an increment would overflow int64 */
+#define RC_EKEYSIZE (-7)     /* key empty or longer than RC_KEY_MAX */
+#define RC_EVALUESIZE (-8)   /* value longer than RC_VALUE_MAX */
+#define RC_ENOMEM (-9)       /* out of memory */
+#define RC_EIO (-10)         /* an I/O error from the operating system */
+#define RC_ENOSPC (-11)      /* the disk is full; nothing was written */
+#define RC_ECORRUPT (-12)    /* data failed its checksum or is malformed */
+#define RC_ELOCKED (-13)     /* another process holds the directory's LOCK */
+#define RC_EREADONLY (-14)   /* opened read-only, or turned read-only after a
+                                failed fdatasync (reopen to recover) */
+#define RC_ENOKEYSPACE (-15) /* no such keyspace, or it was dropped */
+#define RC_EHORIZON (-16)    /* backup 'since' is below the tombstone horizon:
+                                take a full backup */
+#define RC_EGAP (-17)        /* an incremental stream does not follow on */
+#define RC_ELIMIT (-18)      /* too many ops in a batch, or a similar limit */
+#define RC_EVERSION (-19)    /* a file or stream of an unsupported version */
+#define RC_ECLOSED (-20)     /* the database is closing */
+#define RC_ENOTEMPTY (-21)   /* a full backup can only load into an empty db */
+
+/* A static English description of an RC_E* code ("unknown error" for others).
+ * Never NULL; the caller does not free it. */
+const char *rc_strerror(int err);
+
+/* A description of the most recent failure in the calling thread, with
+ * details (the path, the offset, the pid holding a lock) that the code alone
+ * cannot carry. Thread-local; valid until the thread's next ringcask call.
+ * Empty string when there is nothing to add. Never NULL; do not free. */
+const char *rc_last_error_message(void);
+
+/* --------------------------------------------------------------- options */
+
+typedef enum rc_sync_mode {
+    RC_SYNC_ALWAYS = 0,
+    RC_SYNC_INTERVAL = 1,
+    RC_SYNC_NONE = 2,
+} rc_sync_mode;
+
+/* A clock for TTL decisions, in ms since the epoch. Tests inject their own. */
+typedef int64_t (*rc_clock_fn)(void *ctx);
+
+typedef struct rc_options {
+    rc_sync_mode sync;            /* default RC_SYNC_ALWAYS */
+    uint32_t sync_interval_ms;    /* RC_SYNC_INTERVAL period; default 100 */
+    uint64_t segment_bytes;       /* rotate the active segment before a write
+                                     would pass this; default 256 MiB, min 4 KiB */
+    bool create_if_missing;       /* default true */
+    bool read_only;               /* never write, take a shared lock; for
+                                     kvdump on a live directory. Default false */
+    bool strict;                  /* a corrupt record inside an immutable
+                                     segment fails rc_open with RC_ECORRUPT
+                                     instead of being skipped; default false */
+    bool write_hints;             /* write hint files; default true */
+    uint32_t compress_min_bytes;  /* zstd-compress values at least this long
+                                     when it saves space; 0 = never; default 512 */
+    int compress_level;           /* zstd level; default 1 */
+    uint32_t merge_dead_pct;      /* a segment with this % dead bytes is a
+                                     merge candidate; default 40 */
+    uint64_t merge_dead_bytes;    /* ... or this many dead bytes; default
+                                     segment_bytes / 2 */
+    uint32_t merge_check_ms;      /* how often the background merger looks
+                                     for work; 0 disables it; default 1000 */
+    uint64_t merge_rate_bytes;    /* merge I/O budget in bytes/s; 0 = unlimited;
+                                     default 64 MiB/s */
+    uint64_t tombstone_retention_ms; /* merge keeps a tombstone at least this
+                                     long; default 7 days */
+    uint32_t ttl_sweep_ms;        /* period of the active-expiry sweeper;
+                                     0 disables it; default 100 */
+    rc_clock_fn clock_ms;         /* default: CLOCK_REALTIME */
+    void *clock_ctx;
+} rc_options;
+
+/* Fill OPTS with the defaults documented above. */
+void rc_options_default(rc_options *opts);
+
+/* ------------------------------------------------------------- database */
+
+typedef struct rc_db rc_db;
+typedef struct rc_keyspace rc_keyspace;
+
+/* Open (or create, with create_if_missing) the database in directory DIR.
+ * OPTS may be NULL for the defaults. On success *OUT owns the handle; free it
+ * with rc_close(). Recovery runs here: hint files where valid, else segment
+ * scans; a torn tail of the active segment is truncated; corrupt records in
+ * immutable segments are skipped and counted (rc_stats.corrupt_records).
+ * Errors: RC_EINVAL, RC_ELOCKED (another process writes DIR), RC_ENOTFOUND
+ * (DIR missing and !create_if_missing), RC_ECORRUPT (strict mode),
+ * RC_EVERSION, RC_EIO, RC_ENOMEM. */
+int rc_open(const char *dir, const rc_options *opts, rc_db **out);
+
+/* Flush, write the hint of the active segment, release the lock and free
+ * DB and every keyspace handle it gave out. DB may be NULL. Returns the first
+ * error met while flushing (the handle is freed regardless). */
+int rc_close(rc_db *db);
+
+/* Make every acknowledged write durable now (fdatasync). */
+int rc_sync(rc_db *db);
+
+/* --------------------------------------------------------------- keyspaces
+ * A keyspace is a named, independent key namespace with its own keydir, so
+ * listing, counting and dropping cost work proportional to that keyspace.
+ * The keyspace named "default" always exists and cannot be dropped. Names are
+ * 1..RC_KEYSPACE_NAME_MAX bytes of any value except NUL. */
+
+#define RC_KS_CREATE 1 /* create the keyspace if it does not exist */
+#define RC_KS_EXCL 2   /* with RC_KS_CREATE: fail with RC_EEXISTS if it exists */
+
+/* The always-present keyspace "default". Owned by DB; never NULL. */
+rc_keyspace *rc_default_keyspace(rc_db *db);
+
+/* Find (or create, durably, with RC_KS_CREATE) keyspace NAME. *OUT is owned
+ * by DB and stays valid until rc_close, also after a drop (then every call
+ * on it answers RC_ENOKEYSPACE). Errors: RC_ENOKEYSPACE, RC_EEXISTS,
+ * RC_EINVAL (bad name), RC_EIO/RC_ENOSPC (creating), RC_EREADONLY. */
+int rc_keyspace_open(rc_db *db, const char *name, int flags, rc_keyspace **out);
+
+/* Drop keyspace NAME and all its keys, durably and atomically: after a crash
+ * it is either wholly present or wholly gone. Cost is proportional to the
+ * keyspace's key count. Errors: RC_ENOKEYSPACE, RC_EINVAL ("default"). */
+int rc_keyspace_drop(rc_db *db, const char *name);
+
+/* The names of all live keyspaces, in byte order. *NAMES is an array of
+ * *COUNT NUL-terminated strings; free it with rc_names_free(). */
+int rc_keyspace_list(rc_db *db, char ***names, size_t *count);
+void rc_names_free(char **names, size_t count);
+
+/* The keyspace's name; owned by the handle. */
+const char *rc_keyspace_name(const rc_keyspace *ks);
+
+/* Set the keyspace's default TTL in ms (0 = none), used by writes whose
+ * ttl_ms is RC_TTL_DEFAULT. Persistent. */
+int rc_keyspace_set_default_ttl(rc_keyspace *ks, int64_t ttl_ms);
+int64_t rc_keyspace_default_ttl(const rc_keyspace *ks);
+
+/* ----------------------------------------------------------------- values */
+
+typedef enum rc_type {
+    RC_TYPE_RAW = 0,   /* bytes */
+    RC_TYPE_INT = 1,   /* int64, stored as its decimal text */
+    RC_TYPE_FLOAT = 2, /* float64, stored as its shortest round-trip text */
+    RC_TYPE_JSON = 3,  /* a JSON document (the engine does not parse it) */
+} rc_type;
+
+/* A value read from the database. DATA is owned by the caller once filled
+ * and freed with rc_value_free(). SEQ is the sequence number of the write
+ * that produced it (the server's ETag); SEQ == 0 means "absent" where a call
+ * documents that. EXPIRES_AT_MS is 0 when the key has no TTL. */
+typedef struct rc_value {
+    void *data;
+    size_t len;
+    rc_type type;
+    uint64_t seq;
+    int64_t expires_at_ms;
+} rc_value;
+
+/* Free V->data and zero *V. V may be NULL. */
+void rc_value_free(rc_value *v);
+
+/* A number for increments: TYPE is RC_TYPE_INT (I) or RC_TYPE_FLOAT (F). */
+typedef struct rc_number {
+    rc_type type;
+    int64_t i;
+    double f;
+} rc_number;
+
+/* ------------------------------------------------------------------ ops
+ * Every write is an rc_op; rc_apply runs one or many atomically. The single-
+ * key helpers below are thin wrappers around it. */
+
+typedef enum rc_op_kind {
+    RC_OP_PUT = 0,    /* set KEY to VAL (with COND) */
+    RC_OP_DELETE = 1, /* delete KEY; RC_ENOTFOUND (fails the batch) only when
+                         COND == RC_IF_PRESENT; otherwise result.seq == 0
+                         tells it was absent */
+    RC_OP_INCR = 2,   /* add BY to an int/float value; absent counts as 0
+                         (created with TYPE of BY). int+int stays int (error
+                         RC_EOVERFLOW on overflow); any float makes a float.
+                         RC_ETYPE for raw/json values. RESULT = new value. */
+    RC_OP_APPEND = 3, /* append VAL to a raw/json value (absent = empty);
+                         RC_ETYPE for int/float. RESULT = new value. */
+    RC_OP_GETSET = 4, /* set KEY to VAL; RESULT = previous value (seq 0 and
+                         NULL data when it was absent) */
+    RC_OP_GET = 5,    /* read KEY as it was just before the batch's writes;
+                         RESULT.seq == 0 when absent (never an error) */
+} rc_op_kind;
+
+typedef enum rc_cond {
+    RC_IF_ANY = 0,     /* unconditional */
+    RC_IF_ABSENT = 1,  /* only if the key is absent: else RC_EEXISTS */
+    RC_IF_SEQ = 2,     /* only if the current seq == IF_SEQ: else RC_ECONFLICT
+                          (an absent key has seq 0) */
+    RC_IF_PRESENT = 3, /* only if the key exists: else RC_ENOTFOUND */
+} rc_cond;
+
+#define RC_TTL_DEFAULT 0   /* ttl_ms: use the keyspace's default TTL */
+#define RC_TTL_NONE (-1)   /* ttl_ms: no expiry even if the keyspace has one */
+
+typedef struct rc_op {
+    /* input */
+    rc_op_kind kind;
+    rc_keyspace *ks;  /* NULL = the default keyspace */
+    const void *key;
+    size_t klen;
+    const void *val;  /* PUT, APPEND, GETSET */
+    size_t vlen;
+    rc_type type;     /* PUT, GETSET: the stored type tag (engine does not
+                         validate the text of INT/FLOAT/JSON values) */
+    int64_t ttl_ms;   /* PUT, GETSET, INCR, APPEND: RC_TTL_DEFAULT, RC_TTL_NONE
+                         or > 0. INCR/APPEND with RC_TTL_DEFAULT keep the
+                         existing expiry of a present key. */
+    rc_cond cond;
+    uint64_t if_seq;  /* with RC_IF_SEQ */
+    rc_number by;     /* INCR */
+    /* output, filled by rc_apply */
+    int status;       /* 0 or the op's own error */
+    uint64_t seq;     /* the sequence number this op wrote (0 for GET) */
+    rc_value result;  /* GET, GETSET, INCR, APPEND: caller frees with
+                         rc_value_free(); zeroed for other kinds */
+} rc_op;
+
+/* Apply OPS[0..N) atomically: validate and evaluate them in order (each write
+ * sees the batch's earlier writes; RC_OP_GET sees the state before the
+ * batch), then write them as one framed batch. On any failure nothing is
+ * written, the return value is the first failing op's error, and *FAILED (if
+ * not NULL) is its index. N == 0 is a no-op. N > RC_BATCH_MAX: RC_ELIMIT.
+ * Result buffers of ops are filled only on success. */
+int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed);
+
+/* Set KEY to VAL as raw bytes with no TTL (or the keyspace default). *SEQ (if
+ * not NULL) receives the write's sequence number. */
+int rc_put(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, const void *val,
+           size_t vlen, uint64_t *seq);
+
+/* Copy the value of KEY into *OUT (free with rc_value_free()).
+ * Errors: RC_ENOTFOUND (absent or expired), RC_ECORRUPT, RC_EKEYSIZE. */
+int rc_get(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, rc_value *out);
+
+/* Like rc_get without the value: OUT->data stays NULL, OUT->len is the
+ * value's length. No free needed. */
+int rc_get_meta(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, rc_value *out);
+
+/* Delete KEY. Errors: RC_ENOTFOUND when it was absent (nothing written). */
+int rc_delete(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, uint64_t *seq);
+
+/* ---------------------------------------------------------------- listing */
+
+typedef struct rc_list_opts {
+    const void *prefix; /* only keys starting with these bytes (NULL: all) */
+    size_t prefix_len;
+    const void *start;  /* only keys >= start (NULL: no bound) */
+    size_t start_len;
+    const void *end;    /* only keys < end (NULL: no bound) */
+    size_t end_len;
+    size_t limit;       /* at most this many (0: no limit) */
+    bool reverse;       /* descending byte order */
+    bool values;        /* also read each value */
+} rc_list_opts;
+
+typedef struct rc_list_item {
+    void *key;
+    size_t klen;
+    rc_value value; /* data only with opts.values; seq/type/expiry always */
+} rc_list_item;
+
+typedef struct rc_list {
+    rc_list_item *items;
+    size_t count;
+    bool more; /* the limit cut the list */
+} rc_list;
+
+/* List the live keys of KS in byte order (memcmp, shorter first on a tie).
+ * *OUT is owned by the caller; free with rc_list_free(). Cost: a scan of the
+ * keyspace's keydir and a partial sort of the matches. */
+int rc_list_keys(rc_db *db, rc_keyspace *ks, const rc_list_opts *opts, rc_list **out);
+void rc_list_free(rc_list *list);
+
+/* ------------------------------------------------------------------ stats */
+
+typedef struct rc_stats {
+    /* per keyspace (rc_stats_keyspace) and totals (rc_stats_db) */
+    uint64_t live_keys;
+    uint64_t live_value_bytes; /* user-visible value bytes (uncompressed) */
+    uint64_t live_key_bytes;
+    uint64_t gets, puts, deletes, ops; /* ops: incr/append/getset/cas */
+    uint64_t keydir_bytes;             /* RAM held by the keydir */
+    /* database-wide only (zero in rc_stats_keyspace) */
+    uint64_t keyspaces;
+    uint64_t segments;
+    uint64_t disk_bytes;       /* segment + hint bytes */
+    uint64_t dead_bytes;       /* bytes in segments no longer live */
+    uint64_t last_seq;
+    uint64_t batches;
+    uint64_t fsyncs;
+    uint64_t fsync_ns_total;
+    uint64_t fsync_ns_max;
+    uint64_t expired_swept;    /* keys removed by the active sweeper */
+    uint64_t merges;
+    uint64_t merge_bytes_read, merge_bytes_written, merge_bytes_reclaimed;
+    uint64_t tombstone_horizon; /* highest seq of a dropped tombstone/expired
+                                   record; backups must start at or above it */
+    uint64_t recovery_ms;
+    uint64_t recovered_keys;
+    uint64_t hint_files_used;
+    uint64_t segments_scanned;
+    uint64_t corrupt_records;  /* skipped while recovering */
+    uint64_t torn_bytes;       /* truncated from the active tail at open */
+    uint64_t write_errors;
+    bool read_only;            /* opened read-only or turned read-only */
+} rc_stats;
+
+int rc_stats_db(rc_db *db, rc_stats *out);
+int rc_stats_keyspace(rc_db *db, rc_keyspace *ks, rc_stats *out);
+
+/* ------------------------------------------------------------ maintenance */
+
+/* Merge now: rewrite every segment with dead data (ignoring the thresholds),
+ * wait for it to finish. Errors: RC_EREADONLY, RC_ENOSPC, RC_EIO. */
+int rc_merge(rc_db *db);
+
+/* Remove expired keys from the keydir now (what the sweeper does in steps). */
+int rc_expire_now(rc_db *db);
+
+/* -------------------------------------------------------- backup / restore
+ * A backup stream (FORMAT.md "Backup stream") holds every live record and
+ * every tombstone with seq > since, over all keyspaces, as of one moment. */
+
+/* Receives stream bytes; return 0 to go on, non-zero to abort (rc_backup
+ * then returns RC_EIO). */
+typedef int (*rc_write_fn)(void *ctx, const void *buf, size_t len);
+/* Fills BUF with up to LEN bytes; returns the count, 0 at end, < 0 on error. */
+typedef long (*rc_read_fn)(void *ctx, void *buf, size_t len);
+
+typedef struct rc_backup_info {
+    uint64_t since;      /* as asked */
+    uint64_t until;      /* highest seq included: the next incremental's since */
+    uint64_t records;    /* live records written */
+    uint64_t tombstones; /* tombstones written */
+    uint64_t bytes;      /* stream bytes */
+} rc_backup_info;
+
+/* Progress callback for long work: DONE of TOTAL units (bytes or records). */
+typedef void (*rc_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+/* Stream a consistent snapshot of everything with seq > SINCE to WRITE.
+ * Works on a read-only handle (kvdump on a live directory) and while writes
+ * continue on a read-write one. Errors: RC_EHORIZON (since below the
+ * tombstone horizon: take a full backup), RC_EIO (write callback failed). */
+int rc_backup(rc_db *db, uint64_t since, rc_write_fn write, void *ctx, rc_progress_fn progress,
+              void *progress_ctx, rc_backup_info *info);
+
+/* Check a whole stream (checksums, framing, trailer) without applying it.
+ * No database needed. *INFO receives the header and counts. */
+int rc_verify_stream(rc_read_fn read, void *ctx, rc_backup_info *info);
+
+/* Apply a stream: the whole stream is verified before anything is applied.
+ * A full stream (since 0) needs an empty database (RC_ENOTEMPTY); an
+ * incremental one needs since <= the database's last seq (else RC_EGAP).
+ * Applied as one atomic batch per keyspace catalogue change and per data
+ * chunk, in seq order, so a crash mid-load leaves a prefix that a rerun of
+ * the same stream completes. */
+int rc_load(rc_db *db, rc_read_fn read, void *ctx, rc_progress_fn progress, void *progress_ctx,
+            rc_backup_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RINGCASK_H */

@@ -1,0 +1,101 @@
+/*
+ * keydir.h — the in-memory index of one keyspace: key -> location of the
+ * newest record. Internal to the engine.
+ *
+ * A keydir is split into KEYDIR_SHARDS shards chosen by the top bits of the
+ * key's 64-bit XXH3 hash. Each shard has a pthread rwlock, an open-addressing
+ * table of 8-byte slots (32-bit hash tag + 32-bit arena reference) and an
+ * arena of packed entries {u16 klen|flags, u16 segment slot, u32 offset,
+ * u64 seq, [i64 expiry], key bytes}. Target: <= 32 bytes per key beyond the
+ * key bytes, measured by RSS. A shard grows by rehashing only its own table
+ * (using the stored tags, never touching keys), so a pause is bounded by the
+ * shard size.
+ *
+ * Locking is the caller's: every function that takes a SHARD index expects
+ * the caller to hold that shard's lock (read lock for lookups and iteration,
+ * write lock for changes), which lets the engine lock several shards at once
+ * (atomic batch visibility) in ascending shard order.
+ */
+#ifndef RC_KEYDIR_H
+#define RC_KEYDIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KEYDIR_SHARDS 64u
+
+/* Where a key's newest record is. */
+typedef struct kd_loc {
+    uint16_t seg;          /* segment slot (engine's segment table index) */
+    uint32_t off;          /* byte offset of the record in the segment */
+    uint64_t seq;          /* sequence number of the record */
+    int64_t expires_at_ms; /* 0 = no expiry (stored only when non-zero) */
+} kd_loc;
+
+typedef struct keydir keydir;
+
+/* A new empty keydir; NULL on ENOMEM. Free with keydir_free. */
+keydir *keydir_new(void);
+void keydir_free(keydir *kd);
+
+/* XXH3-64 of the key; pass it to every call for that key. */
+uint64_t keydir_hash(const void *key, size_t klen);
+/* The shard a hash lives in. */
+static inline unsigned keydir_shard_of(uint64_t hash)
+{
+    return (unsigned)(hash >> 58); /* top 6 bits: 64 shards */
+}
+
+void keydir_rdlock(keydir *kd, unsigned shard);
+void keydir_wrlock(keydir *kd, unsigned shard);
+void keydir_unlock(keydir *kd, unsigned shard);
+
+/* Look KEY up (shard read- or write-locked). true and *OUT filled if found. */
+bool keydir_find(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_loc *out);
+
+/* Insert or replace KEY's location (shard write-locked). If the key was
+ * present, *OLD receives its previous location and *HAD_OLD is true.
+ * Returns 0 or -1 on ENOMEM (nothing changed). */
+int keydir_put(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *loc,
+               kd_loc *old, bool *had_old);
+
+/* Recovery: insert KEY unless a location with a higher-or-equal seq is
+ * already there. *REPLACED tells whether LOC went in; *OLD/*HAD_OLD as for
+ * keydir_put (so the caller can count the loser's bytes as dead). */
+int keydir_put_if_newer(keydir *kd, uint64_t hash, const void *key, size_t klen,
+                        const kd_loc *loc, bool *replaced, kd_loc *old, bool *had_old);
+
+/* Remove KEY (shard write-locked). true and *OLD filled if it was present. */
+bool keydir_remove(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_loc *old);
+
+/* Merge: repoint KEY to NEWLOC only if it still points at EXPECT (same seg,
+ * off and seq); a write that raced the merge wins. true if repointed. */
+bool keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen,
+                    const kd_loc *expect, const kd_loc *newloc);
+
+/* Remove KEY only if it still has location EXPECT (TTL sweeper). */
+bool keydir_remove_if(keydir *kd, uint64_t hash, const void *key, size_t klen,
+                      const kd_loc *expect);
+
+/* Visit every entry of SHARD (locked by the caller). The callback must not
+ * change the shard; return non-zero to stop (the value is returned). */
+typedef int (*keydir_visit_fn)(void *ctx, const uint8_t *key, size_t klen, const kd_loc *loc);
+int keydir_shard_foreach(keydir *kd, unsigned shard, keydir_visit_fn fn, void *ctx);
+
+/* Visit up to BUDGET slots of SHARD starting at *CURSOR (shard locked);
+ * *CURSOR advances and wraps to 0 at the end of the table, when true is
+ * returned. For bounded incremental sweeps. */
+bool keydir_shard_scan_step(keydir *kd, unsigned shard, size_t *cursor, size_t budget,
+                            keydir_visit_fn fn, void *ctx);
+
+/* Entries in SHARD / in the whole keydir (the latter reads shard counters
+ * without locks: exact when no writer runs). */
+size_t keydir_shard_count(keydir *kd, unsigned shard);
+size_t keydir_count(keydir *kd);
+/* Number of entries with an expiry (lets the sweeper skip keydirs). */
+size_t keydir_ttl_count(keydir *kd);
+/* Bytes of RAM held (tables + arenas + shard structs). */
+size_t keydir_bytes(keydir *kd);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * hint.h — hint files: every record's key and location for one segment, so
+ * that opening a database reads no values.
+ *
+ * File: header (40 bytes), entries, trailer (8 bytes).
+ *   header  0 u32 magic "RCHT" (0x54484352), 4 u16 version (1), 6 u16 flags (0),
+ *           8 u64 segment id, 16 u64 covered bytes (the hint describes segment
+ *           bytes [0, covered)), 24 u64 entry count, 32 u64 reserved (0)
+ *   entry   u8 flags (record flags: TOMBSTONE, TYPE, HAS_EXPIRY, HAS_KS,
+ *           COMPRESSED), var seq, [var ks], [var expires], var klen,
+ *           var offset (of the record in the segment), var total_len, key
+ *   trailer u64 XXH3-64 over every preceding byte of the file
+ * A hint is used only if the whole file verifies; otherwise the segment is
+ * scanned. Entries are written only for committed records.
+ */
+#ifndef RC_FMT_HINT_H
+#define RC_FMT_HINT_H
+
+#include "fmt.h"
+
+#define FMT_HINT_MAGIC 0x54484352u
+#define FMT_HINT_VERSION 1u
+#define FMT_HINT_HEADER_LEN 40u
+#define FMT_HINT_TRAILER_LEN 8u
+#define FMT_HINT_ENTRY_MAX (1 + 10 + 5 + 10 + 2 + 5 + 5 + FMT_KEY_MAX)
+
+typedef struct fmt_hint_header {
+    uint64_t segment_id;
+    uint64_t covered;
+    uint64_t count;
+} fmt_hint_header;
+
+typedef struct fmt_hint_entry {
+    uint8_t flags;
+    uint64_t seq;
+    uint32_t ks;
+    uint64_t expires_at_ms;
+    const uint8_t *key; /* decode: points into the input */
+    uint32_t klen;
+    uint32_t offset;
+    uint32_t total_len;
+} fmt_hint_entry;
+
+void fmt_hint_header_encode(uint8_t out[FMT_HINT_HEADER_LEN], const fmt_hint_header *h);
+int fmt_hint_header_decode(const uint8_t *buf, size_t avail, fmt_hint_header *out);
+
+/* Encode one entry (sets HAS_KS/HAS_EXPIRY from the fields); returns bytes
+ * written or 0 if CAP is too small or a field is invalid. */
+size_t fmt_hint_entry_encode(uint8_t *buf, size_t cap, const fmt_hint_entry *e);
+/* Decode one entry at BUF[0..avail); *USED receives its size. FMT_ESHORT,
+ * FMT_ECORRUPT, FMT_ELIMIT. */
+int fmt_hint_entry_decode(const uint8_t *buf, size_t avail, fmt_hint_entry *out, size_t *used);
+
+/* Verify a whole hint file image: header, trailer checksum, and that exactly
+ * header.count entries fill the space between them. */
+int fmt_hint_file_verify(const uint8_t *buf, size_t len, fmt_hint_header *out);
+
+#endif

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install dependencies, build with AddressSanitizer + UndefinedBehaviorSanitizer
+# and -Werror, run the whole test suite, then run each fuzz target briefly.
+# FUZZ_SECONDS (default 45) bounds each fuzz target; FUZZ_SECONDS=0 skips them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+jobs=$(nproc)
+cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DRC_SANITIZE=address,undefined \
+      -DRC_PEERS=OFF -DCMAKE_C_COMPILER=clang >/dev/null
+cmake --build build-test -j"$jobs"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+(cd build-test && ctest --output-on-failure -j"$jobs" --timeout 900)
+if [ "${FUZZ_SECONDS:-45}" != "0" ] && [ -f fuzz/run.sh ]; then
+  bash fuzz/run.sh "${FUZZ_SECONDS:-45}"
+fi
