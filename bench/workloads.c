@@ -1,0 +1,568 @@
+/*
+ * workloads.c — kvbench's workloads, run the same way against every backend.
+ *
+ * Keys. Key number u = mix(i) for key index i, where mix is the SplitMix64
+ * finaliser: a bijection on 64 bits, so index i always names the same key,
+ * distinct indexes name distinct keys, and index order is a random key order.
+ * A key is u as 16 lowercase hex digits (8 big-endian bytes for key sizes
+ * 8..15) padded to --key-size with bytes derived from u, so byte order equals
+ * numeric order of u (fillseq sorts the numbers once, untimed). "Loaded"
+ * means indexes [0, loaded) are present; absent keys use indexes >= 2^63.
+ *
+ * Values are slices at random offsets of a per-thread pool of PRNG bytes:
+ * incompressible, deterministic for a seed, no per-op generation cost.
+ *
+ * Threads claim chunks of op indexes from one atomic counter, so the
+ * keyspace is split without a fixed partition, and a fill stopped by the
+ * --seconds cap (checked between chunks) still leaves a prefix of indexes
+ * loaded. Each op is timed alone into the thread's histogram.
+ *
+ * Fills (fillseq, fillrandom, fillbatch, fillsync) start from an empty
+ * directory; other workloads load N keys untimed first if nothing is loaded.
+ * The engine is (re)opened whenever a workload needs another sync mode:
+ * fillsync always runs with every write durable.
+ */
+#include "workloads.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *const kvb_workload_names[] = {
+    "fillseq",     "fillrandom",       "fillbatch", "overwrite",    "readrandom",
+    "readmissing", "readwhilewriting", "fillsync",  "deleterandom", "mixed",
+    "scan",        "recovery",         "compact",   NULL,
+};
+
+bool kvb_workload_known(const char *name)
+{
+    for (int i = 0; kvb_workload_names[i]; i++)
+        if (strcmp(kvb_workload_names[i], name) == 0)
+            return true;
+    return false;
+}
+
+int kvb_buf_reserve(kvb_buf *buf, size_t n)
+{
+    if (buf->cap >= n)
+        return 0;
+    void *p = realloc(buf->data, n);
+    if (!p)
+        return -1;
+    buf->data = p;
+    buf->cap = n;
+    return 0;
+}
+
+/* ------------------------------------------------------------ keys/values */
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return x;
+}
+
+static uint64_t rng_next(uint64_t *state)
+{
+    *state += 0x9e3779b97f4a7c15ull;
+    return mix64(*state);
+}
+
+static void key_format(uint64_t u, size_t ksize, unsigned char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t head = ksize >= 16 ? 16 : 8;
+    for (size_t i = 0; i < head; i++) {
+        if (head == 16)
+            out[i] = (unsigned char)hex[(u >> (60 - 4 * i)) & 15u];
+        else
+            out[i] = (unsigned char)(u >> (56 - 8 * i));
+    }
+    for (size_t i = head; i < ksize; i++)
+        out[i] = (unsigned char)('a' + ((u >> ((i * 5) & 63)) + i) % 26u);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ------------------------------------------------------------ the session */
+
+static void *syncer_main(void *arg)
+{
+    kvb_session *s = arg;
+    while (!s->syncer_stop) {
+        struct timespec ts = {s->p->sync_interval_ms / 1000,
+                              (long)(s->p->sync_interval_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        if (!s->syncer_stop)
+            s->be->sync_now(s->db);
+    }
+    return NULL;
+}
+
+static void engine_close(kvb_session *s)
+{
+    if (s->syncer_running) {
+        s->syncer_stop = true;
+        pthread_join(s->syncer, NULL);
+        s->syncer_running = false;
+    }
+    if (s->db)
+        s->be->close(s->db);
+    s->db = NULL;
+}
+
+static int engine_open(kvb_session *s, kvb_sync mode, bool fresh)
+{
+    engine_close(s);
+    if (fresh) {
+        kvb_rmtree(s->dir);
+        s->loaded = 0;
+    }
+    if (kvb_mkdirs(s->dir) != 0) {
+        fprintf(stderr, "kvbench: cannot create %s\n", s->dir);
+        return -1;
+    }
+    kvb_open_opts o = {
+        .dir = s->dir,
+        .sync = mode,
+        .sync_interval_ms = s->p->sync_interval_ms,
+        .expected_bytes = s->p->n * (s->p->key_size + s->p->value_size + 64),
+    };
+    if (s->be->open(&o, &s->db) != 0)
+        return -1;
+    s->open_sync = mode;
+    if (mode == KVB_SYNC_INTERVAL && !s->be->native_interval_sync && s->be->sync_now) {
+        s->syncer_stop = false;
+        if (pthread_create(&s->syncer, NULL, syncer_main, s) == 0)
+            s->syncer_running = true;
+    }
+    return 0;
+}
+
+int kvb_session_start(kvb_session *s, const kvb_backend *be, const kvb_params *p, const char *dir)
+{
+    memset(s, 0, sizeof *s);
+    s->be = be;
+    s->p = p;
+    if (snprintf(s->dir, sizeof s->dir, "%s/%s", dir, be->name) >= (int)sizeof s->dir)
+        return -1;
+    return engine_open(s, p->sync, true);
+}
+
+void kvb_session_end(kvb_session *s)
+{
+    engine_close(s);
+    kvb_rmtree(s->dir);
+    free(s->sorted);
+    s->sorted = NULL;
+}
+
+/* ------------------------------------------------------------ the workers */
+
+typedef enum op_kind {
+    OP_FILL_SEQ,
+    OP_FILL_RANDOM,
+    OP_FILL_BATCH,
+    OP_OVERWRITE,
+    OP_READ,
+    OP_READ_MISSING,
+    OP_DELETE,
+    OP_MIXED,
+    OP_SCAN,
+} op_kind;
+
+typedef struct shared {
+    kvb_session *s;
+    op_kind kind;
+    _Atomic uint64_t next; /* next op index to claim */
+    uint64_t total;        /* op indexes to run */
+    uint64_t chunk;
+    uint64_t deadline_ns;
+    _Atomic bool readers_done; /* readwhilewriting: stops the writer */
+    _Atomic bool capped;
+    pthread_barrier_t start;
+} shared;
+
+typedef struct worker {
+    shared *sh;
+    int tid;
+    bool side_writer; /* readwhilewriting's writer: overwrites until readers end */
+    pthread_t th;
+    kvb_hist hist;
+    uint64_t ops, found, missing, errors;
+} worker;
+
+static int do_op(shared *sh, void *tctx, op_kind kind, uint64_t idx, uint64_t *rng,
+                 unsigned char *key, const unsigned char *pool, size_t pool_len, kvb_buf *buf,
+                 worker *w)
+{
+    kvb_session *s = sh->s;
+    const kvb_params *p = s->p;
+    size_t ks = p->key_size, vs = p->value_size;
+    const unsigned char *val = pool + rng_next(rng) % (pool_len - vs + 1);
+    int rc;
+    switch (kind) {
+    case OP_FILL_SEQ:
+        key_format(s->sorted[idx], ks, key);
+        return s->be->put(s->db, tctx, key, ks, val, vs);
+    case OP_FILL_RANDOM:
+        key_format(mix64(idx), ks, key);
+        return s->be->put(s->db, tctx, key, ks, val, vs);
+    case OP_OVERWRITE:
+        key_format(mix64(rng_next(rng) % s->loaded), ks, key);
+        return s->be->put(s->db, tctx, key, ks, val, vs);
+    case OP_DELETE:
+        key_format(mix64(idx), ks, key);
+        rc = s->be->del(s->db, tctx, key, ks);
+        break;
+    case OP_MIXED:
+        key_format(mix64(rng_next(rng) % s->loaded), ks, key);
+        if (rng_next(rng) % 100 >= p->read_pct)
+            return s->be->put(s->db, tctx, key, ks, val, vs);
+        rc = s->be->get(s->db, tctx, key, ks, buf);
+        break;
+    case OP_READ:
+        key_format(mix64(rng_next(rng) % s->loaded), ks, key);
+        rc = s->be->get(s->db, tctx, key, ks, buf);
+        break;
+    case OP_READ_MISSING:
+        key_format(mix64((1ull << 63) | (rng_next(rng) >> 1)), ks, key);
+        rc = s->be->get(s->db, tctx, key, ks, buf);
+        break;
+    case OP_SCAN: {
+        key_format(mix64(rng_next(rng) % s->loaded), ks, key);
+        long got = s->be->scan(s->db, tctx, key, ks, p->scan_limit, buf);
+        if (got < 0)
+            return -1;
+        w->found += (uint64_t)got; /* keys listed */
+        return 0;
+    }
+    default:
+        return -1;
+    }
+    if (rc == KVB_FOUND)
+        w->found++;
+    else if (rc == KVB_MISSING)
+        w->missing++;
+    return rc < 0 ? -1 : 0;
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    shared *sh = w->sh;
+    kvb_session *s = sh->s;
+    const kvb_params *p = s->p;
+    uint64_t rng = p->seed * 1000003u + (uint64_t)w->tid * 7919u + 1;
+    size_t pool_len = p->value_size * 4 > (1u << 20) ? p->value_size * 4 : (1u << 20);
+    unsigned char *pool = malloc(pool_len);
+    unsigned char *key = malloc(p->key_size);
+    kvb_kv *kvs = calloc(p->batch, sizeof *kvs);
+    unsigned char *bkeys = malloc(p->batch * p->key_size);
+    kvb_buf buf = {0};
+    void *tctx = s->be->thread_init(s->db);
+    kvb_hist_init(&w->hist);
+    bool ok = pool && key && kvs && bkeys && tctx;
+    for (size_t i = 0; ok && i < pool_len; i += 8) {
+        uint64_t r = rng_next(&rng);
+        memcpy(pool + i, &r, pool_len - i < 8 ? pool_len - i : 8);
+    }
+    pthread_barrier_wait(&sh->start); /* ready: the main thread measures */
+    pthread_barrier_wait(&sh->start); /* go */
+    if (!ok) {
+        w->errors++;
+        goto done;
+    }
+    if (w->side_writer) {
+        while (!atomic_load(&sh->readers_done)) {
+            uint64_t t0 = kvb_now_ns();
+            if (do_op(sh, tctx, OP_OVERWRITE, 0, &rng, key, pool, pool_len, &buf, w) != 0) {
+                w->errors++;
+                break;
+            }
+            kvb_hist_record(&w->hist, kvb_now_ns() - t0);
+            w->ops++;
+        }
+        goto done;
+    }
+    for (;;) {
+        if (kvb_now_ns() > sh->deadline_ns) {
+            if (atomic_load(&sh->next) < sh->total)
+                atomic_store(&sh->capped, true);
+            break;
+        }
+        uint64_t first = atomic_fetch_add(&sh->next, sh->chunk);
+        if (first >= sh->total)
+            break;
+        uint64_t last = first + sh->chunk < sh->total ? first + sh->chunk : sh->total;
+        if (sh->kind == OP_FILL_BATCH) {
+            for (uint64_t b = first; b < last; b += p->batch) {
+                size_t n = (size_t)(last - b < p->batch ? last - b : p->batch);
+                for (size_t j = 0; j < n; j++) {
+                    unsigned char *k = bkeys + j * p->key_size;
+                    key_format(mix64(b + j), p->key_size, k);
+                    kvs[j] = (kvb_kv){k, p->key_size,
+                                      pool + rng_next(&rng) % (pool_len - p->value_size + 1),
+                                      p->value_size};
+                }
+                uint64_t t0 = kvb_now_ns();
+                if (s->be->put_batch(s->db, tctx, kvs, n) != 0) {
+                    w->errors++;
+                    goto done;
+                }
+                kvb_hist_record(&w->hist, kvb_now_ns() - t0);
+                w->ops += n;
+            }
+            continue;
+        }
+        for (uint64_t i = first; i < last; i++) {
+            uint64_t t0 = kvb_now_ns();
+            if (do_op(sh, tctx, sh->kind, i, &rng, key, pool, pool_len, &buf, w) != 0) {
+                w->errors++;
+                goto done;
+            }
+            kvb_hist_record(&w->hist, kvb_now_ns() - t0);
+            w->ops++;
+        }
+    }
+done:
+    if (!w->side_writer)
+        atomic_store(&sh->readers_done, true); /* harmless for fills */
+    if (tctx)
+        s->be->thread_fini(s->db, tctx);
+    free(buf.data);
+    free(bkeys);
+    free(kvs);
+    free(key);
+    free(pool);
+    return NULL;
+}
+
+/* Run KIND over op indexes [0, TOTAL) on THREADS threads (+1 writer when
+ * SIDE_WRITER), merging what they measured into R. */
+static int run_phase(kvb_session *s, op_kind kind, uint64_t total, int threads, bool side_writer,
+                     kvb_result *r)
+{
+    shared sh;
+    memset(&sh, 0, sizeof sh);
+    sh.s = s;
+    sh.kind = kind;
+    sh.total = total;
+    sh.chunk = kind == OP_SCAN ? 1 : s->open_sync == KVB_SYNC_ALWAYS ? 4 : 1024;
+    if (kind == OP_FILL_BATCH)
+        sh.chunk = s->p->batch * (s->p->batch >= 1024 ? 1 : 1024 / s->p->batch);
+    int nw = threads + (side_writer ? 1 : 0);
+    worker *ws = calloc((size_t)nw, sizeof *ws);
+    if (!ws)
+        return -1;
+    pthread_barrier_init(&sh.start, NULL, (unsigned)nw + 1);
+    int started = 0;
+    for (int t = 0; t < nw; t++) {
+        ws[t].sh = &sh;
+        ws[t].tid = t;
+        ws[t].side_writer = side_writer && t == threads;
+        if (pthread_create(&ws[t].th, NULL, worker_main, &ws[t]) != 0)
+            break;
+        started++;
+    }
+    if (started < nw) { /* cannot happen short of a broken system: give up */
+        fprintf(stderr, "kvbench: cannot start %d threads\n", nw);
+        exit(1);
+    }
+    pthread_barrier_wait(&sh.start); /* every worker is ready */
+    uint64_t w0 = kvb_io_write_bytes();
+    kvb_mem_read(&r->mem_before);
+    uint64_t t0 = kvb_now_ns();
+    sh.deadline_ns = t0 + (uint64_t)(s->p->seconds * 1e9);
+    pthread_barrier_wait(&sh.start);
+    for (int t = 0; t < nw; t++)
+        pthread_join(ws[t].th, NULL);
+    r->secs = (double)(kvb_now_ns() - t0) / 1e9;
+    kvb_mem_read(&r->mem_after);
+    r->io_write_bytes = kvb_io_write_bytes() - w0;
+    r->capped = atomic_load(&sh.capped);
+    kvb_hist_init(&r->hist);
+    for (int t = 0; t < nw; t++) {
+        r->errors += ws[t].errors;
+        if (ws[t].side_writer) {
+            r->side_ops += ws[t].ops;
+            continue;
+        }
+        kvb_hist_merge(&r->hist, &ws[t].hist);
+        r->ops += ws[t].ops;
+        r->found += ws[t].found;
+        r->missing += ws[t].missing;
+    }
+    pthread_barrier_destroy(&sh.start);
+    free(ws);
+    return r->errors ? -1 : 0;
+}
+
+/* Load N keys untimed (batched) unless something is loaded already. */
+static int ensure_loaded(kvb_session *s)
+{
+    if (s->loaded > 0 && s->open_sync == s->p->sync)
+        return 0;
+    if (s->loaded > 0)
+        return engine_open(s, s->p->sync, false);
+    if (engine_open(s, s->p->sync, true) != 0)
+        return -1;
+    kvb_result tmp;
+    memset(&tmp, 0, sizeof tmp);
+    kvb_params p = *s->p;
+    p.seconds = 1e9; /* a load is never capped */
+    const kvb_params *saved = s->p;
+    s->p = &p;
+    int rc = run_phase(s, OP_FILL_BATCH, p.n, 1, false, &tmp);
+    s->p = saved;
+    if (rc != 0)
+        return -1;
+    s->loaded = p.n;
+    return 0;
+}
+
+static int workload_recovery(kvb_session *s, kvb_result *r)
+{
+    kvb_hist_init(&r->hist);
+    kvb_buf buf = {0};
+    int rc = 0;
+    uint64_t t_all = kvb_now_ns();
+    for (int rep = 0; rep < 3 && rc == 0; rep++) {
+        engine_close(s);
+        unsigned char key[KVB_KEY_MAX];
+        key_format(mix64(0), s->p->key_size, key);
+        uint64_t t0 = kvb_now_ns();
+        if (engine_open(s, s->p->sync, false) != 0)
+            return -1;
+        void *tctx = s->be->thread_init(s->db);
+        int g = s->be->get(s->db, tctx, key, s->p->key_size, &buf);
+        kvb_hist_record(&r->hist, kvb_now_ns() - t0);
+        s->be->thread_fini(s->db, tctx);
+        if (g < 0)
+            rc = -1;
+        else if (g == KVB_FOUND)
+            r->found++;
+        else
+            r->missing++;
+        r->ops++;
+    }
+    r->secs = (double)(kvb_now_ns() - t_all) / 1e9;
+    free(buf.data);
+    snprintf(r->note, sizeof r->note, "close+open+first get, %llu reps; latency = open time",
+             (unsigned long long)r->ops);
+    return rc;
+}
+
+static int workload_compact(kvb_session *s, kvb_result *r)
+{
+    kvb_hist_init(&r->hist);
+    if (!s->be->compact) {
+        r->skipped = true;
+        snprintf(r->note, sizeof r->note, "no compaction in %s", s->be->name);
+        return 0;
+    }
+    kvb_dusage before;
+    kvb_du(s->dir, &before);
+    uint64_t w0 = kvb_io_write_bytes();
+    uint64_t t0 = kvb_now_ns();
+    int rc = s->be->compact(s->db);
+    uint64_t dt = kvb_now_ns() - t0;
+    r->io_write_bytes = kvb_io_write_bytes() - w0;
+    kvb_hist_record(&r->hist, dt);
+    r->ops = 1;
+    r->secs = (double)dt / 1e9;
+    snprintf(r->note, sizeof r->note, "disk before %.1f MiB", (double)before.allocated / 1048576.0);
+    return rc;
+}
+
+int kvb_run(kvb_session *s, const char *name, int threads, kvb_result *r)
+{
+    const kvb_params *p = s->p;
+    memset(r, 0, sizeof *r);
+    snprintf(r->workload, sizeof r->workload, "%s", name);
+    r->engine = s->be->name;
+    r->threads = threads;
+    int rc = 0;
+    bool fill = true;
+    uint64_t total = p->n;
+    op_kind kind;
+    if (strcmp(name, "fillseq") == 0) {
+        kind = OP_FILL_SEQ;
+        if (!s->sorted) {
+            s->sorted = malloc(p->n * sizeof *s->sorted);
+            if (!s->sorted)
+                return -1;
+            for (uint64_t i = 0; i < p->n; i++)
+                s->sorted[i] = mix64(i);
+            qsort(s->sorted, p->n, sizeof *s->sorted, cmp_u64);
+        }
+    } else if (strcmp(name, "fillrandom") == 0) {
+        kind = OP_FILL_RANDOM;
+    } else if (strcmp(name, "fillbatch") == 0) {
+        kind = OP_FILL_BATCH;
+    } else if (strcmp(name, "fillsync") == 0) {
+        kind = OP_FILL_RANDOM;
+    } else {
+        fill = false;
+    }
+    if (fill) {
+        kvb_sync mode = strcmp(name, "fillsync") == 0 ? KVB_SYNC_ALWAYS : p->sync;
+        if (engine_open(s, mode, true) != 0)
+            return -1;
+        rc = run_phase(s, kind, total, threads, false, r);
+        s->loaded = r->ops; /* a prefix of indexes (fillseq: of byte order) */
+        r->user_bytes = r->ops * (p->key_size + p->value_size);
+    } else if (strcmp(name, "recovery") == 0 || strcmp(name, "compact") == 0) {
+        if (ensure_loaded(s) != 0)
+            return -1;
+        rc = name[0] == 'r' ? workload_recovery(s, r) : workload_compact(s, r);
+    } else {
+        if (ensure_loaded(s) != 0)
+            return -1;
+        bool side = false;
+        if (strcmp(name, "overwrite") == 0) {
+            kind = OP_OVERWRITE;
+        } else if (strcmp(name, "readrandom") == 0) {
+            kind = OP_READ;
+        } else if (strcmp(name, "readmissing") == 0) {
+            kind = OP_READ_MISSING;
+        } else if (strcmp(name, "readwhilewriting") == 0) {
+            kind = OP_READ;
+            side = true;
+        } else if (strcmp(name, "deleterandom") == 0) {
+            kind = OP_DELETE;
+            total = s->loaded;
+        } else if (strcmp(name, "mixed") == 0) {
+            kind = OP_MIXED;
+        } else if (strcmp(name, "scan") == 0) {
+            kind = OP_SCAN; /* touch about N keys in all */
+            total = p->n / p->scan_limit ? p->n / p->scan_limit : 1;
+        } else {
+            return -1;
+        }
+        rc = run_phase(s, kind, total, threads, side, r);
+        if (kind == OP_OVERWRITE || side)
+            r->user_bytes = (r->ops + r->side_ops) * (p->key_size + p->value_size);
+        if (kind == OP_MIXED)
+            r->user_bytes = (r->ops * (100 - p->read_pct) / 100) * (p->key_size + p->value_size);
+        if (kind == OP_DELETE) {
+            r->user_bytes = r->ops * p->key_size;
+            s->loaded = 0; /* the next workload that reads reloads from scratch */
+        }
+    }
+    kvb_du(s->dir, &r->du);
+    r->live_keys = s->loaded;
+    if (s->be->stats && s->db)
+        s->be->stats(s->db, &r->est);
+    return rc;
+}
