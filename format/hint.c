@@ -17,7 +17,7 @@
 #include "segment.h"
 
 #define HINT_ENTRY_FLAGS                                                                           \
-    (FMT_REC_TOMBSTONE | FMT_REC_COMPRESSED | FMT_REC_TYPE_MASK | FMT_REC_HAS_EXPIRY |            \
+    (FMT_REC_TOMBSTONE | FMT_REC_COMPRESSED | FMT_REC_TYPE_MASK | FMT_REC_HAS_EXPIRY |             \
      FMT_REC_HAS_KS)
 
 void fmt_hint_header_encode(uint8_t out[FMT_HINT_HEADER_LEN], const fmt_hint_header *h)

@@ -37,8 +37,7 @@ static uint64_t chain_step(uint64_t chain, const uint8_t frame_header[FMT_STREAM
     return fmt_hash64(buf, sizeof buf);
 }
 
-static void frame_header_encode(uint8_t out[FMT_STREAM_FRAME_HEADER_LEN],
-                                const fmt_stream_frame *f)
+static void frame_header_encode(uint8_t out[FMT_STREAM_FRAME_HEADER_LEN], const fmt_stream_frame *f)
 {
     out[0] = f->type;
     fmt_put_u32(out + 1, f->stored_len);
@@ -130,8 +129,7 @@ int fmt_stream_frame_encode(fmt_stream_writer *w, const uint8_t *raw, size_t raw
     return FMT_OK;
 }
 
-static void trailer_payload_encode(uint8_t out[FMT_STREAM_TRAILER_LEN],
-                                   const fmt_stream_trailer *t)
+static void trailer_payload_encode(uint8_t out[FMT_STREAM_TRAILER_LEN], const fmt_stream_trailer *t)
 {
     fmt_put_u64(out + 0, t->until);
     fmt_put_u64(out + 8, t->records);
