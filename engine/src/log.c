@@ -26,11 +26,13 @@
 #include "fault.h"
 #include "ring.h"
 #include "format/record.h"
+#include "format/segment.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static uint64_t mono_ns(void)
 {
