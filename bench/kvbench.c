@@ -176,13 +176,13 @@ static void print_json(const kvb_params *p, const kvb_result *r)
     char sb[32];
     uint64_t row = p->key_size + p->value_size;
     printf("{\"engine\":\"%s\",\"workload\":\"%s\",\"threads\":%d,\"n\":%llu,"
-           "\"key_size\":%zu,\"value_size\":%zu,\"sync\":\"%s\",\"skipped\":%s,"
+           "\"key_size\":%zu,\"value_size\":%zu,\"sync\":\"%s\",\"skipped\":%s,\"failed\":%s,"
            "\"ops\":%llu,\"secs\":%.6f,\"ops_per_sec\":%.1f,"
            "\"p50_us\":%.3f,\"p99_us\":%.3f,\"p999_us\":%.3f,\"mean_us\":%.3f,\"max_us\":%.3f,"
            "\"found\":%llu,\"missing\":%llu,\"errors\":%llu,\"capped\":%s,",
            r->engine, r->workload, r->threads, (unsigned long long)p->n, p->key_size, p->value_size,
            sync_name(p, r, sb, sizeof sb), r->skipped ? "true" : "false",
-           (unsigned long long)r->ops, r->secs, ops_per_sec(r),
+           r->failed ? "true" : "false", (unsigned long long)r->ops, r->secs, ops_per_sec(r),
            kvb_hist_quantile(&r->hist, 0.50) / 1e3, kvb_hist_quantile(&r->hist, 0.99) / 1e3,
            kvb_hist_quantile(&r->hist, 0.999) / 1e3, kvb_hist_mean(&r->hist) / 1e3,
            r->hist.max_ns / 1e3, (unsigned long long)r->found, (unsigned long long)r->missing,
@@ -221,8 +221,9 @@ static void print_header(void)
 
 static void print_text(const kvb_params *p, const kvb_result *r)
 {
-    if (r->skipped) {
-        printf("%-9s %-17s %3d %11s  (%s)\n", r->engine, r->workload, r->threads, "-", r->note);
+    if (r->skipped || r->failed) {
+        printf("%-9s %-17s %3d %11s  (%s)\n", r->engine, r->workload, r->threads,
+               r->failed ? "FAILED" : "-", r->failed ? "engine error, see stderr" : r->note);
         fflush(stdout);
         return;
     }
@@ -284,7 +285,8 @@ static void print_ratios(const kvb_result *res, int n_engines, int n_jobs)
             if (e == rc_col)
                 continue;
             const kvb_result *peer = &res[e * n_jobs + j];
-            if (peer->skipped || rc->skipped || ops_per_sec(peer) <= 0)
+            if (peer->skipped || rc->skipped || peer->failed || rc->failed ||
+                ops_per_sec(peer) <= 0)
                 printf(" %10s", "-");
             else
                 printf(" %9.2fx", ops_per_sec(rc) / ops_per_sec(peer));
@@ -470,6 +472,7 @@ int main(int argc, char **argv)
             kvb_result *r = &results[e * n_jobs + j];
             if (kvb_run(&s, jobs[j].name, jobs[j].threads, r) != 0) {
                 fprintf(stderr, "kvbench: %s %s failed\n", engines[e]->name, jobs[j].name);
+                r->failed = true;
                 status = 3;
             }
             if (json)

@@ -47,6 +47,7 @@ typedef struct kvb_result {
     uint64_t side_ops;    /* readwhilewriting: the writer's ops */
     bool capped;          /* the --seconds cap ended it before N ops */
     bool skipped;
+    bool failed; /* the engine returned an error */
     char note[160];
 } kvb_result;
 
