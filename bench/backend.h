@@ -37,6 +37,9 @@ typedef struct kvb_engine_stats {
     bool have_keydir;      /* the fields below are meaningful */
     uint64_t live_keys;    /* keys the engine holds */
     uint64_t keydir_bytes; /* RAM the engine's index says it holds */
+    uint64_t fsyncs;       /* fdatasyncs issued since open (0: not known) */
+    uint64_t fsync_ns;     /* their total duration */
+    uint64_t recovery_ms;  /* the engine's own figure for its last open */
 } kvb_engine_stats;
 
 /* A value read back: backends reuse BUF between calls of one thread. */

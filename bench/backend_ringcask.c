@@ -209,6 +209,9 @@ static int rck_stats(void *db, kvb_engine_stats *out)
     out->have_keydir = true;
     out->live_keys = st.live_keys;
     out->keydir_bytes = st.keydir_bytes;
+    out->fsyncs = st.fsyncs;
+    out->fsync_ns = st.fsync_ns_total;
+    out->recovery_ms = st.recovery_ms;
     return 0;
 }
 

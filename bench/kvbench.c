@@ -53,6 +53,7 @@ static void usage(FILE *f)
             "               [--n N] [--key-size B] [--value-size B] [--threads T]\n"
             "               [--sync always|interval:MS|none] [--dir PATH] [--json]\n"
             "               [--read-pct P] [--batch B] [--scan-limit L] [--seconds S] [--seed X]\n"
+            "               [--interleave]\n"
             "\n"
             "  --engine     engines to run back to back (comma list or 'all'); default all\n"
             "  --workload   comma list; NAME@T runs NAME with T threads. Default:\n"
@@ -64,6 +65,8 @@ static void usage(FILE *f)
             "  --sync       durability of writes (default none); fillsync is always 'always'\n"
             "  --dir        parent of the engines' data dirs (default: a new /tmp/kvbench.XXXXXX)\n"
             "  --json       one JSON object per workload on stdout\n"
+            "  --interleave run each workload on every engine in turn (best ratios on a\n"
+            "               noisy machine) instead of each engine's whole list in turn\n"
             "  --read-pct   mixed: percentage of reads (default 95)\n"
             "  --batch      fillbatch: puts per batch/transaction (default 1000)\n"
             "  --scan-limit scan: keys per ordered listing (default 100)\n"
@@ -188,11 +191,12 @@ static void print_json(const kvb_params *p, const kvb_result *r)
            r->hist.max_ns / 1e3, (unsigned long long)r->found, (unsigned long long)r->missing,
            (unsigned long long)r->errors, r->capped ? "true" : "false");
     printf("\"rss_anon_delta\":%lld,\"rss_delta\":%lld,\"ram_per_key\":%.2f,"
-           "\"keydir_bytes\":%llu,\"keydir_per_key\":%.2f,",
+           "\"keydir_bytes\":%llu,\"keydir_per_key\":%.2f,\"fsyncs\":%llu,\"fsync_ns\":%llu,",
            (long long)(r->mem_after.rss_anon - r->mem_before.rss_anon),
            (long long)(r->mem_after.rss - r->mem_before.rss), ram_per_key(r),
            (unsigned long long)r->est.keydir_bytes,
-           r->est.have_keydir ? ratio(r->est.keydir_bytes, r->est.live_keys) : -1.0);
+           r->est.have_keydir ? ratio(r->est.keydir_bytes, r->est.live_keys) : -1.0,
+           (unsigned long long)r->est.fsyncs, (unsigned long long)r->est.fsync_ns);
     printf("\"live_keys\":%llu,\"disk_bytes_allocated\":%llu,\"disk_bytes_apparent\":%llu,"
            "\"space_amp\":%.3f,\"io_write_bytes\":%llu,\"user_bytes\":%llu,\"write_amp\":%.3f,"
            "\"side_write_ops_per_sec\":%.1f,\"note\":\"%s\"}\n",
@@ -251,6 +255,14 @@ static void print_text(const kvb_params *p, const kvb_result *r)
     if (strcmp(r->workload, "scan") == 0)
         off += snprintf(notes + off, sizeof notes - (size_t)off, " keys/s=%.0f",
                         (double)r->found / r->secs);
+    if (strcmp(r->workload, "fillsync") == 0 && r->est.fsyncs)
+        off += snprintf(notes + off, sizeof notes - (size_t)off,
+                        " fsyncs=%llu (%.1f writes each, %.0fus avg)",
+                        (unsigned long long)r->est.fsyncs, (double)r->ops / (double)r->est.fsyncs,
+                        (double)r->est.fsync_ns / (double)r->est.fsyncs / 1e3);
+    if (strcmp(r->workload, "recovery") == 0 && r->est.have_keydir)
+        off += snprintf(notes + off, sizeof notes - (size_t)off, " engine says %llums",
+                        (unsigned long long)r->est.recovery_ms);
     if (r->capped)
         snprintf(notes + off, sizeof notes - (size_t)off, " capped@%llu",
                  (unsigned long long)r->ops);
@@ -317,6 +329,7 @@ int main(int argc, char **argv)
     snprintf(workloads_buf, sizeof workloads_buf, "%s", default_workloads);
     const char *dir_arg = NULL;
     bool json = false;
+    bool interleave = false;
     enum { O_READ_PCT = 256, O_BATCH, O_SCAN_LIMIT, O_SECONDS, O_SEED, O_KEY, O_VAL };
     static const struct option longopts[] = {
         {"engine", required_argument, NULL, 'e'},
@@ -328,6 +341,7 @@ int main(int argc, char **argv)
         {"sync", required_argument, NULL, 's'},
         {"dir", required_argument, NULL, 'd'},
         {"json", no_argument, NULL, 'j'},
+        {"interleave", no_argument, NULL, 'i'},
         {"read-pct", required_argument, NULL, O_READ_PCT},
         {"batch", required_argument, NULL, O_BATCH},
         {"scan-limit", required_argument, NULL, O_SCAN_LIMIT},
@@ -376,6 +390,9 @@ int main(int argc, char **argv)
             break;
         case 'j':
             json = true;
+            break;
+        case 'i':
+            interleave = true;
             break;
         case O_READ_PCT:
             p.read_pct = (unsigned)parse_u64("--read-pct", optarg, 0, 100);
@@ -460,17 +477,31 @@ int main(int argc, char **argv)
         results[i].skipped = true;
     }
     int status = 0;
-    for (int e = 0; e < n_engines; e++) {
-        kvb_session s;
-        if (kvb_session_start(&s, engines[e], &p, base) != 0) {
-            fprintf(stderr, "kvbench: %s: cannot open the engine in %s\n", engines[e]->name, s.dir);
-            status = 3;
-            kvb_session_end(&s);
-            continue;
-        }
-        for (int j = 0; j < n_jobs; j++) {
+    kvb_session *sessions = calloc((size_t)n_engines, sizeof *sessions);
+    bool *open_ok = calloc((size_t)n_engines, sizeof *open_ok);
+    if (!sessions || !open_ok) {
+        fprintf(stderr, "kvbench: out of memory\n");
+        return 3;
+    }
+    /* Sequential: each engine runs the whole list, then the next one.
+     * Interleaved: each workload runs on every engine in turn; an engine is
+     * parked (closed, data kept) after its turn so that its background work
+     * cannot overlap another engine's measurement. */
+    int outer = interleave ? n_jobs : n_engines, inner = interleave ? n_engines : n_jobs;
+    for (int o = 0; o < outer; o++) {
+        for (int i = 0; i < inner; i++) {
+            int e = interleave ? i : o, j = interleave ? o : i;
+            kvb_session *s = &sessions[e];
+            if (j == 0) {
+                open_ok[e] = kvb_session_start(s, engines[e], &p, base) == 0;
+                if (!open_ok[e]) {
+                    fprintf(stderr, "kvbench: %s: cannot open the engine in %s\n", engines[e]->name,
+                            s->dir);
+                    status = 3;
+                }
+            }
             kvb_result *r = &results[e * n_jobs + j];
-            if (kvb_run(&s, jobs[j].name, jobs[j].threads, r) != 0) {
+            if (open_ok[e] && kvb_run(s, jobs[j].name, jobs[j].threads, r) != 0) {
                 fprintf(stderr, "kvbench: %s %s failed\n", engines[e]->name, jobs[j].name);
                 r->failed = true;
                 status = 3;
@@ -479,9 +510,14 @@ int main(int argc, char **argv)
                 print_json(&p, r);
             else
                 print_text(&p, r);
+            if (j == n_jobs - 1)
+                kvb_session_end(s);
+            else if (interleave)
+                kvb_session_park(s);
         }
-        kvb_session_end(&s);
     }
+    free(open_ok);
+    free(sessions);
     if (!json)
         print_ratios(results, n_engines, n_jobs);
     if (made_base)

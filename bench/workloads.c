@@ -159,6 +159,11 @@ int kvb_session_start(kvb_session *s, const kvb_backend *be, const kvb_params *p
     return engine_open(s, p->sync, true);
 }
 
+void kvb_session_park(kvb_session *s)
+{
+    engine_close(s);
+}
+
 void kvb_session_end(kvb_session *s)
 {
     engine_close(s);
@@ -411,7 +416,7 @@ static int run_phase(kvb_session *s, op_kind kind, uint64_t total, int threads, 
 /* Load N keys untimed (batched) unless something is loaded already. */
 static int ensure_loaded(kvb_session *s)
 {
-    if (s->loaded > 0 && s->open_sync == s->p->sync)
+    if (s->loaded > 0 && s->db && s->open_sync == s->p->sync)
         return 0;
     if (s->loaded > 0)
         return engine_open(s, s->p->sync, false);

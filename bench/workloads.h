@@ -69,6 +69,10 @@ extern const char *const kvb_workload_names[];
 bool kvb_workload_known(const char *name);
 
 int kvb_session_start(kvb_session *s, const kvb_backend *be, const kvb_params *p, const char *dir);
+/* Close the engine, keeping its data; the next kvb_run reopens it (untimed).
+ * Closing waits for the engine's background work, so none of it runs while
+ * another engine is being measured. */
+void kvb_session_park(kvb_session *s);
 /* Close the engine and delete its directory. */
 void kvb_session_end(kvb_session *s);
 /* Run workload NAME with THREADS threads; fills *OUT. 0 or -1 (engine error). */
