@@ -209,6 +209,8 @@ static int expiry_for(batch_ctx *b, size_t i, const key_state *st, bool keep_exi
             return 0;
         }
     }
+    if (b->now == 0)
+        b->now = db_now_ms(b->db);
     if (ttl > INT64_MAX - b->now)
         return rc_fail(RC_EINVAL, "ttl of %lld ms overflows the clock", (long long)ttl);
     *out = (uint64_t)(b->now + ttl);
@@ -238,7 +240,11 @@ static int evaluate_write(batch_ctx *b, size_t i)
     key_state st;
     bool need_value = op->kind == RC_OP_INCR || op->kind == RC_OP_APPEND ||
                       op->kind == RC_OP_GETSET;
-    int err = current_state(b, i, need_value, true, &st);
+    int err = 0;
+    if (op->kind == RC_OP_PUT && op->cond == RC_IF_ANY)
+        memset(&st, 0, sizeof(st)); /* a blind write needs no read */
+    else
+        err = current_state(b, i, need_value, true, &st);
     if (err)
         return err;
     err = check_cond(op, &st);
@@ -403,15 +409,21 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
     /* one allocation for the per-op arrays */
     size_t overlay_cap = 0;
     if (n > 1) {
-        overlay_cap = 4;
+        overlay_cap = 8;
         while (overlay_cap < 2 * n)
             overlay_cap *= 2;
     }
     size_t bytes = n * (sizeof(rc_keyspace *) + sizeof(uint64_t) + sizeof(pending) +
                         sizeof(uint32_t)) +
                    overlay_cap * sizeof(uint32_t);
-    char *mem = calloc(1, bytes);
-    if (!mem)
+    /* small batches (most calls are single ops) use the stack */
+    _Alignas(16) char small[4 * (sizeof(pending) + sizeof(rc_keyspace *) + 2 * sizeof(uint64_t) +
+                                 2 * sizeof(uint32_t)) +
+                            16 * sizeof(uint32_t)];
+    char *mem = small;
+    if (bytes <= sizeof(small))
+        memset(small, 0, bytes);
+    else if (!(mem = calloc(1, bytes)))
         return RC_ENOMEM;
     batch_ctx b = {.db = db, .ops = ops, .n = n, .overlay_cap = overlay_cap};
     b.pend = (pending *)mem;
@@ -448,7 +460,8 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
         goto done;
     }
     /* lock the distinct stripes in ascending order */
-    uint32_t *order = malloc(n * sizeof(*order));
+    uint32_t order_small[8];
+    uint32_t *order = n <= 8 ? order_small : malloc(n * sizeof(*order));
     if (!order) {
         err = RC_ENOMEM;
         goto done;
@@ -462,7 +475,6 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
     for (size_t i = 0; i < nlocks; i++)
         pthread_mutex_lock(&db->stripes[order[i]]);
 
-    b.now = db_now_ms(db);
     for (size_t i = 0; i < n && !err; i++) {
         err = ops[i].kind == RC_OP_GET ? evaluate_get(&b, i) : evaluate_write(&b, i);
         if (err) {
@@ -472,7 +484,8 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
     }
     uint64_t lsn = 0;
     if (!err && b.npend) {
-        log_rec *recs = malloc(b.npend * sizeof(*recs));
+        log_rec recs_small[4];
+        log_rec *recs = b.npend <= 4 ? recs_small : malloc(b.npend * sizeof(*recs));
         if (!recs) {
             err = RC_ENOMEM;
         } else {
@@ -499,7 +512,8 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
                 if (b.npend > 1)
                     atomic_fetch_add_explicit(&db->batches, 1, memory_order_relaxed);
             }
-            free(recs);
+            if (recs != recs_small)
+                free(recs);
         }
         if (err)
             bad = 0;
@@ -509,7 +523,8 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
             ks_count(b.ks[i], CNT_GET, 1);
     for (size_t i = nlocks; i-- > 0;)
         pthread_mutex_unlock(&db->stripes[order[i]]);
-    free(order);
+    if (order != order_small)
+        free(order);
     epoch_exit(ep);
     ep = NULL;
     if (!err && lsn)
@@ -524,7 +539,8 @@ done:
         if (failed)
             *failed = bad;
     }
-    free(mem);
+    if (mem != small)
+        free(mem);
     return err;
 }
 
