@@ -146,6 +146,12 @@ static double ops_per_sec(const kvb_result *r)
     return r->secs > 0 ? (double)r->ops / r->secs : 0.0;
 }
 
+/* Process CPU time per op in µs: robust against other tenants' load. */
+static double cpu_us_per_op(const kvb_result *r)
+{
+    return r->ops ? (double)r->cpu_ns / 1e3 / (double)r->ops : 0.0;
+}
+
 static bool is_fill(const kvb_result *r)
 {
     return strncmp(r->workload, "fill", 4) == 0;
@@ -180,16 +186,17 @@ static void print_json(const kvb_params *p, const kvb_result *r)
     uint64_t row = p->key_size + p->value_size;
     printf("{\"engine\":\"%s\",\"workload\":\"%s\",\"threads\":%d,\"n\":%llu,"
            "\"key_size\":%zu,\"value_size\":%zu,\"sync\":\"%s\",\"skipped\":%s,\"failed\":%s,"
-           "\"ops\":%llu,\"secs\":%.6f,\"ops_per_sec\":%.1f,"
+           "\"ops\":%llu,\"secs\":%.6f,\"ops_per_sec\":%.1f,\"cpu_us_per_op\":%.4f,"
            "\"p50_us\":%.3f,\"p99_us\":%.3f,\"p999_us\":%.3f,\"mean_us\":%.3f,\"max_us\":%.3f,"
            "\"found\":%llu,\"missing\":%llu,\"errors\":%llu,\"capped\":%s,",
            r->engine, r->workload, r->threads, (unsigned long long)p->n, p->key_size, p->value_size,
            sync_name(p, r, sb, sizeof sb), r->skipped ? "true" : "false",
            r->failed ? "true" : "false", (unsigned long long)r->ops, r->secs, ops_per_sec(r),
-           kvb_hist_quantile(&r->hist, 0.50) / 1e3, kvb_hist_quantile(&r->hist, 0.99) / 1e3,
-           kvb_hist_quantile(&r->hist, 0.999) / 1e3, kvb_hist_mean(&r->hist) / 1e3,
-           r->hist.max_ns / 1e3, (unsigned long long)r->found, (unsigned long long)r->missing,
-           (unsigned long long)r->errors, r->capped ? "true" : "false");
+           cpu_us_per_op(r), kvb_hist_quantile(&r->hist, 0.50) / 1e3,
+           kvb_hist_quantile(&r->hist, 0.99) / 1e3, kvb_hist_quantile(&r->hist, 0.999) / 1e3,
+           kvb_hist_mean(&r->hist) / 1e3, r->hist.max_ns / 1e3, (unsigned long long)r->found,
+           (unsigned long long)r->missing, (unsigned long long)r->errors,
+           r->capped ? "true" : "false");
     printf("\"rss_anon_delta\":%lld,\"rss_delta\":%lld,\"ram_per_key\":%.2f,"
            "\"keydir_bytes\":%llu,\"keydir_per_key\":%.2f,\"fsyncs\":%llu,\"fsync_ns\":%llu,",
            (long long)(r->mem_after.rss_anon - r->mem_before.rss_anon),
@@ -218,9 +225,9 @@ static void fmt_us(char *buf, size_t len, uint64_t ns)
 
 static void print_header(void)
 {
-    printf("%-9s %-17s %3s %11s %8s %8s %8s %8s %7s %8s %8s %6s %6s  %s\n", "engine", "workload",
-           "thr", "ops/s", "p50us", "p99us", "p99.9us", "RAM/key", "kd/key", "diskMiB", "appMiB",
-           "s-amp", "w-amp", "notes");
+    printf("%-9s %-17s %3s %11s %8s %8s %8s %8s %8s %7s %8s %8s %6s %6s  %s\n", "engine",
+           "workload", "thr", "ops/s", "p50us", "p99us", "p99.9us", "cpuus/op", "RAM/key", "kd/key",
+           "diskMiB", "appMiB", "s-amp", "w-amp", "notes");
 }
 
 static void print_text(const kvb_params *p, const kvb_result *r)
@@ -266,24 +273,22 @@ static void print_text(const kvb_params *p, const kvb_result *r)
     if (r->capped)
         snprintf(notes + off, sizeof notes - (size_t)off, " capped@%llu",
                  (unsigned long long)r->ops);
-    printf("%-9s %-17s %3d %11.0f %8s %8s %8s %8s %7s %8.1f %8.1f %6s %6s  %s\n", r->engine,
-           r->workload, r->threads, ops_per_sec(r), p50, p99, p999, ram, kd,
+    printf("%-9s %-17s %3d %11.0f %8s %8s %8s %8.2f %8s %7s %8.1f %8.1f %6s %6s  %s\n", r->engine,
+           r->workload, r->threads, ops_per_sec(r), p50, p99, p999, cpu_us_per_op(r), ram, kd,
            (double)r->du.allocated / 1048576.0, (double)r->du.apparent / 1048576.0, samp, wamp,
            notes);
     fflush(stdout);
 }
 
-/* ringcask ops/s ÷ each peer's, per workload, for results of one run. */
-static void print_ratios(const kvb_result *res, int n_engines, int n_jobs)
+/* One ratio table: ringcask vs each peer per workload, by METRIC (higher =
+ * ringcask better). */
+static void print_ratio_table(const kvb_result *res, int n_engines, int n_jobs, int rc_col,
+                              bool by_cpu)
 {
-    int rc_col = -1;
-    for (int e = 0; e < n_engines; e++)
-        if (strcmp(res[e * n_jobs].engine, "ringcask") == 0)
-            rc_col = e;
-    if (rc_col < 0 || n_engines < 2)
-        return;
-    printf("\nratio ringcask / peer (ops/s; recovery: reopen rate; > 1 = ringcask faster)\n");
-    printf("%-22s %12s", "workload", "ringcask/s");
+    printf("\n%s\n", by_cpu ? "ratio peer CPU per op / ringcask CPU per op (> 1 = ringcask cheaper)"
+                            : "ratio ringcask ops/s / peer ops/s (> 1 = ringcask faster; "
+                              "recovery: reopen rate)");
+    printf("%-22s %12s", "workload", by_cpu ? "rc cpu us/op" : "ringcask/s");
     for (int e = 0; e < n_engines; e++)
         if (e != rc_col)
             printf(" %10s", res[e * n_jobs].engine);
@@ -292,19 +297,33 @@ static void print_ratios(const kvb_result *res, int n_engines, int n_jobs)
         const kvb_result *rc = &res[rc_col * n_jobs + j];
         char label[48];
         snprintf(label, sizeof label, "%s@%d", rc->workload, rc->threads);
-        printf("%-22s %12.0f", label, ops_per_sec(rc));
+        printf(by_cpu ? "%-22s %12.3f" : "%-22s %12.0f", label,
+               by_cpu ? cpu_us_per_op(rc) : ops_per_sec(rc));
         for (int e = 0; e < n_engines; e++) {
             if (e == rc_col)
                 continue;
             const kvb_result *peer = &res[e * n_jobs + j];
-            if (peer->skipped || rc->skipped || peer->failed || rc->failed ||
-                ops_per_sec(peer) <= 0)
+            double a = by_cpu ? cpu_us_per_op(peer) : ops_per_sec(rc);
+            double b = by_cpu ? cpu_us_per_op(rc) : ops_per_sec(peer);
+            if (peer->skipped || rc->skipped || peer->failed || rc->failed || a <= 0 || b <= 0)
                 printf(" %10s", "-");
             else
-                printf(" %9.2fx", ops_per_sec(rc) / ops_per_sec(peer));
+                printf(" %9.2fx", a / b);
         }
         printf("\n");
     }
+}
+
+static void print_ratios(const kvb_result *res, int n_engines, int n_jobs)
+{
+    int rc_col = -1;
+    for (int e = 0; e < n_engines; e++)
+        if (strcmp(res[e * n_jobs].engine, "ringcask") == 0)
+            rc_col = e;
+    if (rc_col < 0 || n_engines < 2)
+        return;
+    print_ratio_table(res, n_engines, n_jobs, rc_col, false);
+    print_ratio_table(res, n_engines, n_jobs, rc_col, true);
 }
 
 /* ------------------------------------------------------------------ main */

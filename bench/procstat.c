@@ -11,6 +11,8 @@
  * peers' background compaction threads. Directory size is reported twice:
  * allocated blocks (what the disk holds; what kvbench calls disk bytes) and
  * apparent size (st_size), because preallocation and sparse files differ.
+ * CPU time (getrusage, all threads) is the figure that survives a shared
+ * machine: other tenants steal wall time, not the CPU time an op costs.
  */
 #include "procstat.h"
 
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -155,4 +158,13 @@ uint64_t kvb_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t kvb_cpu_ns(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000u +
+           ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
 }

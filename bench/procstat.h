@@ -29,5 +29,7 @@ int kvb_du(const char *dir, kvb_dusage *out);
 int kvb_rmtree(const char *dir);
 int kvb_mkdirs(const char *dir);
 uint64_t kvb_now_ns(void);
+/* CPU time (user + system) of the whole process, all threads, in ns. */
+uint64_t kvb_cpu_ns(void);
 
 #endif /* KVB_PROCSTAT_H */

@@ -37,6 +37,7 @@ typedef struct kvb_result {
     uint64_t ops; /* completed operations (keys for batches) */
     uint64_t found, missing, errors;
     double secs;             /* wall time of the timed phase */
+    uint64_t cpu_ns;         /* process CPU time (all threads) over the phase */
     kvb_hist hist;           /* per-op latency, all threads merged */
     uint64_t user_bytes;     /* key+value bytes the workload wrote */
     uint64_t io_write_bytes; /* /proc/self/io write_bytes delta */
