@@ -157,12 +157,14 @@ static bool is_fill(const kvb_result *r)
     return strncmp(r->workload, "fill", 4) == 0;
 }
 
-/* Anonymous RSS growth over a fill, per key loaded: the engine's RAM per key. */
+/* Anonymous RSS growth over a fill, per key loaded: the engine's RAM per
+ * key, once RSS settled after the load (the engine's transient buffers do not
+ * count; the peak at the end of the load is in the JSON as rss_anon_delta). */
 static double ram_per_key(const kvb_result *r)
 {
-    if (!is_fill(r) || r->ops == 0 || r->mem_after.rss_anon < r->mem_before.rss_anon)
+    if (!is_fill(r) || r->ops == 0 || r->mem_trimmed.rss_anon < r->mem_before.rss_anon)
         return -1;
-    return (double)(r->mem_after.rss_anon - r->mem_before.rss_anon) / (double)r->ops;
+    return (double)(r->mem_trimmed.rss_anon - r->mem_before.rss_anon) / (double)r->ops;
 }
 
 static double ratio(uint64_t a, uint64_t b)
@@ -197,9 +199,14 @@ static void print_json(const kvb_params *p, const kvb_result *r)
            kvb_hist_mean(&r->hist) / 1e3, r->hist.max_ns / 1e3, (unsigned long long)r->found,
            (unsigned long long)r->missing, (unsigned long long)r->errors,
            r->capped ? "true" : "false");
-    printf("\"rss_anon_delta\":%lld,\"rss_delta\":%lld,\"ram_per_key\":%.2f,"
+    printf("\"rss_anon_before\":%llu,\"rss_anon_after\":%llu,\"rss_file_after\":%llu,"
+           "\"rss_anon_delta\":%lld,\"rss_anon_trimmed_delta\":%lld,\"rss_delta\":%lld,"
+           "\"ram_per_key\":%.2f,"
            "\"keydir_bytes\":%llu,\"keydir_per_key\":%.2f,\"fsyncs\":%llu,\"fsync_ns\":%llu,",
+           (unsigned long long)r->mem_before.rss_anon, (unsigned long long)r->mem_trimmed.rss_anon,
+           (unsigned long long)r->mem_trimmed.rss_file,
            (long long)(r->mem_after.rss_anon - r->mem_before.rss_anon),
+           (long long)(r->mem_trimmed.rss_anon - r->mem_before.rss_anon),
            (long long)(r->mem_after.rss - r->mem_before.rss), ram_per_key(r),
            (unsigned long long)r->est.keydir_bytes,
            r->est.have_keydir ? ratio(r->est.keydir_bytes, r->est.live_keys) : -1.0,

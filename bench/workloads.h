@@ -42,6 +42,7 @@ typedef struct kvb_result {
     uint64_t user_bytes;     /* key+value bytes the workload wrote */
     uint64_t io_write_bytes; /* /proc/self/io write_bytes delta */
     kvb_mem mem_before, mem_after;
+    kvb_mem mem_trimmed;  /* after the phase and malloc_trim(0) */
     kvb_dusage du;        /* the data dir after the workload */
     uint64_t live_keys;   /* keys loaded after the workload */
     kvb_engine_stats est; /* engine statistics after the workload */
