@@ -285,7 +285,8 @@ int fmt_stream_read_trailer(fmt_stream_reader *rd, const fmt_stream_frame *f,
                             const uint8_t *payload, fmt_stream_trailer *out)
 {
     if (rd->state != READER_FRAMES || f->type != FMT_STREAM_FRAME_TRAILER ||
-        f->stored_len != FMT_STREAM_TRAILER_LEN || fmt_stream_frame_verify(f, payload) != FMT_OK)
+        f->stored_len != FMT_STREAM_TRAILER_LEN || f->raw_len != FMT_STREAM_TRAILER_LEN ||
+        fmt_stream_frame_verify(f, payload) != FMT_OK)
         goto fail;
     fmt_stream_trailer t = {
         .until = fmt_get_u64(payload + 0),

@@ -31,8 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t *buf = fuzz_copy(data + 1, size - 1);
     size_t len = size - 1;
     if ((mode & FUZZ_RESEAL) && len >= FMT_HINT_HEADER_LEN + FMT_HINT_TRAILER_LEN)
-        fmt_put_u64(buf + len - FMT_HINT_TRAILER_LEN,
-                    fmt_hash64(buf, len - FMT_HINT_TRAILER_LEN));
+        fmt_put_u64(buf + len - FMT_HINT_TRAILER_LEN, fmt_hash64(buf, len - FMT_HINT_TRAILER_LEN));
 
     fmt_hint_header h;
     int rc = fmt_hint_file_verify(buf, len, &h);

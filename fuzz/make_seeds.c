@@ -51,9 +51,14 @@ static void seed2(const char *target, const char *name, const uint8_t *buf, size
 static size_t record(uint8_t *out, size_t cap, uint8_t flags, uint64_t seq, uint32_t ks,
                      uint64_t expires, const char *key, const void *val, uint32_t vlen)
 {
-    fmt_record r = {.flags = flags, .seq = seq, .ks = ks, .expires_at_ms = expires,
-                    .key = (const uint8_t *)key, .klen = (uint32_t)strlen(key),
-                    .val = val, .vlen = vlen};
+    fmt_record r = {.flags = flags,
+                    .seq = seq,
+                    .ks = ks,
+                    .expires_at_ms = expires,
+                    .key = (const uint8_t *)key,
+                    .klen = (uint32_t)strlen(key),
+                    .val = val,
+                    .vlen = vlen};
     size_t n = fmt_record_encode(out, cap, &r);
     if (n == 0) {
         fprintf(stderr, "make_seeds: record %s does not encode\n", key);
@@ -117,15 +122,33 @@ static void seeds_hint(void)
     seed2("fuzz_hint", "empty", buf, FMT_HINT_HEADER_LEN + FMT_HINT_TRAILER_LEN);
 
     static const fmt_hint_entry entries[] = {
-        {.seq = 1, .ks = 0, .key = (const uint8_t *)"users", .klen = 5, .offset = 40,
+        {.seq = 1,
+         .ks = 0,
+         .key = (const uint8_t *)"users",
+         .klen = 5,
+         .offset = 40,
          .total_len = 30},
-        {.seq = 2, .ks = 1, .key = (const uint8_t *)"hello", .klen = 5, .offset = 70,
+        {.seq = 2,
+         .ks = 1,
+         .key = (const uint8_t *)"hello",
+         .klen = 5,
+         .offset = 70,
          .total_len = 20},
-        {.flags = FMT_REC_TOMBSTONE, .seq = 70000, .ks = 7, .key = (const uint8_t *)"gone",
-         .klen = 4, .offset = 90, .total_len = 12},
-        {.flags = FMT_REC_COMPRESSED | (3u << FMT_REC_TYPE_SHIFT), .seq = 1ull << 40, .ks = 1,
-         .expires_at_ms = 1767225600000ull, .key = (const uint8_t *)"doc", .klen = 3,
-         .offset = 102, .total_len = 300},
+        {.flags = FMT_REC_TOMBSTONE,
+         .seq = 70000,
+         .ks = 7,
+         .key = (const uint8_t *)"gone",
+         .klen = 4,
+         .offset = 90,
+         .total_len = 12},
+        {.flags = FMT_REC_COMPRESSED | (3u << FMT_REC_TYPE_SHIFT),
+         .seq = 1ull << 40,
+         .ks = 1,
+         .expires_at_ms = 1767225600000ull,
+         .key = (const uint8_t *)"doc",
+         .klen = 3,
+         .offset = 102,
+         .total_len = 300},
     };
     h.count = sizeof entries / sizeof entries[0];
     h.covered = 402;

@@ -263,15 +263,21 @@ Test(hint, header_rejections)
 Test(hint, entry_rejections)
 {
     uint8_t buf[64];
-    fmt_hint_entry e = {.flags = FMT_REC_BATCH,
+    fmt_hint_entry e = {.flags = FMT_REC_BATCH_END | FMT_REC_TOMBSTONE,
                         .seq = 1,
                         .ks = FMT_KS_DEFAULT,
                         .key = (const uint8_t *)"k",
                         .klen = 1,
                         .offset = 40,
                         .total_len = 9};
-    cr_assert_eq(fmt_hint_entry_encode(buf, sizeof buf, &e), 0);
+    cr_assert_eq(fmt_hint_entry_encode(buf, sizeof buf, &e), 6);
+    cr_assert_eq(buf[0], FMT_REC_TOMBSTONE); /* batch bits are dropped */
     e.flags = 0;
+    e.seq = 0;
+    cr_assert_eq(fmt_hint_entry_encode(buf, sizeof buf, &e), 0);
+    e.seq = 1;
+    e.klen = FMT_KEY_MAX + 1;
+    cr_assert_eq(fmt_hint_entry_encode(buf, sizeof buf, &e), 0);
     e.klen = 0;
     cr_assert_eq(fmt_hint_entry_encode(buf, sizeof buf, &e), 0);
     e.klen = 1;
