@@ -10,7 +10,7 @@
 #include "catalog.h"
 
 #define CATALOG_VERSION 1u
-#define CATALOG_KS_FIRST 2u
+#define CATALOG_KS_FIRST 1u /* "default" (1) has a record once its TTL is set */
 
 void fmt_catalog_encode(uint8_t out[FMT_CATALOG_VALUE_LEN], const fmt_catalog_entry *e)
 {

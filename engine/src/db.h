@@ -93,6 +93,7 @@ struct rc_db {
     pthread_cond_t bg_cv;
     bool bg_stop;
     bool bg_kick;
+    pthread_mutex_t sweep_mu; /* one sweeper at a time (cursors) */
 
     /* stats */
     _Atomic uint64_t batches, fsyncs, fsync_ns_total, fsync_ns_max, expired_swept;

@@ -105,9 +105,13 @@ Test(catalog, rejections)
     buf[1] = 2;
     cr_assert_eq(fmt_catalog_decode(buf, FMT_CATALOG_VALUE_LEN, &d), FMT_ECORRUPT);
     buf[1] = 0;
-    e.ks_id = 1;
+    e.ks_id = 0; /* the catalogue never describes itself */
     fmt_catalog_encode(buf, &e);
     cr_assert_eq(fmt_catalog_decode(buf, FMT_CATALOG_VALUE_LEN, &d), FMT_ECORRUPT);
+    e.ks_id = 1; /* "default", once its TTL is set */
+    fmt_catalog_encode(buf, &e);
+    cr_assert_eq(fmt_catalog_decode(buf, FMT_CATALOG_VALUE_LEN, &d), FMT_OK);
+    cr_assert_eq(d.ks_id, 1);
     e.ks_id = 2;
     e.default_ttl_ms = -1;
     fmt_catalog_encode(buf, &e);
