@@ -33,7 +33,7 @@ static void fuzz_catalog(const uint8_t *buf, size_t len)
     fmt_catalog_entry e;
     if (fmt_catalog_decode(buf, len, &e) != FMT_OK)
         return;
-    FUZZ_CHECK(len == FMT_CATALOG_VALUE_LEN && e.ks_id >= 2 && e.default_ttl_ms >= 0);
+    FUZZ_CHECK(len == FMT_CATALOG_VALUE_LEN && e.ks_id >= 1 && e.default_ttl_ms >= 0);
     uint8_t out[FMT_CATALOG_VALUE_LEN];
     fmt_catalog_encode(out, &e);
     FUZZ_CHECK(memcmp(out, buf, sizeof out) == 0);
