@@ -455,3 +455,19 @@ Test(stream, layout_matches_format_md)
     cr_assert_eq(b.frame_at[2] + 57, b.len);
     free(b.buf);
 }
+
+Test(stream, header_encode_decode_round_trip)
+{
+    uint8_t buf[FMT_STREAM_HEADER_LEN];
+    fmt_stream_header h = {.db_id = 11, .since = 22, .created_ms = 33}, d;
+    fmt_stream_header_encode(buf, &h);
+    cr_assert_eq(fmt_stream_header_decode(buf, sizeof buf, &d), FMT_OK);
+    cr_assert_eq(d.db_id, 11);
+    cr_assert_eq(d.since, 22);
+    cr_assert_eq(d.created_ms, 33);
+    for (size_t i = 0; i < sizeof buf; i++) {
+        buf[i] ^= 0x20;
+        cr_assert_neq(fmt_stream_header_decode(buf, sizeof buf, &d), FMT_OK, "byte %zu", i);
+        buf[i] ^= 0x20;
+    }
+}
