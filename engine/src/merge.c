@@ -532,7 +532,7 @@ static int merge_segments(rc_db *db, segment **victims, size_t nv)
                                 : m.now;
         before += atomic_load(&victims[i]->size) + victims[i]->hint_bytes;
         scan_result res;
-        scan_segment(victims[i], merge_visit, &m, &res);
+        scan_segment(victims[i], false, merge_visit, &m, &res);
         err = m.err;
     }
     epoch_exit(ep);
@@ -573,8 +573,10 @@ static int merge_segments(rc_db *db, segment **victims, size_t nv)
     return err;
 }
 
-/* Collect merge victims: every sealed segment with dead data (ALL) or those
- * past the thresholds; *N receives the count. */
+/* Collect merge victims: with ALL, every sealed segment as soon as any has
+ * something dead (a full compaction: only then can every droppable tombstone
+ * be proven droppable, since no older segment stays outside); otherwise the
+ * segments past the thresholds. *N receives the count. */
 static segment **pick_victims(rc_db *db, bool all, size_t *n)
 {
     segment **v = malloc(SEG_SLOTS * sizeof(*v));
@@ -593,7 +595,7 @@ static segment **pick_victims(rc_db *db, bool all, size_t *n)
                            s->created_ms + (int64_t)db->opt.tombstone_retention_ms <= now;
         bool pick;
         if (all)
-            pick = dead > 0 || markers_due || size <= FMT_SEG_HEADER_LEN;
+            pick = true;
         else
             pick = size > FMT_SEG_HEADER_LEN &&
                    (dead * 100 >= (uint64_t)db->opt.merge_dead_pct * size ||
@@ -602,6 +604,14 @@ static segment **pick_victims(rc_db *db, bool all, size_t *n)
             v[k++] = s;
             total += size;
         }
+    }
+    if (all) { /* nothing to gain when nothing is dead */
+        bool any = false;
+        for (size_t i = 0; i < k && !any; i++)
+            any = atomic_load(&v[i]->dead_bytes) > 0 || v[i]->kept_marker_bytes > 0 ||
+                  atomic_load(&v[i]->size) <= FMT_SEG_HEADER_LEN;
+        if (!any)
+            k = 0;
     }
     *n = k;
     return v;
