@@ -65,8 +65,8 @@ _Static_assert(ENT_HDR + ENT_EXPIRY + FMT_KEY_MAX + 3u <= KD_ARENA_CHUNK_MAX,
                "the largest entry must fit in a chunk");
 
 #define TABLE_MIN_CAP 4u
-#define TABLE_MMAP_BYTES (128u * 1024u)
-#define COMPACT_MIN_HOLES 512u /* below this, a compaction would cost more than it saves */
+#define TABLE_MMAP_BYTES (64u * 1024u) /* = arena chunk size: smaller freed tables fit no chunk */
+#define COMPACT_MIN_HOLES 512u         /* below this, a compaction would cost more than it saves */
 
 typedef struct kd_shard {
     _Alignas(KEYDIR_ALIGN) pthread_rwlock_t lock;
@@ -359,11 +359,11 @@ static void shard_tidy(kd_shard *s)
 /* ---- mutations (shard write-locked) ---- */
 
 /* Insert an absent key whose probe run ends at POS. */
-static int shard_insert(kd_shard *s, uint32_t tag, const void *key, size_t klen,
-                        const kd_loc *loc, uint32_t pos)
+static int shard_insert(kd_shard *s, uint32_t tag, const void *key, size_t klen, const kd_loc *loc,
+                        uint32_t pos)
 {
     if (count_get(s) + 1u > s->grow_at) {
-        uint32_t newcap = s->cap < TABLE_MIN_CAP ? TABLE_MIN_CAP : s->cap + s->cap / 2u;
+        uint32_t newcap = s->cap < TABLE_MIN_CAP ? TABLE_MIN_CAP : s->cap + s->cap / 4u;
         if (newcap <= s->cap || shard_rehash(s, newcap))
             return -1;
         pos = slot_home(tag, s->cap);
@@ -533,8 +533,8 @@ int keydir_put(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd
     return upsert(kd, hash, key, klen, loc, false, NULL, old, had_old);
 }
 
-int keydir_put_if_newer(keydir *kd, uint64_t hash, const void *key, size_t klen,
-                        const kd_loc *loc, bool *replaced, kd_loc *old, bool *had_old)
+int keydir_put_if_newer(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *loc,
+                        bool *replaced, kd_loc *old, bool *had_old)
 {
     return upsert(kd, hash, key, klen, loc, true, replaced, old, had_old);
 }
@@ -551,8 +551,8 @@ bool keydir_remove(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_l
     return true;
 }
 
-bool keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen,
-                    const kd_loc *expect, const kd_loc *newloc)
+bool keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *expect,
+                    const kd_loc *newloc)
 {
     kd_shard *s = &kd->shards[keydir_shard_of(hash)];
     uint32_t pos;
@@ -571,8 +571,7 @@ bool keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen,
     return true;
 }
 
-bool keydir_remove_if(keydir *kd, uint64_t hash, const void *key, size_t klen,
-                      const kd_loc *expect)
+bool keydir_remove_if(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *expect)
 {
     kd_shard *s = &kd->shards[keydir_shard_of(hash)];
     uint32_t pos;

@@ -19,9 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KD_ARENA_OFF_BITS 14u                                 /* offset / 4 within a chunk */
-#define KD_ARENA_CHUNK_MAX (4u << KD_ARENA_OFF_BITS)          /* 64 KiB */
-#define KD_ARENA_CHUNK_MIN 128u                               /* first chunk of a new shard */
+#define KD_ARENA_OFF_BITS 14u                        /* offset / 4 within a chunk */
+#define KD_ARENA_CHUNK_MAX (4u << KD_ARENA_OFF_BITS) /* 64 KiB */
+#define KD_ARENA_CHUNK_MIN 128u                      /* first chunk of a new shard */
 #define KD_ARENA_CHUNKS_MAX ((UINT32_MAX >> KD_ARENA_OFF_BITS) - 1u) /* keeps ref+1 in 32 bits */
 
 typedef struct kd_arena {
@@ -30,7 +30,7 @@ typedef struct kd_arena {
     uint32_t chunks_cap; /* capacity of the pointer array */
     uint32_t cur_size;   /* capacity of the last chunk */
     uint32_t cur_used;   /* bytes handed out from the last chunk */
-    uint32_t next_size;  /* capacity of the next chunk (doubles up to CHUNK_MAX) */
+    uint32_t next_size;  /* capacity of the next chunk (chunk_bytes / 4, clamped) */
     size_t chunk_bytes;  /* sum of chunk capacities */
     size_t hole_bytes;   /* freed entries plus abandoned chunk tails */
 } kd_arena;
