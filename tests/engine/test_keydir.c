@@ -596,7 +596,9 @@ Test(keydir, scan_step_covers_each_entry_once_per_cycle)
         keydir_rdlock(kd, s);
         for (;;) {
             v.calls = 0;
-            if (keydir_shard_scan_step(kd, s, &cursor, 50, count_visit, &v))
+            bool wrapped = keydir_shard_scan_step(kd, s, &cursor, 50, count_visit, &v);
+            cr_assert_leq(v.calls, 1, "the step went on after the callback stopped it");
+            if (wrapped)
                 break;
         }
         keydir_unlock(kd, s);

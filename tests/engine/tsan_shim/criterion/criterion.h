@@ -51,6 +51,7 @@ static inline void shim_fail(const char *file, int line, const char *what)
 #define cr_assert_neq(a, b, ...) cr_assert((a) != (b))
 #define cr_assert_lt(a, b, ...) cr_assert((a) < (b))
 #define cr_assert_gt(a, b, ...) cr_assert((a) > (b))
+#define cr_assert_leq(a, b, ...) cr_assert((a) <= (b))
 #define cr_assert_not_null(p, ...) cr_assert((p) != NULL)
 
 int main(int argc, char **argv)
