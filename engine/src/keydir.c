@@ -5,39 +5,48 @@
  * with its own rwlock, table and arena (keydir_arena.c). The table is open
  * addressing with linear probing over 8-byte slots: high 32 bits = tag (the
  * hash's low 32 bits), low 32 bits = arena reference, 0 meaning empty. The
- * home slot is fastrange(tag, cap) = tag * cap >> 32, so the capacity need not
- * be a power of two and the table can grow by 1.25x: it grows at 0.85 load to
- * 0.68, which keeps the load near 0.76 on average and never under 0.68
- * (8 / load = 9.4..11.8 B of slot per key). A
- * rehash reads only the stored tags, never the keys, so growing a shard
- * touches one table and no entry. Deletion is backward-shift (no tombstones),
- * so probe runs stay as short as the load allows and no periodic cleanup
- * pass exists. A 32-bit tag makes a false tag match, and thus a wasted key
- * compare, rare (~1 in 4e9 per probed slot).
+ * home slot is fastrange(tag, cap) = tag * cap >> 32, so the capacity need
+ * not be a power of two. A rehash reads only the stored tags, never the keys,
+ * so growing a shard touches one table and no entry. Deletion is
+ * backward-shift (no tombstones), so probe runs stay as short as the load
+ * allows and no cleanup pass exists. A 32-bit tag makes a false tag match,
+ * and thus a wasted key compare, rare (~1 in 4e9 per probed slot).
+ *
+ * Growth is 1.25x at 0.85 load, so the load stays within 0.68..0.85 (slot
+ * cost 8 B / load = 9.4..11.8 B per key). With 1.5x the load would fall to
+ * 0.57 after each growth (14 B per key) and a keyspace that happens to sit
+ * just past a growth would miss the memory target; the price of 1.25x is
+ * that every key is moved ~5 times over the table's life instead of ~3
+ * (cheap: tags only) and linear-probing misses at 0.85 scan ~20 slots
+ * (three cache lines).
  *
  * Entries. The arena holds packed entries, 4-byte aligned:
  *     u16 klen (11 bits) | flags (5 bits; ENT_F_EXPIRY)
  *     u16 seg, u32 off, u64 seq, [i64 expires_at_ms if ENT_F_EXPIRY], key
  * i.e. 16 B + key for a key without expiry. Fields are read and written with
- * the fmt_ little-endian helpers (the offsets are not naturally aligned for
- * u64). An overwrite rewrites the entry in place unless the expiry appears or
+ * the fmt_ little-endian helpers (the u64 is not naturally aligned). An
+ * overwrite rewrites the entry in place unless the expiry appears or
  * disappears, which changes the entry's size: then it is copied to a new
  * entry and the old one becomes a hole.
  *
- * Memory. With 16-byte keys a key costs 32 B of entry + ~11.5 B of slot, i.e.
- * ~28 B beyond the key bytes, against the 32 B target. Holes left by deletes
- * and resizes are reclaimed by per-shard compaction (copy live entries to a
- * fresh arena in table order) once they pass 25 % of the shard's arena; the
- * table shrinks when its load falls under 0.25, and an emptied shard frees
- * everything, so a keyspace that expires returns its memory. Tables of 128 KiB
- * and more are mmap'ed so that freeing the old table after a resize returns
- * it to the kernel at once instead of leaving a hole in the malloc heap.
+ * Memory. With 16-byte keys a key costs 32 B of entry + 9.4..11.8 B of slot
+ * + ~1 B of chunk slack, i.e. 26..29 B beyond the key bytes, against the 32 B
+ * target. Holes left by deletes and resizes are reclaimed by per-shard
+ * compaction (copy live entries to a fresh arena in table order) once they
+ * pass 25 % of the shard's arena; the table shrinks when its load falls under
+ * 0.25, and an emptied shard frees everything, so a keyspace that expires
+ * returns its memory. An empty keydir is the 12 KiB shard array. Tables of
+ * 64 KiB and more are mmap'ed: freeing the old table after a resize then
+ * returns it to the kernel at once, where a malloc'ed one would leave a hole
+ * in the heap that no 64 KiB arena chunk fits (measured: +5 B per key of RSS).
  *
  * Pauses. Growth, shrinking and compaction are stop-the-shard operations
- * under the shard's write lock: O(shard size), i.e. 1/64 of the keyspace.
- * That bounds the pause without the complexity of incremental rehashing (two
- * live tables, every lookup probing both); keydir_bench reports the longest
- * put.
+ * under the shard's write lock: O(shard size), i.e. 1/64 of the keyspace,
+ * ~11 ns of CPU per key of the shard (1.8 ms at 10M keys). That bounds the
+ * pause without the complexity of incremental rehashing (two live tables,
+ * every lookup probing both), at the cost of pauses growing with the
+ * keyspace: past ~20M keys in one keyspace they exceed a few ms, and a
+ * segmented or incremental resize becomes worth its complexity.
  *
  * Locks are glibc writer-preferring rwlocks, so a steady stream of readers
  * cannot starve the writer thread; the price is that a thread must never
@@ -59,15 +68,15 @@
 #define ENT_F_EXPIRY 0x0800u
 #define ENT_HDR 16u     /* klen|flags, seg, off, seq */
 #define ENT_EXPIRY 8u   /* the optional i64 expires_at_ms */
-#define KEYDIR_ALIGN 64 /* one shard per cache line group: no false sharing of locks */
+#define KEYDIR_ALIGN 64 /* shards start on cache lines: no false sharing of locks */
 
 _Static_assert(FMT_KEY_MAX <= ENT_KLEN_MASK, "klen must fit in 11 bits");
 _Static_assert(ENT_HDR + ENT_EXPIRY + FMT_KEY_MAX + 3u <= KD_ARENA_CHUNK_MAX,
                "the largest entry must fit in a chunk");
 
 #define TABLE_MIN_CAP 4u
-#define TABLE_MMAP_BYTES (64u * 1024u) /* = arena chunk size: smaller freed tables fit no chunk */
-#define COMPACT_MIN_HOLES 512u         /* below this, a compaction would cost more than it saves */
+#define TABLE_MMAP_BYTES (64u * 1024u) /* see "Memory" above */
+#define COMPACT_MIN_HOLES 512u         /* less is not worth a malloc/copy/free cycle */
 
 typedef struct kd_shard {
     _Alignas(KEYDIR_ALIGN) pthread_rwlock_t lock;
