@@ -209,6 +209,8 @@ static void shard_publish_mem(kd_shard *s)
 static uint64_t *table_alloc(uint32_t cap)
 {
     size_t bytes = (size_t)cap * sizeof(uint64_t);
+    if (kd_alloc_should_fail())
+        return NULL;
     if (bytes >= TABLE_MMAP_BYTES) {
         /* Populate: faulting the pages in one call costs ~40 % less than
          * taking them one by one inside the rehash loop, and every page of
@@ -314,7 +316,7 @@ static void table_delete_at(kd_shard *s, uint32_t i)
 static void shard_compact(kd_shard *s)
 {
     uint32_t count = count_get(s);
-    uint32_t *refs = malloc((size_t)count * sizeof *refs);
+    uint32_t *refs = kd_alloc_should_fail() ? NULL : malloc((size_t)count * sizeof *refs);
     if (!refs)
         return;
     size_t live = kd_arena_live_bytes(&s->arena);
@@ -438,7 +440,7 @@ static void shard_remove_at(kd_shard *s, uint32_t pos)
 
 keydir *keydir_new(void)
 {
-    keydir *kd = aligned_alloc(KEYDIR_ALIGN, sizeof *kd);
+    keydir *kd = kd_alloc_should_fail() ? NULL : aligned_alloc(KEYDIR_ALIGN, sizeof *kd);
     if (!kd)
         return NULL;
     memset(kd, 0, sizeof *kd);

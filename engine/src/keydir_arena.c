@@ -16,6 +16,22 @@
 
 #include <stdlib.h>
 
+#ifdef RC_FAULT_INJECTION
+static _Thread_local long fail_countdown = -1;
+
+void keydir_fault_fail_alloc(long n)
+{
+    fail_countdown = n;
+}
+
+bool kd_alloc_should_fail(void)
+{
+    if (fail_countdown < 0)
+        return false;
+    return fail_countdown-- == 0;
+}
+#endif
+
 static uint32_t clamp_chunk(size_t n)
 {
     if (n < KD_ARENA_CHUNK_MIN)
@@ -48,14 +64,15 @@ static bool arena_new_chunk(kd_arena *a, uint32_t need)
         uint32_t cap = a->chunks_cap ? a->chunks_cap * 2u : 4u;
         if (cap > KD_ARENA_CHUNKS_MAX)
             cap = KD_ARENA_CHUNKS_MAX;
-        uint8_t **chunks = realloc(a->chunks, (size_t)cap * sizeof *chunks);
+        uint8_t **chunks =
+            kd_alloc_should_fail() ? NULL : realloc(a->chunks, (size_t)cap * sizeof *chunks);
         if (!chunks)
             return false;
         a->chunks = chunks;
         a->chunks_cap = cap;
     }
     uint32_t size = a->next_size > need ? a->next_size : need;
-    uint8_t *chunk = malloc(size);
+    uint8_t *chunk = kd_alloc_should_fail() ? NULL : malloc(size);
     if (!chunk)
         return false;
     if (a->nchunks)

@@ -35,6 +35,19 @@ typedef struct kd_arena {
     size_t hole_bytes;   /* freed entries plus abandoned chunk tails */
 } kd_arena;
 
+#ifdef RC_FAULT_INJECTION
+/* Test hook: the allocation after N more succeed fails once (N = 0: the very
+ * next one); N < 0 disarms. Per thread. Counts every allocation the keydir
+ * makes: chunks, chunk arrays, tables, compaction scratch. */
+void keydir_fault_fail_alloc(long n);
+bool kd_alloc_should_fail(void);
+#else
+static inline bool kd_alloc_should_fail(void)
+{
+    return false;
+}
+#endif
+
 /* An empty arena whose first chunk will hold FIRST_CHUNK bytes (rounded to 4,
  * clamped to [CHUNK_MIN, CHUNK_MAX]); allocates nothing yet. */
 void kd_arena_init(kd_arena *a, size_t first_chunk);

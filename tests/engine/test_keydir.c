@@ -5,11 +5,18 @@
  * and concurrent readers. Hashes are the caller's to pass, so several tests
  * forge them to pile keys into one shard or onto one tag.
  *
- * By hand, once per change of keydir.c, run the concurrency test under
- * ThreadSanitizer:
- *   clang -std=gnu17 -g -O1 -fsanitize=thread -Iengine/src -Iformat engine/src/keydir.c \
- *     engine/src/keydir_arena.c tests/engine/test_keydir.c -lcriterion -lxxhash -lpthread \
- *     -o /tmp/test_keydir_tsan && /tmp/test_keydir_tsan --filter 'keydir/concurrent*'
+ * The ENOMEM tests need a keydir built with -DRC_FAULT_INJECTION and skip
+ * otherwise. Standalone build (from the repository root):
+ *   clang -std=gnu17 -g -O1 -DRC_FAULT_INJECTION -fsanitize=address,undefined \
+ *     -Iengine/src -Iformat engine/src/keydir.c engine/src/keydir_arena.c \
+ *     tests/engine/test_keydir.c -lcriterion -lxxhash -lpthread -o /tmp/test_keydir
+ *
+ * By hand, once per change of keydir.c, run the suite under ThreadSanitizer.
+ * Criterion's runner cannot start under TSan, so that build swaps in a tiny
+ * stand-in header (tests/engine/tsan_shim):
+ *   clang -std=gnu17 -g -O1 -fsanitize=thread -Itests/engine/tsan_shim -Iengine/src \
+ *     -Iformat engine/src/keydir.c engine/src/keydir_arena.c tests/engine/test_keydir.c \
+ *     -lxxhash -lpthread -o /tmp/test_keydir_tsan && /tmp/test_keydir_tsan concurrent
  */
 #include "keydir.h"
 
@@ -19,6 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Fault injection (keydir_arena.h): defined only when the keydir is built
+ * with RC_FAULT_INJECTION, hence weak; the tests that need it skip without. */
+void keydir_fault_fail_alloc(long n) __attribute__((weak));
 
 static uint64_t splitmix64(uint64_t *state)
 {
@@ -614,6 +625,99 @@ Test(keydir, scan_step_covers_each_entry_once_per_cycle)
     keydir_unlock(kd, 0);
     cr_assert_eq(cursor, 0);
     keydir_free(kd);
+}
+
+Test(keydir, enomem_changes_nothing)
+{
+    if (!keydir_fault_fail_alloc)
+        cr_skip_test("the keydir was built without RC_FAULT_INJECTION");
+    keydir_fault_fail_alloc(0);
+    cr_assert_null(keydir_new());
+
+    /* Fail the Nth allocation for every N in reach: each put either succeeds
+     * or returns -1 and leaves no trace; removes always succeed (their
+     * shrink and compaction are best effort). */
+    enum { N = 3000 };
+    static bool in[N];
+    for (long fail_at = 0; fail_at < 400; fail_at += fail_at < 100 ? 1 : 7) {
+        keydir *kd = keydir_new();
+        cr_assert_not_null(kd);
+        size_t live = 0;
+        keydir_fault_fail_alloc(fail_at);
+        for (uint32_t i = 0; i < N; i++) {
+            char k[16];
+            kd_loc loc = loc_of(i, 1);
+            int rc = put(kd, k, key_of(i, k), &loc, NULL, NULL);
+            in[i] = rc == 0;
+            live += in[i];
+            cr_assert_eq(keydir_count(kd), live, "fail_at %ld, key %u", fail_at, i);
+            if (rc)
+                cr_assert_not(find(kd, k, key_of(i, k), NULL));
+        }
+        cr_assert_geq(live, N - 1);
+        /* Expiry changes need a new entry: a failure keeps the old one. */
+        keydir_fault_fail_alloc(fail_at % 5);
+        for (uint32_t i = 0; i < N; i++) {
+            char k[16];
+            size_t klen = key_of(i, k);
+            kd_loc want = loc_of(i, 1), flip = want, got;
+            flip.expires_at_ms = want.expires_at_ms ? 0 : 42;
+            flip.seq++;
+            if (!in[i])
+                continue;
+            if (put(kd, k, klen, &flip, NULL, NULL) == 0)
+                want = flip;
+            cr_assert(find(kd, k, klen, &got));
+            assert_loc_eq(&got, &want);
+            if (want.seq != flip.seq) { /* this one failed: the rest succeed */
+                kd_loc old = want;
+                cr_assert_eq(put(kd, k, klen, &old, NULL, NULL), 0);
+            }
+        }
+        keydir_fault_fail_alloc(fail_at);
+        for (uint32_t i = 0; i < N; i++) {
+            char k[16];
+            cr_assert_eq(del(kd, k, key_of(i, k), NULL), in[i], "fail_at %ld, key %u", fail_at, i);
+        }
+        keydir_fault_fail_alloc(-1);
+        cr_assert_eq(keydir_count(kd), 0);
+        keydir_free(kd);
+    }
+}
+
+Test(keydir, repoint_survives_enomem)
+{
+    if (!keydir_fault_fail_alloc)
+        cr_skip_test("the keydir was built without RC_FAULT_INJECTION");
+    uint64_t h = keydir_hash("r", 1);
+    unsigned sh = keydir_shard_of(h);
+    kd_loc cur = {.seg = 1, .off = 2, .seq = 3};
+    kd_loc moved = {.seg = 4, .off = 5, .seq = 3, .expires_at_ms = 99};
+    /* NEWLOC has an expiry, so it needs a bigger entry; when that allocation
+     * fails the repoint must still happen, or merge would delete the segment
+     * the key points into. With 0..63 filler entries in the shard, some runs
+     * need a new chunk exactly then. */
+    for (int fillers = 0; fillers < 64; fillers++) {
+        keydir *kd = keydir_new();
+        kd_loc got;
+        keydir_wrlock(kd, sh);
+        cr_assert_eq(keydir_put(kd, h, "r", 1, &cur, NULL, NULL), 0);
+        for (int i = 0; i < fillers; i++) {
+            kd_loc filler = {.seq = 1};
+            char k[3] = {'f', (char)i, 0};
+            uint64_t fh = keydir_hash(k, 3) >> 6 | (uint64_t)sh << 58;
+            cr_assert_eq(keydir_put(kd, fh, k, 3, &filler, NULL, NULL), 0);
+        }
+        keydir_fault_fail_alloc(0);
+        cr_assert(keydir_repoint(kd, h, "r", 1, &cur, &moved));
+        keydir_fault_fail_alloc(-1);
+        cr_assert(keydir_find(kd, h, "r", 1, &got));
+        cr_assert_eq(got.seg, moved.seg);
+        cr_assert_eq(got.off, moved.off);
+        cr_assert_eq(got.seq, moved.seq);
+        keydir_unlock(kd, sh);
+        keydir_free(kd);
+    }
 }
 
 enum { CONC_KEYS = 40000, CONC_READERS = 4 };

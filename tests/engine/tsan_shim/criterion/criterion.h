@@ -53,6 +53,13 @@ static inline void shim_fail(const char *file, int line, const char *what)
 #define cr_assert_gt(a, b, ...) cr_assert((a) > (b))
 #define cr_assert_leq(a, b, ...) cr_assert((a) <= (b))
 #define cr_assert_not_null(p, ...) cr_assert((p) != NULL)
+#define cr_assert_null(p, ...) cr_assert((p) == NULL)
+#define cr_assert_geq(a, b, ...) cr_assert((a) >= (b))
+#define cr_skip_test(...)                                                                          \
+    do {                                                                                           \
+        fprintf(stderr, "[SKIP]\n");                                                               \
+        return;                                                                                    \
+    } while (0)
 
 int main(int argc, char **argv)
 {
