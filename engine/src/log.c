@@ -134,7 +134,8 @@ static int log_rotate(rc_db *db, uint64_t need)
 static inline fmt_record to_fmt(const log_rec *r, uint8_t extra_flags)
 {
     fmt_record f = {
-        .flags = (uint8_t)(r->flags | extra_flags),
+        /* framing is the log's alone: never inherited from a caller's record */
+        .flags = (uint8_t)((r->flags & ~(FMT_REC_BATCH | FMT_REC_BATCH_END)) | extra_flags),
         .seq = r->seq,
         .ks = r->ks,
         .expires_at_ms = r->expires_at_ms,
