@@ -53,7 +53,7 @@ static void usage(FILE *f)
             "               [--n N] [--key-size B] [--value-size B] [--threads T]\n"
             "               [--sync always|interval:MS|none] [--dir PATH] [--json]\n"
             "               [--read-pct P] [--batch B] [--scan-limit L] [--seconds S] [--seed X]\n"
-            "               [--interleave]\n"
+            "               [--interleave [--repeat R]]\n"
             "\n"
             "  --engine     engines to run back to back (comma list or 'all'); default all\n"
             "  --workload   comma list; NAME@T runs NAME with T threads. Default:\n"
@@ -67,6 +67,8 @@ static void usage(FILE *f)
             "  --json       one JSON object per workload on stdout\n"
             "  --interleave run each workload on every engine in turn (best ratios on a\n"
             "               noisy machine) instead of each engine's whole list in turn\n"
+            "  --repeat R   with --interleave: run each workload R times round-robin over\n"
+            "               the engines and report each engine's best (highest ops/s) run\n"
             "  --read-pct   mixed: percentage of reads (default 95)\n"
             "  --batch      fillbatch: puts per batch/transaction (default 1000)\n"
             "  --scan-limit scan: keys per ordered listing (default 100)\n"
@@ -190,7 +192,7 @@ static void print_json(const kvb_params *p, const kvb_result *r)
            "\"key_size\":%zu,\"value_size\":%zu,\"sync\":\"%s\",\"skipped\":%s,\"failed\":%s,"
            "\"ops\":%llu,\"secs\":%.6f,\"ops_per_sec\":%.1f,\"cpu_us_per_op\":%.4f,"
            "\"p50_us\":%.3f,\"p99_us\":%.3f,\"p999_us\":%.3f,\"mean_us\":%.3f,\"max_us\":%.3f,"
-           "\"found\":%llu,\"missing\":%llu,\"errors\":%llu,\"capped\":%s,",
+           "\"found\":%llu,\"missing\":%llu,\"errors\":%llu,\"capped\":%s,\"repeats\":%d,",
            r->engine, r->workload, r->threads, (unsigned long long)p->n, p->key_size, p->value_size,
            sync_name(p, r, sb, sizeof sb), r->skipped ? "true" : "false",
            r->failed ? "true" : "false", (unsigned long long)r->ops, r->secs, ops_per_sec(r),
@@ -198,7 +200,7 @@ static void print_json(const kvb_params *p, const kvb_result *r)
            kvb_hist_quantile(&r->hist, 0.99) / 1e3, kvb_hist_quantile(&r->hist, 0.999) / 1e3,
            kvb_hist_mean(&r->hist) / 1e3, r->hist.max_ns / 1e3, (unsigned long long)r->found,
            (unsigned long long)r->missing, (unsigned long long)r->errors,
-           r->capped ? "true" : "false");
+           r->capped ? "true" : "false", r->repeats);
     printf("\"rss_anon_before\":%llu,\"rss_anon_after\":%llu,\"rss_file_after\":%llu,"
            "\"rss_anon_delta\":%lld,\"rss_anon_trimmed_delta\":%lld,\"rss_delta\":%lld,"
            "\"ram_per_key\":%.2f,"
@@ -356,6 +358,7 @@ int main(int argc, char **argv)
     const char *dir_arg = NULL;
     bool json = false;
     bool interleave = false;
+    int repeat = 1;
     enum { O_READ_PCT = 256, O_BATCH, O_SCAN_LIMIT, O_SECONDS, O_SEED, O_KEY, O_VAL };
     static const struct option longopts[] = {
         {"engine", required_argument, NULL, 'e'},
@@ -368,6 +371,7 @@ int main(int argc, char **argv)
         {"dir", required_argument, NULL, 'd'},
         {"json", no_argument, NULL, 'j'},
         {"interleave", no_argument, NULL, 'i'},
+        {"repeat", required_argument, NULL, 'r'},
         {"read-pct", required_argument, NULL, O_READ_PCT},
         {"batch", required_argument, NULL, O_BATCH},
         {"scan-limit", required_argument, NULL, O_SCAN_LIMIT},
@@ -419,6 +423,9 @@ int main(int argc, char **argv)
             break;
         case 'i':
             interleave = true;
+            break;
+        case 'r':
+            repeat = (int)parse_u64("--repeat", optarg, 1, 100);
             break;
         case O_READ_PCT:
             p.read_pct = (unsigned)parse_u64("--read-pct", optarg, 0, 100);
@@ -494,8 +501,10 @@ int main(int argc, char **argv)
         return 3;
     }
     if (!json) {
-        printf("kvbench: n=%llu key=%zuB value=%zuB seconds-cap=%.0f dir=%s\n",
-               (unsigned long long)p.n, p.key_size, p.value_size, p.seconds, base);
+        printf("kvbench: n=%llu key=%zuB value=%zuB seconds-cap=%.0f%s dir=%s\n",
+               (unsigned long long)p.n, p.key_size, p.value_size, p.seconds,
+               interleave ? (repeat > 1 ? " interleaved, best of repeats" : " interleaved") : "",
+               base);
         print_header();
     }
     for (int i = 0; i < n_engines * n_jobs; i++) {
@@ -514,34 +523,53 @@ int main(int argc, char **argv)
      * parked (closed, data kept) after its turn so that its background work
      * cannot overlap another engine's measurement. */
     int outer = interleave ? n_jobs : n_engines, inner = interleave ? n_engines : n_jobs;
+    int reps = interleave ? repeat : 1;
+    kvb_result *tmp = malloc(sizeof *tmp);
+    if (!tmp) {
+        fprintf(stderr, "kvbench: out of memory\n");
+        return 3;
+    }
     for (int o = 0; o < outer; o++) {
-        for (int i = 0; i < inner; i++) {
-            int e = interleave ? i : o, j = interleave ? o : i;
-            kvb_session *s = &sessions[e];
-            if (j == 0) {
-                open_ok[e] = kvb_session_start(s, engines[e], &p, base) == 0;
-                if (!open_ok[e]) {
-                    fprintf(stderr, "kvbench: %s: cannot open the engine in %s\n", engines[e]->name,
-                            s->dir);
+        for (int rep = 0; rep < reps; rep++) {
+            for (int i = 0; i < inner; i++) {
+                int e = interleave ? i : o, j = interleave ? o : i;
+                kvb_session *s = &sessions[e];
+                if (j == 0 && rep == 0) {
+                    open_ok[e] = kvb_session_start(s, engines[e], &p, base) == 0;
+                    if (!open_ok[e]) {
+                        fprintf(stderr, "kvbench: %s: cannot open the engine in %s\n",
+                                engines[e]->name, s->dir);
+                        status = 3;
+                    }
+                }
+                kvb_result *best = &results[e * n_jobs + j];
+                memset(tmp, 0, sizeof *tmp);
+                tmp->engine = engines[e]->name;
+                tmp->skipped = true;
+                if (open_ok[e] && kvb_run(s, jobs[j].name, jobs[j].threads, tmp) != 0) {
+                    fprintf(stderr, "kvbench: %s %s failed\n", engines[e]->name, jobs[j].name);
+                    tmp->failed = true;
                     status = 3;
                 }
+                /* Best of the repeats: other tenants only ever slow a run down. */
+                if (rep == 0 ||
+                    (!tmp->failed && (best->failed || ops_per_sec(tmp) > ops_per_sec(best))))
+                    *best = *tmp;
+                best->repeats = rep + 1;
+                if (rep == reps - 1) {
+                    if (json)
+                        print_json(&p, best);
+                    else
+                        print_text(&p, best);
+                }
+                if (j == n_jobs - 1 && rep == reps - 1)
+                    kvb_session_end(s);
+                else if (interleave)
+                    kvb_session_park(s);
             }
-            kvb_result *r = &results[e * n_jobs + j];
-            if (open_ok[e] && kvb_run(s, jobs[j].name, jobs[j].threads, r) != 0) {
-                fprintf(stderr, "kvbench: %s %s failed\n", engines[e]->name, jobs[j].name);
-                r->failed = true;
-                status = 3;
-            }
-            if (json)
-                print_json(&p, r);
-            else
-                print_text(&p, r);
-            if (j == n_jobs - 1)
-                kvb_session_end(s);
-            else if (interleave)
-                kvb_session_park(s);
         }
     }
+    free(tmp);
     free(open_ok);
     free(sessions);
     if (!json)

@@ -28,11 +28,11 @@ run() { # NAME ARGS...: one kvbench invocation, text to NAME.txt
     >"$out/$name.txt" 2>&1 || echo "   (exit $?, see $out/$name.txt)"
 }
 # Goals 1-2: fills (no sync) and reads, every engine, workloads interleaved.
-run fill --engine all --interleave --seconds 30 --workload fillrandom,fillbatch
-run read --engine all --interleave --seconds 10 \
+run fill --engine all --interleave --seconds 20 --workload fillrandom,fillbatch
+run read --engine all --interleave --repeat 3 --seconds 10 \
   --workload readrandom@1,readrandom@2,readmissing,scan,recovery
 # Goal 3: durable writes, 1 and 8 threads.
-run sync --engine all --interleave --seconds 10 --workload fillsync@1,fillsync@8,fillsync@1,fillsync@8
+run sync --engine all --interleave --repeat 2 --seconds 5 --workload fillsync@1,fillsync@8
 # Everything else once, for the overview table.
 run overview --engine all --interleave --seconds 5 \
   --workload fillseq,overwrite,readwhilewriting,mixed,deleterandom,compact

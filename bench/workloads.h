@@ -49,6 +49,7 @@ typedef struct kvb_result {
     uint64_t side_ops;    /* readwhilewriting: the writer's ops */
     bool capped;          /* the --seconds cap ended it before N ops */
     bool skipped;
+    int repeats; /* runs this result is the best of (kvbench --repeat) */
     bool failed; /* the engine returned an error */
     char note[160];
 } kvb_result;
