@@ -493,17 +493,20 @@ static int workload_recovery(kvb_session *s, kvb_result *r)
     kvb_hist_init(&r->hist);
     kvb_buf buf = {0};
     int rc = 0;
-    uint64_t t_all = kvb_now_ns(), c0 = kvb_cpu_ns();
+    uint64_t wall = 0, cpu = 0;
     for (int rep = 0; rep < 3 && rc == 0; rep++) {
-        engine_close(s);
+        engine_close(s); /* untimed: the close's own flushing is not recovery */
         unsigned char key[KVB_KEY_MAX];
         key_format(mix64(0), s->p->key_size, key);
-        uint64_t t0 = kvb_now_ns();
+        uint64_t t0 = kvb_now_ns(), c0 = kvb_cpu_ns();
         if (engine_open(s, s->p->sync, false) != 0)
             return -1;
         void *tctx = s->be->thread_init(s->db);
         int g = s->be->get(s->db, tctx, key, s->p->key_size, &buf);
-        kvb_hist_record(&r->hist, kvb_now_ns() - t0);
+        uint64_t dt = kvb_now_ns() - t0;
+        cpu += kvb_cpu_ns() - c0;
+        wall += dt;
+        kvb_hist_record(&r->hist, dt);
         s->be->thread_fini(s->db, tctx);
         if (g < 0)
             rc = -1;
@@ -513,11 +516,10 @@ static int workload_recovery(kvb_session *s, kvb_result *r)
             r->missing++;
         r->ops++;
     }
-    r->secs = (double)(kvb_now_ns() - t_all) / 1e9;
-    r->cpu_ns = kvb_cpu_ns() - c0;
+    r->secs = (double)wall / 1e9;
+    r->cpu_ns = cpu;
     free(buf.data);
-    snprintf(r->note, sizeof r->note, "close+open+first get, %llu reps; latency = open time",
-             (unsigned long long)r->ops);
+    snprintf(r->note, sizeof r->note, "open+first get, %llu reps", (unsigned long long)r->ops);
     return rc;
 }
 
