@@ -581,7 +581,9 @@ int kvb_run(kvb_session *s, const char *name, int threads, kvb_result *r)
         if (engine_open(s, mode, true) != 0)
             return -1;
         rc = run_phase(s, kind, total, threads, false, r);
-        s->loaded = r->ops; /* a prefix of indexes (fillseq: of byte order) */
+        /* Loaded: a prefix of indexes [0, ops). A capped fillseq loaded a
+         * prefix in byte order instead: reload before the next read. */
+        s->loaded = kind == OP_FILL_SEQ && r->ops < total ? 0 : r->ops;
         r->user_bytes = r->ops * (p->key_size + p->value_size);
     } else if (strcmp(name, "recovery") == 0 || strcmp(name, "compact") == 0) {
         if (ensure_loaded(s) != 0)
