@@ -27,13 +27,15 @@ static void write_missing_hints(rc_db *db)
     if (!db->opt.write_hints || db->opt.read_only)
         return;
     for (uint32_t i = 0; i < SEG_SLOTS; i++) {
+        /* inside an epoch: a merge that dooms this segment waits for us
+         * before it unmaps it, and one that doomed it first is seen here */
+        epoch_slot *ep = epoch_enter(db);
         segment *seg = seg_at(&db->segs, (uint16_t)i);
-        if (!seg || seg->writable || atomic_load(&seg->has_hint) ||
-            atomic_load(&seg->size) <= FMT_SEG_HEADER_LEN || atomic_load(&seg->doomed))
-            continue;
-        if (seg == db->active)
-            continue;
-        hint_write(db, seg); /* a failure only costs a scan at the next open */
+        if (seg && !seg->writable && !atomic_load(&seg->has_hint) &&
+            atomic_load(&seg->size) > FMT_SEG_HEADER_LEN && !atomic_load(&seg->doomed) &&
+            seg != db->active)
+            hint_write(db, seg); /* a failure only costs a scan at the next open */
+        epoch_exit(ep);
     }
 }
 
