@@ -35,7 +35,7 @@
  * compaction (copy live entries to a fresh arena in table order) once they
  * pass 25 % of the shard's arena; the table shrinks when its load falls under
  * 0.25, and an emptied shard frees everything, so a keyspace that expires
- * returns its memory. An empty keydir is the 12 KiB shard array. Tables of
+ * returns its memory. An empty keydir is the 8 KiB shard array. Tables of
  * 64 KiB and more are mmap'ed: freeing the old table after a resize then
  * returns it to the kernel at once, where a malloc'ed one would leave a hole
  * in the heap that no 64 KiB arena chunk fits (measured: +5 B per key of RSS).

@@ -43,7 +43,7 @@ static uint32_t clamp_chunk(size_t n)
 
 void kd_arena_init(kd_arena *a, size_t first_chunk)
 {
-    *a = (kd_arena){.next_size = clamp_chunk(first_chunk)};
+    *a = (kd_arena){.cur_size = clamp_chunk(first_chunk)};
 }
 
 void kd_arena_destroy(kd_arena *a)
@@ -71,7 +71,8 @@ static bool arena_new_chunk(kd_arena *a, uint32_t need)
         a->chunks = chunks;
         a->chunks_cap = cap;
     }
-    uint32_t size = a->next_size > need ? a->next_size : need;
+    uint32_t next = a->nchunks ? clamp_chunk(a->chunk_bytes / 4u) : a->cur_size;
+    uint32_t size = next > need ? next : need;
     uint8_t *chunk = kd_alloc_should_fail() ? NULL : malloc(size);
     if (!chunk)
         return false;
@@ -81,7 +82,6 @@ static bool arena_new_chunk(kd_arena *a, uint32_t need)
     a->cur_size = size;
     a->cur_used = 0;
     a->chunk_bytes += size;
-    a->next_size = clamp_chunk(a->chunk_bytes / 4u);
     return true;
 }
 

@@ -28,9 +28,10 @@ typedef struct kd_arena {
     uint8_t **chunks;    /* chunk pointers; only this array is ever reallocated */
     uint32_t nchunks;    /* chunks in use; the last one is being filled */
     uint32_t chunks_cap; /* capacity of the pointer array */
-    uint32_t cur_size;   /* capacity of the last chunk */
+    uint32_t cur_size;   /* capacity of the last chunk; with no chunk yet, that
+                            the first chunk will have (saves a field: 64 shard
+                            structs fit in 8 KiB) */
     uint32_t cur_used;   /* bytes handed out from the last chunk */
-    uint32_t next_size;  /* capacity of the next chunk (chunk_bytes / 4, clamped) */
     size_t chunk_bytes;  /* sum of chunk capacities */
     size_t hole_bytes;   /* freed entries plus abandoned chunk tails */
 } kd_arena;
