@@ -20,14 +20,10 @@
  * (cheap: tags only) and linear-probing misses at 0.85 scan ~20 slots
  * (three cache lines).
  *
- * Entries. The arena holds packed entries, 4-byte aligned:
- *     u16 klen (11 bits) | flags (5 bits; ENT_F_EXPIRY)
- *     u16 seg, u32 off, u64 seq, [i64 expires_at_ms if ENT_F_EXPIRY], key
- * i.e. 16 B + key for a key without expiry. Fields are read and written with
- * the fmt_ little-endian helpers (the u64 is not naturally aligned). An
- * overwrite rewrites the entry in place unless the expiry appears or
- * disappears, which changes the entry's size: then it is copied to a new
- * entry and the old one becomes a hole.
+ * Entries (keydir_entry.h) are packed in the arena: 16 B + key, 24 B + key
+ * with an expiry. An overwrite rewrites the entry in place unless the expiry
+ * appears or disappears, which changes the entry's size: then it is copied to
+ * a new entry and the old one becomes a hole.
  *
  * Memory. With 16-byte keys a key costs 32 B of entry + 9.4..11.8 B of slot
  * + ~1 B of chunk slack, i.e. 26..29 B beyond the key bytes, against the 32 B
@@ -56,6 +52,7 @@
 
 #include "fmt.h"
 #include "keydir_arena.h"
+#include "keydir_entry.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -64,15 +61,7 @@
 #include <sys/mman.h>
 #include <xxhash.h>
 
-#define ENT_KLEN_MASK 0x07ffu
-#define ENT_F_EXPIRY 0x0800u
-#define ENT_HDR 16u     /* klen|flags, seg, off, seq */
-#define ENT_EXPIRY 8u   /* the optional i64 expires_at_ms */
 #define KEYDIR_ALIGN 64 /* shards start on cache lines: no false sharing of locks */
-
-_Static_assert(FMT_KEY_MAX <= ENT_KLEN_MASK, "klen must fit in 11 bits");
-_Static_assert(ENT_HDR + ENT_EXPIRY + FMT_KEY_MAX + 3u <= KD_ARENA_CHUNK_MAX,
-               "the largest entry must fit in a chunk");
 
 #define TABLE_MIN_CAP 4u
 #define TABLE_MMAP_BYTES (64u * 1024u) /* see "Memory" above */
@@ -115,59 +104,6 @@ static inline uint32_t slot_home(uint32_t tag, uint32_t cap)
 static inline uint32_t slot_next(uint32_t i, uint32_t cap)
 {
     return i + 1u == cap ? 0 : i + 1u;
-}
-
-/* ---- entries ---- */
-
-static inline uint32_t entry_size(size_t klen, bool expiry)
-{
-    return (uint32_t)((ENT_HDR + (expiry ? ENT_EXPIRY : 0u) + klen + 3u) & ~(size_t)3u);
-}
-static inline size_t ent_klen(const uint8_t *e)
-{
-    return fmt_get_u16(e) & ENT_KLEN_MASK;
-}
-static inline bool ent_has_expiry(const uint8_t *e)
-{
-    return (fmt_get_u16(e) & ENT_F_EXPIRY) != 0;
-}
-static inline uint8_t *ent_key(uint8_t *e)
-{
-    return e + ENT_HDR + (ent_has_expiry(e) ? ENT_EXPIRY : 0u);
-}
-static inline uint32_t ent_size(const uint8_t *e)
-{
-    return entry_size(ent_klen(e), ent_has_expiry(e));
-}
-
-static void ent_read(const uint8_t *e, kd_loc *out)
-{
-    out->seg = fmt_get_u16(e + 2);
-    out->off = fmt_get_u32(e + 4);
-    out->seq = fmt_get_u64(e + 8);
-    out->expires_at_ms = ent_has_expiry(e) ? (int64_t)fmt_get_u64(e + ENT_HDR) : 0;
-}
-
-static void ent_write_place(uint8_t *e, const kd_loc *loc)
-{
-    fmt_put_u16(e + 2, loc->seg);
-    fmt_put_u32(e + 4, loc->off);
-    fmt_put_u64(e + 8, loc->seq);
-}
-
-/* Write every field of LOC; the entry's expiry flag must match LOC's. */
-static void ent_write(uint8_t *e, const kd_loc *loc)
-{
-    ent_write_place(e, loc);
-    if (loc->expires_at_ms)
-        fmt_put_u64(e + ENT_HDR, (uint64_t)loc->expires_at_ms);
-}
-
-static void ent_init(uint8_t *e, const void *key, size_t klen, const kd_loc *loc)
-{
-    fmt_put_u16(e, (uint16_t)(klen | (loc->expires_at_ms ? ENT_F_EXPIRY : 0u)));
-    ent_write(e, loc);
-    memcpy(ent_key(e), key, klen);
 }
 
 static inline bool same_place(const kd_loc *a, const kd_loc *b)
