@@ -16,7 +16,7 @@
  * cost 8 B / load = 9.4..11.8 B per key). With 1.5x the load would fall to
  * 0.57 after each growth (14 B per key) and a keyspace that happens to sit
  * just past a growth would miss the memory target; the price of 1.25x is
- * that every key is moved ~5 times over the table's life instead of ~3
+ * that growth moves each key ~4 times over the table's life instead of ~2
  * (cheap: tags only) and linear-probing misses at 0.85 scan ~20 slots
  * (three cache lines).
  *
