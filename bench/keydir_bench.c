@@ -109,15 +109,16 @@ static double thread_cpu_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* The growth pause without the noise of a shared machine: fill ONE shard
- * with the N/64 keys it holds in an N-key keydir (forged hashes) and time
- * every put in thread CPU time, which a preemption does not inflate. The
- * CPU clock costs ~1 us a call, too much for the N-key pass. */
-static double worst_put_cpu(uint64_t n)
+/* Pauses without the noise of a shared machine: fill ONE shard with the
+ * N/64 keys it holds in an N-key keydir (forged hashes), then delete every
+ * other key, timing each call in thread CPU time, which a preemption does
+ * not inflate. The longest put is a growth, the longest remove a compaction
+ * (or shrink). The CPU clock costs ~1 us a call, too much for the N-key pass. */
+static void one_shard_pauses(uint64_t n, double *put_worst, double *remove_worst)
 {
     keydir *kd = keydir_new();
-    double worst = 0;
     uint8_t key[16];
+    *put_worst = *remove_worst = 0;
     keydir_wrlock(kd, 0);
     for (uint64_t i = 0; i < n / KEYDIR_SHARDS; i++) {
         make_key(i, key);
@@ -127,11 +128,19 @@ static double worst_put_cpu(uint64_t n)
         if (keydir_put(kd, h, key, sizeof key, &loc, NULL, NULL))
             exit(1);
         double p = thread_cpu_s() - p0;
-        worst = p > worst ? p : worst;
+        *put_worst = p > *put_worst ? p : *put_worst;
+    }
+    for (uint64_t i = 0; i < n / KEYDIR_SHARDS; i += 2) {
+        make_key(i, key);
+        uint64_t h = keydir_hash(key, sizeof key) >> 6;
+        double p0 = thread_cpu_s();
+        if (!keydir_remove(kd, h, key, sizeof key, NULL))
+            exit(1);
+        double p = thread_cpu_s() - p0;
+        *remove_worst = p > *remove_worst ? p : *remove_worst;
     }
     keydir_unlock(kd, 0);
     keydir_free(kd);
-    return worst;
 }
 
 int main(int argc, char **argv)
@@ -179,6 +188,12 @@ int main(int argc, char **argv)
     printf("inserts                   %.2f M/s (%.2f s)\n", (double)n / insert_s / 1e6, insert_s);
     printf("longest put, wall         %.3f ms (%llu puts > 100 us; includes preemption)\n",
            worst * 1e3, (unsigned long long)slow);
+    double put_cpu, remove_cpu;
+    one_shard_pauses(n, &put_cpu, &remove_cpu);
+    printf("longest put, thread CPU   %.3f ms (growth of one shard of %llu keys)\n", put_cpu * 1e3,
+           (unsigned long long)(n / KEYDIR_SHARDS));
+    printf("longest remove, CPU       %.3f ms (compaction, same shard, deleting half)\n",
+           remove_cpu * 1e3);
     if (keydir_count(kd) != n) {
         fprintf(stderr, "count %zu != %llu\n", keydir_count(kd), (unsigned long long)n);
         return 1;
@@ -194,8 +209,6 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    printf("longest put, thread CPU   %.3f ms (one shard of %llu keys)\n", worst_put_cpu(n) * 1e3,
-           (unsigned long long)(n / KEYDIR_SHARDS));
     uint64_t found;
     double miss = lookup_rate(kd, n, per_thread, 1, n, &found);
     printf("misses, 1 thread          %.2f M/s\n", miss / 1e6);
