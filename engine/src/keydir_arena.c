@@ -118,14 +118,21 @@ uint32_t kd_arena_pick_victims(const kd_arena *a, size_t budget, bool *victim)
     size_t taken = 0;
     for (uint32_t i = 0; i < a->nchunks; i++)
         victim[i] = false;
-    /* Repeatedly take the chunk with the largest hole fraction. Selection is
-     * O(chunks x victims), fine for the few hundred chunks of a big shard. */
+    /* Repeatedly take the chunk with the largest hole fraction: O(chunks x
+     * victims), fine for the few hundred chunks of a big shard. Chunks with
+     * nothing live cost no budget and are all taken on the first round, so a
+     * mass deletion does not turn this quadratic. */
     for (;;) {
         uint32_t best = UINT32_MAX;
         for (uint32_t i = 0; i < a->nchunks; i++) {
             const kd_chunk *c = &a->chunks[i];
             if (!c->mem || victim[i] || i == a->cur || c->live == c->size)
                 continue;
+            if (c->live == 0) {
+                victim[i] = true;
+                n++;
+                continue;
+            }
             if (n && taken + c->live > budget)
                 continue;
             /* live/size smaller than the best's: cross-multiplied. */
