@@ -69,7 +69,7 @@
 
 #define TABLE_MIN_CAP 4u
 #define TABLE_MMAP_BYTES (64u * 1024u) /* see "Memory" above */
-#define EVACUATE_BUDGET (256u * 1024u) /* live bytes moved per step: ~0.1 ms of copying */
+#define EVACUATE_BUDGET (256u * 1024u) /* live bytes moved per step (~0.5 ms) */
 #define EVACUATE_MIN_HOLES 512u        /* less is not worth a pass over the table */
 
 typedef struct kd_shard {
