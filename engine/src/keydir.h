@@ -47,6 +47,9 @@ static inline unsigned keydir_shard_of(uint64_t hash)
     return (unsigned)(hash >> 58); /* top 6 bits: 64 shards */
 }
 
+/* The rwlocks prefer writers, so readers cannot starve the writer thread;
+ * hence a thread must never lock a shard it already holds, not even for
+ * reading (it would deadlock behind a waiting writer). */
 void keydir_rdlock(keydir *kd, unsigned shard);
 void keydir_wrlock(keydir *kd, unsigned shard);
 void keydir_unlock(keydir *kd, unsigned shard);
