@@ -54,8 +54,6 @@ static int sweep_visit(void *ctx, const uint8_t *key, size_t klen, const kd_loc 
     sweep_batch *b = ctx;
     if (!loc->expires_at_ms || loc->expires_at_ms > b->now)
         return 0;
-    if (b->n == 256)
-        return 1;
     b->keys[b->n] = malloc(klen);
     if (!b->keys[b->n])
         return 1;
@@ -63,7 +61,7 @@ static int sweep_visit(void *ctx, const uint8_t *key, size_t klen, const kd_loc 
     b->lens[b->n] = klen;
     b->locs[b->n] = *loc;
     b->n++;
-    return 0;
+    return b->n == 256; /* full: the step resumes after this entry */
 }
 
 /* One bounded step over SHARD of KS from *CURSOR: removes the expired keys

@@ -593,6 +593,24 @@ bool keydir_shard_scan_step(keydir *kd, unsigned shard, size_t *cursor, size_t b
     return false;
 }
 
+int keydir_reserve(keydir *kd, size_t n)
+{
+    /* a hash spreads keys over the shards within a few per cent */
+    uint64_t per = n / KEYDIR_SHARDS + n / (KEYDIR_SHARDS * 16) + 16;
+    uint64_t cap = per * 20u / 17u + 1;
+    if (cap > UINT32_MAX / 2)
+        return -1;
+    int err = 0;
+    for (unsigned i = 0; i < KEYDIR_SHARDS && !err; i++) {
+        keydir_wrlock(kd, i);
+        kd_shard *s = &kd->shards[i];
+        if (cap > s->cap)
+            err = shard_rehash(s, (uint32_t)cap);
+        keydir_unlock(kd, i);
+    }
+    return err;
+}
+
 size_t keydir_shard_count(keydir *kd, unsigned shard)
 {
     return count_get(&kd->shards[shard]);

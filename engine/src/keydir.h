@@ -103,6 +103,11 @@ int keydir_shard_foreach(keydir *kd, unsigned shard, keydir_visit_fn fn, void *c
 bool keydir_shard_scan_step(keydir *kd, unsigned shard, size_t *cursor, size_t budget,
                             keydir_visit_fn fn, void *ctx);
 
+/* Grow every shard's table now to hold about N entries in all (takes each
+ * shard's write lock in turn), so that a bulk load (recovery) does not
+ * rehash on the way. Never shrinks. 0 or -1 on ENOMEM. */
+int keydir_reserve(keydir *kd, size_t n);
+
 /* Entries in SHARD / in the whole keydir (the latter reads shard counters
  * without locks: exact when no writer runs). */
 size_t keydir_shard_count(keydir *kd, unsigned shard);

@@ -830,3 +830,38 @@ Test(keydir, concurrent_readers_and_one_writer)
     cr_assert_eq(keydir_count(c.kd), CONC_KEYS / 2);
     keydir_free(c.kd);
 }
+
+Test(keydir, reserve_presizes_without_losing_entries)
+{
+    keydir *kd = keydir_new();
+    cr_assert_not_null(kd);
+    char key[16];
+    kd_loc loc = {.seg = 1, .off = 40, .seq = 1};
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof(key), "pre%d", i);
+        uint64_t h = keydir_hash(key, strlen(key));
+        keydir_wrlock(kd, keydir_shard_of(h));
+        cr_assert_eq(keydir_put(kd, h, key, strlen(key), &loc, NULL, NULL), 0);
+        keydir_unlock(kd, keydir_shard_of(h));
+    }
+    size_t before = keydir_bytes(kd);
+    cr_assert_eq(keydir_reserve(kd, 200000), 0);
+    cr_assert_gt(keydir_bytes(kd), before + 200000 * 8, "tables did not grow");
+    size_t reserved = keydir_bytes(kd);
+    for (int i = 1000; i < 150000; i++) {
+        snprintf(key, sizeof(key), "pre%d", i);
+        uint64_t h = keydir_hash(key, strlen(key));
+        keydir_wrlock(kd, keydir_shard_of(h));
+        cr_assert_eq(keydir_put(kd, h, key, strlen(key), &loc, NULL, NULL), 0);
+        keydir_unlock(kd, keydir_shard_of(h));
+    }
+    /* no table grew again: only arenas added memory */
+    cr_assert_lt(keydir_bytes(kd) - reserved, 150000 * 40, "tables were regrown");
+    for (int i = 0; i < 150000; i += 997) {
+        snprintf(key, sizeof(key), "pre%d", i);
+        uint64_t h = keydir_hash(key, strlen(key));
+        cr_assert(keydir_find(kd, h, key, strlen(key), NULL), "lost %s", key);
+    }
+    cr_assert_eq(keydir_count(kd), 150000);
+    keydir_free(kd);
+}
