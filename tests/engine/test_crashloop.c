@@ -105,15 +105,23 @@ static void child(const char *dir, long start, int fd)
     o.merge_check_ms = 10;
     o.merge_dead_pct = 30;
     rc_db *db;
-    if (rc_open(dir, &o, &db) != 0)
+    int rc = rc_open(dir, &o, &db);
+    if (rc != 0) {
+        fprintf(stderr, "child: open: %s (%s)\n", rc_strerror(rc), rc_last_error_message());
         _exit(3);
+    }
     for (long i = start;; i++) {
-        if (db_apply(db, i) != 0)
+        if ((rc = db_apply(db, i)) != 0) {
+            fprintf(stderr, "child: op %ld: %s (%s)\n", i, rc_strerror(rc),
+                    rc_last_error_message());
             _exit(4);
+        }
         if (write(fd, &i, sizeof(i)) != sizeof(i))
             _exit(5);
-        if (i % 64 == 0 && rc_merge(db) != 0)
+        if (i % 64 == 0 && (rc = rc_merge(db)) != 0) {
+            fprintf(stderr, "child: merge: %s (%s)\n", rc_strerror(rc), rc_last_error_message());
             _exit(6);
+        }
     }
 }
 
