@@ -289,6 +289,12 @@ static void print_text(const kvb_params *p, const kvb_result *r)
     fflush(stdout);
 }
 
+static const char *fmt_inverse(char *buf, size_t len, double ratio)
+{
+    snprintf(buf, len, "1/%.0f", 1.0 / ratio);
+    return buf;
+}
+
 /* One ratio table: ringcask vs each peer per workload, by METRIC (higher =
  * ringcask better). */
 static void print_ratio_table(const kvb_result *res, int n_engines, int n_jobs, int rc_col,
@@ -312,12 +318,15 @@ static void print_ratio_table(const kvb_result *res, int n_engines, int n_jobs, 
             if (e == rc_col)
                 continue;
             const kvb_result *peer = &res[e * n_jobs + j];
+            char inv[32];
             double a = by_cpu ? cpu_us_per_op(peer) : ops_per_sec(rc);
             double b = by_cpu ? cpu_us_per_op(rc) : ops_per_sec(peer);
             if (peer->skipped || rc->skipped || peer->failed || rc->failed || a <= 0 || b <= 0)
                 printf(" %10s", "-");
-            else
+            else if (a / b >= 0.01)
                 printf(" %9.2fx", a / b);
+            else /* a large loss: 1/N reads better than 0.00 */
+                printf(" %9sx", fmt_inverse(inv, sizeof inv, a / b));
         }
         printf("\n");
     }

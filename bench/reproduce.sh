@@ -40,5 +40,5 @@ run overview --engine all --interleave --seconds 5 \
 for ks in 16 64 256; do
   run "capacity-$ks" --engine ringcask --key-size "$ks" --workload fillrandom,recovery --json
 done
-run reopen-10m --engine ringcask --n 10000000 --workload fillbatch,recovery,recovery
+run reopen-10m --engine ringcask --n 10000000 --seconds 300 --workload fillbatch,recovery,recovery
 echo "outputs in $out"
