@@ -52,7 +52,8 @@ static void usage(FILE *f)
             "usage: kvbench [--engine ringcask|rocksdb|leveldb|lmdb|all|LIST] [--workload LIST]\n"
             "               [--n N] [--key-size B] [--value-size B] [--threads T]\n"
             "               [--sync always|interval:MS|none] [--dir PATH] [--json]\n"
-            "               [--read-pct P] [--batch B] [--scan-limit L] [--seconds S] [--seed X]\n"
+            "               [--read-pct P] [--delete-pct P] [--batch B] [--scan-limit L] "
+            "[--seconds S] [--seed X]\n"
             "               [--interleave [--repeat R]]\n"
             "\n"
             "  --engine     engines to run back to back (comma list or 'all'); default all\n"
@@ -70,12 +71,14 @@ static void usage(FILE *f)
             "  --repeat R   with --interleave: run each workload R times round-robin over\n"
             "               the engines and report each engine's best (highest ops/s) run\n"
             "  --read-pct   mixed: percentage of reads (default 95)\n"
+            "  --delete-pct deleterandom: percentage of the present keys to delete (100)\n"
             "  --batch      fillbatch: puts per batch/transaction (default 1000)\n"
             "  --scan-limit scan: keys per ordered listing (default 100)\n"
             "  --seconds    cap on each workload's timed phase (default 10)\n"
             "  --seed       seed of keys' order and values (default 1)\n"
             "Workloads: fillseq fillrandom fillbatch overwrite readrandom readmissing\n"
             "  readwhilewriting fillsync deleterandom mixed scan recovery compact\n"
+            "  idle (no ops for --seconds: lets background merge/compaction run)\n"
             "Engines compiled in:",
             default_workloads);
     for (int i = 0; all_backends[i]; i++)
@@ -358,6 +361,7 @@ int main(int argc, char **argv)
         .read_pct = 95,
         .batch = 1000,
         .scan_limit = 100,
+        .delete_pct = 100,
         .seconds = 10,
         .seed = 1,
     };
@@ -368,7 +372,16 @@ int main(int argc, char **argv)
     bool json = false;
     bool interleave = false;
     int repeat = 1;
-    enum { O_READ_PCT = 256, O_BATCH, O_SCAN_LIMIT, O_SECONDS, O_SEED, O_KEY, O_VAL };
+    enum {
+        O_DELETE_PCT = 250,
+        O_READ_PCT = 256,
+        O_BATCH,
+        O_SCAN_LIMIT,
+        O_SECONDS,
+        O_SEED,
+        O_KEY,
+        O_VAL
+    };
     static const struct option longopts[] = {
         {"engine", required_argument, NULL, 'e'},
         {"workload", required_argument, NULL, 'w'},
@@ -382,6 +395,7 @@ int main(int argc, char **argv)
         {"interleave", no_argument, NULL, 'i'},
         {"repeat", required_argument, NULL, 'r'},
         {"read-pct", required_argument, NULL, O_READ_PCT},
+        {"delete-pct", required_argument, NULL, O_DELETE_PCT},
         {"batch", required_argument, NULL, O_BATCH},
         {"scan-limit", required_argument, NULL, O_SCAN_LIMIT},
         {"seconds", required_argument, NULL, O_SECONDS},
@@ -435,6 +449,9 @@ int main(int argc, char **argv)
             break;
         case 'r':
             repeat = (int)parse_u64("--repeat", optarg, 1, 100);
+            break;
+        case O_DELETE_PCT:
+            p.delete_pct = (unsigned)parse_u64("--delete-pct", optarg, 1, 100);
             break;
         case O_READ_PCT:
             p.read_pct = (unsigned)parse_u64("--read-pct", optarg, 0, 100);

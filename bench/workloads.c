@@ -32,9 +32,9 @@
 #include <time.h>
 
 const char *const kvb_workload_names[] = {
-    "fillseq",     "fillrandom",       "fillbatch", "overwrite",    "readrandom",
-    "readmissing", "readwhilewriting", "fillsync",  "deleterandom", "mixed",
-    "scan",        "recovery",         "compact",   NULL,
+    "fillseq",          "fillrandom", "fillbatch",    "overwrite", "readrandom", "readmissing",
+    "readwhilewriting", "fillsync",   "deleterandom", "mixed",     "idle",       "scan",
+    "recovery",         "compact",    NULL,
 };
 
 bool kvb_workload_known(const char *name)
@@ -128,6 +128,7 @@ static int engine_open(kvb_session *s, kvb_sync mode, bool fresh)
     if (fresh) {
         kvb_rmtree(s->dir);
         s->loaded = 0;
+        s->deleted = 0;
     }
     if (kvb_mkdirs(s->dir) != 0) {
         fprintf(stderr, "kvbench: cannot create %s\n", s->dir);
@@ -228,7 +229,7 @@ static int do_op(shared *sh, void *tctx, op_kind kind, uint64_t idx, uint64_t *r
         key_format(mix64(rng_next(rng) % s->loaded), ks, key);
         return s->be->put(s->db, tctx, key, ks, val, vs);
     case OP_DELETE:
-        key_format(mix64(idx), ks, key);
+        key_format(mix64(s->deleted + idx), ks, key);
         rc = s->be->del(s->db, tctx, key, ks);
         break;
     case OP_MIXED:
@@ -585,6 +586,20 @@ int kvb_run(kvb_session *s, const char *name, int threads, kvb_result *r)
          * prefix in byte order instead: reload before the next read. */
         s->loaded = kind == OP_FILL_SEQ && r->ops < total ? 0 : r->ops;
         r->user_bytes = r->ops * (p->key_size + p->value_size);
+    } else if (strcmp(name, "idle") == 0) {
+        /* No ops: give background work (merge, compaction) --seconds, then
+         * report the disk. */
+        if (!s->db && engine_open(s, p->sync, false) != 0)
+            return -1;
+        kvb_hist_init(&r->hist);
+        uint64_t c0 = kvb_cpu_ns(), w0 = kvb_io_write_bytes();
+        struct timespec ts = {(time_t)p->seconds, 0};
+        nanosleep(&ts, NULL);
+        r->secs = p->seconds;
+        r->cpu_ns = kvb_cpu_ns() - c0;
+        r->io_write_bytes = kvb_io_write_bytes() - w0;
+        snprintf(r->note, sizeof r->note, "idle %.0f s; background CPU %.0f ms, writes %.1f MiB",
+                 p->seconds, (double)r->cpu_ns / 1e6, (double)r->io_write_bytes / 1048576.0);
     } else if (strcmp(name, "recovery") == 0 || strcmp(name, "compact") == 0) {
         if (ensure_loaded(s) != 0)
             return -1;
@@ -603,8 +618,8 @@ int kvb_run(kvb_session *s, const char *name, int threads, kvb_result *r)
             kind = OP_READ;
             side = true;
         } else if (strcmp(name, "deleterandom") == 0) {
-            kind = OP_DELETE;
-            total = s->loaded;
+            kind = OP_DELETE; /* --delete-pct of the keys still present */
+            total = (s->loaded - s->deleted) * p->delete_pct / 100;
         } else if (strcmp(name, "mixed") == 0) {
             kind = OP_MIXED;
         } else if (strcmp(name, "scan") == 0) {
@@ -620,11 +635,13 @@ int kvb_run(kvb_session *s, const char *name, int threads, kvb_result *r)
             r->user_bytes = (r->ops * (100 - p->read_pct) / 100) * (p->key_size + p->value_size);
         if (kind == OP_DELETE) {
             r->user_bytes = r->ops * p->key_size;
-            s->loaded = 0; /* the next workload that reads reloads from scratch */
+            s->deleted += r->ops;
+            if (s->deleted >= s->loaded) /* all gone: the next read reloads */
+                s->loaded = s->deleted = 0;
         }
     }
     kvb_du(s->dir, &r->du);
-    r->live_keys = s->loaded;
+    r->live_keys = s->loaded - s->deleted;
     if (s->be->stats && s->db)
         s->be->stats(s->db, &r->est);
     return rc;

@@ -23,10 +23,11 @@ typedef struct kvb_params {
     int threads;   /* default worker threads */
     kvb_sync sync; /* --sync for every workload but fillsync */
     uint32_t sync_interval_ms;
-    unsigned read_pct; /* mixed: % of ops that read */
-    size_t batch;      /* fillbatch: puts per batch / transaction */
-    size_t scan_limit; /* scan: keys per listing */
-    double seconds;    /* cap on each timed phase */
+    unsigned read_pct;   /* mixed: % of ops that read */
+    size_t batch;        /* fillbatch: puts per batch / transaction */
+    unsigned delete_pct; /* deleterandom: % of the present keys to delete */
+    size_t scan_limit;   /* scan: keys per listing */
+    double seconds;      /* cap on each timed phase */
     uint64_t seed;
 } kvb_params;
 
@@ -60,7 +61,8 @@ typedef struct kvb_session {
     char dir[PATH_MAX];
     void *db;
     kvb_sync open_sync; /* the mode DB was opened with */
-    uint64_t loaded;    /* keys with index [0, loaded) are present */
+    uint64_t loaded;    /* keys with index [0, loaded) were loaded ... */
+    uint64_t deleted;   /* ... and those of [0, deleted) deleted since */
     uint64_t *sorted;   /* key numbers of [0, n) in byte order (fillseq) */
     pthread_t syncer;   /* --sync interval:MS for peers without it */
     bool syncer_running;
