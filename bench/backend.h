@@ -40,6 +40,9 @@ typedef struct kvb_engine_stats {
     uint64_t fsyncs;       /* fdatasyncs issued since open (0: not known) */
     uint64_t fsync_ns;     /* their total duration */
     uint64_t recovery_ms;  /* the engine's own figure for its last open */
+    uint64_t segments;     /* data files */
+    uint64_t dead_bytes;   /* bytes on disk no longer live (merge candidates) */
+    uint64_t merges;       /* merges run since open */
 } kvb_engine_stats;
 
 /* A value read back: backends reuse BUF between calls of one thread. */

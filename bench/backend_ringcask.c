@@ -212,6 +212,9 @@ static int rck_stats(void *db, kvb_engine_stats *out)
     out->fsyncs = st.fsyncs;
     out->fsync_ns = st.fsync_ns_total;
     out->recovery_ms = st.recovery_ms;
+    out->segments = st.segments;
+    out->dead_bytes = st.dead_bytes;
+    out->merges = st.merges;
     return 0;
 }
 

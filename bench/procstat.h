@@ -20,6 +20,8 @@ typedef struct kvb_du {
 } kvb_dusage;
 
 int kvb_mem_read(kvb_mem *out);
+/* Anonymous RSS once it holds still after a load (polls up to 8 s). */
+void kvb_mem_settle(kvb_mem *out);
 /* write_bytes of /proc/self/io: bytes this process caused to be written to
  * storage (counted when pages are dirtied, all threads). 0 if unreadable. */
 uint64_t kvb_io_write_bytes(void);

@@ -23,8 +23,8 @@
  * fillsync always runs with every write durable.
  */
 #include "workloads.h"
+#include "keys.h"
 
-#include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,135 +43,6 @@ bool kvb_workload_known(const char *name)
         if (strcmp(kvb_workload_names[i], name) == 0)
             return true;
     return false;
-}
-
-int kvb_buf_reserve(kvb_buf *buf, size_t n)
-{
-    if (buf->cap >= n)
-        return 0;
-    void *p = realloc(buf->data, n);
-    if (!p)
-        return -1;
-    buf->data = p;
-    buf->cap = n;
-    return 0;
-}
-
-/* ------------------------------------------------------------ keys/values */
-
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x;
-}
-
-static uint64_t rng_next(uint64_t *state)
-{
-    *state += 0x9e3779b97f4a7c15ull;
-    return mix64(*state);
-}
-
-static void key_format(uint64_t u, size_t ksize, unsigned char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t head = ksize >= 16 ? 16 : 8;
-    for (size_t i = 0; i < head; i++) {
-        if (head == 16)
-            out[i] = (unsigned char)hex[(u >> (60 - 4 * i)) & 15u];
-        else
-            out[i] = (unsigned char)(u >> (56 - 8 * i));
-    }
-    for (size_t i = head; i < ksize; i++)
-        out[i] = (unsigned char)('a' + ((u >> ((i * 5) & 63)) + i) % 26u);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* ------------------------------------------------------------ the session */
-
-static void *syncer_main(void *arg)
-{
-    kvb_session *s = arg;
-    while (!s->syncer_stop) {
-        struct timespec ts = {s->p->sync_interval_ms / 1000,
-                              (long)(s->p->sync_interval_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-        if (!s->syncer_stop)
-            s->be->sync_now(s->db);
-    }
-    return NULL;
-}
-
-static void engine_close(kvb_session *s)
-{
-    if (s->syncer_running) {
-        s->syncer_stop = true;
-        pthread_join(s->syncer, NULL);
-        s->syncer_running = false;
-    }
-    if (s->db)
-        s->be->close(s->db);
-    s->db = NULL;
-}
-
-static int engine_open(kvb_session *s, kvb_sync mode, bool fresh)
-{
-    engine_close(s);
-    if (fresh) {
-        kvb_rmtree(s->dir);
-        s->loaded = 0;
-        s->deleted = 0;
-    }
-    if (kvb_mkdirs(s->dir) != 0) {
-        fprintf(stderr, "kvbench: cannot create %s\n", s->dir);
-        return -1;
-    }
-    kvb_open_opts o = {
-        .dir = s->dir,
-        .sync = mode,
-        .sync_interval_ms = s->p->sync_interval_ms,
-        .expected_bytes = s->p->n * (s->p->key_size + s->p->value_size + 64),
-    };
-    if (s->be->open(&o, &s->db) != 0)
-        return -1;
-    s->open_sync = mode;
-    if (mode == KVB_SYNC_INTERVAL && !s->be->native_interval_sync && s->be->sync_now) {
-        s->syncer_stop = false;
-        if (pthread_create(&s->syncer, NULL, syncer_main, s) == 0)
-            s->syncer_running = true;
-    }
-    return 0;
-}
-
-int kvb_session_start(kvb_session *s, const kvb_backend *be, const kvb_params *p, const char *dir)
-{
-    memset(s, 0, sizeof *s);
-    s->be = be;
-    s->p = p;
-    if (snprintf(s->dir, sizeof s->dir, "%s/%s", dir, be->name) >= (int)sizeof s->dir)
-        return -1;
-    return engine_open(s, p->sync, true);
-}
-
-void kvb_session_park(kvb_session *s)
-{
-    engine_close(s);
-}
-
-void kvb_session_end(kvb_session *s)
-{
-    engine_close(s);
-    kvb_rmtree(s->dir);
-    free(s->sorted);
-    s->sorted = NULL;
 }
 
 /* ------------------------------------------------------------ the workers */
@@ -371,34 +242,6 @@ static void touch_some(kvb_session *s, uint64_t loaded)
     free(buf.data);
 }
 
-/* What stays after a load: engines finish work in the background (hint
- * files, flushes, releasing retired memory) with transient buffers, so poll
- * anonymous RSS (after malloc_trim returns freed heap pages) until it holds
- * still for 1.5 s (background threads here wake about once a second), at
- * most 8 s. Untimed. Example: ringcask holds ~195 MB more right after
- * loading 1M 256-byte keys than a second later. */
-static void mem_settle(kvb_mem *out)
-{
-    uint64_t stable_since = kvb_now_ns(), give_up = stable_since + 8000000000ull;
-    malloc_trim(0);
-    kvb_mem_read(out);
-    for (;;) {
-        struct timespec ts = {0, 100000000L};
-        nanosleep(&ts, NULL);
-        kvb_mem now;
-        malloc_trim(0);
-        kvb_mem_read(&now);
-        uint64_t diff = now.rss_anon > out->rss_anon ? now.rss_anon - out->rss_anon
-                                                     : out->rss_anon - now.rss_anon;
-        uint64_t t = kvb_now_ns();
-        if (diff > out->rss_anon / 200) /* moved by more than 0.5 % */
-            stable_since = t;
-        *out = now;
-        if (t - stable_since >= 1500000000ull || t >= give_up)
-            return;
-    }
-}
-
 /* Run KIND over op indexes [0, TOTAL) on THREADS threads (+1 writer when
  * SIDE_WRITER), merging what they measured into R. */
 static int run_phase(kvb_session *s, op_kind kind, uint64_t total, int threads, bool side_writer,
@@ -444,7 +287,7 @@ static int run_phase(kvb_session *s, op_kind kind, uint64_t total, int threads, 
     kvb_mem_read(&r->mem_after);
     if (kind <= OP_FILL_BATCH) {
         touch_some(s, total);
-        mem_settle(&r->mem_trimmed);
+        kvb_mem_settle(&r->mem_trimmed);
     } else
         r->mem_trimmed = r->mem_after;
     r->io_write_bytes = kvb_io_write_bytes() - w0;
@@ -472,8 +315,8 @@ static int ensure_loaded(kvb_session *s)
     if (s->loaded > 0 && s->db && s->open_sync == s->p->sync)
         return 0;
     if (s->loaded > 0)
-        return engine_open(s, s->p->sync, false);
-    if (engine_open(s, s->p->sync, true) != 0)
+        return kvb_engine_open(s, s->p->sync, false);
+    if (kvb_engine_open(s, s->p->sync, true) != 0)
         return -1;
     kvb_result tmp;
     memset(&tmp, 0, sizeof tmp);
@@ -496,11 +339,11 @@ static int workload_recovery(kvb_session *s, kvb_result *r)
     int rc = 0;
     uint64_t wall = 0, cpu = 0;
     for (int rep = 0; rep < 3 && rc == 0; rep++) {
-        engine_close(s); /* untimed: the close's own flushing is not recovery */
+        kvb_engine_close(s); /* untimed: the close's own flushing is not recovery */
         unsigned char key[KVB_KEY_MAX];
         key_format(mix64(0), s->p->key_size, key);
         uint64_t t0 = kvb_now_ns(), c0 = kvb_cpu_ns();
-        if (engine_open(s, s->p->sync, false) != 0)
+        if (kvb_engine_open(s, s->p->sync, false) != 0)
             return -1;
         void *tctx = s->be->thread_init(s->db);
         int g = s->be->get(s->db, tctx, key, s->p->key_size, &buf);
@@ -566,7 +409,7 @@ int kvb_run(kvb_session *s, const char *name, int threads, kvb_result *r)
                 return -1;
             for (uint64_t i = 0; i < p->n; i++)
                 s->sorted[i] = mix64(i);
-            qsort(s->sorted, p->n, sizeof *s->sorted, cmp_u64);
+            qsort(s->sorted, p->n, sizeof *s->sorted, kvb_cmp_u64);
         }
     } else if (strcmp(name, "fillrandom") == 0) {
         kind = OP_FILL_RANDOM;
@@ -579,7 +422,7 @@ int kvb_run(kvb_session *s, const char *name, int threads, kvb_result *r)
     }
     if (fill) {
         kvb_sync mode = strcmp(name, "fillsync") == 0 ? KVB_SYNC_ALWAYS : p->sync;
-        if (engine_open(s, mode, true) != 0)
+        if (kvb_engine_open(s, mode, true) != 0)
             return -1;
         rc = run_phase(s, kind, total, threads, false, r);
         /* Loaded: a prefix of indexes [0, ops). A capped fillseq loaded a
@@ -589,7 +432,7 @@ int kvb_run(kvb_session *s, const char *name, int threads, kvb_result *r)
     } else if (strcmp(name, "idle") == 0) {
         /* No ops: give background work (merge, compaction) --seconds, then
          * report the disk. */
-        if (!s->db && engine_open(s, p->sync, false) != 0)
+        if (!s->db && kvb_engine_open(s, p->sync, false) != 0)
             return -1;
         kvb_hist_init(&r->hist);
         uint64_t c0 = kvb_cpu_ns(), w0 = kvb_io_write_bytes();

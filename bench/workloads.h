@@ -80,6 +80,11 @@ int kvb_session_start(kvb_session *s, const kvb_backend *be, const kvb_params *p
 void kvb_session_park(kvb_session *s);
 /* Close the engine and delete its directory. */
 void kvb_session_end(kvb_session *s);
+/* Internal to kvbench (session.c): (re)open the engine with MODE, emptying
+ * its directory first when FRESH; close it (joining the interval syncer). */
+int kvb_engine_open(kvb_session *s, kvb_sync mode, bool fresh);
+void kvb_engine_close(kvb_session *s);
+
 /* Run workload NAME with THREADS threads; fills *OUT. 0 or -1 (engine error). */
 int kvb_run(kvb_session *s, const char *name, int threads, kvb_result *out);
 
