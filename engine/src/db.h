@@ -55,7 +55,7 @@ struct rc_db {
 
     /* segments */
     segment_table segs;
-    segment *active;            /* guarded by append_mu */
+    _Atomic(segment *) active;  /* written under append_mu; read anywhere */
     uint64_t next_segment_id;   /* guarded by append_mu */
 
     /* append path */

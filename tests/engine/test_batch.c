@@ -152,8 +152,8 @@ Test(batch, large_batch_of_ten_thousand)
 typedef struct flip {
     rc_db *db;
     atomic_bool stop;
-    int torn;
-    int reads;
+    atomic_int torn;
+    atomic_int reads;
 } flip;
 
 static void *flipper(void *p)
