@@ -359,11 +359,12 @@ typedef struct rc_stats {
     uint64_t live_key_bytes;
     uint64_t gets, puts, deletes, ops; /* ops: incr/append/getset/cas */
     uint64_t keydir_bytes;             /* RAM held by the keydir */
+    uint64_t dead_bytes;       /* bytes on disk no longer live, that merge can
+                                  reclaim (per keyspace: its own records') */
     /* database-wide only (zero in rc_stats_keyspace) */
     uint64_t keyspaces;
     uint64_t segments;
     uint64_t disk_bytes;       /* segment + hint bytes */
-    uint64_t dead_bytes;       /* bytes in segments no longer live */
     uint64_t last_seq;
     uint64_t batches;
     uint64_t fsyncs;

@@ -37,6 +37,7 @@ struct rc_keyspace {
     keydir *kd;
     _Atomic uint64_t live_value_bytes;
     _Atomic uint64_t live_key_bytes;
+    _Atomic uint64_t dead_bytes; /* its records' bytes that merge can reclaim */
     counter_line counters[COUNTER_SHARDS];
     size_t sweep_shard, sweep_cursor; /* sweeper position (sweeper thread only) */
 };
@@ -138,6 +139,19 @@ static inline void ks_count(rc_keyspace *ks, int which, uint64_t n)
 {
     atomic_fetch_add_explicit(&ks->counters[thread_index() % COUNTER_SHARDS].v[which], n,
                               memory_order_relaxed);
+}
+
+/* Dead-byte accounting of a keyspace (saturating: recovery's figures are
+ * estimates and merge subtracts what it reclaims). */
+static inline void ks_dead_add(rc_keyspace *ks, uint64_t n)
+{
+    atomic_fetch_add_explicit(&ks->dead_bytes, n, memory_order_relaxed);
+}
+static inline void ks_dead_sub(rc_keyspace *ks, uint64_t n)
+{
+    uint64_t cur = atomic_load_explicit(&ks->dead_bytes, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak(&ks->dead_bytes, &cur, cur > n ? cur - n : 0))
+        ;
 }
 
 /* ---- log.c: the append path */

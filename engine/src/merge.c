@@ -362,12 +362,16 @@ static int merge_visit(void *ctx, const fmt_record *r, uint32_t off)
     bool found = keydir_find(ks->kd, h, r->key, r->klen, &loc);
     keydir_unlock(ks->kd, s);
     bool here = found && loc.seg == victim->slot && loc.off == off && loc.seq == r->seq;
-    if (found && !here && loc.seq > r->seq)
-        return 0; /* superseded by a newer version: shadows nothing it doesn't */
+    if (found && !here && loc.seq > r->seq) {
+        ks_dead_sub(ks, r->total_len); /* superseded: reclaimed */
+        return 0;
+    }
     bool tomb = r->flags & FMT_REC_TOMBSTONE;
     bool expired = !tomb && r->expires_at_ms && (int64_t)r->expires_at_ms <= m->now;
-    if (!tomb && !expired && !here)
-        return 0; /* deleted since (a newer tombstone hides older versions) */
+    if (!tomb && !expired && !here) {
+        ks_dead_sub(ks, r->total_len); /* deleted since: reclaimed */
+        return 0;
+    }
     k.live = here;
     k.old = loc;
     if (tomb || expired) {
@@ -383,6 +387,7 @@ static int merge_visit(void *ctx, const fmt_record *r, uint32_t off)
                 if (gone)
                     index_account_removed(db, ks, &loc, r->klen);
             }
+            ks_dead_sub(ks, r->total_len); /* the marker itself: reclaimed */
             return 0;
         }
     }

@@ -102,6 +102,7 @@ static int insert(rec_ctx *c, uint8_t flags, uint64_t seq, uint32_t ks_id, uint6
         return c->err = RC_ENOMEM;
     if (!replaced || tomb) {
         atomic_fetch_add(&c->seg->dead_bytes, total);
+        ks_dead_add(ks, total);
     }
     if (replaced) {
         if (!tomb) {

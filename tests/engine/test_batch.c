@@ -306,3 +306,34 @@ Test(batch, keyspace_default_ttl_persists)
     cr_assert_eq(rc_get_meta(db, a, "k", 1, &v), 0);
     cr_assert_gt(v.expires_at_ms, 0);
 }
+
+Test(batch, dead_bytes_are_counted_per_keyspace)
+{
+    rc_keyspace *a, *b;
+    cr_assert_eq(rc_keyspace_open(db, "a", RC_KS_CREATE, &a), 0);
+    cr_assert_eq(rc_keyspace_open(db, "b", RC_KS_CREATE, &b), 0);
+    th_put(db, a, "k", "first");
+    th_put(db, a, "k", "second");
+    th_put(db, b, "k", "only");
+    rc_stats sa, sb, all;
+    rc_stats_keyspace(db, a, &sa);
+    rc_stats_keyspace(db, b, &sb);
+    cr_assert_gt(sa.dead_bytes, 0, "the overwritten record is dead");
+    cr_assert_eq(sb.dead_bytes, 0);
+    cr_assert_eq(rc_delete(db, b, "k", 1, NULL), 0);
+    rc_stats_keyspace(db, b, &sb);
+    cr_assert_gt(sb.dead_bytes, 0, "the deleted value and its tombstone are dead");
+    rc_stats_db(db, &all);
+    cr_assert_geq(all.dead_bytes, sa.dead_bytes + sb.dead_bytes);
+    rc_options o;
+    th_options(&o);
+    o.tombstone_retention_ms = 0;
+    rc_close(db);
+    cr_assert_eq(rc_open(dir, &o, &db), 0);
+    cr_assert_eq(rc_keyspace_open(db, "a", 0, &a), 0);
+    rc_stats_keyspace(db, a, &sa);
+    cr_assert_gt(sa.dead_bytes, 0, "recovery counts dead bytes too");
+    cr_assert_eq(rc_merge(db), 0);
+    rc_stats_keyspace(db, a, &sa);
+    cr_assert_eq(sa.dead_bytes, 0, "merge reclaimed keyspace a's dead bytes");
+}
