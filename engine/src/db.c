@@ -154,8 +154,7 @@ int rc_open(const char *dir, const rc_options *opts, rc_db **out)
     }
     if (db->opt.create_if_missing && !db->opt.read_only && mkdir(dir, 0755) != 0 &&
         errno != EEXIST) {
-        err = rc_fail(rc_from_errno(errno), "cannot create directory %s: %s", dir,
-                      strerror(errno));
+        err = rc_fail(rc_from_errno(errno), "cannot create directory %s: %s", dir, strerror(errno));
         goto fail;
     }
     db->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -61,8 +61,9 @@ static int sync_segment(rc_db *db, segment *seg)
     if (err) {
         atomic_store(&db->write_error, err);
         atomic_fetch_add(&db->write_errors, 1);
-        return rc_fail(RC_EIO, "fdatasync of segment %08llu failed (%s): the database is now "
-                               "read-only; reopen it",
+        return rc_fail(RC_EIO,
+                       "fdatasync of segment %08llu failed (%s): the database is now "
+                       "read-only; reopen it",
                        (unsigned long long)seg->id, strerror(err));
     }
     return 0;

@@ -199,8 +199,8 @@ static int out_flush(merge_run *m)
     int ferr = fault_check(FAULT_WRITE);
     if (!ferr) {
         pthread_mutex_lock(&m->db->ring_mu);
-        int r = ring_pwrite_all(m->db->ring, o->fd, m->buf, m->buflen,
-                                (off_t)(o->size - m->buflen));
+        int r =
+            ring_pwrite_all(m->db->ring, o->fd, m->buf, m->buflen, (off_t)(o->size - m->buflen));
         pthread_mutex_unlock(&m->db->ring_mu);
         ferr = r < 0 ? -r : 0;
     }
@@ -267,8 +267,7 @@ static int out_open(merge_run *m)
     return 0;
 }
 
-static int out_append(merge_run *m, const fmt_record *r, const uint8_t *bytes, kept *k,
-                      bool marker)
+static int out_append(merge_run *m, const fmt_record *r, const uint8_t *bytes, kept *k, bool marker)
 {
     if (!m->nout || m->out[m->nout - 1].size + r->total_len > m->db->opt.segment_bytes) {
         if (m->nout && m->out[m->nout - 1].size > FMT_SEG_HEADER_LEN) {
@@ -530,8 +529,11 @@ static int delete_victims(merge_run *m)
 /* Merge VICTIMS (sealed segments). */
 static int merge_segments(rc_db *db, segment **victims, size_t nv)
 {
-    merge_run m = {.db = db, .nv = 0, .now = db_now_ms(db),
-                   .retention_ms = db->opt.tombstone_retention_ms, .rate_start_ns = mono_ns()};
+    merge_run m = {.db = db,
+                   .nv = 0,
+                   .now = db_now_ms(db),
+                   .retention_ms = db->opt.tombstone_retention_ms,
+                   .rate_start_ns = mono_ns()};
     m.victims = victims;
     qsort(victims, nv, sizeof(*victims), cmp_seg_id);
     m.buf = malloc(MERGE_BUF);
@@ -618,8 +620,8 @@ static segment **pick_victims(rc_db *db, bool all, size_t *n)
             continue;
         uint64_t size = atomic_load(&s->size);
         uint64_t dead = atomic_load(&s->dead_bytes);
-        bool markers_due = s->kept_marker_bytes &&
-                           s->created_ms + (int64_t)db->opt.tombstone_retention_ms <= now;
+        bool markers_due =
+            s->kept_marker_bytes && s->created_ms + (int64_t)db->opt.tombstone_retention_ms <= now;
         bool pick;
         if (all)
             pick = true;

@@ -122,8 +122,7 @@ static int insert(rec_ctx *c, uint8_t flags, uint64_t seq, uint32_t ks_id, uint6
 static int scan_insert(void *ctx, const fmt_record *r, uint32_t off)
 {
     rec_ctx *c = ctx;
-    return insert(c, r->flags, r->seq, r->ks, r->expires_at_ms, r->key, r->klen, off,
-                  r->total_len);
+    return insert(c, r->flags, r->seq, r->ks, r->expires_at_ms, r->key, r->klen, off, r->total_len);
 }
 
 /* Load SEG from its hint; false (and nothing inserted) when it is unusable. */
@@ -378,13 +377,13 @@ int recover(rc_db *db)
             db->segments_scanned++;
             db->corrupt_records += res.corrupt;
             if (res.corrupt && db->opt.strict) {
-                err = rc_fail(RC_ECORRUPT, "segment %08llu has %llu corrupt region(s) (strict "
-                                           "mode)",
+                err = rc_fail(RC_ECORRUPT,
+                              "segment %08llu has %llu corrupt region(s) (strict "
+                              "mode)",
                               (unsigned long long)seg->id, (unsigned long long)res.corrupt);
                 break;
             }
-            if (!res.header_ok && seg->file_len > 0 && res.torn_bytes > 0 &&
-                db->opt.strict) {
+            if (!res.header_ok && seg->file_len > 0 && res.torn_bytes > 0 && db->opt.strict) {
                 err = rc_fail(RC_ECORRUPT, "segment %08llu has a bad header",
                               (unsigned long long)seg->id);
                 break;

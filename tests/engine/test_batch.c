@@ -34,7 +34,10 @@ static void reopen(void)
 }
 TestSuite(batch, .init = setup, .fini = teardown);
 
-#define PUT(k, v) {.kind = RC_OP_PUT, .key = k, .klen = sizeof(k) - 1, .val = v, .vlen = sizeof(v) - 1}
+#define PUT(k, v)                                                                                  \
+    {                                                                                              \
+        .kind = RC_OP_PUT, .key = k, .klen = sizeof(k) - 1, .val = v, .vlen = sizeof(v) - 1        \
+    }
 
 Test(batch, all_ops_apply_together)
 {
@@ -99,11 +102,20 @@ Test(batch, a_failing_op_rejects_the_whole_batch)
     } cases[] = {
         {{.kind = RC_OP_PUT, .key = longkey, .klen = sizeof(longkey), .val = "v", .vlen = 1},
          RC_EKEYSIZE},
-        {{.kind = RC_OP_PUT, .key = "exists", .klen = 6, .val = "v", .vlen = 1,
+        {{.kind = RC_OP_PUT,
+          .key = "exists",
+          .klen = 6,
+          .val = "v",
+          .vlen = 1,
           .cond = RC_IF_ABSENT},
          RC_EEXISTS},
-        {{.kind = RC_OP_PUT, .key = "exists", .klen = 6, .val = "v", .vlen = 1,
-          .cond = RC_IF_SEQ, .if_seq = 999999},
+        {{.kind = RC_OP_PUT,
+          .key = "exists",
+          .klen = 6,
+          .val = "v",
+          .vlen = 1,
+          .cond = RC_IF_SEQ,
+          .if_seq = 999999},
          RC_ECONFLICT},
         {{.kind = RC_OP_INCR, .key = "text", .klen = 4, .by = {.type = RC_TYPE_INT, .i = 1}},
          RC_ETYPE},
@@ -132,11 +144,14 @@ Test(batch, large_batch_of_ten_thousand)
 {
     size_t n = 10000;
     rc_op *ops = calloc(n, sizeof(*ops));
-    char (*keys)[16] = malloc(n * 16);
+    char(*keys)[16] = malloc(n * 16);
     for (size_t i = 0; i < n; i++) {
         snprintf(keys[i], 16, "bk%05zu", i);
-        ops[i] = (rc_op){.kind = RC_OP_PUT, .key = keys[i], .klen = strlen(keys[i]),
-                         .val = keys[i], .vlen = strlen(keys[i])};
+        ops[i] = (rc_op){.kind = RC_OP_PUT,
+                         .key = keys[i],
+                         .klen = strlen(keys[i]),
+                         .val = keys[i],
+                         .vlen = strlen(keys[i])};
     }
     cr_assert_eq(rc_apply(db, ops, n, NULL), 0, "%s", rc_last_error_message());
     reopen();
@@ -165,7 +180,10 @@ static void *flipper(void *p)
         for (int i = 0; i < 16; i++) {
             snprintf(keys[i], 8, "f%02d", i);
             snprintf(vals[i], 16, "%d", g);
-            ops[i] = (rc_op){.kind = RC_OP_PUT, .key = keys[i], .klen = 3, .val = vals[i],
+            ops[i] = (rc_op){.kind = RC_OP_PUT,
+                             .key = keys[i],
+                             .klen = 3,
+                             .val = vals[i],
                              .vlen = strlen(vals[i])};
         }
         rc_apply(f->db, ops, 16, NULL);

@@ -181,7 +181,11 @@ Test(merge, expired_records_are_dropped_and_stay_dead)
     for (int i = 0; i < NKEYS; i++) {
         key_of(i, k);
         th_put(db, NULL, k, "old-version-without-ttl");
-        rc_op op = {.kind = RC_OP_PUT, .key = k, .klen = strlen(k), .val = "ttl", .vlen = 3,
+        rc_op op = {.kind = RC_OP_PUT,
+                    .key = k,
+                    .klen = strlen(k),
+                    .val = "ttl",
+                    .vlen = 3,
                     .ttl_ms = i % 2 ? 1000 : RC_TTL_NONE};
         cr_assert_eq(rc_apply(db, &op, 1, NULL), 0);
     }
