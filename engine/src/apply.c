@@ -145,7 +145,9 @@ static int current_state(batch_ctx *b, size_t i, bool want_value, bool through_o
         pending *p = overlay_find(b, b->ks[i], b->hash[i], op->key, op->klen);
         if (p) {
             st->exists = !(p->rec.flags & FMT_REC_TOMBSTONE);
-            st->seq = 0; /* not yet assigned: a CAS against it cannot match */
+            /* not assigned yet: no compare-and-swap can name it, and it must
+             * not pass for "absent" (seq 0) either */
+            st->seq = st->exists ? UINT64_MAX : 0;
             st->type = (rc_type)((p->rec.flags & FMT_REC_TYPE_MASK) >> FMT_REC_TYPE_SHIFT);
             st->expires_at_ms = (int64_t)p->rec.expires_at_ms;
             st->data = p->plain;

@@ -355,3 +355,25 @@ Test(batch, dead_bytes_are_counted_per_keyspace)
     rc_stats_keyspace(db, a, &sa);
     cr_assert_eq(sa.dead_bytes, 0, "merge reclaimed keyspace a's dead bytes");
 }
+
+Test(batch, cas_sees_the_batch_own_earlier_write)
+{
+    rc_op ops[2] = {
+        {.kind = RC_OP_PUT, .key = "x", .klen = 1, .val = "1", .vlen = 1},
+        {.kind = RC_OP_PUT, .key = "x", .klen = 1, .val = "2", .vlen = 1, .cond = RC_IF_SEQ,
+         .if_seq = 0},
+    };
+    size_t failed = 9;
+    cr_assert_eq(rc_apply(db, ops, 2, &failed), RC_ECONFLICT,
+                 "seq 0 means absent, but the batch created the key");
+    cr_assert_eq(failed, 1);
+    rc_value v;
+    cr_assert_eq(rc_get(db, NULL, "x", 1, &v), RC_ENOTFOUND);
+    rc_op ok[2] = {
+        {.kind = RC_OP_DELETE, .key = "y", .klen = 1},
+        {.kind = RC_OP_PUT, .key = "y", .klen = 1, .val = "n", .vlen = 1, .cond = RC_IF_ABSENT},
+    };
+    th_put(db, NULL, "y", "old");
+    cr_assert_eq(rc_apply(db, ok, 2, NULL), 0, "absent after the batch's own delete");
+    cr_assert(th_has(db, NULL, "y", "n"));
+}
