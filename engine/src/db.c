@@ -119,7 +119,21 @@ static void db_free(rc_db *db)
     free(db);
 }
 
+static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool *retry);
+
 int rc_open(const char *dir, const rc_options *opts, rc_db **out)
+{
+    /* a read-only opener of a directory that a live writer merges may find
+     * a segment gone between listing and opening: it then lists again */
+    for (int attempt = 0;; attempt++) {
+        bool retry = false;
+        int err = open_once(dir, opts, out, &retry);
+        if (!retry || attempt == 20)
+            return err;
+    }
+}
+
+static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool *retry)
 {
     if (!dir || !*dir || !out)
         return rc_fail(RC_EINVAL, "rc_open needs a directory and an output handle");
@@ -175,6 +189,10 @@ int rc_open(const char *dir, const rc_options *opts, rc_db **out)
     }
     db->next_ks_id = FMT_KS_DEFAULT + 1;
     err = recover(db);
+    if (db->segment_vanished) {
+        *retry = true;
+        err = rc_fail(RC_ENOTFOUND, "segments of %s kept changing while it was opened", dir);
+    }
     if (err)
         goto fail;
     if (!db->opt.read_only) {

@@ -108,6 +108,7 @@ struct rc_db {
     _Atomic uint64_t write_errors;
     uint64_t recovery_ms, recovered_keys, hint_files_used, segments_scanned;
     uint64_t corrupt_records, torn_bytes;
+    bool segment_vanished; /* read-only open raced a merge: retry the open */
 };
 
 /* ---- errors.c */

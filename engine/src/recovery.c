@@ -343,7 +343,21 @@ int recover(rc_db *db)
     bool have_db_id = false;
     for (size_t i = 0; i < n && !err; i++) {
         segment *seg;
-        err = seg_open(db->dir_fd, ids[i], !db->opt.read_only, &seg);
+        char hname[32];
+        seg_name(hname, sizeof(hname), ids[i], "hint");
+        if (db->opt.read_only && faccessat(db->dir_fd, hname, F_OK, 0) != 0)
+            /* no hint yet: it may be a live writer's active segment, which
+             * sealing will shrink; a hinted one was truncated before its hint
+             * was written and never changes again */
+            err = seg_open_copy(db->dir_fd, ids[i], &seg);
+        else
+            err = seg_open(db->dir_fd, ids[i], !db->opt.read_only, &seg);
+        if (err == RC_ENOTFOUND && db->opt.read_only) {
+            /* a live writer's merge removed it after we listed the directory:
+             * its replacement may not be in our listing, so start over */
+            db->segment_vanished = true;
+            break;
+        }
         if (err)
             break;
         err = seg_table_add(&db->segs, seg);

@@ -59,6 +59,12 @@ int seg_create(int dir_fd, uint64_t id, uint64_t db_id, uint64_t reserve, int64_
 /* Open an existing segment read-only (or read-write when WRITABLE, so that
  * recovery can truncate a torn tail), mapped over its current length. */
 int seg_open(int dir_fd, uint64_t id, bool writable, segment **out);
+/* Read-only openers: load segment ID into private memory with pread instead
+ * of mapping the file. For segments without a hint, any of which may be the
+ * active segment of a live writer: the writer may shrink that file (sealing
+ * drops its preallocation), and pages of a shared mapping past the new end
+ * would raise SIGBUS; pread just stops at the end. */
+int seg_open_copy(int dir_fd, uint64_t id, segment **out);
 /* Make room for NEED more bytes after seg->size (active segment only). */
 int seg_reserve(segment *seg, uint64_t need);
 /* Cut the file to seg->size (drops preallocation / a torn tail). */

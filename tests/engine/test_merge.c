@@ -345,3 +345,51 @@ Test(merge, surviving_members_of_a_batch_outlive_merge_and_scans)
     cr_assert(th_has(db, NULL, "m3", "three"));
     cr_assert(th_has(db, NULL, "m4", "newer"));
 }
+
+typedef struct merger {
+    rc_db *db;
+    atomic_bool stop;
+    int merges;
+} merger;
+
+static void *merge_loop(void *p)
+{
+    merger *m = p;
+    char k[16];
+    for (int n = 0; !atomic_load(&m->stop); n++) {
+        key_of(n % NKEYS, k);
+        if (model[n % NKEYS][0])
+            th_put(m->db, NULL, k, model[n % NKEYS]); /* same values: new records */
+        if (n % 200 == 0 && rc_merge(m->db) == 0)
+            m->merges++;
+    }
+    return NULL;
+}
+
+/* kvdump's situation: read-only opens of a directory whose writer merges. */
+Test(merge, read_only_opens_beside_a_merging_writer_see_everything, .timeout = 120)
+{
+    churn();
+    merger m = {.db = db};
+    pthread_t t;
+    pthread_create(&t, NULL, merge_loop, &m);
+    rc_options o;
+    th_options(&o);
+    o.read_only = true;
+    int opens = 0;
+    for (int i = 0; i < 40; i++) {
+        rc_db *ro;
+        int rc = rc_open(dir, &o, &ro);
+        cr_assert_eq(rc, 0, "read-only open %d: %s", i, rc_last_error_message());
+        rc_stats st;
+        rc_stats_db(ro, &st);
+        cr_assert_eq(st.live_keys, NKEYS - NKEYS / 5, "open %d saw %llu keys", i,
+                     (unsigned long long)st.live_keys);
+        rc_close(ro);
+        opens++;
+    }
+    atomic_store(&m.stop, true);
+    pthread_join(t, NULL);
+    cr_assert_gt(m.merges, 0);
+    check_model("after the read-only opens");
+}
