@@ -276,3 +276,17 @@ Test(list, expired_and_deleted_keys_are_not_listed)
     cr_assert_str_eq(l->items[0].key, "a");
     rc_list_free(l);
 }
+
+Test(list, empty_keyspace_and_no_match)
+{
+    rc_list_opts o = {0};
+    rc_list *l = list(&o);
+    cr_assert_eq(l->count, 0);
+    cr_assert_not(l->more);
+    rc_list_free(l);
+    th_put(db, NULL, "a", "1");
+    rc_list_opts none = {.prefix = "zz", .prefix_len = 2, .limit = 5};
+    l = list(&none);
+    cr_assert_eq(l->count, 0);
+    rc_list_free(l);
+}
