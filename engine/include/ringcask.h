@@ -291,9 +291,15 @@ typedef struct rc_op {
     rc_number by;    /* INCR */
     /* output, filled by rc_apply */
     int status;      /* 0 or the op's own error */
-    uint64_t seq;    /* the sequence number this op wrote (0 for GET) */
-    rc_value result; /* GET, GETSET, INCR, APPEND: caller frees with
-                        rc_value_free(); zeroed for other kinds */
+    uint64_t seq;    /* the sequence number this op wrote (0 for GET, and for
+                        a DELETE of an absent key). Within one rc_apply the
+                        writes take increasing numbers in op order. */
+    bool existed;    /* writes: the key was present (and unexpired) just
+                        before this op */
+    rc_value result; /* GET, GETSET, INCR, APPEND: the value, which the caller
+                        frees with rc_value_free(). PUT: no data, but type,
+                        seq and expires_at_ms of what was written. Zeroed
+                        for DELETE. */
 } rc_op;
 
 /* Apply OPS[0..N) atomically: validate and evaluate them in order (each write

@@ -442,6 +442,7 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
         memset(&ops[i].result, 0, sizeof(ops[i].result));
         ops[i].seq = 0;
         ops[i].status = 0;
+        ops[i].existed = false;
         err = validate_op(db, &ops[i]);
         if (!err) {
             b.ks[i] = ks_resolve(db, ops[i].ks);
@@ -500,9 +501,15 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
                 for (size_t k = 0; k < b.npend; k++) {
                     pending *p = &b.pend[k];
                     p->rec = recs[k];
-                    index_apply(db, p->ks, p->hash, &p->rec, p->user_vlen);
-                    ops[p->op].seq = p->rec.seq;
                     rc_op *op = &ops[p->op];
+                    op->existed = index_apply(db, p->ks, p->hash, &p->rec, p->user_vlen);
+                    op->seq = p->rec.seq;
+                    if (op->kind == RC_OP_PUT) {
+                        op->result.type = (rc_type)((p->rec.flags & FMT_REC_TYPE_MASK) >>
+                                                    FMT_REC_TYPE_SHIFT);
+                        op->result.seq = p->rec.seq;
+                        op->result.expires_at_ms = (int64_t)p->rec.expires_at_ms;
+                    }
                     if (op->kind == RC_OP_INCR || op->kind == RC_OP_APPEND)
                         err = copy_result(
                             &op->result, p->plain, p->plain_len,

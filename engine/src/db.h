@@ -198,7 +198,8 @@ int read_key(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *key, size_t 
 int record_sizes(rc_db *db, const kd_loc *loc, uint32_t *total, uint64_t *value_len);
 
 /* ---- index.c: keydir updates with accounting */
-void index_apply(rc_db *db, rc_keyspace *ks, uint64_t hash, const log_rec *r, uint64_t user_vlen);
+/* Returns whether the key was present (and unexpired) before R. */
+bool index_apply(rc_db *db, rc_keyspace *ks, uint64_t hash, const log_rec *r, uint64_t user_vlen);
 void index_account_removed(rc_db *db, rc_keyspace *ks, const kd_loc *old, size_t klen);
 
 /* ---- recovery.c / hintfile.c */

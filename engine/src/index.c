@@ -24,7 +24,7 @@ void index_account_removed(rc_db *db, rc_keyspace *ks, const kd_loc *old, size_t
     atomic_fetch_sub_explicit(&ks->live_key_bytes, klen, memory_order_relaxed);
 }
 
-void index_apply(rc_db *db, rc_keyspace *ks, uint64_t hash, const log_rec *r, uint64_t user_vlen)
+bool index_apply(rc_db *db, rc_keyspace *ks, uint64_t hash, const log_rec *r, uint64_t user_vlen)
 {
     unsigned shard = keydir_shard_of(hash);
     kd_loc old;
@@ -55,4 +55,6 @@ void index_apply(rc_db *db, rc_keyspace *ks, uint64_t hash, const log_rec *r, ui
         atomic_fetch_add_explicit(&ks->live_value_bytes, user_vlen, memory_order_relaxed);
         atomic_fetch_add_explicit(&ks->live_key_bytes, r->klen, memory_order_relaxed);
     }
+    /* an entry the sweeper had not reached yet was already absent */
+    return had && !(old.expires_at_ms && db_now_ms(db) >= old.expires_at_ms);
 }

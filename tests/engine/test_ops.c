@@ -318,3 +318,28 @@ Test(ops, stats_follow_every_change)
     cr_assert_eq(st.gets, 1);
     cr_assert_gt(st.dead_bytes, 0);
 }
+
+Test(ops, results_tell_what_existed_and_what_was_written)
+{
+    rc_op put = {.kind = RC_OP_PUT, .key = "e", .klen = 1, .val = "1", .vlen = 1,
+                 .type = RC_TYPE_INT, .ttl_ms = 60000};
+    cr_assert_eq(rc_apply(db, &put, 1, NULL), 0);
+    cr_assert_not(put.existed);
+    cr_assert_eq(put.result.type, RC_TYPE_INT);
+    cr_assert_eq(put.result.seq, put.seq);
+    cr_assert_gt(put.result.expires_at_ms, 0);
+    cr_assert_null(put.result.data);
+    cr_assert_eq(rc_apply(db, &put, 1, NULL), 0);
+    cr_assert(put.existed);
+    rc_op two[3] = {
+        {.kind = RC_OP_PUT, .key = "n", .klen = 1, .val = "a", .vlen = 1},
+        {.kind = RC_OP_PUT, .key = "n", .klen = 1, .val = "b", .vlen = 1},
+        {.kind = RC_OP_DELETE, .key = "n", .klen = 1},
+    };
+    cr_assert_eq(rc_apply(db, two, 3, NULL), 0);
+    cr_assert_not(two[0].existed);
+    cr_assert(two[1].existed, "the batch's own earlier write counts");
+    cr_assert(two[2].existed);
+    cr_assert_lt(two[0].seq, two[1].seq, "sequence numbers follow op order");
+    cr_assert_lt(two[1].seq, two[2].seq);
+}
