@@ -1,0 +1,193 @@
+/*
+ * test_kvd_server.c — the process and the server-wide routes: ready line,
+ * usage errors, /healthz, /metrics (both forms), /admin/backup and the admin
+ * token, --default-bucket, and SIGTERM followed by a restart.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kvdtest.h"
+
+TestSuite(server, .init = kvd_setup, .fini = kvd_teardown, .timeout = 120);
+
+Test(server, ready_line_and_healthz)
+{
+    cr_assert(strstr(K.ready_line, K.dir) != NULL, "ready line lacks the dir: %s", K.ready_line);
+    cr_assert(strstr(K.ready_line, "keys recovered") != NULL, "%s", K.ready_line);
+    cr_assert(strstr(K.ready_line, " ms") != NULL, "%s", K.ready_line);
+    resp r = call_as("", "GET", "/healthz", NULL, NULL, NULL);
+    EXPECT(r, 200);
+    resp_free(&r);
+}
+
+static int run_kvd(const char *const *args)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        execv(KVD_BIN, (char *const *)args);
+        _exit(127);
+    }
+    int st = 0;
+    for (int i = 0; i < 500; i++) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
+Test(server, usage_errors_exit_2)
+{
+    const char *a1[] = {KVD_BIN, "--threads", "x", NULL};
+    cr_assert_eq(run_kvd(a1), 2);
+    const char *a2[] = {KVD_BIN, "--bogus", NULL};
+    cr_assert_eq(run_kvd(a2), 2);
+    const char *a3[] = {KVD_BIN, "--sync", "sometimes", NULL};
+    cr_assert_eq(run_kvd(a3), 2);
+    const char *a4[] = {KVD_BIN, "--max-value", "12Q", NULL};
+    cr_assert_eq(run_kvd(a4), 2);
+    const char *a5[] = {KVD_BIN, "--help", NULL};
+    cr_assert_eq(run_kvd(a5), 0);
+}
+
+static long long metric(const char *text, const char *name)
+{
+    const char *p = text;
+    size_t n = strlen(name);
+    while ((p = strstr(p, name)) != NULL) {
+        if ((p == text || p[-1] == '\n') && p[n] == ' ')
+            return atoll(p + n + 1);
+        p += n;
+    }
+    return -1;
+}
+
+Test(server, metrics_count_per_key)
+{
+    resp r = call("POST", "/t/",
+                  "{\"ops\":[{\"set\":\"a\",\"value\":\"12345\"},{\"set\":\"b\",\"value\":\"x\"},"
+                  "{\"set\":\"c\",\"value\":\"yy\"}]}");
+    EXPECT(r, 200);
+    resp_free(&r);
+    r = call("POST", "/t/", "{\"ops\":[{\"get\":\"a\"},{\"get\":\"b\"},{\"get\":\"zz\"}]}");
+    resp_free(&r);
+    r = call("GET", "/t/a", NULL);
+    resp_free(&r);
+    r = call("DELETE", "/t/c", NULL);
+    resp_free(&r);
+    r = call_as("", "GET", "/metrics?format=json", NULL, NULL, NULL);
+    EXPECT(r, 200);
+    json_t *j = resp_json(&r);
+    cr_assert(j != NULL, "%s", r.body);
+    cr_assert_eq(json_integer_value(json_object_get(j, "keys")), 2, "%s", r.body);
+    cr_assert_eq(json_integer_value(json_object_get(j, "bytes")), 6, "%s", r.body);
+    cr_assert_eq(json_integer_value(json_object_get(j, "set")), 3, "%s", r.body);
+    cr_assert_eq(json_integer_value(json_object_get(j, "get")), 4, "%s", r.body);
+    cr_assert_eq(json_integer_value(json_object_get(j, "delete")), 1, "%s", r.body);
+    json_decref(j);
+    resp_free(&r);
+    r = call_as("", "GET", "/metrics", NULL, NULL, NULL);
+    EXPECT(r, 200);
+    cr_assert_eq(metric(r.body, "kvd_keys_stored"), 2);
+    cr_assert_eq(metric(r.body, "kvd_value_bytes_stored"), 6);
+    cr_assert_eq(metric(r.body, "kvd_operations_total{op=\"set\"}"), 3);
+    cr_assert(strstr(r.body,
+                     "kvd_http_request_duration_seconds_bucket{route=\"key\",le=\"+Inf\"}") != NULL,
+              "no latency histogram");
+    cr_assert(strstr(r.body, "ringcask_segments") != NULL);
+    cr_assert(strstr(r.body, "ringcask_fsyncs_total") != NULL);
+    resp_free(&r);
+}
+
+Test(server, admin_token_guards_backup_and_bucket_creation)
+{
+    resp r = call_as("", "GET", "/admin/backup", NULL, NULL, NULL);
+    EXPECT(r, 403);
+    resp_free(&r);
+    kvd_cleanup(&K);
+    char tokfile[] = "/tmp/kvdtok.XXXXXX";
+    int fd = mkstemp(tokfile);
+    cr_assert(fd >= 0);
+    const char *secret = "s3cret-admin-token-0123456789";
+    cr_assert(write(fd, secret, strlen(secret)) > 0);
+    cr_assert(write(fd, "\n", 1) == 1);
+    close(fd);
+    const char *extra[] = {"--admin-token-file", tokfile, NULL};
+    bool started = kvd_start(&K, NULL, extra);
+    unlink(tokfile);
+    cr_assert(started);
+    r = http(&K, "POST", "/", "{\"name\":\"t\"}", 12, NULL);
+    EXPECT(r, 401);
+    resp_free(&r);
+    r = call_as(secret, "POST", "/", "{\"name\":\"t\"}", NULL, NULL);
+    EXPECT(r, 201);
+    resp_free(&r);
+    r = call_as("wrong-admin-token-000000000", "GET", "/admin/backup", NULL, NULL, NULL);
+    EXPECT(r, 401);
+    resp_free(&r);
+    r = call_as("", "GET", "/admin/backup", NULL, NULL, NULL);
+    EXPECT(r, 401);
+    resp_free(&r);
+    r = call_as(secret, "GET", "/admin/backup?since=abc", NULL, NULL, NULL);
+    EXPECT(r, 400);
+    resp_free(&r);
+    r = call_as(secret, "GET", "/admin/backup?since=0", NULL, NULL, NULL);
+    EXPECT(r, 200);
+    cr_assert(r.len > 0, "empty backup stream");
+    resp_free(&r);
+}
+
+Test(server, default_bucket_is_open)
+{
+    kvd_cleanup(&K);
+    const char *extra[] = {"--default-bucket", "default", NULL};
+    cr_assert(kvd_start(&K, NULL, extra));
+    resp r = call_as("", "PUT", "/default/k", "v", NULL, NULL);
+    EXPECT(r, 201);
+    resp_free(&r);
+    r = call_as("", "GET", "/default/?values=true", NULL, NULL, NULL);
+    EXPECT(r, 200);
+    BODY_IS(r, "k=v\n");
+    resp_free(&r);
+    r = call_as("", "POST", "/default/tokens/", "{\"permissions\":[\"read\"]}", NULL, NULL);
+    EXPECT(r, 200);
+    resp_free(&r);
+}
+
+Test(server, sigterm_then_restart_keeps_everything)
+{
+    char tok[2048];
+    cr_assert(make_token(&K, "t", AK, "{\"permissions\":[\"read\"]}", tok, sizeof tok));
+    resp r = call("PUT", "/t/persist", "still here");
+    EXPECT(r, 201);
+    resp_free(&r);
+    r = call("PATCH", "/t/counter", "+41");
+    resp_free(&r);
+    r = call("PATCH", "/t/counter", "+1");
+    resp_free(&r);
+    r = call("DELETE", "/t/persist2", NULL);
+    resp_free(&r);
+    cr_assert_eq(kvd_stop(&K, SIGTERM), 0, "kvd did not exit 0 on SIGTERM");
+    cr_assert(kvd_start(&K, K.dir, NULL), "kvd did not restart");
+    cr_assert(strstr(K.ready_line, "kvd ready") != NULL);
+    r = call("GET", "/t/persist", NULL);
+    EXPECT(r, 200);
+    BODY_IS(r, "still here");
+    resp_free(&r);
+    r = call("GET", "/t/counter", NULL);
+    BODY_IS(r, "42");
+    resp_free(&r);
+    /* the admin key and tokens survive: the secret lives in the engine */
+    r = call_as(tok, "GET", "/t/persist", NULL, NULL, NULL);
+    EXPECT(r, 200);
+    resp_free(&r);
+    cr_assert_eq(kvd_stop(&K, SIGINT), 0, "kvd did not exit 0 on SIGINT");
+}
