@@ -83,6 +83,10 @@ struct rc_db {
     rc_keyspace **ks_all;       /* every handle ever made (freed at close) */
     size_t ks_all_n, ks_all_cap;
 
+    /* Merge holds this exclusively while it unlinks segment files; a backup
+     * holds it shared while it streams, so its snapshot's files stay put. */
+    pthread_rwlock_t files_gate;
+
     /* readers of segments */
     epoch_slot epochs[EPOCH_SLOTS];
 
@@ -93,6 +97,7 @@ struct rc_db {
     pthread_cond_t bg_cv;
     bool bg_stop;
     bool bg_kick;
+    pthread_mutex_t sweep_mu; /* one sweeper at a time (cursors) */
 
     /* stats */
     _Atomic uint64_t batches, fsyncs, fsync_ns_total, fsync_ns_max, expired_swept;
