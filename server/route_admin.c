@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -54,7 +55,10 @@ typedef struct backup_job {
     pthread_t thread;
     bool joined;
     int rc;
+    char why[256];
     rc_backup_info info;
+    char first[64 * 1024]; /* read before answering, so a failing start gets a status */
+    size_t first_len, first_off;
 } backup_job;
 
 static int pipe_write(void *ctx, const void *buf, size_t len)
@@ -78,6 +82,8 @@ static void *backup_thread(void *arg)
     backup_job *job = arg;
     job->rc = rc_backup(job->srv->db, job->since, pipe_write, job, NULL, NULL, &job->info);
     if (job->rc != 0)
+        snprintf(job->why, sizeof job->why, "%s", rc_last_error_message());
+    if (job->rc != 0)
         kvd_log(LOG_ERROR, "backup since %" PRIu64 " failed: %s", job->since, rc_strerror(job->rc));
     else
         kvd_log(LOG_INFO,
@@ -100,6 +106,14 @@ static void job_join(backup_job *job)
 static ssize_t backup_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     backup_job *job = cls;
+    if (job->first_off < job->first_len) {
+        size_t n = job->first_len - job->first_off;
+        if (n > max)
+            n = max;
+        memcpy(buf, job->first + job->first_off, n);
+        job->first_off += n;
+        return (ssize_t)n;
+    }
     for (;;) {
         ssize_t n = read(job->rfd, buf, max);
         if (n > 0)
@@ -158,6 +172,32 @@ void route_backup(kvd_request *req)
         free(job);
         http_error(req, 503, "unavailable", "could not start the backup");
         return;
+    }
+    /* wait for the first bytes (or the end): an error before any byte was
+     * written can still be answered with a proper status */
+    while (job->first_len == 0) {
+        ssize_t n = read(job->rfd, job->first, sizeof job->first);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        job->first_len = (size_t)n;
+    }
+    if (job->first_len == 0) {
+        job_join(job);
+        if (job->rc != 0) {
+            int err = job->rc;
+            char why[300];
+            snprintf(why, sizeof why, "backup failed: %s%s%s", rc_strerror(err),
+                     job->why[0] ? ": " : "", job->why);
+            backup_free(job);
+            const char *code = "internal";
+            unsigned status = http_status_for(err, &code);
+            if (status < 500 && err != RC_EHORIZON)
+                status = 500;
+            http_error(req, status, status == 500 ? "backup_failed" : code, "%s", why);
+            return;
+        }
     }
     struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
                                                                backup_read, job, backup_free);
