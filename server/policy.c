@@ -393,14 +393,35 @@ done:
     return rc;
 }
 
-int policy_update(kvd *srv, const policy *p)
+static int update_locked(kvd *srv, const policy *p)
 {
-    pthread_mutex_lock(&srv->policies->admin);
     int rc = rc_keyspace_set_default_ttl(p->ks, p->default_ttl_s * 1000);
     if (rc == 0)
         rc = store_policy(srv, p, RC_IF_PRESENT);
     if (rc == 0)
         cache_put(srv->policies, p);
+    return rc;
+}
+
+int policy_update(kvd *srv, const policy *p)
+{
+    pthread_mutex_lock(&srv->policies->admin);
+    int rc = update_locked(srv, p);
+    pthread_mutex_unlock(&srv->policies->admin);
+    return rc;
+}
+
+int policy_modify(kvd *srv, const char *name, policy_edit_fn fn, void *ctx, policy *out)
+{
+    policy p;
+    pthread_mutex_lock(&srv->policies->admin);
+    int rc = policy_get(srv, name, strlen(name), &p);
+    if (rc == 0)
+        rc = fn(&p, ctx);
+    if (rc == 0)
+        rc = update_locked(srv, &p);
+    if (rc == 0 && out != NULL)
+        *out = p;
     pthread_mutex_unlock(&srv->policies->admin);
     return rc;
 }

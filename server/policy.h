@@ -70,6 +70,12 @@ int policy_create(kvd *srv, const char *name, int64_t default_ttl_s, unsigned pu
 /* Store P as the bucket's new policy (and its default TTL in the keyspace). */
 int policy_update(kvd *srv, const policy *p);
 
+/* Read-modify-write of bucket NAME's policy under the policy store's lock:
+ * FN edits a fresh copy (returns 0 to store it, else that code, nothing
+ * stored). On success *OUT (if not NULL) holds the stored policy. */
+typedef int (*policy_edit_fn)(policy *p, void *ctx);
+int policy_modify(kvd *srv, const char *name, policy_edit_fn fn, void *ctx, policy *out);
+
 /* Delete the bucket: its policy, then its keyspace with every key. */
 int policy_delete(kvd *srv, const char *name);
 

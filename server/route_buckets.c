@@ -105,60 +105,104 @@ done:
     json_decref(o);
 }
 
+/* A validated PATCH body, applied to a fresh copy of the policy under the
+ * policy store's lock so concurrent PATCHes never lose each other's changes. */
+typedef struct bucket_edit {
+    bool set_ttl, set_public, rotate;
+    int64_t ttl;
+    unsigned pub;
+    unsigned new_roles; /* bit per role */
+    json_t *fresh;      /* role -> new key text */
+} bucket_edit;
+
+static int apply_edit(policy *p, void *ctx)
+{
+    bucket_edit *e = ctx;
+    if (e->set_ttl)
+        p->default_ttl_s = e->ttl;
+    if (e->set_public)
+        p->public_perms = e->pub;
+    if (e->rotate)
+        p->signing_version++;
+    for (int role = 0; role < ROLE_COUNT; role++) {
+        if (!(e->new_roles & (1u << role)))
+            continue;
+        char key[BUCKET_KEY_TEXT_MAX + 1];
+        policy_new_key(p, role, key);
+        json_object_set_new(e->fresh, role_name(role), json_string(key));
+        sodium_memzero(key, sizeof key);
+    }
+    return 0;
+}
+
+static bool parse_edit(kvd_request *req, const json_t *o, bucket_edit *e)
+{
+    e->ttl = req->pol.default_ttl_s;
+    e->set_ttl = json_object_get(o, "default_ttl") != NULL;
+    e->set_public = json_object_get(o, "public") != NULL;
+    if (!parse_ttl_field(req, o, &e->ttl) || !parse_public_field(req, o, &e->pub))
+        return false;
+    json_t *rot = json_object_get(o, "rotate_signing_key");
+    if (rot != NULL && !json_is_boolean(rot)) {
+        http_error(req, 400, "bad_request", "rotate_signing_key must be true or false");
+        return false;
+    }
+    e->rotate = json_is_true(rot);
+    json_t *nk = json_object_get(o, "new_keys");
+    if (nk == NULL)
+        return true;
+    size_t i;
+    json_t *v;
+    if (!json_is_array(nk)) {
+        http_error(req, 400, "bad_request", "new_keys must be a list of roles");
+        return false;
+    }
+    json_array_foreach(nk, i, v)
+    {
+        int role = json_is_string(v) ? role_from_name(json_string_value(v)) : -1;
+        if (role < 0) {
+            http_error(req, 400, "bad_request",
+                       "new_keys: roles are read, write, delete, enumerate, admin");
+            return false;
+        }
+        e->new_roles |= 1u << role;
+    }
+    return true;
+}
+
 static void bucket_patch(kvd_request *req)
 {
     const char *why = NULL;
+    bucket_edit e;
+    policy p;
+    memset(&e, 0, sizeof e);
     json_t *o = json_parse_object(req->body, req->body_len, &why);
-    json_t *fresh = NULL;
-    policy p = req->pol;
     if (o == NULL) {
         http_error(req, 400, "bad_request", "%s", why);
         return;
     }
-    if (!parse_ttl_field(req, o, &p.default_ttl_s) || !parse_public_field(req, o, &p.public_perms))
+    if (!parse_edit(req, o, &e))
         goto done;
-    json_t *rot = json_object_get(o, "rotate_signing_key");
-    if (rot != NULL && !json_is_boolean(rot)) {
-        http_error(req, 400, "bad_request", "rotate_signing_key must be true or false");
+    e.fresh = json_object();
+    if (e.fresh == NULL) {
+        http_error(req, 503, "out_of_memory", "out of memory");
         goto done;
     }
-    if (json_is_true(rot))
-        p.signing_version++;
-    json_t *nk = json_object_get(o, "new_keys");
-    if (nk != NULL) {
-        size_t i;
-        json_t *v;
-        if (!json_is_array(nk)) {
-            http_error(req, 400, "bad_request", "new_keys must be a list of roles");
-            goto done;
-        }
-        fresh = json_object();
-        json_array_foreach(nk, i, v)
-        {
-            int role = json_is_string(v) ? role_from_name(json_string_value(v)) : -1;
-            char key[BUCKET_KEY_TEXT_MAX + 1];
-            if (role < 0) {
-                http_error(req, 400, "bad_request",
-                           "new_keys: roles are read, write, delete, enumerate, admin");
-                goto done;
-            }
-            policy_new_key(&p, role, key);
-            json_object_set_new(fresh, role_name(role), json_string(key));
-            sodium_memzero(key, sizeof key);
-        }
+    int rc = policy_modify(req->srv, req->pol.name, apply_edit, &e, &p);
+    if (rc == RC_ENOTFOUND) {
+        http_error(req, 404, "no_such_bucket", "no such bucket");
+        goto done;
     }
-    int rc = policy_update(req->srv, &p);
     if (rc != 0) {
         http_engine_error(req, rc, -1);
         goto done;
     }
     json_t *ans = policy_public_json(&p);
-    if (ans != NULL && fresh != NULL) {
-        json_object_set(ans, "new_keys", fresh);
-    }
+    if (ans != NULL && e.new_roles != 0)
+        json_object_set(ans, "new_keys", e.fresh);
     http_json(req, 200, ans);
 done:
-    json_decref(fresh);
+    json_decref(e.fresh);
     json_decref(o);
 }
 
