@@ -46,7 +46,7 @@ static const char usage_text[] =
     "  --admin-token-file FILE     server admin token (bucket creation, /admin/backup)\n"
     "  --max-value BYTES           largest value (default 16M)\n"
     "  --max-batch-bytes BYTES     largest batch body (default 64M)\n"
-    "  --threads N                 HTTP worker threads (default 4 x cores, at least 8)\n"
+    "  --threads N                 HTTP worker threads (default 4 x cores, at least 32)\n"
     "  --max-connections N         concurrent connections (default 1024)\n"
     "  --timeout SECONDS           close idle or stalled connections after this (default 30)\n"
     "  --max-header-bytes BYTES    request line + headers per connection (default 32K)\n"
@@ -179,9 +179,13 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
     c->listen = "127.0.0.1:7070";
     c->max_value = 16u << 20;
     c->max_batch_bytes = 64u << 20;
+    /* handlers block on fdatasync under --sync always, and only writers that
+     * wait at the same moment share a group commit: measured on 2 cores with
+     * 50 connections, PUT went 3.3k (4 threads) -> 6.1k (8) -> 10.2k req/s
+     * (32, same at 64), while GET did not suffer from the extra threads */
     c->threads = (unsigned)(cores > 0 ? cores * 4 : 8);
-    if (c->threads < 8)
-        c->threads = 8;
+    if (c->threads < 32)
+        c->threads = 32;
     c->max_connections = 1024;
     c->conn_timeout_s = 30;
     c->max_header_bytes = 32 * 1024;
