@@ -22,6 +22,7 @@
 #define KVD_BATCH_OPS_MAX 10000u
 #define KVD_SYS_KEYSPACE "sys"
 #define KVD_BUCKET_KS_PREFIX "b:"
+#define KVD_CTYPE_KS_PREFIX "c:"
 
 struct policy_cache;
 struct metrics;

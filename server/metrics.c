@@ -126,10 +126,25 @@ static void user_totals(kvd *srv, rc_stats *db, uint64_t *keys, uint64_t *bytes)
     memset(&sys, 0, sizeof sys);
     rc_stats_db(srv->db, db);
     rc_stats_keyspace(srv->db, srv->sys, &sys);
-    *keys = db->live_keys >= sys.live_keys ? db->live_keys - sys.live_keys : 0;
-    *bytes = db->live_value_bytes >= sys.live_value_bytes
-                 ? db->live_value_bytes - sys.live_value_bytes
-                 : 0;
+    uint64_t hidden_keys = sys.live_keys, hidden_bytes = sys.live_value_bytes;
+    /* recorded Content-Types ("c:" keyspaces) are not user keys either */
+    char **names = NULL;
+    size_t count = 0;
+    if (rc_keyspace_list(srv->db, &names, &count) == 0) {
+        for (size_t i = 0; i < count; i++) {
+            rc_keyspace *ks = NULL;
+            rc_stats cs;
+            if (strncmp(names[i], KVD_CTYPE_KS_PREFIX, strlen(KVD_CTYPE_KS_PREFIX)) != 0 ||
+                rc_keyspace_open(srv->db, names[i], 0, &ks) != 0 ||
+                rc_stats_keyspace(srv->db, ks, &cs) != 0)
+                continue;
+            hidden_keys += cs.live_keys;
+            hidden_bytes += cs.live_value_bytes;
+        }
+        rc_names_free(names, count);
+    }
+    *keys = db->live_keys >= hidden_keys ? db->live_keys - hidden_keys : 0;
+    *bytes = db->live_value_bytes >= hidden_bytes ? db->live_value_bytes - hidden_bytes : 0;
 }
 
 static uint64_t load(atomic_uint_fast64_t *a)

@@ -139,6 +139,8 @@ json_t *policy_to_storage_json(const policy *p)
     json_object_set_new(o, "public", perms_to_json(p->public_perms));
     json_object_set_new(o, "signing_key_version", json_integer(p->signing_version));
     json_object_set_new(o, "key_hashes", hashes);
+    if (p->content_types)
+        json_object_set_new(o, "content_types", json_true());
     return o;
 fail:
     json_decref(o);
@@ -157,6 +159,7 @@ int policy_from_storage_json(const json_t *o, policy *out)
     out->created_at = json_integer_value(json_object_get(o, "created_at"));
     out->default_ttl_s = json_integer_value(json_object_get(o, "default_ttl"));
     out->signing_version = (uint32_t)json_integer_value(json_object_get(o, "signing_key_version"));
+    out->content_types = json_is_true(json_object_get(o, "content_types"));
     if (perms_from_json(json_object_get(o, "public"), &out->public_perms) != 0)
         return -1;
     for (int r = 0; r < ROLE_COUNT; r++) {
@@ -201,6 +204,11 @@ static void storage_key(const char *name, char *out, size_t cap)
 static void keyspace_name(const char *name, char *out, size_t cap)
 {
     snprintf(out, cap, "%s%s", KVD_BUCKET_KS_PREFIX, name);
+}
+
+static void ctype_keyspace_name(const char *name, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s%s", KVD_CTYPE_KS_PREFIX, name);
 }
 
 static int store_policy(kvd *srv, const policy *p, rc_cond cond)
@@ -306,6 +314,10 @@ static int load_policy(kvd *srv, const char *name, policy *out)
     json_decref(o);
     keyspace_name(name, ksname, sizeof ksname);
     rc = rc_keyspace_open(srv->db, ksname, RC_KS_CREATE, &out->ks);
+    if (rc == 0 && out->content_types) {
+        ctype_keyspace_name(name, ksname, sizeof ksname);
+        rc = rc_keyspace_open(srv->db, ksname, RC_KS_CREATE, &out->ctype_ks);
+    }
     return rc;
 }
 
@@ -379,6 +391,11 @@ int policy_create(kvd *srv, const char *name, int64_t default_ttl_s, unsigned pu
     }
     if (rc != 0)
         goto done;
+    /* recorded Content-Types of an earlier bucket of this name never apply
+     * (their seqs are older than any new value), but they would cost RAM */
+    ctype_keyspace_name(name, ksname, sizeof ksname);
+    rc_keyspace_drop(srv->db, ksname);
+    keyspace_name(name, ksname, sizeof ksname);
     if (default_ttl_s > 0)
         rc = rc_keyspace_set_default_ttl(p.ks, default_ttl_s * 1000);
     if (rc == 0)
@@ -446,9 +463,32 @@ int policy_delete(kvd *srv, const char *name)
         if (drc != 0 && drc != RC_ENOKEYSPACE)
             kvd_log(LOG_WARN, "bucket %s: dropping its keyspace failed: %s", name,
                     rc_strerror(drc));
+        ctype_keyspace_name(name, ksname, sizeof ksname);
+        drc = rc_keyspace_drop(srv->db, ksname);
+        if (drc != 0 && drc != RC_ENOKEYSPACE)
+            kvd_log(LOG_WARN, "bucket %s: dropping its content types failed: %s", name,
+                    rc_strerror(drc));
     }
     pthread_mutex_unlock(&srv->policies->admin);
     return rc;
+}
+
+static int enable_ctypes(policy *p, void *ctx)
+{
+    kvd *srv = ctx;
+    char ksname[8 + KVD_BUCKET_NAME_MAX];
+    if (p->content_types && p->ctype_ks != NULL)
+        return 0;
+    ctype_keyspace_name(p->name, ksname, sizeof ksname);
+    int rc = rc_keyspace_open(srv->db, ksname, RC_KS_CREATE, &p->ctype_ks);
+    if (rc == 0)
+        p->content_types = true;
+    return rc;
+}
+
+int policy_enable_content_types(kvd *srv, const char *name, policy *out)
+{
+    return policy_modify(srv, name, enable_ctypes, srv, out);
 }
 
 int policy_store_open(kvd *srv)

@@ -35,6 +35,8 @@ typedef struct policy {
     unsigned public_perms;
     uint32_t signing_version; /* tokens carry it; incremented to revoke them */
     int64_t created_at;       /* unix seconds */
+    bool content_types;       /* some key was set with its own Content-Type */
+    rc_keyspace *ctype_ks;    /* "c:" + name, open when content_types */
     bool has_key[ROLE_COUNT];
     unsigned char key_hash[ROLE_COUNT][KEY_HASH_BYTES];
 } policy;
@@ -75,6 +77,10 @@ int policy_update(kvd *srv, const policy *p);
  * stored). On success *OUT (if not NULL) holds the stored policy. */
 typedef int (*policy_edit_fn)(policy *p, void *ctx);
 int policy_modify(kvd *srv, const char *name, policy_edit_fn fn, void *ctx, policy *out);
+
+/* Mark the bucket as holding Content-Types and open its "c:" keyspace
+ * (once; cheap when already done). *OUT receives the updated policy. */
+int policy_enable_content_types(kvd *srv, const char *name, policy *out);
 
 /* Delete the bucket: its policy, then its keyspace with every key. */
 int policy_delete(kvd *srv, const char *name);

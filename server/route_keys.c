@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "content_type.h"
 #include "metrics.h"
 #include "routes.h"
 #include "valuetype.h"
@@ -104,10 +105,12 @@ static bool parse_conditions(kvd_request *req, rc_op *op, bool allow_none_match)
     return true;
 }
 
-static void add_value_headers(struct MHD_Response *r, const rc_value *v, uint64_t etag_seq)
+static void add_value_headers(struct MHD_Response *r, const rc_value *v, uint64_t etag_seq,
+                              const char *ctype)
 {
     char etag[32], exp[32];
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, value_content_type(v->type));
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            ctype ? ctype : value_content_type(v->type));
     format_etag(etag_seq, etag, sizeof etag);
     MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
     if (v->expires_at_ms > 0) {
@@ -116,8 +119,10 @@ static void add_value_headers(struct MHD_Response *r, const rc_value *v, uint64_
     }
 }
 
-/* Answer with value V (its data is taken) and the ETag of ETAG_SEQ. */
-static void send_value(kvd_request *req, unsigned status, rc_value *v, uint64_t etag_seq)
+/* Answer with value V (its data is taken) and the ETag of ETAG_SEQ; CTYPE
+ * (may be NULL) overrides the Content-Type of V's type. */
+static void send_value_ct(kvd_request *req, unsigned status, rc_value *v, uint64_t etag_seq,
+                          const char *ctype)
 {
     struct MHD_Response *r;
     if (v->data == NULL || v->len == 0) {
@@ -128,15 +133,53 @@ static void send_value(kvd_request *req, unsigned status, rc_value *v, uint64_t 
         v->data = NULL;
     }
     if (r != NULL)
-        add_value_headers(r, v, etag_seq);
+        add_value_headers(r, v, etag_seq, ctype);
     http_send(req, status, r);
+}
+
+static void send_value(kvd_request *req, unsigned status, rc_value *v, uint64_t etag_seq)
+{
+    send_value_ct(req, status, v, etag_seq, NULL);
+}
+
+/* Read the value and, in buckets that keep Content-Types, its recorded type
+ * (one rc_apply: a consistent pair). *CTYPE is malloc'ed or NULL. */
+static int read_value(kvd_request *req, rc_value *v, char **ctype)
+{
+    kvd *srv = req->srv;
+    *ctype = NULL;
+    if (!req->pol.content_types || req->pol.ctype_ks == NULL)
+        return rc_get(srv->db, req->pol.ks, req->key, req->klen, v);
+    rc_op ops[2] = {
+        {.kind = RC_OP_GET, .ks = req->pol.ks, .key = req->key, .klen = req->klen},
+        {.kind = RC_OP_GET, .ks = req->pol.ctype_ks, .key = req->key, .klen = req->klen},
+    };
+    int rc = rc_apply(srv->db, ops, 2, NULL);
+    if (rc != 0)
+        return rc;
+    *v = ops[0].result;
+    if (v->seq == 0) {
+        rc_value_free(&ops[1].result);
+        return RC_ENOTFOUND;
+    }
+    if (v->type == RC_TYPE_RAW && ctype_applies(ops[1].result.seq, v->seq) &&
+        ops[1].result.len <= CTYPE_MAX) {
+        *ctype = malloc(ops[1].result.len + 1);
+        if (*ctype != NULL) {
+            memcpy(*ctype, ops[1].result.data, ops[1].result.len);
+            (*ctype)[ops[1].result.len] = '\0';
+        }
+    }
+    rc_value_free(&ops[1].result);
+    return 0;
 }
 
 static void key_get(kvd_request *req)
 {
     kvd *srv = req->srv;
     rc_value v = {0};
-    int rc = rc_get(srv->db, req->pol.ks, req->key, req->klen, &v);
+    char *ctype = NULL;
+    int rc = read_value(req, &v, &ctype);
     metrics_count_op(srv->metrics, MOP_GET, 1);
     if (rc == RC_ENOTFOUND) {
         http_error(req, 404, "not_found", "no such key");
@@ -157,9 +200,11 @@ static void key_get(kvd_request *req)
         if (r != NULL)
             MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
         http_send(req, 304, r);
+        free(ctype);
         return;
     }
-    send_value(req, 200, &v, v.seq);
+    send_value_ct(req, 200, &v, v.seq, ctype);
+    free(ctype);
 }
 
 static void send_etag(kvd_request *req, unsigned status, uint64_t seq)
@@ -203,12 +248,27 @@ static void key_put(kvd_request *req)
                    "is not valid JSON");
         return;
     }
+    const char *ctype = http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    rc_op ops[2];
+    size_t nops = 1;
+    if (ctype_worth_storing(ctype, op.type)) {
+        int erc =
+            req->pol.content_types ? 0 : policy_enable_content_types(srv, req->pol.name, &req->pol);
+        if (erc != 0) {
+            http_engine_error(req, erc, -1);
+            return;
+        }
+        ctype_record_op(&req->pol, &op, ctype, &ops[1]);
+        nops = 2;
+    }
     bool created = op.cond == RC_IF_ABSENT;
     if (op.cond == RC_IF_ANY) {
         rc_value meta = {0};
         created = rc_get_meta(srv->db, req->pol.ks, req->key, req->klen, &meta) == RC_ENOTFOUND;
     }
-    int rc = rc_apply(srv->db, &op, 1, NULL);
+    ops[0] = op;
+    int rc = rc_apply(srv->db, ops, nops, NULL);
+    op = ops[0];
     metrics_count_op(srv->metrics, MOP_SET, 1);
     if (rc != 0) {
         write_error(req, &op, rc);
@@ -226,7 +286,15 @@ static void key_delete(kvd_request *req)
     bool conditional = op.cond != RC_IF_ANY;
     if (!conditional)
         op.cond = RC_IF_PRESENT;
-    int rc = rc_apply(srv->db, &op, 1, NULL);
+    rc_op ops[2] = {op};
+    size_t nops = 1;
+    if (req->pol.content_types && req->pol.ctype_ks != NULL) {
+        ops[1] = (rc_op){
+            .kind = RC_OP_DELETE, .ks = req->pol.ctype_ks, .key = req->key, .klen = req->klen};
+        nops = 2;
+    }
+    int rc = rc_apply(srv->db, ops, nops, NULL);
+    op = ops[0];
     metrics_count_op(srv->metrics, MOP_DELETE, 1);
     if (rc == RC_ENOTFOUND && !conditional) {
         http_error(req, 404, "not_found", "no such key");
@@ -289,7 +357,7 @@ static void key_patch(kvd_request *req)
         rc_value v = {.data = p.buf, .len = p.vlen, .type = p.vtype};
         struct MHD_Response *r = http_response_copy(v.data ? v.data : "", v.len);
         if (r != NULL)
-            add_value_headers(r, &v, op.seq);
+            add_value_headers(r, &v, op.seq, NULL);
         http_send(req, 200, r);
         goto done;
     }

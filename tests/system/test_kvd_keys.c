@@ -109,7 +109,7 @@ Test(keys, type_detection_and_content_type)
     expect_type("half", "{\"a\":", NULL, "application/octet-stream");
     expect_type("jstr", "\"quoted\"", "application/json", "application/json");
     expect_type("oct", "42", "application/octet-stream", "application/octet-stream");
-    expect_type("tp", "{\"a\":1}", "text/plain", "application/octet-stream");
+    expect_type("tp", "{\"a\":1}", "text/plain", "text/plain");
     expect_type("tpn", "12", "text/plain", "text/plain");
     expect_type("form", "17", "application/x-www-form-urlencoded", "text/plain");
     resp r = call_as(NULL, "PUT", "/t/bad", "{not json", "Content-Type: application/json", NULL);
@@ -428,5 +428,61 @@ Test(keys, methods_and_unknown_routes)
     resp_free(&r);
     r = call("GET", "/nobucket/k", NULL);
     EXPECT_ERR(r, 404, "no_such_bucket");
+    resp_free(&r);
+}
+
+Test(keys, content_type_given_at_set_time_is_kept)
+{
+    char ct[128];
+    resp r = call_as(NULL, "PUT", "/t/img", "\x89PNG...", "Content-Type: image/png", NULL);
+    EXPECT(r, 201);
+    resp_free(&r);
+    r = call("GET", "/t/img", NULL);
+    EXPECT(r, 200);
+    cr_assert_str_eq(resp_header(&r, "Content-Type", ct, sizeof ct), "image/png");
+    resp_free(&r);
+    r = call("HEAD", "/t/img", NULL);
+    cr_assert_str_eq(resp_header(&r, "Content-Type", ct, sizeof ct), "image/png");
+    resp_free(&r);
+    r = call_as(NULL, "PUT", "/t/page", "<p>hi</p>", "Content-Type: text/html; charset=utf-8",
+                NULL);
+    resp_free(&r);
+    r = call("GET", "/t/page", NULL);
+    cr_assert_str_eq(resp_header(&r, "Content-Type", ct, sizeof ct), "text/html; charset=utf-8");
+    resp_free(&r);
+    /* a later write without one makes it stale */
+    r = call("PUT", "/t/img", "plain bytes");
+    resp_free(&r);
+    r = call("GET", "/t/img", NULL);
+    cr_assert_str_eq(resp_header(&r, "Content-Type", ct, sizeof ct), "application/octet-stream");
+    resp_free(&r);
+    r = call_as(NULL, "PUT", "/t/img", "png again", "Content-Type: image/png", NULL);
+    resp_free(&r);
+    r = call("POST", "/t/", "{\"ops\":[{\"set\":\"img\",\"value\":\"batch\"}]}");
+    resp_free(&r);
+    r = call("GET", "/t/img", NULL);
+    BODY_IS(r, "batch");
+    cr_assert_str_eq(resp_header(&r, "Content-Type", ct, sizeof ct), "application/octet-stream");
+    resp_free(&r);
+    /* delete, then a new value: no old type */
+    r = call("DELETE", "/t/page", NULL);
+    EXPECT(r, 204);
+    resp_free(&r);
+    r = call("PUT", "/t/page", "new");
+    resp_free(&r);
+    r = call("GET", "/t/page", NULL);
+    cr_assert_str_eq(resp_header(&r, "Content-Type", ct, sizeof ct), "application/octet-stream");
+    resp_free(&r);
+    /* numbers and JSON keep their types' Content-Types */
+    r = call_as(NULL, "PUT", "/t/num", "5", "Content-Type: text/plain", NULL);
+    resp_free(&r);
+    r = call("GET", "/t/num", NULL);
+    cr_assert(strncmp(resp_header(&r, "Content-Type", ct, sizeof ct), "text/plain", 10) == 0);
+    resp_free(&r);
+    /* recorded types are not counted as keys */
+    r = call_as("", "GET", "/metrics?format=json", NULL, NULL, NULL);
+    json_t *j = resp_json(&r);
+    cr_assert_eq(json_integer_value(json_object_get(j, "keys")), 3, "%s", r.body);
+    json_decref(j);
     resp_free(&r);
 }
