@@ -321,11 +321,11 @@ static int load_policy(kvd *srv, const char *name, policy *out)
     return rc;
 }
 
-int policy_get(kvd *srv, const char *name, size_t len, policy *out)
+/* Cache or load, with the admin lock held: a load racing a delete could
+ * otherwise re-create the keyspace of a bucket being deleted and cache it. */
+static int get_locked(kvd *srv, const char *name, size_t len, policy *out)
 {
     char buf[KVD_BUCKET_NAME_MAX + 1];
-    if (!bucket_name_valid(name, len))
-        return RC_ENOTFOUND;
     if (cache_lookup(srv->policies, name, len, out))
         return 0;
     memcpy(buf, name, len);
@@ -333,6 +333,18 @@ int policy_get(kvd *srv, const char *name, size_t len, policy *out)
     int rc = load_policy(srv, buf, out);
     if (rc == 0)
         cache_put(srv->policies, out);
+    return rc;
+}
+
+int policy_get(kvd *srv, const char *name, size_t len, policy *out)
+{
+    if (!bucket_name_valid(name, len))
+        return RC_ENOTFOUND;
+    if (cache_lookup(srv->policies, name, len, out))
+        return 0;
+    pthread_mutex_lock(&srv->policies->admin);
+    int rc = get_locked(srv, name, len, out);
+    pthread_mutex_unlock(&srv->policies->admin);
     return rc;
 }
 
@@ -432,7 +444,7 @@ int policy_modify(kvd *srv, const char *name, policy_edit_fn fn, void *ctx, poli
 {
     policy p;
     pthread_mutex_lock(&srv->policies->admin);
-    int rc = policy_get(srv, name, strlen(name), &p);
+    int rc = get_locked(srv, name, strlen(name), &p);
     if (rc == 0)
         rc = fn(&p, ctx);
     if (rc == 0)
