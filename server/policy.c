@@ -191,7 +191,7 @@ json_t *policy_public_json(const policy *p)
     json_object_set_new(o, "created_at", json_integer(p->created_at));
     json_object_set_new(o, "default_ttl", json_integer(p->default_ttl_s));
     json_object_set_new(o, "public", perms_to_json(p->public_perms));
-    json_object_set_new(o, "keys", roles);
+    json_object_set_new(o, "roles", roles);
     json_object_set_new(o, "signing_key_version", json_integer(p->signing_version));
     return o;
 }

@@ -198,8 +198,10 @@ static void bucket_patch(kvd_request *req)
         goto done;
     }
     json_t *ans = policy_public_json(&p);
-    if (ans != NULL && e.new_roles != 0)
+    if (ans != NULL && e.new_roles != 0) {
         json_object_set(ans, "new_keys", e.fresh);
+        json_object_set(ans, "keys", e.fresh);
+    }
     http_json(req, 200, ans);
 done:
     json_decref(e.fresh);

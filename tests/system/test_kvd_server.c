@@ -6,6 +6,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -190,4 +193,78 @@ Test(server, sigterm_then_restart_keeps_everything)
     EXPECT(r, 200);
     resp_free(&r);
     cr_assert_eq(kvd_stop(&K, SIGINT), 0, "kvd did not exit 0 on SIGINT");
+}
+
+static int connect_port(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static void send_all(int fd, const char *s)
+{
+    size_t n = strlen(s);
+    cr_assert_eq(write(fd, s, n), (ssize_t)n);
+}
+
+/* Read one response head (until the blank line) into BUF. */
+static void read_head(int fd, char *buf, size_t cap)
+{
+    size_t got = 0;
+    buf[0] = '\0';
+    while (got < cap - 1 && strstr(buf, "\r\n\r\n") == NULL) {
+        ssize_t r = read(fd, buf + got, cap - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        buf[got] = '\0';
+    }
+}
+
+Test(server, sigterm_finishes_in_flight_and_refuses_new_work)
+{
+    char head[4096], req[512];
+    /* connection B: keep-alive, one request done */
+    int b = connect_port(K.port);
+    cr_assert(b >= 0);
+    snprintf(req, sizeof req, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    send_all(b, req);
+    read_head(b, head, sizeof head);
+    cr_assert(strncmp(head, "HTTP/1.1 200", 12) == 0, "%s", head);
+    /* connection A: a PUT whose body is half sent: in flight */
+    int a = connect_port(K.port);
+    cr_assert(a >= 0);
+    snprintf(req, sizeof req,
+             "PUT /t/slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+             "Content-Length: 10\r\n\r\n01234",
+             AK);
+    send_all(a, req);
+    usleep(300000);
+    cr_assert_eq(kill(K.pid, SIGTERM), 0);
+    usleep(300000);
+    /* new work on the open connection is refused while shutting down */
+    send_all(b, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    read_head(b, head, sizeof head);
+    cr_assert(strncmp(head, "HTTP/1.1 503", 12) == 0, "after SIGTERM: %s", head);
+    /* the in-flight request completes */
+    send_all(a, "56789");
+    read_head(a, head, sizeof head);
+    cr_assert(strncmp(head, "HTTP/1.1 201", 12) == 0, "in-flight PUT: %s", head);
+    close(a);
+    close(b);
+    cr_assert_eq(kvd_stop(&K, SIGTERM), 0);
+    cr_assert(connect_port(K.port) < 0, "still accepting after shutdown");
+    /* and the write is durable */
+    cr_assert(kvd_start(&K, K.dir, NULL));
+    resp r = call("GET", "/t/slow", NULL);
+    BODY_IS(r, "0123456789");
+    resp_free(&r);
 }
