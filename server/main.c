@@ -452,8 +452,9 @@ int main(int argc, char **argv)
     uint64_t t0 = kvd_mono_ns();
     int rc = rc_open(srv.cfg.dir, &srv.cfg.engine, &srv.db);
     if (rc != 0) {
-        fprintf(stderr, "kvd: --dir %s: %s %s\n", srv.cfg.dir, rc_strerror(rc),
-                rc_last_error_message());
+        const char *detail = rc_last_error_message();
+        fprintf(stderr, "kvd: --dir %s: %s%s%s\n", srv.cfg.dir, rc_strerror(rc),
+                detail[0] ? ": " : "", detail);
         goto fail;
     }
     uint64_t open_ms = (kvd_mono_ns() - t0) / 1000000u;
