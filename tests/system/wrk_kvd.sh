@@ -12,7 +12,7 @@ dur=${DUR:-10}
 conns=${CONNS:-50}
 dir=$(mktemp -d /tmp/kvdbench.XXXXXX)
 "$kvd" --dir "$dir/data" --listen 127.0.0.1:0 --sync "$sync" --default-bucket default \
-    --log-level warn "$@" >"$dir/out" 2>"$dir/err" &
+    --log-level "${LOG_LEVEL:-warn}" "$@" >"$dir/out" 2>"$dir/err" &
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
