@@ -56,6 +56,7 @@ typedef struct kvd {
     char *admin_token; /* NULL when --admin-token-file was not given */
     struct policy_cache *policies;
     struct metrics *metrics;
+    void *scripts; /* owned by the scripts module (route_scripts.c) */
     atomic_bool shutting_down;
     atomic_long in_flight; /* requests between first header call and completion */
 } kvd;

@@ -33,6 +33,7 @@
 #include "http.h"
 #include "metrics.h"
 #include "policy.h"
+#include "routes.h"
 
 #define EXIT_USAGE 2
 #define EXIT_FAILURE_RUNTIME 3
@@ -425,6 +426,7 @@ int main(int argc, char **argv)
     atomic_init(&srv.in_flight, 0);
     int status = EXIT_FAILURE_RUNTIME, listen_fd = -1;
     struct MHD_Daemon *daemon = NULL;
+    bool scripts_ready = false;
 
     if (sodium_init() < 0) {
         fprintf(stderr, "kvd: libsodium failed to initialise\n");
@@ -475,6 +477,12 @@ int main(int argc, char **argv)
             goto fail;
         }
     }
+    rc = route_scripts_init(&srv);
+    if (rc != 0) {
+        fprintf(stderr, "kvd: scripts: %s\n", rc_strerror(rc));
+        goto fail;
+    }
+    scripts_ready = true;
     daemon = http_start(&srv, listen_fd);
     if (daemon == NULL) {
         fprintf(stderr, "kvd: --listen %s: the HTTP server did not start\n", srv.cfg.listen);
@@ -507,6 +515,8 @@ fail:
         MHD_stop_daemon(daemon);
     if (listen_fd >= 0)
         close(listen_fd);
+    if (scripts_ready)
+        route_scripts_shutdown(&srv);
     policy_store_close(&srv);
     if (srv.db != NULL) {
         int crc = rc_close(srv.db);

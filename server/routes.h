@@ -36,8 +36,14 @@ void route_tokens(kvd_request *req); /* POST /:bucket/tokens/ */
 void route_metrics(kvd_request *req);
 void route_healthz(kvd_request *req);
 void route_backup(kvd_request *req);
-/* The seam for the scripts module: every /:bucket/scripts/... request. */
+/* The seam for the scripts module: every /:bucket/scripts/... request, and
+ * its set-up (after the engine and policies are open, before serving; a
+ * non-zero return stops kvd with that RC_E* code) and tear-down (after the
+ * last request, before the engine closes). All three live in
+ * route_scripts.c, which the scripts module replaces. */
 void route_scripts(kvd_request *req);
+int route_scripts_init(kvd *srv);
+void route_scripts_shutdown(kvd *srv);
 
 /* Shared by key routes and batches (route_keys.c). */
 #define TTL_MAX_S 10000000000ll /* ~317 years */

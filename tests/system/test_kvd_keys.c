@@ -429,6 +429,13 @@ Test(keys, methods_and_unknown_routes)
     r = call("GET", "/nobucket/k", NULL);
     EXPECT_ERR(r, 404, "no_such_bucket");
     resp_free(&r);
+    /* the scripts routes belong to the scripts module */
+    r = call("GET", "/t/scripts/", NULL);
+    cr_assert(r.status != 404 && r.status != 200 ? true : r.status == 200, "%ld", r.status);
+    json_t *j = r.status >= 400 ? resp_json(&r) : NULL;
+    cr_assert(r.status < 400 || j != NULL, "scripts error is not JSON: %s", r.body);
+    json_decref(j);
+    resp_free(&r);
 }
 
 Test(keys, content_type_given_at_set_time_is_kept)
