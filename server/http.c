@@ -21,6 +21,7 @@
 #include "http.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,9 +348,15 @@ static size_t unescape_none(void *cls, struct MHD_Connection *c, char *s)
 static bool start_request(kvd *srv, struct MHD_Connection *conn, const char *url,
                           const char *method, kvd_request **out)
 {
-    kvd_request *req = calloc(1, sizeof *req);
+    kvd_request *req = malloc(sizeof *req);
     if (req == NULL)
         return false;
+    /* the key and prefix buffers (2 KiB) are written before they are read */
+    memset(req, 0, offsetof(kvd_request, scope));
+    req->scope.kind = CRED_NONE;
+    req->scope.perms = 0;
+    req->scope.prefix_len = 0;
+    req->key[0] = '\0';
     req->srv = srv;
     req->conn = conn;
     req->method = method_from_name(method);

@@ -69,12 +69,10 @@ typedef struct kvd_request {
     /* routing results */
     char bucket[KVD_BUCKET_NAME_MAX + 1];
     size_t bucket_len;
-    char key[RC_KEY_MAX + 1]; /* decoded; NUL-terminated for convenience */
     size_t klen;
     const char *sub; /* ROUTE_SCRIPTS: the raw path after "/:bucket/scripts/" */
     policy pol;      /* valid for bucket routes (has_policy) */
     bool has_policy;
-    scope scope;
 
     /* request body */
     char *body;
@@ -89,6 +87,10 @@ typedef struct kvd_request {
     uint64_t start_ns;
     bool responded;
     bool prepared;
+
+    /* large buffers last: a new request zeroes only what comes before them */
+    scope scope;
+    char key[RC_KEY_MAX + 1]; /* decoded (klen bytes); NUL-terminated for convenience */
 } kvd_request;
 
 /* Start the HTTP daemon on the listening socket FD. NULL on failure. */
