@@ -78,7 +78,8 @@ json_t *json_parse_object(const char *data, size_t len, const char **why)
         *why = "the body is empty; a JSON object is expected";
         return NULL;
     }
-    json_t *o = json_loadb(data, len, 0, &err);
+    /* keys are any bytes, so "\u0000" inside a string is allowed */
+    json_t *o = json_loadb(data, len, JSON_ALLOW_NUL, &err);
     if (o == NULL) {
         *why = "the body is not valid JSON";
         return NULL;

@@ -59,7 +59,8 @@ void route_bucket_create(kvd_request *req)
         json_t *jn = json_object_get(o, "name");
         if (jn != NULL && !json_is_null(jn)) {
             const char *n = json_string_value(jn);
-            if (n == NULL || !bucket_name_valid(n, strlen(n))) {
+            if (n == NULL || json_string_length(jn) != strlen(n) ||
+                !bucket_name_valid(n, strlen(n))) {
                 http_error(req, 400, "bad_bucket_name",
                            "bucket names are 1-64 characters of A-Z a-z 0-9 _ -");
                 goto done;

@@ -268,3 +268,54 @@ Test(server, sigterm_finishes_in_flight_and_refuses_new_work)
     BODY_IS(r, "0123456789");
     resp_free(&r);
 }
+
+Test(server, malformed_requests_get_json_errors)
+{
+    static const struct {
+        const char *req;
+        int status;
+    } cases[] = {
+        {"GET /t/%zz HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+        {"GET /t/k?ttl HTTP/1.1\r\nHost: x\r\n\r\n", 404},
+        {"PUT /t/k?ttl=1e3 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx", 400},
+        {"PATCH /t/k HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n+1x", 400},
+        {"POST /t/ HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n{\"ops\":5}", 400},
+        {"POST /t/ HTTP/1.1\r\nHost: x\r\nContent-Length: "
+         "26\r\n\r\n{\"ops\":[{\"get\":\"\\u0000\"}]}",
+         200},
+        {"POST /t/tokens/ HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", 400},
+        {"PATCH /t HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nnull", 400},
+        {"GET /t/?limit=-1 HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+        {"GET /t/?prefix=%G0 HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+        {"GET /t/k HTTP/1.1\r\nHost: x\r\nAuthorization: Basic !!!\r\n\r\n", 401},
+        {"GET /t/k HTTP/1.1\r\nHost: x\r\nAuthorization: Digest abc\r\n\r\n", 401},
+        {"GET /t/k?access_token= HTTP/1.1\r\nHost: x\r\n\r\n", 401},
+        {"GET /t/k HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"x\"\r\n\r\n", 404},
+        {"DELETE /t/k HTTP/1.1\r\nHost: x\r\nIf-None-Match: *\r\n\r\n", 400},
+        {"BREW /t/k HTTP/1.1\r\nHost: x\r\n\r\n", 405},
+    };
+    char head[4096], req[1024];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int fd = connect_port(K.port);
+        cr_assert(fd >= 0);
+        /* every request carries the admin key, after the request line */
+        const char *eol = strstr(cases[i].req, "\r\n");
+        snprintf(req, sizeof req, "%.*s\r\nAuthorization: Bearer %s%s", (int)(eol - cases[i].req),
+                 cases[i].req, AK, eol);
+        if (strstr(cases[i].req, "Authorization") != NULL ||
+            strstr(cases[i].req, "access_token") != NULL)
+            snprintf(req, sizeof req, "%s", cases[i].req);
+        send_all(fd, req);
+        read_head(fd, head, sizeof head);
+        close(fd);
+        char want[16];
+        snprintf(want, sizeof want, "HTTP/1.1 %d", cases[i].status);
+        cr_assert(strncmp(head, want, strlen(want)) == 0, "case %zu (%s): %.60s", i, cases[i].req,
+                  head);
+        if (cases[i].status >= 400)
+            cr_assert(strstr(head, "application/json") != NULL, "case %zu: not JSON", i);
+    }
+    resp r = call_as("", "GET", "/healthz", NULL, NULL, NULL);
+    EXPECT(r, 200);
+    resp_free(&r);
+}
