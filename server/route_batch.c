@@ -256,6 +256,10 @@ void route_batch(kvd_request *req)
             http_engine_error(req, rc, (long)failed);
         goto done;
     }
+    /* a delete of an absent key deleted nothing: not counted, as for DELETE */
+    for (size_t i = 0; i < n; i++)
+        if (b.ops[i].kind == RC_OP_DELETE && b.ops[i].seq == 0)
+            b.counts[MOP_DELETE]--;
     for (int m = 0; m < MOP_COUNT; m++)
         if (b.counts[m] > 0)
             metrics_count_op(req->srv->metrics, (metric_op)m, b.counts[m]);

@@ -269,11 +269,13 @@ static void key_put(kvd_request *req)
     ops[0] = op;
     int rc = rc_apply(srv->db, ops, nops, NULL);
     op = ops[0];
-    metrics_count_op(srv->metrics, MOP_SET, 1);
     if (rc != 0) {
         write_error(req, &op, rc);
         return;
     }
+    /* writes count when they happened (a refused one changed nothing);
+     * reads count whether or not the key was there */
+    metrics_count_op(srv->metrics, MOP_SET, 1);
     send_etag(req, created ? 201 : 200, op.seq);
 }
 
@@ -295,7 +297,6 @@ static void key_delete(kvd_request *req)
     }
     int rc = rc_apply(srv->db, ops, nops, NULL);
     op = ops[0];
-    metrics_count_op(srv->metrics, MOP_DELETE, 1);
     if (rc == RC_ENOTFOUND && !conditional) {
         http_error(req, 404, "not_found", "no such key");
         return;
@@ -304,6 +305,7 @@ static void key_delete(kvd_request *req)
         write_error(req, &op, rc);
         return;
     }
+    metrics_count_op(srv->metrics, MOP_DELETE, 1);
     http_empty(req, 204);
 }
 
@@ -348,11 +350,11 @@ static void key_patch(kvd_request *req)
         break;
     }
     int rc = rc_apply(srv->db, &op, 1, NULL);
-    metrics_count_op(srv->metrics, MOP_PATCH, 1);
     if (rc != 0) {
         write_error(req, &op, rc);
         goto done;
     }
+    metrics_count_op(srv->metrics, MOP_PATCH, 1);
     if (p.kind == PATCH_SETNX) {
         rc_value v = {.data = p.buf, .len = p.vlen, .type = p.vtype};
         struct MHD_Response *r = http_response_copy(v.data ? v.data : "", v.len);
