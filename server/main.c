@@ -292,6 +292,9 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
         if (c->engine.sync == RC_SYNC_ALWAYS && c->threads < 128)
             c->threads = 128;
     }
+    /* libmicrohttpd splits the connection limit among its threads */
+    if (c->threads > c->max_connections)
+        c->threads = c->max_connections;
 }
 
 /* Read the admin token: the file's first line, trimmed. NULL on failure. */
