@@ -55,15 +55,16 @@ static bool parse_list_query(kvd_request *req, list_query *q)
     size_t n = 0;
     memset(q, 0, sizeof *q);
     q->limit = LIST_DEFAULT_LIMIT;
-    if (http_query(req, "prefix", q->prefix, sizeof q->prefix, &q->prefix_len) < 0 ||
-        http_query(req, "start", q->start, sizeof q->start, &q->start_len) < 0 ||
-        http_query(req, "end", q->end, sizeof q->end, &q->end_len) < 0) {
+    int pq = http_query(req, "prefix", q->prefix, sizeof q->prefix, &q->prefix_len);
+    int sq = http_query(req, "start", q->start, sizeof q->start, &q->start_len);
+    int eq = http_query(req, "end", q->end, sizeof q->end, &q->end_len);
+    if (pq < 0 || sq < 0 || eq < 0) {
         http_error(req, 400, "bad_request", "prefix, start and end are keys of at most %u bytes",
                    RC_KEY_MAX);
         return false;
     }
-    q->has_start = http_query(req, "start", buf, 1, &n) != 1;
-    q->has_end = http_query(req, "end", buf, 1, &n) != 1;
+    q->has_start = sq == 0;
+    q->has_end = eq == 0;
     int lq = http_query(req, "limit", buf, sizeof buf, &n);
     if (lq != 1) {
         int64_t lim = 0;
