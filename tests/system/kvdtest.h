@@ -16,14 +16,14 @@
 static kvd_proc K;
 static char B[96], AK[96];
 
-static void kvd_setup(void)
+static inline void kvd_setup(void)
 {
     cr_assert(kvd_start(&K, NULL, NULL), "kvd did not become ready");
     cr_assert(make_bucket(&K, "{\"name\":\"t\"}", B, sizeof B, AK, sizeof AK),
               "could not create bucket t");
 }
 
-static void kvd_teardown(void)
+static inline void kvd_teardown(void)
 {
     kvd_cleanup(&K);
 }
