@@ -391,6 +391,7 @@ static void body_append(kvd_request *req, const char *data, size_t len)
         char *nb = realloc(req->body, cap + 1);
         if (nb == NULL) {
             req->body_overflow = true;
+            req->body_nomem = true;
             return;
         }
         req->body = nb;
@@ -435,6 +436,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->responded)
         return MHD_YES;
+    if (req->body_nomem) {
+        http_error(req, 503, "out_of_memory", "no memory for the request body; retry later");
+        return MHD_YES;
+    }
     if (req->body_overflow) {
         http_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
                    "the request body is larger than %llu bytes",

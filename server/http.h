@@ -79,6 +79,7 @@ typedef struct kvd_request {
     size_t body_len, body_cap;
     uint64_t body_limit;
     bool body_overflow;
+    bool body_nomem;
     uint64_t discarded; /* body bytes dropped after the limit */
 
     /* response bookkeeping */
