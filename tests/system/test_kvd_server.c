@@ -3,11 +3,13 @@
  * usage errors, /healthz, /metrics (both forms), /admin/backup and the admin
  * token, --default-bucket, and SIGTERM followed by a restart.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -318,4 +320,58 @@ Test(server, malformed_requests_get_json_errors)
     resp r = call_as("", "GET", "/healthz", NULL, NULL, NULL);
     EXPECT(r, 200);
     resp_free(&r);
+}
+
+/* A real full disk: kvd on a 4 MiB tmpfs answers 507 with a JSON body, keeps
+ * serving reads and /healthz. Skipped where mounting is not allowed. */
+Test(server, full_disk_answers_507_and_keeps_reading)
+{
+    char mnt[] = "/tmp/kvdtest.XXXXXX";
+    cr_assert(mkdtemp(mnt) != NULL);
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=4m") != 0) {
+        rmdir(mnt);
+        cr_skip_test("cannot mount a tmpfs here (%s)", strerror(errno));
+    }
+    kvd_cleanup(&K);
+    char dir[64];
+    snprintf(dir, sizeof dir, "%s/data", mnt);
+    const char *extra[] = {"--segment-bytes", "256K", NULL};
+    bool started = kvd_start(&K, dir, extra);
+    if (!started) {
+        umount2(mnt, MNT_DETACH);
+        rmdir(mnt);
+        cr_assert_fail("kvd did not start on the tmpfs");
+    }
+    cr_assert(make_bucket(&K, "{\"name\":\"t\"}", B, sizeof B, AK, sizeof AK));
+    static char value[64 * 1024 + 1];
+    unsigned seed = 12345;
+    long status = 0;
+    int i;
+    for (i = 0; i < 200; i++) {
+        for (size_t j = 0; j < sizeof value - 1; j++)
+            value[j] = (char)('a' + (rand_r(&seed) % 26));
+        char path[64];
+        snprintf(path, sizeof path, "/t/v%d", i);
+        resp r = call("PUT", path, value);
+        status = r.status;
+        if (status == 507) {
+            json_t *j = resp_json(&r);
+            cr_assert_str_eq(json_string_value(json_object_get(j, "error")), "disk_full");
+            json_decref(j);
+        }
+        resp_free(&r);
+        if (status != 201)
+            break;
+    }
+    cr_assert_eq(status, 507, "after %d writes: %ld", i, status);
+    resp r = call("GET", "/t/v0", NULL);
+    EXPECT(r, 200);
+    resp_free(&r);
+    r = call_as("", "GET", "/healthz", NULL, NULL, NULL);
+    EXPECT(r, 200);
+    resp_free(&r);
+    kvd_stop(&K, SIGTERM);
+    K.dir[0] = '\0';
+    umount2(mnt, MNT_DETACH);
+    rmdir(mnt);
 }
