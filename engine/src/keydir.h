@@ -47,6 +47,9 @@ static inline unsigned keydir_shard_of(uint64_t hash)
     return (unsigned)(hash >> 58); /* top 6 bits: 64 shards */
 }
 
+/* The rwlocks prefer writers, so readers cannot starve the writer thread;
+ * hence a thread must never lock a shard it already holds, not even for
+ * reading (it would deadlock behind a waiting writer). */
 void keydir_rdlock(keydir *kd, unsigned shard);
 void keydir_wrlock(keydir *kd, unsigned shard);
 void keydir_unlock(keydir *kd, unsigned shard);
@@ -99,6 +102,11 @@ int keydir_shard_foreach(keydir *kd, unsigned shard, keydir_visit_fn fn, void *c
  * an entry, which the next cycle catches. */
 bool keydir_shard_scan_step(keydir *kd, unsigned shard, size_t *cursor, size_t budget,
                             keydir_visit_fn fn, void *ctx);
+
+/* Grow every shard's table now to hold about N entries in all (takes each
+ * shard's write lock in turn), so that a bulk load (recovery) does not
+ * rehash on the way. Never shrinks. 0 or -1 on ENOMEM. */
+int keydir_reserve(keydir *kd, size_t n);
 
 /* Entries in SHARD / in the whole keydir (the latter reads shard counters
  * without locks: exact when no writer runs). */

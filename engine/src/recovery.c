@@ -153,6 +153,18 @@ static bool load_hint(rec_ctx *c, segment *seg)
     /* fmt_hint_file_verify decoded every entry and checked that each lies
      * inside [header, covered): nothing is inserted from a bad hint */
     size_t pos, end = len - FMT_HINT_TRAILER_LEN;
+    if (h.count) {
+        /* size the keydir once instead of growing it step by step; only into
+         * an empty keydir, so overwrite-heavy data does not over-reserve */
+        fmt_hint_entry first;
+        size_t used;
+        if (fmt_hint_entry_decode(p + FMT_HINT_HEADER_LEN, end - FMT_HINT_HEADER_LEN, &first,
+                                  &used) == FMT_OK) {
+            rc_keyspace *ks = ks_for_id(db, first.ks);
+            if (ks && keydir_count(ks->kd) == 0)
+                keydir_reserve(ks->kd, h.count);
+        }
+    }
     pos = FMT_HINT_HEADER_LEN;
     for (uint64_t i = 0; i < h.count && !c->err; i++) {
         fmt_hint_entry e;

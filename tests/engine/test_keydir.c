@@ -305,8 +305,11 @@ Test(keydir, backward_shift_deletion_matches_a_model_under_collisions)
         size_t klen = key_of(i, k);
         uint64_t h = forged_hash(i);
         kd_loc got;
-        if (what < 50) {
-            kd_loc loc = loc_of(i, op);
+        /* Expiry flips at random, so entries are resized and the arena
+         * churns and compacts under the same collisions. */
+        kd_loc loc = loc_of(i, op);
+        loc.expires_at_ms = what % 2 ? 1700000000000 + op : 0;
+        if (what < 40) {
             bool had_old;
             cr_assert_eq(keydir_put(kd, h, k, klen, &loc, &got, &had_old), 0);
             cr_assert_eq(had_old, present[i]);
@@ -315,6 +318,23 @@ Test(keydir, backward_shift_deletion_matches_a_model_under_collisions)
             live += !present[i];
             model[i] = loc;
             present[i] = true;
+        } else if (what < 50) {
+            /* Merge: repoint from the current location or from a stale one. */
+            kd_loc expect = present[i] ? model[i] : loc;
+            expect.seq -= what % 3 == 0;
+            bool moved = keydir_repoint(kd, h, k, klen, &expect, &loc);
+            bool should = present[i] && expect.seq == model[i].seq;
+            cr_assert_eq(moved, should, "op %u: repoint of key %u", op, i);
+            if (moved)
+                model[i] = loc;
+        } else if (what < 60) {
+            kd_loc expect = present[i] ? model[i] : loc;
+            expect.off += what % 3 == 0;
+            bool removed = keydir_remove_if(kd, h, k, klen, &expect);
+            bool should = present[i] && expect.off == model[i].off;
+            cr_assert_eq(removed, should, "op %u: remove_if of key %u", op, i);
+            live -= removed;
+            present[i] = present[i] && !removed;
         } else if (what < 85) {
             bool found = keydir_remove(kd, h, k, klen, &got);
             cr_assert_eq(found, present[i], "op %u: remove of key %u", op, i);
@@ -329,14 +349,17 @@ Test(keydir, backward_shift_deletion_matches_a_model_under_collisions)
                 assert_loc_eq(&got, &model[i]);
         }
         if (op % 4096 == 0 || op == OPS - 1) {
+            size_t with_expiry = 0;
             for (uint32_t j = 0; j < KEYS; j++) {
                 klen = key_of(j, k);
                 bool found = keydir_find(kd, forged_hash(j), k, klen, &got);
                 cr_assert_eq(found, present[j], "op %u: key %u", op, j);
                 if (found)
                     assert_loc_eq(&got, &model[j]);
+                with_expiry += present[j] && model[j].expires_at_ms != 0;
             }
             cr_assert_eq(keydir_shard_count(kd, 5), live);
+            cr_assert_eq(keydir_ttl_count(kd), with_expiry);
         }
     }
     keydir_unlock(kd, 5);
@@ -471,6 +494,26 @@ Test(keydir, compaction_after_churn_keeps_keys_and_returns_memory)
     cr_assert_eq(keydir_count(kd), 0);
     cr_assert_eq(keydir_ttl_count(kd), 0);
     cr_assert_eq(keydir_bytes(kd), empty);
+    keydir_free(kd);
+}
+
+Test(keydir, table_shrinks_after_mass_deletion)
+{
+    enum { N = 100000 };
+    keydir *kd = keydir_new();
+    for (uint32_t i = 0; i < N; i++)
+        put_i(kd, i, 1);
+    size_t full = keydir_bytes(kd);
+    for (uint32_t i = 0; i < N; i++) {
+        char k[16];
+        if (i % 10)
+            cr_assert(del(kd, k, key_of(i, k), NULL));
+    }
+    /* A tenth of the keys left: tables and arenas both shrink near a tenth. */
+    cr_assert_lt(keydir_bytes(kd), full / 5, "%zu of %zu bytes still held", keydir_bytes(kd), full);
+    for (uint32_t i = 0; i < N; i += 10)
+        assert_has_i(kd, i, 1);
+    cr_assert_eq(keydir_count(kd), N / 10);
     keydir_free(kd);
 }
 
@@ -786,4 +829,39 @@ Test(keydir, concurrent_readers_and_one_writer)
     }
     cr_assert_eq(keydir_count(c.kd), CONC_KEYS / 2);
     keydir_free(c.kd);
+}
+
+Test(keydir, reserve_presizes_without_losing_entries)
+{
+    keydir *kd = keydir_new();
+    cr_assert_not_null(kd);
+    char key[16];
+    kd_loc loc = {.seg = 1, .off = 40, .seq = 1};
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof(key), "pre%d", i);
+        uint64_t h = keydir_hash(key, strlen(key));
+        keydir_wrlock(kd, keydir_shard_of(h));
+        cr_assert_eq(keydir_put(kd, h, key, strlen(key), &loc, NULL, NULL), 0);
+        keydir_unlock(kd, keydir_shard_of(h));
+    }
+    size_t before = keydir_bytes(kd);
+    cr_assert_eq(keydir_reserve(kd, 200000), 0);
+    cr_assert_gt(keydir_bytes(kd), before + 200000 * 8, "tables did not grow");
+    size_t reserved = keydir_bytes(kd);
+    for (int i = 1000; i < 150000; i++) {
+        snprintf(key, sizeof(key), "pre%d", i);
+        uint64_t h = keydir_hash(key, strlen(key));
+        keydir_wrlock(kd, keydir_shard_of(h));
+        cr_assert_eq(keydir_put(kd, h, key, strlen(key), &loc, NULL, NULL), 0);
+        keydir_unlock(kd, keydir_shard_of(h));
+    }
+    /* no table grew again: only arenas added memory */
+    cr_assert_lt(keydir_bytes(kd) - reserved, 150000 * 40, "tables were regrown");
+    for (int i = 0; i < 150000; i += 997) {
+        snprintf(key, sizeof(key), "pre%d", i);
+        uint64_t h = keydir_hash(key, strlen(key));
+        cr_assert(keydir_find(kd, h, key, strlen(key), NULL), "lost %s", key);
+    }
+    cr_assert_eq(keydir_count(kd), 150000);
+    keydir_free(kd);
 }
