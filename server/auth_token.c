@@ -94,6 +94,14 @@ token_status token_verify(const char *text, size_t len,
     if (sodium_base642bin(raw, sizeof raw, text, len, NULL, &n, NULL,
                           sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
         return TOKEN_MALFORMED;
+    /* one token, one text: base64url leaves unused low bits in the last
+     * character, which the decoder ignores; refuse any non-canonical text */
+    char canon[TOKEN_TEXT_MAX + 1];
+    if (sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING) - 1 != len)
+        return TOKEN_MALFORMED;
+    sodium_bin2base64(canon, sizeof canon, raw, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    if (memcmp(canon, text, len) != 0)
+        return TOKEN_MALFORMED;
     /* fixed part: 1 + 4 + 8 + 1 + 1, then bucket, 2, prefix, mac */
     if (n < 15u + 2u + TOKEN_MAC_BYTES || raw[0] != TOKEN_VERSION)
         return TOKEN_MALFORMED;

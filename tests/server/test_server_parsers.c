@@ -238,3 +238,42 @@ Test(policy, storage_round_trip_keeps_hashes)
     free(text);
     json_decref(j);
 }
+
+/* Random and mutated inputs: the parsers never crash, never read past their
+ * input (ASan), and a mutated token never verifies. */
+Test(robustness, random_inputs)
+{
+    cr_assert(sodium_init() >= 0);
+    unsigned char buf[2048];
+    char text[TOKEN_TEXT_MAX + 1], out[4096];
+    token_claims c = sample(), d;
+    memset(secret, 7, sizeof secret);
+    long tn = token_encode(&c, secret, text, sizeof text);
+    unsigned seed = 42;
+    for (int round = 0; round < 20000; round++) {
+        size_t len = (size_t)(rand_r(&seed) % sizeof buf);
+        for (size_t i = 0; i < len; i++)
+            buf[i] = (unsigned char)rand_r(&seed);
+        /* heap copies of the exact length, so ASan sees any over-read */
+        char *in = malloc(len ? len : 1);
+        memcpy(in, buf, len);
+        token_verify(in, len, secret, &d);
+        patch_op p;
+        const char *why;
+        if (patch_parse(in, len, &p, &why) == 0)
+            patch_free(&p);
+        value_detect(in, len);
+        size_t n = 0;
+        pct_decode(in, len, out, &n);
+        free(in);
+        /* a token with one random byte changed never verifies */
+        char mutated[TOKEN_TEXT_MAX + 1];
+        memcpy(mutated, text, (size_t)tn + 1);
+        size_t at = (size_t)(rand_r(&seed) % (unsigned)tn);
+        char ch = (char)(rand_r(&seed) % 256);
+        if (ch != mutated[at]) {
+            mutated[at] = ch;
+            cr_assert_neq(token_verify(mutated, (size_t)tn, secret, &d), TOKEN_OK);
+        }
+    }
+}
