@@ -14,6 +14,7 @@
 
 static const char admin_token[] = "backup-admin-token-0123456789";
 static char tokfile[64];
+static char restored[64];
 
 static void backup_setup(void)
 {
@@ -37,6 +38,11 @@ static void backup_teardown(void)
 {
     kvd_cleanup(&K);
     unlink(tokfile);
+    if (restored[0] != '\0') {
+        kvd_proc other = {0};
+        snprintf(other.dir, sizeof other.dir, "%s", restored);
+        kvd_cleanup(&other);
+    }
 }
 
 TestSuite(backup, .init = backup_setup, .fini = backup_teardown, .timeout = 120);
@@ -88,7 +94,7 @@ Test(backup, restore_serves_same_buckets_and_credentials)
     r = call("PATCH", "/t/n", "+5");
     resp_free(&r);
 
-    char restored[] = "/tmp/kvdtest.XXXXXX";
+    snprintf(restored, sizeof restored, "/tmp/kvdtest.XXXXXX");
     cr_assert(mkdtemp(restored) != NULL);
     rc_backup_info full = fetch_and_load(0, restored);
     cr_assert(full.records > 0);
