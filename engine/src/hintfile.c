@@ -67,7 +67,7 @@ int hint_write(rc_db *db, segment *seg)
     b.len = FMT_HINT_HEADER_LEN;
     scan_result res;
     int err = 0;
-    if (scan_segment(seg, hint_emit, &b, &res) != 0) {
+    if (scan_segment(seg, false, hint_emit, &b, &res) != 0) {
         err = RC_ENOMEM;
         goto out;
     }

@@ -5,38 +5,48 @@
  * with its own rwlock, table and arena (keydir_arena.c). The table is open
  * addressing with linear probing over 8-byte slots: high 32 bits = tag (the
  * hash's low 32 bits), low 32 bits = arena reference, 0 meaning empty. The
- * home slot is fastrange(tag, cap) = tag * cap >> 32, so the capacity need not
- * be a power of two and the table can grow by 1.5x: it grows at 0.85 load to
- * 0.57, which keeps the average load near 0.7 (~11.5 B of slot per key). A
- * rehash reads only the stored tags, never the keys, so growing a shard
- * touches one table and no entry. Deletion is backward-shift (no tombstones),
- * so probe runs stay as short as the load allows and no periodic cleanup
- * pass exists. A 32-bit tag makes a false tag match, and thus a wasted key
- * compare, rare (~1 in 4e9 per probed slot).
+ * home slot is fastrange(tag, cap) = tag * cap >> 32, so the capacity need
+ * not be a power of two. A rehash reads only the stored tags, never the keys,
+ * so growing a shard touches one table and no entry. Deletion is
+ * backward-shift (no tombstones), so probe runs stay as short as the load
+ * allows and no cleanup pass exists. A 32-bit tag makes a false tag match,
+ * and thus a wasted key compare, rare (~1 in 4e9 per probed slot).
+ *
+ * Growth is 1.25x at 0.85 load, so the load stays within 0.68..0.85 (slot
+ * cost 8 B / load = 9.4..11.8 B per key). With 1.5x the load would fall to
+ * 0.57 after each growth (14 B per key) and a keyspace that happens to sit
+ * just past a growth would miss the memory target; the price of 1.25x is
+ * that every key is moved ~5 times over the table's life instead of ~3
+ * (cheap: tags only) and linear-probing misses at 0.85 scan ~20 slots
+ * (three cache lines).
  *
  * Entries. The arena holds packed entries, 4-byte aligned:
  *     u16 klen (11 bits) | flags (5 bits; ENT_F_EXPIRY)
  *     u16 seg, u32 off, u64 seq, [i64 expires_at_ms if ENT_F_EXPIRY], key
  * i.e. 16 B + key for a key without expiry. Fields are read and written with
- * the fmt_ little-endian helpers (the offsets are not naturally aligned for
- * u64). An overwrite rewrites the entry in place unless the expiry appears or
+ * the fmt_ little-endian helpers (the u64 is not naturally aligned). An
+ * overwrite rewrites the entry in place unless the expiry appears or
  * disappears, which changes the entry's size: then it is copied to a new
  * entry and the old one becomes a hole.
  *
- * Memory. With 16-byte keys a key costs 32 B of entry + ~11.5 B of slot, i.e.
- * ~28 B beyond the key bytes, against the 32 B target. Holes left by deletes
- * and resizes are reclaimed by per-shard compaction (copy live entries to a
- * fresh arena in table order) once they pass 25 % of the shard's arena; the
- * table shrinks when its load falls under 0.25, and an emptied shard frees
- * everything, so a keyspace that expires returns its memory. Tables of 128 KiB
- * and more are mmap'ed so that freeing the old table after a resize returns
- * it to the kernel at once instead of leaving a hole in the malloc heap.
+ * Memory. With 16-byte keys a key costs 32 B of entry + 9.4..11.8 B of slot
+ * + ~1 B of chunk slack, i.e. 26..29 B beyond the key bytes, against the 32 B
+ * target. Holes left by deletes and resizes are reclaimed by per-shard
+ * compaction (copy live entries to a fresh arena in table order) once they
+ * pass 25 % of the shard's arena; the table shrinks when its load falls under
+ * 0.25, and an emptied shard frees everything, so a keyspace that expires
+ * returns its memory. An empty keydir is the 12 KiB shard array. Tables of
+ * 64 KiB and more are mmap'ed: freeing the old table after a resize then
+ * returns it to the kernel at once, where a malloc'ed one would leave a hole
+ * in the heap that no 64 KiB arena chunk fits (measured: +5 B per key of RSS).
  *
  * Pauses. Growth, shrinking and compaction are stop-the-shard operations
- * under the shard's write lock: O(shard size), i.e. 1/64 of the keyspace.
- * That bounds the pause without the complexity of incremental rehashing (two
- * live tables, every lookup probing both); keydir_bench reports the longest
- * put.
+ * under the shard's write lock: O(shard size), i.e. 1/64 of the keyspace,
+ * ~11 ns of CPU per key of the shard (1.8 ms at 10M keys). That bounds the
+ * pause without the complexity of incremental rehashing (two live tables,
+ * every lookup probing both), at the cost of pauses growing with the
+ * keyspace: past ~20M keys in one keyspace they exceed a few ms, and a
+ * segmented or incremental resize becomes worth its complexity.
  *
  * Locks are glibc writer-preferring rwlocks, so a steady stream of readers
  * cannot starve the writer thread; the price is that a thread must never
@@ -58,15 +68,15 @@
 #define ENT_F_EXPIRY 0x0800u
 #define ENT_HDR 16u     /* klen|flags, seg, off, seq */
 #define ENT_EXPIRY 8u   /* the optional i64 expires_at_ms */
-#define KEYDIR_ALIGN 64 /* one shard per cache line group: no false sharing of locks */
+#define KEYDIR_ALIGN 64 /* shards start on cache lines: no false sharing of locks */
 
 _Static_assert(FMT_KEY_MAX <= ENT_KLEN_MASK, "klen must fit in 11 bits");
 _Static_assert(ENT_HDR + ENT_EXPIRY + FMT_KEY_MAX + 3u <= KD_ARENA_CHUNK_MAX,
                "the largest entry must fit in a chunk");
 
 #define TABLE_MIN_CAP 4u
-#define TABLE_MMAP_BYTES (128u * 1024u)
-#define COMPACT_MIN_HOLES 512u /* below this, a compaction would cost more than it saves */
+#define TABLE_MMAP_BYTES (64u * 1024u) /* see "Memory" above */
+#define COMPACT_MIN_HOLES 512u         /* less is not worth a malloc/copy/free cycle */
 
 typedef struct kd_shard {
     _Alignas(KEYDIR_ALIGN) pthread_rwlock_t lock;
@@ -199,8 +209,14 @@ static void shard_publish_mem(kd_shard *s)
 static uint64_t *table_alloc(uint32_t cap)
 {
     size_t bytes = (size_t)cap * sizeof(uint64_t);
+    if (kd_alloc_should_fail())
+        return NULL;
     if (bytes >= TABLE_MMAP_BYTES) {
-        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        /* Populate: faulting the pages in one call costs ~40 % less than
+         * taking them one by one inside the rehash loop, and every page of
+         * a table at >= 0.68 load gets written anyway. */
+        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
         return p == MAP_FAILED ? NULL : p;
     }
     return calloc(cap, sizeof(uint64_t));
@@ -300,7 +316,7 @@ static void table_delete_at(kd_shard *s, uint32_t i)
 static void shard_compact(kd_shard *s)
 {
     uint32_t count = count_get(s);
-    uint32_t *refs = malloc((size_t)count * sizeof *refs);
+    uint32_t *refs = kd_alloc_should_fail() ? NULL : malloc((size_t)count * sizeof *refs);
     if (!refs)
         return;
     size_t live = kd_arena_live_bytes(&s->arena);
@@ -359,11 +375,11 @@ static void shard_tidy(kd_shard *s)
 /* ---- mutations (shard write-locked) ---- */
 
 /* Insert an absent key whose probe run ends at POS. */
-static int shard_insert(kd_shard *s, uint32_t tag, const void *key, size_t klen,
-                        const kd_loc *loc, uint32_t pos)
+static int shard_insert(kd_shard *s, uint32_t tag, const void *key, size_t klen, const kd_loc *loc,
+                        uint32_t pos)
 {
     if (count_get(s) + 1u > s->grow_at) {
-        uint32_t newcap = s->cap < TABLE_MIN_CAP ? TABLE_MIN_CAP : s->cap + s->cap / 2u;
+        uint32_t newcap = s->cap < TABLE_MIN_CAP ? TABLE_MIN_CAP : s->cap + s->cap / 4u;
         if (newcap <= s->cap || shard_rehash(s, newcap))
             return -1;
         pos = slot_home(tag, s->cap);
@@ -424,7 +440,7 @@ static void shard_remove_at(kd_shard *s, uint32_t pos)
 
 keydir *keydir_new(void)
 {
-    keydir *kd = aligned_alloc(KEYDIR_ALIGN, sizeof *kd);
+    keydir *kd = kd_alloc_should_fail() ? NULL : aligned_alloc(KEYDIR_ALIGN, sizeof *kd);
     if (!kd)
         return NULL;
     memset(kd, 0, sizeof *kd);
@@ -510,10 +526,11 @@ static int upsert(keydir *kd, uint64_t hash, const void *key, size_t klen, const
     if (s->cap && shard_locate(s, tag, key, klen, &pos)) {
         kd_loc prev;
         ent_read(shard_entry(s, pos), &prev);
-        if (!(only_if_newer && prev.seq >= loc->seq) && shard_update(s, pos, loc))
+        bool wins = !only_if_newer || loc->seq > prev.seq;
+        if (wins && shard_update(s, pos, loc))
             return -1;
         if (replaced)
-            *replaced = !(only_if_newer && prev.seq >= loc->seq);
+            *replaced = wins;
         if (old)
             *old = prev;
         if (had_old)
@@ -533,8 +550,8 @@ int keydir_put(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd
     return upsert(kd, hash, key, klen, loc, false, NULL, old, had_old);
 }
 
-int keydir_put_if_newer(keydir *kd, uint64_t hash, const void *key, size_t klen,
-                        const kd_loc *loc, bool *replaced, kd_loc *old, bool *had_old)
+int keydir_put_if_newer(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *loc,
+                        bool *replaced, kd_loc *old, bool *had_old)
 {
     return upsert(kd, hash, key, klen, loc, true, replaced, old, had_old);
 }
@@ -551,8 +568,8 @@ bool keydir_remove(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_l
     return true;
 }
 
-bool keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen,
-                    const kd_loc *expect, const kd_loc *newloc)
+bool keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *expect,
+                    const kd_loc *newloc)
 {
     kd_shard *s = &kd->shards[keydir_shard_of(hash)];
     uint32_t pos;
@@ -571,8 +588,7 @@ bool keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen,
     return true;
 }
 
-bool keydir_remove_if(keydir *kd, uint64_t hash, const void *key, size_t klen,
-                      const kd_loc *expect)
+bool keydir_remove_if(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *expect)
 {
     kd_shard *s = &kd->shards[keydir_shard_of(hash)];
     uint32_t pos;

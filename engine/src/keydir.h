@@ -51,18 +51,21 @@ void keydir_rdlock(keydir *kd, unsigned shard);
 void keydir_wrlock(keydir *kd, unsigned shard);
 void keydir_unlock(keydir *kd, unsigned shard);
 
-/* Look KEY up (shard read- or write-locked). true and *OUT filled if found. */
+/* Look KEY up (shard read- or write-locked). true and *OUT filled if found.
+ * Output pointers of every function here may be NULL when not wanted. */
 bool keydir_find(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_loc *out);
 
 /* Insert or replace KEY's location (shard write-locked). If the key was
  * present, *OLD receives its previous location and *HAD_OLD is true.
- * Returns 0 or -1 on ENOMEM (nothing changed). */
+ * Returns 0 or -1 on ENOMEM or a key length outside 1..FMT_KEY_MAX (nothing
+ * changed). */
 int keydir_put(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *loc,
                kd_loc *old, bool *had_old);
 
 /* Recovery: insert KEY unless a location with a higher-or-equal seq is
  * already there. *REPLACED tells whether LOC went in; *OLD and *HAD_OLD as for
- * keydir_put (so the caller can count the loser's bytes as dead). */
+ * keydir_put (so the caller can count the loser's bytes as dead): when LOC
+ * lost, *OLD is the location that stayed and the loser is LOC itself. */
 int keydir_put_if_newer(keydir *kd, uint64_t hash, const void *key, size_t klen,
                         const kd_loc *loc, bool *replaced, kd_loc *old, bool *had_old);
 
@@ -78,14 +81,22 @@ bool keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen,
 bool keydir_remove_if(keydir *kd, uint64_t hash, const void *key, size_t klen,
                       const kd_loc *expect);
 
-/* Visit every entry of SHARD (locked by the caller). The callback must not
- * change the shard; return non-zero to stop (the value is returned). */
+/* Visit every entry of SHARD (locked by the caller), in table order. KEY
+ * points into the keydir and is valid only during the call. The callback must
+ * not change the shard, nor call anything here that does: a sweeper collects
+ * its candidates in the callback and removes them (keydir_remove_if) after
+ * the visit returns. Return non-zero to stop (the value is returned). */
 typedef int (*keydir_visit_fn)(void *ctx, const uint8_t *key, size_t klen, const kd_loc *loc);
 int keydir_shard_foreach(keydir *kd, unsigned shard, keydir_visit_fn fn, void *ctx);
 
 /* Visit up to BUDGET slots of SHARD starting at *CURSOR (shard locked);
  * *CURSOR advances and wraps to 0 at the end of the table, when true is
- * returned. For bounded incremental sweeps. */
+ * returned. For bounded incremental sweeps. The callback is as for
+ * keydir_shard_foreach; a non-zero return ends the step early and *CURSOR
+ * resumes after that entry. While the shard is unchanged, one cycle (from 0
+ * to the wrap) visits every entry exactly once; a change between steps
+ * (growth, a removal shifting entries back) may make a cycle miss or repeat
+ * an entry, which the next cycle catches. */
 bool keydir_shard_scan_step(keydir *kd, unsigned shard, size_t *cursor, size_t budget,
                             keydir_visit_fn fn, void *ctx);
 

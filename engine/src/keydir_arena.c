@@ -2,17 +2,35 @@
  * keydir_arena.c — chunked bump allocator for keydir entries (see
  * keydir_arena.h for the reference encoding).
  *
- * Chunk sizes start small (KD_ARENA_CHUNK_MIN) and double up to 64 KiB: a
- * server may hold thousands of tiny keyspaces, each with 64 shards, so a shard
- * with two keys must not pin 64 KiB, while a shard with a million keys wants
- * few, large chunks (one malloc per 64 KiB instead of one per entry, and at
- * most one partly used chunk). An entry that does not fit in the rest of the
- * current chunk starts a new one; the abandoned tail is counted as a hole, at
- * most (largest entry / chunk size) ~ 1.6 % of a full chunk.
+ * Chunk sizes start small (KD_ARENA_CHUNK_MIN) and grow with the arena, each
+ * new chunk a quarter of what the arena already holds, up to 64 KiB: a server
+ * may hold thousands of tiny keyspaces, each with 64 shards, so a shard with
+ * two keys must not pin 64 KiB, while a shard with a million keys wants few,
+ * large chunks (one malloc per 64 KiB instead of one per entry). Growing by a
+ * quarter (not doubling) bounds the unused tail of the current chunk to 20 %
+ * of a small arena; the ~30 chunks it takes to reach 64 KiB cost nothing. An entry that does not
+ * fit in the rest of the current chunk starts a new one; the abandoned tail is counted as a hole,
+ * at most (largest entry / chunk size) ~ 1.6 % of a full chunk.
  */
 #include "keydir_arena.h"
 
 #include <stdlib.h>
+
+#ifdef RC_FAULT_INJECTION
+static _Thread_local long fail_countdown = -1;
+
+void keydir_fault_fail_alloc(long n)
+{
+    fail_countdown = n;
+}
+
+bool kd_alloc_should_fail(void)
+{
+    if (fail_countdown < 0)
+        return false;
+    return fail_countdown-- == 0;
+}
+#endif
 
 static uint32_t clamp_chunk(size_t n)
 {
@@ -46,14 +64,15 @@ static bool arena_new_chunk(kd_arena *a, uint32_t need)
         uint32_t cap = a->chunks_cap ? a->chunks_cap * 2u : 4u;
         if (cap > KD_ARENA_CHUNKS_MAX)
             cap = KD_ARENA_CHUNKS_MAX;
-        uint8_t **chunks = realloc(a->chunks, (size_t)cap * sizeof *chunks);
+        uint8_t **chunks =
+            kd_alloc_should_fail() ? NULL : realloc(a->chunks, (size_t)cap * sizeof *chunks);
         if (!chunks)
             return false;
         a->chunks = chunks;
         a->chunks_cap = cap;
     }
     uint32_t size = a->next_size > need ? a->next_size : need;
-    uint8_t *chunk = malloc(size);
+    uint8_t *chunk = kd_alloc_should_fail() ? NULL : malloc(size);
     if (!chunk)
         return false;
     if (a->nchunks)
@@ -62,7 +81,7 @@ static bool arena_new_chunk(kd_arena *a, uint32_t need)
     a->cur_size = size;
     a->cur_used = 0;
     a->chunk_bytes += size;
-    a->next_size = clamp_chunk((size_t)size * 2u);
+    a->next_size = clamp_chunk(a->chunk_bytes / 4u);
     return true;
 }
 

@@ -19,9 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KD_ARENA_OFF_BITS 14u                                 /* offset / 4 within a chunk */
-#define KD_ARENA_CHUNK_MAX (4u << KD_ARENA_OFF_BITS)          /* 64 KiB */
-#define KD_ARENA_CHUNK_MIN 128u                               /* first chunk of a new shard */
+#define KD_ARENA_OFF_BITS 14u                        /* offset / 4 within a chunk */
+#define KD_ARENA_CHUNK_MAX (4u << KD_ARENA_OFF_BITS) /* 64 KiB */
+#define KD_ARENA_CHUNK_MIN 128u                      /* first chunk of a new shard */
 #define KD_ARENA_CHUNKS_MAX ((UINT32_MAX >> KD_ARENA_OFF_BITS) - 1u) /* keeps ref+1 in 32 bits */
 
 typedef struct kd_arena {
@@ -30,10 +30,23 @@ typedef struct kd_arena {
     uint32_t chunks_cap; /* capacity of the pointer array */
     uint32_t cur_size;   /* capacity of the last chunk */
     uint32_t cur_used;   /* bytes handed out from the last chunk */
-    uint32_t next_size;  /* capacity of the next chunk (doubles up to CHUNK_MAX) */
+    uint32_t next_size;  /* capacity of the next chunk (chunk_bytes / 4, clamped) */
     size_t chunk_bytes;  /* sum of chunk capacities */
     size_t hole_bytes;   /* freed entries plus abandoned chunk tails */
 } kd_arena;
+
+#ifdef RC_FAULT_INJECTION
+/* Test hook: the allocation after N more succeed fails once (N = 0: the very
+ * next one); N < 0 disarms. Per thread. Counts every allocation the keydir
+ * makes: chunks, chunk arrays, tables, compaction scratch. */
+void keydir_fault_fail_alloc(long n);
+bool kd_alloc_should_fail(void);
+#else
+static inline bool kd_alloc_should_fail(void)
+{
+    return false;
+}
+#endif
 
 /* An empty arena whose first chunk will hold FIRST_CHUNK bytes (rounded to 4,
  * clamped to [CHUNK_MIN, CHUNK_MAX]); allocates nothing yet. */

@@ -85,6 +85,8 @@ static int insert(rec_ctx *c, uint8_t flags, uint64_t seq, uint32_t ks_id, uint6
         atomic_store(&db->last_seq, seq);
     if (seq > c->seg->max_seq)
         c->seg->max_seq = seq;
+    if (!c->seg->min_seq || seq < c->seg->min_seq)
+        c->seg->min_seq = seq;
     rc_keyspace *ks = ks_for_id(db, ks_id);
     if (!ks)
         return c->err = RC_ENOMEM;
@@ -313,12 +315,27 @@ static uint64_t now_ms_mono(void)
 int recover(rc_db *db)
 {
     uint64_t t0 = now_ms_mono();
+    int err = merge_recover(db);
+    if (err)
+        return err;
     uint64_t *ids = NULL;
     size_t n = 0;
-    int err = list_segments(db, &ids, &n);
+    err = list_segments(db, &ids, &n);
     if (err)
         return err;
     db->next_segment_id = n ? ids[n - 1] + 1 : 1;
+    /* the segment that was being appended when the process stopped is the
+     * newest one without a hint (a clean close writes the active's hint;
+     * merge outputs get theirs before they are published) */
+    uint64_t tail_id = 0;
+    for (size_t i = n; i-- > 0;) {
+        char hname[32];
+        seg_name(hname, sizeof(hname), ids[i], "hint");
+        if (faccessat(db->dir_fd, hname, F_OK, 0) != 0) {
+            tail_id = ids[i];
+            break;
+        }
+    }
     bool have_db_id = false;
     for (size_t i = 0; i < n && !err; i++) {
         segment *seg;
@@ -341,7 +358,7 @@ int recover(rc_db *db)
             db->hint_files_used++;
         } else if (!c.err) {
             scan_result res;
-            if (scan_segment(seg, scan_insert, &c, &res) != 0 && !c.err)
+            if (scan_segment(seg, seg->id == tail_id, scan_insert, &c, &res) != 0 && !c.err)
                 c.err = RC_ENOMEM;
             db->segments_scanned++;
             db->corrupt_records += res.corrupt;
