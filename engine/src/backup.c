@@ -2,8 +2,8 @@
  * backup.c — rc_backup: a consistent snapshot of everything with seq > since,
  * written as a backup stream (format/stream.h, FORMAT.md "Backup stream").
  *
- * Snapshot. With the files gate held shared (merge cannot close or unlink a
- * segment meanwhile), ks_mu and then append_mu are taken for a moment: the
+ * Snapshot. With ks_mu, the files gate (shared: merge cannot close or
+ * unlink a segment meanwhile) and append_mu held for a moment, the
  * newest sequence number (SNAP_SEQ), the set of live keyspace ids and every
  * segment with its current size are noted together, so they describe one
  * instant: every record with seq <= SNAP_SEQ lies inside the noted sizes,
@@ -107,7 +107,10 @@ static int check_horizon(rc_db *db, uint64_t since)
     return 0;
 }
 
-/* Note the snapshot and map its segments (files gate held shared). */
+/* Note the snapshot and map its segments. Lock order (as everywhere):
+ * ks_mu, then files_gate, then append_mu; merge takes the gate under
+ * merge_mu, and rc_load takes merge_mu under ks_mu, so the gate must never be
+ * held while waiting for ks_mu. */
 static int snapshot(backup_run *b)
 {
     rc_db *db = b->db;
@@ -121,13 +124,14 @@ static int snapshot(backup_run *b)
     }
 
     pthread_mutex_lock(&db->ks_mu);
+    pthread_rwlock_rdlock(&db->files_gate); /* merge cannot close a segment */
     b->live_cap = db->ks_cap > FMT_KS_DEFAULT ? db->ks_cap : FMT_KS_DEFAULT + 1;
     b->live = calloc(b->live_cap, 1);
     b->kds = calloc(b->live_cap, sizeof(*b->kds));
     if (!b->live || !b->kds) {
         pthread_mutex_unlock(&db->ks_mu);
         err = RC_ENOMEM;
-        goto out;
+        goto out_gate;
     }
     b->live[FMT_KS_CATALOG] = 1;
     for (uint32_t id = FMT_KS_DEFAULT; id < db->ks_cap; id++) {
@@ -150,7 +154,7 @@ static int snapshot(backup_run *b)
     b->segs = calloc(n ? n : 1, sizeof(*b->segs));
     if (!b->segs) {
         err = RC_ENOMEM;
-        goto out;
+        goto out_gate;
     }
     for (size_t i = 0; i < n; i++) {
         snap_seg *s = &b->segs[b->nseg++];
@@ -161,13 +165,17 @@ static int snapshot(backup_run *b)
         if (map == MAP_FAILED) {
             err = rc_fail(RC_ENOMEM, "backup cannot map segment %08llu (%llu bytes): %s",
                           (unsigned long long)s->id, (unsigned long long)sizes[i], strerror(errno));
-            goto out;
+            goto out_gate;
         }
         madvise(map, sizes[i], MADV_SEQUENTIAL);
         s->map = map;
         s->len = sizes[i];
     }
     qsort(b->segs, b->nseg, sizeof(*b->segs), cmp_snap_id);
+out_gate:
+    /* the private mappings keep the files readable even if merge unlinks
+     * them from here on */
+    pthread_rwlock_unlock(&db->files_gate);
 out:
     free(found);
     free(sizes);
@@ -232,7 +240,10 @@ static int collect(backup_run *b)
         atomic_store(&view.size, s->len);
         b->cur = (uint32_t)i;
         scan_result res;
-        if (scan_segment(&view, collect_visit, b, &res) != 0 && !b->err)
+        /* not tail mode: within the noted sizes every record is committed
+         * (the tail of the newest segment was cut at open, and appends past
+         * the noted size are not mapped) */
+        if (scan_segment(&view, false, collect_visit, b, &res) != 0 && !b->err)
             b->err = RC_ENOMEM;
     }
     for (uint32_t id = 0; id < b->live_cap && !b->err; id++) {
@@ -372,9 +383,7 @@ int rc_backup(rc_db *db, uint64_t since, rc_write_fn write, void *ctx, rc_progre
                     .write_ctx = ctx,
                     .progress = progress,
                     .progress_ctx = progress_ctx};
-    pthread_rwlock_rdlock(&db->files_gate);
     err = snapshot(&b);
-    pthread_rwlock_unlock(&db->files_gate);
     /* merge raises the horizon before it retires the segments it rewrote, so
      * checking again after the snapshot catches a merge that raced it */
     if (!err)

@@ -152,7 +152,7 @@ int rc_list_keys(rc_db *db, rc_keyspace *ks, const rc_list_opts *opts, rc_list *
         for (size_t i = keep; i < c.n; i++)
             free(c.items[i].key);
     }
-    if (!c.err)
+    if (!c.err && keep > 0) /* items is NULL for an empty keyspace (UBSan) */
         qsort(c.items, keep, sizeof(*c.items), cmp);
     size_t w = 0;
     int err = c.err;

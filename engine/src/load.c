@@ -445,15 +445,21 @@ static int apply_staged(load_run *L, uint64_t since)
             goto out;
     }
     if (n > 0) {
+        /* Merge keeps only records the keydir points at: it must not rewrite
+         * the segment holding the batch before the batch is indexed. */
+        pthread_mutex_lock(&db->merge_mu);
         uint64_t lsn = 0;
         err = log_append(db, recs, n, &lsn);
-        if (err)
+        if (err) {
+            pthread_mutex_unlock(&db->merge_mu);
             goto out;
+        }
         index_records(L, recs, n, true);
         err = ks_refresh_catalog(db);
         if (err) /* on disk but not reflected in memory: as index_apply does */
             atomic_store(&db->write_error, ENOMEM);
         index_records(L, recs, n, false);
+        pthread_mutex_unlock(&db->merge_mu);
         if (!err)
             err = log_sync(db);
     }
