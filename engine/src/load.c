@@ -74,6 +74,7 @@ typedef struct stream_walk {
 static int read_full(stream_walk *w, uint8_t *buf, size_t len, size_t *got)
 {
     size_t have = 0;
+    *got = 0;
     while (have < len) {
         long n = w->read(w->ctx, buf + have, len - have);
         if (n < 0)

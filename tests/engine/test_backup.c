@@ -9,10 +9,12 @@
 
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -131,7 +133,13 @@ static char *dump(rc_db *db)
 static void assert_same(rc_db *a, rc_db *b, const char *when)
 {
     char *da = dump(a), *dbb = dump(b);
-    cr_assert_str_eq(da, dbb, "%s: states differ", when);
+    size_t at = 0;
+    while (da[at] && da[at] == dbb[at])
+        at++;
+    while (at > 0 && da[at - 1] != '\n')
+        at--;
+    cr_assert_str_eq(da, dbb, "%s: states differ from\n%.200s\n---- vs ----\n%.200s", when,
+                     da + at, dbb + at);
     free(da);
     free(dbb);
 }
@@ -684,4 +692,196 @@ Test(backup, round_trip_200k_keys, .timeout = 600)
     rc_close(dst);
     th_rmdir(sdir);
     th_rmdir(ddir);
+}
+
+/* ---- merge, dropped keyspaces, crashes */
+
+static rc_db *open_merging(const char *dir)
+{
+    rc_options o;
+    th_options(&o);
+    o.tombstone_retention_ms = 0; /* merge may drop every tombstone */
+    o.merge_rate_bytes = 0;
+    rc_db *db;
+    cr_assert_eq(rc_open(dir, &o, &db), 0, "open %s: %s", dir, rc_last_error_message());
+    return db;
+}
+
+Test(backup, merges_on_both_sides_and_the_real_horizon)
+{
+    char *sdir = th_tmpdir(), *ddir = th_tmpdir(), *fdir = th_tmpdir();
+    rc_db *src = open_merging(sdir), *dst = open_merging(ddir);
+    char k[16], v[32];
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 400; i++) {
+            snprintf(k, sizeof(k), "k%03d", i);
+            snprintf(v, sizeof(v), "r%d-%d", round, i);
+            th_put(src, NULL, k, v);
+        }
+    rc_backup_info i0, i1, i2;
+    membuf s0 = backup(src, 0, &i0);
+    cr_assert_eq(load(dst, s0.p, s0.len, NULL), 0);
+    for (int i = 0; i < 400; i += 3) {
+        snprintf(k, sizeof(k), "k%03d", i);
+        cr_assert_eq(rc_delete(src, NULL, k, strlen(k), NULL), 0);
+    }
+    membuf s1 = backup(src, i0.until, &i1);
+    cr_assert_eq(load(dst, s1.p, s1.len, NULL), 0);
+
+    cr_assert_eq(rc_merge(src), 0, "%s", rc_last_error_message());
+    rc_stats st;
+    rc_stats_db(src, &st);
+    cr_assert_gt(st.tombstone_horizon, i0.until, "merge dropped the deletes made after s0");
+    membuf m = {0};
+    rc_backup_info info;
+    cr_assert_eq(rc_backup(src, i0.until, mem_write, &m, NULL, NULL, &info), RC_EHORIZON,
+                 "s0 + this incremental would resurrect the dropped deletes");
+    free(m.p);
+
+    th_put(src, NULL, "after-merge", "x");
+    membuf s2 = backup(src, i1.until, &i2); /* at or above the horizon: fine */
+    cr_assert_eq(load(dst, s2.p, s2.len, NULL), 0);
+    assert_same(src, dst, "incrementals across a source merge");
+    cr_assert_eq(rc_merge(dst), 0, "%s", rc_last_error_message());
+    assert_same(src, dst, "after merging the target");
+    rc_close(dst);
+    dst = open_merging(ddir);
+    assert_same(src, dst, "after reopening the merged target");
+
+    /* a full backup after the merge restores the same state */
+    membuf full = backup(src, 0, &info);
+    rc_db *fresh = open_merging(fdir);
+    cr_assert_eq(load(fresh, full.p, full.len, NULL), 0);
+    assert_same(src, fresh, "a full backup after a merge");
+    free(s0.p);
+    free(s1.p);
+    free(s2.p);
+    free(full.p);
+    rc_close(fresh);
+    rc_close(src);
+    rc_close(dst);
+    th_rmdir(sdir);
+    th_rmdir(ddir);
+    th_rmdir(fdir);
+}
+
+Test(backup, dropped_keyspaces_do_not_travel)
+{
+    char *dir = th_tmpdir();
+    rc_db *db = open_db(dir, false);
+    rc_keyspace *gone = ks_create(db, "gone");
+    for (int i = 0; i < 100; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "g%d", i);
+        th_put(db, gone, k, "v");
+    }
+    cr_assert_eq(rc_keyspace_drop(db, "gone"), 0);
+    th_put(db, NULL, "kept", "v");
+    rc_backup_info info;
+    membuf m = backup(db, 0, &info);
+    cr_assert_eq(info.records, 2, "the key and the catalogue record of the drop, got %llu",
+                 (unsigned long long)info.records);
+    cr_assert_eq(info.tombstones, 0);
+    free(m.p);
+    rc_close(db);
+    th_rmdir(dir);
+}
+
+/* A load killed at a random moment leaves the target as it was or wholly
+ * loaded, never in between, and running it again finishes the job. */
+Test(backup, killed_load_is_all_or_nothing_and_reruns, .timeout = 600)
+{
+    char *sdir = th_tmpdir(), *rdir = th_tmpdir();
+    rc_db *src = open_db(sdir, false);
+    th_put(src, NULL, "base", "1");
+    rc_backup_info info;
+    membuf base = backup(src, 0, &info);
+    uint8_t val[2048];
+    for (int i = 0; i < 4000; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "c%04d", i);
+        for (size_t j = 0; j < sizeof(val); j++)
+            val[j] = (uint8_t)(i * 31 + j * 7 + (j >> 5));
+        cr_assert_eq(rc_put(src, NULL, k, strlen(k), val, sizeof(val), NULL), 0);
+    }
+    cr_assert_eq(rc_delete(src, NULL, "base", 4, NULL), 0);
+    membuf inc = backup(src, info.until, &info);
+
+    /* the two acceptable states, and how long a load takes */
+    rc_db *ref = open_db(rdir, false);
+    cr_assert_eq(load(ref, base.p, base.len, NULL), 0);
+    char *before = dump(ref);
+    double t0 = now_s();
+    cr_assert_eq(load(ref, inc.p, inc.len, NULL), 0);
+    double took = now_s() - t0;
+    char *after = dump(ref);
+    rc_close(ref);
+
+    int saw_before = 0, saw_after = 0;
+    srand(7);
+    for (int round = 0; round < 10; round++) {
+        char *ddir = th_tmpdir();
+        rc_db *dst = open_db(ddir, false);
+        cr_assert_eq(load(dst, base.p, base.len, NULL), 0);
+        rc_close(dst);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            rc_db *c = open_db(ddir, false);
+            membuf in = {.p = inc.p, .len = inc.len};
+            rc_load(c, mem_read, &in, NULL, NULL, &info);
+            _exit(0); /* no close: as if the process died right after */
+        }
+        useconds_t delay = (useconds_t)(took * 1.5e6 * (double)(rand() % 1000) / 1000.0);
+        usleep(delay);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        dst = open_db(ddir, false);
+        char *now = dump(dst);
+        if (strcmp(now, before) == 0)
+            saw_before++;
+        else if (strcmp(now, after) == 0)
+            saw_after++;
+        else
+            cr_assert_fail("round %d (kill after %u us): the target is half loaded", round,
+                           (unsigned)delay);
+        free(now);
+        cr_assert_eq(load(dst, inc.p, inc.len, NULL), 0, "rerun: %s", rc_last_error_message());
+        now = dump(dst);
+        cr_assert_str_eq(now, after, "round %d: the rerun completes the load", round);
+        free(now);
+        rc_close(dst);
+        th_rmdir(ddir);
+    }
+    cr_log_info("killed loads: %d left nothing, %d had finished", saw_before, saw_after);
+    free(before);
+    free(after);
+    free(base.p);
+    free(inc.p);
+    rc_close(src);
+    th_rmdir(sdir);
+    th_rmdir(rdir);
+}
+
+Test(backup, zz_repro_batch_merge)
+{
+    char *dir = th_tmpdir();
+    rc_db *db = open_merging(dir);
+    rc_op ops[400];
+    char keys[400][8];
+    for (int i = 0; i < 400; i++) {
+        snprintf(keys[i], 8, "k%03d", i);
+        ops[i] = (rc_op){.kind = RC_OP_PUT, .key = keys[i], .klen = 4, .val = "v", .vlen = 1};
+    }
+    cr_assert_eq(rc_apply(db, ops, 400, NULL), 0);
+    for (int i = 0; i < 400; i += 3)
+        cr_assert_eq(rc_delete(db, NULL, keys[i], 4, NULL), 0);
+    char *before = dump(db);
+    cr_assert_eq(rc_merge(db), 0);
+    rc_close(db);
+    db = open_merging(dir);
+    char *after = dump(db);
+    cr_assert_str_eq(before, after);
+    rc_close(db);
+    th_rmdir(dir);
 }
