@@ -134,7 +134,8 @@ static int log_rotate(rc_db *db, uint64_t need)
 static inline fmt_record to_fmt(const log_rec *r, uint8_t extra_flags)
 {
     fmt_record f = {
-        .flags = (uint8_t)(r->flags | extra_flags),
+        /* framing is the log's alone: never inherited from a caller's record */
+        .flags = (uint8_t)((r->flags & ~(FMT_REC_BATCH | FMT_REC_BATCH_END)) | extra_flags),
         .seq = r->seq,
         .ks = r->ks,
         .expires_at_ms = r->expires_at_ms,
@@ -299,7 +300,18 @@ int log_close_active(rc_db *db)
     if (!err && !atomic_load(&db->write_error))
         err = sync_segment(db, seg);
     seg->writable = false;
-    if (!err && db->opt.write_hints && atomic_load(&seg->size) > FMT_SEG_HEADER_LEN)
+    if (!err && atomic_load(&seg->size) <= FMT_SEG_HEADER_LEN) {
+        /* nothing was written this session: leave no empty file behind */
+        char name[32];
+        seg_name(name, sizeof(name), seg->id, "data");
+        seg_table_remove(&db->segs, seg);
+        seg_close(seg);
+        db->active = NULL;
+        if (unlinkat(db->dir_fd, name, 0) == 0)
+            fsync(db->dir_fd);
+        return 0;
+    }
+    if (!err && db->opt.write_hints)
         err = hint_write(db, seg);
     return err;
 }

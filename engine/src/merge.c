@@ -16,7 +16,7 @@
  *     victim file's mtime, which is no earlier than the record); dropping one
  *     raises the tombstone horizon that incremental backups check;
  *   - records of dropped keyspaces are dropped.
- * Kept records are copied verbatim (checksums intact) into output segments
+ * Kept records are copied (re-encoded without batch framing) into output segments
  * written through io_uring as NNNNNNNN.data.tmp, fdatasync'ed, renamed, given
  * hints, and only then made visible: each kept key is repointed only if it
  * still points at the victim (a write that raced the merge wins).
@@ -290,16 +290,38 @@ static int out_append(merge_run *m, const fmt_record *r, const uint8_t *bytes, k
     output *o = &m->out[m->nout - 1];
     k->new_off = (uint32_t)o->size;
     k->out_index = m->nout - 1;
-    if (r->total_len > MERGE_BUF) { /* a huge record: write it directly */
+    /* Kept records leave their batch: the batch committed long ago, and the
+     * members merge drops would otherwise leave an unterminated frame that a
+     * later scan discards. The flags are under the checksum, so re-encode
+     * (same size: the flags byte stays one byte). */
+    fmt_record plain = *r;
+    plain.flags &= (uint8_t) ~(FMT_REC_BATCH | FMT_REC_BATCH_END);
+    bool reframe = plain.flags != r->flags;
+    if (r->total_len > MERGE_BUF) { /* a huge record: write it on its own */
         int err = out_flush(m);
+        if (err)
+            return err;
+        uint8_t *tmp = malloc(r->total_len);
+        if (!tmp)
+            return RC_ENOMEM;
+        size_t w = fmt_record_encode(tmp, r->total_len, &plain);
         pthread_mutex_lock(&m->db->ring_mu);
-        int w = err ? 0 : ring_pwrite_all(m->db->ring, o->fd, bytes, r->total_len, (off_t)o->size);
+        int rc = w == r->total_len
+                     ? ring_pwrite_all(m->db->ring, o->fd, tmp, r->total_len, (off_t)o->size)
+                     : -EINVAL;
         pthread_mutex_unlock(&m->db->ring_mu);
-        if (err || w < 0)
-            return err ? err : rc_fail(RC_EIO, "merge cannot write a large record");
+        free(tmp);
+        if (rc < 0)
+            return rc_fail(RC_EIO, "merge cannot write a large record");
         m->bytes_written += r->total_len;
     } else {
-        memcpy(m->buf + m->buflen, bytes, r->total_len);
+        if (reframe) {
+            if (fmt_record_encode(m->buf + m->buflen, r->total_len, &plain) != r->total_len)
+                return rc_fail(RC_ECORRUPT, "merge cannot re-encode record seq %llu",
+                               (unsigned long long)r->seq);
+        } else {
+            memcpy(m->buf + m->buflen, bytes, r->total_len);
+        }
         m->buflen += r->total_len;
     }
     o->size += r->total_len;

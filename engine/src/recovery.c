@@ -150,17 +150,9 @@ static bool load_hint(rec_ctx *c, segment *seg)
     if (fmt_hint_file_verify(p, len, &h) != FMT_OK || h.segment_id != seg->id ||
         h.covered != atomic_load(&seg->size))
         goto out;
-    /* every entry must point inside the segment: checked before inserting */
-    size_t pos = FMT_HINT_HEADER_LEN, end = len - FMT_HINT_TRAILER_LEN;
-    for (uint64_t i = 0; i < h.count; i++) {
-        fmt_hint_entry e;
-        size_t used;
-        if (fmt_hint_entry_decode(p + pos, end - pos, &e, &used) != FMT_OK)
-            goto out;
-        if ((uint64_t)e.offset + e.total_len > h.covered || e.offset < FMT_SEG_HEADER_LEN)
-            goto out;
-        pos += used;
-    }
+    /* fmt_hint_file_verify decoded every entry and checked that each lies
+     * inside [header, covered): nothing is inserted from a bad hint */
+    size_t pos, end = len - FMT_HINT_TRAILER_LEN;
     pos = FMT_HINT_HEADER_LEN;
     for (uint64_t i = 0; i < h.count && !c->err; i++) {
         fmt_hint_entry e;
@@ -352,6 +344,16 @@ int recover(rc_db *db)
             !have_db_id) {
             db->db_id = h.db_id;
             have_db_id = true;
+        }
+        if (atomic_load(&seg->size) <= FMT_SEG_HEADER_LEN && !db->opt.read_only &&
+            ids[i] != tail_id) {
+            /* an active segment that never got a record: nothing to keep */
+            seg_table_remove(&db->segs, seg);
+            seg_close(seg);
+            char nm[32];
+            seg_name(nm, sizeof(nm), ids[i], "data");
+            unlinkat(db->dir_fd, nm, 0);
+            continue;
         }
         rec_ctx c = {.db = db, .seg = seg};
         if (db->opt.write_hints && load_hint(&c, seg)) {
