@@ -138,8 +138,8 @@ static void assert_same(rc_db *a, rc_db *b, const char *when)
         at++;
     while (at > 0 && da[at - 1] != '\n')
         at--;
-    cr_assert_str_eq(da, dbb, "%s: states differ from\n%.200s\n---- vs ----\n%.200s", when,
-                     da + at, dbb + at);
+    cr_assert_str_eq(da, dbb, "%s: states differ from\n%.200s\n---- vs ----\n%.200s", when, da + at,
+                     dbb + at);
     free(da);
     free(dbb);
 }
@@ -306,14 +306,46 @@ static void *writer_main(void *p)
             for (int i = 0; i < GEN_KEYS; i++)
                 ops[i].kind = RC_OP_DELETE;
         cr_assert_eq(rc_apply(w->db, ops, GEN_KEYS, NULL), 0);
+        /* two single writes in order: a snapshot has "a" equal to "b" or one
+         * ahead, never behind (it is a prefix of the history) */
+        cr_assert_eq(rc_put(w->db, NULL, "a", 1, val, strlen(val), NULL), 0);
+        cr_assert_eq(rc_put(w->db, NULL, "b", 1, val, strlen(val), NULL), 0);
+        /* and a key written once per generation: a snapshot holds l1..lN
+         * without a hole */
+        char lk[16];
+        snprintf(lk, sizeof(lk), "l%07d", g);
+        cr_assert_eq(rc_put(w->db, NULL, lk, strlen(lk), val, strlen(val), NULL), 0);
         atomic_store(&w->gens, g);
     }
     return NULL;
 }
 
-/* Every key of the set has one value, or all are absent. */
+static long value_of(rc_db *db, const char *k)
+{
+    rc_value v;
+    int rc = rc_get(db, NULL, k, strlen(k), &v);
+    cr_assert_eq(rc, 0, "%s: %s", k, rc_strerror(rc));
+    long n = strtol(v.data, NULL, 10);
+    rc_value_free(&v);
+    return n;
+}
+
+/* Every key of the set has one value, or all are absent; "a" is "b" or one
+ * write ahead of it. */
 static void assert_one_generation(rc_db *db, const char *when)
 {
+    long a = value_of(db, "a"), b = value_of(db, "b");
+    cr_assert(a == b || a == b + 1, "%s: a=%ld b=%ld is not a prefix of the writes", when, a, b);
+    rc_list_opts lo = {.prefix = "l", .prefix_len = 1};
+    rc_list *l;
+    cr_assert_eq(rc_list_keys(db, NULL, &lo, &l), 0);
+    long n = (long)l->count, last = 0;
+    if (n > 0)
+        last = strtol((char *)l->items[n - 1].key + 1, NULL, 10);
+    rc_list_free(l);
+    cr_assert_eq(last, n, "%s: the once-written keys have a hole (%ld keys, last l%ld)", when, n,
+                 last);
+    cr_assert(b == n || b == n + 1, "%s: b=%ld but %ld once-written keys", when, b, n);
     char first[16] = "", k[8];
     for (int i = 0; i < GEN_KEYS; i++) {
         snprintf(k, sizeof(k), "g%02d", i);
@@ -339,6 +371,8 @@ Test(backup, snapshot_is_consistent_during_writes)
     writer_arg w = {.db = src};
     pthread_t t;
     pthread_create(&t, NULL, writer_main, &w);
+    th_put(src, NULL, "a", "0");
+    th_put(src, NULL, "b", "0");
     while (atomic_load(&w.gens) < 50)
         usleep(100);
     /* a chain: full, then incrementals, each taken while the writer runs */
@@ -511,6 +545,37 @@ Test(backup, gap_is_refused)
     cr_assert_eq(load(dst, s1.p, s1.len, NULL), 0);
     cr_assert_eq(load(dst, s2.p, s2.len, NULL), 0);
     assert_same(src, dst, "the chain in order");
+    free(s0.p);
+    free(s1.p);
+    free(s2.p);
+    rc_close(src);
+    rc_close(dst);
+    th_rmdir(sdir);
+    th_rmdir(ddir);
+}
+
+Test(backup, an_older_incremental_again_resurrects_nothing)
+{
+    char *sdir = th_tmpdir(), *ddir = th_tmpdir();
+    rc_db *src = open_db(sdir, false), *dst = open_db(ddir, false);
+    th_put(src, NULL, "base", "1");
+    rc_backup_info i0, i1, i2;
+    membuf s0 = backup(src, 0, &i0);
+    th_put(src, NULL, "k", "old");
+    membuf s1 = backup(src, i0.until, &i1);
+    cr_assert_eq(rc_delete(src, NULL, "k", 1, NULL), 0);
+    membuf s2 = backup(src, i1.until, &i2);
+    cr_assert_eq(load(dst, s0.p, s0.len, NULL), 0);
+    cr_assert_eq(load(dst, s1.p, s1.len, NULL), 0);
+    cr_assert_eq(load(dst, s2.p, s2.len, NULL), 0);
+    cr_assert_eq(th_has(dst, NULL, "k", "old"), 0);
+    /* s1 starts below the target's last seq: allowed, and already reflected */
+    cr_assert_eq(load(dst, s1.p, s1.len, NULL), 0, "%s", rc_last_error_message());
+    cr_assert_eq(th_has(dst, NULL, "k", "old"), 0, "the delete of s2 still holds");
+    rc_close(dst);
+    dst = open_db(ddir, false);
+    cr_assert_eq(th_has(dst, NULL, "k", "old"), 0, "also after a reopen");
+    assert_same(src, dst, "after the older stream again");
     free(s0.p);
     free(s1.p);
     free(s2.p);
@@ -796,8 +861,8 @@ Test(backup, killed_load_is_all_or_nothing_and_reruns, .timeout = 600)
     th_put(src, NULL, "base", "1");
     rc_backup_info info;
     membuf base = backup(src, 0, &info);
-    uint8_t val[2048];
-    for (int i = 0; i < 4000; i++) {
+    uint8_t val[1024];
+    for (int i = 0; i < 3000; i++) {
         char k[16];
         snprintf(k, sizeof(k), "c%04d", i);
         for (size_t j = 0; j < sizeof(val); j++)
@@ -824,15 +889,23 @@ Test(backup, killed_load_is_all_or_nothing_and_reruns, .timeout = 600)
         rc_db *dst = open_db(ddir, false);
         cr_assert_eq(load(dst, base.p, base.len, NULL), 0);
         rc_close(dst);
+        int go[2];
+        cr_assert_eq(pipe(go), 0);
         pid_t pid = fork();
         cr_assert_geq(pid, 0);
         if (pid == 0) {
             rc_db *c = open_db(ddir, false);
             membuf in = {.p = inc.p, .len = inc.len};
+            if (write(go[1], "g", 1) != 1) /* the load starts now */
+                _exit(2);
             rc_load(c, mem_read, &in, NULL, NULL, &info);
             _exit(0); /* no close: as if the process died right after */
         }
-        useconds_t delay = (useconds_t)(took * 1.5e6 * (double)(rand() % 1000) / 1000.0);
+        char byte;
+        cr_assert_eq(read(go[0], &byte, 1), 1);
+        close(go[0]);
+        close(go[1]);
+        useconds_t delay = (useconds_t)(took * 0.7e6 * (double)(rand() % 1000) / 1000.0);
         usleep(delay);
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
@@ -861,27 +934,4 @@ Test(backup, killed_load_is_all_or_nothing_and_reruns, .timeout = 600)
     rc_close(src);
     th_rmdir(sdir);
     th_rmdir(rdir);
-}
-
-Test(backup, zz_repro_batch_merge)
-{
-    char *dir = th_tmpdir();
-    rc_db *db = open_merging(dir);
-    rc_op ops[400];
-    char keys[400][8];
-    for (int i = 0; i < 400; i++) {
-        snprintf(keys[i], 8, "k%03d", i);
-        ops[i] = (rc_op){.kind = RC_OP_PUT, .key = keys[i], .klen = 4, .val = "v", .vlen = 1};
-    }
-    cr_assert_eq(rc_apply(db, ops, 400, NULL), 0);
-    for (int i = 0; i < 400; i += 3)
-        cr_assert_eq(rc_delete(db, NULL, keys[i], 4, NULL), 0);
-    char *before = dump(db);
-    cr_assert_eq(rc_merge(db), 0);
-    rc_close(db);
-    db = open_merging(dir);
-    char *after = dump(db);
-    cr_assert_str_eq(before, after);
-    rc_close(db);
-    th_rmdir(dir);
 }
