@@ -36,6 +36,7 @@
  * when rc_load returns, whatever the sync mode.
  */
 #include "db.h"
+#include "format/catalog.h"
 #include "format/compress.h"
 #include "format/record.h"
 #include "format/stream.h"
@@ -379,8 +380,15 @@ static int build_batch(const uint8_t *map, size_t len, uint64_t base, log_rec **
     fmt_record r;
     int rc;
     while ((rc = fmt_stream_record_next(map, len, &pos, &r)) == 1) {
-        if (r.ks > LOAD_KS_ID_MAX)
-            return rc_fail(RC_ELIMIT, "the stream names keyspace id %u (limit %u)", r.ks,
+        /* ids index arrays at open: an absurd one would make the directory
+         * unopenable, so it is refused here (in a record or a catalogue value) */
+        fmt_catalog_entry e;
+        uint32_t id = r.ks;
+        if (r.ks == FMT_KS_CATALOG && !(r.flags & (FMT_REC_TOMBSTONE | FMT_REC_COMPRESSED)) &&
+            fmt_catalog_decode(r.val, r.vlen, &e) == FMT_OK)
+            id = e.ks_id;
+        if (id > LOAD_KS_ID_MAX)
+            return rc_fail(RC_ELIMIT, "the stream names keyspace id %u (limit %u)", id,
                            LOAD_KS_ID_MAX);
         if (r.seq <= base)
             continue;

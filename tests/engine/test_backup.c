@@ -6,6 +6,8 @@
  * a 200k-key round trip with its timing printed. */
 #include "helpers.h"
 #include "db.h" /* white box: the tombstone horizon */
+#include "format/catalog.h"
+#include "format/stream.h"
 
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -934,4 +936,59 @@ Test(backup, killed_load_is_all_or_nothing_and_reruns, .timeout = 600)
     rc_close(src);
     th_rmdir(sdir);
     th_rmdir(rdir);
+}
+
+/* A stream encoded by hand: keyspace ids that would make the target
+ * unopenable (arrays are indexed by id at open) are refused. */
+static membuf hand_stream(uint32_t ks_id, bool in_catalog)
+{
+    uint8_t raw[256], val[FMT_CATALOG_VALUE_LEN];
+    fmt_catalog_entry e = {.dropped = false, .ks_id = ks_id};
+    fmt_catalog_encode(val, &e);
+    fmt_record r = {.seq = 1,
+                    .ks = in_catalog ? FMT_KS_CATALOG : ks_id,
+                    .key = (const uint8_t *)"evil",
+                    .klen = 4,
+                    .val = in_catalog ? val : (const uint8_t *)"v",
+                    .vlen = in_catalog ? sizeof(val) : 1};
+    size_t len = fmt_record_encode(raw, sizeof(raw), &r);
+    cr_assert_gt(len, 0);
+    membuf m = {0};
+    fmt_stream_writer w;
+    uint8_t head[FMT_STREAM_HEADER_LEN], trailer[FMT_STREAM_TRAILER_FRAME_LEN];
+    fmt_stream_header h = {.db_id = 1};
+    fmt_stream_writer_init(&w, &h, head);
+    mem_write(&m, head, sizeof(head));
+    uint8_t *frame = malloc(fmt_stream_frame_bound(len));
+    size_t flen;
+    cr_assert_eq(
+        fmt_stream_frame_encode(&w, raw, len, 1, frame, fmt_stream_frame_bound(len), &flen),
+        FMT_OK);
+    mem_write(&m, frame, flen);
+    free(frame);
+    cr_assert_eq(fmt_stream_trailer_encode(&w, 1, trailer), FMT_OK);
+    mem_write(&m, trailer, sizeof(trailer));
+    return m;
+}
+
+Test(backup, absurd_keyspace_ids_are_refused)
+{
+    char *dir = th_tmpdir();
+    for (int variant = 0; variant < 2; variant++) {
+        rc_db *db = open_db(dir, false);
+        membuf m = hand_stream(1u << 30, variant == 1);
+        cr_assert_eq(verify(m.p, m.len), 0, "the stream itself is well formed");
+        cr_assert_eq(load(db, m.p, m.len, NULL), RC_ELIMIT, "variant %d", variant);
+        cr_assert_eq(atomic_load(&db->last_seq), 0);
+        free(m.p);
+        m = hand_stream(5, variant == 1); /* a sane id loads */
+        cr_assert_eq(load(db, m.p, m.len, NULL), 0, "%s", rc_last_error_message());
+        free(m.p);
+        rc_close(db);
+        db = open_db(dir, false); /* and the directory opens */
+        rc_close(db);
+        th_rmdir(dir);
+        dir = th_tmpdir();
+    }
+    th_rmdir(dir);
 }
