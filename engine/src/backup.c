@@ -41,14 +41,17 @@
  */
 #include "db.h"
 #include "scan.h"
+#include "format/meta.h"
 #include "format/segment.h"
 #include "format/stream.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 /* A segment of the snapshot: a private read-only mapping of its first LEN
  * bytes (MAP NULL when it holds no record). */
@@ -99,6 +102,24 @@ static int cmp_u64(const void *a, const void *b)
 static int check_horizon(rc_db *db, uint64_t since)
 {
     uint64_t horizon = atomic_load(&db->tombstone_horizon);
+    if (since > 0 && db->opt.read_only) {
+        /* A read-only handle (kvdump beside a running kvd) learnt the horizon
+         * at open, and the writer's merges may have raised it since — even
+         * before this handle listed its segments. The file is replaced
+         * atomically, so read it again; the larger value wins. */
+        int fd = openat(db->dir_fd, "HORIZON", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            uint8_t buf[FMT_HORIZON_LEN + 1];
+            ssize_t n = pread(fd, buf, sizeof(buf), 0);
+            close(fd);
+            uint64_t on_disk;
+            if (n < 0 || fmt_horizon_decode(buf, (size_t)n, &on_disk) != FMT_OK)
+                return rc_fail(RC_ECORRUPT, "%s/HORIZON cannot be read: take a full backup",
+                               db->dir);
+            if (on_disk > horizon)
+                horizon = on_disk;
+        }
+    }
     if (since > 0 && since < horizon)
         return rc_fail(RC_EHORIZON,
                        "since %llu is below the tombstone horizon %llu: merge has dropped "

@@ -7,6 +7,7 @@
 #include "helpers.h"
 #include "db.h" /* white box: the tombstone horizon */
 #include "format/catalog.h"
+#include "format/meta.h"
 #include "format/stream.h"
 
 #include <criterion/criterion.h>
@@ -675,6 +676,19 @@ Test(backup, read_only_handle_on_a_live_directory)
     free(restored);
     free(at_open);
     free(m.p);
+
+    /* the writer's merge raises the horizon after the read-only open */
+    uint8_t hz[FMT_HORIZON_LEN];
+    fmt_horizon_encode(hz, 100);
+    FILE *f = fopen(th_path(sdir, "HORIZON"), "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(hz, 1, sizeof(hz), f), sizeof(hz));
+    fclose(f);
+    membuf h = {0};
+    cr_assert_eq(rc_backup(ro, 50, mem_write, &h, NULL, NULL, &info), RC_EHORIZON,
+                 "the read-only handle re-reads HORIZON");
+    cr_assert_eq(rc_backup(ro, 100, mem_write, &h, NULL, NULL, &info), 0);
+    free(h.p);
 
     int budget = 1; /* the header goes, the first frame fails */
     cr_assert_eq(rc_backup(ro, 0, failing_write, &budget, NULL, NULL, &info), RC_EIO);
