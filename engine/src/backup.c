@@ -28,6 +28,10 @@
  * scanning sealed segments would cut the I/O of a full backup roughly by
  * the value bytes and is the obvious next step.
  *
+ * Progress (rc_progress_fn, in records): while scanning, DONE counts the
+ * records scanned and TOTAL is 0 (not known yet); while writing, DONE of
+ * TOTAL records of the stream, ending with DONE == TOTAL.
+ *
  * Emission. The kept locations are sorted (catalogue first, so a reader sees
  * keyspaces before their keys, then in file order, so the reads are
  * sequential) and the records are copied verbatim, checksum included, into
@@ -249,6 +253,7 @@ static int loc_visit(void *ctx, const uint8_t *key, size_t klen, const kd_loc *l
  * (and free them as soon as they are read). */
 static int collect(backup_run *b)
 {
+    uint64_t scanned = 0;
     for (size_t i = 0; i < b->nseg && !b->err; i++) {
         snap_seg *s = &b->segs[i];
         if (!s->map)
@@ -266,6 +271,9 @@ static int collect(backup_run *b)
          * the noted size are not mapped) */
         if (scan_segment(&view, false, collect_visit, b, &res) != 0 && !b->err)
             b->err = RC_ENOMEM;
+        scanned += res.records;
+        if (b->progress) /* total 0: records scanned, the total is not known yet */
+            b->progress(b->progress_ctx, scanned, 0);
     }
     for (uint32_t id = 0; id < b->live_cap && !b->err; id++) {
         keydir *kd = b->kds[id];

@@ -33,7 +33,9 @@
  *     indexed into its keyspace if it is newer than what is there (as
  *     recovery does), with the usual live/dead byte accounting.
  * Concurrent readers may see the load half indexed; it is durable (fdatasync)
- * when rc_load returns, whatever the sync mode.
+ * when rc_load returns, whatever the sync mode. Progress is in records: while
+ * verifying, DONE records verified of TOTAL 0 (unknown until the trailer);
+ * while indexing, DONE of TOTAL; at the end DONE == TOTAL.
  */
 #include "db.h"
 #include "format/catalog.h"
