@@ -413,6 +413,14 @@ int rc_backup(rc_db *db, uint64_t since, rc_write_fn write, void *ctx, rc_progre
                     .progress = progress,
                     .progress_ctx = progress_ctx};
     err = snapshot(&b);
+    /* a since from the future: another database, or this one was restored
+     * from an older backup; an empty incremental would make the chain skip
+     * the writes that will reuse those seqs */
+    if (!err && since > b.snap_seq)
+        err = rc_fail(RC_EGAP,
+                      "since %llu is beyond this database's last seq %llu: it is not the "
+                      "database the previous backup came from; take a full backup",
+                      (unsigned long long)since, (unsigned long long)b.snap_seq);
     /* merge raises the horizon before it retires the segments it rewrote, so
      * checking again after the snapshot catches a merge that raced it */
     if (!err)

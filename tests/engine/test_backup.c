@@ -279,6 +279,10 @@ Test(backup, counts_until_and_empty_incremental)
     cr_assert_eq(info.since, 4);
     cr_assert_eq(info.until, 4, "nothing new: the next incremental starts at the same seq");
     free(m.p);
+    m = (membuf){0};
+    cr_assert_eq(rc_backup(db, 5, mem_write, &m, NULL, NULL, &info), RC_EGAP,
+                 "a since beyond the last seq is another database's");
+    cr_assert_eq(m.len, 0);
     rc_close(db);
     th_rmdir(dir);
 }
