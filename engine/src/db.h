@@ -135,6 +135,8 @@ rc_keyspace *ks_by_id(rc_db *db, uint32_t id);
 rc_keyspace *ks_new(rc_db *db, const char *name, uint32_t id, int64_t ttl);
 int ks_register(rc_db *db, rc_keyspace *ks);
 int ks_load_catalog(rc_db *db);
+/* rc_load: make the keyspace handles match keydir 0 (ks_mu held, no epoch). */
+int ks_refresh_catalog(rc_db *db);
 void ks_free_all(rc_db *db);
 static inline void ks_count(rc_keyspace *ks, int which, uint64_t n)
 {
