@@ -1,8 +1,9 @@
 /*
  * fuzz_headers.c — the small fixed-layout decoders on arbitrary bytes:
- * segment header, catalogue value, stream header, and the zstd helpers.
+ * segment header, catalogue value, stream header, the zstd helpers, and the
+ * MERGING and HORIZON files.
  *
- * The first byte picks the decoder (so one corpus serves all four); bit 7
+ * The first byte picks the decoder (so one corpus serves all six); bit 7
  * asks to reseal the segment/stream header checksums. Checks: whatever
  * decodes re-encodes byte for byte, and decompression never writes past the
  * declared size nor accepts a size beyond the limit.
@@ -11,6 +12,7 @@
 
 #include "catalog.h"
 #include "compress.h"
+#include "meta.h"
 #include "segment.h"
 #include "stream.h"
 
@@ -80,6 +82,35 @@ static void fuzz_zstd(const uint8_t *buf, size_t len)
     free(out);
 }
 
+static void fuzz_merging(uint8_t *buf, size_t len, int reseal)
+{
+    if (reseal && len >= 20)
+        fmt_put_u64(buf + len - 8, fmt_hash64(buf, len - 8));
+    uint64_t *ids = NULL;
+    uint32_t n = 0;
+    if (fmt_merging_decode(buf, len, &ids, &n) != FMT_OK)
+        return;
+    FUZZ_CHECK(n >= 1 && n <= FMT_MERGING_MAX && len == fmt_merging_len(n));
+    uint8_t *out = malloc(len);
+    FUZZ_CHECK(out != NULL);
+    fmt_merging_encode(out, ids, n);
+    FUZZ_CHECK(memcmp(out, buf, len) == 0);
+    free(out);
+    free(ids);
+}
+
+static void fuzz_horizon(uint8_t *buf, size_t len, int reseal)
+{
+    if (reseal && len >= FMT_HORIZON_LEN)
+        fmt_put_u64(buf + 16, fmt_hash64(buf, 16));
+    uint64_t h;
+    if (fmt_horizon_decode(buf, len, &h) != FMT_OK)
+        return;
+    uint8_t out[FMT_HORIZON_LEN];
+    fmt_horizon_encode(out, h);
+    FUZZ_CHECK(len == FMT_HORIZON_LEN && memcmp(out, buf, sizeof out) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -88,7 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t *buf = fuzz_copy(data + 1, size - 1);
     size_t len = size - 1;
     int reseal = (mode & 0x80) != 0;
-    switch (mode & 3) {
+    switch (mode & 7) {
     case 0:
         fuzz_segment(buf, len, reseal);
         break;
@@ -97,6 +128,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 2:
         fuzz_stream_header(buf, len, reseal);
+        break;
+    case 4:
+        fuzz_merging(buf, len, reseal);
+        break;
+    case 5:
+        fuzz_horizon(buf, len, reseal);
         break;
     default:
         fuzz_zstd(buf, len);

@@ -14,6 +14,7 @@
 #include "catalog.h"
 #include "compress.h"
 #include "hint.h"
+#include "meta.h"
 #include "record.h"
 #include "segment.h"
 #include "stream.h"
@@ -217,6 +218,14 @@ static void seeds_headers(void)
     static const char text[] = "zstd zstd zstd zstd zstd zstd zstd zstd zstd zstd zstd zstd";
     size_t n = fmt_compress(buf, sizeof buf, text, sizeof text - 1, 3);
     put_seed("fuzz_headers", "zstd", 0x03, buf, n);
+
+    uint64_t ids[3] = {4, 7, 9};
+    fmt_merging_encode(buf, ids, 3);
+    put_seed("fuzz_headers", "merging", 0x04, buf, fmt_merging_len(3));
+    put_seed("fuzz_headers", "merging", 0x84, buf, fmt_merging_len(3));
+    fmt_horizon_encode(buf, 123456);
+    put_seed("fuzz_headers", "horizon", 0x05, buf, FMT_HORIZON_LEN);
+    put_seed("fuzz_headers", "horizon", 0x85, buf, FMT_HORIZON_LEN);
 }
 
 int main(int argc, char **argv)

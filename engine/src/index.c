@@ -18,12 +18,13 @@ void index_account_removed(rc_db *db, rc_keyspace *ks, const kd_loc *old, size_t
         segment *seg = seg_at(&db->segs, old->seg);
         if (seg)
             atomic_fetch_add_explicit(&seg->dead_bytes, total, memory_order_relaxed);
+        ks_dead_add(ks, total);
         atomic_fetch_sub_explicit(&ks->live_value_bytes, vlen, memory_order_relaxed);
     }
     atomic_fetch_sub_explicit(&ks->live_key_bytes, klen, memory_order_relaxed);
 }
 
-void index_apply(rc_db *db, rc_keyspace *ks, uint64_t hash, const log_rec *r, uint64_t user_vlen)
+bool index_apply(rc_db *db, rc_keyspace *ks, uint64_t hash, const log_rec *r, uint64_t user_vlen)
 {
     unsigned shard = keydir_shard_of(hash);
     kd_loc old;
@@ -49,8 +50,11 @@ void index_apply(rc_db *db, rc_keyspace *ks, uint64_t hash, const log_rec *r, ui
         segment *seg = seg_at(&db->segs, r->seg);
         if (seg)
             atomic_fetch_add_explicit(&seg->dead_bytes, r->total_len, memory_order_relaxed);
+        ks_dead_add(ks, r->total_len);
     } else {
         atomic_fetch_add_explicit(&ks->live_value_bytes, user_vlen, memory_order_relaxed);
         atomic_fetch_add_explicit(&ks->live_key_bytes, r->klen, memory_order_relaxed);
     }
+    /* an entry the sweeper had not reached yet was already absent */
+    return had && !(old.expires_at_ms && db_now_ms(db) >= old.expires_at_ms);
 }

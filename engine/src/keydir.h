@@ -69,16 +69,16 @@ int keydir_put(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd
  * already there. *REPLACED tells whether LOC went in; *OLD and *HAD_OLD as for
  * keydir_put (so the caller can count the loser's bytes as dead): when LOC
  * lost, *OLD is the location that stayed and the loser is LOC itself. */
-int keydir_put_if_newer(keydir *kd, uint64_t hash, const void *key, size_t klen,
-                        const kd_loc *loc, bool *replaced, kd_loc *old, bool *had_old);
+int keydir_put_if_newer(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *loc,
+                        bool *replaced, kd_loc *old, bool *had_old);
 
 /* Remove KEY (shard write-locked). true and *OLD filled if it was present. */
 bool keydir_remove(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_loc *old);
 
 /* Merge: repoint KEY to NEWLOC only if it still points at EXPECT (same seg,
  * off and seq); a write that raced the merge wins. true if repointed. */
-bool keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen,
-                    const kd_loc *expect, const kd_loc *newloc);
+bool keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *expect,
+                    const kd_loc *newloc);
 
 /* Remove KEY only if it still has location EXPECT (TTL sweeper). */
 bool keydir_remove_if(keydir *kd, uint64_t hash, const void *key, size_t klen,

@@ -205,6 +205,22 @@ static int drop_account(void *ctx, const uint8_t *key, size_t klen, const kd_loc
     return 0;
 }
 
+/* The in-memory half of a drop, once the catalogue says so (ks_mu held, no
+ * epoch held): the handle answers RC_ENOKEYSPACE and its keys' bytes count as
+ * dead. Shared by rc_keyspace_drop and ks_refresh_catalog (rc_load). */
+static void ks_retire(rc_db *db, rc_keyspace *ks)
+{
+    atomic_store_explicit(&ks->dropped, true, memory_order_release);
+    epoch_synchronize(db); /* nobody is inside ks->kd after this */
+    epoch_slot *ep = epoch_enter(db);
+    for (unsigned s = 0; s < KEYDIR_SHARDS; s++)
+        keydir_shard_foreach(ks->kd, s, drop_account, ks);
+    epoch_exit(ep);
+    keydir_free(ks->kd);
+    ks->kd = keydir_new(); /* an empty one, so stray handles stay safe */
+    db->ks_by_id[ks->id] = NULL;
+}
+
 int rc_keyspace_drop(rc_db *db, const char *name)
 {
     int err = check_name(name);
@@ -222,15 +238,7 @@ int rc_keyspace_drop(rc_db *db, const char *name)
     err = write_catalog(db, name, &e);
     if (err)
         goto out;
-    atomic_store_explicit(&ks->dropped, true, memory_order_release);
-    epoch_synchronize(db); /* nobody is inside ks->kd after this */
-    epoch_slot *ep = epoch_enter(db);
-    for (unsigned s = 0; s < KEYDIR_SHARDS; s++)
-        keydir_shard_foreach(ks->kd, s, drop_account, ks);
-    epoch_exit(ep);
-    keydir_free(ks->kd);
-    ks->kd = keydir_new(); /* an empty one, so stray handles stay safe */
-    db->ks_by_id[ks->id] = NULL;
+    ks_retire(db, ks);
 out:
     pthread_mutex_unlock(&db->ks_mu);
     return err;
@@ -385,4 +393,100 @@ int ks_load_catalog(rc_db *db)
     }
     free(cs.live);
     return 0;
+}
+
+/* ---- rc_load (load.c): after catalogue records were appended and indexed
+ * into keydir 0, make the keyspace handles match the catalogue. Unlike
+ * ks_load_catalog (recovery) this runs on a live database: existing handles
+ * keep their name (an id never changes its name), missing ones are created,
+ * and handles whose id the catalogue no longer lists as live are retired as
+ * by a drop. next_ks_id moves above every id the catalogue names, live or
+ * dropped, so that ids are never reused. */
+typedef struct catalog_item {
+    uint32_t id;
+    bool dropped;
+    int64_t ttl;
+    char name[RC_KEYSPACE_NAME_MAX + 1];
+} catalog_item;
+
+typedef struct catalog_collect {
+    rc_db *db;
+    catalog_item *items;
+    size_t n, cap;
+    int err;
+} catalog_collect;
+
+static int catalog_collect_visit(void *ctx, const uint8_t *key, size_t klen, const kd_loc *loc)
+{
+    catalog_collect *cc = ctx;
+    rc_value v = {0};
+    fmt_catalog_entry e;
+    int err = read_record(cc->db, loc, &v, true);
+    bool ok = !err && klen <= RC_KEYSPACE_NAME_MAX && memchr(key, 0, klen) == NULL &&
+              fmt_catalog_decode(v.data, v.len, &e) == FMT_OK;
+    rc_value_free(&v);
+    if (!ok)
+        return 0; /* not a keyspace entry: its id stays unknown */
+    if (cc->n == cc->cap) {
+        size_t cap = cc->cap ? cc->cap * 2 : 16;
+        catalog_item *n = realloc(cc->items, cap * sizeof(*n));
+        if (!n)
+            return cc->err = RC_ENOMEM;
+        cc->items = n;
+        cc->cap = cap;
+    }
+    catalog_item *it = &cc->items[cc->n++];
+    it->id = e.ks_id;
+    it->dropped = e.dropped;
+    it->ttl = e.default_ttl_ms;
+    memcpy(it->name, key, klen);
+    it->name[klen] = 0;
+    return 0;
+}
+
+int ks_refresh_catalog(rc_db *db)
+{
+    rc_keyspace *cat = db->ks_by_id[FMT_KS_CATALOG];
+    catalog_collect cc = {.db = db};
+    epoch_slot *ep = epoch_enter(db);
+    for (unsigned s = 0; s < KEYDIR_SHARDS && !cc.err; s++) {
+        keydir_rdlock(cat->kd, s);
+        keydir_shard_foreach(cat->kd, s, catalog_collect_visit, &cc);
+        keydir_unlock(cat->kd, s);
+    }
+    epoch_exit(ep);
+    uint32_t live_cap = db->ks_cap;
+    for (size_t i = 0; i < cc.n; i++)
+        if (!cc.items[i].dropped && cc.items[i].id >= live_cap)
+            live_cap = cc.items[i].id + 1;
+    uint8_t *live = cc.err ? NULL : calloc(live_cap ? live_cap : 1, 1);
+    int err = cc.err ? cc.err : live ? 0 : RC_ENOMEM;
+    for (size_t i = 0; i < cc.n && !err; i++) {
+        catalog_item *it = &cc.items[i];
+        if (it->id >= db->next_ks_id)
+            db->next_ks_id = it->id + 1;
+        if (it->id == FMT_KS_DEFAULT && !it->dropped)
+            atomic_store(&db->ks_by_id[FMT_KS_DEFAULT]->default_ttl_ms, it->ttl);
+        if (it->dropped || it->id <= FMT_KS_DEFAULT)
+            continue;
+        live[it->id] = 1;
+        rc_keyspace *ks = ks_by_id(db, it->id);
+        if (!ks) {
+            ks = ks_new(db, it->name, it->id, it->ttl);
+            if (!ks)
+                err = RC_ENOMEM;
+            else if ((err = ks_register(db, ks)) != 0)
+                ks_destroy(ks);
+        }
+        if (!err)
+            atomic_store(&ks->default_ttl_ms, it->ttl);
+    }
+    for (uint32_t id = FMT_KS_DEFAULT + 1; id < db->ks_cap && !err; id++) {
+        rc_keyspace *ks = db->ks_by_id[id];
+        if (ks && !atomic_load(&ks->dropped) && (id >= live_cap || !live[id]))
+            ks_retire(db, ks);
+    }
+    free(live);
+    free(cc.items);
+    return err;
 }

@@ -152,15 +152,15 @@ int rc_list_keys(rc_db *db, rc_keyspace *ks, const rc_list_opts *opts, rc_list *
         for (size_t i = keep; i < c.n; i++)
             free(c.items[i].key);
     }
-    if (!c.err)
+    if (!c.err && keep > 1) /* qsort's base may not be NULL, even for 0 items */
         qsort(c.items, keep, sizeof(*c.items), cmp);
     size_t w = 0;
     int err = c.err;
     for (size_t i = 0; i < keep; i++) {
         rc_list_item *it = &c.items[i];
         if (!err && opts->values) {
-            int e = read_key(db, k, keydir_hash(it->key, it->klen), it->key, it->klen,
-                             &it->value, true);
+            int e = read_key(db, k, keydir_hash(it->key, it->klen), it->key, it->klen, &it->value,
+                             true);
             if (e == RC_ENOTFOUND) { /* deleted since: leave it out */
                 free(it->key);
                 continue;

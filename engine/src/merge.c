@@ -199,8 +199,8 @@ static int out_flush(merge_run *m)
     int ferr = fault_check(FAULT_WRITE);
     if (!ferr) {
         pthread_mutex_lock(&m->db->ring_mu);
-        int r = ring_pwrite_all(m->db->ring, o->fd, m->buf, m->buflen,
-                                (off_t)(o->size - m->buflen));
+        int r =
+            ring_pwrite_all(m->db->ring, o->fd, m->buf, m->buflen, (off_t)(o->size - m->buflen));
         pthread_mutex_unlock(&m->db->ring_mu);
         ferr = r < 0 ? -r : 0;
     }
@@ -267,8 +267,7 @@ static int out_open(merge_run *m)
     return 0;
 }
 
-static int out_append(merge_run *m, const fmt_record *r, const uint8_t *bytes, kept *k,
-                      bool marker)
+static int out_append(merge_run *m, const fmt_record *r, const uint8_t *bytes, kept *k, bool marker)
 {
     if (!m->nout || m->out[m->nout - 1].size + r->total_len > m->db->opt.segment_bytes) {
         if (m->nout && m->out[m->nout - 1].size > FMT_SEG_HEADER_LEN) {
@@ -362,12 +361,16 @@ static int merge_visit(void *ctx, const fmt_record *r, uint32_t off)
     bool found = keydir_find(ks->kd, h, r->key, r->klen, &loc);
     keydir_unlock(ks->kd, s);
     bool here = found && loc.seg == victim->slot && loc.off == off && loc.seq == r->seq;
-    if (found && !here && loc.seq > r->seq)
-        return 0; /* superseded by a newer version: shadows nothing it doesn't */
+    if (found && !here && loc.seq > r->seq) {
+        ks_dead_sub(ks, r->total_len); /* superseded: reclaimed */
+        return 0;
+    }
     bool tomb = r->flags & FMT_REC_TOMBSTONE;
     bool expired = !tomb && r->expires_at_ms && (int64_t)r->expires_at_ms <= m->now;
-    if (!tomb && !expired && !here)
-        return 0; /* deleted since (a newer tombstone hides older versions) */
+    if (!tomb && !expired && !here) {
+        ks_dead_sub(ks, r->total_len); /* deleted since: reclaimed */
+        return 0;
+    }
     k.live = here;
     k.old = loc;
     if (tomb || expired) {
@@ -383,6 +386,7 @@ static int merge_visit(void *ctx, const fmt_record *r, uint32_t off)
                 if (gone)
                     index_account_removed(db, ks, &loc, r->klen);
             }
+            ks_dead_sub(ks, r->total_len); /* the marker itself: reclaimed */
             return 0;
         }
     }
@@ -525,8 +529,11 @@ static int delete_victims(merge_run *m)
 /* Merge VICTIMS (sealed segments). */
 static int merge_segments(rc_db *db, segment **victims, size_t nv)
 {
-    merge_run m = {.db = db, .nv = 0, .now = db_now_ms(db),
-                   .retention_ms = db->opt.tombstone_retention_ms, .rate_start_ns = mono_ns()};
+    merge_run m = {.db = db,
+                   .nv = 0,
+                   .now = db_now_ms(db),
+                   .retention_ms = db->opt.tombstone_retention_ms,
+                   .rate_start_ns = mono_ns()};
     m.victims = victims;
     qsort(victims, nv, sizeof(*victims), cmp_seg_id);
     m.buf = malloc(MERGE_BUF);
@@ -613,8 +620,8 @@ static segment **pick_victims(rc_db *db, bool all, size_t *n)
             continue;
         uint64_t size = atomic_load(&s->size);
         uint64_t dead = atomic_load(&s->dead_bytes);
-        bool markers_due = s->kept_marker_bytes &&
-                           s->created_ms + (int64_t)db->opt.tombstone_retention_ms <= now;
+        bool markers_due =
+            s->kept_marker_bytes && s->created_ms + (int64_t)db->opt.tombstone_retention_ms <= now;
         bool pick;
         if (all)
             pick = true;

@@ -102,6 +102,7 @@ static int insert(rec_ctx *c, uint8_t flags, uint64_t seq, uint32_t ks_id, uint6
         return c->err = RC_ENOMEM;
     if (!replaced || tomb) {
         atomic_fetch_add(&c->seg->dead_bytes, total);
+        ks_dead_add(ks, total);
     }
     if (replaced) {
         if (!tomb) {
@@ -121,8 +122,7 @@ static int insert(rec_ctx *c, uint8_t flags, uint64_t seq, uint32_t ks_id, uint6
 static int scan_insert(void *ctx, const fmt_record *r, uint32_t off)
 {
     rec_ctx *c = ctx;
-    return insert(c, r->flags, r->seq, r->ks, r->expires_at_ms, r->key, r->klen, off,
-                  r->total_len);
+    return insert(c, r->flags, r->seq, r->ks, r->expires_at_ms, r->key, r->klen, off, r->total_len);
 }
 
 /* Load SEG from its hint; false (and nothing inserted) when it is unusable. */
@@ -343,7 +343,21 @@ int recover(rc_db *db)
     bool have_db_id = false;
     for (size_t i = 0; i < n && !err; i++) {
         segment *seg;
-        err = seg_open(db->dir_fd, ids[i], !db->opt.read_only, &seg);
+        char hname[32];
+        seg_name(hname, sizeof(hname), ids[i], "hint");
+        if (db->opt.read_only && faccessat(db->dir_fd, hname, F_OK, 0) != 0)
+            /* no hint yet: it may be a live writer's active segment, which
+             * sealing will shrink; a hinted one was truncated before its hint
+             * was written and never changes again */
+            err = seg_open_copy(db->dir_fd, ids[i], &seg);
+        else
+            err = seg_open(db->dir_fd, ids[i], !db->opt.read_only, &seg);
+        if (err == RC_ENOTFOUND && db->opt.read_only) {
+            /* a live writer's merge removed it after we listed the directory:
+             * its replacement may not be in our listing, so start over */
+            db->segment_vanished = true;
+            break;
+        }
         if (err)
             break;
         err = seg_table_add(&db->segs, seg);
@@ -377,13 +391,13 @@ int recover(rc_db *db)
             db->segments_scanned++;
             db->corrupt_records += res.corrupt;
             if (res.corrupt && db->opt.strict) {
-                err = rc_fail(RC_ECORRUPT, "segment %08llu has %llu corrupt region(s) (strict "
-                                           "mode)",
+                err = rc_fail(RC_ECORRUPT,
+                              "segment %08llu has %llu corrupt region(s) (strict "
+                              "mode)",
                               (unsigned long long)seg->id, (unsigned long long)res.corrupt);
                 break;
             }
-            if (!res.header_ok && seg->file_len > 0 && res.torn_bytes > 0 &&
-                db->opt.strict) {
+            if (!res.header_ok && seg->file_len > 0 && res.torn_bytes > 0 && db->opt.strict) {
                 err = rc_fail(RC_ECORRUPT, "segment %08llu has a bad header",
                               (unsigned long long)seg->id);
                 break;

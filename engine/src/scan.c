@@ -115,12 +115,11 @@ int scan_segment(const segment *seg, bool tail_mode, scan_fn fn, void *ctx, scan
             break;
         size_t next = tail_mode ? size : fmt_record_resync(map, size, off);
         if (next >= size) {
-            res->torn_bytes = last_nonzero_end(map, res->committed_end, size) -
-                              res->committed_end;
+            res->torn_bytes = last_nonzero_end(map, res->committed_end, size) - res->committed_end;
             break;
         }
         res->corrupt++;
-        nb = 0; /* a batch interrupted by corruption is not applied... */
+        nb = 0;                /* a batch interrupted by corruption is not applied... */
         skipping_batch = true; /* ...nor what follows of it */
         off = next;
     }

@@ -173,6 +173,60 @@ int seg_open(int dir_fd, uint64_t id, bool writable, segment **out)
     return 0;
 }
 
+int seg_open_copy(int dir_fd, uint64_t id, segment **out)
+{
+    char name[32];
+    seg_name(name, sizeof(name), id, "data");
+    int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return rc_fail(rc_from_errno(errno), "cannot open segment %s: %s", name, strerror(errno));
+    struct stat st;
+    segment *seg = NULL;
+    int err = 0;
+    if (fstat(fd, &st) != 0) {
+        err = rc_fail(rc_from_errno(errno), "cannot stat segment %s", name);
+        goto out;
+    }
+    seg = seg_alloc(id, -1);
+    if (!seg) {
+        err = RC_ENOMEM;
+        goto out;
+    }
+    size_t len = (size_t)st.st_size, got = 0;
+    if (len) {
+        seg->map_len = len;
+        seg->map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (seg->map == MAP_FAILED) {
+            seg->map = NULL;
+            err = RC_ENOMEM;
+            goto out;
+        }
+        while (got < len) {
+            ssize_t n = pread(fd, seg->map + got, len - got, (off_t)got);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                err = rc_fail(rc_from_errno(errno), "cannot read segment %s", name);
+                goto out;
+            }
+            if (n == 0)
+                break; /* the writer shrank it meanwhile */
+            got += (size_t)n;
+        }
+    }
+    seg->file_len = got;
+    atomic_store(&seg->size, got);
+    fmt_segment_header h;
+    if (got && fmt_segment_header_decode(seg->map, got, &h) == FMT_OK)
+        seg->created_ms = (int64_t)h.created_ms;
+    *out = seg;
+    seg = NULL;
+out:
+    seg_close(seg);
+    close(fd);
+    return err;
+}
+
 int seg_reserve(segment *seg, uint64_t need)
 {
     uint64_t size = atomic_load_explicit(&seg->size, memory_order_relaxed);

@@ -18,19 +18,19 @@ typedef struct segment {
     uint64_t id;
     uint16_t slot;
     int fd;
-    uint8_t *map;             /* MAP_SHARED over [0, map_len) */
+    uint8_t *map; /* MAP_SHARED over [0, map_len) */
     size_t map_len;
-    _Atomic uint64_t size;    /* end of the valid records */
-    uint64_t file_len;        /* allocated length (active: preallocated) */
-    bool writable;            /* the active segment */
+    _Atomic uint64_t size; /* end of the valid records */
+    uint64_t file_len;     /* allocated length (active: preallocated) */
+    _Atomic bool writable; /* the active segment */
     _Atomic uint64_t dead_bytes;
     _Atomic bool has_hint;
-    uint64_t hint_bytes;
-    uint64_t min_seq;           /* lowest seq it holds (0: none yet) */
-    uint64_t max_seq;
-    int64_t created_ms;         /* from its header */
-    uint64_t kept_marker_bytes; /* tombstones/expired records merge had to keep */
-    _Atomic bool doomed;      /* merged away: delete files when unreferenced */
+    _Atomic uint64_t hint_bytes;
+    _Atomic uint64_t min_seq; /* lowest seq it holds (0: none yet) */
+    _Atomic uint64_t max_seq;
+    int64_t created_ms;                 /* from its header */
+    _Atomic uint64_t kept_marker_bytes; /* tombstones/expired records merge kept */
+    _Atomic bool doomed;                /* merged away: delete files when unreferenced */
 } segment;
 
 typedef struct segment_table {
@@ -59,6 +59,12 @@ int seg_create(int dir_fd, uint64_t id, uint64_t db_id, uint64_t reserve, int64_
 /* Open an existing segment read-only (or read-write when WRITABLE, so that
  * recovery can truncate a torn tail), mapped over its current length. */
 int seg_open(int dir_fd, uint64_t id, bool writable, segment **out);
+/* Read-only openers: load segment ID into private memory with pread instead
+ * of mapping the file. For segments without a hint, any of which may be the
+ * active segment of a live writer: the writer may shrink that file (sealing
+ * drops its preallocation), and pages of a shared mapping past the new end
+ * would raise SIGBUS; pread just stops at the end. */
+int seg_open_copy(int dir_fd, uint64_t id, segment **out);
 /* Make room for NEED more bytes after seg->size (active segment only). */
 int seg_reserve(segment *seg, uint64_t need);
 /* Cut the file to seg->size (drops preallocation / a torn tail). */

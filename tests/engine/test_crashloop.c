@@ -84,8 +84,11 @@ static int db_apply(rc_db *db, long i)
         for (int j = 0; j < 4; j++) {
             key_name((k + j * 7) % KEYS, keys[j]);
             snprintf(vals[j], sizeof(vals[j]), "b%ld-%d", i, j);
-            ops[j] = (rc_op){.kind = j % 2 == 0 ? RC_OP_PUT : RC_OP_DELETE, .key = keys[j],
-                             .klen = strlen(keys[j]), .val = vals[j], .vlen = strlen(vals[j])};
+            ops[j] = (rc_op){.kind = j % 2 == 0 ? RC_OP_PUT : RC_OP_DELETE,
+                             .key = keys[j],
+                             .klen = strlen(keys[j]),
+                             .val = vals[j],
+                             .vlen = strlen(vals[j])};
         }
         return rc_apply(db, ops, 4, NULL);
     }
@@ -203,13 +206,14 @@ Test(crashloop, hundred_kills_lose_nothing_acknowledged, .timeout = 600)
                     const char *got = rc == 0 ? (const char *)v.data : "(absent)";
                     if (strcmp(got, after.val[k][0] ? after.val[k] : "(absent)") ||
                         strcmp(got, plus.val[k][0] ? plus.val[k] : "(absent)"))
-                        fprintf(stderr, "  %s: db=%s after=%s plus=%s\n", key, got,
-                                after.val[k], plus.val[k]);
+                        fprintf(stderr, "  %s: db=%s after=%s plus=%s\n", key, got, after.val[k],
+                                plus.val[k]);
                     rc_value_free(&v);
                 }
                 rc_stats st;
                 rc_stats_db(db, &st);
-                fprintf(stderr, "  ctr after=%ld; corrupt %llu torn %llu merges %llu horizon %llu\n",
+                fprintf(stderr,
+                        "  ctr after=%ld; corrupt %llu torn %llu merges %llu horizon %llu\n",
                         after.ctr, (unsigned long long)st.corrupt_records,
                         (unsigned long long)st.torn_bytes, (unsigned long long)st.merges,
                         (unsigned long long)st.tombstone_horizon);

@@ -87,7 +87,8 @@ Test(faults, failed_fdatasync_turns_read_only_until_reopen)
     cr_assert(st.read_only);
     cr_assert_geq(st.write_errors, 1);
     cr_assert(th_has(db, NULL, "durable", "yes"), "reads keep working");
-    cr_assert_not_null(strstr(rc_last_error_message(), "read-only") ?: strstr(rc_last_error_message(), "fdatasync"));
+    cr_assert_not_null(strstr(rc_last_error_message(), "read-only")
+                           ?: strstr(rc_last_error_message(), "fdatasync"));
     rc_close(db);
     open_mode(RC_SYNC_ALWAYS);
     th_put(db, NULL, "again", "works");
