@@ -107,9 +107,11 @@ static int run_batch(kv_ctx *ctx, json_t *ops, char **keys, size_t n, const char
         return rc;
     if (ctx->status < 200 || ctx->status > 299) {
         const char *key = failed_key(ctx, keys, n);
+        char label[KV_LABEL_MAX];
         kv_buf what = {0};
         if (key)
-            kv_buf_printf(&what, "%s key '%s' (nothing was applied)", verb, key);
+            kv_buf_printf(&what, "%s key '%s' (nothing was applied)", verb,
+                          kv_key_label(key, label));
         else
             kv_buf_printf(&what, "%s %zu keys (nothing was applied)", verb, n);
         rc = kv_http_error(ctx, what.data ? what.data : verb, NULL);
@@ -139,7 +141,8 @@ static int set_one(kv_ctx *ctx, kv_pair *p, int64_t ttl)
     kv_buf_free(&path);
     if (rc == 0 && (ctx->status < 200 || ctx->status > 299)) {
         kv_buf what = {0};
-        kv_buf_printf(&what, "set key '%s'", p->key);
+        char label[KV_LABEL_MAX];
+        kv_buf_printf(&what, "set key '%s'", kv_key_label(p->key, label));
         rc = kv_http_error(ctx, what.data ? what.data : "set", NULL);
         kv_buf_free(&what);
     }
@@ -234,8 +237,10 @@ static void absent_message(kv_ctx *ctx, char **keys, const bool *absent, size_t 
 {
     kv_buf list = {0};
     for (size_t i = 0; i < n; i++)
-        if (absent[i])
-            kv_buf_printf(&list, "%s'%s'", list.len ? ", " : "", keys[i]);
+        if (absent[i]) {
+            char label[KV_LABEL_MAX];
+            kv_buf_printf(&list, "%s'%s'", list.len ? ", " : "", kv_key_label(keys[i], label));
+        }
     kv_fail(ctx, KV_EXIT_ABSENT, "%s %s not found", count == 1 ? "key" : "keys",
             list.data ? list.data : "");
     kv_buf_free(&list);
@@ -283,8 +288,9 @@ int kv_cmd_get(kv_ctx *ctx, int argc, char **argv)
             if (kv_write_stdout(ctx->body.data, ctx->body.len) != 0)
                 rc = kv_fail(ctx, KV_EXIT_LOCAL, "cannot write to stdout: %s", strerror(errno));
         } else if (rc == 0) {
-            kv_buf_printf(&what, "get key '%s'", keys[0]);
-            kv_buf_printf(&absent, "key '%s'", keys[0]);
+            char label[KV_LABEL_MAX];
+            kv_buf_printf(&what, "get key '%s'", kv_key_label(keys[0], label));
+            kv_buf_printf(&absent, "key '%s'", label);
             rc = kv_http_error(ctx, what.data, absent.data);
         }
         kv_buf_free(&path);
@@ -367,8 +373,9 @@ int kv_cmd_del(kv_ctx *ctx, int argc, char **argv)
         if (rc == 0)
             rc = kv_http(ctx, "DELETE", path.data, NULL, 0, NULL);
         if (rc == 0 && (ctx->status < 200 || ctx->status > 299)) {
-            kv_buf_printf(&what, "delete key '%s'", keys[0]);
-            kv_buf_printf(&absent, "key '%s'", keys[0]);
+            char label[KV_LABEL_MAX];
+            kv_buf_printf(&what, "delete key '%s'", kv_key_label(keys[0], label));
+            kv_buf_printf(&absent, "key '%s'", label);
             rc = kv_http_error(ctx, what.data, absent.data);
         }
         kv_buf_free(&path);

@@ -201,7 +201,8 @@ int kv_cmd_incr(kv_ctx *ctx, int argc, char **argv)
     if (rc == 0)
         rc = kv_http(ctx, "PATCH", path.data, body.data, body.len, "text/plain");
     if (rc == 0 && (ctx->status < 200 || ctx->status > 299)) {
-        kv_buf_printf(&what, "increment key '%s'", key);
+        char label[KV_LABEL_MAX];
+        kv_buf_printf(&what, "increment key '%s'", kv_key_label(key, label));
         rc = kv_http_error(ctx, what.data, NULL);
     } else if (rc == 0) {
         size_t len = ctx->body.len;

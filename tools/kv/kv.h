@@ -128,6 +128,10 @@ int64_t kv_parse_duration(const char *s);
 /* Parse a non-negative decimal count; -1 if malformed. */
 int64_t kv_parse_count(const char *s);
 bool kv_bucket_name_valid(const char *name);
+/* KEY shortened for a one-line message: at most ~60 bytes (cut on a UTF-8
+ * boundary, "..." appended), control characters shown as '?'. Returns BUF. */
+#define KV_LABEL_MAX 80
+const char *kv_key_label(const char *key, char buf[KV_LABEL_MAX]);
 /* Write DATA to stdout; returns 0 or -1 (errno set). */
 int kv_write_stdout(const void *data, size_t len);
 /* Flush stdout and report a failure; returns 0 or an exit status. */

@@ -174,8 +174,7 @@ int kv_read_file(kv_ctx *ctx, const char *path, kv_buf *out)
     bool is_stdin = strcmp(path, "-") == 0;
     FILE *f = is_stdin ? stdin : fopen(path, "rb");
     if (!f)
-        return kv_fail(ctx, errno == ENOENT ? KV_EXIT_ABSENT : KV_EXIT_LOCAL,
-                       "cannot open '%s': %s", path, strerror(errno));
+        return kv_fail(ctx, KV_EXIT_LOCAL, "cannot open '%s': %s", path, strerror(errno));
     char chunk[65536];
     size_t n;
     int rc = 0;
@@ -256,6 +255,23 @@ bool kv_bucket_name_valid(const char *name)
             return false;
     }
     return true;
+}
+
+const char *kv_key_label(const char *key, char buf[KV_LABEL_MAX])
+{
+    size_t len = strlen(key), keep = len;
+    if (len > KV_LABEL_MAX - 20) {
+        keep = KV_LABEL_MAX - 20;
+        while (keep > 0 && ((unsigned char)key[keep] & 0xC0) == 0x80)
+            keep--; /* do not cut a UTF-8 sequence */
+    }
+    for (size_t i = 0; i < keep; i++)
+        buf[i] = (unsigned char)key[i] < 0x20 || key[i] == 0x7f ? '?' : key[i];
+    if (keep < len)
+        snprintf(buf + keep, KV_LABEL_MAX - keep, "...(%zu bytes)", len);
+    else
+        buf[keep] = '\0';
+    return buf;
 }
 
 int kv_write_stdout(const void *data, size_t len)
