@@ -61,7 +61,7 @@ int keydir_put(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd
                kd_loc *old, bool *had_old);
 
 /* Recovery: insert KEY unless a location with a higher-or-equal seq is
- * already there. *REPLACED tells whether LOC went in; *OLD/*HAD_OLD as for
+ * already there. *REPLACED tells whether LOC went in; *OLD and *HAD_OLD as for
  * keydir_put (so the caller can count the loser's bytes as dead). */
 int keydir_put_if_newer(keydir *kd, uint64_t hash, const void *key, size_t klen,
                         const kd_loc *loc, bool *replaced, kd_loc *old, bool *had_old);

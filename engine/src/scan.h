@@ -1,0 +1,30 @@
+/*
+ * scan.h — walking the records of a segment with batch framing applied.
+ */
+#ifndef RC_SCAN_H
+#define RC_SCAN_H
+
+#include "segment.h"
+#include "format/record.h"
+
+/* Called once per committed record, in file order; OFF is its offset. */
+typedef int (*scan_fn)(void *ctx, const fmt_record *r, uint32_t off);
+
+typedef struct scan_result {
+    uint64_t committed_end; /* end of the last committed record */
+    uint64_t torn_bytes;    /* non-zero bytes after committed_end that did not
+                               form committed records (a torn tail) */
+    uint64_t corrupt;       /* bad regions skipped before valid records */
+    uint64_t records;       /* committed records visited */
+    uint64_t max_seq;
+    bool header_ok;
+} scan_result;
+
+/* Scan SEG's mapping over [header, seg->size). A bad record followed later
+ * by valid ones is counted in CORRUPT and skipped by resynchronising; a bad
+ * record with nothing valid after it ends the scan (the tail). A batch is
+ * delivered only when its BATCH_END record is reached. A non-zero return of
+ * FN stops the scan and is returned. */
+int scan_segment(const segment *seg, scan_fn fn, void *ctx, scan_result *res);
+
+#endif
