@@ -368,6 +368,12 @@ Test(kv, scripts_put_run_ls_rm)
     const char *src = "kv.say('hi ', kv.args.name)";
     cr_assert_eq(tp_write_file(path, src, strlen(src)), 0);
     r = kv("--bucket", "lua", "--key", admin, "script", "put", "hello", path);
+    if (r.status == 7 && strstr(r.err, "HTTP 501")) {
+        tp_result_free(&r);
+        free(admin);
+        stop_kvd(); /* .fini does not run after a skip */
+        cr_skip_test("this kvd is built without scripts");
+    }
     expect(r, 0, "");
     tp_result_free(&r);
     r = kv("--bucket", "lua", "--key", admin, "script", "ls");

@@ -44,31 +44,28 @@ static int ls_option(kv_ctx *ctx, int opt, const char *arg, void *state)
     return 0;
 }
 
-/* A listed key or value: a JSON string, or {"value_base64": ...}. */
-static int print_item_text(kv_ctx *ctx, json_t *v)
+/* The bytes of a listed key or value: a JSON string, or {"base64": ...}
+ * (kvd's form for bytes that are not UTF-8; "value_base64" also accepted);
+ * other JSON (a number) as its text; null as nothing. Returns 0 or -1. */
+static int item_bytes(json_t *v, kv_buf *out)
 {
+    kv_buf_reset(out);
     if (json_is_string(v))
-        return kv_write_stdout(json_string_value(v), json_string_length(v));
-    json_t *b64 = json_object_get(v, "value_base64");
+        return kv_buf_append(out, json_string_value(v), json_string_length(v));
+    json_t *b64 = json_object_get(v, "base64");
     if (!b64)
-        b64 = json_object_get(v, "key_base64");
-    if (json_is_string(b64)) {
-        kv_buf raw = {0};
-        int rc = kv_base64_decode(&raw, json_string_value(b64), json_string_length(b64));
-        if (rc == 0)
-            rc = kv_write_stdout(raw.data, raw.len);
-        kv_buf_free(&raw);
-        return rc;
-    }
+        b64 = json_object_get(v, "value_base64");
+    if (json_is_string(b64))
+        return kv_base64_decode(out, json_string_value(b64), json_string_length(b64));
     if (!v || json_is_null(v))
-        return 0;
+        return kv_buf_append(out, "", 0);
     char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-    int rc = text ? kv_write_stdout(text, strlen(text)) : -1;
+    int rc = text ? kv_buf_append(out, text, strlen(text)) : -1;
     free(text);
     return rc;
 }
 
-static int ls_page(kv_ctx *ctx, const char *prefix, const ls_state *st, const char *start,
+static int ls_page(kv_ctx *ctx, const char *prefix, const ls_state *st, const kv_buf *start,
                    size_t want, json_t **items)
 {
     kv_buf path = {0};
@@ -82,7 +79,7 @@ static int ls_page(kv_ctx *ctx, const char *prefix, const ls_state *st, const ch
     }
     if (rc == 0 && start) {
         kv_buf_printf(&path, "&start=");
-        rc = kv_buf_append_escaped(ctx, &path, start, strlen(start));
+        rc = kv_buf_append_escaped(ctx, &path, start->data, start->len);
     }
     if (rc == 0)
         rc = kv_http(ctx, "GET", path.data, NULL, 0, NULL);
@@ -116,49 +113,49 @@ int kv_cmd_ls(kv_ctx *ctx, int argc, char **argv)
     const char *prefix = argc - first == 1 ? argv[first] : NULL;
     if (st.limit == 0)
         return 0;
-    char *last = NULL; /* the last key printed: next page's start */
+    kv_buf last = {0}, key = {0}, value = {0}; /* last: the last key printed */
+    bool have_last = false;
     uint64_t printed = 0;
     rc = 0;
     for (;;) {
         /* one more than needed after the first page: it starts with `last` */
-        uint64_t want64 = st.limit < 0 ? KV_LS_PAGE : (uint64_t)st.limit - printed + (last ? 1 : 0);
+        uint64_t want64 =
+            st.limit < 0 ? KV_LS_PAGE : (uint64_t)st.limit - printed + (have_last ? 1 : 0);
         size_t want = want64 < KV_LS_PAGE ? (size_t)want64 : KV_LS_PAGE;
         json_t *items = NULL;
-        if ((rc = ls_page(ctx, prefix, &st, last, want, &items)) != 0)
+        if ((rc = ls_page(ctx, prefix, &st, have_last ? &last : NULL, want, &items)) != 0)
             break;
         size_t got = json_array_size(items), fresh = 0;
-        char *page_last = NULL;
         for (size_t i = 0; i < got && rc == 0; i++) {
             json_t *item = json_array_get(items, i);
-            json_t *key = json_is_array(item) ? json_array_get(item, 0) : item;
-            const char *ks = json_string_value(key);
-            if (last && ks && strcmp(ks, last) == 0)
+            if (item_bytes(json_is_array(item) ? json_array_get(item, 0) : item, &key) != 0 ||
+                (st.values && item_bytes(json_array_get(item, 1), &value) != 0)) {
+                rc = kv_fail(ctx, KV_EXIT_SERVER, "cannot list keys: bad item in kvd's answer");
+                break;
+            }
+            if (have_last && key.len == last.len && memcmp(key.data, last.data, key.len) == 0)
                 continue;
             if (st.limit >= 0 && printed >= (uint64_t)st.limit)
                 break;
-            if (print_item_text(ctx, key) != 0 ||
-                (st.values && (kv_write_stdout(": ", 2) != 0 ||
-                               print_item_text(ctx, json_array_get(item, 1)) != 0)) ||
+            if (kv_write_stdout(key.data, key.len) != 0 ||
+                (st.values &&
+                 (kv_write_stdout(": ", 2) != 0 || kv_write_stdout(value.data, value.len) != 0)) ||
                 kv_write_stdout("\n", 1) != 0)
                 rc = kv_fail(ctx, KV_EXIT_LOCAL, "cannot write to stdout: %s", strerror(errno));
             printed++;
             fresh++;
-            if (ks) {
-                free(page_last);
-                page_last = strdup(ks);
-            }
+            kv_buf_reset(&last);
+            if (kv_buf_append(&last, key.data, key.len) != 0)
+                rc = kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+            have_last = true;
         }
         json_decref(items);
-        bool done = rc != 0 || got < want || fresh == 0 || !page_last ||
-                    (st.limit >= 0 && printed >= (uint64_t)st.limit);
-        if (page_last) {
-            free(last);
-            last = page_last;
-        }
-        if (done)
+        if (rc != 0 || got < want || fresh == 0 || (st.limit >= 0 && printed >= (uint64_t)st.limit))
             break;
     }
-    free(last);
+    kv_buf_free(&last);
+    kv_buf_free(&key);
+    kv_buf_free(&value);
     return rc == 0 ? kv_finish_stdout(ctx) : rc;
 }
 
