@@ -4,8 +4,9 @@
  * A fixed 14-byte value with its own version byte, so that the catalogue can
  * grow fields without a new record format. The record around it carries the
  * checksum; this decoder only checks that the fields make sense: a known
- * version, a known state, a keyspace id that is neither the catalogue (0) nor
- * "default" (1), and a TTL that is not negative.
+ * version, a known state, a keyspace id other than the catalogue's own (0),
+ * and a TTL that is not negative. "default" (1) is allowed: it gets a record
+ * once its default TTL is set.
  */
 #include "catalog.h"
 

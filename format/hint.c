@@ -48,9 +48,13 @@ int fmt_hint_header_decode(const uint8_t *buf, size_t avail, fmt_hint_header *ou
     return FMT_OK;
 }
 
+/* The entry's flags as written: HAS_KS/HAS_EXPIRY derived from the fields,
+ * and the batch bits dropped, since a hint describes committed records only
+ * (so a caller may pass a record's flags unchanged). */
 static uint8_t hint_wire_flags(const fmt_hint_entry *e)
 {
-    uint8_t flags = e->flags & (uint8_t) ~(FMT_REC_HAS_KS | FMT_REC_HAS_EXPIRY);
+    uint8_t flags = e->flags & (uint8_t) ~(FMT_REC_HAS_KS | FMT_REC_HAS_EXPIRY | FMT_REC_BATCH |
+                                           FMT_REC_BATCH_END);
     if (e->ks != FMT_KS_DEFAULT)
         flags |= FMT_REC_HAS_KS;
     if (e->expires_at_ms != 0)
@@ -61,7 +65,7 @@ static uint8_t hint_wire_flags(const fmt_hint_entry *e)
 size_t fmt_hint_entry_encode(uint8_t *buf, size_t cap, const fmt_hint_entry *e)
 {
     uint8_t flags = hint_wire_flags(e);
-    if ((flags & ~HINT_ENTRY_FLAGS) != 0 || e->seq == 0 || e->klen == 0 || e->klen > FMT_KEY_MAX)
+    if (e->seq == 0 || e->klen == 0 || e->klen > FMT_KEY_MAX)
         return 0;
     size_t n = 1 + fmt_varint_len(e->seq) + fmt_varint_len(e->klen) + fmt_varint_len(e->offset) +
                fmt_varint_len(e->total_len) + e->klen;

@@ -14,10 +14,13 @@
  * the same bytes, so there is exactly one valid image of every record.
  *
  * Resynchronisation is a plain forward scan trying a full decode at every
- * offset. It is quadratic in the worst case but runs only over corrupt
- * regions of immutable segments, where simplicity beats speed; the scan skips
- * cheaply past offsets whose first seq byte is zero (seq >= 1 means a real
- * record never has one), which covers zero-filled regions.
+ * offset. It runs only over corrupt regions of immutable segments, where
+ * simplicity beats speed, but its cost is not linear: every offset whose
+ * header looks plausible and whose claimed length fits in the buffer costs a
+ * hash over that length, so a large region of random bytes inside a large
+ * segment can cost (offsets x claimed length). Zero-filled regions cost
+ * nothing: offsets whose first seq byte is zero are skipped (seq >= 1 means
+ * a real record never has one).
  */
 #include "record.h"
 

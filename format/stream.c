@@ -75,8 +75,7 @@ static int count_records(const uint8_t *raw, size_t len, frame_counts *out)
 
 /* ------------------------------------------------------------------ writer */
 
-void fmt_stream_writer_init(fmt_stream_writer *w, const fmt_stream_header *h,
-                            uint8_t out[FMT_STREAM_HEADER_LEN])
+void fmt_stream_header_encode(uint8_t out[FMT_STREAM_HEADER_LEN], const fmt_stream_header *h)
 {
     fmt_put_u32(out + 0, FMT_STREAM_MAGIC);
     fmt_put_u16(out + 4, FMT_STREAM_VERSION);
@@ -85,6 +84,29 @@ void fmt_stream_writer_init(fmt_stream_writer *w, const fmt_stream_header *h,
     fmt_put_u64(out + 16, h->since);
     fmt_put_u64(out + 24, h->created_ms);
     fmt_put_u64(out + 32, fmt_hash64(out, 32));
+}
+
+int fmt_stream_header_decode(const uint8_t *buf, size_t avail, fmt_stream_header *out)
+{
+    if (avail < FMT_STREAM_HEADER_LEN)
+        return FMT_ESHORT;
+    if (fmt_get_u32(buf) != FMT_STREAM_MAGIC)
+        return FMT_ECORRUPT;
+    uint16_t version = fmt_get_u16(buf + 4);
+    if (version > FMT_STREAM_VERSION)
+        return FMT_EVERSION;
+    if (version == 0 || fmt_get_u64(buf + 32) != fmt_hash64(buf, 32) || fmt_get_u16(buf + 6) != 0)
+        return FMT_ECORRUPT;
+    out->db_id = fmt_get_u64(buf + 8);
+    out->since = fmt_get_u64(buf + 16);
+    out->created_ms = fmt_get_u64(buf + 24);
+    return FMT_OK;
+}
+
+void fmt_stream_writer_init(fmt_stream_writer *w, const fmt_stream_header *h,
+                            uint8_t out[FMT_STREAM_HEADER_LEN])
+{
+    fmt_stream_header_encode(out, h);
     memset(w, 0, sizeof *w);
     w->since = h->since;
     w->chain = fmt_hash64(out, FMT_STREAM_HEADER_LEN);
@@ -169,18 +191,9 @@ int fmt_stream_reader_init(fmt_stream_reader *rd, const uint8_t *buf, size_t ava
 {
     memset(rd, 0, sizeof *rd);
     rd->state = READER_FAILED;
-    if (avail < FMT_STREAM_HEADER_LEN)
-        return FMT_ESHORT;
-    if (fmt_get_u32(buf) != FMT_STREAM_MAGIC)
-        return FMT_ECORRUPT;
-    uint16_t version = fmt_get_u16(buf + 4);
-    if (version > FMT_STREAM_VERSION)
-        return FMT_EVERSION;
-    if (version == 0 || fmt_get_u64(buf + 32) != fmt_hash64(buf, 32) || fmt_get_u16(buf + 6) != 0)
-        return FMT_ECORRUPT;
-    rd->header.db_id = fmt_get_u64(buf + 8);
-    rd->header.since = fmt_get_u64(buf + 16);
-    rd->header.created_ms = fmt_get_u64(buf + 24);
+    int rc = fmt_stream_header_decode(buf, avail, &rd->header);
+    if (rc != FMT_OK)
+        return rc;
     rd->chain = fmt_hash64(buf, FMT_STREAM_HEADER_LEN);
     rd->state = READER_FRAMES;
     return FMT_OK;
@@ -285,7 +298,8 @@ int fmt_stream_read_trailer(fmt_stream_reader *rd, const fmt_stream_frame *f,
                             const uint8_t *payload, fmt_stream_trailer *out)
 {
     if (rd->state != READER_FRAMES || f->type != FMT_STREAM_FRAME_TRAILER ||
-        f->stored_len != FMT_STREAM_TRAILER_LEN || fmt_stream_frame_verify(f, payload) != FMT_OK)
+        f->stored_len != FMT_STREAM_TRAILER_LEN || f->raw_len != FMT_STREAM_TRAILER_LEN ||
+        fmt_stream_frame_verify(f, payload) != FMT_OK)
         goto fail;
     fmt_stream_trailer t = {
         .until = fmt_get_u64(payload + 0),

@@ -106,6 +106,11 @@ typedef struct fmt_stream_reader {
     int state; /* internal */
 } fmt_stream_reader;
 
+/* The 40-byte stream header, stateless (the writer and reader use these). */
+void fmt_stream_header_encode(uint8_t out[FMT_STREAM_HEADER_LEN], const fmt_stream_header *h);
+/* FMT_ESHORT, FMT_ECORRUPT (magic, checksum, flags), FMT_EVERSION. */
+int fmt_stream_header_decode(const uint8_t *buf, size_t avail, fmt_stream_header *out);
+
 /* ---- writer */
 
 /* Start a stream: encode H into OUT (the first FMT_STREAM_HEADER_LEN bytes

@@ -114,6 +114,7 @@ static void db_free(rc_db *db)
     pthread_cond_destroy(&db->bg_cv);
     pthread_mutex_destroy(&db->sweep_mu);
     pthread_rwlock_destroy(&db->files_gate);
+    pthread_mutex_destroy(&db->merge_mu);
     free(db->dir);
     free(db);
 }
@@ -140,6 +141,7 @@ int rc_open(const char *dir, const rc_options *opts, rc_db **out)
     pthread_cond_init(&db->bg_cv, NULL);
     pthread_mutex_init(&db->sweep_mu, NULL);
     pthread_rwlock_init(&db->files_gate, NULL);
+    pthread_mutex_init(&db->merge_mu, NULL);
     for (unsigned i = 0; i < KEY_STRIPES; i++)
         pthread_mutex_init(&db->stripes[i], NULL);
     int err = check_options(&db->opt);

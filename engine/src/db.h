@@ -98,6 +98,7 @@ struct rc_db {
     bool bg_stop;
     bool bg_kick;
     pthread_mutex_t sweep_mu; /* one sweeper at a time (cursors) */
+    pthread_mutex_t merge_mu; /* one merge at a time */
 
     /* stats */
     _Atomic uint64_t batches, fsyncs, fsync_ns_total, fsync_ns_max, expired_swept;
@@ -164,6 +165,12 @@ int log_wait(rc_db *db, uint64_t end_lsn);
 int log_sync(rc_db *db);
 int log_open_active(rc_db *db);
 int log_close_active(rc_db *db);
+/* Seal the active segment (if it holds records) and start a new one. */
+int log_seal_active(rc_db *db);
+
+/* ---- merge.c */
+int merge_recover(rc_db *db);
+int merge_maybe(rc_db *db);
 
 /* ---- read.c */
 /* Read the record at LOC (epoch held by the caller) and fill OUT; with

@@ -206,6 +206,11 @@ int log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn)
     }
     if (seq > seg->max_seq)
         seg->max_seq = seq;
+    if (!seg->min_seq || recs[0].seq < seg->min_seq)
+        seg->min_seq = recs[0].seq;
+    for (size_t i = 1; i < n; i++)
+        if (recs[i].seq < seg->min_seq)
+            seg->min_seq = recs[i].seq;
     atomic_store_explicit(&seg->size, off, memory_order_release);
     atomic_store_explicit(&db->last_seq, seq, memory_order_release);
     *end_lsn = atomic_fetch_add(&db->tail_lsn, total) + total;
@@ -253,6 +258,18 @@ static int log_wait_durable(rc_db *db, uint64_t end_lsn)
             break;
     }
     pthread_mutex_unlock(&db->sync_mu);
+    return err;
+}
+
+int log_seal_active(rc_db *db)
+{
+    if (db->opt.read_only)
+        return 0;
+    pthread_mutex_lock(&db->append_mu);
+    int err = 0;
+    if (atomic_load(&db->active->size) > FMT_SEG_HEADER_LEN)
+        err = log_rotate(db, 0);
+    pthread_mutex_unlock(&db->append_mu);
     return err;
 }
 

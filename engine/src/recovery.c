@@ -85,6 +85,8 @@ static int insert(rec_ctx *c, uint8_t flags, uint64_t seq, uint32_t ks_id, uint6
         atomic_store(&db->last_seq, seq);
     if (seq > c->seg->max_seq)
         c->seg->max_seq = seq;
+    if (!c->seg->min_seq || seq < c->seg->min_seq)
+        c->seg->min_seq = seq;
     rc_keyspace *ks = ks_for_id(db, ks_id);
     if (!ks)
         return c->err = RC_ENOMEM;
@@ -313,9 +315,12 @@ static uint64_t now_ms_mono(void)
 int recover(rc_db *db)
 {
     uint64_t t0 = now_ms_mono();
+    int err = merge_recover(db);
+    if (err)
+        return err;
     uint64_t *ids = NULL;
     size_t n = 0;
-    int err = list_segments(db, &ids, &n);
+    err = list_segments(db, &ids, &n);
     if (err)
         return err;
     db->next_segment_id = n ? ids[n - 1] + 1 : 1;

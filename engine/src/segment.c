@@ -122,6 +122,7 @@ int seg_create(int dir_fd, uint64_t id, uint64_t db_id, uint64_t reserve, int64_
         goto fail;
     fmt_segment_header h = {.segment_id = id, .db_id = db_id, .created_ms = (uint64_t)now_ms};
     fmt_segment_header_encode(seg->map, &h);
+    seg->created_ms = now_ms;
     atomic_store(&seg->size, FMT_SEG_HEADER_LEN);
     if (fsync(dir_fd) != 0) {
         err = rc_fail(rc_from_errno(errno), "cannot sync directory: %s", strerror(errno));
@@ -164,6 +165,9 @@ int seg_open(int dir_fd, uint64_t id, bool writable, segment **out)
             return rc_fail(RC_ENOMEM, "cannot map segment %s: %s", name, strerror(errno));
         }
         madvise(seg->map, seg->map_len, MADV_RANDOM);
+        fmt_segment_header h;
+        if (fmt_segment_header_decode(seg->map, seg->map_len, &h) == FMT_OK)
+            seg->created_ms = (int64_t)h.created_ms;
     }
     *out = seg;
     return 0;

@@ -26,7 +26,10 @@ typedef struct segment {
     _Atomic uint64_t dead_bytes;
     _Atomic bool has_hint;
     uint64_t hint_bytes;
+    uint64_t min_seq;           /* lowest seq it holds (0: none yet) */
     uint64_t max_seq;
+    int64_t created_ms;         /* from its header */
+    uint64_t kept_marker_bytes; /* tombstones/expired records merge had to keep */
     _Atomic bool doomed;      /* merged away: delete files when unreferenced */
 } segment;
 

@@ -267,15 +267,21 @@ Test(hint, header_rejections)
 Test(hint, entry_rejections)
 {
     uint8_t buf[64];
-    fmt_hint_entry e = {.flags = FMT_REC_BATCH,
+    fmt_hint_entry e = {.flags = FMT_REC_BATCH_END | FMT_REC_TOMBSTONE,
                         .seq = 1,
                         .ks = FMT_KS_DEFAULT,
                         .key = (const uint8_t *)"k",
                         .klen = 1,
                         .offset = 40,
                         .total_len = 9};
-    cr_assert_eq(fmt_hint_entry_encode(buf, sizeof buf, &e), 0);
+    cr_assert_eq(fmt_hint_entry_encode(buf, sizeof buf, &e), 6);
+    cr_assert_eq(buf[0], FMT_REC_TOMBSTONE); /* batch bits are dropped */
     e.flags = 0;
+    e.seq = 0;
+    cr_assert_eq(fmt_hint_entry_encode(buf, sizeof buf, &e), 0);
+    e.seq = 1;
+    e.klen = FMT_KEY_MAX + 1;
+    cr_assert_eq(fmt_hint_entry_encode(buf, sizeof buf, &e), 0);
     e.klen = 0;
     cr_assert_eq(fmt_hint_entry_encode(buf, sizeof buf, &e), 0);
     e.klen = 1;
@@ -299,4 +305,24 @@ Test(hint, entry_rejections)
     buf[2] = 1;
     cr_assert_eq(fmt_hint_entry_decode(buf, n, &d, &used), FMT_OK);
     cr_assert_eq(used, n);
+}
+
+Test(hint, layout_matches_format_md)
+{
+    uint8_t buf[1024];
+    size_t len = hint_fixture(buf, sizeof buf, HINT_N);
+    cr_assert_eq(fmt_get_u32(buf), 0x54484352u);
+    cr_assert_eq(fmt_get_u16(buf + 4), 1);
+    cr_assert_eq(fmt_get_u16(buf + 6), 0);
+    cr_assert_eq(fmt_get_u64(buf + 8), 3);
+    cr_assert_eq(fmt_get_u64(buf + 16), 10000);
+    cr_assert_eq(fmt_get_u64(buf + 24), HINT_N);
+    cr_assert_eq(fmt_get_u64(buf + 32), 0);
+    cr_assert_eq(fmt_get_u64(buf + len - 8), fmt_hash64(buf, len - 8));
+    /* first entry: flags 0, seq 1000 (E8 07), klen 5, offset 40, total 100, "key-0" */
+    const uint8_t want[] = {0x00, 0xE8, 0x07, 0x05, 0x28, 0x64, 'k', 'e', 'y', '-', '0'};
+    cr_assert_eq(memcmp(buf + 40, want, sizeof want), 0);
+    /* second: HAS_KS, seq 1001 (E9 07), ks 9, klen 5, offset 140 (8C 01), total 100 */
+    const uint8_t want2[] = {0x20, 0xE9, 0x07, 0x09, 0x05, 0x8C, 0x01, 0x64, 'k'};
+    cr_assert_eq(memcmp(buf + 40 + sizeof want, want2, sizeof want2), 0);
 }

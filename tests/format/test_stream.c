@@ -415,3 +415,59 @@ Test(stream, reader_needs_room_for_raw_bytes)
     free(raw);
     free(b.buf);
 }
+
+/* The layout of FORMAT.md section 8, recomputed independently of stream.c. */
+Test(stream, layout_matches_format_md)
+{
+    built b = build_stream(2, 0x0102030405060708ull);
+    const uint8_t *p = b.buf;
+    cr_assert_eq(memcmp(p, "RCBK", 4), 0);
+    cr_assert_eq(fmt_get_u16(p + 4), 1);
+    cr_assert_eq(fmt_get_u16(p + 6), 0);
+    cr_assert_eq(fmt_get_u64(p + 8), 0x0102030405060708ull);
+    cr_assert_eq(fmt_get_u64(p + 16), 99);
+    cr_assert_eq(fmt_get_u64(p + 24), 1767225600000ull);
+    cr_assert_eq(fmt_get_u64(p + 32), fmt_hash64(p, 32));
+
+    uint64_t chain = fmt_hash64(p, 40);
+    for (int f = 0; f < 2; f++) {
+        const uint8_t *fh = p + b.frame_at[f];
+        cr_assert_eq(fh[0], 1);
+        uint32_t stored = fmt_get_u32(fh + 1);
+        cr_assert_eq(b.frame_at[f] + 17 + stored, b.frame_at[f + 1]);
+        cr_assert_eq(fmt_get_u64(fh + 9), fmt_hash64(fh + 17, stored));
+        cr_assert_eq(fmt_get_u32(fh + 17), 0xFD2FB528u); /* a zstd frame */
+        uint8_t link[25];
+        fmt_put_u64(link, chain);
+        memcpy(link + 8, fh, 17);
+        chain = fmt_hash64(link, sizeof link);
+    }
+    const uint8_t *th = p + b.frame_at[2];
+    cr_assert_eq(th[0], 2);
+    cr_assert_eq(fmt_get_u32(th + 1), 40);
+    cr_assert_eq(fmt_get_u32(th + 5), 40);
+    cr_assert_eq(fmt_get_u64(th + 9), fmt_hash64(th + 17, 40));
+    cr_assert_eq(fmt_get_u64(th + 17), 1000);                /* until */
+    cr_assert_eq(fmt_get_u64(th + 25), 2 * (PER_FRAME - 6)); /* live records */
+    cr_assert_eq(fmt_get_u64(th + 33), 2 * 6);               /* tombstones */
+    cr_assert_eq(fmt_get_u64(th + 41), 2);                   /* frames */
+    cr_assert_eq(fmt_get_u64(th + 49), chain);               /* chain */
+    cr_assert_eq(b.frame_at[2] + 57, b.len);
+    free(b.buf);
+}
+
+Test(stream, header_encode_decode_round_trip)
+{
+    uint8_t buf[FMT_STREAM_HEADER_LEN];
+    fmt_stream_header h = {.db_id = 11, .since = 22, .created_ms = 33}, d;
+    fmt_stream_header_encode(buf, &h);
+    cr_assert_eq(fmt_stream_header_decode(buf, sizeof buf, &d), FMT_OK);
+    cr_assert_eq(d.db_id, 11);
+    cr_assert_eq(d.since, 22);
+    cr_assert_eq(d.created_ms, 33);
+    for (size_t i = 0; i < sizeof buf; i++) {
+        buf[i] ^= 0x20;
+        cr_assert_neq(fmt_stream_header_decode(buf, sizeof buf, &d), FMT_OK, "byte %zu", i);
+        buf[i] ^= 0x20;
+    }
+}
