@@ -154,6 +154,19 @@ static void fill_source(const char *dir)
         cr_assert_eq(rc_delete(db, NULL, k, strlen(k), NULL), 0);
     }
     cr_assert_eq(rc_delete(db, ks, "key0001", 7, NULL), 0);
+    /* a key with a TTL keeps its expiry through dump and load */
+    rc_op op = {.kind = RC_OP_PUT,
+                .key = "ttl-key",
+                .klen = 7,
+                .val = "t",
+                .vlen = 1,
+                .ttl_ms = 3600 * 1000};
+    cr_assert_eq(rc_apply(db, &op, 1, NULL), 0);
+    /* a keyspace created and dropped is absent after the restore too */
+    rc_keyspace *gone;
+    cr_assert_eq(rc_keyspace_open(db, "gone", RC_KS_CREATE, &gone), 0);
+    put(db, gone, "k", "v");
+    cr_assert_eq(rc_keyspace_drop(db, "gone"), 0);
     rc_close(db);
 }
 
