@@ -107,13 +107,13 @@ static int run_batch(kv_ctx *ctx, json_t *ops, char **keys, size_t n, const char
         return rc;
     if (ctx->status < 200 || ctx->status > 299) {
         const char *key = failed_key(ctx, keys, n);
+        const char *nothing_applied = strcmp(verb, "get") ? " (nothing was applied)" : "";
         char label[KV_LABEL_MAX];
         kv_buf what = {0};
         if (key)
-            kv_buf_printf(&what, "%s key '%s' (nothing was applied)", verb,
-                          kv_key_label(key, label));
+            kv_buf_printf(&what, "%s key '%s'%s", verb, kv_key_label(key, label), nothing_applied);
         else
-            kv_buf_printf(&what, "%s %zu keys (nothing was applied)", verb, n);
+            kv_buf_printf(&what, "%s %zu keys%s", verb, n, nothing_applied);
         rc = kv_http_error(ctx, what.data ? what.data : verb, NULL);
         kv_buf_free(&what);
         return rc;
