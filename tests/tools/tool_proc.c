@@ -203,6 +203,12 @@ static void print_log(const tp_kvd *k)
 
 int tp_kvd_start(tp_kvd *k, const char *program, bool via_kv_serve, char *const args[])
 {
+    return tp_kvd_start_in(k, program, via_kv_serve, NULL, args);
+}
+
+int tp_kvd_start_in(tp_kvd *k, const char *program, bool via_kv_serve, const char *data_dir,
+                    char *const args[])
+{
     *k = (tp_kvd){.pid = -1};
     k->dir = tp_tempdir();
     if (!k->dir)
@@ -212,7 +218,10 @@ int tp_kvd_start(tp_kvd *k, const char *program, bool via_kv_serve, char *const 
         snprintf(k->url, sizeof k->url, "http://127.0.0.1:%d", k->port);
         snprintf(k->env_url, sizeof k->env_url, "KV_URL=%s", k->url);
         char data[600], log[600], listen[64];
-        snprintf(data, sizeof data, "%s/data", k->dir);
+        if (data_dir)
+            snprintf(data, sizeof data, "%s", data_dir);
+        else
+            snprintf(data, sizeof data, "%s/data", k->dir);
         snprintf(log, sizeof log, "%s/kvd.log", k->dir);
         snprintf(listen, sizeof listen, "127.0.0.1:%d", k->port);
         char *argv[64];

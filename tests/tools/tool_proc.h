@@ -48,6 +48,9 @@ typedef struct tp_kvd {
  * (NULL-terminated, may be NULL) plus --dir and --listen, and wait (bounded,
  * 20 s) until GET /healthz answers 200. Returns 0 or -1 (the log is printed). */
 int tp_kvd_start(tp_kvd *k, const char *program, bool via_kv_serve, char *const args[]);
+/* The same with the data directory DATA_DIR (NULL: <k->dir>/data). */
+int tp_kvd_start_in(tp_kvd *k, const char *program, bool via_kv_serve, const char *data_dir,
+                    char *const args[]);
 /* SIGTERM, wait (bounded; SIGKILL after 10 s), remove the directory. Returns
  * the exit status of kvd. Safe to call on a never-started or stopped k. */
 int tp_kvd_stop(tp_kvd *k);
