@@ -26,15 +26,15 @@
 #include <string.h>
 
 typedef struct pending {
-    size_t op;          /* index of the op that produced it */
+    size_t op; /* index of the op that produced it */
     rc_keyspace *ks;
     uint64_t hash;
     log_rec rec;
-    const void *plain;  /* the uncompressed value, for later ops' overlay */
+    const void *plain; /* the uncompressed value, for later ops' overlay */
     size_t plain_len;
     uint64_t user_vlen;
-    void *owned_plain;  /* computed values (incr/append) */
-    void *owned_disk;   /* compressed bytes */
+    void *owned_plain; /* computed values (incr/append) */
+    void *owned_disk;  /* compressed bytes */
 } pending;
 
 typedef struct key_state {
@@ -51,11 +51,11 @@ typedef struct batch_ctx {
     rc_db *db;
     rc_op *ops;
     size_t n;
-    rc_keyspace **ks;   /* resolved keyspace per op */
+    rc_keyspace **ks; /* resolved keyspace per op */
     uint64_t *hash;
     pending *pend;
     size_t npend;
-    uint32_t *overlay;  /* open-addressed index into pend (+1), 0 = empty */
+    uint32_t *overlay; /* open-addressed index into pend (+1), 0 = empty */
     size_t overlay_cap;
     int64_t now;
 } batch_ctx;
@@ -75,8 +75,8 @@ static int validate_op(rc_db *db, rc_op *op)
         return rc_fail(RC_EINVAL, "unknown condition %d", (int)op->cond);
     if (op->kind == RC_OP_PUT || op->kind == RC_OP_APPEND || op->kind == RC_OP_GETSET) {
         if (op->vlen > RC_VALUE_MAX)
-            return rc_fail(RC_EVALUESIZE, "value of %zu bytes is over the %u-byte limit",
-                           op->vlen, RC_VALUE_MAX);
+            return rc_fail(RC_EVALUESIZE, "value of %zu bytes is over the %u-byte limit", op->vlen,
+                           RC_VALUE_MAX);
         if (op->vlen && !op->val)
             return rc_fail(RC_EINVAL, "value pointer is NULL");
         if ((unsigned)op->type > RC_TYPE_JSON)
@@ -184,7 +184,8 @@ static int check_cond(const rc_op *op, const key_state *st)
         if (!st->exists)
             return rc_fail(RC_ENOTFOUND, "key is absent");
         break;
-    case RC_IF_ANY: break;
+    case RC_IF_ANY:
+        break;
     }
     return 0;
 }
@@ -238,8 +239,8 @@ static int evaluate_write(batch_ctx *b, size_t i)
 {
     rc_op *op = &b->ops[i];
     key_state st;
-    bool need_value = op->kind == RC_OP_INCR || op->kind == RC_OP_APPEND ||
-                      op->kind == RC_OP_GETSET;
+    bool need_value =
+        op->kind == RC_OP_INCR || op->kind == RC_OP_APPEND || op->kind == RC_OP_GETSET;
     int err = 0;
     if (op->kind == RC_OP_PUT && op->cond == RC_IF_ANY)
         memset(&st, 0, sizeof(st)); /* a blind write needs no read */
@@ -338,7 +339,8 @@ static int evaluate_write(batch_ctx *b, size_t i)
             goto out;
         break;
     }
-    case RC_OP_GET: break;
+    case RC_OP_GET:
+        break;
     }
     if (op->kind != RC_OP_DELETE) {
         p->rec.flags = (uint8_t)((unsigned)type << FMT_REC_TYPE_SHIFT);
@@ -352,9 +354,9 @@ static int evaluate_write(batch_ctx *b, size_t i)
         if (min && vlen >= min) {
             size_t cap = fmt_compress_bound(vlen);
             p->owned_disk = malloc(cap);
-            size_t c = p->owned_disk ? fmt_compress(p->owned_disk, cap, val, vlen,
-                                                    b->db->opt.compress_level)
-                                     : 0;
+            size_t c = p->owned_disk
+                           ? fmt_compress(p->owned_disk, cap, val, vlen, b->db->opt.compress_level)
+                           : 0;
             if (c) {
                 p->rec.val = p->owned_disk;
                 p->rec.vlen = (uint32_t)c;
@@ -413,9 +415,9 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
         while (overlay_cap < 2 * n)
             overlay_cap *= 2;
     }
-    size_t bytes = n * (sizeof(rc_keyspace *) + sizeof(uint64_t) + sizeof(pending) +
-                        sizeof(uint32_t)) +
-                   overlay_cap * sizeof(uint32_t);
+    size_t bytes =
+        n * (sizeof(rc_keyspace *) + sizeof(uint64_t) + sizeof(pending) + sizeof(uint32_t)) +
+        overlay_cap * sizeof(uint32_t);
     /* small batches (most calls are single ops) use the stack */
     _Alignas(16) char small[4 * (sizeof(pending) + sizeof(rc_keyspace *) + 2 * sizeof(uint64_t) +
                                  2 * sizeof(uint32_t)) +
@@ -500,10 +502,10 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
                     ops[p->op].seq = p->rec.seq;
                     rc_op *op = &ops[p->op];
                     if (op->kind == RC_OP_INCR || op->kind == RC_OP_APPEND)
-                        err = copy_result(&op->result, p->plain, p->plain_len,
-                                          (rc_type)((p->rec.flags & FMT_REC_TYPE_MASK) >>
-                                                    FMT_REC_TYPE_SHIFT),
-                                          p->rec.seq, (int64_t)p->rec.expires_at_ms);
+                        err = copy_result(
+                            &op->result, p->plain, p->plain_len,
+                            (rc_type)((p->rec.flags & FMT_REC_TYPE_MASK) >> FMT_REC_TYPE_SHIFT),
+                            p->rec.seq, (int64_t)p->rec.expires_at_ms);
                     int which = op->kind == RC_OP_PUT      ? CNT_PUT
                                 : op->kind == RC_OP_DELETE ? CNT_DEL
                                                            : CNT_OP;
@@ -546,8 +548,8 @@ done:
 
 /* ---- single-key conveniences */
 
-int rc_put(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, const void *val,
-           size_t vlen, uint64_t *seq)
+int rc_put(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, const void *val, size_t vlen,
+           uint64_t *seq)
 {
     rc_op op = {.kind = RC_OP_PUT, .ks = ks, .key = key, .klen = klen, .val = val, .vlen = vlen};
     int err = rc_apply(db, &op, 1, NULL);

@@ -27,13 +27,15 @@ static void write_missing_hints(rc_db *db)
     if (!db->opt.write_hints || db->opt.read_only)
         return;
     for (uint32_t i = 0; i < SEG_SLOTS; i++) {
+        /* inside an epoch: a merge that dooms this segment waits for us
+         * before it unmaps it, and one that doomed it first is seen here */
+        epoch_slot *ep = epoch_enter(db);
         segment *seg = seg_at(&db->segs, (uint16_t)i);
-        if (!seg || seg->writable || atomic_load(&seg->has_hint) ||
-            atomic_load(&seg->size) <= FMT_SEG_HEADER_LEN || atomic_load(&seg->doomed))
-            continue;
-        if (seg == db->active)
-            continue;
-        hint_write(db, seg); /* a failure only costs a scan at the next open */
+        if (seg && !seg->writable && !atomic_load(&seg->has_hint) &&
+            atomic_load(&seg->size) > FMT_SEG_HEADER_LEN && !atomic_load(&seg->doomed) &&
+            seg != db->active)
+            hint_write(db, seg); /* a failure only costs a scan at the next open */
+        epoch_exit(ep);
     }
 }
 
@@ -52,8 +54,6 @@ static int sweep_visit(void *ctx, const uint8_t *key, size_t klen, const kd_loc 
     sweep_batch *b = ctx;
     if (!loc->expires_at_ms || loc->expires_at_ms > b->now)
         return 0;
-    if (b->n == 256)
-        return 1;
     b->keys[b->n] = malloc(klen);
     if (!b->keys[b->n])
         return 1;
@@ -61,7 +61,7 @@ static int sweep_visit(void *ctx, const uint8_t *key, size_t klen, const kd_loc 
     b->lens[b->n] = klen;
     b->locs[b->n] = *loc;
     b->n++;
-    return 0;
+    return b->n == 256; /* full: the step resumes after this entry */
 }
 
 /* One bounded step over SHARD of KS from *CURSOR: removes the expired keys

@@ -154,8 +154,7 @@ int rc_open(const char *dir, const rc_options *opts, rc_db **out)
     }
     if (db->opt.create_if_missing && !db->opt.read_only && mkdir(dir, 0755) != 0 &&
         errno != EEXIST) {
-        err = rc_fail(rc_from_errno(errno), "cannot create directory %s: %s", dir,
-                      strerror(errno));
+        err = rc_fail(rc_from_errno(errno), "cannot create directory %s: %s", dir, strerror(errno));
         goto fail;
     }
     db->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -225,6 +224,7 @@ static void ks_stats_add(rc_keyspace *ks, rc_stats *o)
     o->live_value_bytes += atomic_load(&ks->live_value_bytes);
     o->live_key_bytes += atomic_load(&ks->live_key_bytes);
     o->keydir_bytes += keydir_bytes(ks->kd);
+    o->dead_bytes += atomic_load(&ks->dead_bytes);
     for (unsigned i = 0; i < COUNTER_SHARDS; i++) {
         o->gets += atomic_load_explicit(&ks->counters[i].v[CNT_GET], memory_order_relaxed);
         o->puts += atomic_load_explicit(&ks->counters[i].v[CNT_PUT], memory_order_relaxed);
@@ -263,6 +263,7 @@ int rc_stats_db(rc_db *db, rc_stats *o)
     o->keydir_bytes += keydir_bytes(db->ks_by_id[FMT_KS_CATALOG]->kd);
     epoch_exit(ep);
     pthread_mutex_unlock(&db->ks_mu);
+    o->dead_bytes = 0; /* database-wide: by segment, which also counts dropped keyspaces */
     for (uint32_t i = 0; i < SEG_SLOTS; i++) {
         segment *seg = seg_at(&db->segs, (uint16_t)i);
         if (!seg)

@@ -17,9 +17,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define KEY_STRIPES 4096u     /* key locks for read-modify-write and batches */
-#define COUNTER_SHARDS 8u     /* per-thread-ish counter copies (no bouncing) */
-#define EPOCH_SLOTS 256u      /* reader slots for segment reclamation */
+#define KEY_STRIPES 4096u /* key locks for read-modify-write and batches */
+#define COUNTER_SHARDS 8u /* per-thread-ish counter copies (no bouncing) */
+#define EPOCH_SLOTS 256u  /* reader slots for segment reclamation */
 
 enum { CNT_GET, CNT_PUT, CNT_DEL, CNT_OP, CNT_N };
 
@@ -37,6 +37,7 @@ struct rc_keyspace {
     keydir *kd;
     _Atomic uint64_t live_value_bytes;
     _Atomic uint64_t live_key_bytes;
+    _Atomic uint64_t dead_bytes; /* its records' bytes that merge can reclaim */
     counter_line counters[COUNTER_SHARDS];
     size_t sweep_shard, sweep_cursor; /* sweeper position (sweeper thread only) */
 };
@@ -55,21 +56,21 @@ struct rc_db {
 
     /* segments */
     segment_table segs;
-    segment *active;            /* guarded by append_mu */
-    uint64_t next_segment_id;   /* guarded by append_mu */
+    _Atomic(segment *) active; /* written under append_mu; read anywhere */
+    uint64_t next_segment_id;  /* guarded by append_mu */
 
     /* append path */
     pthread_mutex_t append_mu;
-    _Atomic uint64_t last_seq;  /* written under append_mu */
-    _Atomic uint64_t tail_lsn;  /* bytes appended since open (logical) */
-    _Atomic int write_error;    /* sticky: non-zero turns the db read-only */
+    _Atomic uint64_t last_seq; /* written under append_mu */
+    _Atomic uint64_t tail_lsn; /* bytes appended since open (logical) */
+    _Atomic int write_error;   /* sticky: non-zero turns the db read-only */
 
     /* group commit */
     pthread_mutex_t sync_mu;
     pthread_cond_t sync_cv;
-    uint64_t durable_lsn;       /* guarded by sync_mu */
-    bool sync_in_flight;        /* guarded by sync_mu */
-    struct ring *ring;          /* io_uring for fdatasync, guarded by ring_mu */
+    uint64_t durable_lsn; /* guarded by sync_mu */
+    bool sync_in_flight;  /* guarded by sync_mu */
+    struct ring *ring;    /* io_uring for fdatasync, guarded by ring_mu */
     pthread_mutex_t ring_mu;
 
     /* key locks */
@@ -77,10 +78,10 @@ struct rc_db {
 
     /* keyspaces: index by id (sparse), names in a small table */
     pthread_mutex_t ks_mu;
-    rc_keyspace **ks_by_id;     /* ks_cap entries; NULL for unknown ids */
+    rc_keyspace **ks_by_id; /* ks_cap entries; NULL for unknown ids */
     uint32_t ks_cap;
     uint32_t next_ks_id;
-    rc_keyspace **ks_all;       /* every handle ever made (freed at close) */
+    rc_keyspace **ks_all; /* every handle ever made (freed at close) */
     size_t ks_all_n, ks_all_cap;
 
     /* Merge holds this exclusively while it unlinks segment files; a backup
@@ -140,16 +141,29 @@ static inline void ks_count(rc_keyspace *ks, int which, uint64_t n)
                               memory_order_relaxed);
 }
 
+/* Dead-byte accounting of a keyspace (saturating: recovery's figures are
+ * estimates and merge subtracts what it reclaims). */
+static inline void ks_dead_add(rc_keyspace *ks, uint64_t n)
+{
+    atomic_fetch_add_explicit(&ks->dead_bytes, n, memory_order_relaxed);
+}
+static inline void ks_dead_sub(rc_keyspace *ks, uint64_t n)
+{
+    uint64_t cur = atomic_load_explicit(&ks->dead_bytes, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak(&ks->dead_bytes, &cur, cur > n ? cur - n : 0))
+        ;
+}
+
 /* ---- log.c: the append path */
 typedef struct log_rec {
-    uint8_t flags;    /* tombstone, compressed, type */
+    uint8_t flags; /* tombstone, compressed, type */
     uint32_t ks;
     uint64_t expires_at_ms;
     const void *key;
     uint32_t klen;
     const void *val;
     uint32_t vlen;
-    uint64_t seq;     /* 0: assign the next; else keep (loading a backup) */
+    uint64_t seq; /* 0: assign the next; else keep (loading a backup) */
     /* out */
     uint16_t seg;
     uint32_t off;
@@ -177,14 +191,13 @@ int merge_maybe(rc_db *db);
  * WANT_DATA the value is copied (decompressed) into a new buffer. */
 int read_record(rc_db *db, const kd_loc *loc, rc_value *out, bool want_data);
 /* Look KEY up and read it: RC_ENOTFOUND when absent or expired. */
-int read_key(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *key, size_t klen,
-             rc_value *out, bool want_data);
+int read_key(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *key, size_t klen, rc_value *out,
+             bool want_data);
 /* The stored record's total length and user value length at LOC. */
 int record_sizes(rc_db *db, const kd_loc *loc, uint32_t *total, uint64_t *value_len);
 
 /* ---- index.c: keydir updates with accounting */
-void index_apply(rc_db *db, rc_keyspace *ks, uint64_t hash, const log_rec *r,
-                 uint64_t user_vlen);
+void index_apply(rc_db *db, rc_keyspace *ks, uint64_t hash, const log_rec *r, uint64_t user_vlen);
 void index_account_removed(rc_db *db, rc_keyspace *ks, const kd_loc *old, size_t klen);
 
 /* ---- recovery.c / hintfile.c */

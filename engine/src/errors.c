@@ -16,29 +16,52 @@ static _Thread_local char last_message[512];
 const char *rc_strerror(int err)
 {
     switch (err) {
-    case RC_OK: return "success";
-    case RC_EINVAL: return "invalid argument";
-    case RC_ENOTFOUND: return "not found";
-    case RC_EEXISTS: return "already exists";
-    case RC_ECONFLICT: return "conflict: the sequence number does not match";
-    case RC_ETYPE: return "the operation does not fit the value's type";
-    case RC_EOVERFLOW: return "integer overflow";
-    case RC_EKEYSIZE: return "key is empty or longer than 1024 bytes";
-    case RC_EVALUESIZE: return "value is too large";
-    case RC_ENOMEM: return "out of memory";
-    case RC_EIO: return "input/output error";
-    case RC_ENOSPC: return "no space left on device";
-    case RC_ECORRUPT: return "data is corrupt (checksum or format mismatch)";
-    case RC_ELOCKED: return "the database is locked by another process";
-    case RC_EREADONLY: return "the database is read-only";
-    case RC_ENOKEYSPACE: return "no such keyspace";
-    case RC_EHORIZON: return "incremental backup would miss deletes: take a full backup";
-    case RC_EGAP: return "incremental stream does not follow on the database";
-    case RC_ELIMIT: return "a limit was exceeded";
-    case RC_EVERSION: return "unsupported format version";
-    case RC_ECLOSED: return "the database is closing";
-    case RC_ENOTEMPTY: return "the database is not empty";
-    default: return "unknown error";
+    case RC_OK:
+        return "success";
+    case RC_EINVAL:
+        return "invalid argument";
+    case RC_ENOTFOUND:
+        return "not found";
+    case RC_EEXISTS:
+        return "already exists";
+    case RC_ECONFLICT:
+        return "conflict: the sequence number does not match";
+    case RC_ETYPE:
+        return "the operation does not fit the value's type";
+    case RC_EOVERFLOW:
+        return "integer overflow";
+    case RC_EKEYSIZE:
+        return "key is empty or longer than 1024 bytes";
+    case RC_EVALUESIZE:
+        return "value is too large";
+    case RC_ENOMEM:
+        return "out of memory";
+    case RC_EIO:
+        return "input/output error";
+    case RC_ENOSPC:
+        return "no space left on device";
+    case RC_ECORRUPT:
+        return "data is corrupt (checksum or format mismatch)";
+    case RC_ELOCKED:
+        return "the database is locked by another process";
+    case RC_EREADONLY:
+        return "the database is read-only";
+    case RC_ENOKEYSPACE:
+        return "no such keyspace";
+    case RC_EHORIZON:
+        return "incremental backup would miss deletes: take a full backup";
+    case RC_EGAP:
+        return "incremental stream does not follow on the database";
+    case RC_ELIMIT:
+        return "a limit was exceeded";
+    case RC_EVERSION:
+        return "unsupported format version";
+    case RC_ECLOSED:
+        return "the database is closing";
+    case RC_ENOTEMPTY:
+        return "the database is not empty";
+    default:
+        return "unknown error";
     }
 }
 
@@ -60,13 +83,19 @@ int rc_from_errno(int e)
 {
     switch (e) {
     case ENOSPC:
-    case EDQUOT: return RC_ENOSPC;
-    case ENOMEM: return RC_ENOMEM;
-    case ENOENT: return RC_ENOTFOUND;
+    case EDQUOT:
+        return RC_ENOSPC;
+    case ENOMEM:
+        return RC_ENOMEM;
+    case ENOENT:
+        return RC_ENOTFOUND;
     case EROFS:
     case EACCES:
-    case EPERM: return RC_EREADONLY;
-    case EINVAL: return RC_EINVAL;
-    default: return RC_EIO;
+    case EPERM:
+        return RC_EREADONLY;
+    case EINVAL:
+        return RC_EINVAL;
+    default:
+        return RC_EIO;
     }
 }

@@ -11,11 +11,11 @@
 #define RC_FAULT_H
 
 typedef enum fault_point {
-    FAULT_GROW,     /* preallocating the active segment (fallocate) */
-    FAULT_SYNC,     /* fdatasync of the active segment */
-    FAULT_CREATE,   /* creating a segment, hint or merge file */
-    FAULT_WRITE,    /* writing a hint or merge output */
-    FAULT_READ,     /* reading a record for a caller */
+    FAULT_GROW,   /* preallocating the active segment (fallocate) */
+    FAULT_SYNC,   /* fdatasync of the active segment */
+    FAULT_CREATE, /* creating a segment, hint or merge file */
+    FAULT_WRITE,  /* writing a hint or merge output */
+    FAULT_READ,   /* reading a record for a caller */
     FAULT_POINTS
 } fault_point;
 

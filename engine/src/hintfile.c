@@ -67,12 +67,12 @@ int hint_write(rc_db *db, segment *seg)
     b.len = FMT_HINT_HEADER_LEN;
     scan_result res;
     int err = 0;
-    if (scan_segment(seg, hint_emit, &b, &res) != 0) {
+    if (scan_segment(seg, false, hint_emit, &b, &res) != 0) {
         err = RC_ENOMEM;
         goto out;
     }
-    fmt_hint_header h = {.segment_id = seg->id, .covered = atomic_load(&seg->size),
-                         .count = b.count};
+    fmt_hint_header h = {
+        .segment_id = seg->id, .covered = atomic_load(&seg->size), .count = b.count};
     fmt_hint_header_encode(b.p, &h);
     fmt_put_u64(b.p + b.len, fmt_hash64(b.p, b.len));
     b.len += FMT_HINT_TRAILER_LEN;

@@ -18,6 +18,7 @@ void index_account_removed(rc_db *db, rc_keyspace *ks, const kd_loc *old, size_t
         segment *seg = seg_at(&db->segs, old->seg);
         if (seg)
             atomic_fetch_add_explicit(&seg->dead_bytes, total, memory_order_relaxed);
+        ks_dead_add(ks, total);
         atomic_fetch_sub_explicit(&ks->live_value_bytes, vlen, memory_order_relaxed);
     }
     atomic_fetch_sub_explicit(&ks->live_key_bytes, klen, memory_order_relaxed);
@@ -49,6 +50,7 @@ void index_apply(rc_db *db, rc_keyspace *ks, uint64_t hash, const log_rec *r, ui
         segment *seg = seg_at(&db->segs, r->seg);
         if (seg)
             atomic_fetch_add_explicit(&seg->dead_bytes, r->total_len, memory_order_relaxed);
+        ks_dead_add(ks, r->total_len);
     } else {
         atomic_fetch_add_explicit(&ks->live_value_bytes, user_vlen, memory_order_relaxed);
         atomic_fetch_add_explicit(&ks->live_key_bytes, r->klen, memory_order_relaxed);

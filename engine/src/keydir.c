@@ -5,38 +5,48 @@
  * with its own rwlock, table and arena (keydir_arena.c). The table is open
  * addressing with linear probing over 8-byte slots: high 32 bits = tag (the
  * hash's low 32 bits), low 32 bits = arena reference, 0 meaning empty. The
- * home slot is fastrange(tag, cap) = tag * cap >> 32, so the capacity need not
- * be a power of two and the table can grow by 1.5x: it grows at 0.85 load to
- * 0.57, which keeps the average load near 0.7 (~11.5 B of slot per key). A
- * rehash reads only the stored tags, never the keys, so growing a shard
- * touches one table and no entry. Deletion is backward-shift (no tombstones),
- * so probe runs stay as short as the load allows and no periodic cleanup
- * pass exists. A 32-bit tag makes a false tag match, and thus a wasted key
- * compare, rare (~1 in 4e9 per probed slot).
+ * home slot is fastrange(tag, cap) = tag * cap >> 32, so the capacity need
+ * not be a power of two. A rehash reads only the stored tags, never the keys,
+ * so growing a shard touches one table and no entry. Deletion is
+ * backward-shift (no tombstones), so probe runs stay as short as the load
+ * allows and no cleanup pass exists. A 32-bit tag makes a false tag match,
+ * and thus a wasted key compare, rare (~1 in 4e9 per probed slot).
  *
- * Entries. The arena holds packed entries, 4-byte aligned:
- *     u16 klen (11 bits) | flags (5 bits; ENT_F_EXPIRY)
- *     u16 seg, u32 off, u64 seq, [i64 expires_at_ms if ENT_F_EXPIRY], key
- * i.e. 16 B + key for a key without expiry. Fields are read and written with
- * the fmt_ little-endian helpers (the offsets are not naturally aligned for
- * u64). An overwrite rewrites the entry in place unless the expiry appears or
- * disappears, which changes the entry's size: then it is copied to a new
- * entry and the old one becomes a hole.
+ * Growth is 1.25x at 0.85 load, so the load stays within 0.68..0.85 (slot
+ * cost 8 B / load = 9.4..11.8 B per key). With 1.5x the load would fall to
+ * 0.57 after each growth (14 B per key) and a keyspace that happens to sit
+ * just past a growth would miss the memory target; the price of 1.25x is
+ * that growth moves each key ~4 times over the table's life instead of ~2
+ * (cheap: tags only) and linear-probing misses at 0.85 scan ~20 slots
+ * (three cache lines).
  *
- * Memory. With 16-byte keys a key costs 32 B of entry + ~11.5 B of slot, i.e.
- * ~28 B beyond the key bytes, against the 32 B target. Holes left by deletes
- * and resizes are reclaimed by per-shard compaction (copy live entries to a
- * fresh arena in table order) once they pass 25 % of the shard's arena; the
- * table shrinks when its load falls under 0.25, and an emptied shard frees
- * everything, so a keyspace that expires returns its memory. Tables of 128 KiB
- * and more are mmap'ed so that freeing the old table after a resize returns
- * it to the kernel at once instead of leaving a hole in the malloc heap.
+ * Entries (keydir_entry.h) are packed in the arena: 16 B + key, 24 B + key
+ * with an expiry. An overwrite rewrites the entry in place unless the expiry
+ * appears or disappears, which changes the entry's size: then it is copied to
+ * a new entry and the old one becomes a hole.
  *
- * Pauses. Growth, shrinking and compaction are stop-the-shard operations
- * under the shard's write lock: O(shard size), i.e. 1/64 of the keyspace.
- * That bounds the pause without the complexity of incremental rehashing (two
- * live tables, every lookup probing both); keydir_bench reports the longest
- * put.
+ * Memory. With 16-byte keys a key costs 32 B of entry + 9.4..11.8 B of slot
+ * + ~1 B of chunk slack, i.e. 26..29 B beyond the key bytes, against the 32 B
+ * target. Holes left by deletes and resizes are reclaimed by evacuation once
+ * they pass 25 % of the shard's arena: each step moves the live entries of
+ * the emptiest chunks (<= 256 KiB of them) to the current chunk and frees
+ * those chunks, one step per mutating call until holes are back under 25 %.
+ * The table shrinks when its load falls under 0.25, and an emptied shard
+ * frees everything, so a keyspace that expires returns its memory. An empty
+ * keydir is the 8 KiB shard array. Tables of 64 KiB and more are mmap'ed:
+ * freeing the old table after a resize then returns it to the kernel at
+ * once, where a malloc'ed one would leave a hole in the heap that no 64 KiB
+ * arena chunk fits (measured: +5 B per key of RSS).
+ *
+ * Pauses. Growth and shrinking are stop-the-shard rehashes under the shard's
+ * write lock, O(shard size): ~11 ns of CPU per key of the shard (1.7 ms at
+ * 10M keys, measured by keydir_bench in thread CPU time). That bounds the
+ * pause without the complexity of incremental rehashing (two live tables,
+ * every lookup probing both), at the cost of pauses growing with the
+ * keyspace: past ~20M keys in one keyspace they exceed a few ms, and an
+ * incremental resize becomes worth its complexity. An evacuation step costs
+ * one sequential pass over the table plus a bounded copy (0.5-0.8 ms at 10M
+ * keys); copying the whole shard arena at once cost 5-8 ms there.
  *
  * Locks are glibc writer-preferring rwlocks, so a steady stream of readers
  * cannot starve the writer thread; the price is that a thread must never
@@ -46,6 +56,7 @@
 
 #include "fmt.h"
 #include "keydir_arena.h"
+#include "keydir_entry.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -54,19 +65,12 @@
 #include <sys/mman.h>
 #include <xxhash.h>
 
-#define ENT_KLEN_MASK 0x07ffu
-#define ENT_F_EXPIRY 0x0800u
-#define ENT_HDR 16u     /* klen|flags, seg, off, seq */
-#define ENT_EXPIRY 8u   /* the optional i64 expires_at_ms */
-#define KEYDIR_ALIGN 64 /* one shard per cache line group: no false sharing of locks */
-
-_Static_assert(FMT_KEY_MAX <= ENT_KLEN_MASK, "klen must fit in 11 bits");
-_Static_assert(ENT_HDR + ENT_EXPIRY + FMT_KEY_MAX + 3u <= KD_ARENA_CHUNK_MAX,
-               "the largest entry must fit in a chunk");
+#define KEYDIR_ALIGN 64 /* shards start on cache lines: no false sharing of locks */
 
 #define TABLE_MIN_CAP 4u
-#define TABLE_MMAP_BYTES (128u * 1024u)
-#define COMPACT_MIN_HOLES 512u /* below this, a compaction would cost more than it saves */
+#define TABLE_MMAP_BYTES (64u * 1024u) /* see "Memory" above */
+#define EVACUATE_BUDGET (256u * 1024u) /* live bytes moved per step (~0.5 ms) */
+#define EVACUATE_MIN_HOLES 512u        /* less is not worth a pass over the table */
 
 typedef struct kd_shard {
     _Alignas(KEYDIR_ALIGN) pthread_rwlock_t lock;
@@ -105,59 +109,6 @@ static inline uint32_t slot_home(uint32_t tag, uint32_t cap)
 static inline uint32_t slot_next(uint32_t i, uint32_t cap)
 {
     return i + 1u == cap ? 0 : i + 1u;
-}
-
-/* ---- entries ---- */
-
-static inline uint32_t entry_size(size_t klen, bool expiry)
-{
-    return (uint32_t)((ENT_HDR + (expiry ? ENT_EXPIRY : 0u) + klen + 3u) & ~(size_t)3u);
-}
-static inline size_t ent_klen(const uint8_t *e)
-{
-    return fmt_get_u16(e) & ENT_KLEN_MASK;
-}
-static inline bool ent_has_expiry(const uint8_t *e)
-{
-    return (fmt_get_u16(e) & ENT_F_EXPIRY) != 0;
-}
-static inline uint8_t *ent_key(uint8_t *e)
-{
-    return e + ENT_HDR + (ent_has_expiry(e) ? ENT_EXPIRY : 0u);
-}
-static inline uint32_t ent_size(const uint8_t *e)
-{
-    return entry_size(ent_klen(e), ent_has_expiry(e));
-}
-
-static void ent_read(const uint8_t *e, kd_loc *out)
-{
-    out->seg = fmt_get_u16(e + 2);
-    out->off = fmt_get_u32(e + 4);
-    out->seq = fmt_get_u64(e + 8);
-    out->expires_at_ms = ent_has_expiry(e) ? (int64_t)fmt_get_u64(e + ENT_HDR) : 0;
-}
-
-static void ent_write_place(uint8_t *e, const kd_loc *loc)
-{
-    fmt_put_u16(e + 2, loc->seg);
-    fmt_put_u32(e + 4, loc->off);
-    fmt_put_u64(e + 8, loc->seq);
-}
-
-/* Write every field of LOC; the entry's expiry flag must match LOC's. */
-static void ent_write(uint8_t *e, const kd_loc *loc)
-{
-    ent_write_place(e, loc);
-    if (loc->expires_at_ms)
-        fmt_put_u64(e + ENT_HDR, (uint64_t)loc->expires_at_ms);
-}
-
-static void ent_init(uint8_t *e, const void *key, size_t klen, const kd_loc *loc)
-{
-    fmt_put_u16(e, (uint16_t)(klen | (loc->expires_at_ms ? ENT_F_EXPIRY : 0u)));
-    ent_write(e, loc);
-    memcpy(ent_key(e), key, klen);
 }
 
 static inline bool same_place(const kd_loc *a, const kd_loc *b)
@@ -199,8 +150,14 @@ static void shard_publish_mem(kd_shard *s)
 static uint64_t *table_alloc(uint32_t cap)
 {
     size_t bytes = (size_t)cap * sizeof(uint64_t);
+    if (kd_alloc_should_fail())
+        return NULL;
     if (bytes >= TABLE_MMAP_BYTES) {
-        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        /* Populate: faulting the pages in one call costs ~40 % less than
+         * taking them one by one inside the rehash loop, and every page of
+         * a table at >= 0.68 load gets written anyway. */
+        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
         return p == MAP_FAILED ? NULL : p;
     }
     return calloc(cap, sizeof(uint64_t));
@@ -292,46 +249,55 @@ static void table_delete_at(kd_shard *s, uint32_t i)
     s->slots[i] = 0;
 }
 
-/* ---- arena compaction ---- */
+/* ---- arena evacuation ---- */
 
-/* Copy the live entries into a fresh arena, in table order, and repoint the
- * slots. Best effort: on ENOMEM the shard is left as it was. The new refs are
- * staged in a side array so that a failure halfway changes no slot. */
-static void shard_compact(kd_shard *s)
+/* One bounded step of arena compaction: pick the chunks with the most holes
+ * (at most EVACUATE_BUDGET live bytes), move their live entries to the
+ * current chunk during one pass over the table, free them. The pass reads
+ * the whole table (sequentially) but copies only the victims' entries, so a
+ * step costs O(table) + O(budget), not O(arena). Best effort: on ENOMEM the
+ * entries moved so far stay moved and the victims not emptied are kept. */
+static void shard_evacuate(kd_shard *s)
 {
-    uint32_t count = count_get(s);
-    uint32_t *refs = malloc((size_t)count * sizeof *refs);
-    if (!refs)
+    kd_arena *a = &s->arena;
+    uint32_t nchunks = a->nchunks; /* chunks made during the pass get no flag */
+    /* victim[c + 1] flags chunk c; victim[0], the "chunk" of ref 0 (an empty
+     * slot), is false: one mostly-false, well-predicted test per slot. */
+    bool *victim = kd_alloc_should_fail() ? NULL : malloc((size_t)nchunks + 1u);
+    if (!victim)
         return;
-    size_t live = kd_arena_live_bytes(&s->arena);
-    kd_arena fresh;
-    kd_arena_init(&fresh, live + live / 8u);
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < s->cap; i++) {
-        uint32_t ref = slot_ref(s->slots[i]);
-        if (!ref)
-            continue;
-        const uint8_t *e = kd_arena_ptr(&s->arena, ref);
-        uint32_t size = ent_size(e);
-        uint32_t nref = kd_arena_alloc(&fresh, size);
-        if (!nref)
-            goto fail;
-        memcpy(kd_arena_ptr(&fresh, nref), e, size);
-        refs[n++] = nref;
+    victim[0] = false;
+    if (kd_arena_pick_victims(a, EVACUATE_BUDGET, victim + 1) == 0)
+        goto done;
+    /* The victims' entries are met in table order, i.e. at random: pull the
+     * victims (<= EVACUATE_BUDGET + their holes) into the cache in
+     * sequential order first: a step costs ~30 % less. */
+    for (uint32_t c = 0; c < nchunks; c++) {
+        for (uint32_t off = 0; victim[c + 1] && off < a->chunks[c].size; off += 64u)
+            __builtin_prefetch(a->chunks[c].mem + off);
     }
-    n = 0;
     for (uint32_t i = 0; i < s->cap; i++) {
         uint64_t v = s->slots[i];
-        if (slot_ref(v))
-            s->slots[i] = slot_make(slot_tag(v), refs[n++]);
+        uint32_t flag = (slot_ref(v) + (1u << KD_ARENA_OFF_BITS) - 1u) >> KD_ARENA_OFF_BITS;
+        /* flag > nchunks: an entry this pass already moved to a new chunk. */
+        if (flag > nchunks || !victim[flag])
+            continue;
+        uint32_t ref = slot_ref(v);
+        const uint8_t *e = kd_arena_ptr(a, ref);
+        uint32_t size = ent_size(e);
+        uint32_t nref = kd_arena_alloc(a, size);
+        if (!nref)
+            break;
+        memcpy(kd_arena_ptr(a, nref), e, size);
+        kd_arena_release(a, ref, size);
+        s->slots[i] = slot_make(slot_tag(v), nref);
     }
-    kd_arena_destroy(&s->arena);
-    s->arena = fresh;
-    free(refs);
-    return;
-fail:
-    kd_arena_destroy(&fresh);
-    free(refs);
+    for (uint32_t c = 0; c < nchunks; c++) {
+        if (victim[c + 1] && a->chunks[c].live == 0)
+            kd_arena_free_chunk(a, c);
+    }
+done:
+    free(victim);
 }
 
 /* After entries were freed: reclaim what the shard no longer needs. */
@@ -349,9 +315,9 @@ static void shard_tidy(kd_shard *s)
             uint32_t newcap = count + count * 2u / 3u + 1u; /* load 0.6 */
             (void)shard_rehash(s, newcap < TABLE_MIN_CAP ? TABLE_MIN_CAP : newcap);
         }
-        const kd_arena *a = &s->arena;
-        if (a->hole_bytes >= COMPACT_MIN_HOLES && a->hole_bytes > a->chunk_bytes / 4u)
-            shard_compact(s);
+        size_t holes = kd_arena_hole_bytes(&s->arena);
+        if (holes >= EVACUATE_MIN_HOLES && holes > s->arena.chunk_bytes / 4u)
+            shard_evacuate(s);
     }
     shard_publish_mem(s);
 }
@@ -359,11 +325,11 @@ static void shard_tidy(kd_shard *s)
 /* ---- mutations (shard write-locked) ---- */
 
 /* Insert an absent key whose probe run ends at POS. */
-static int shard_insert(kd_shard *s, uint32_t tag, const void *key, size_t klen,
-                        const kd_loc *loc, uint32_t pos)
+static int shard_insert(kd_shard *s, uint32_t tag, const void *key, size_t klen, const kd_loc *loc,
+                        uint32_t pos)
 {
     if (count_get(s) + 1u > s->grow_at) {
-        uint32_t newcap = s->cap < TABLE_MIN_CAP ? TABLE_MIN_CAP : s->cap + s->cap / 2u;
+        uint32_t newcap = s->cap < TABLE_MIN_CAP ? TABLE_MIN_CAP : s->cap + s->cap / 4u;
         if (newcap <= s->cap || shard_rehash(s, newcap))
             return -1;
         pos = slot_home(tag, s->cap);
@@ -402,7 +368,7 @@ static int shard_update(kd_shard *s, uint32_t pos, const kd_loc *loc)
     }
     /* E stays valid: chunks never move, only the chunk pointer array does. */
     ent_init(kd_arena_ptr(&s->arena, ref), ent_key(e), klen, loc);
-    kd_arena_free(&s->arena, ent_size(e));
+    kd_arena_release(&s->arena, slot_ref(s->slots[pos]), ent_size(e));
     s->slots[pos] = slot_make(slot_tag(s->slots[pos]), ref);
     count_add(&s->ttl_count, want ? 1 : -1);
     shard_tidy(s);
@@ -414,7 +380,7 @@ static void shard_remove_at(kd_shard *s, uint32_t pos)
     const uint8_t *e = shard_entry(s, pos);
     if (ent_has_expiry(e))
         count_add(&s->ttl_count, -1);
-    kd_arena_free(&s->arena, ent_size(e));
+    kd_arena_release(&s->arena, slot_ref(s->slots[pos]), ent_size(e));
     table_delete_at(s, pos);
     count_add(&s->count, -1);
     shard_tidy(s);
@@ -424,7 +390,7 @@ static void shard_remove_at(kd_shard *s, uint32_t pos)
 
 keydir *keydir_new(void)
 {
-    keydir *kd = aligned_alloc(KEYDIR_ALIGN, sizeof *kd);
+    keydir *kd = kd_alloc_should_fail() ? NULL : aligned_alloc(KEYDIR_ALIGN, sizeof *kd);
     if (!kd)
         return NULL;
     memset(kd, 0, sizeof *kd);
@@ -439,7 +405,7 @@ keydir *keydir_new(void)
         kd_shard *s = &kd->shards[i];
         if (pthread_rwlock_init(&s->lock, &attr))
             goto fail_locks;
-        kd_arena_init(&s->arena, KD_ARENA_CHUNK_MIN);
+        kd_arena_init(&s->arena);
     }
     pthread_rwlockattr_destroy(&attr);
     return kd;
@@ -510,10 +476,11 @@ static int upsert(keydir *kd, uint64_t hash, const void *key, size_t klen, const
     if (s->cap && shard_locate(s, tag, key, klen, &pos)) {
         kd_loc prev;
         ent_read(shard_entry(s, pos), &prev);
-        if (!(only_if_newer && prev.seq >= loc->seq) && shard_update(s, pos, loc))
+        bool wins = !only_if_newer || loc->seq > prev.seq;
+        if (wins && shard_update(s, pos, loc))
             return -1;
         if (replaced)
-            *replaced = !(only_if_newer && prev.seq >= loc->seq);
+            *replaced = wins;
         if (old)
             *old = prev;
         if (had_old)
@@ -533,8 +500,8 @@ int keydir_put(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd
     return upsert(kd, hash, key, klen, loc, false, NULL, old, had_old);
 }
 
-int keydir_put_if_newer(keydir *kd, uint64_t hash, const void *key, size_t klen,
-                        const kd_loc *loc, bool *replaced, kd_loc *old, bool *had_old)
+int keydir_put_if_newer(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *loc,
+                        bool *replaced, kd_loc *old, bool *had_old)
 {
     return upsert(kd, hash, key, klen, loc, true, replaced, old, had_old);
 }
@@ -551,8 +518,8 @@ bool keydir_remove(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_l
     return true;
 }
 
-bool keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen,
-                    const kd_loc *expect, const kd_loc *newloc)
+bool keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *expect,
+                    const kd_loc *newloc)
 {
     kd_shard *s = &kd->shards[keydir_shard_of(hash)];
     uint32_t pos;
@@ -571,8 +538,7 @@ bool keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen,
     return true;
 }
 
-bool keydir_remove_if(keydir *kd, uint64_t hash, const void *key, size_t klen,
-                      const kd_loc *expect)
+bool keydir_remove_if(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *expect)
 {
     kd_shard *s = &kd->shards[keydir_shard_of(hash)];
     uint32_t pos;
@@ -625,6 +591,24 @@ bool keydir_shard_scan_step(keydir *kd, unsigned shard, size_t *cursor, size_t b
     }
     *cursor = i;
     return false;
+}
+
+int keydir_reserve(keydir *kd, size_t n)
+{
+    /* a hash spreads keys over the shards within a few per cent */
+    uint64_t per = n / KEYDIR_SHARDS + n / (KEYDIR_SHARDS * 16) + 16;
+    uint64_t cap = per * 20u / 17u + 1;
+    if (cap > UINT32_MAX / 2)
+        return -1;
+    int err = 0;
+    for (unsigned i = 0; i < KEYDIR_SHARDS && !err; i++) {
+        keydir_wrlock(kd, i);
+        kd_shard *s = &kd->shards[i];
+        if (cap > s->cap)
+            err = shard_rehash(s, (uint32_t)cap);
+        keydir_unlock(kd, i);
+    }
+    return err;
 }
 
 size_t keydir_shard_count(keydir *kd, unsigned shard)

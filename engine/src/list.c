@@ -159,8 +159,8 @@ int rc_list_keys(rc_db *db, rc_keyspace *ks, const rc_list_opts *opts, rc_list *
     for (size_t i = 0; i < keep; i++) {
         rc_list_item *it = &c.items[i];
         if (!err && opts->values) {
-            int e = read_key(db, k, keydir_hash(it->key, it->klen), it->key, it->klen,
-                             &it->value, true);
+            int e = read_key(db, k, keydir_hash(it->key, it->klen), it->key, it->klen, &it->value,
+                             true);
             if (e == RC_ENOTFOUND) { /* deleted since: leave it out */
                 free(it->key);
                 continue;

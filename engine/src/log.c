@@ -61,8 +61,9 @@ static int sync_segment(rc_db *db, segment *seg)
     if (err) {
         atomic_store(&db->write_error, err);
         atomic_fetch_add(&db->write_errors, 1);
-        return rc_fail(RC_EIO, "fdatasync of segment %08llu failed (%s): the database is now "
-                               "read-only; reopen it",
+        return rc_fail(RC_EIO,
+                       "fdatasync of segment %08llu failed (%s): the database is now "
+                       "read-only; reopen it",
                        (unsigned long long)seg->id, strerror(err));
     }
     return 0;
@@ -77,11 +78,12 @@ static void mark_durable(rc_db *db, uint64_t lsn)
     pthread_mutex_unlock(&db->sync_mu);
 }
 
-int log_open_active(rc_db *db)
+/* Create the next segment, able to hold RESERVE bytes, register it and make
+ * it the active one (append_mu held, or during open). */
+static int start_segment(rc_db *db, uint64_t reserve)
 {
     segment *seg;
-    int err = seg_create(db->dir_fd, db->next_segment_id, db->db_id, db->opt.segment_bytes,
-                         db_now_ms(db), &seg);
+    int err = seg_create(db->dir_fd, db->next_segment_id, db->db_id, reserve, db_now_ms(db), &seg);
     if (err)
         return err;
     err = seg_table_add(&db->segs, seg);
@@ -95,6 +97,11 @@ int log_open_active(rc_db *db)
     db->next_segment_id++;
     db->active = seg;
     return 0;
+}
+
+int log_open_active(rc_db *db)
+{
+    return start_segment(db, db->opt.segment_bytes);
 }
 
 /* Seal the active segment and start a new one able to hold NEED bytes.
@@ -109,24 +116,13 @@ static int log_rotate(rc_db *db, uint64_t need)
         return err;
     mark_durable(db, atomic_load(&db->tail_lsn));
 
-    segment *seg;
     uint64_t reserve = db->opt.segment_bytes;
     if (need + FMT_SEG_HEADER_LEN > reserve)
         reserve = need + FMT_SEG_HEADER_LEN;
-    err = seg_create(db->dir_fd, db->next_segment_id, db->db_id, reserve, db_now_ms(db), &seg);
+    err = start_segment(db, reserve);
     if (err)
         return err;
-    err = seg_table_add(&db->segs, seg);
-    if (err) {
-        char name[32];
-        seg_name(name, sizeof(name), seg->id, "data");
-        seg_close(seg);
-        unlinkat(db->dir_fd, name, 0);
-        return err;
-    }
-    db->next_segment_id++;
     old->writable = false;
-    db->active = seg;
     bg_kick(db); /* write the old segment's hint */
     return 0;
 }
@@ -134,7 +130,8 @@ static int log_rotate(rc_db *db, uint64_t need)
 static inline fmt_record to_fmt(const log_rec *r, uint8_t extra_flags)
 {
     fmt_record f = {
-        .flags = (uint8_t)(r->flags | extra_flags),
+        /* framing is the log's alone: never inherited from a caller's record */
+        .flags = (uint8_t)((r->flags & ~(FMT_REC_BATCH | FMT_REC_BATCH_END)) | extra_flags),
         .seq = r->seq,
         .ks = r->ks,
         .expires_at_ms = r->expires_at_ms,
@@ -299,7 +296,18 @@ int log_close_active(rc_db *db)
     if (!err && !atomic_load(&db->write_error))
         err = sync_segment(db, seg);
     seg->writable = false;
-    if (!err && db->opt.write_hints && atomic_load(&seg->size) > FMT_SEG_HEADER_LEN)
+    if (!err && atomic_load(&seg->size) <= FMT_SEG_HEADER_LEN) {
+        /* nothing was written this session: leave no empty file behind */
+        char name[32];
+        seg_name(name, sizeof(name), seg->id, "data");
+        seg_table_remove(&db->segs, seg);
+        seg_close(seg);
+        db->active = NULL;
+        if (unlinkat(db->dir_fd, name, 0) == 0)
+            fsync(db->dir_fd);
+        return 0;
+    }
+    if (!err && db->opt.write_hints)
         err = hint_write(db, seg);
     return err;
 }

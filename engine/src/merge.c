@@ -16,7 +16,7 @@
  *     victim file's mtime, which is no earlier than the record); dropping one
  *     raises the tombstone horizon that incremental backups check;
  *   - records of dropped keyspaces are dropped.
- * Kept records are copied verbatim (checksums intact) into output segments
+ * Kept records are copied (re-encoded without batch framing) into output segments
  * written through io_uring as NNNNNNNN.data.tmp, fdatasync'ed, renamed, given
  * hints, and only then made visible: each kept key is repointed only if it
  * still points at the victim (a write that raced the merge wins).
@@ -199,8 +199,8 @@ static int out_flush(merge_run *m)
     int ferr = fault_check(FAULT_WRITE);
     if (!ferr) {
         pthread_mutex_lock(&m->db->ring_mu);
-        int r = ring_pwrite_all(m->db->ring, o->fd, m->buf, m->buflen,
-                                (off_t)(o->size - m->buflen));
+        int r =
+            ring_pwrite_all(m->db->ring, o->fd, m->buf, m->buflen, (off_t)(o->size - m->buflen));
         pthread_mutex_unlock(&m->db->ring_mu);
         ferr = r < 0 ? -r : 0;
     }
@@ -267,8 +267,7 @@ static int out_open(merge_run *m)
     return 0;
 }
 
-static int out_append(merge_run *m, const fmt_record *r, const uint8_t *bytes, kept *k,
-                      bool marker)
+static int out_append(merge_run *m, const fmt_record *r, const uint8_t *bytes, kept *k, bool marker)
 {
     if (!m->nout || m->out[m->nout - 1].size + r->total_len > m->db->opt.segment_bytes) {
         if (m->nout && m->out[m->nout - 1].size > FMT_SEG_HEADER_LEN) {
@@ -290,16 +289,38 @@ static int out_append(merge_run *m, const fmt_record *r, const uint8_t *bytes, k
     output *o = &m->out[m->nout - 1];
     k->new_off = (uint32_t)o->size;
     k->out_index = m->nout - 1;
-    if (r->total_len > MERGE_BUF) { /* a huge record: write it directly */
+    /* Kept records leave their batch: the batch committed long ago, and the
+     * members merge drops would otherwise leave an unterminated frame that a
+     * later scan discards. The flags are under the checksum, so re-encode
+     * (same size: the flags byte stays one byte). */
+    fmt_record plain = *r;
+    plain.flags &= (uint8_t) ~(FMT_REC_BATCH | FMT_REC_BATCH_END);
+    bool reframe = plain.flags != r->flags;
+    if (r->total_len > MERGE_BUF) { /* a huge record: write it on its own */
         int err = out_flush(m);
+        if (err)
+            return err;
+        uint8_t *tmp = malloc(r->total_len);
+        if (!tmp)
+            return RC_ENOMEM;
+        size_t w = fmt_record_encode(tmp, r->total_len, &plain);
         pthread_mutex_lock(&m->db->ring_mu);
-        int w = err ? 0 : ring_pwrite_all(m->db->ring, o->fd, bytes, r->total_len, (off_t)o->size);
+        int rc = w == r->total_len
+                     ? ring_pwrite_all(m->db->ring, o->fd, tmp, r->total_len, (off_t)o->size)
+                     : -EINVAL;
         pthread_mutex_unlock(&m->db->ring_mu);
-        if (err || w < 0)
-            return err ? err : rc_fail(RC_EIO, "merge cannot write a large record");
+        free(tmp);
+        if (rc < 0)
+            return rc_fail(RC_EIO, "merge cannot write a large record");
         m->bytes_written += r->total_len;
     } else {
-        memcpy(m->buf + m->buflen, bytes, r->total_len);
+        if (reframe) {
+            if (fmt_record_encode(m->buf + m->buflen, r->total_len, &plain) != r->total_len)
+                return rc_fail(RC_ECORRUPT, "merge cannot re-encode record seq %llu",
+                               (unsigned long long)r->seq);
+        } else {
+            memcpy(m->buf + m->buflen, bytes, r->total_len);
+        }
         m->buflen += r->total_len;
     }
     o->size += r->total_len;
@@ -340,12 +361,16 @@ static int merge_visit(void *ctx, const fmt_record *r, uint32_t off)
     bool found = keydir_find(ks->kd, h, r->key, r->klen, &loc);
     keydir_unlock(ks->kd, s);
     bool here = found && loc.seg == victim->slot && loc.off == off && loc.seq == r->seq;
-    if (found && !here && loc.seq > r->seq)
-        return 0; /* superseded by a newer version: shadows nothing it doesn't */
+    if (found && !here && loc.seq > r->seq) {
+        ks_dead_sub(ks, r->total_len); /* superseded: reclaimed */
+        return 0;
+    }
     bool tomb = r->flags & FMT_REC_TOMBSTONE;
     bool expired = !tomb && r->expires_at_ms && (int64_t)r->expires_at_ms <= m->now;
-    if (!tomb && !expired && !here)
-        return 0; /* deleted since (a newer tombstone hides older versions) */
+    if (!tomb && !expired && !here) {
+        ks_dead_sub(ks, r->total_len); /* deleted since: reclaimed */
+        return 0;
+    }
     k.live = here;
     k.old = loc;
     if (tomb || expired) {
@@ -361,6 +386,7 @@ static int merge_visit(void *ctx, const fmt_record *r, uint32_t off)
                 if (gone)
                     index_account_removed(db, ks, &loc, r->klen);
             }
+            ks_dead_sub(ks, r->total_len); /* the marker itself: reclaimed */
             return 0;
         }
     }
@@ -503,8 +529,11 @@ static int delete_victims(merge_run *m)
 /* Merge VICTIMS (sealed segments). */
 static int merge_segments(rc_db *db, segment **victims, size_t nv)
 {
-    merge_run m = {.db = db, .nv = 0, .now = db_now_ms(db),
-                   .retention_ms = db->opt.tombstone_retention_ms, .rate_start_ns = mono_ns()};
+    merge_run m = {.db = db,
+                   .nv = 0,
+                   .now = db_now_ms(db),
+                   .retention_ms = db->opt.tombstone_retention_ms,
+                   .rate_start_ns = mono_ns()};
     m.victims = victims;
     qsort(victims, nv, sizeof(*victims), cmp_seg_id);
     m.buf = malloc(MERGE_BUF);
@@ -532,7 +561,7 @@ static int merge_segments(rc_db *db, segment **victims, size_t nv)
                                 : m.now;
         before += atomic_load(&victims[i]->size) + victims[i]->hint_bytes;
         scan_result res;
-        scan_segment(victims[i], merge_visit, &m, &res);
+        scan_segment(victims[i], false, merge_visit, &m, &res);
         err = m.err;
     }
     epoch_exit(ep);
@@ -573,8 +602,10 @@ static int merge_segments(rc_db *db, segment **victims, size_t nv)
     return err;
 }
 
-/* Collect merge victims: every sealed segment with dead data (ALL) or those
- * past the thresholds; *N receives the count. */
+/* Collect merge victims: with ALL, every sealed segment as soon as any has
+ * something dead (a full compaction: only then can every droppable tombstone
+ * be proven droppable, since no older segment stays outside); otherwise the
+ * segments past the thresholds. *N receives the count. */
 static segment **pick_victims(rc_db *db, bool all, size_t *n)
 {
     segment **v = malloc(SEG_SLOTS * sizeof(*v));
@@ -589,11 +620,11 @@ static segment **pick_victims(rc_db *db, bool all, size_t *n)
             continue;
         uint64_t size = atomic_load(&s->size);
         uint64_t dead = atomic_load(&s->dead_bytes);
-        bool markers_due = s->kept_marker_bytes &&
-                           s->created_ms + (int64_t)db->opt.tombstone_retention_ms <= now;
+        bool markers_due =
+            s->kept_marker_bytes && s->created_ms + (int64_t)db->opt.tombstone_retention_ms <= now;
         bool pick;
         if (all)
-            pick = dead > 0 || markers_due || size <= FMT_SEG_HEADER_LEN;
+            pick = true;
         else
             pick = size > FMT_SEG_HEADER_LEN &&
                    (dead * 100 >= (uint64_t)db->opt.merge_dead_pct * size ||
@@ -602,6 +633,14 @@ static segment **pick_victims(rc_db *db, bool all, size_t *n)
             v[k++] = s;
             total += size;
         }
+    }
+    if (all) { /* nothing to gain when nothing is dead */
+        bool any = false;
+        for (size_t i = 0; i < k && !any; i++)
+            any = atomic_load(&v[i]->dead_bytes) > 0 || v[i]->kept_marker_bytes > 0 ||
+                  atomic_load(&v[i]->size) <= FMT_SEG_HEADER_LEN;
+        if (!any)
+            k = 0;
     }
     *n = k;
     return v;

@@ -99,8 +99,8 @@ int record_sizes(rc_db *db, const kd_loc *loc, uint32_t *total, uint64_t *value_
     return 0;
 }
 
-int read_key(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *key, size_t klen,
-             rc_value *out, bool want_data)
+int read_key(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *key, size_t klen, rc_value *out,
+             bool want_data)
 {
     unsigned shard = keydir_shard_of(hash);
     kd_loc loc;

@@ -102,6 +102,7 @@ static int insert(rec_ctx *c, uint8_t flags, uint64_t seq, uint32_t ks_id, uint6
         return c->err = RC_ENOMEM;
     if (!replaced || tomb) {
         atomic_fetch_add(&c->seg->dead_bytes, total);
+        ks_dead_add(ks, total);
     }
     if (replaced) {
         if (!tomb) {
@@ -121,8 +122,7 @@ static int insert(rec_ctx *c, uint8_t flags, uint64_t seq, uint32_t ks_id, uint6
 static int scan_insert(void *ctx, const fmt_record *r, uint32_t off)
 {
     rec_ctx *c = ctx;
-    return insert(c, r->flags, r->seq, r->ks, r->expires_at_ms, r->key, r->klen, off,
-                  r->total_len);
+    return insert(c, r->flags, r->seq, r->ks, r->expires_at_ms, r->key, r->klen, off, r->total_len);
 }
 
 /* Load SEG from its hint; false (and nothing inserted) when it is unusable. */
@@ -150,16 +150,20 @@ static bool load_hint(rec_ctx *c, segment *seg)
     if (fmt_hint_file_verify(p, len, &h) != FMT_OK || h.segment_id != seg->id ||
         h.covered != atomic_load(&seg->size))
         goto out;
-    /* every entry must point inside the segment: checked before inserting */
-    size_t pos = FMT_HINT_HEADER_LEN, end = len - FMT_HINT_TRAILER_LEN;
-    for (uint64_t i = 0; i < h.count; i++) {
-        fmt_hint_entry e;
+    /* fmt_hint_file_verify decoded every entry and checked that each lies
+     * inside [header, covered): nothing is inserted from a bad hint */
+    size_t pos, end = len - FMT_HINT_TRAILER_LEN;
+    if (h.count) {
+        /* size the keydir once instead of growing it step by step; only into
+         * an empty keydir, so overwrite-heavy data does not over-reserve */
+        fmt_hint_entry first;
         size_t used;
-        if (fmt_hint_entry_decode(p + pos, end - pos, &e, &used) != FMT_OK)
-            goto out;
-        if ((uint64_t)e.offset + e.total_len > h.covered || e.offset < FMT_SEG_HEADER_LEN)
-            goto out;
-        pos += used;
+        if (fmt_hint_entry_decode(p + FMT_HINT_HEADER_LEN, end - FMT_HINT_HEADER_LEN, &first,
+                                  &used) == FMT_OK) {
+            rc_keyspace *ks = ks_for_id(db, first.ks);
+            if (ks && keydir_count(ks->kd) == 0)
+                keydir_reserve(ks->kd, h.count);
+        }
     }
     pos = FMT_HINT_HEADER_LEN;
     for (uint64_t i = 0; i < h.count && !c->err; i++) {
@@ -324,6 +328,18 @@ int recover(rc_db *db)
     if (err)
         return err;
     db->next_segment_id = n ? ids[n - 1] + 1 : 1;
+    /* the segment that was being appended when the process stopped is the
+     * newest one without a hint (a clean close writes the active's hint;
+     * merge outputs get theirs before they are published) */
+    uint64_t tail_id = 0;
+    for (size_t i = n; i-- > 0;) {
+        char hname[32];
+        seg_name(hname, sizeof(hname), ids[i], "hint");
+        if (faccessat(db->dir_fd, hname, F_OK, 0) != 0) {
+            tail_id = ids[i];
+            break;
+        }
+    }
     bool have_db_id = false;
     for (size_t i = 0; i < n && !err; i++) {
         segment *seg;
@@ -341,23 +357,33 @@ int recover(rc_db *db)
             db->db_id = h.db_id;
             have_db_id = true;
         }
+        if (atomic_load(&seg->size) <= FMT_SEG_HEADER_LEN && !db->opt.read_only &&
+            ids[i] != tail_id) {
+            /* an active segment that never got a record: nothing to keep */
+            seg_table_remove(&db->segs, seg);
+            seg_close(seg);
+            char nm[32];
+            seg_name(nm, sizeof(nm), ids[i], "data");
+            unlinkat(db->dir_fd, nm, 0);
+            continue;
+        }
         rec_ctx c = {.db = db, .seg = seg};
         if (db->opt.write_hints && load_hint(&c, seg)) {
             db->hint_files_used++;
         } else if (!c.err) {
             scan_result res;
-            if (scan_segment(seg, scan_insert, &c, &res) != 0 && !c.err)
+            if (scan_segment(seg, seg->id == tail_id, scan_insert, &c, &res) != 0 && !c.err)
                 c.err = RC_ENOMEM;
             db->segments_scanned++;
             db->corrupt_records += res.corrupt;
             if (res.corrupt && db->opt.strict) {
-                err = rc_fail(RC_ECORRUPT, "segment %08llu has %llu corrupt region(s) (strict "
-                                           "mode)",
+                err = rc_fail(RC_ECORRUPT,
+                              "segment %08llu has %llu corrupt region(s) (strict "
+                              "mode)",
                               (unsigned long long)seg->id, (unsigned long long)res.corrupt);
                 break;
             }
-            if (!res.header_ok && seg->file_len > 0 && res.torn_bytes > 0 &&
-                db->opt.strict) {
+            if (!res.header_ok && seg->file_len > 0 && res.torn_bytes > 0 && db->opt.strict) {
                 err = rc_fail(RC_ECORRUPT, "segment %08llu has a bad header",
                               (unsigned long long)seg->id);
                 break;

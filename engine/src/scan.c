@@ -40,7 +40,7 @@ static uint64_t last_nonzero_end(const uint8_t *p, uint64_t from, uint64_t to)
     return to;
 }
 
-int scan_segment(const segment *seg, scan_fn fn, void *ctx, scan_result *res)
+int scan_segment(const segment *seg, bool tail_mode, scan_fn fn, void *ctx, scan_result *res)
 {
     memset(res, 0, sizeof(*res));
     uint64_t size = atomic_load(&((segment *)seg)->size);
@@ -57,9 +57,19 @@ int scan_segment(const segment *seg, scan_fn fn, void *ctx, scan_result *res)
     held *batch = NULL;
     size_t nb = 0, cap = 0;
     int ret = 0;
+    bool skipping_batch = false; /* resynced into the middle of a batch */
     while (off < size) {
         fmt_record r;
         int rc = fmt_record_decode(map + off, size - off, &r);
+        if (rc == FMT_OK && skipping_batch) {
+            if (r.flags & (FMT_REC_BATCH | FMT_REC_BATCH_END)) {
+                if (r.flags & FMT_REC_BATCH_END)
+                    skipping_batch = false;
+                off += r.total_len;
+                continue;
+            }
+            skipping_batch = false;
+        }
         if (rc == FMT_OK) {
             if (r.flags & FMT_REC_BATCH) {
                 if (nb == cap) {
@@ -103,14 +113,14 @@ int scan_segment(const segment *seg, scan_fn fn, void *ctx, scan_result *res)
         /* a bad record at OFF: tail or corruption? */
         if (all_zero(map + off, size - off))
             break;
-        size_t next = fmt_record_resync(map, size, off);
+        size_t next = tail_mode ? size : fmt_record_resync(map, size, off);
         if (next >= size) {
-            res->torn_bytes = last_nonzero_end(map, res->committed_end, size) -
-                              res->committed_end;
+            res->torn_bytes = last_nonzero_end(map, res->committed_end, size) - res->committed_end;
             break;
         }
         res->corrupt++;
-        nb = 0; /* a batch interrupted by corruption is not applied */
+        nb = 0;                /* a batch interrupted by corruption is not applied... */
+        skipping_batch = true; /* ...nor what follows of it */
         off = next;
     }
     if (!ret && nb && res->torn_bytes == 0) {

@@ -20,11 +20,16 @@ typedef struct scan_result {
     bool header_ok;
 } scan_result;
 
-/* Scan SEG's mapping over [header, seg->size). A bad record followed later
- * by valid ones is counted in CORRUPT and skipped by resynchronising; a bad
- * record with nothing valid after it ends the scan (the tail). A batch is
- * delivered only when its BATCH_END record is reached. A non-zero return of
- * FN stops the scan and is returned. */
-int scan_segment(const segment *seg, scan_fn fn, void *ctx, scan_result *res);
+/* Scan SEG's mapping over [header, seg->size). A batch is delivered only
+ * when its BATCH_END record is reached.
+ * TAIL_MODE (the segment that was being appended when the process stopped):
+ * the first bad or short record ends the log — everything after it is the
+ * torn tail, so the recovered state is always a prefix of what was written.
+ * Otherwise (sealed segments): a bad record followed later by valid ones is
+ * counted in CORRUPT and skipped by resynchronising, and records of a batch
+ * that the bad region cut into are dropped up to its BATCH_END; a bad record
+ * with nothing valid after it ends the scan. A non-zero return of FN stops
+ * the scan and is returned. */
+int scan_segment(const segment *seg, bool tail_mode, scan_fn fn, void *ctx, scan_result *res);
 
 #endif

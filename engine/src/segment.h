@@ -18,19 +18,19 @@ typedef struct segment {
     uint64_t id;
     uint16_t slot;
     int fd;
-    uint8_t *map;             /* MAP_SHARED over [0, map_len) */
+    uint8_t *map; /* MAP_SHARED over [0, map_len) */
     size_t map_len;
-    _Atomic uint64_t size;    /* end of the valid records */
-    uint64_t file_len;        /* allocated length (active: preallocated) */
-    bool writable;            /* the active segment */
+    _Atomic uint64_t size; /* end of the valid records */
+    uint64_t file_len;     /* allocated length (active: preallocated) */
+    _Atomic bool writable; /* the active segment */
     _Atomic uint64_t dead_bytes;
     _Atomic bool has_hint;
-    uint64_t hint_bytes;
-    uint64_t min_seq;           /* lowest seq it holds (0: none yet) */
-    uint64_t max_seq;
-    int64_t created_ms;         /* from its header */
-    uint64_t kept_marker_bytes; /* tombstones/expired records merge had to keep */
-    _Atomic bool doomed;      /* merged away: delete files when unreferenced */
+    _Atomic uint64_t hint_bytes;
+    _Atomic uint64_t min_seq; /* lowest seq it holds (0: none yet) */
+    _Atomic uint64_t max_seq;
+    int64_t created_ms;                 /* from its header */
+    _Atomic uint64_t kept_marker_bytes; /* tombstones/expired records merge kept */
+    _Atomic bool doomed;                /* merged away: delete files when unreferenced */
 } segment;
 
 typedef struct segment_table {

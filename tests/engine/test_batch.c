@@ -34,7 +34,10 @@ static void reopen(void)
 }
 TestSuite(batch, .init = setup, .fini = teardown);
 
-#define PUT(k, v) {.kind = RC_OP_PUT, .key = k, .klen = sizeof(k) - 1, .val = v, .vlen = sizeof(v) - 1}
+#define PUT(k, v)                                                                                  \
+    {                                                                                              \
+        .kind = RC_OP_PUT, .key = k, .klen = sizeof(k) - 1, .val = v, .vlen = sizeof(v) - 1        \
+    }
 
 Test(batch, all_ops_apply_together)
 {
@@ -99,11 +102,20 @@ Test(batch, a_failing_op_rejects_the_whole_batch)
     } cases[] = {
         {{.kind = RC_OP_PUT, .key = longkey, .klen = sizeof(longkey), .val = "v", .vlen = 1},
          RC_EKEYSIZE},
-        {{.kind = RC_OP_PUT, .key = "exists", .klen = 6, .val = "v", .vlen = 1,
+        {{.kind = RC_OP_PUT,
+          .key = "exists",
+          .klen = 6,
+          .val = "v",
+          .vlen = 1,
           .cond = RC_IF_ABSENT},
          RC_EEXISTS},
-        {{.kind = RC_OP_PUT, .key = "exists", .klen = 6, .val = "v", .vlen = 1,
-          .cond = RC_IF_SEQ, .if_seq = 999999},
+        {{.kind = RC_OP_PUT,
+          .key = "exists",
+          .klen = 6,
+          .val = "v",
+          .vlen = 1,
+          .cond = RC_IF_SEQ,
+          .if_seq = 999999},
          RC_ECONFLICT},
         {{.kind = RC_OP_INCR, .key = "text", .klen = 4, .by = {.type = RC_TYPE_INT, .i = 1}},
          RC_ETYPE},
@@ -132,11 +144,14 @@ Test(batch, large_batch_of_ten_thousand)
 {
     size_t n = 10000;
     rc_op *ops = calloc(n, sizeof(*ops));
-    char (*keys)[16] = malloc(n * 16);
+    char(*keys)[16] = malloc(n * 16);
     for (size_t i = 0; i < n; i++) {
         snprintf(keys[i], 16, "bk%05zu", i);
-        ops[i] = (rc_op){.kind = RC_OP_PUT, .key = keys[i], .klen = strlen(keys[i]),
-                         .val = keys[i], .vlen = strlen(keys[i])};
+        ops[i] = (rc_op){.kind = RC_OP_PUT,
+                         .key = keys[i],
+                         .klen = strlen(keys[i]),
+                         .val = keys[i],
+                         .vlen = strlen(keys[i])};
     }
     cr_assert_eq(rc_apply(db, ops, n, NULL), 0, "%s", rc_last_error_message());
     reopen();
@@ -152,8 +167,8 @@ Test(batch, large_batch_of_ten_thousand)
 typedef struct flip {
     rc_db *db;
     atomic_bool stop;
-    int torn;
-    int reads;
+    atomic_int torn;
+    atomic_int reads;
 } flip;
 
 static void *flipper(void *p)
@@ -165,7 +180,10 @@ static void *flipper(void *p)
         for (int i = 0; i < 16; i++) {
             snprintf(keys[i], 8, "f%02d", i);
             snprintf(vals[i], 16, "%d", g);
-            ops[i] = (rc_op){.kind = RC_OP_PUT, .key = keys[i], .klen = 3, .val = vals[i],
+            ops[i] = (rc_op){.kind = RC_OP_PUT,
+                             .key = keys[i],
+                             .klen = 3,
+                             .val = vals[i],
                              .vlen = strlen(vals[i])};
         }
         rc_apply(f->db, ops, 16, NULL);
@@ -305,4 +323,35 @@ Test(batch, keyspace_default_ttl_persists)
     rc_value v;
     cr_assert_eq(rc_get_meta(db, a, "k", 1, &v), 0);
     cr_assert_gt(v.expires_at_ms, 0);
+}
+
+Test(batch, dead_bytes_are_counted_per_keyspace)
+{
+    rc_keyspace *a, *b;
+    cr_assert_eq(rc_keyspace_open(db, "a", RC_KS_CREATE, &a), 0);
+    cr_assert_eq(rc_keyspace_open(db, "b", RC_KS_CREATE, &b), 0);
+    th_put(db, a, "k", "first");
+    th_put(db, a, "k", "second");
+    th_put(db, b, "k", "only");
+    rc_stats sa, sb, all;
+    rc_stats_keyspace(db, a, &sa);
+    rc_stats_keyspace(db, b, &sb);
+    cr_assert_gt(sa.dead_bytes, 0, "the overwritten record is dead");
+    cr_assert_eq(sb.dead_bytes, 0);
+    cr_assert_eq(rc_delete(db, b, "k", 1, NULL), 0);
+    rc_stats_keyspace(db, b, &sb);
+    cr_assert_gt(sb.dead_bytes, 0, "the deleted value and its tombstone are dead");
+    rc_stats_db(db, &all);
+    cr_assert_geq(all.dead_bytes, sa.dead_bytes + sb.dead_bytes);
+    rc_options o;
+    th_options(&o);
+    o.tombstone_retention_ms = 0;
+    rc_close(db);
+    cr_assert_eq(rc_open(dir, &o, &db), 0);
+    cr_assert_eq(rc_keyspace_open(db, "a", 0, &a), 0);
+    rc_stats_keyspace(db, a, &sa);
+    cr_assert_gt(sa.dead_bytes, 0, "recovery counts dead bytes too");
+    cr_assert_eq(rc_merge(db), 0);
+    rc_stats_keyspace(db, a, &sa);
+    cr_assert_eq(sa.dead_bytes, 0, "merge reclaimed keyspace a's dead bytes");
 }

@@ -32,10 +32,10 @@ static void child_main(const char *dir, int fd, int start_gen)
         snprintf(val, sizeof(val), "%d", g);
         rc_op ops[BATCH_KEYS + 1];
         for (int i = 0; i < BATCH_KEYS; i++)
-            ops[i] = (rc_op){.kind = RC_OP_PUT, .key = keys[i], .klen = 2, .val = val,
-                             .vlen = strlen(val)};
-        ops[BATCH_KEYS] = (rc_op){.kind = RC_OP_INCR, .key = "ctr", .klen = 3,
-                                  .by = {.type = RC_TYPE_INT, .i = 1}};
+            ops[i] = (rc_op){
+                .kind = RC_OP_PUT, .key = keys[i], .klen = 2, .val = val, .vlen = strlen(val)};
+        ops[BATCH_KEYS] = (rc_op){
+            .kind = RC_OP_INCR, .key = "ctr", .klen = 3, .by = {.type = RC_TYPE_INT, .i = 1}};
         if (rc_apply(db, ops, BATCH_KEYS + 1, NULL) != 0)
             _exit(4);
         rc_value_free(&ops[BATCH_KEYS].result);

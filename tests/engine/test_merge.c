@@ -181,7 +181,11 @@ Test(merge, expired_records_are_dropped_and_stay_dead)
     for (int i = 0; i < NKEYS; i++) {
         key_of(i, k);
         th_put(db, NULL, k, "old-version-without-ttl");
-        rc_op op = {.kind = RC_OP_PUT, .key = k, .klen = strlen(k), .val = "ttl", .vlen = 3,
+        rc_op op = {.kind = RC_OP_PUT,
+                    .key = k,
+                    .klen = strlen(k),
+                    .val = "ttl",
+                    .vlen = 3,
                     .ttl_ms = i % 2 ? 1000 : RC_TTL_NONE};
         cr_assert_eq(rc_apply(db, &op, 1, NULL), 0);
     }
@@ -312,4 +316,30 @@ Test(merge, background_merge_runs_without_being_asked, .timeout = 60)
     }
     cr_assert_gt(st.merges, 0, "no background merge within 20 s");
     check_model("after background merges");
+}
+
+/* Regression: merge used to copy batch framing verbatim, so a batch whose
+ * superseded members were dropped became an unterminated frame that the next
+ * scan of the output discarded with every surviving member. */
+Test(merge, surviving_members_of_a_batch_outlive_merge_and_scans)
+{
+    rc_op ops[4] = {
+        {.kind = RC_OP_PUT, .key = "m1", .klen = 2, .val = "one", .vlen = 3},
+        {.kind = RC_OP_PUT, .key = "m2", .klen = 2, .val = "two", .vlen = 3},
+        {.kind = RC_OP_PUT, .key = "m3", .klen = 2, .val = "three", .vlen = 5},
+        {.kind = RC_OP_PUT, .key = "m4", .klen = 2, .val = "four", .vlen = 4},
+    };
+    cr_assert_eq(rc_apply(db, ops, 4, NULL), 0);
+    th_put(db, NULL, "m4", "newer"); /* the batch's last record is now dead */
+    cr_assert_eq(rc_merge(db), 0, "%s", rc_last_error_message());
+    reopen(0);
+    char hints[64][64];
+    int nh = th_list(dir, ".hint", hints, 64);
+    for (int i = 0; i < nh; i++)
+        unlink(th_path(dir, hints[i])); /* force scans of the merge output */
+    reopen(0);
+    cr_assert(th_has(db, NULL, "m1", "one"));
+    cr_assert(th_has(db, NULL, "m2", "two"));
+    cr_assert(th_has(db, NULL, "m3", "three"));
+    cr_assert(th_has(db, NULL, "m4", "newer"));
 }

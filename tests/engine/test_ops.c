@@ -28,8 +28,8 @@ TestSuite(ops, .init = setup, .fini = teardown);
 
 static int incr_int(const char *k, int64_t by, rc_value *out)
 {
-    rc_op op = {.kind = RC_OP_INCR, .key = k, .klen = strlen(k),
-                .by = {.type = RC_TYPE_INT, .i = by}};
+    rc_op op = {
+        .kind = RC_OP_INCR, .key = k, .klen = strlen(k), .by = {.type = RC_TYPE_INT, .i = by}};
     int rc = rc_apply(db, &op, 1, NULL);
     if (out)
         *out = op.result;
@@ -40,8 +40,8 @@ static int incr_int(const char *k, int64_t by, rc_value *out)
 
 static int put_typed(const char *k, const char *v, rc_type t)
 {
-    rc_op op = {.kind = RC_OP_PUT, .key = k, .klen = strlen(k), .val = v, .vlen = strlen(v),
-                .type = t};
+    rc_op op = {
+        .kind = RC_OP_PUT, .key = k, .klen = strlen(k), .val = v, .vlen = strlen(v), .type = t};
     return rc_apply(db, &op, 1, NULL);
 }
 
@@ -76,8 +76,7 @@ Test(ops, incr_creates_at_zero_and_adds)
 
 Test(ops, float_increments)
 {
-    rc_op op = {.kind = RC_OP_INCR, .key = "f", .klen = 1,
-                .by = {.type = RC_TYPE_FLOAT, .f = 0.1}};
+    rc_op op = {.kind = RC_OP_INCR, .key = "f", .klen = 1, .by = {.type = RC_TYPE_FLOAT, .f = 0.1}};
     cr_assert_eq(rc_apply(db, &op, 1, NULL), 0);
     rc_value_free(&op.result);
     cr_assert_eq(rc_apply(db, &op, 1, NULL), 0);
@@ -86,14 +85,14 @@ Test(ops, float_increments)
     rc_value_free(&op.result);
     /* int + float becomes a float */
     cr_assert_eq(put_typed("n", "3", RC_TYPE_INT), 0);
-    rc_op op2 = {.kind = RC_OP_INCR, .key = "n", .klen = 1,
-                 .by = {.type = RC_TYPE_FLOAT, .f = 0.5}};
+    rc_op op2 = {
+        .kind = RC_OP_INCR, .key = "n", .klen = 1, .by = {.type = RC_TYPE_FLOAT, .f = 0.5}};
     cr_assert_eq(rc_apply(db, &op2, 1, NULL), 0);
     cr_assert_str_eq(op2.result.data, "3.5");
     rc_value_free(&op2.result);
     /* a whole float result still reads as a float */
-    rc_op op3 = {.kind = RC_OP_INCR, .key = "n", .klen = 1,
-                 .by = {.type = RC_TYPE_FLOAT, .f = 0.5}};
+    rc_op op3 = {
+        .kind = RC_OP_INCR, .key = "n", .klen = 1, .by = {.type = RC_TYPE_FLOAT, .f = 0.5}};
     cr_assert_eq(rc_apply(db, &op3, 1, NULL), 0);
     cr_assert_str_eq(op3.result.data, "4.0");
     cr_assert_eq(op3.result.type, RC_TYPE_FLOAT);
@@ -135,7 +134,11 @@ Test(ops, append_concatenates)
 
 Test(ops, set_if_absent)
 {
-    rc_op op = {.kind = RC_OP_PUT, .key = "once", .klen = 4, .val = "first", .vlen = 5,
+    rc_op op = {.kind = RC_OP_PUT,
+                .key = "once",
+                .klen = 4,
+                .val = "first",
+                .vlen = 5,
                 .cond = RC_IF_ABSENT};
     cr_assert_eq(rc_apply(db, &op, 1, NULL), 0);
     op.val = "second";
@@ -162,16 +165,26 @@ Test(ops, compare_and_swap_on_sequence)
 {
     uint64_t s1;
     cr_assert_eq(rc_put(db, NULL, "cas", 3, "v1", 2, &s1), 0);
-    rc_op op = {.kind = RC_OP_PUT, .key = "cas", .klen = 3, .val = "v2", .vlen = 2,
-                .cond = RC_IF_SEQ, .if_seq = s1 + 100};
+    rc_op op = {.kind = RC_OP_PUT,
+                .key = "cas",
+                .klen = 3,
+                .val = "v2",
+                .vlen = 2,
+                .cond = RC_IF_SEQ,
+                .if_seq = s1 + 100};
     cr_assert_eq(rc_apply(db, &op, 1, NULL), RC_ECONFLICT);
     op.if_seq = s1;
     cr_assert_eq(rc_apply(db, &op, 1, NULL), 0);
     cr_assert_gt(op.seq, s1);
     cr_assert_eq(rc_apply(db, &op, 1, NULL), RC_ECONFLICT, "stale seq must fail");
     /* seq 0 means 'absent' */
-    rc_op create = {.kind = RC_OP_PUT, .key = "new", .klen = 3, .val = "x", .vlen = 1,
-                    .cond = RC_IF_SEQ, .if_seq = 0};
+    rc_op create = {.kind = RC_OP_PUT,
+                    .key = "new",
+                    .klen = 3,
+                    .val = "x",
+                    .vlen = 1,
+                    .cond = RC_IF_SEQ,
+                    .if_seq = 0};
     cr_assert_eq(rc_apply(db, &create, 1, NULL), 0);
     cr_assert_eq(rc_apply(db, &create, 1, NULL), RC_ECONFLICT);
 }
@@ -186,8 +199,8 @@ static void *incr_many(void *p)
 {
     counter_arg *a = p;
     for (int i = 0; i < a->n; i++) {
-        rc_op op = {.kind = RC_OP_INCR, .key = "counter", .klen = 7,
-                    .by = {.type = RC_TYPE_INT, .i = 1}};
+        rc_op op = {
+            .kind = RC_OP_INCR, .key = "counter", .klen = 7, .by = {.type = RC_TYPE_INT, .i = 1}};
         if (rc_apply(a->db, &op, 1, NULL) != 0)
             a->errors++;
         rc_value_free(&op.result);
@@ -226,8 +239,13 @@ static void *cas_once(void *p)
 {
     cas_arg *a = p;
     pthread_barrier_wait(a->bar);
-    rc_op op = {.kind = RC_OP_PUT, .key = "race", .klen = 4, .val = "mine", .vlen = 4,
-                .cond = RC_IF_SEQ, .if_seq = a->seq};
+    rc_op op = {.kind = RC_OP_PUT,
+                .key = "race",
+                .klen = 4,
+                .val = "mine",
+                .vlen = 4,
+                .cond = RC_IF_SEQ,
+                .if_seq = a->seq};
     a->won = rc_apply(a->db, &op, 1, NULL) == 0;
     return NULL;
 }

@@ -333,3 +333,48 @@ Test(recovery, overwrites_and_deletes_resolve_by_sequence_across_segments)
     cr_assert_eq(st.live_keys, 2);
     rc_close(db);
 }
+
+Test(recovery, corruption_inside_a_batch_drops_the_whole_batch)
+{
+    rc_db *db = open_db(false);
+    th_put(db, NULL, "before", "ok");
+    rc_op ops[3] = {
+        {.kind = RC_OP_PUT, .key = "b1", .klen = 2, .val = "one", .vlen = 3},
+        {.kind = RC_OP_PUT, .key = "b2", .klen = 2, .val = "two", .vlen = 3},
+        {.kind = RC_OP_PUT, .key = "b3", .klen = 2, .val = "three", .vlen = 5},
+    };
+    cr_assert_eq(rc_apply(db, ops, 3, NULL), 0);
+    th_put(db, NULL, "after", "ok");
+    rc_close(db);
+    db = open_db(false); /* seal that segment: it is no longer the tail */
+    th_put(db, NULL, "newest", "ok");
+    rc_close(db);
+    char names[64][64];
+    th_list(dir, ".data", names, 64);
+    const char *first = th_path(dir, names[0]);
+    int fd = open(first, O_RDWR);
+    long long sz = th_file_size(first);
+    char *img = malloc((size_t)sz);
+    pread(fd, img, (size_t)sz, 0);
+    char *b1 = memmem(img, (size_t)sz, "b1one", 5);
+    cr_assert_not_null(b1);
+    img[b1 - img + 3] ^= 0x20; /* damage the batch's first record */
+    pwrite(fd, img, (size_t)sz, 0);
+    close(fd);
+    free(img);
+    char hints[64][64];
+    int nh = th_list(dir, ".hint", hints, 64);
+    for (int i = 0; i < nh; i++)
+        unlink(th_path(dir, hints[i]));
+    db = open_db(false);
+    rc_stats st;
+    rc_stats_db(db, &st);
+    cr_assert_eq(st.corrupt_records, 1);
+    rc_value v;
+    cr_assert_eq(rc_get(db, NULL, "b2", 2, &v), RC_ENOTFOUND, "half a batch was applied");
+    cr_assert_eq(rc_get(db, NULL, "b3", 2, &v), RC_ENOTFOUND, "half a batch was applied");
+    cr_assert(th_has(db, NULL, "before", "ok"));
+    cr_assert(th_has(db, NULL, "after", "ok"));
+    cr_assert(th_has(db, NULL, "newest", "ok"));
+    rc_close(db);
+}

@@ -45,8 +45,8 @@ TestSuite(list, .init = setup, .fini = teardown);
 
 static void put_ttl(const char *k, const char *v, int64_t ttl)
 {
-    rc_op op = {.kind = RC_OP_PUT, .key = k, .klen = strlen(k), .val = v, .vlen = strlen(v),
-                .ttl_ms = ttl};
+    rc_op op = {
+        .kind = RC_OP_PUT, .key = k, .klen = strlen(k), .val = v, .vlen = strlen(v), .ttl_ms = ttl};
     cr_assert_eq(rc_apply(db, &op, 1, NULL), 0);
 }
 
@@ -61,8 +61,8 @@ Test(ttl, expired_at_exactly_expires_at)
     atomic_store(&fake_now, 1700000000000 + 10000);
     cr_assert_eq(th_has(db, NULL, "k", "v"), 0, "now >= expires_at is expired");
     /* an expired key is absent to conditional writes too */
-    rc_op op = {.kind = RC_OP_PUT, .key = "k", .klen = 1, .val = "new", .vlen = 3,
-                .cond = RC_IF_ABSENT};
+    rc_op op = {
+        .kind = RC_OP_PUT, .key = "k", .klen = 1, .val = "new", .vlen = 3, .cond = RC_IF_ABSENT};
     cr_assert_eq(rc_apply(db, &op, 1, NULL), 0);
     cr_assert(th_has(db, NULL, "k", "new"));
 }
@@ -137,7 +137,10 @@ Test(ttl, default_ttl_and_none)
 
 Test(ttl, incr_keeps_existing_expiry)
 {
-    rc_op op = {.kind = RC_OP_INCR, .key = "c", .klen = 1, .ttl_ms = 3000,
+    rc_op op = {.kind = RC_OP_INCR,
+                .key = "c",
+                .klen = 1,
+                .ttl_ms = 3000,
                 .by = {.type = RC_TYPE_INT, .i = 1}};
     cr_assert_eq(rc_apply(db, &op, 1, NULL), 0);
     rc_value_free(&op.result);
@@ -163,8 +166,8 @@ static rc_list *list(rc_list_opts *o)
 
 Test(list, byte_order_with_binary_keys)
 {
-    uint8_t k1[] = {0x00}, k2[] = {0x00, 0x00}, k3[] = {0x01}, k4[] = {0x7F, 0xFF},
-            k5[] = {0xFF}, k6[] = {0xFF, 0x00}, k7[] = {'a'};
+    uint8_t k1[] = {0x00}, k2[] = {0x00, 0x00}, k3[] = {0x01}, k4[] = {0x7F, 0xFF}, k5[] = {0xFF},
+            k6[] = {0xFF, 0x00}, k7[] = {'a'};
     put_bin(k5, 1);
     put_bin(k3, 1);
     put_bin(k7, 1);
@@ -192,7 +195,7 @@ Test(list, byte_order_with_binary_keys)
 static void fill_words(void)
 {
     const char *w[] = {"users:1:name", "users:1:age", "users:2:name", "users:10:name",
-                       "orders:1", "orders:2", "zeta"};
+                       "orders:1",     "orders:2",    "zeta"};
     for (int i = 0; i < 7; i++)
         th_put(db, NULL, w[i], w[i]);
 }
@@ -251,8 +254,8 @@ Test(list, limit_selection_matches_full_sort)
             cr_assert_eq(l->count, lim);
             for (size_t i = 0; i < lim; i++) {
                 size_t j = rev ? 3000 - 1 - i : i;
-                cr_assert_str_eq(l->items[i].key, full->items[j].key, "lim %zu rev %d i %zu",
-                                 lim, rev, i);
+                cr_assert_str_eq(l->items[i].key, full->items[j].key, "lim %zu rev %d i %zu", lim,
+                                 rev, i);
             }
             rc_list_free(l);
         }
