@@ -63,6 +63,7 @@ typedef struct snap_seg {
     uint64_t id;
     uint8_t *map;
     size_t len;
+    bool borrowed; /* the segment's own memory (a read-only handle's copy) */
 } snap_seg;
 
 typedef struct backup_run {
@@ -186,6 +187,14 @@ static int snapshot(backup_run *b)
         s->id = found[i]->id;
         if (sizes[i] <= FMT_SEG_HEADER_LEN || !found[i]->map)
             continue; /* no record in it */
+        if (found[i]->fd < 0) {
+            /* a read-only handle's private copy (segment.h): such a handle
+             * never merges, so the copy lives as long as the handle */
+            s->map = found[i]->map;
+            s->len = sizes[i];
+            s->borrowed = true;
+            continue;
+        }
         void *map = mmap(NULL, sizes[i], PROT_READ, MAP_SHARED, found[i]->fd, 0);
         if (map == MAP_FAILED) {
             err = rc_fail(RC_ENOMEM, "backup cannot map segment %08llu (%llu bytes): %s",
@@ -432,7 +441,8 @@ int rc_backup(rc_db *db, uint64_t since, rc_write_fn write, void *ctx, rc_progre
 
     for (size_t i = 0; i < b.nseg; i++)
         if (b.segs[i].map)
-            munmap(b.segs[i].map, b.segs[i].len);
+            if (!b.segs[i].borrowed)
+                munmap(b.segs[i].map, b.segs[i].len);
     for (uint32_t id = 0; b.kds && id < b.live_cap; id++)
         keydir_free(b.kds[id]);
     free(b.kds);
