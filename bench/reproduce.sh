@@ -4,8 +4,8 @@
 # (scripts/peers.sh) and a Release build:
 #   cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release && cmake --build build-bench -j2
 #   bash bench/reproduce.sh [BUILD_DIR] [OUT]
-# About 25 minutes on the 2-vCPU reference machine. The HTTP comparison is
-# separate: bench/http/run.sh --build BUILD_DIR.
+# About 30 minutes on the 2-vCPU reference machine, the HTTP comparison
+# (bench/http/run.sh) included when BUILD_DIR has server/kvd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-bench}
@@ -41,4 +41,14 @@ for ks in 16 64 256; do
   run "capacity-$ks" --engine ringcask --key-size "$ks" --workload fillrandom,recovery --json
 done
 run reopen-10m --engine ringcask --n 10000000 --seconds 300 --workload fillbatch,recovery,recovery
+# Space after 5 overwrite passes and 40 % deletes, background merge only,
+# then an explicit merge.
+run merge --engine ringcask --delete-pct 40 --seconds 30 \
+  --workload fillrandom,overwrite,overwrite,overwrite,overwrite,deleterandom,idle,idle,compact
+# HTTP: kvd vs webdis+Redis, when kvd is built.
+if [ -x "$build/server/kvd" ]; then
+  echo "== http: bench/http/run.sh --build $build"
+  { facts; bash bench/http/run.sh --build "$build"; } >"$out/http.txt" 2>&1 ||
+    echo "   (exit $?, see $out/http.txt)"
+fi
 echo "outputs in $out"
