@@ -2,16 +2,19 @@
  * kvbench.c — command line, engine loop and reporting of the benchmark tool
  * (contract: TOOLS.md "kvbench"; what the numbers are for: PERFORMANCE.md).
  *
- * kvbench runs a list of workloads against one or several engines. With
- * several (--engine all or a comma list) it runs them back to back in one
- * process — ringcask first, then each peer, each on its own fresh directory
- * that is deleted afterwards — and ends with a table of ratios
- * ringcask/peer per workload: on a shared, noisy machine only figures taken
- * minutes apart are comparable. A workload may carry its own thread count
- * ("fillsync@8"), so one invocation covers 1- and 8-thread rows.
+ * kvbench runs a list of workloads against one or several engines, each on
+ * its own fresh directory that is deleted afterwards. With several (--engine
+ * all or a comma list) they run in one process, either each engine's whole
+ * list in turn or, with --interleave, each workload on every engine in turn
+ * (seconds apart; an engine is closed between its turns so none of its
+ * background work overlaps another's measurement), optionally --repeat R
+ * times keeping each engine's best run, since other tenants of a shared
+ * machine only ever slow a run down. The run ends with ratio tables
+ * ringcask/peer by ops/s and by CPU per op. A workload may carry its own
+ * thread count ("fillsync@8"), so one invocation covers 1- and 8-thread rows.
  *
- * Everything measured per workload is in kvb_result; this file only turns it
- * into text (one row per workload) or --json (one object per line).
+ * Measuring is workloads.c's job, printing report.c's; this file parses the
+ * command line (exit 2 naming the flag on a usage error) and runs the loop.
  */
 #include "backend.h"
 #include "report.h"
