@@ -191,10 +191,28 @@ static int sandbox_pcall(lua_State *L)
     return pcall_finish(L, status, 0);
 }
 
+/* The message handler xpcall really installs. An error raised by the limit
+ * hook calls the handler from inside the hook, where hooks are off, so a
+ * looping handler could never be stopped: once a limit is hit the script's
+ * handler is skipped and the error passes through unchanged. */
+static int xpcall_handler(lua_State *L)
+{
+    script_run_ctx *run = sandbox_run(L);
+    if (run && run->limit != LIMIT_NONE)
+        return 1;
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
 static int sandbox_xpcall(lua_State *L)
 {
     int n = lua_gettop(L);
     luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, xpcall_handler, 1);
+    lua_replace(L, 2);
     lua_pushboolean(L, 1);
     lua_pushvalue(L, 1);
     lua_rotate(L, 3, 2);

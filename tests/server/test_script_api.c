@@ -1,2 +1,5 @@
 #include <criterion/criterion.h>
-Test(script_api, placeholder) { cr_assert(1); }
+Test(script_api, placeholder)
+{
+    cr_assert(1);
+}
