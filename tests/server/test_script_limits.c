@@ -45,7 +45,7 @@ static void expect_limit(const char *src, int outcome)
     script_result res;
     unsigned commits = host.commits;
     int rc = fake_run(eng, &host, src, &res);
-    cr_assert_eq(rc, outcome, "%s\n-> %s (%s)", src, script_outcome_name(rc), res.message);
+    cr_assert_eq(rc, outcome, "%s => %s (%s)", src, script_outcome_name(rc), res.message);
     cr_assert_eq(host.commits, commits, "a failed run committed");
     if (outcome != SCRIPT_OK)
         cr_assert_null(res.body);

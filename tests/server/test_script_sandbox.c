@@ -33,7 +33,7 @@ static void expect(const char *src, int outcome, const char *needle)
 {
     script_result res;
     int rc = fake_run(eng, &host, src, &res);
-    cr_assert_eq(rc, outcome, "%s\n-> %s (%s)", src, script_outcome_name(rc), res.message);
+    cr_assert_eq(rc, outcome, "%s => %s (%s)", src, script_outcome_name(rc), res.message);
     if (needle)
         cr_assert(strstr(res.message, needle), "%s\n-> message '%s' lacks '%s'", src, res.message,
                   needle);
@@ -46,7 +46,7 @@ static void expect_body(const char *src, const char *body)
     script_result res;
     int rc = fake_run(eng, &host, src, &res);
     cr_assert_eq(rc, SCRIPT_OK, "%s\n-> %s", src, res.message);
-    cr_assert_str_eq(res.body, body, "%s", src);
+    cr_assert_str_eq(res.body, body, "%s => '%s'", src, res.body);
     script_result_free(&res);
 }
 
