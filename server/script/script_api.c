@@ -67,7 +67,7 @@ void api_body_append(lua_State *L, script_run_ctx *run, const char *s, size_t n)
 {
     if (n == 0)
         return;
-    if (n > run->body_cap - run->body_len) {
+    if (n >= run->body_cap - run->body_len) { /* room for N bytes and the NUL */
         size_t want = run->body_len + n + 1;
         size_t cap = run->body_cap ? run->body_cap : 256;
         while (cap < want) {
