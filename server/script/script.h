@@ -69,7 +69,7 @@ extern "C" {
 
 typedef struct script_config {
     uint64_t instructions;   /* VM instructions per run; default 10,000,000 */
-    size_t memory_bytes;     /* bytes a run may hold; default 64 MiB, min 64 KiB */
+    size_t memory_bytes;     /* bytes a run may hold; default 16 MiB, min 64 KiB */
     uint32_t timeout_ms;     /* wall-clock cap per run; default 1000 */
     size_t max_value;        /* largest value kv.set accepts; default 16 MiB */
     size_t max_list;         /* largest kv.list limit; default 10,000 */

@@ -46,7 +46,7 @@ void script_config_default(script_config *cfg)
 {
     *cfg = (script_config){
         .instructions = 10000000,
-        .memory_bytes = 64u << 20,
+        .memory_bytes = 16u << 20,
         .timeout_ms = 1000,
         .max_value = 16u << 20,
         .max_list = 10000,

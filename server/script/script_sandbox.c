@@ -5,11 +5,15 @@
  * libraries opened (base, coroutine, table, string, math, utf8, os); io,
  * debug and package are never loaded, so nothing in the state can reach them.
  * From those libraries a template of globals is kept in the registry; each
- * run gets a fresh environment copied from it (the library tables copied
- * too), so a run that rewrites string.format or math.random sees its change
- * vanish with it. The string metatable, the one object every run shares,
- * is locked (__metatable) and string.dump is removed from it, since
- * ("").dump would otherwise reach it.
+ * run gets a fresh global table copied from it (about 30 slots), and for
+ * each library table (string, table, math, utf8, coroutine, os) an empty
+ * per-run proxy whose metatable reads through to a shared copy that no
+ * script can reach (__metatable hides it): a run that assigns string.format
+ * or math.floor writes into its own proxy, which vanishes with it; pairs()
+ * on a proxy iterates a merged snapshot. (rawget(string, "format") is nil:
+ * the one visible difference from stock Lua.) The string metatable, the one
+ * object every run shares, is locked (__metatable) and string.dump is
+ * removed from it, since ("").dump would otherwise reach it.
  *
  * Limits. The allocator charges every byte to the slot's account and
  * refuses growth past the run's cap, which Lua turns into a memory error.
@@ -23,9 +27,14 @@
  * reason. Finalizers (__gc) are refused by setmetatable: they would run at a
  * collection after the run, outside its limits.
  *
- * Trade-off: copying the template costs a few microseconds per run (about a
- * hundred table slots), much less than building a state per run; see
- * docs/SCRIPTS.md for the measurement.
+ * Trade-off: proxies instead of copies of the libraries cut the cost of a
+ * fresh environment from ~10 us to ~2 us per run (docs/SCRIPTS.md).
+ *
+ * Known gap: the hook only fires between VM instructions, so one long call
+ * into C is not interrupted. Every such call is bounded by the memory cap
+ * (string.rep, table.concat, ...) except backtracking in Lua patterns
+ * (string.find/match/gmatch/gsub), whose worst case grows as n^k for k
+ * quantifiers; see docs/SCRIPTS.md.
  */
 #include <stdio.h>
 #include <stdlib.h>
