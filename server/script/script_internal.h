@@ -110,6 +110,16 @@ void sandbox_uncharge(script_run_ctx *run, size_t n);
 
 uint64_t sandbox_now_ns(void);
 
+/* Charge STEPS of C work (pattern matching) to the instruction budget and
+ * check the deadline; raises the limit (sticky) when one is passed. */
+void sandbox_charge_steps(lua_State *L, uint64_t steps);
+
+/* ------------------------------------------------------ script_pattern.c */
+
+/* Replace find, match, gmatch and gsub in the string table at IDX with the
+ * step-counting versions. */
+void pattern_install(lua_State *L, int idx);
+
 /* --------------------------------------------------------- script_api.c */
 
 /* Register the per-state pieces of the kv API (metatables, function

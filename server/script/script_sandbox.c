@@ -30,11 +30,11 @@
  * Trade-off: proxies instead of copies of the libraries cut the cost of a
  * fresh environment from ~10 us to ~2 us per run (docs/SCRIPTS.md).
  *
- * Known gap: the hook only fires between VM instructions, so one long call
- * into C is not interrupted. Every such call is bounded by the memory cap
- * (string.rep, table.concat, ...) except backtracking in Lua patterns
- * (string.find/match/gmatch/gsub), whose worst case grows as n^k for k
- * quantifiers; see docs/SCRIPTS.md.
+ * The hook only fires between VM instructions, so a call into C runs to its
+ * end: every such call is bounded by the memory cap, except backtracking in
+ * Lua patterns, which is why find/match/gmatch/gsub are replaced (in the
+ * shared string table too, for the ("").find form) by the step-counting
+ * matcher of script_pattern.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +58,7 @@ uint64_t sandbox_now_ns(void)
 script_run_ctx *sandbox_run(lua_State *L)
 {
     script_slot *slot = *(script_slot **)lua_getextraspace(L);
-    return slot->run;
+    return slot ? slot->run : NULL;
 }
 
 /* ------------------------------------------------------------- allocator */
@@ -136,6 +136,24 @@ static void sandbox_hook(lua_State *L, lua_Debug *ar)
         return;
     if (run->limit == LIMIT_NONE) {
         run->instructions += run->cfg->hook_every;
+        if (run->instructions >= run->cfg->instructions)
+            run->limit = LIMIT_INSTRUCTIONS;
+        else if (sandbox_now_ns() >= run->deadline_ns)
+            run->limit = LIMIT_TIME;
+        else
+            return;
+    }
+    sandbox_flag_limit(run, L, run->limit);
+    luaL_error(L, "%s", limit_message(run->limit));
+}
+
+void sandbox_charge_steps(lua_State *L, uint64_t steps)
+{
+    script_run_ctx *run = sandbox_run(L);
+    if (!run)
+        return;
+    if (run->limit == LIMIT_NONE) {
+        run->instructions += steps;
         if (run->instructions >= run->cfg->instructions)
             run->limit = LIMIT_INSTRUCTIONS;
         else if (sandbox_now_ns() >= run->deadline_ns)
@@ -517,6 +535,7 @@ static int build_template(lua_State *L)
     lua_getfield(L, loaded, LUA_STRLIBNAME);
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
+    pattern_install(L, -1); /* step-counting find/match/gmatch/gsub */
     lua_pop(L, 1);
     lua_pushliteral(L, "");
     lua_getmetatable(L, -1);

@@ -12,7 +12,7 @@ if(NOT COMMAND rc_add_test)
 endif()
 
 set(RCSCRIPT_TEST_DIR ${CMAKE_CURRENT_LIST_DIR})
-foreach(suite sandbox api limits json)
+foreach(suite sandbox api limits json pattern)
   rc_add_test(test_script_${suite}
     SOURCES ${RCSCRIPT_TEST_DIR}/test_script_${suite}.c ${RCSCRIPT_TEST_DIR}/script_fake_host.c
     LIBS rcscript)
