@@ -24,14 +24,6 @@
 
 #include "script_internal.h"
 
-int overlay_get(lua_State *L);
-int overlay_set(lua_State *L);
-int overlay_incr(lua_State *L);
-int overlay_delete(lua_State *L);
-int overlay_list(lua_State *L);
-void overlay_begin(lua_State *L, script_run_ctx *run);
-void overlay_end(lua_State *L);
-
 static const char kv_meta_key = 'K';
 static const char scope_meta_key = 'S';
 static const char kv_template_key = 'F';

@@ -120,6 +120,21 @@ void sandbox_charge_steps(lua_State *L, uint64_t steps);
  * step-counting versions. */
 void pattern_install(lua_State *L, int idx);
 
+/* ----------------------------------------------------- script_wrappers.c */
+
+/* The sandbox's versions of base and coroutine functions (see the file).
+ * collectgarbage, setmetatable and coroutine.close take the original as
+ * upvalue 1; load takes the run's environment as upvalue 1. */
+int sandbox_pcall(lua_State *L);
+int sandbox_xpcall(lua_State *L);
+int sandbox_load(lua_State *L);
+int sandbox_collectgarbage(lua_State *L);
+int sandbox_setmetatable(lua_State *L);
+int sandbox_print(lua_State *L);
+int sandbox_resume(lua_State *L);
+int sandbox_wrap(lua_State *L);
+int sandbox_coclose(lua_State *L);
+
 /* --------------------------------------------------------- script_api.c */
 
 /* Register the per-state pieces of the kv API (metatables, function
@@ -141,6 +156,31 @@ void api_reset(lua_State *L);
 /* Append bytes to the run's response body, charging memory; raises the
  * memory limit when over the cap. */
 void api_body_append(lua_State *L, script_run_ctx *run, const char *s, size_t n);
+
+/* ------------------------------------------------------ script_overlay.c */
+
+/* An overlay entry is a table {op, type, value, ttl_ms, by} at these indices. */
+enum { OP_PUT = 1, OP_DEL = 2, OP_INCR = 3 };
+enum { E_OP = 1, E_TYPE = 2, E_VALUE = 3, E_TTL = 4, E_BY = 5 };
+
+int overlay_get(lua_State *L);
+int overlay_set(lua_State *L);
+int overlay_incr(lua_State *L);
+int overlay_delete(lua_State *L);
+int overlay_list(lua_State *L); /* script_list.c */
+void overlay_begin(lua_State *L, script_run_ctx *run);
+void overlay_end(lua_State *L);
+/* Push the run's overlay table (key -> entry). */
+void overlay_push_table(lua_State *L);
+/* Push DATA[0..LEN) as a string under protection; returns the status. */
+int overlay_push_bytes(lua_State *L, const void *data, size_t len);
+/* Push nil, MSG; returns 2. */
+int overlay_fail(lua_State *L, const char *msg);
+/* The text a script sees for an RC_E* code ("not found", ...). */
+const char *overlay_error_text(int err);
+bool overlay_permitted(const script_run_ctx *run, unsigned perm);
+bool overlay_in_scope(const script_run_ctx *run, const char *key, size_t klen);
+script_run_ctx *overlay_need_run(lua_State *L);
 
 /* -------------------------------------------------------- script_json.c */
 

@@ -18,9 +18,7 @@
  * (the memory limit) re-raised; list keys are pushed the same way from the
  * emit callback, which stops the host's listing on failure.
  *
- * kv.list merges the host's keys (asked for LIMIT plus the number of
- * overlay deletions, so deletions cannot leave the answer short) with the
- * overlay's new keys, both in byte order.
+ * kv.list (script_list.c) merges the host's keys with the overlay.
  */
 #include <errno.h>
 #include <math.h>
@@ -32,14 +30,11 @@
 
 #include "script_internal.h"
 
-enum { OP_PUT = 1, OP_DEL = 2, OP_INCR = 3 };
-enum { E_OP = 1, E_TYPE = 2, E_VALUE = 3, E_TTL = 4, E_BY = 5 };
-
 static const char overlay_key = 'O';
 
 /* ---------------------------------------------------------------- helpers */
 
-static const char *host_error_text(int err)
+const char *overlay_error_text(int err)
 {
     switch (err) {
     case RC_ENOTFOUND:
@@ -69,24 +64,24 @@ static const char *host_error_text(int err)
     }
 }
 
-static int fail(lua_State *L, const char *msg)
+int overlay_fail(lua_State *L, const char *msg)
 {
     lua_pushnil(L);
     lua_pushstring(L, msg);
     return 2;
 }
 
-static bool permitted(const script_run_ctx *run, unsigned perm)
+bool overlay_permitted(const script_run_ctx *run, unsigned perm)
 {
     return (run->perms & SCRIPT_PERM_ADMIN) || (run->perms & perm) == perm;
 }
 
-static bool in_scope(const script_run_ctx *run, const char *key, size_t klen)
+bool overlay_in_scope(const script_run_ctx *run, const char *key, size_t klen)
 {
     return klen >= run->prefix_len && memcmp(key, run->prefix, run->prefix_len) == 0;
 }
 
-static script_run_ctx *need_run(lua_State *L)
+script_run_ctx *overlay_need_run(lua_State *L)
 {
     script_run_ctx *run = sandbox_run(L);
     if (!run)
@@ -103,18 +98,18 @@ static const char *check_access(lua_State *L, script_run_ctx *run, unsigned perm
     const char *why = NULL;
     if (*klen == 0 || *klen > RC_KEY_MAX)
         why = "invalid key";
-    else if (!permitted(run, perm))
+    else if (!overlay_permitted(run, perm))
         why = "forbidden: the scope does not permit this";
-    else if (!in_scope(run, key, *klen))
+    else if (!overlay_in_scope(run, key, *klen))
         why = "forbidden: key outside the scope";
     if (why) {
-        *nret = fail(L, why);
+        *nret = overlay_fail(L, why);
         return NULL;
     }
     return key;
 }
 
-static void push_overlay(lua_State *L)
+void overlay_push_table(lua_State *L)
 {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &overlay_key);
 }
@@ -122,7 +117,7 @@ static void push_overlay(lua_State *L)
 /* Push overlay[key] (an entry table or nil); returns its op or 0. */
 static int push_entry(lua_State *L, int keyidx)
 {
-    push_overlay(L);
+    overlay_push_table(L);
     lua_pushvalue(L, keyidx);
     lua_rawget(L, -2);
     lua_remove(L, -2);
@@ -154,7 +149,7 @@ static void set_entry(lua_State *L, script_run_ctx *run, int keyidx, int op, rc_
         lua_pushvalue(L, byidx);
         lua_rawseti(L, -2, E_BY);
     }
-    push_overlay(L);
+    overlay_push_table(L);
     lua_pushvalue(L, keyidx);
     lua_pushvalue(L, -3);
     lua_rawset(L, -3);
@@ -180,7 +175,7 @@ static int push_bytes_fn(lua_State *L)
 }
 
 /* Push DATA[0..LEN) as a string without raising; returns the status. */
-static int push_bytes_protected(lua_State *L, const void *data, size_t len)
+int overlay_push_bytes(lua_State *L, const void *data, size_t len)
 {
     pushed_bytes b = {data, len};
     lua_pushcfunction(L, push_bytes_fn);
@@ -229,7 +224,7 @@ static int host_read(lua_State *L, script_run_ctx *run, int keyidx, rc_type *typ
     rc_value v = {0};
     int err = run->host->get(run->host->ctx, key, klen, &v);
     if (err) {
-        lua_pushstring(L, host_error_text(err));
+        lua_pushstring(L, overlay_error_text(err));
         return 0;
     }
     *type = v.type;
@@ -243,7 +238,7 @@ static int host_read(lua_State *L, script_run_ctx *run, int keyidx, rc_type *typ
     else {
         if (v.type == RC_TYPE_INT || v.type == RC_TYPE_FLOAT)
             *type = RC_TYPE_RAW; /* malformed number text: hand it over as bytes */
-        status = push_bytes_protected(L, v.data, v.len);
+        status = overlay_push_bytes(L, v.data, v.len);
     }
     if (run->host->release)
         run->host->release(run->host->ctx, &v);
@@ -279,7 +274,7 @@ static int read_current(lua_State *L, script_run_ctx *run, int keyidx, rc_type *
 
 int overlay_get(lua_State *L)
 {
-    script_run_ctx *run = need_run(L);
+    script_run_ctx *run = overlay_need_run(L);
     size_t klen;
     int nret;
     if (!check_access(L, run, SCRIPT_PERM_READ, &klen, &nret))
@@ -306,7 +301,7 @@ static int64_t check_ttl(lua_State *L, int idx)
 
 int overlay_set(lua_State *L)
 {
-    script_run_ctx *run = need_run(L);
+    script_run_ctx *run = overlay_need_run(L);
     size_t klen;
     int nret;
     luaL_checkany(L, 2);
@@ -338,7 +333,7 @@ int overlay_set(lua_State *L)
     if (!check_access(L, run, SCRIPT_PERM_WRITE, &klen, &nret))
         return nret;
     if (lua_type(L, 2) == LUA_TSTRING && lua_rawlen(L, 2) > run->cfg->max_value)
-        return fail(L, "value too large");
+        return overlay_fail(L, "value too large");
     set_entry(L, run, 1, OP_PUT, type, 2, ttl, 0);
     lua_pushboolean(L, 1);
     return 1;
@@ -366,7 +361,7 @@ static bool push_sum(lua_State *L, int a, int b)
 
 int overlay_incr(lua_State *L)
 {
-    script_run_ctx *run = need_run(L);
+    script_run_ctx *run = overlay_need_run(L);
     size_t klen;
     int nret;
     if (lua_isnoneornil(L, 2)) {
@@ -392,7 +387,7 @@ int overlay_incr(lua_State *L)
         lua_pushinteger(L, 0);
     } else if (!host_read(L, run, 1, &type)) {
         if (strcmp(lua_tostring(L, -1), "not found") != 0)
-            return fail(L, lua_tostring(L, -1));
+            return overlay_fail(L, lua_tostring(L, -1));
         lua_pop(L, 1);
         lua_pushinteger(L, 0);
         type = RC_TYPE_INT;
@@ -401,9 +396,9 @@ int overlay_incr(lua_State *L)
         op = -1;
     }
     if (lua_type(L, 4) != LUA_TNUMBER || (type != RC_TYPE_INT && type != RC_TYPE_FLOAT))
-        return fail(L, host_error_text(RC_ETYPE));
+        return overlay_fail(L, overlay_error_text(RC_ETYPE));
     if (!push_sum(L, 4, 2)) /* 5: new value */
-        return fail(L, host_error_text(RC_EOVERFLOW));
+        return overlay_fail(L, overlay_error_text(RC_EOVERFLOW));
     rc_type ntype = lua_isinteger(L, 5) ? RC_TYPE_INT : RC_TYPE_FLOAT;
     if (op == -1 || op == OP_INCR) {
         /* only incremented: commit as INCR by the sum of the increments */
@@ -412,7 +407,7 @@ int overlay_incr(lua_State *L)
         else
             lua_pushinteger(L, 0);
         if (!push_sum(L, -1, 2)) /* 7: new by */
-            return fail(L, host_error_text(RC_EOVERFLOW));
+            return overlay_fail(L, overlay_error_text(RC_EOVERFLOW));
         set_entry(L, run, 1, OP_INCR, ntype, 5, RC_TTL_DEFAULT, 7);
     } else {
         set_entry(L, run, 1, OP_PUT, ntype, 5, ttl, 0);
@@ -425,7 +420,7 @@ int overlay_incr(lua_State *L)
 
 int overlay_delete(lua_State *L)
 {
-    script_run_ctx *run = need_run(L);
+    script_run_ctx *run = overlay_need_run(L);
     size_t klen;
     int nret;
     lua_settop(L, 1);
@@ -434,132 +429,10 @@ int overlay_delete(lua_State *L)
     rc_type type;
     bool present = read_current(L, run, 1, &type);
     if (!present && strcmp(lua_tostring(L, -1), "not found") != 0)
-        return fail(L, lua_tostring(L, -1));
+        return overlay_fail(L, lua_tostring(L, -1));
     lua_pushboolean(L, 0);
     set_entry(L, run, 1, OP_DEL, RC_TYPE_RAW, -1, RC_TTL_DEFAULT, 0);
     lua_pushboolean(L, present);
-    return 1;
-}
-
-/* ------------------------------------------------------------- kv.list */
-
-typedef struct list_emit {
-    lua_State *L;
-    int table;
-    lua_Integer n;
-    int status;
-} list_emit;
-
-static int list_emit_key(void *ectx, const void *key, size_t klen)
-{
-    list_emit *e = ectx;
-    e->status = push_bytes_protected(e->L, key, klen);
-    if (e->status != LUA_OK)
-        return 1;
-    lua_rawseti(e->L, e->table, ++e->n);
-    return 0;
-}
-
-typedef struct key_ref {
-    const char *p;
-    size_t n;
-} key_ref;
-
-static int key_cmp(const void *pa, const void *pb)
-{
-    const key_ref *a = pa, *b = pb;
-    int c = memcmp(a->p, b->p, a->n < b->n ? a->n : b->n);
-    if (c)
-        return c;
-    return (a->n > b->n) - (a->n < b->n);
-}
-
-int overlay_list(lua_State *L)
-{
-    script_run_ctx *run = need_run(L);
-    size_t plen;
-    const char *prefix = luaL_optlstring(L, 1, "", &plen);
-    lua_Integer limit = luaL_optinteger(L, 2, 1000);
-    luaL_argcheck(L, limit >= 1 && (lua_Unsigned)limit <= run->cfg->max_list, 2,
-                  "limit out of range");
-    lua_settop(L, 2);
-    if (!permitted(run, SCRIPT_PERM_ENUMERATE))
-        return fail(L, "forbidden: the scope does not permit this");
-    if (!in_scope(run, prefix, plen)) {
-        if (plen < run->prefix_len && memcmp(prefix, run->prefix, plen) == 0) {
-            prefix = run->prefix; /* a shorter prefix lists what the scope sees */
-            plen = run->prefix_len;
-        } else {
-            return fail(L, "forbidden: prefix outside the scope");
-        }
-    }
-    lua_pushlstring(L, prefix, plen); /* 3: anchor the effective prefix */
-    prefix = lua_tostring(L, 3);
-
-    lua_newtable(L); /* 4: the host's keys */
-    list_emit e = {L, 4, 0, LUA_OK};
-    size_t ask = (size_t)limit + run->overlay_deletes;
-    int err = run->host->list(run->host->ctx, prefix, plen, ask, list_emit_key, &e);
-    if (e.status != LUA_OK) {
-        sandbox_must_propagate(L, e.status);
-        return lua_error(L);
-    }
-    if (err)
-        return fail(L, host_error_text(err));
-
-    /* the overlay's live keys under the prefix, sorted */
-    push_overlay(L); /* 5 */
-    size_t count = 0;
-    lua_pushnil(L);
-    while (lua_next(L, 5)) {
-        count++;
-        lua_pop(L, 1);
-    }
-    key_ref *refs = lua_newuserdatauv(L, (count ? count : 1) * sizeof *refs, 0); /* 6 */
-    size_t nref = 0;
-    lua_pushnil(L);
-    while (lua_next(L, 5)) {
-        size_t kl;
-        const char *k = lua_tolstring(L, -2, &kl);
-        lua_rawgeti(L, -1, E_OP);
-        int op = (int)lua_tointeger(L, -1);
-        lua_pop(L, 2);
-        if (op != OP_DEL && kl >= plen && memcmp(k, prefix, plen) == 0)
-            refs[nref++] = (key_ref){k, kl};
-    }
-    qsort(refs, nref, sizeof *refs, key_cmp);
-
-    lua_createtable(L, (int)(limit < 64 ? limit : 64), 0); /* 7: the answer */
-    lua_Integer out = 0, hi = 1;
-    size_t oi = 0;
-    while (out < limit) {
-        /* next host key that the overlay does not override */
-        key_ref h = {NULL, 0};
-        while (hi <= e.n) {
-            lua_rawgeti(L, 4, hi);
-            lua_pushvalue(L, -1);
-            lua_rawget(L, 5);
-            bool overridden = !lua_isnil(L, -1);
-            lua_pop(L, 1);
-            if (!overridden) {
-                h.p = lua_tolstring(L, -1, &h.n);
-                lua_pop(L, 1); /* still anchored in table 4 */
-                break;
-            }
-            lua_pop(L, 1);
-            hi++;
-        }
-        bool have_h = hi <= e.n, have_o = oi < nref;
-        if (!have_h && !have_o)
-            break;
-        if (have_h && (!have_o || key_cmp(&h, &refs[oi]) < 0)) {
-            lua_rawgeti(L, 4, hi++);
-        } else {
-            lua_pushlstring(L, refs[oi].p, refs[oi].n);
-            oi++;
-        }
-        lua_rawseti(L, 7, ++out);
-    }
     return 1;
 }
 
@@ -596,7 +469,7 @@ static void format_number(lua_State *L, int idx, number_text out)
 
 size_t api_collect_ops(lua_State *L, rc_op **opsp)
 {
-    push_overlay(L);
+    overlay_push_table(L);
     int ov = lua_gettop(L);
     size_t n = 0;
     lua_pushnil(L);
