@@ -3,6 +3,8 @@
  * nothing a run does survives into the next run on the same Lua state.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "script_fake_host.h"
@@ -226,4 +228,67 @@ Test(script_sandbox, many_runs_keep_the_state_small)
         cr_assert_lt(res.memory_peak, 2u << 20);
         script_result_free(&res);
     }
+}
+
+typedef struct thread_job {
+    script_engine *eng;
+    int id;
+    int ok;
+} thread_job;
+
+static void *thread_main(void *p)
+{
+    thread_job *job = p;
+    fake_host local;
+    fake_init(&local);
+    for (int i = 0; i < 200; i++) {
+        char src[128];
+        snprintf(src, sizeof src, "leak = leak or %d kv.say(leak, ' ', kv.incr('n'))", job->id);
+        script_result res;
+        if (fake_run(job->eng, &local, src, &res) == SCRIPT_OK) {
+            char want[64];
+            snprintf(want, sizeof want, "%d %d", job->id, i + 1);
+            if (strcmp(res.body, want) == 0)
+                job->ok++;
+        }
+        script_result_free(&res);
+    }
+    fake_free(&local);
+    return NULL;
+}
+
+Test(script_sandbox, threads_run_on_their_own_states)
+{
+    pthread_t t[4];
+    thread_job jobs[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (thread_job){eng, i + 1, 0};
+        cr_assert_eq(pthread_create(&t[i], NULL, thread_main, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        cr_assert_eq(jobs[i].ok, 200, "thread %d: %d of 200 runs right", i, jobs[i].ok);
+    }
+}
+
+Test(script_sandbox, a_fresh_state_per_run_behaves_the_same)
+{
+    script_engine_destroy(eng);
+    script_config cfg;
+    script_config_default(&cfg);
+    cfg.state_max_runs = 1;
+    cr_assert_eq(script_engine_create(&cfg, &eng), 0);
+    expect_body("x = 1 kv.say(kv.incr('c'))", "1");
+    expect_body("kv.say(tostring(x), kv.incr('c'))", "nil2");
+    expect("while true do end", SCRIPT_EINSTRUCTIONS, "instruction limit");
+    expect_body("kv.say(('abc'):upper())", "ABC");
+}
+
+Test(script_sandbox, large_output_is_fine_under_the_cap)
+{
+    script_result res;
+    cr_assert_eq(fake_run(eng, &host, "local s = string.rep('x', 1 << 20) kv.say(s, s)", &res),
+                 SCRIPT_OK, "%s", res.message);
+    cr_assert_eq(res.body_len, 2u << 20);
+    script_result_free(&res);
 }
