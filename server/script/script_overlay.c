@@ -276,7 +276,7 @@ int overlay_get(lua_State *L)
 {
     script_run_ctx *run = overlay_need_run(L);
     size_t klen;
-    int nret;
+    int nret = 0;
     if (!check_access(L, run, SCRIPT_PERM_READ, &klen, &nret))
         return nret;
     rc_type type;
@@ -303,7 +303,7 @@ int overlay_set(lua_State *L)
 {
     script_run_ctx *run = overlay_need_run(L);
     size_t klen;
-    int nret;
+    int nret = 0;
     luaL_checkany(L, 2);
     int64_t ttl = check_ttl(L, 3);
     lua_settop(L, 2);
@@ -363,7 +363,7 @@ int overlay_incr(lua_State *L)
 {
     script_run_ctx *run = overlay_need_run(L);
     size_t klen;
-    int nret;
+    int nret = 0;
     if (lua_isnoneornil(L, 2)) {
         lua_settop(L, 1);
         lua_pushinteger(L, 1);
@@ -422,7 +422,7 @@ int overlay_delete(lua_State *L)
 {
     script_run_ctx *run = overlay_need_run(L);
     size_t klen;
-    int nret;
+    int nret = 0;
     lua_settop(L, 1);
     if (!check_access(L, run, SCRIPT_PERM_DELETE, &klen, &nret))
         return nret;
