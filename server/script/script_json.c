@@ -1,18 +1,22 @@
 /*
  * script_json.c — kv.json_encode / kv.json_decode (and kv.set of a table).
  *
- * Design. Decoding uses Jansson, the server's JSON library: the text is
- * parsed into a json_t tree and the tree is turned into Lua values under a
- * protected call, so a memory error while building tables frees the tree
- * before it propagates. Jansson allocates outside the Lua heap, so before
- * parsing the run's memory account is charged a reservation of 32 bytes per
- * input byte (a bound on the tree Jansson builds for the densest input,
- * `[0,0,...]`), released when the tree is freed.
+ * Design. Both directions are done here, straight between JSON text and Lua
+ * values, so every byte either direction needs is a Lua allocation, charged
+ * to the run's memory cap and reclaimed by the collector if an error unwinds
+ * past it. Jansson, the server's JSON library, was the first choice and was
+ * measured: it builds a tree of 12x (object members) to 79x (`[{},{},...]`)
+ * the input outside the Lua heap, so a run could make the server allocate
+ * far more than its cap; and it prints 0.1 as 0.10000000000000001.
  *
- * Encoding is done here, straight from Lua values into a byte buffer held by
- * a userdata (allocated through the Lua allocator, so charged to the cap and
- * freed by __gc if an error unwinds past it): Jansson would print 0.1 as
- * 0.10000000000000001 and double the memory with a json_t tree. Numbers are
+ * Decoding is a recursive-descent parser of RFC 8259 under a protected call:
+ * a syntax error comes back as nil, "json: <what> at line L column C"; a
+ * memory error or a limit propagates. Strings are checked to be UTF-8 and
+ * \u escapes (surrogate pairs included) become UTF-8. Integers that fit
+ * int64 become Lua integers, other numbers floats. Depth is limited to 512.
+ *
+ * Encoding writes into a byte buffer held by a userdata (allocated through
+ * the Lua allocator, freed by __gc if an error unwinds past it). Numbers are
  * written in the shortest form that reads back to the same double, object keys
  * in byte order (so equal tables encode equally), tables with keys 1..n as
  * arrays, other tables (the empty one included) as objects. Strings must be
@@ -21,18 +25,18 @@
  * JSON null decodes to nil: a null member is absent, a null array element a
  * hole. Integers that fit int64 decode to Lua integers, other numbers to floats.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
 #include <lauxlib.h>
 
 #include "script_internal.h"
 
 #define JSON_DEPTH_MAX 64
-#define JSON_DECODE_RESERVE 32u
+#define JSON_DECODE_DEPTH_MAX 512
 
 /* ---------------------------------------------------------------- buffer */
 
@@ -337,91 +341,318 @@ void json_push_encoded(lua_State *L, int idx)
 
 /* --------------------------------------------------------------- decoding */
 
-static void push_json(lua_State *L, json_t *v, int depth)
+typedef struct json_reader {
+    lua_State *L;
+    const char *start, *p, *end;
+    int depth;
+} json_reader;
+
+/* Raise "json: WHAT at line L column C" as a parse error (caught by
+ * json_push_decoded, which turns it into nil, err). */
+static void parse_fail(json_reader *r, const char *what)
 {
-    if (depth > 512)
-        luaL_error(L, "json_decode: nested too deep");
-    luaL_checkstack(L, 4, "json_decode: nested too deep");
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        lua_createtable(L, 0, (int)(json_object_size(v) < 1024 ? json_object_size(v) : 1024));
-        const char *key;
-        size_t klen;
-        json_t *val;
-        json_object_keylen_foreach(v, key, klen, val)
-        {
-            if (json_is_null(val))
-                continue;
-            lua_pushlstring(L, key, klen);
-            push_json(L, val, depth + 1);
-            lua_rawset(L, -3);
+    int line = 1, col = 1;
+    for (const char *q = r->start; q < r->p && q < r->end; q++) {
+        if (*q == '\n') {
+            line++;
+            col = 1;
+        } else {
+            col++;
         }
-        break;
     }
-    case JSON_ARRAY: {
-        size_t n = json_array_size(v);
-        lua_createtable(L, (int)(n < 1024 ? n : 1024), 0);
-        for (size_t i = 0; i < n; i++) {
-            json_t *e = json_array_get(v, i);
-            if (json_is_null(e))
-                continue;
-            push_json(L, e, depth + 1);
-            lua_rawseti(L, -2, (lua_Integer)i + 1);
-        }
-        break;
-    }
-    case JSON_STRING:
-        lua_pushlstring(L, json_string_value(v), json_string_length(v));
-        break;
-    case JSON_INTEGER:
-        lua_pushinteger(L, (lua_Integer)json_integer_value(v));
-        break;
-    case JSON_REAL:
-        lua_pushnumber(L, json_real_value(v));
-        break;
-    case JSON_TRUE:
-        lua_pushboolean(L, 1);
-        break;
-    case JSON_FALSE:
-        lua_pushboolean(L, 0);
-        break;
-    default:
-        lua_pushnil(L);
-    }
+    lua_pushfstring(r->L, "json: %s at line %d column %d", what, line, col);
+    lua_error(r->L);
 }
 
-static int push_json_protected(lua_State *L)
+static void skip_space(json_reader *r)
 {
-    push_json(L, lua_touserdata(L, 1), 0);
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+        r->p++;
+}
+
+static int hex4(json_reader *r)
+{
+    if (r->end - r->p < 4)
+        parse_fail(r, "truncated \\u escape");
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = r->p[i];
+        int d = (c >= '0' && c <= '9')   ? c - '0'
+                : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                         : -1;
+        if (d < 0)
+            parse_fail(r, "invalid \\u escape");
+        v = v * 16 + d;
+    }
+    r->p += 4;
+    return v;
+}
+
+static void add_utf8(luaL_Buffer *b, uint32_t cp)
+{
+    char out[4];
+    size_t n;
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        out[0] = (char)(0xc0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        n = 2;
+    } else if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        n = 3;
+    } else {
+        out[0] = (char)(0xf0 | (cp >> 18));
+        out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+        out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        out[3] = (char)(0x80 | (cp & 0x3f));
+        n = 4;
+    }
+    luaL_addlstring(b, out, n);
+}
+
+/* The string at r->p (just after its opening quote) onto the stack. */
+static void parse_string(json_reader *r)
+{
+    luaL_Buffer b;
+    luaL_buffinit(r->L, &b);
+    for (;;) {
+        const char *run = r->p;
+        while (r->p < r->end && *r->p != '"' && *r->p != '\\' && (unsigned char)*r->p >= 0x20 &&
+               (unsigned char)*r->p < 0x80)
+            r->p++;
+        luaL_addlstring(&b, run, (size_t)(r->p - run));
+        if (r->p >= r->end)
+            parse_fail(r, "unterminated string");
+        unsigned char c = (unsigned char)*r->p;
+        if (c == '"') {
+            r->p++;
+            break;
+        }
+        if (c < 0x20)
+            parse_fail(r, "control character in a string");
+        if (c >= 0x80) {
+            size_t l = utf8_seq_len((const unsigned char *)r->p, (size_t)(r->end - r->p));
+            if (l == 0)
+                parse_fail(r, "invalid UTF-8 in a string");
+            luaL_addlstring(&b, r->p, l);
+            r->p += l;
+            continue;
+        }
+        r->p++; /* the backslash */
+        if (r->p >= r->end)
+            parse_fail(r, "unterminated string");
+        char e = *r->p++;
+        switch (e) {
+        case '"':
+        case '\\':
+        case '/':
+            luaL_addchar(&b, e);
+            break;
+        case 'b':
+            luaL_addchar(&b, '\b');
+            break;
+        case 'f':
+            luaL_addchar(&b, '\f');
+            break;
+        case 'n':
+            luaL_addchar(&b, '\n');
+            break;
+        case 'r':
+            luaL_addchar(&b, '\r');
+            break;
+        case 't':
+            luaL_addchar(&b, '\t');
+            break;
+        case 'u': {
+            uint32_t cp = (uint32_t)hex4(r);
+            if (cp >= 0xdc00 && cp <= 0xdfff)
+                parse_fail(r, "lone low surrogate in \\u escape");
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                if (r->end - r->p < 2 || r->p[0] != '\\' || r->p[1] != 'u')
+                    parse_fail(r, "high surrogate without its low half");
+                r->p += 2;
+                uint32_t lo = (uint32_t)hex4(r);
+                if (lo < 0xdc00 || lo > 0xdfff)
+                    parse_fail(r, "invalid low surrogate in \\u escape");
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            }
+            add_utf8(&b, cp);
+            break;
+        }
+        default:
+            parse_fail(r, "invalid escape in a string");
+        }
+    }
+    luaL_pushresult(&b);
+}
+
+static void parse_number(json_reader *r)
+{
+    const char *start = r->p;
+    bool integral = true;
+    if (r->p < r->end && *r->p == '-')
+        r->p++;
+    if (r->p < r->end && *r->p == '0') {
+        r->p++;
+    } else if (r->p < r->end && *r->p >= '1' && *r->p <= '9') {
+        while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
+            r->p++;
+    } else {
+        parse_fail(r, "invalid number");
+    }
+    if (r->p < r->end && *r->p == '.') {
+        integral = false;
+        r->p++;
+        if (r->p >= r->end || *r->p < '0' || *r->p > '9')
+            parse_fail(r, "invalid number");
+        while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
+            r->p++;
+    }
+    if (r->p < r->end && (*r->p == 'e' || *r->p == 'E')) {
+        integral = false;
+        r->p++;
+        if (r->p < r->end && (*r->p == '+' || *r->p == '-'))
+            r->p++;
+        if (r->p >= r->end || *r->p < '0' || *r->p > '9')
+            parse_fail(r, "invalid number");
+        while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
+            r->p++;
+    }
+    char buf[64];
+    size_t n = (size_t)(r->p - start);
+    if (n >= sizeof buf)
+        n = sizeof buf - 1; /* digits past 63 cannot change a double */
+    memcpy(buf, start, n);
+    buf[n] = 0;
+    if (integral) {
+        errno = 0;
+        long long v = strtoll(buf, NULL, 10);
+        if (errno == 0 && (size_t)(r->p - start) < sizeof buf) {
+            lua_pushinteger(r->L, (lua_Integer)v);
+            return;
+        }
+    }
+    lua_pushnumber(r->L, strtod(buf, NULL));
+}
+
+static void parse_literal(json_reader *r, const char *word, size_t len)
+{
+    if ((size_t)(r->end - r->p) < len || memcmp(r->p, word, len) != 0)
+        parse_fail(r, "invalid literal");
+    r->p += len;
+}
+
+/* Parse one value and push it (nil for null). */
+static void parse_value(json_reader *r)
+{
+    skip_space(r);
+    if (r->p >= r->end)
+        parse_fail(r, "unexpected end of text");
+    if (++r->depth > JSON_DECODE_DEPTH_MAX)
+        parse_fail(r, "nested too deep");
+    luaL_checkstack(r->L, 4, "json_decode: nested too deep");
+    char c = *r->p;
+    if (c == '{') {
+        r->p++;
+        lua_newtable(r->L);
+        skip_space(r);
+        if (r->p < r->end && *r->p == '}') {
+            r->p++;
+        } else {
+            for (;;) {
+                skip_space(r);
+                if (r->p >= r->end || *r->p != '"')
+                    parse_fail(r, "object key expected");
+                r->p++;
+                parse_string(r);
+                skip_space(r);
+                if (r->p >= r->end || *r->p != ':')
+                    parse_fail(r, "':' expected");
+                r->p++;
+                parse_value(r);
+                lua_rawset(r->L, -3); /* a nil value (null) leaves the key absent */
+                skip_space(r);
+                if (r->p < r->end && *r->p == ',') {
+                    r->p++;
+                    continue;
+                }
+                if (r->p < r->end && *r->p == '}') {
+                    r->p++;
+                    break;
+                }
+                parse_fail(r, "',' or '}' expected");
+            }
+        }
+    } else if (c == '[') {
+        r->p++;
+        lua_newtable(r->L);
+        skip_space(r);
+        lua_Integer i = 0;
+        if (r->p < r->end && *r->p == ']') {
+            r->p++;
+        } else {
+            for (;;) {
+                parse_value(r);
+                lua_rawseti(r->L, -2, ++i); /* null leaves a hole */
+                skip_space(r);
+                if (r->p < r->end && *r->p == ',') {
+                    r->p++;
+                    continue;
+                }
+                if (r->p < r->end && *r->p == ']') {
+                    r->p++;
+                    break;
+                }
+                parse_fail(r, "',' or ']' expected");
+            }
+        }
+    } else if (c == '"') {
+        r->p++;
+        parse_string(r);
+    } else if (c == 't') {
+        parse_literal(r, "true", 4);
+        lua_pushboolean(r->L, 1);
+    } else if (c == 'f') {
+        parse_literal(r, "false", 5);
+        lua_pushboolean(r->L, 0);
+    } else if (c == 'n') {
+        parse_literal(r, "null", 4);
+        lua_pushnil(r->L);
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+        parse_number(r);
+    } else {
+        parse_fail(r, "unexpected character");
+    }
+    r->depth--;
+}
+
+static int decode_protected(lua_State *L)
+{
+    json_reader *r = lua_touserdata(L, 1);
+    r->L = L;
+    parse_value(r);
+    skip_space(r);
+    if (r->p != r->end)
+        parse_fail(r, "end of text expected");
     return 1;
 }
 
 int json_push_decoded(lua_State *L, const char *s, size_t len)
 {
-    script_run_ctx *run = sandbox_run(L);
-    size_t reserve = len > SIZE_MAX / JSON_DECODE_RESERVE ? SIZE_MAX : len * JSON_DECODE_RESERVE;
-    if (run && !sandbox_charge(run, reserve)) {
-        sandbox_must_propagate(L, LUA_ERRMEM);
-        return luaL_error(L, "memory limit exceeded");
-    }
-    json_error_t jerr;
-    json_t *root = json_loadb(s, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-    if (!root) {
-        if (run)
-            sandbox_uncharge(run, reserve);
-        lua_pushnil(L);
-        lua_pushfstring(L, "json: %s at line %d column %d", jerr.text, jerr.line, jerr.column);
-        return 2;
-    }
-    lua_pushcfunction(L, push_json_protected);
-    lua_pushlightuserdata(L, root);
+    json_reader r = {L, s, s, s + len, 0};
+    lua_pushcfunction(L, decode_protected);
+    lua_pushlightuserdata(L, &r);
     int status = lua_pcall(L, 1, 1, 0);
-    json_decref(root);
-    if (run)
-        sandbox_uncharge(run, reserve);
-    if (status != LUA_OK) {
-        sandbox_must_propagate(L, status);
-        return lua_error(L);
-    }
-    return 1;
+    if (status == LUA_OK)
+        return 1;
+    if (sandbox_must_propagate(L, status))
+        return lua_error(L); /* a limit, or out of memory: not a parse error */
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
 }

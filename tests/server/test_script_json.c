@@ -106,3 +106,60 @@ Test(script_json, deep_nesting_is_refused_not_crashed)
                 "kv.say(tostring(v), ' ', err ~= nil)",
                 "nil true");
 }
+
+Test(script_json, decodes_escapes_and_unicode)
+{
+    expect_body("kv.say(kv.json_decode('\"\\\\u00e9\\\\ud83d\\\\ude00\\\\n\\\\/\\\\\"\"'))",
+                "é😀\n/\"");
+    expect_body("kv.say(kv.json_decode(' {\"a\" : 1 , \"a\" : 2} ').a)", "2");
+    expect_body("kv.say(math.type(kv.json_decode('12345678901234567890')), ' ', "
+                "kv.json_decode('-0'), ' ', kv.json_decode('1e2'), ' ', kv.json_decode('-1.5E-1'))",
+                "float 0 100.0 -0.15");
+}
+
+Test(script_json, refuses_malformed_text)
+{
+    const char *bad[] = {
+        "01",          "1.",       "-",         ".5",       "[1,]", "{\"a\" 1}", "{a:1}",
+        "[1 2]",       "\"abc",    "tru",       "nul",      "1 2",  "\"\\x\"",   "\"\\ud800\"",
+        "\"\\udc00\"", "\"a\tb\"", "\"\\u12\"", "{\"a\":}", "",     NULL};
+    for (int i = 0; bad[i]; i++) {
+        script_host h = fake_vtable(&host);
+        script_scope scope = {NULL, 0, SCRIPT_PERM_ALL};
+        script_request req = {.body = bad[i], .body_len = strlen(bad[i])};
+        const char *src = "local v, err = kv.json_decode(kv.body) "
+                          "kv.say(tostring(v), ' ', err and err:match('^json: .* at line %d+ "
+                          "column %d+$') ~= nil)";
+        script_result res;
+        cr_assert_eq(script_run(eng, src, strlen(src), "t", &h, &scope, &req, &res), SCRIPT_OK,
+                     "%s", res.message);
+        cr_assert_str_eq(res.body, "nil true", "input '%s' => '%s'", bad[i], res.body);
+        script_result_free(&res);
+    }
+    /* invalid UTF-8 inside a string */
+    expect_body("kv.say(select(2, kv.json_decode('\"\\255\"')):find('UTF%-8') ~= nil)", "true");
+}
+
+Test(script_json, decoding_is_bounded_by_the_memory_cap)
+{
+    script_engine_destroy(eng);
+    script_config cfg;
+    script_config_default(&cfg);
+    cfg.memory_bytes = 4u << 20;
+    cr_assert_eq(script_engine_create(&cfg, &eng), 0);
+    script_result res;
+    /* 1 MB of empty objects: Jansson would have built ~79 MB outside the cap */
+    int rc = fake_run(eng, &host,
+                      "local s = '[' .. string.rep('{},', 333333) .. '{}]' "
+                      "kv.json_decode(s)",
+                      &res);
+    cr_assert_eq(rc, SCRIPT_EMEMORY, "%s", res.message);
+    script_result_free(&res);
+    rc = fake_run(eng, &host,
+                  "local t = kv.json_decode('[' .. string.rep('1,', 1000) .. '1]') "
+                  "kv.say(#t)",
+                  &res);
+    cr_assert_eq(rc, SCRIPT_OK, "%s", res.message);
+    cr_assert_str_eq(res.body, "1001");
+    script_result_free(&res);
+}
