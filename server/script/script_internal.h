@@ -134,6 +134,7 @@ int sandbox_print(lua_State *L);
 int sandbox_resume(lua_State *L);
 int sandbox_wrap(lua_State *L);
 int sandbox_coclose(lua_State *L);
+int sandbox_sort(lua_State *L); /* the original as upvalue 1 */
 
 /* --------------------------------------------------------- script_api.c */
 

@@ -321,7 +321,15 @@ static int run_protected(lua_State *L)
     int fn = lua_gettop(L);
     sandbox_push_env(L);
     int env = fn + 1;
+    /* the request's own bytes (body, args) are not the script's doing: the
+     * cap grows by what building kv took */
+    mem_account *mem = &a->run->slot->mem;
+    size_t before = mem->used, cap = mem->cap;
+    mem->cap = SIZE_MAX;
     api_push_kv(L, a->run, a->req);
+    mem->cap = cap;
+    if (mem->used > before && cap <= SIZE_MAX - (mem->used - before))
+        mem->cap = cap + (mem->used - before);
     lua_setfield(L, env, "kv");
     /* one RNG per state: reseed it so no run can predict the next one's */
     lua_getfield(L, env, "math");
@@ -383,6 +391,7 @@ static void free_output(script_run_ctx *run)
 static void slot_finish(script_slot *slot)
 {
     lua_State *L = slot->L;
+    slot->mem.cap = SIZE_MAX; /* cleanup must never meet the run's cap */
     sandbox_hooks_off(L);
     lua_settop(L, 0);
     api_reset(L);
@@ -395,7 +404,6 @@ static void slot_finish(script_slot *slot)
     }
     lua_settop(L, 0);
     slot->run = NULL;
-    slot->mem.cap = SIZE_MAX;
     slot->runs++;
     const script_config *cfg = &slot->eng->cfg;
     if (cfg->state_max_runs && slot->runs >= cfg->state_max_runs) {

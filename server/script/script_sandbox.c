@@ -311,6 +311,10 @@ static int build_template(lua_State *L)
     copy_field(L, g, tpl, "setmetatable", sandbox_setmetatable);
     /* load is added per run: it needs the run's environment */
 
+    lua_getfield(L, loaded, LUA_TABLIBNAME);
+    copy_field(L, -1, -1, "sort", sandbox_sort);
+    lua_pop(L, 1);
+
     static const char *const libs[] = {LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_MATHLIBNAME,
                                        LUA_UTF8LIBNAME, NULL};
     for (int i = 0; libs[i]; i++) {

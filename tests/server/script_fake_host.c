@@ -94,6 +94,7 @@ static int fake_get(void *ctx, const void *key, size_t klen, rc_value *out)
         return RC_ENOTFOUND;
     out->data = malloc(f->e[i].vlen + 1);
     memcpy(out->data, f->e[i].val, f->e[i].vlen);
+    ((char *)out->data)[f->e[i].vlen] = 0; /* commit's incr parses it */
     out->len = f->e[i].vlen;
     out->type = f->e[i].type;
     return 0;

@@ -5,6 +5,7 @@
  * the thread's Lua state fit for the next run.
  */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -239,4 +240,36 @@ Test(script_limits, a_limit_after_writes_writes_nothing)
     cr_assert_eq(host.commits, 0);
     cr_assert_str_eq(fake_find(&host, "a")->val, "1");
     cr_assert_null(fake_find(&host, "b"));
+}
+
+Test(script_limits, unhooked_c_work_is_charged)
+{
+    make_engine(1000000, 16u << 20, 5000);
+    expect_limit("local t = {} for i = 1, 100000 do t[i] = -i end table.sort(t)",
+                 SCRIPT_EINSTRUCTIONS);
+    expect_limit("local t = {5, 3, 9, 1} table.sort(t) kv.say(table.concat(t, ','))", SCRIPT_OK);
+    expect_limit("kv.say(load('return 1 + 1')())", SCRIPT_OK);
+    make_engine(100000, 16u << 20, 5000);
+    expect_limit("local s = string.rep('local a = 1 ', 100000) load(s)", SCRIPT_EINSTRUCTIONS);
+}
+
+Test(script_limits, the_request_body_does_not_count_against_the_cap)
+{
+    make_engine(1000000, 1u << 20, 5000);
+    size_t n = 4u << 20;
+    char *body = malloc(n);
+    memset(body, 'b', n);
+    script_host h = fake_vtable(&host);
+    script_scope scope = {NULL, 0, SCRIPT_PERM_ALL};
+    script_request req = {.method = "POST", .body = body, .body_len = n};
+    const char *src = "kv.say(#kv.body)";
+    script_result res;
+    cr_assert_eq(script_run(eng, src, strlen(src), "t", &h, &scope, &req, &res), SCRIPT_OK, "%s",
+                 res.message);
+    cr_assert_str_eq(res.body, "4194304");
+    script_result_free(&res);
+    const char *copy = "local s = kv.body .. 'x'";
+    cr_assert_eq(script_run(eng, copy, strlen(copy), "t", &h, &scope, &req, &res), SCRIPT_EMEMORY);
+    script_result_free(&res);
+    free(body);
 }

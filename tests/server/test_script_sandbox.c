@@ -245,12 +245,14 @@ static void *thread_main(void *p)
         char src[128];
         snprintf(src, sizeof src, "leak = leak or %d kv.say(leak, ' ', kv.incr('n'))", job->id);
         script_result res;
-        if (fake_run(job->eng, &local, src, &res) == SCRIPT_OK) {
-            char want[64];
-            snprintf(want, sizeof want, "%d %d", job->id, i + 1);
-            if (strcmp(res.body, want) == 0)
-                job->ok++;
-        }
+        int rc = fake_run(job->eng, &local, src, &res);
+        char want[64];
+        snprintf(want, sizeof want, "%d %d", job->id, i + 1);
+        if (rc == SCRIPT_OK && strcmp(res.body, want) == 0)
+            job->ok++;
+        else if (job->ok == i)
+            fprintf(stderr, "thread %d run %d: %s '%s' (%s)\n", job->id, i, script_outcome_name(rc),
+                    rc == SCRIPT_OK ? res.body : "", res.message);
         script_result_free(&res);
     }
     fake_free(&local);
