@@ -35,9 +35,10 @@
  *     script did not otherwise set are committed as RC_OP_INCR, so concurrent
  *     counters never lose updates.
  *   - One Lua state per thread, reused: memory of an idle thread is that of
- *     one pristine state (about 30 KiB) plus whatever the last run left for
- *     the collector, bounded by the memory cap (the state is collected after a
- *     run that grew it and replaced after a run that broke it).
+ *     one pristine state (21 KiB of Lua heap), its cache of compiled chunks
+ *     (at most 32 sources of at most 16 KiB) and whatever the last run left
+ *     for the collector (the state is collected after a run that grew it by
+ *     1 MiB and replaced when that does not bring it back under 8 MiB).
  *
  * Threads: a script_engine is shared by all threads; script_run and
  * script_compile may be called from any number of threads at once (each
