@@ -29,11 +29,15 @@
  *     with one rc_apply. On an error or a limit it is never called.
  *
  * The price
- *   - Isolation is snapshot-free: reads see the committed state at the time
- *     of each read plus the run's own writes; a key read and then set is
- *     last-writer-wins against a concurrent request. Increments of keys the
- *     script did not otherwise set are committed as RC_OP_INCR, so concurrent
- *     counters never lose updates.
+ *   - Isolation is optimistic and per key: a key the script read with
+ *     kv.get and then wrote commits only if its sequence number is still the
+ *     one read (RC_IF_SEQ); on a conflict the whole run starts over (up to 8
+ *     times, then SCRIPT_ECOMMIT with RC_ECONFLICT). Keys only read are not
+ *     checked (write skew is possible), and a key the script only incremented
+ *     commits as RC_OP_INCR with no check, so concurrent counters never
+ *     conflict and never lose updates — but the number kv.incr returned may
+ *     have been returned by a concurrent run too (use kv.get + kv.set for
+ *     unique ids).
  *   - One Lua state per thread, reused: memory of an idle thread is that of
  *     one pristine state (21 KiB of Lua heap), its cache of compiled chunks
  *     (at most 32 sources of at most 16 KiB) and whatever the last run left
@@ -204,8 +208,10 @@ int script_compile(script_engine *eng, const char *src, size_t len, const char *
 
 /* Run SRC[0..LEN) (chunk name NAME) on the calling thread's Lua state with
  * HOST, SCOPE and REQ. Fills *RES (always; free with script_result_free)
- * and returns RES->outcome. The host's commit is called at most once, from
- * this thread, before script_run returns. */
+ * and returns RES->outcome. The host's commit is called at most once per
+ * attempt, from this thread, before script_run returns; a commit that fails
+ * with RC_ECONFLICT (a key read by kv.get changed) runs the script again, so
+ * the host sees get/list calls and kv.say output of the last attempt only. */
 int script_run(script_engine *eng, const char *src, size_t len, const char *name,
                const script_host *host, const script_scope *scope, const script_request *req,
                script_result *res);

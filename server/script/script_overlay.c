@@ -11,7 +11,11 @@
  * deletion, and INCR (with the increments summed) for a key the script only
  * incremented — so concurrent counters add up instead of overwriting each
  * other. A key set or deleted and then incremented commits as a PUT of the
- * value the script saw.
+ * value the script saw. A key whose committed value the script saw through
+ * kv.get (a registry table keeps the sequence number of the first sighting,
+ * 0 for absent) and then wrote commits with RC_IF_SEQ, so a concurrent
+ * change makes the commit fail with RC_ECONFLICT and script_run start the
+ * run over: read-modify-write through kv.get/kv.set is never lost.
  *
  * Host calls never raise: a value read from the host is pushed under a
  * protected call, the host's buffer is released, and only then is an error
@@ -31,6 +35,7 @@
 #include "script_internal.h"
 
 static const char overlay_key = 'O';
+static const char reads_key = 'V'; /* key -> seq of the committed value a kv.get saw */
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -214,19 +219,40 @@ static bool parse_float(const char *s, size_t len, lua_Number *out)
     return true;
 }
 
+/* Remember that the script saw the committed state SEQ of the key at KEYIDX
+ * (0: absent); the first sighting is the one a later write is checked
+ * against. */
+static void record_read(lua_State *L, int keyidx, uint64_t seq)
+{
+    keyidx = lua_absindex(L, keyidx);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &reads_key);
+    lua_pushvalue(L, keyidx);
+    if (lua_rawget(L, -2) == LUA_TNIL) {
+        lua_pushvalue(L, keyidx);
+        lua_pushinteger(L, (lua_Integer)seq);
+        lua_rawset(L, -4);
+    }
+    lua_pop(L, 2);
+}
+
 /* Push the committed value of the key at KEYIDX with its type. Returns 1
  * with the value pushed, or 0 with an error text pushed (absence included);
- * *TYPE receives the stored type. Raises only after releasing the host value. */
-static int host_read(lua_State *L, script_run_ctx *run, int keyidx, rc_type *type)
+ * *TYPE receives the stored type. OBSERVE records the read (kv.get), so a
+ * later write of the key commits only if nobody changed it meanwhile.
+ * Raises only after releasing the host value. */
+static int host_read(lua_State *L, script_run_ctx *run, int keyidx, rc_type *type, bool observe)
 {
     size_t klen;
     const char *key = lua_tolstring(L, keyidx, &klen);
     rc_value v = {0};
     int err = run->host->get(run->host->ctx, key, klen, &v);
     if (err) {
+        if (err == RC_ENOTFOUND && observe)
+            record_read(L, keyidx, 0);
         lua_pushstring(L, overlay_error_text(err));
         return 0;
     }
+    uint64_t seq = v.seq;
     *type = v.type;
     int status = LUA_OK;
     lua_Integer i;
@@ -246,12 +272,14 @@ static int host_read(lua_State *L, script_run_ctx *run, int keyidx, rc_type *typ
         sandbox_must_propagate(L, status);
         lua_error(L);
     }
+    if (observe)
+        record_read(L, keyidx, seq);
     return 1;
 }
 
 /* Push the value the run sees for the key at KEYIDX: 1 = value pushed,
  * 0 = error text pushed ("not found" when absent). */
-static int read_current(lua_State *L, script_run_ctx *run, int keyidx, rc_type *type)
+static int read_current(lua_State *L, script_run_ctx *run, int keyidx, rc_type *type, bool observe)
 {
     int op = push_entry(L, keyidx);
     if (op == OP_PUT || op == OP_INCR) {
@@ -267,7 +295,7 @@ static int read_current(lua_State *L, script_run_ctx *run, int keyidx, rc_type *
         lua_pushliteral(L, "not found");
         return 0;
     }
-    return host_read(L, run, keyidx, type);
+    return host_read(L, run, keyidx, type, observe);
 }
 
 /* ----------------------------------------------------------- kv.get/set */
@@ -280,7 +308,7 @@ int overlay_get(lua_State *L)
     if (!check_access(L, run, SCRIPT_PERM_READ, &klen, &nret))
         return nret;
     rc_type type;
-    if (read_current(L, run, 1, &type))
+    if (read_current(L, run, 1, &type, true))
         return 1;
     lua_pushnil(L);
     lua_insert(L, -2);
@@ -385,7 +413,7 @@ int overlay_incr(lua_State *L)
         lua_rawgeti(L, 3, E_VALUE); /* 4: current */
     } else if (op == OP_DEL) {
         lua_pushinteger(L, 0);
-    } else if (!host_read(L, run, 1, &type)) {
+    } else if (!host_read(L, run, 1, &type, false)) {
         if (strcmp(lua_tostring(L, -1), "not found") != 0)
             return overlay_fail(L, lua_tostring(L, -1));
         lua_pop(L, 1);
@@ -427,7 +455,7 @@ int overlay_delete(lua_State *L)
     if (!check_access(L, run, SCRIPT_PERM_DELETE, &klen, &nret))
         return nret;
     rc_type type;
-    bool present = read_current(L, run, 1, &type);
+    bool present = read_current(L, run, 1, &type, false);
     if (!present && strcmp(lua_tostring(L, -1), "not found") != 0)
         return overlay_fail(L, lua_tostring(L, -1));
     lua_pushboolean(L, 0);
@@ -442,6 +470,8 @@ void overlay_begin(lua_State *L, script_run_ctx *run)
 {
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &overlay_key);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &reads_key);
     run->overlay_deletes = 0;
 }
 
@@ -449,6 +479,8 @@ void overlay_end(lua_State *L)
 {
     lua_pushnil(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &overlay_key);
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &reads_key);
 }
 
 typedef char number_text[48];
@@ -469,6 +501,8 @@ static void format_number(lua_State *L, int idx, number_text out)
 
 size_t api_collect_ops(lua_State *L, rc_op **opsp)
 {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &reads_key);
+    int reads = lua_gettop(L);
     overlay_push_table(L);
     int ov = lua_gettop(L);
     size_t n = 0;
@@ -478,7 +512,7 @@ size_t api_collect_ops(lua_State *L, rc_op **opsp)
         lua_pop(L, 1);
     }
     if (n == 0) {
-        lua_pop(L, 1);
+        lua_pop(L, 2);
         return 0;
     }
     /* one block: the ops, then the text of their numbers */
@@ -500,6 +534,12 @@ size_t api_collect_ops(lua_State *L, rc_op **opsp)
         op->ttl_ms = lua_tointeger(L, -1);
         op->cond = RC_IF_ANY;
         lua_pop(L, 3);
+        lua_pushvalue(L, -2);
+        if (lua_rawget(L, reads) == LUA_TNUMBER) { /* seen by kv.get: check it */
+            op->cond = RC_IF_SEQ;
+            op->if_seq = (uint64_t)lua_tointeger(L, -1);
+        }
+        lua_pop(L, 1);
         if (kind == OP_DEL) {
             op->kind = RC_OP_DELETE;
         } else if (kind == OP_INCR) {
@@ -528,6 +568,6 @@ size_t api_collect_ops(lua_State *L, rc_op **opsp)
         lua_pop(L, 1);
         i++;
     }
-    lua_pop(L, 1);
+    lua_pop(L, 2);
     return n;
 }

@@ -34,6 +34,7 @@
 #define STATE_REPLACE_ABOVE (8u << 20)
 #define CACHE_SOURCE_MAX (16u << 10) /* larger sources are compiled every run */
 #define CACHE_ENTRIES 32             /* compiled chunks kept per state */
+#define SCRIPT_CONFLICT_ATTEMPTS 8   /* runs of one request when its reads conflict */
 
 typedef struct engine_private {
     script_engine pub;
@@ -417,9 +418,9 @@ static void slot_finish(script_slot *slot)
     }
 }
 
-int script_run(script_engine *pub, const char *src, size_t len, const char *name,
-               const script_host *host, const script_scope *scope, const script_request *req,
-               script_result *res)
+static int run_attempt(script_engine *pub, const char *src, size_t len, const char *name,
+                       const script_host *host, const script_scope *scope,
+                       const script_request *req, script_result *res)
 {
     engine_private *eng = (engine_private *)pub;
     const script_config *cfg = &pub->cfg;
@@ -543,4 +544,20 @@ void script_result_free(script_result *res)
     res->nheaders = 0;
     res->body = NULL;
     res->body_len = 0;
+}
+
+int script_run(script_engine *eng, const char *src, size_t len, const char *name,
+               const script_host *host, const script_scope *scope, const script_request *req,
+               script_result *res)
+{
+    /* A conflict means a key the script read with kv.get changed before its
+     * writes committed: nothing was written, so the run starts over and sees
+     * the new value. */
+    for (unsigned attempt = 1;; attempt++) {
+        int rc = run_attempt(eng, src, len, name, host, scope, req, res);
+        if (rc != SCRIPT_ECOMMIT || res->host_error != RC_ECONFLICT ||
+            attempt >= SCRIPT_CONFLICT_ATTEMPTS)
+            return rc;
+        script_result_free(res);
+    }
 }

@@ -2,6 +2,7 @@
  * script_fake_host.c — see script_fake_host.h. Linear search and an
  * insertion-sorted array: tests hold a few dozen keys.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,7 @@ static void put_bytes(fake_host *f, const void *key, size_t klen, const void *va
     f->e[i].vlen = vlen;
     f->e[i].type = type;
     f->e[i].ttl_ms = ttl;
+    f->e[i].seq = ++f->last_seq;
 }
 
 static void del_bytes(fake_host *f, const void *key, size_t klen)
@@ -97,6 +99,7 @@ static int fake_get(void *ctx, const void *key, size_t klen, rc_value *out)
     ((char *)out->data)[f->e[i].vlen] = 0; /* commit's incr parses it */
     out->len = f->e[i].vlen;
     out->type = f->e[i].type;
+    out->seq = f->e[i].seq;
     return 0;
 }
 
@@ -133,6 +136,23 @@ static int fake_commit(void *ctx, rc_op *ops, size_t n, size_t *failed)
     if (f->commit_error) {
         *failed = 0;
         return f->commit_error;
+    }
+    if (f->bump_key && f->bumps > 0) {
+        f->bumps--;
+        const fake_entry *b = fake_find(f, f->bump_key);
+        char text[32];
+        snprintf(text, sizeof text, "%lld", (b ? strtoll(b->val, NULL, 10) : 0) + 100);
+        put_bytes(f, f->bump_key, strlen(f->bump_key), text, strlen(text), RC_TYPE_INT, 0);
+    }
+    for (size_t i = 0; i < n; i++) { /* conditions first: all or nothing */
+        if (ops[i].cond != RC_IF_SEQ)
+            continue;
+        size_t j = lower_bound(f, ops[i].key, ops[i].klen);
+        bool present = j < f->n && key_cmp(f->e[j].key, f->e[j].klen, ops[i].key, ops[i].klen) == 0;
+        if ((present ? f->e[j].seq : 0) != ops[i].if_seq) {
+            *failed = i;
+            return RC_ECONFLICT;
+        }
     }
     for (size_t i = 0; i < n; i++) {
         rc_op *op = &ops[i];

@@ -19,6 +19,7 @@ typedef struct fake_entry {
     size_t vlen;
     rc_type type;
     int64_t ttl_ms;
+    uint64_t seq;
 } fake_entry;
 
 typedef struct fake_host {
@@ -31,6 +32,11 @@ typedef struct fake_host {
     int get_error;      /* return this from get for every key */
     unsigned gets, lists;
     int64_t now_ms; /* 0: real clock */
+    uint64_t last_seq;
+    /* a concurrent writer: before each of the next BUMPS commits, KEY is
+     * incremented by 100 behind the script's back */
+    const char *bump_key;
+    unsigned bumps;
 } fake_host;
 
 void fake_init(fake_host *f);

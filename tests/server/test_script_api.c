@@ -414,3 +414,51 @@ Test(script_api, parse_form_decodes_pairs)
     cr_assert_eq(script_perm_from_name("enumerate", 9), SCRIPT_PERM_ENUMERATE);
     cr_assert_eq(script_perm_from_name("root", 4), 0);
 }
+
+Test(script_api, a_key_read_then_written_commits_only_if_unchanged)
+{
+    fake_put(&host, "x", "1", RC_TYPE_INT);
+    /* a concurrent writer changes x before the first two commits: the run is
+     * started again and its third attempt sees (and builds on) the new value */
+    host.bump_key = "x";
+    host.bumps = 2;
+    expect_body("local v = kv.get('x') kv.set('x', v + 1) kv.say(v)", "201");
+    cr_assert_eq(host.commits, 3);
+    cr_assert_str_eq(fake_find(&host, "x")->val, "202");
+    cr_assert_eq(host.last_ops[0].cond, RC_IF_SEQ);
+}
+
+Test(script_api, endless_conflicts_give_up_with_the_conflict)
+{
+    fake_put(&host, "x", "1", RC_TYPE_INT);
+    host.bump_key = "x";
+    host.bumps = 1000;
+    script_result res;
+    cr_assert_eq(fake_run(eng, &host, "kv.set('x', kv.get('x') + 1)", &res), SCRIPT_ECOMMIT);
+    cr_assert_eq(res.host_error, RC_ECONFLICT);
+    script_result_free(&res);
+    cr_assert_eq(host.commits, 8);
+}
+
+Test(script_api, blind_writes_and_counters_are_unconditional)
+{
+    fake_put(&host, "c", "1", RC_TYPE_INT);
+    host.bump_key = "c";
+    host.bumps = 1;
+    expect_body("kv.set('blind', 1) kv.incr('c') kv.say('ok')", "ok");
+    cr_assert_eq(host.commits, 1);
+    for (size_t i = 0; i < host.last_nops; i++)
+        cr_assert_eq(host.last_ops[i].cond, RC_IF_ANY);
+    cr_assert_str_eq(fake_find(&host, "c")->val, "102"); /* both increments kept */
+}
+
+Test(script_api, a_read_of_an_absent_key_is_checked_too)
+{
+    host.bump_key = "fresh";
+    host.bumps = 1;
+    expect_body("if kv.get('fresh') == nil then kv.set('fresh', 1) end kv.say(kv.get('fresh'))",
+                "100");
+    /* attempt 1 conflicted (fresh appeared as 100); attempt 2 saw it and kept it */
+    cr_assert_eq(host.commits, 1);
+    cr_assert_str_eq(fake_find(&host, "fresh")->val, "100");
+}
