@@ -4,6 +4,7 @@
  * scope through tokens, limits answered 422 and configured by flags, atomic
  * writes, and a server that stays healthy after every escape attempt.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -353,5 +354,63 @@ Test(scripts, scripts_go_with_their_bucket)
     resp_free(&r);
     r = call_as(key, "GET", "/gone/scripts/s/run", NULL, NULL, NULL);
     EXPECT(r, 404);
+    resp_free(&r);
+}
+
+typedef struct transfer_worker {
+    int ok, refused, failed;
+} transfer_worker;
+
+static void *transfer_main(void *p)
+{
+    transfer_worker *w = p;
+    for (int i = 0; i < 20; i++) {
+        resp r = run_as(NULL, "transfer", "?from=a&to=b&amount=1");
+        if (r.status == 200)
+            w->ok++;
+        else if (r.status == 409)
+            w->refused++;
+        else
+            w->failed++;
+        resp_free(&r);
+    }
+    return NULL;
+}
+
+/* 80 concurrent transfers of 1 from an account holding 20, written as
+ * read-check-set: exactly 20 may succeed and no money may appear or vanish.
+ * Without the compare-and-swap on the balances the script read, concurrent
+ * runs would each see the same balances and overwrite each other. */
+Test(scripts, concurrent_transfers_never_overdraw)
+{
+    resp r = call("PUT", "/t/acct:a", "20");
+    resp_free(&r);
+    put_script(
+        "transfer",
+        "local from, to = 'acct:' .. kv.args.from, 'acct:' .. kv.args.to "
+        "local amount = math.tointeger(tonumber(kv.args.amount)) "
+        "local balance, other = kv.get(from) or 0, kv.get(to) or 0 "
+        "if balance < amount then kv.status(409) kv.say('insufficient funds') return end "
+        "local n = 0 for i = 1, 20000 do n = n + i end "
+        "kv.set(from, balance - amount) kv.set(to, other + amount) kv.say(balance - amount)");
+    pthread_t th[4];
+    transfer_worker w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (transfer_worker){0};
+        cr_assert_eq(pthread_create(&th[i], NULL, transfer_main, &w[i]), 0);
+    }
+    int ok = 0, refused = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(w[i].failed, 0, "worker %d: %d requests failed", i, w[i].failed);
+        ok += w[i].ok;
+        refused += w[i].refused;
+    }
+    cr_assert_eq(ok, 20, "%d transfers succeeded, %d refused", ok, refused);
+    r = call("GET", "/t/acct:a", NULL);
+    BODY_IS(r, "0");
+    resp_free(&r);
+    r = call("GET", "/t/acct:b", NULL);
+    BODY_IS(r, "20");
     resp_free(&r);
 }
