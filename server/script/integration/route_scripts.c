@@ -18,10 +18,9 @@
  * for the commit, which also drops the recorded Content-Type of every key it
  * writes, as a plain PUT does), the query parameters (minus access_token)
  * and, for a form POST, the form fields as kv.args. One rcscript engine
- * serves the process (created on first use from the --script-* options);
- * its Lua states live one per MHD worker thread.
+ * serves the process (srv->scripts, made by route_scripts_init from the
+ * --script-* options); its Lua states live one per MHD worker thread.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,28 +37,31 @@
 
 /* ----------------------------------------------------------- the engine */
 
-static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
-static script_engine *engine; /* process-wide, like the MHD daemon */
-static const kvd_config *engine_cfg;
-
-static void engine_create(void)
+int route_scripts_init(kvd *srv)
 {
     script_config cfg;
     script_config_default(&cfg);
-    cfg.instructions = engine_cfg->script_instructions;
-    cfg.memory_bytes = (size_t)engine_cfg->script_memory;
-    cfg.timeout_ms = (uint32_t)engine_cfg->script_timeout_ms;
-    cfg.max_value = (size_t)engine_cfg->max_value;
-    int rc = script_engine_create(&cfg, &engine);
-    if (rc != 0)
-        kvd_log(LOG_ERROR, "scripts: cannot start the Lua runtime: %s", rc_strerror(rc));
+    cfg.instructions = srv->cfg.script_instructions;
+    cfg.memory_bytes = (size_t)srv->cfg.script_memory;
+    cfg.timeout_ms = (uint32_t)srv->cfg.script_timeout_ms;
+    cfg.max_value = (size_t)srv->cfg.max_value;
+    script_engine *eng = NULL;
+    int rc = script_engine_create(&cfg, &eng);
+    srv->scripts = eng;
+    return rc;
+}
+
+/* After MHD stopped: its worker threads have exited, and their Lua states
+ * with them; this frees the engine and any state left. */
+void route_scripts_shutdown(kvd *srv)
+{
+    script_engine_destroy(srv->scripts);
+    srv->scripts = NULL;
 }
 
 static script_engine *engine_get(kvd *srv)
 {
-    engine_cfg = &srv->cfg;
-    pthread_once(&engine_once, engine_create);
-    return engine;
+    return srv->scripts;
 }
 
 /* ------------------------------------------------------------ helpers */
