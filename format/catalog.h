@@ -4,7 +4,8 @@
  *
  *   0  u8  version (1)
  *   1  u8  state: 0 live, 1 dropped
- *   2  u32 keyspace id (>= 2; 1 is "default", 0 the catalogue itself)
+ *   2  u32 keyspace id (>= 1: 1 is "default", which has a record only once its
+ *          default TTL is set; 0, the catalogue itself, never appears)
  *   6  i64 default TTL in ms (0 = none), two's complement
  * 14 bytes in all.
  */

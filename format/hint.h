@@ -44,8 +44,10 @@ typedef struct fmt_hint_entry {
 void fmt_hint_header_encode(uint8_t out[FMT_HINT_HEADER_LEN], const fmt_hint_header *h);
 int fmt_hint_header_decode(const uint8_t *buf, size_t avail, fmt_hint_header *out);
 
-/* Encode one entry (sets HAS_KS/HAS_EXPIRY from the fields); returns bytes
- * written or 0 if CAP is too small or a field is invalid. */
+/* Encode one entry (sets HAS_KS/HAS_EXPIRY from the fields and drops the
+ * batch bits, so a record's flags may be passed as they are); returns bytes
+ * written or 0 if CAP is too small or a field is invalid (seq 0, klen 0 or
+ * above FMT_KEY_MAX). */
 size_t fmt_hint_entry_encode(uint8_t *buf, size_t cap, const fmt_hint_entry *e);
 /* Decode one entry at BUF[0..avail); *USED receives its size. FMT_ESHORT,
  * FMT_ECORRUPT, FMT_ELIMIT. */

@@ -34,7 +34,7 @@
 #define FMT_KS_MAX 0xFFFFFFFFu
 
 #define FMT_REC_HEADER_MAX (4 + 1 + 10 + 5 + 10 + 2 + 5) /* = 37 */
-#define FMT_REC_MIN 8 /* checksum, flags, seq, klen, vlen, 1 key byte */
+#define FMT_REC_MIN 9 /* checksum 4, flags, seq, klen, vlen, 1 key byte */
 
 /* A record's fields. For encoding, KEY/VAL point at the caller's bytes; after
  * decoding they point into the decoded buffer (no copy). */

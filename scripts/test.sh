@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install dependencies, build with AddressSanitizer + UndefinedBehaviorSanitizer
-# and -Werror, run the whole test suite, then run each fuzz target briefly.
+# and -Werror, run the whole test suite, the engine's concurrency tests under
+# ThreadSanitizer, then run each fuzz target briefly.
 # FUZZ_SECONDS (default 45) bounds each fuzz target; FUZZ_SECONDS=0 skips them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,10 @@ cmake --build build-test -j"$jobs"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-test && ctest --output-on-failure -j"$jobs" --timeout 900)
+# ThreadSanitizer over the engine's concurrency tests (TSAN=0 skips it)
+if [ "${TSAN:-1}" != "0" ]; then
+  bash tests/tsan.sh build-tsan
+fi
 if [ "${FUZZ_SECONDS:-45}" != "0" ] && [ -f fuzz/run.sh ]; then
   bash fuzz/run.sh "${FUZZ_SECONDS:-45}"
 fi

@@ -70,29 +70,31 @@ extern "C" {
 /* ---------------------------------------------------------------- errors */
 
 #define RC_OK 0
-#define RC_EINVAL (-1)       /* an argument is invalid (NULL, bad option, ...) */
-#define RC_ENOTFOUND (-2)    /* the key is absent or expired */
-#define RC_EEXISTS (-3)      /* set-if-absent on a present key; keyspace exists */
-#define RC_ECONFLICT (-4)    /* compare-and-swap: the sequence number differs */
-#define RC_ETYPE (-5)        /* the operation does not fit the value's type */
-#define RC_EOVERFLOW (-6)    /* an increment would overflow int64 */
-#define RC_EKEYSIZE (-7)     /* key empty or longer than RC_KEY_MAX */
-#define RC_EVALUESIZE (-8)   /* value longer than RC_VALUE_MAX */
-#define RC_ENOMEM (-9)       /* out of memory */
-#define RC_EIO (-10)         /* an I/O error from the operating system */
-#define RC_ENOSPC (-11)      /* the disk is full; nothing was written */
-#define RC_ECORRUPT (-12)    /* data failed its checksum or is malformed */
-#define RC_ELOCKED (-13)     /* another process holds the directory's LOCK */
-#define RC_EREADONLY (-14)   /* opened read-only, or turned read-only after a
+#define RC_EINVAL (-1)     /* an argument is invalid (NULL, bad option, ...) */
+#define RC_ENOTFOUND (-2)  /* the key is absent or expired */
+#define RC_EEXISTS (-3)    /* set-if-absent on a present key; keyspace exists */
+#define RC_ECONFLICT (-4)  /* compare-and-swap: the sequence number differs */
+#define RC_ETYPE (-5)      /* the operation does not fit the value's type */
+#define RC_EOVERFLOW (-6)  /* an increment would overflow int64 */
+#define RC_EKEYSIZE (-7)   /* key empty or longer than RC_KEY_MAX */
+#define RC_EVALUESIZE (-8) /* value longer than RC_VALUE_MAX */
+#define RC_ENOMEM (-9)     /* out of memory */
+#define RC_EIO (-10)       /* an I/O error from the operating system */
+#define RC_ENOSPC (-11)    /* the disk is full; nothing was written */
+#define RC_ECORRUPT (-12)  /* data failed its checksum or is malformed */
+#define RC_ELOCKED (-13)   /* another process holds the directory's LOCK */
+#define RC_EREADONLY                                                                               \
+    (-14)                    /* opened read-only, or turned read-only after a                      \
                                 failed fdatasync (reopen to recover) */
 #define RC_ENOKEYSPACE (-15) /* no such keyspace, or it was dropped */
-#define RC_EHORIZON (-16)    /* backup 'since' is below the tombstone horizon:
-                                take a full backup */
-#define RC_EGAP (-17)        /* an incremental stream does not follow on */
-#define RC_ELIMIT (-18)      /* too many ops in a batch, or a similar limit */
-#define RC_EVERSION (-19)    /* a file or stream of an unsupported version */
-#define RC_ECLOSED (-20)     /* the database is closing */
-#define RC_ENOTEMPTY (-21)   /* a full backup can only load into an empty db */
+#define RC_EHORIZON                                                                                \
+    (-16)                  /* backup 'since' is below the tombstone horizon:                       \
+                              take a full backup */
+#define RC_EGAP (-17)      /* an incremental stream does not follow on */
+#define RC_ELIMIT (-18)    /* too many ops in a batch, or a similar limit */
+#define RC_EVERSION (-19)  /* a file or stream of an unsupported version */
+#define RC_ECLOSED (-20)   /* the database is closing */
+#define RC_ENOTEMPTY (-21) /* a full backup can only load into an empty db */
 
 /* A static English description of an RC_E* code ("unknown error" for others).
  * Never NULL; the caller does not free it. */
@@ -116,33 +118,33 @@ typedef enum rc_sync_mode {
 typedef int64_t (*rc_clock_fn)(void *ctx);
 
 typedef struct rc_options {
-    rc_sync_mode sync;            /* default RC_SYNC_ALWAYS */
-    uint32_t sync_interval_ms;    /* RC_SYNC_INTERVAL period; default 100 */
-    uint64_t segment_bytes;       /* rotate the active segment before a write
-                                     would pass this; default 256 MiB, min 4 KiB */
-    bool create_if_missing;       /* default true */
-    bool read_only;               /* never write, take a shared lock; for
-                                     kvdump on a live directory. Default false */
-    bool strict;                  /* a corrupt record inside an immutable
-                                     segment fails rc_open with RC_ECORRUPT
-                                     instead of being skipped; default false */
-    bool write_hints;             /* write hint files; default true */
-    uint32_t compress_min_bytes;  /* zstd-compress values at least this long
-                                     when it saves space; 0 = never; default 512 */
-    int compress_level;           /* zstd level; default 1 */
-    uint32_t merge_dead_pct;      /* a segment with this % dead bytes is a
-                                     merge candidate; default 40 */
-    uint64_t merge_dead_bytes;    /* ... or this many dead bytes; default
-                                     segment_bytes / 2 */
-    uint32_t merge_check_ms;      /* how often the background merger looks
-                                     for work; 0 disables it; default 1000 */
-    uint64_t merge_rate_bytes;    /* merge I/O budget in bytes/s; 0 = unlimited;
-                                     default 64 MiB/s */
+    rc_sync_mode sync;               /* default RC_SYNC_ALWAYS */
+    uint32_t sync_interval_ms;       /* RC_SYNC_INTERVAL period; default 100 */
+    uint64_t segment_bytes;          /* rotate the active segment before a write
+                                        would pass this; default 256 MiB, min 4 KiB */
+    bool create_if_missing;          /* default true */
+    bool read_only;                  /* never write, take a shared lock; for
+                                        kvdump on a live directory. Default false */
+    bool strict;                     /* a corrupt record inside an immutable
+                                        segment fails rc_open with RC_ECORRUPT
+                                        instead of being skipped; default false */
+    bool write_hints;                /* write hint files; default true */
+    uint32_t compress_min_bytes;     /* zstd-compress values at least this long
+                                        when it saves space; 0 = never; default 512 */
+    int compress_level;              /* zstd level; default 1 */
+    uint32_t merge_dead_pct;         /* a segment with this % dead bytes is a
+                                        merge candidate; default 40 */
+    uint64_t merge_dead_bytes;       /* ... or this many dead bytes; default
+                                        segment_bytes / 2 */
+    uint32_t merge_check_ms;         /* how often the background merger looks
+                                        for work; 0 disables it; default 1000 */
+    uint64_t merge_rate_bytes;       /* merge I/O budget in bytes/s; 0 = unlimited;
+                                        default 64 MiB/s */
     uint64_t tombstone_retention_ms; /* merge keeps a tombstone at least this
                                      long; default 7 days */
-    uint32_t ttl_sweep_ms;        /* period of the active-expiry sweeper;
-                                     0 disables it; default 100 */
-    rc_clock_fn clock_ms;         /* default: CLOCK_REALTIME */
+    uint32_t ttl_sweep_ms;           /* period of the active-expiry sweeper;
+                                        0 disables it; default 100 */
+    rc_clock_fn clock_ms;            /* default: CLOCK_REALTIME */
     void *clock_ctx;
 } rc_options;
 
@@ -268,30 +270,36 @@ typedef enum rc_cond {
     RC_IF_PRESENT = 3, /* only if the key exists: else RC_ENOTFOUND */
 } rc_cond;
 
-#define RC_TTL_DEFAULT 0   /* ttl_ms: use the keyspace's default TTL */
-#define RC_TTL_NONE (-1)   /* ttl_ms: no expiry even if the keyspace has one */
+#define RC_TTL_DEFAULT 0 /* ttl_ms: use the keyspace's default TTL */
+#define RC_TTL_NONE (-1) /* ttl_ms: no expiry even if the keyspace has one */
 
 typedef struct rc_op {
     /* input */
     rc_op_kind kind;
-    rc_keyspace *ks;  /* NULL = the default keyspace */
+    rc_keyspace *ks; /* NULL = the default keyspace */
     const void *key;
     size_t klen;
-    const void *val;  /* PUT, APPEND, GETSET */
+    const void *val; /* PUT, APPEND, GETSET */
     size_t vlen;
-    rc_type type;     /* PUT, GETSET: the stored type tag (engine does not
-                         validate the text of INT/FLOAT/JSON values) */
-    int64_t ttl_ms;   /* PUT, GETSET, INCR, APPEND: RC_TTL_DEFAULT, RC_TTL_NONE
-                         or > 0. INCR/APPEND with RC_TTL_DEFAULT keep the
-                         existing expiry of a present key. */
+    rc_type type;   /* PUT, GETSET: the stored type tag (engine does not
+                       validate the text of INT/FLOAT/JSON values) */
+    int64_t ttl_ms; /* PUT, GETSET, INCR, APPEND: RC_TTL_DEFAULT, RC_TTL_NONE
+                       or > 0. INCR/APPEND with RC_TTL_DEFAULT keep the
+                       existing expiry of a present key. */
     rc_cond cond;
-    uint64_t if_seq;  /* with RC_IF_SEQ */
-    rc_number by;     /* INCR */
+    uint64_t if_seq; /* with RC_IF_SEQ */
+    rc_number by;    /* INCR */
     /* output, filled by rc_apply */
-    int status;       /* 0 or the op's own error */
-    uint64_t seq;     /* the sequence number this op wrote (0 for GET) */
-    rc_value result;  /* GET, GETSET, INCR, APPEND: caller frees with
-                         rc_value_free(); zeroed for other kinds */
+    int status;      /* 0 or the op's own error */
+    uint64_t seq;    /* the sequence number this op wrote (0 for GET, and for
+                        a DELETE of an absent key). Within one rc_apply the
+                        writes take increasing numbers in op order. */
+    bool existed;    /* writes: the key was present (and unexpired) just
+                        before this op */
+    rc_value result; /* GET, GETSET, INCR, APPEND: the value, which the caller
+                        frees with rc_value_free(). PUT: no data, but type,
+                        seq and expires_at_ms of what was written. Zeroed
+                        for DELETE. */
 } rc_op;
 
 /* Apply OPS[0..N) atomically: validate and evaluate them in order (each write
@@ -304,8 +312,8 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed);
 
 /* Set KEY to VAL as raw bytes with no TTL (or the keyspace default). *SEQ (if
  * not NULL) receives the write's sequence number. */
-int rc_put(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, const void *val,
-           size_t vlen, uint64_t *seq);
+int rc_put(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, const void *val, size_t vlen,
+           uint64_t *seq);
 
 /* Copy the value of KEY into *OUT (free with rc_value_free()).
  * Errors: RC_ENOTFOUND (absent or expired), RC_ECORRUPT, RC_EKEYSIZE. */
@@ -323,13 +331,13 @@ int rc_delete(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, uint64_t
 typedef struct rc_list_opts {
     const void *prefix; /* only keys starting with these bytes (NULL: all) */
     size_t prefix_len;
-    const void *start;  /* only keys >= start (NULL: no bound) */
+    const void *start; /* only keys >= start (NULL: no bound) */
     size_t start_len;
-    const void *end;    /* only keys < end (NULL: no bound) */
+    const void *end; /* only keys < end (NULL: no bound) */
     size_t end_len;
-    size_t limit;       /* at most this many (0: no limit) */
-    bool reverse;       /* descending byte order */
-    bool values;        /* also read each value */
+    size_t limit; /* at most this many (0: no limit) */
+    bool reverse; /* descending byte order */
+    bool values;  /* also read each value */
 } rc_list_opts;
 
 typedef struct rc_list_item {
@@ -359,17 +367,18 @@ typedef struct rc_stats {
     uint64_t live_key_bytes;
     uint64_t gets, puts, deletes, ops; /* ops: incr/append/getset/cas */
     uint64_t keydir_bytes;             /* RAM held by the keydir */
+    uint64_t dead_bytes;               /* bytes on disk no longer live, that merge can
+                                          reclaim (per keyspace: its own records') */
     /* database-wide only (zero in rc_stats_keyspace) */
     uint64_t keyspaces;
     uint64_t segments;
-    uint64_t disk_bytes;       /* segment + hint bytes */
-    uint64_t dead_bytes;       /* bytes in segments no longer live */
+    uint64_t disk_bytes; /* segment + hint bytes */
     uint64_t last_seq;
     uint64_t batches;
     uint64_t fsyncs;
     uint64_t fsync_ns_total;
     uint64_t fsync_ns_max;
-    uint64_t expired_swept;    /* keys removed by the active sweeper */
+    uint64_t expired_swept; /* keys removed by the active sweeper */
     uint64_t merges;
     uint64_t merge_bytes_read, merge_bytes_written, merge_bytes_reclaimed;
     uint64_t tombstone_horizon; /* highest seq of a dropped tombstone/expired
@@ -378,10 +387,10 @@ typedef struct rc_stats {
     uint64_t recovered_keys;
     uint64_t hint_files_used;
     uint64_t segments_scanned;
-    uint64_t corrupt_records;  /* skipped while recovering */
-    uint64_t torn_bytes;       /* truncated from the active tail at open */
+    uint64_t corrupt_records; /* skipped while recovering */
+    uint64_t torn_bytes;      /* truncated from the active tail at open */
     uint64_t write_errors;
-    bool read_only;            /* opened read-only or turned read-only */
+    bool read_only; /* opened read-only or turned read-only */
 } rc_stats;
 
 int rc_stats_db(rc_db *db, rc_stats *out);

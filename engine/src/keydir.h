@@ -47,47 +47,66 @@ static inline unsigned keydir_shard_of(uint64_t hash)
     return (unsigned)(hash >> 58); /* top 6 bits: 64 shards */
 }
 
+/* The rwlocks prefer writers, so readers cannot starve the writer thread;
+ * hence a thread must never lock a shard it already holds, not even for
+ * reading (it would deadlock behind a waiting writer). */
 void keydir_rdlock(keydir *kd, unsigned shard);
 void keydir_wrlock(keydir *kd, unsigned shard);
 void keydir_unlock(keydir *kd, unsigned shard);
 
-/* Look KEY up (shard read- or write-locked). true and *OUT filled if found. */
+/* Look KEY up (shard read- or write-locked). true and *OUT filled if found.
+ * Output pointers of every function here may be NULL when not wanted. */
 bool keydir_find(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_loc *out);
 
 /* Insert or replace KEY's location (shard write-locked). If the key was
  * present, *OLD receives its previous location and *HAD_OLD is true.
- * Returns 0 or -1 on ENOMEM (nothing changed). */
+ * Returns 0 or -1 on ENOMEM or a key length outside 1..FMT_KEY_MAX (nothing
+ * changed). */
 int keydir_put(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *loc,
                kd_loc *old, bool *had_old);
 
 /* Recovery: insert KEY unless a location with a higher-or-equal seq is
- * already there. *REPLACED tells whether LOC went in; *OLD/*HAD_OLD as for
- * keydir_put (so the caller can count the loser's bytes as dead). */
-int keydir_put_if_newer(keydir *kd, uint64_t hash, const void *key, size_t klen,
-                        const kd_loc *loc, bool *replaced, kd_loc *old, bool *had_old);
+ * already there. *REPLACED tells whether LOC went in; *OLD and *HAD_OLD as for
+ * keydir_put (so the caller can count the loser's bytes as dead): when LOC
+ * lost, *OLD is the location that stayed and the loser is LOC itself. */
+int keydir_put_if_newer(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *loc,
+                        bool *replaced, kd_loc *old, bool *had_old);
 
 /* Remove KEY (shard write-locked). true and *OLD filled if it was present. */
 bool keydir_remove(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_loc *old);
 
 /* Merge: repoint KEY to NEWLOC only if it still points at EXPECT (same seg,
  * off and seq); a write that raced the merge wins. true if repointed. */
-bool keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen,
-                    const kd_loc *expect, const kd_loc *newloc);
+bool keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *expect,
+                    const kd_loc *newloc);
 
 /* Remove KEY only if it still has location EXPECT (TTL sweeper). */
 bool keydir_remove_if(keydir *kd, uint64_t hash, const void *key, size_t klen,
                       const kd_loc *expect);
 
-/* Visit every entry of SHARD (locked by the caller). The callback must not
- * change the shard; return non-zero to stop (the value is returned). */
+/* Visit every entry of SHARD (locked by the caller), in table order. KEY
+ * points into the keydir and is valid only during the call. The callback must
+ * not change the shard, nor call anything here that does: a sweeper collects
+ * its candidates in the callback and removes them (keydir_remove_if) after
+ * the visit returns. Return non-zero to stop (the value is returned). */
 typedef int (*keydir_visit_fn)(void *ctx, const uint8_t *key, size_t klen, const kd_loc *loc);
 int keydir_shard_foreach(keydir *kd, unsigned shard, keydir_visit_fn fn, void *ctx);
 
 /* Visit up to BUDGET slots of SHARD starting at *CURSOR (shard locked);
  * *CURSOR advances and wraps to 0 at the end of the table, when true is
- * returned. For bounded incremental sweeps. */
+ * returned. For bounded incremental sweeps. The callback is as for
+ * keydir_shard_foreach; a non-zero return ends the step early and *CURSOR
+ * resumes after that entry. While the shard is unchanged, one cycle (from 0
+ * to the wrap) visits every entry exactly once; a change between steps
+ * (growth, a removal shifting entries back) may make a cycle miss or repeat
+ * an entry, which the next cycle catches. */
 bool keydir_shard_scan_step(keydir *kd, unsigned shard, size_t *cursor, size_t budget,
                             keydir_visit_fn fn, void *ctx);
+
+/* Grow every shard's table now to hold about N entries in all (takes each
+ * shard's write lock in turn), so that a bulk load (recovery) does not
+ * rehash on the way. Never shrinks. 0 or -1 on ENOMEM. */
+int keydir_reserve(keydir *kd, size_t n);
 
 /* Entries in SHARD / in the whole keydir (the latter reads shard counters
  * without locks: exact when no writer runs). */

@@ -1,0 +1,313 @@
+/*
+ * db.c — opening and closing a database, options, and statistics.
+ *
+ * rc_open takes the directory's LOCK (flock, exclusive for writers, none for
+ * read-only openers so that kvdump can read a directory kvd is serving),
+ * runs recovery, opens a fresh active segment (the previous one stays
+ * immutable: appending never reopens a file that a crash may have torn), and
+ * starts the background thread. rc_close stops it, syncs, writes the active
+ * segment's hint and releases everything.
+ */
+#include "db.h"
+#include "ring.h"
+#include "format/record.h"
+#include "format/segment.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static int64_t realtime_ms(void *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void rc_options_default(rc_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->sync = RC_SYNC_ALWAYS;
+    o->sync_interval_ms = 100;
+    o->segment_bytes = 256ull << 20;
+    o->create_if_missing = true;
+    o->write_hints = true;
+    o->compress_min_bytes = 512;
+    o->compress_level = 1;
+    o->merge_dead_pct = 40;
+    o->merge_dead_bytes = 0; /* derived: segment_bytes / 2 */
+    o->merge_check_ms = 1000;
+    o->merge_rate_bytes = 64ull << 20;
+    o->tombstone_retention_ms = 7ull * 24 * 3600 * 1000;
+    o->ttl_sweep_ms = 100;
+    o->clock_ms = realtime_ms;
+}
+
+static int check_options(rc_options *o)
+{
+    if ((unsigned)o->sync > RC_SYNC_NONE)
+        return rc_fail(RC_EINVAL, "unknown sync mode %d", (int)o->sync);
+    if (o->sync == RC_SYNC_INTERVAL && o->sync_interval_ms == 0)
+        return rc_fail(RC_EINVAL, "sync interval must be > 0 ms");
+    if (o->segment_bytes < 4096 || o->segment_bytes > (1ull << 32) - 1)
+        return rc_fail(RC_EINVAL, "segment_bytes must be 4 KiB .. 4 GiB - 1");
+    if (o->merge_dead_pct > 100)
+        return rc_fail(RC_EINVAL, "merge_dead_pct must be 0..100");
+    if (o->compress_level < 1 || o->compress_level > 19)
+        return rc_fail(RC_EINVAL, "compress_level must be 1..19");
+    if (!o->clock_ms)
+        o->clock_ms = realtime_ms;
+    if (!o->merge_dead_bytes)
+        o->merge_dead_bytes = o->segment_bytes / 2;
+    return 0;
+}
+
+static int take_lock(rc_db *db)
+{
+    if (db->opt.read_only) {
+        db->lock_fd = -1;
+        return 0;
+    }
+    db->lock_fd = openat(db->dir_fd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (db->lock_fd < 0)
+        return rc_fail(rc_from_errno(errno), "cannot open %s/LOCK: %s", db->dir, strerror(errno));
+    if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "";
+        ssize_t n = pread(db->lock_fd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        return rc_fail(RC_ELOCKED, "%s is in use by another process%s%s", db->dir,
+                       pid[0] ? " (pid " : "", pid[0] ? pid : "");
+    }
+    char buf[32];
+    int len = snprintf(buf, sizeof(buf), "%d)\n", (int)getpid());
+    if (ftruncate(db->lock_fd, 0) == 0 && pwrite(db->lock_fd, buf, (size_t)len, 0) < 0) {
+        /* the pid is only a courtesy for the error message */
+    }
+    return 0;
+}
+
+static void db_free(rc_db *db)
+{
+    seg_table_free(&db->segs);
+    ks_free_all(db);
+    ring_free(db->ring);
+    if (db->lock_fd >= 0)
+        close(db->lock_fd);
+    if (db->dir_fd >= 0)
+        close(db->dir_fd);
+    for (unsigned i = 0; i < KEY_STRIPES; i++)
+        pthread_mutex_destroy(&db->stripes[i]);
+    pthread_mutex_destroy(&db->append_mu);
+    pthread_mutex_destroy(&db->sync_mu);
+    pthread_cond_destroy(&db->sync_cv);
+    pthread_mutex_destroy(&db->ring_mu);
+    pthread_mutex_destroy(&db->ks_mu);
+    pthread_mutex_destroy(&db->bg_mu);
+    pthread_cond_destroy(&db->bg_cv);
+    pthread_mutex_destroy(&db->sweep_mu);
+    pthread_rwlock_destroy(&db->files_gate);
+    pthread_mutex_destroy(&db->merge_mu);
+    free(db->dir);
+    free(db);
+}
+
+static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool *retry);
+
+int rc_open(const char *dir, const rc_options *opts, rc_db **out)
+{
+    /* a read-only opener of a directory that a live writer merges may find
+     * a segment gone between listing and opening: it then lists again */
+    for (int attempt = 0;; attempt++) {
+        bool retry = false;
+        int err = open_once(dir, opts, out, &retry);
+        if (!retry || attempt == 20)
+            return err;
+    }
+}
+
+static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool *retry)
+{
+    if (!dir || !*dir || !out)
+        return rc_fail(RC_EINVAL, "rc_open needs a directory and an output handle");
+    rc_fail(RC_OK, "%s", "");
+    rc_db *db = calloc(1, sizeof(*db));
+    if (!db)
+        return RC_ENOMEM;
+    db->dir_fd = db->lock_fd = -1;
+    if (opts)
+        db->opt = *opts;
+    else
+        rc_options_default(&db->opt);
+    pthread_mutex_init(&db->append_mu, NULL);
+    pthread_mutex_init(&db->sync_mu, NULL);
+    pthread_cond_init(&db->sync_cv, NULL);
+    pthread_mutex_init(&db->ring_mu, NULL);
+    pthread_mutex_init(&db->ks_mu, NULL);
+    pthread_mutex_init(&db->bg_mu, NULL);
+    pthread_cond_init(&db->bg_cv, NULL);
+    pthread_mutex_init(&db->sweep_mu, NULL);
+    pthread_rwlock_init(&db->files_gate, NULL);
+    pthread_mutex_init(&db->merge_mu, NULL);
+    for (unsigned i = 0; i < KEY_STRIPES; i++)
+        pthread_mutex_init(&db->stripes[i], NULL);
+    int err = check_options(&db->opt);
+    if (err)
+        goto fail;
+    db->dir = strdup(dir);
+    if (!db->dir || seg_table_init(&db->segs) != 0) {
+        err = RC_ENOMEM;
+        goto fail;
+    }
+    if (db->opt.create_if_missing && !db->opt.read_only && mkdir(dir, 0755) != 0 &&
+        errno != EEXIST) {
+        err = rc_fail(rc_from_errno(errno), "cannot create directory %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    db->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (db->dir_fd < 0) {
+        err = rc_fail(errno == ENOENT ? RC_ENOTFOUND : rc_from_errno(errno),
+                      "cannot open directory %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    err = take_lock(db);
+    if (err)
+        goto fail;
+    db->ring = ring_new(64); /* NULL: io_uring unavailable, plain syscalls */
+    rc_keyspace *cat = ks_new(db, "", FMT_KS_CATALOG, 0);
+    rc_keyspace *def = ks_new(db, "default", FMT_KS_DEFAULT, 0);
+    if (!cat || !def || ks_register(db, cat) || ks_register(db, def)) {
+        err = RC_ENOMEM;
+        goto fail;
+    }
+    db->next_ks_id = FMT_KS_DEFAULT + 1;
+    err = recover(db);
+    if (db->segment_vanished) {
+        *retry = true;
+        err = rc_fail(RC_ENOTFOUND, "segments of %s kept changing while it was opened", dir);
+    }
+    if (err)
+        goto fail;
+    if (!db->opt.read_only) {
+        err = log_open_active(db);
+        if (err)
+            goto fail;
+    }
+    err = bg_start(db);
+    if (err)
+        goto fail;
+    *out = db;
+    return 0;
+fail:
+    db_free(db);
+    return err;
+}
+
+int rc_close(rc_db *db)
+{
+    if (!db)
+        return 0;
+    bg_stop(db);
+    int err = log_close_active(db);
+    if (!err && !db->opt.read_only && db->opt.write_hints) {
+        /* hints of sealed segments the background thread had not reached */
+        for (uint32_t i = 0; i < SEG_SLOTS; i++) {
+            segment *seg = seg_at(&db->segs, (uint16_t)i);
+            if (seg && !atomic_load(&seg->has_hint) && !atomic_load(&seg->doomed) &&
+                atomic_load(&seg->size) > FMT_SEG_HEADER_LEN)
+                hint_write(db, seg);
+        }
+    }
+    db_free(db);
+    return err;
+}
+
+int rc_sync(rc_db *db)
+{
+    if (!db)
+        return RC_EINVAL;
+    return log_sync(db);
+}
+
+static void ks_stats_add(rc_keyspace *ks, rc_stats *o)
+{
+    o->live_keys += keydir_count(ks->kd);
+    o->live_value_bytes += atomic_load(&ks->live_value_bytes);
+    o->live_key_bytes += atomic_load(&ks->live_key_bytes);
+    o->keydir_bytes += keydir_bytes(ks->kd);
+    o->dead_bytes += atomic_load(&ks->dead_bytes);
+    for (unsigned i = 0; i < COUNTER_SHARDS; i++) {
+        o->gets += atomic_load_explicit(&ks->counters[i].v[CNT_GET], memory_order_relaxed);
+        o->puts += atomic_load_explicit(&ks->counters[i].v[CNT_PUT], memory_order_relaxed);
+        o->deletes += atomic_load_explicit(&ks->counters[i].v[CNT_DEL], memory_order_relaxed);
+        o->ops += atomic_load_explicit(&ks->counters[i].v[CNT_OP], memory_order_relaxed);
+    }
+}
+
+int rc_stats_keyspace(rc_db *db, rc_keyspace *ks, rc_stats *out)
+{
+    if (!db || !out)
+        return RC_EINVAL;
+    memset(out, 0, sizeof(*out));
+    epoch_slot *ep = epoch_enter(db);
+    rc_keyspace *k = ks_resolve(db, ks);
+    if (k)
+        ks_stats_add(k, out);
+    epoch_exit(ep);
+    return k ? 0 : rc_fail(RC_ENOKEYSPACE, "the keyspace was dropped");
+}
+
+int rc_stats_db(rc_db *db, rc_stats *o)
+{
+    if (!db || !o)
+        return RC_EINVAL;
+    memset(o, 0, sizeof(*o));
+    pthread_mutex_lock(&db->ks_mu);
+    epoch_slot *ep = epoch_enter(db);
+    for (uint32_t i = 1; i < db->ks_cap; i++) {
+        rc_keyspace *ks = db->ks_by_id[i];
+        if (ks && !atomic_load(&ks->dropped)) {
+            ks_stats_add(ks, o);
+            o->keyspaces++;
+        }
+    }
+    o->keydir_bytes += keydir_bytes(db->ks_by_id[FMT_KS_CATALOG]->kd);
+    epoch_exit(ep);
+    pthread_mutex_unlock(&db->ks_mu);
+    o->dead_bytes = 0; /* database-wide: by segment, which also counts dropped keyspaces */
+    for (uint32_t i = 0; i < SEG_SLOTS; i++) {
+        segment *seg = seg_at(&db->segs, (uint16_t)i);
+        if (!seg)
+            continue;
+        o->segments++;
+        o->disk_bytes += atomic_load(&seg->size) + seg->hint_bytes;
+        o->dead_bytes += atomic_load(&seg->dead_bytes);
+    }
+    o->last_seq = atomic_load(&db->last_seq);
+    o->batches = atomic_load(&db->batches);
+    o->fsyncs = atomic_load(&db->fsyncs);
+    o->fsync_ns_total = atomic_load(&db->fsync_ns_total);
+    o->fsync_ns_max = atomic_load(&db->fsync_ns_max);
+    o->expired_swept = atomic_load(&db->expired_swept);
+    o->merges = atomic_load(&db->merges);
+    o->merge_bytes_read = atomic_load(&db->merge_bytes_read);
+    o->merge_bytes_written = atomic_load(&db->merge_bytes_written);
+    o->merge_bytes_reclaimed = atomic_load(&db->merge_bytes_reclaimed);
+    o->tombstone_horizon = atomic_load(&db->tombstone_horizon);
+    o->recovery_ms = db->recovery_ms;
+    o->recovered_keys = db->recovered_keys;
+    o->hint_files_used = db->hint_files_used;
+    o->segments_scanned = db->segments_scanned;
+    o->corrupt_records = db->corrupt_records;
+    o->torn_bytes = db->torn_bytes;
+    o->write_errors = atomic_load(&db->write_errors);
+    o->read_only = db->opt.read_only || atomic_load(&db->write_error) != 0;
+    return 0;
+}

@@ -1,0 +1,222 @@
+/*
+ * db.h — the engine's internal state, shared by its modules. Nothing here is
+ * visible above ringcask.h.
+ *
+ * Locking order (take in this order, release in reverse):
+ *   key stripes (ascending index) -> append_mu -> keydir shard locks
+ *   ks_mu (catalogue) is taken before key stripes of keyspace 0.
+ * Readers take only one keydir shard read lock and an epoch slot.
+ */
+#ifndef RC_DB_H
+#define RC_DB_H
+
+#include "ringcask.h"
+#include "keydir.h"
+#include "segment.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define KEY_STRIPES 4096u /* key locks for read-modify-write and batches */
+#define COUNTER_SHARDS 8u /* per-thread-ish counter copies (no bouncing) */
+#define EPOCH_SLOTS 256u  /* reader slots for segment reclamation */
+
+enum { CNT_GET, CNT_PUT, CNT_DEL, CNT_OP, CNT_N };
+
+typedef struct counter_line {
+    _Atomic uint64_t v[CNT_N];
+    char pad[64 - CNT_N * sizeof(uint64_t)];
+} counter_line;
+
+struct rc_keyspace {
+    rc_db *db;
+    char *name;
+    uint32_t id;
+    _Atomic bool dropped;
+    _Atomic int64_t default_ttl_ms;
+    keydir *kd;
+    _Atomic uint64_t live_value_bytes;
+    _Atomic uint64_t live_key_bytes;
+    _Atomic uint64_t dead_bytes; /* its records' bytes that merge can reclaim */
+    counter_line counters[COUNTER_SHARDS];
+    size_t sweep_shard, sweep_cursor; /* sweeper position (sweeper thread only) */
+};
+
+typedef struct epoch_slot {
+    _Atomic uint64_t active;
+    char pad[64 - sizeof(uint64_t)];
+} epoch_slot;
+
+struct rc_db {
+    rc_options opt;
+    char *dir;
+    int dir_fd;
+    int lock_fd;
+    uint64_t db_id;
+
+    /* segments */
+    segment_table segs;
+    _Atomic(segment *) active; /* written under append_mu; read anywhere */
+    uint64_t next_segment_id;  /* guarded by append_mu */
+
+    /* append path */
+    pthread_mutex_t append_mu;
+    _Atomic uint64_t last_seq; /* written under append_mu */
+    _Atomic uint64_t tail_lsn; /* bytes appended since open (logical) */
+    _Atomic int write_error;   /* sticky: non-zero turns the db read-only */
+
+    /* group commit */
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    uint64_t durable_lsn; /* guarded by sync_mu */
+    bool sync_in_flight;  /* guarded by sync_mu */
+    struct ring *ring;    /* io_uring for fdatasync, guarded by ring_mu */
+    pthread_mutex_t ring_mu;
+
+    /* key locks */
+    pthread_mutex_t stripes[KEY_STRIPES];
+
+    /* keyspaces: index by id (sparse), names in a small table */
+    pthread_mutex_t ks_mu;
+    rc_keyspace **ks_by_id; /* ks_cap entries; NULL for unknown ids */
+    uint32_t ks_cap;
+    uint32_t next_ks_id;
+    rc_keyspace **ks_all; /* every handle ever made (freed at close) */
+    size_t ks_all_n, ks_all_cap;
+
+    /* Merge holds this exclusively while it unlinks segment files; a backup
+     * holds it shared while it streams, so its snapshot's files stay put. */
+    pthread_rwlock_t files_gate;
+
+    /* readers of segments */
+    epoch_slot epochs[EPOCH_SLOTS];
+
+    /* background maintenance (interval sync, hints, TTL sweep, merge) */
+    pthread_t bg_thread;
+    bool bg_running;
+    pthread_mutex_t bg_mu;
+    pthread_cond_t bg_cv;
+    bool bg_stop;
+    bool bg_kick;
+    pthread_mutex_t sweep_mu; /* one sweeper at a time (cursors) */
+    pthread_mutex_t merge_mu; /* one merge at a time */
+
+    /* stats */
+    _Atomic uint64_t batches, fsyncs, fsync_ns_total, fsync_ns_max, expired_swept;
+    _Atomic uint64_t merges, merge_bytes_read, merge_bytes_written, merge_bytes_reclaimed;
+    _Atomic uint64_t tombstone_horizon;
+    _Atomic uint64_t write_errors;
+    uint64_t recovery_ms, recovered_keys, hint_files_used, segments_scanned;
+    uint64_t corrupt_records, torn_bytes;
+    bool segment_vanished; /* read-only open raced a merge: retry the open */
+};
+
+/* ---- errors.c */
+/* Record a detail message for rc_last_error_message(); returns ERR. */
+int rc_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Map an errno value to an RC_E* code. */
+int rc_from_errno(int e);
+
+/* ---- clock */
+static inline int64_t db_now_ms(rc_db *db)
+{
+    return db->opt.clock_ms(db->opt.clock_ctx);
+}
+
+/* ---- epoch.c: readers pin segments; reclaimers wait for them */
+epoch_slot *epoch_enter(rc_db *db);
+void epoch_exit(epoch_slot *slot);
+void epoch_synchronize(rc_db *db);
+unsigned thread_index(void);
+
+/* ---- keyspace.c */
+rc_keyspace *ks_resolve(rc_db *db, rc_keyspace *ks); /* NULL -> default */
+rc_keyspace *ks_by_id(rc_db *db, uint32_t id);
+rc_keyspace *ks_new(rc_db *db, const char *name, uint32_t id, int64_t ttl);
+int ks_register(rc_db *db, rc_keyspace *ks);
+int ks_load_catalog(rc_db *db);
+/* rc_load: make the keyspace handles match keydir 0 (ks_mu held, no epoch). */
+int ks_refresh_catalog(rc_db *db);
+void ks_free_all(rc_db *db);
+static inline void ks_count(rc_keyspace *ks, int which, uint64_t n)
+{
+    atomic_fetch_add_explicit(&ks->counters[thread_index() % COUNTER_SHARDS].v[which], n,
+                              memory_order_relaxed);
+}
+
+/* Dead-byte accounting of a keyspace (saturating: recovery's figures are
+ * estimates and merge subtracts what it reclaims). */
+static inline void ks_dead_add(rc_keyspace *ks, uint64_t n)
+{
+    atomic_fetch_add_explicit(&ks->dead_bytes, n, memory_order_relaxed);
+}
+static inline void ks_dead_sub(rc_keyspace *ks, uint64_t n)
+{
+    uint64_t cur = atomic_load_explicit(&ks->dead_bytes, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak(&ks->dead_bytes, &cur, cur > n ? cur - n : 0))
+        ;
+}
+
+/* ---- log.c: the append path */
+typedef struct log_rec {
+    uint8_t flags; /* tombstone, compressed, type */
+    uint32_t ks;
+    uint64_t expires_at_ms;
+    const void *key;
+    uint32_t klen;
+    const void *val;
+    uint32_t vlen;
+    uint64_t seq; /* 0: assign the next; else keep (loading a backup) */
+    /* out */
+    uint16_t seg;
+    uint32_t off;
+    uint32_t total_len;
+} log_rec;
+
+/* Append RECS as one contiguous run (framed as a batch when N > 1), assigning
+ * sequence numbers; fills seq/seg/off/total_len. *END_LSN for log_wait. */
+int log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn);
+/* Wait until END_LSN is durable per the sync mode (no-op unless ALWAYS). */
+int log_wait(rc_db *db, uint64_t end_lsn);
+/* fdatasync the active segment now and advance durable_lsn. */
+int log_sync(rc_db *db);
+int log_open_active(rc_db *db);
+int log_close_active(rc_db *db);
+/* Seal the active segment (if it holds records) and start a new one. */
+int log_seal_active(rc_db *db);
+
+/* ---- merge.c */
+int merge_recover(rc_db *db);
+int merge_maybe(rc_db *db);
+
+/* ---- read.c */
+/* Read the record at LOC (epoch held by the caller) and fill OUT; with
+ * WANT_DATA the value is copied (decompressed) into a new buffer. */
+int read_record(rc_db *db, const kd_loc *loc, rc_value *out, bool want_data);
+/* Look KEY up and read it: RC_ENOTFOUND when absent or expired. */
+int read_key(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *key, size_t klen, rc_value *out,
+             bool want_data);
+/* The stored record's total length and user value length at LOC. */
+int record_sizes(rc_db *db, const kd_loc *loc, uint32_t *total, uint64_t *value_len);
+
+/* ---- index.c: keydir updates with accounting */
+/* Returns whether the key was present (and unexpired) before R. */
+bool index_apply(rc_db *db, rc_keyspace *ks, uint64_t hash, const log_rec *r, uint64_t user_vlen);
+void index_account_removed(rc_db *db, rc_keyspace *ks, const kd_loc *old, size_t klen);
+
+/* ---- recovery.c / hintfile.c */
+int recover(rc_db *db);
+int hint_write(rc_db *db, segment *seg);
+
+/* ---- sweep.c / background */
+int bg_start(rc_db *db);
+void bg_stop(rc_db *db);
+void bg_kick(rc_db *db);
+size_t sweep_expired(rc_db *db, size_t budget);
+
+static inline uint32_t stripe_of(uint32_t ks_id, uint64_t hash)
+{
+    return (uint32_t)((hash ^ ((uint64_t)ks_id * 0x9E3779B97F4A7C15ull)) % KEY_STRIPES);
+}
+
+#endif

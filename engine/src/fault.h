@@ -1,0 +1,36 @@
+/*
+ * fault.h — the fault-injection seam of the engine's I/O (test builds).
+ *
+ * Every file operation that can fail in production passes through
+ * fault_check(point) first. Tests arm a point to fail its Nth call from now
+ * with a chosen errno, once or for COUNT calls, and assert what survives.
+ * Built only with RC_FAULT_INJECTION; otherwise fault_check is a constant 0.
+ * The armed state is process-wide (tests run one database at a time).
+ */
+#ifndef RC_FAULT_H
+#define RC_FAULT_H
+
+typedef enum fault_point {
+    FAULT_GROW,   /* preallocating the active segment (fallocate) */
+    FAULT_SYNC,   /* fdatasync of the active segment */
+    FAULT_CREATE, /* creating a segment, hint or merge file */
+    FAULT_WRITE,  /* writing a hint or merge output */
+    FAULT_READ,   /* reading a record for a caller */
+    FAULT_POINTS
+} fault_point;
+
+#ifdef RC_FAULT_INJECTION
+/* Fail calls AFTER+1 .. AFTER+COUNT of POINT (counted from now) with ERR. */
+void rc_fault_arm(fault_point point, unsigned after, unsigned count, int err);
+void rc_fault_disarm_all(void);
+/* 0, or the errno to fail with. */
+int fault_check(fault_point point);
+#else
+static inline int fault_check(fault_point point)
+{
+    (void)point;
+    return 0;
+}
+#endif
+
+#endif

@@ -1,0 +1,114 @@
+/*
+ * hintfile.c — writing and loading hint files.
+ *
+ * A hint is written for a segment once it is immutable (at rotation, by the
+ * background thread, and at clean close for the active one): a scan of the
+ * segment's committed records emits key + location entries into a buffer
+ * that is written through io_uring to NNNNNNNN.hint.tmp, fdatasync'ed and
+ * renamed, so a hint is either whole or absent. Loading verifies the whole
+ * file (trailer checksum, exact entry count) before using any entry; a bad
+ * hint only costs a scan of its segment.
+ */
+#include "db.h"
+#include "fault.h"
+#include "ring.h"
+#include "scan.h"
+#include "format/hint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct hint_buf {
+    uint8_t *p;
+    size_t len, cap;
+    uint64_t count;
+} hint_buf;
+
+static int hint_emit(void *ctx, const fmt_record *r, uint32_t off)
+{
+    hint_buf *b = ctx;
+    if (b->len + FMT_HINT_ENTRY_MAX + FMT_HINT_TRAILER_LEN > b->cap) {
+        size_t cap = b->cap * 2;
+        uint8_t *n = realloc(b->p, cap);
+        if (!n)
+            return -1;
+        b->p = n;
+        b->cap = cap;
+    }
+    fmt_hint_entry e = {
+        .flags = (uint8_t)(r->flags & ~(FMT_REC_BATCH | FMT_REC_BATCH_END)),
+        .seq = r->seq,
+        .ks = r->ks,
+        .expires_at_ms = r->expires_at_ms,
+        .key = r->key,
+        .klen = r->klen,
+        .offset = off,
+        .total_len = r->total_len,
+    };
+    size_t w = fmt_hint_entry_encode(b->p + b->len, b->cap - b->len, &e);
+    if (!w)
+        return -1;
+    b->len += w;
+    b->count++;
+    return 0;
+}
+
+int hint_write(rc_db *db, segment *seg)
+{
+    hint_buf b = {.cap = 1u << 20};
+    b.p = malloc(b.cap);
+    if (!b.p)
+        return RC_ENOMEM;
+    b.len = FMT_HINT_HEADER_LEN;
+    scan_result res;
+    int err = 0;
+    if (scan_segment(seg, false, hint_emit, &b, &res) != 0) {
+        err = RC_ENOMEM;
+        goto out;
+    }
+    fmt_hint_header h = {
+        .segment_id = seg->id, .covered = atomic_load(&seg->size), .count = b.count};
+    fmt_hint_header_encode(b.p, &h);
+    fmt_put_u64(b.p + b.len, fmt_hash64(b.p, b.len));
+    b.len += FMT_HINT_TRAILER_LEN;
+
+    char tmp[48], name[32];
+    seg_name(name, sizeof(name), seg->id, "hint");
+    snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+    int ferr = fault_check(FAULT_CREATE);
+    int fd = ferr ? -1 : openat(db->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        ferr = ferr ? ferr : errno;
+        err = rc_fail(rc_from_errno(ferr), "cannot create %s: %s", tmp, strerror(ferr));
+        goto out;
+    }
+    ferr = fault_check(FAULT_WRITE);
+    if (!ferr) {
+        pthread_mutex_lock(&db->ring_mu);
+        int r = ring_pwrite_all(db->ring, fd, b.p, b.len, 0);
+        if (!r)
+            r = ring_fdatasync(db->ring, fd);
+        pthread_mutex_unlock(&db->ring_mu);
+        ferr = r < 0 ? -r : 0;
+    }
+    close(fd);
+    if (!ferr && renameat(db->dir_fd, tmp, db->dir_fd, name) != 0)
+        ferr = errno;
+    if (!ferr && fsync(db->dir_fd) != 0)
+        ferr = errno;
+    if (ferr) {
+        unlinkat(db->dir_fd, tmp, 0);
+        err = rc_fail(rc_from_errno(ferr), "cannot write hint %s: %s", name, strerror(ferr));
+        goto out;
+    }
+    seg->hint_bytes = b.len;
+    atomic_store(&seg->has_hint, true);
+out:
+    free(b.p);
+    return err;
+}

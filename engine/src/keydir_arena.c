@@ -1,0 +1,156 @@
+/*
+ * keydir_arena.c — chunked bump allocator for keydir entries (see
+ * keydir_arena.h for the reference encoding and evacuation).
+ *
+ * Chunk sizes start small (KD_ARENA_CHUNK_MIN) and grow with the arena, each
+ * new chunk a quarter of what the arena already holds, up to 64 KiB: a server
+ * may hold thousands of tiny keyspaces, each with 64 shards, so a shard with
+ * two keys must not pin 64 KiB, while a shard with a million keys wants few,
+ * large chunks (one malloc per 64 KiB instead of one per entry). Growing by a
+ * quarter (not doubling) bounds the unused tail of the current chunk to 20 %
+ * of a small arena; the ~30 chunks it takes to reach 64 KiB cost nothing. An
+ * entry that does not fit in the rest of the current chunk starts a new one;
+ * the abandoned tail is a hole, at most 1048 B (the largest entry) of 64 KiB.
+ */
+#include "keydir_arena.h"
+
+#include <stdlib.h>
+
+#ifdef RC_FAULT_INJECTION
+static _Thread_local long fail_countdown = -1;
+
+void keydir_fault_fail_alloc(long n)
+{
+    fail_countdown = n;
+}
+
+bool kd_alloc_should_fail(void)
+{
+    if (fail_countdown < 0)
+        return false;
+    return fail_countdown-- == 0;
+}
+#endif
+
+static uint32_t clamp_chunk(size_t n)
+{
+    if (n < KD_ARENA_CHUNK_MIN)
+        return KD_ARENA_CHUNK_MIN;
+    if (n > KD_ARENA_CHUNK_MAX)
+        return KD_ARENA_CHUNK_MAX;
+    return (uint32_t)((n + 3u) & ~(size_t)3u);
+}
+
+void kd_arena_init(kd_arena *a)
+{
+    *a = (kd_arena){0};
+}
+
+void kd_arena_destroy(kd_arena *a)
+{
+    for (uint32_t i = 0; i < a->nchunks; i++)
+        free(a->chunks[i].mem);
+    free(a->chunks);
+    kd_arena_init(a);
+}
+
+/* An index for a new chunk: a freed one if any, else a new one at the end.
+ * UINT32_MAX on ENOMEM or when the reference space is exhausted. */
+static uint32_t arena_free_index(kd_arena *a)
+{
+    for (uint32_t i = 0; i < a->nchunks; i++) {
+        if (!a->chunks[i].mem)
+            return i;
+    }
+    if (a->nchunks >= KD_ARENA_CHUNKS_MAX)
+        return UINT32_MAX;
+    if (a->nchunks == a->chunks_cap) {
+        uint32_t cap = a->chunks_cap ? a->chunks_cap * 2u : 4u;
+        if (cap > KD_ARENA_CHUNKS_MAX)
+            cap = KD_ARENA_CHUNKS_MAX;
+        kd_chunk *chunks =
+            kd_alloc_should_fail() ? NULL : realloc(a->chunks, (size_t)cap * sizeof *chunks);
+        if (!chunks)
+            return UINT32_MAX;
+        a->chunks = chunks;
+        a->chunks_cap = cap;
+    }
+    a->chunks[a->nchunks] = (kd_chunk){0};
+    return a->nchunks++;
+}
+
+/* Make a new chunk able to hold NEED bytes the current one. false (and
+ * nothing visible changed) on ENOMEM. */
+static bool arena_new_chunk(kd_arena *a, uint32_t need)
+{
+    uint32_t i = arena_free_index(a);
+    if (i == UINT32_MAX)
+        return false;
+    uint32_t size = clamp_chunk(a->chunk_bytes / 4u);
+    if (size < need)
+        size = need;
+    uint8_t *mem = kd_alloc_should_fail() ? NULL : malloc(size);
+    if (!mem)
+        return false; /* index I stays free (mem == NULL) for the next try */
+    a->chunks[i] = (kd_chunk){.mem = mem, .size = size};
+    a->cur = i;
+    a->cur_used = 0;
+    a->chunk_bytes += size;
+    return true;
+}
+
+uint32_t kd_arena_alloc(kd_arena *a, uint32_t size)
+{
+    if (a->nchunks == 0 || !a->chunks[a->cur].mem || a->chunks[a->cur].size - a->cur_used < size) {
+        if (!arena_new_chunk(a, size))
+            return 0;
+    }
+    uint32_t off = a->cur_used;
+    a->cur_used += size;
+    a->chunks[a->cur].live += size;
+    a->live_bytes += size;
+    return ((a->cur << KD_ARENA_OFF_BITS) | (off >> 2)) + 1u;
+}
+
+uint32_t kd_arena_pick_victims(const kd_arena *a, size_t budget, bool *victim)
+{
+    uint32_t n = 0;
+    size_t taken = 0;
+    for (uint32_t i = 0; i < a->nchunks; i++)
+        victim[i] = false;
+    /* Repeatedly take the chunk with the largest hole fraction: O(chunks x
+     * victims), fine for the few hundred chunks of a big shard. Chunks with
+     * nothing live cost no budget and are all taken on the first round, so a
+     * mass deletion does not turn this quadratic. */
+    for (;;) {
+        uint32_t best = UINT32_MAX;
+        for (uint32_t i = 0; i < a->nchunks; i++) {
+            const kd_chunk *c = &a->chunks[i];
+            if (!c->mem || victim[i] || i == a->cur || c->live == c->size)
+                continue;
+            if (c->live == 0) {
+                victim[i] = true;
+                n++;
+                continue;
+            }
+            if (n && taken + c->live > budget)
+                continue;
+            /* live/size smaller than the best's: cross-multiplied. */
+            if (best == UINT32_MAX ||
+                (uint64_t)c->live * a->chunks[best].size < (uint64_t)a->chunks[best].live * c->size)
+                best = i;
+        }
+        if (best == UINT32_MAX)
+            return n;
+        victim[best] = true;
+        taken += a->chunks[best].live;
+        n++;
+    }
+}
+
+void kd_arena_free_chunk(kd_arena *a, uint32_t i)
+{
+    a->chunk_bytes -= a->chunks[i].size;
+    free(a->chunks[i].mem);
+    a->chunks[i] = (kd_chunk){0};
+}

@@ -1,0 +1,492 @@
+/*
+ * keyspace.c — named keyspaces and their catalogue.
+ *
+ * The catalogue is keyspace 0: one record per keyspace name whose value
+ * (format/catalog.h) holds the keyspace id, its state and default TTL. The
+ * newest record per name wins, as for any key, so creating, dropping and
+ * changing a keyspace is one atomic record, and recovery rebuilds the set of
+ * keyspaces from the keydir of keyspace 0. Records of a keyspace id that the
+ * catalogue does not list as live are dead: that is how a drop of any size
+ * becomes durable with one write, and why ids are never reused.
+ *
+ * Handles live until rc_close even after a drop, so a server may hold them
+ * without reference counting; their keydir is freed once no reader or
+ * writer can be inside it (an epoch grace period).
+ */
+#include "db.h"
+#include "format/catalog.h"
+#include "format/record.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+rc_keyspace *ks_new(rc_db *db, const char *name, uint32_t id, int64_t ttl)
+{
+    rc_keyspace *ks = calloc(1, sizeof(*ks));
+    if (!ks)
+        return NULL;
+    ks->db = db;
+    ks->id = id;
+    ks->name = strdup(name ? name : "");
+    ks->kd = keydir_new();
+    atomic_store(&ks->default_ttl_ms, ttl);
+    if (!ks->name || !ks->kd) {
+        keydir_free(ks->kd);
+        free(ks->name);
+        free(ks);
+        return NULL;
+    }
+    return ks;
+}
+
+static void ks_destroy(rc_keyspace *ks)
+{
+    keydir_free(ks->kd);
+    free(ks->name);
+    free(ks);
+}
+
+int ks_register(rc_db *db, rc_keyspace *ks)
+{
+    if (ks->id >= db->ks_cap) {
+        uint32_t cap = db->ks_cap ? db->ks_cap : 16;
+        while (cap <= ks->id)
+            cap *= 2;
+        rc_keyspace **n = realloc(db->ks_by_id, cap * sizeof(*n));
+        if (!n)
+            return RC_ENOMEM;
+        memset(n + db->ks_cap, 0, (cap - db->ks_cap) * sizeof(*n));
+        db->ks_by_id = n;
+        db->ks_cap = cap;
+    }
+    if (db->ks_all_n == db->ks_all_cap) {
+        size_t cap = db->ks_all_cap ? db->ks_all_cap * 2 : 16;
+        rc_keyspace **n = realloc(db->ks_all, cap * sizeof(*n));
+        if (!n)
+            return RC_ENOMEM;
+        db->ks_all = n;
+        db->ks_all_cap = cap;
+    }
+    db->ks_all[db->ks_all_n++] = ks;
+    __atomic_store_n(&db->ks_by_id[ks->id], ks, __ATOMIC_RELEASE);
+    if (ks->id >= db->next_ks_id)
+        db->next_ks_id = ks->id + 1;
+    return 0;
+}
+
+void ks_free_all(rc_db *db)
+{
+    for (size_t i = 0; i < db->ks_all_n; i++)
+        ks_destroy(db->ks_all[i]);
+    free(db->ks_all);
+    free(db->ks_by_id);
+    db->ks_all = NULL;
+    db->ks_by_id = NULL;
+    db->ks_all_n = db->ks_all_cap = 0;
+    db->ks_cap = 0;
+}
+
+rc_keyspace *ks_by_id(rc_db *db, uint32_t id)
+{
+    if (id >= db->ks_cap)
+        return NULL;
+    return db->ks_by_id[id];
+}
+
+rc_keyspace *ks_resolve(rc_db *db, rc_keyspace *ks)
+{
+    if (!ks)
+        ks = db->ks_by_id[FMT_KS_DEFAULT];
+    if (atomic_load_explicit(&ks->dropped, memory_order_acquire))
+        return NULL;
+    return ks;
+}
+
+rc_keyspace *rc_default_keyspace(rc_db *db)
+{
+    return db->ks_by_id[FMT_KS_DEFAULT];
+}
+
+const char *rc_keyspace_name(const rc_keyspace *ks)
+{
+    return ks->name;
+}
+
+int64_t rc_keyspace_default_ttl(const rc_keyspace *ks)
+{
+    return atomic_load(&((rc_keyspace *)ks)->default_ttl_ms);
+}
+
+static int check_name(const char *name)
+{
+    if (!name)
+        return rc_fail(RC_EINVAL, "keyspace name is NULL");
+    size_t len = strlen(name);
+    if (len == 0 || len > RC_KEYSPACE_NAME_MAX)
+        return rc_fail(RC_EINVAL, "keyspace name must be 1..%u bytes", RC_KEYSPACE_NAME_MAX);
+    return 0;
+}
+
+/* Find a live keyspace by name (ks_mu held). Linear in the number of
+ * keyspaces; servers keep the handle they got. */
+static rc_keyspace *find_live(rc_db *db, const char *name)
+{
+    for (uint32_t i = 1; i < db->ks_cap; i++) {
+        rc_keyspace *ks = db->ks_by_id[i];
+        if (ks && !atomic_load(&ks->dropped) && strcmp(ks->name, name) == 0)
+            return ks;
+    }
+    return NULL;
+}
+
+/* Write the catalogue record for NAME (ks_mu held) and wait for it. */
+static int write_catalog(rc_db *db, const char *name, const fmt_catalog_entry *e)
+{
+    uint8_t val[FMT_CATALOG_VALUE_LEN];
+    fmt_catalog_encode(val, e);
+    rc_keyspace *cat = db->ks_by_id[FMT_KS_CATALOG];
+    log_rec r = {.ks = FMT_KS_CATALOG,
+                 .key = name,
+                 .klen = (uint32_t)strlen(name),
+                 .val = val,
+                 .vlen = sizeof(val)};
+    uint64_t lsn = 0;
+    epoch_slot *ep = epoch_enter(db);
+    int err = log_append(db, &r, 1, &lsn);
+    if (!err)
+        index_apply(db, cat, keydir_hash(name, r.klen), &r, r.vlen);
+    epoch_exit(ep);
+    if (!err)
+        err = log_wait(db, lsn);
+    return err;
+}
+
+int rc_keyspace_open(rc_db *db, const char *name, int flags, rc_keyspace **out)
+{
+    int err = check_name(name);
+    if (err)
+        return err;
+    pthread_mutex_lock(&db->ks_mu);
+    rc_keyspace *ks = find_live(db, name);
+    if (ks) {
+        if ((flags & RC_KS_CREATE) && (flags & RC_KS_EXCL))
+            err = rc_fail(RC_EEXISTS, "keyspace '%s' already exists", name);
+        else
+            *out = ks;
+        goto out;
+    }
+    if (!(flags & RC_KS_CREATE)) {
+        err = rc_fail(RC_ENOKEYSPACE, "no keyspace named '%s'", name);
+        goto out;
+    }
+    fmt_catalog_entry e = {.dropped = false, .ks_id = db->next_ks_id, .default_ttl_ms = 0};
+    ks = ks_new(db, name, e.ks_id, 0);
+    if (!ks) {
+        err = RC_ENOMEM;
+        goto out;
+    }
+    err = write_catalog(db, name, &e);
+    if (!err)
+        err = ks_register(db, ks);
+    if (err) {
+        ks_destroy(ks);
+        goto out;
+    }
+    *out = ks;
+out:
+    pthread_mutex_unlock(&db->ks_mu);
+    return err;
+}
+
+static int drop_account(void *ctx, const uint8_t *key, size_t klen, const kd_loc *loc)
+{
+    rc_keyspace *ks = ctx;
+    index_account_removed(ks->db, ks, loc, klen);
+    return 0;
+}
+
+/* The in-memory half of a drop, once the catalogue says so (ks_mu held, no
+ * epoch held): the handle answers RC_ENOKEYSPACE and its keys' bytes count as
+ * dead. Shared by rc_keyspace_drop and ks_refresh_catalog (rc_load). */
+static void ks_retire(rc_db *db, rc_keyspace *ks)
+{
+    atomic_store_explicit(&ks->dropped, true, memory_order_release);
+    epoch_synchronize(db); /* nobody is inside ks->kd after this */
+    epoch_slot *ep = epoch_enter(db);
+    for (unsigned s = 0; s < KEYDIR_SHARDS; s++)
+        keydir_shard_foreach(ks->kd, s, drop_account, ks);
+    epoch_exit(ep);
+    keydir_free(ks->kd);
+    ks->kd = keydir_new(); /* an empty one, so stray handles stay safe */
+    db->ks_by_id[ks->id] = NULL;
+}
+
+int rc_keyspace_drop(rc_db *db, const char *name)
+{
+    int err = check_name(name);
+    if (err)
+        return err;
+    if (strcmp(name, "default") == 0)
+        return rc_fail(RC_EINVAL, "the keyspace 'default' cannot be dropped");
+    pthread_mutex_lock(&db->ks_mu);
+    rc_keyspace *ks = find_live(db, name);
+    if (!ks) {
+        err = rc_fail(RC_ENOKEYSPACE, "no keyspace named '%s'", name);
+        goto out;
+    }
+    fmt_catalog_entry e = {.dropped = true, .ks_id = ks->id, .default_ttl_ms = 0};
+    err = write_catalog(db, name, &e);
+    if (err)
+        goto out;
+    ks_retire(db, ks);
+out:
+    pthread_mutex_unlock(&db->ks_mu);
+    return err;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int rc_keyspace_list(rc_db *db, char ***names, size_t *count)
+{
+    pthread_mutex_lock(&db->ks_mu);
+    size_t n = 0;
+    for (uint32_t i = 1; i < db->ks_cap; i++)
+        if (db->ks_by_id[i] && !atomic_load(&db->ks_by_id[i]->dropped))
+            n++;
+    char **v = calloc(n ? n : 1, sizeof(*v));
+    int err = 0;
+    size_t k = 0;
+    if (!v) {
+        err = RC_ENOMEM;
+        goto out;
+    }
+    for (uint32_t i = 1; i < db->ks_cap && k < n; i++) {
+        rc_keyspace *ks = db->ks_by_id[i];
+        if (!ks || atomic_load(&ks->dropped))
+            continue;
+        v[k] = strdup(ks->name);
+        if (!v[k]) {
+            rc_names_free(v, k);
+            err = RC_ENOMEM;
+            goto out;
+        }
+        k++;
+    }
+    qsort(v, k, sizeof(*v), cmp_names);
+    *names = v;
+    *count = k;
+out:
+    pthread_mutex_unlock(&db->ks_mu);
+    return err;
+}
+
+void rc_names_free(char **names, size_t count)
+{
+    if (!names)
+        return;
+    for (size_t i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+}
+
+int rc_keyspace_set_default_ttl(rc_keyspace *ks, int64_t ttl_ms)
+{
+    if (!ks || ttl_ms < 0)
+        return rc_fail(RC_EINVAL, "default TTL must be >= 0 ms");
+    rc_db *db = ks->db;
+    pthread_mutex_lock(&db->ks_mu);
+    int err = 0;
+    if (atomic_load(&ks->dropped)) {
+        err = rc_fail(RC_ENOKEYSPACE, "keyspace '%s' was dropped", ks->name);
+        goto out;
+    }
+    fmt_catalog_entry e = {.dropped = false, .ks_id = ks->id, .default_ttl_ms = ttl_ms};
+    err = write_catalog(db, ks->name, &e);
+    if (!err)
+        atomic_store(&ks->default_ttl_ms, ttl_ms);
+out:
+    pthread_mutex_unlock(&db->ks_mu);
+    return err;
+}
+
+/* After recovery: keydir 0 holds the newest catalogue record per name.
+ * Give names and TTLs to the provisional keyspaces recovery made per id,
+ * create empty ones for live ids without records, and drop the rest. */
+typedef struct catalog_scan {
+    rc_db *db;
+    int err;
+    uint8_t *live; /* by id: 1 live */
+    uint32_t live_cap;
+} catalog_scan;
+
+static int catalog_visit(void *ctx, const uint8_t *key, size_t klen, const kd_loc *loc)
+{
+    catalog_scan *cs = ctx;
+    rc_db *db = cs->db;
+    rc_value v = {0};
+    int err = read_record(db, loc, &v, true);
+    fmt_catalog_entry e;
+    if (err || fmt_catalog_decode(v.data, v.len, &e) != FMT_OK || klen > RC_KEYSPACE_NAME_MAX) {
+        rc_value_free(&v);
+        db->corrupt_records++;
+        return 0; /* a bad catalogue record: its keyspace stays unknown */
+    }
+    rc_value_free(&v);
+    if (e.ks_id >= db->next_ks_id)
+        db->next_ks_id = e.ks_id + 1;
+    if (e.ks_id == FMT_KS_DEFAULT && !e.dropped) {
+        atomic_store(&db->ks_by_id[FMT_KS_DEFAULT]->default_ttl_ms, e.default_ttl_ms);
+        return 0;
+    }
+    if (e.dropped || e.ks_id <= FMT_KS_DEFAULT)
+        return 0;
+    char name[RC_KEYSPACE_NAME_MAX + 1];
+    memcpy(name, key, klen);
+    name[klen] = 0;
+    rc_keyspace *ks = ks_by_id(db, e.ks_id);
+    if (ks) {
+        free(ks->name);
+        ks->name = strdup(name);
+        if (!ks->name) {
+            cs->err = RC_ENOMEM;
+            return 1;
+        }
+    } else {
+        ks = ks_new(db, name, e.ks_id, 0);
+        if (!ks || ks_register(db, ks) != 0) {
+            cs->err = RC_ENOMEM;
+            return 1;
+        }
+    }
+    atomic_store(&ks->default_ttl_ms, e.default_ttl_ms);
+    if (e.ks_id < cs->live_cap)
+        cs->live[e.ks_id] = 1;
+    return 0;
+}
+
+int ks_load_catalog(rc_db *db)
+{
+    rc_keyspace *cat = db->ks_by_id[FMT_KS_CATALOG];
+    catalog_scan cs = {.db = db, .live_cap = db->ks_cap + 1};
+    /* ids may grow while visiting; entries beyond live_cap were just made */
+    cs.live = calloc(cs.live_cap, 1);
+    if (!cs.live)
+        return RC_ENOMEM;
+    for (unsigned s = 0; s < KEYDIR_SHARDS && !cs.err; s++)
+        keydir_shard_foreach(cat->kd, s, catalog_visit, &cs);
+    if (cs.err) {
+        free(cs.live);
+        return cs.err;
+    }
+    for (uint32_t id = FMT_KS_DEFAULT + 1; id < db->ks_cap; id++) {
+        rc_keyspace *ks = db->ks_by_id[id];
+        if (ks && (id >= cs.live_cap || !cs.live[id]) && ks->name[0] == 0) {
+            /* records of a dropped or unknown keyspace: dead */
+            atomic_store(&ks->dropped, true);
+            db->ks_by_id[id] = NULL;
+            keydir_free(ks->kd);
+            ks->kd = keydir_new();
+        }
+    }
+    free(cs.live);
+    return 0;
+}
+
+/* ---- rc_load (load.c): after catalogue records were appended and indexed
+ * into keydir 0, make the keyspace handles match the catalogue. Unlike
+ * ks_load_catalog (recovery) this runs on a live database: existing handles
+ * keep their name (an id never changes its name), missing ones are created,
+ * and handles whose id the catalogue no longer lists as live are retired as
+ * by a drop. next_ks_id moves above every id the catalogue names, live or
+ * dropped, so that ids are never reused. */
+typedef struct catalog_item {
+    uint32_t id;
+    bool dropped;
+    int64_t ttl;
+    char name[RC_KEYSPACE_NAME_MAX + 1];
+} catalog_item;
+
+typedef struct catalog_collect {
+    rc_db *db;
+    catalog_item *items;
+    size_t n, cap;
+    int err;
+} catalog_collect;
+
+static int catalog_collect_visit(void *ctx, const uint8_t *key, size_t klen, const kd_loc *loc)
+{
+    catalog_collect *cc = ctx;
+    rc_value v = {0};
+    fmt_catalog_entry e;
+    int err = read_record(cc->db, loc, &v, true);
+    bool ok = !err && klen <= RC_KEYSPACE_NAME_MAX && memchr(key, 0, klen) == NULL &&
+              fmt_catalog_decode(v.data, v.len, &e) == FMT_OK;
+    rc_value_free(&v);
+    if (!ok)
+        return 0; /* not a keyspace entry: its id stays unknown */
+    if (cc->n == cc->cap) {
+        size_t cap = cc->cap ? cc->cap * 2 : 16;
+        catalog_item *n = realloc(cc->items, cap * sizeof(*n));
+        if (!n)
+            return cc->err = RC_ENOMEM;
+        cc->items = n;
+        cc->cap = cap;
+    }
+    catalog_item *it = &cc->items[cc->n++];
+    it->id = e.ks_id;
+    it->dropped = e.dropped;
+    it->ttl = e.default_ttl_ms;
+    memcpy(it->name, key, klen);
+    it->name[klen] = 0;
+    return 0;
+}
+
+int ks_refresh_catalog(rc_db *db)
+{
+    rc_keyspace *cat = db->ks_by_id[FMT_KS_CATALOG];
+    catalog_collect cc = {.db = db};
+    epoch_slot *ep = epoch_enter(db);
+    for (unsigned s = 0; s < KEYDIR_SHARDS && !cc.err; s++) {
+        keydir_rdlock(cat->kd, s);
+        keydir_shard_foreach(cat->kd, s, catalog_collect_visit, &cc);
+        keydir_unlock(cat->kd, s);
+    }
+    epoch_exit(ep);
+    uint32_t live_cap = db->ks_cap;
+    for (size_t i = 0; i < cc.n; i++)
+        if (!cc.items[i].dropped && cc.items[i].id >= live_cap)
+            live_cap = cc.items[i].id + 1;
+    uint8_t *live = cc.err ? NULL : calloc(live_cap ? live_cap : 1, 1);
+    int err = cc.err ? cc.err : live ? 0 : RC_ENOMEM;
+    for (size_t i = 0; i < cc.n && !err; i++) {
+        catalog_item *it = &cc.items[i];
+        if (it->id >= db->next_ks_id)
+            db->next_ks_id = it->id + 1;
+        if (it->id == FMT_KS_DEFAULT && !it->dropped)
+            atomic_store(&db->ks_by_id[FMT_KS_DEFAULT]->default_ttl_ms, it->ttl);
+        if (it->dropped || it->id <= FMT_KS_DEFAULT)
+            continue;
+        live[it->id] = 1;
+        rc_keyspace *ks = ks_by_id(db, it->id);
+        if (!ks) {
+            ks = ks_new(db, it->name, it->id, it->ttl);
+            if (!ks)
+                err = RC_ENOMEM;
+            else if ((err = ks_register(db, ks)) != 0)
+                ks_destroy(ks);
+        }
+        if (!err)
+            atomic_store(&ks->default_ttl_ms, it->ttl);
+    }
+    for (uint32_t id = FMT_KS_DEFAULT + 1; id < db->ks_cap && !err; id++) {
+        rc_keyspace *ks = db->ks_by_id[id];
+        if (ks && !atomic_load(&ks->dropped) && (id >= live_cap || !live[id]))
+            ks_retire(db, ks);
+    }
+    free(live);
+    free(cc.items);
+    return err;
+}

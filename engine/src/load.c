@@ -1,0 +1,518 @@
+/*
+ * load.c — reading backup streams: rc_verify_stream and rc_load.
+ *
+ * One walker (stream_walk) reads a stream through the caller's rc_read_fn
+ * and checks everything format/stream.h can check: the header, every frame
+ * header's lengths (before any allocation), every payload's checksum and
+ * zstd framing (before the raw buffer is sized from it), every record's own
+ * checksum, the trailer's counts and frame chain, and that nothing follows
+ * the trailer. Payload buffers grow as bytes actually arrive, so a stream
+ * that claims a huge frame and then ends costs no more memory than it sent.
+ *
+ * rc_load never applies anything before the trailer has verified: while the
+ * walker verifies, the decompressed records of each frame are staged in
+ * DIR/load.tmp (removed at the end, on failure, and by the next rc_open if a
+ * crash left it). Only then, under ks_mu, is the target checked again (a
+ * full stream needs an empty database, an incremental one must not start
+ * after the database's last seq) and the staged records applied:
+ *
+ *   - Records with seq <= the target's last seq are skipped. A target that
+ *     was restored from the same source already reflects every change up to
+ *     its last seq, so those records are either present or superseded; and
+ *     every record that is written is newer than anything on the target, so
+ *     the state after a reopen (recovery resolves by seq) is the state
+ *     indexed now. This also makes loading the same stream twice a no-op.
+ *   - Every remaining record is appended as ONE atomic batch (log_append,
+ *     sequence numbers preserved, batch flags from the source dropped): a
+ *     crash during the load leaves all of it or none of it, so a rerun of
+ *     the same command is always right. The price: one log_rec (64 bytes)
+ *     per record in RAM plus the staged file (page cache), and a stream's
+ *     records must fit one segment (32-bit offsets): LOAD_BYTES_MAX.
+ *   - Catalogue records are indexed first, the keyspace handles are made to
+ *     match the catalogue (ks_refresh_catalog), then every other record is
+ *     indexed into its keyspace if it is newer than what is there (as
+ *     recovery does), with the usual live/dead byte accounting.
+ * Concurrent readers may see the load half indexed; it is durable (fdatasync)
+ * when rc_load returns, whatever the sync mode. Progress is in records: while
+ * verifying, DONE records verified of TOTAL 0 (unknown until the trailer);
+ * while indexing, DONE of TOTAL; at the end DONE == TOTAL.
+ */
+#include "db.h"
+#include "format/catalog.h"
+#include "format/compress.h"
+#include "format/record.h"
+#include "format/stream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define LOAD_TMP "load.tmp"
+#define LOAD_BYTES_MAX 0xF0000000ull /* records of one load: one segment */
+#define LOAD_KS_ID_MAX (1u << 24)    /* sanity bound on keyspace ids */
+#define READ_CHUNK (4u << 20)        /* payload bytes read per call */
+
+/* ------------------------------------------------------------ the walker */
+
+typedef struct stream_walk {
+    rc_read_fn read;
+    void *ctx;
+    uint64_t pos; /* stream bytes consumed */
+    fmt_stream_reader rd;
+    fmt_stream_trailer trailer;
+    uint8_t *payload;
+    size_t payload_cap;
+    uint8_t *raw;
+    size_t raw_cap;
+    /* optional hooks; a non-zero return stops the walk and is returned */
+    int (*on_header)(void *cb, const fmt_stream_header *h);
+    int (*on_frame)(void *cb, const uint8_t *raw, size_t len);
+    void *cb;
+} stream_walk;
+
+/* Read up to LEN bytes (fewer only at the end of the stream). */
+static int read_full(stream_walk *w, uint8_t *buf, size_t len, size_t *got)
+{
+    size_t have = 0;
+    *got = 0;
+    while (have < len) {
+        long n = w->read(w->ctx, buf + have, len - have);
+        if (n < 0)
+            return rc_fail(RC_EIO, "the stream's read callback failed after %llu bytes",
+                           (unsigned long long)(w->pos + have));
+        if (n == 0)
+            break;
+        if ((size_t)n > len - have)
+            return rc_fail(RC_EINVAL, "the read callback returned more bytes than asked");
+        have += (size_t)n;
+    }
+    w->pos += have;
+    *got = have;
+    return 0;
+}
+
+static int truncated(const stream_walk *w, const char *where)
+{
+    return rc_fail(RC_ECORRUPT, "the stream ends after %llu bytes, %s: it is truncated",
+                   (unsigned long long)w->pos, where);
+}
+
+/* Read a frame payload of NEED bytes, growing the buffer as bytes arrive. */
+static int read_payload(stream_walk *w, size_t need)
+{
+    size_t have = 0;
+    while (have < need) {
+        size_t want = need - have < READ_CHUNK ? need - have : READ_CHUNK;
+        if (have + want > w->payload_cap) {
+            size_t cap = w->payload_cap * 2 > have + want ? w->payload_cap * 2 : have + want;
+            if (cap > need)
+                cap = need;
+            uint8_t *n = realloc(w->payload, cap);
+            if (!n)
+                return RC_ENOMEM;
+            w->payload = n;
+            w->payload_cap = cap;
+        }
+        size_t got;
+        int err = read_full(w, w->payload + have, want, &got);
+        if (err)
+            return err;
+        have += got;
+        if (got < want)
+            return truncated(w, "inside a frame");
+    }
+    return 0;
+}
+
+static int walk(stream_walk *w)
+{
+    uint8_t head[FMT_STREAM_HEADER_LEN];
+    size_t got;
+    int err = read_full(w, head, sizeof(head), &got);
+    if (err)
+        return err;
+    if (got < sizeof(head))
+        return truncated(w, "inside its header");
+    int rc = fmt_stream_reader_init(&w->rd, head, got);
+    if (rc == FMT_EVERSION)
+        return rc_fail(RC_EVERSION, "the stream has format version %u; this build reads up to %u",
+                       (unsigned)fmt_get_u16(head + 4), FMT_STREAM_VERSION);
+    if (rc != FMT_OK)
+        return rc_fail(RC_ECORRUPT, "not a ringcask backup stream, or its header is corrupt");
+    if (w->on_header && (err = w->on_header(w->cb, &w->rd.header)) != 0)
+        return err;
+    for (;;) {
+        uint8_t fh[FMT_STREAM_FRAME_HEADER_LEN];
+        uint64_t at = w->pos;
+        err = read_full(w, fh, sizeof(fh), &got);
+        if (err)
+            return err;
+        if (got < sizeof(fh))
+            return truncated(w, "without its trailer");
+        fmt_stream_frame f;
+        rc = fmt_stream_frame_header_decode(fh, got, &f);
+        if (rc != FMT_OK)
+            return rc_fail(RC_ECORRUPT, "the frame header at byte %llu is corrupt (%s)",
+                           (unsigned long long)at, fmt_strerror(rc));
+        err = read_payload(w, f.stored_len);
+        if (err)
+            return err;
+        if (f.type == FMT_STREAM_FRAME_TRAILER) {
+            if (fmt_stream_read_trailer(&w->rd, &f, w->payload, &w->trailer) != FMT_OK)
+                return rc_fail(RC_ECORRUPT,
+                               "the trailer at byte %llu does not match the stream "
+                               "(checksum, counts or frame chain)",
+                               (unsigned long long)at);
+            uint8_t extra;
+            err = read_full(w, &extra, 1, &got);
+            if (!err && got)
+                err = rc_fail(RC_ECORRUPT, "bytes follow the trailer at byte %llu",
+                              (unsigned long long)(w->pos - 1));
+            return err;
+        }
+        if (fmt_stream_frame_verify(&f, w->payload) != FMT_OK)
+            return rc_fail(RC_ECORRUPT, "the frame at byte %llu fails its checksum",
+                           (unsigned long long)at);
+        if (f.raw_len > w->raw_cap) {
+            uint8_t *n = realloc(w->raw, f.raw_len);
+            if (!n)
+                return RC_ENOMEM;
+            w->raw = n;
+            w->raw_cap = f.raw_len;
+        }
+        if (fmt_stream_read_records(&w->rd, &f, w->payload, w->raw, w->raw_cap) != FMT_OK)
+            return rc_fail(RC_ECORRUPT,
+                           "the frame at byte %llu does not hold whole valid "
+                           "records",
+                           (unsigned long long)at);
+        if (w->on_frame && (err = w->on_frame(w->cb, w->raw, f.raw_len)) != 0)
+            return err;
+    }
+}
+
+static void walk_info(const stream_walk *w, rc_backup_info *info)
+{
+    if (!info)
+        return;
+    info->since = w->rd.header.since;
+    info->until = w->trailer.until;
+    info->records = w->trailer.records;
+    info->tombstones = w->trailer.tombstones;
+    info->bytes = w->pos;
+}
+
+int rc_verify_stream(rc_read_fn read, void *ctx, rc_backup_info *info)
+{
+    if (!read)
+        return rc_fail(RC_EINVAL, "rc_verify_stream needs a read callback");
+    stream_walk w = {.read = read, .ctx = ctx};
+    int err = walk(&w);
+    if (!err)
+        walk_info(&w, info);
+    free(w.payload);
+    free(w.raw);
+    return err;
+}
+
+/* ------------------------------------------------------------- loading */
+
+typedef struct load_run {
+    rc_db *db;
+    stream_walk w;
+    int fd; /* the staging file */
+    uint64_t staged;
+    rc_progress_fn progress;
+    void *progress_ctx;
+} load_run;
+
+/* Can a stream starting at SINCE go onto DB? (ks_mu held) */
+static int check_target(rc_db *db, uint64_t since)
+{
+    uint64_t last = atomic_load(&db->last_seq);
+    if (since > 0) {
+        if (since > last)
+            return rc_fail(RC_EGAP,
+                           "the stream starts after seq %llu but the database ends at seq %llu: "
+                           "load the backups in between first",
+                           (unsigned long long)since, (unsigned long long)last);
+        return 0;
+    }
+    for (uint32_t id = FMT_KS_DEFAULT + 1; id < db->ks_cap; id++) {
+        rc_keyspace *ks = db->ks_by_id[id];
+        if (ks && !atomic_load(&ks->dropped))
+            return rc_fail(RC_ENOTEMPTY,
+                           "the database has keyspace '%s': a full backup loads "
+                           "only into an empty database",
+                           ks->name);
+    }
+    size_t keys = keydir_count(db->ks_by_id[FMT_KS_DEFAULT]->kd);
+    if (keys > 0)
+        return rc_fail(RC_ENOTEMPTY,
+                       "keyspace 'default' holds %zu key(s): a full backup loads "
+                       "only into an empty database",
+                       keys);
+    /* Deleted keys and dropped keyspaces leave tombstones and used ids whose
+     * sequence numbers would interleave with the stream's: refuse them too. */
+    if (last > 0)
+        return rc_fail(RC_ENOTEMPTY,
+                       "the database has a history up to seq %llu (deleted keys "
+                       "or dropped keyspaces): load a full backup into a new "
+                       "directory",
+                       (unsigned long long)last);
+    return 0;
+}
+
+static int load_on_header(void *cb, const fmt_stream_header *h)
+{
+    load_run *L = cb;
+    pthread_mutex_lock(&L->db->ks_mu);
+    int err = check_target(L->db, h->since); /* early: checked again before applying */
+    pthread_mutex_unlock(&L->db->ks_mu);
+    return err;
+}
+
+static int load_on_frame(void *cb, const uint8_t *raw, size_t len)
+{
+    load_run *L = cb;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = write(L->fd, raw + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int e = n < 0 ? errno : ENOSPC;
+            return rc_fail(rc_from_errno(e), "cannot stage the stream in %s/%s: %s", L->db->dir,
+                           LOAD_TMP, strerror(e));
+        }
+        done += (size_t)n;
+    }
+    L->staged += len;
+    if (L->progress) /* records verified so far; the total is unknown until the trailer */
+        L->progress(L->progress_ctx, L->w.rd.records + L->w.rd.tombstones, 0);
+    return 0;
+}
+
+/* The user-visible length of a record's value. */
+static uint64_t user_vlen(const log_rec *r)
+{
+    size_t len;
+    if ((r->flags & FMT_REC_COMPRESSED) &&
+        fmt_decompressed_size(r->val, r->vlen, FMT_VALUE_MAX, &len) == FMT_OK)
+        return len;
+    return r->vlen;
+}
+
+/* Index R into KS unless KS already holds a newer version of the key (an
+ * older record must never replace a newer one), with the accounting that
+ * index_apply does. Epoch held. */
+static void index_if_newer(rc_db *db, rc_keyspace *ks, const log_rec *r)
+{
+    uint64_t hash = keydir_hash(r->key, r->klen);
+    unsigned shard = keydir_shard_of(hash);
+    bool tomb = r->flags & FMT_REC_TOMBSTONE;
+    bool had = false, indexed = false;
+    kd_loc cur, old;
+    keydir_wrlock(ks->kd, shard);
+    bool found = keydir_find(ks->kd, hash, r->key, r->klen, &cur);
+    if (!found || cur.seq < r->seq) {
+        if (tomb) {
+            had = found && keydir_remove(ks->kd, hash, r->key, r->klen, &old);
+        } else {
+            kd_loc loc = {.seg = r->seg,
+                          .off = r->off,
+                          .seq = r->seq,
+                          .expires_at_ms = (int64_t)r->expires_at_ms};
+            if (keydir_put(ks->kd, hash, r->key, r->klen, &loc, &old, &had) == 0)
+                indexed = true;
+            else /* on disk but not indexed: stop taking writes (as index_apply) */
+                atomic_store(&db->write_error, ENOMEM);
+        }
+    }
+    keydir_unlock(ks->kd, shard);
+    if (had)
+        index_account_removed(db, ks, &old, r->klen);
+    if (indexed) {
+        atomic_fetch_add_explicit(&ks->live_value_bytes, user_vlen(r), memory_order_relaxed);
+        atomic_fetch_add_explicit(&ks->live_key_bytes, r->klen, memory_order_relaxed);
+    } else {
+        segment *seg = seg_at(&db->segs, r->seg);
+        if (seg)
+            atomic_fetch_add_explicit(&seg->dead_bytes, r->total_len, memory_order_relaxed);
+    }
+}
+
+/* Index the appended records of keyspace 0 (CATALOG) or of the others. */
+static void index_records(load_run *L, log_rec *recs, size_t n, bool catalog)
+{
+    rc_db *db = L->db;
+    epoch_slot *ep = epoch_enter(db);
+    for (size_t i = 0; i < n; i++) {
+        log_rec *r = &recs[i];
+        if ((r->ks == FMT_KS_CATALOG) != catalog)
+            continue;
+        rc_keyspace *ks = ks_by_id(db, r->ks);
+        if (!ks || atomic_load(&ks->dropped)) {
+            /* a keyspace the catalogue does not list as live: dead */
+            segment *seg = seg_at(&db->segs, r->seg);
+            if (seg)
+                atomic_fetch_add(&seg->dead_bytes, r->total_len);
+            continue;
+        }
+        pthread_mutex_t *stripe = &db->stripes[stripe_of(r->ks, keydir_hash(r->key, r->klen))];
+        if (!catalog)
+            pthread_mutex_lock(stripe);
+        index_if_newer(db, ks, r);
+        if (!catalog)
+            pthread_mutex_unlock(stripe);
+        if (L->progress && !catalog && (i + 1) % 65536 == 0)
+            L->progress(L->progress_ctx, i + 1, n);
+    }
+    epoch_exit(ep);
+}
+
+/* Turn the staged records newer than BASE into log records (pointing into
+ * MAP); *OUT is NULL when there are none. */
+static int build_batch(const uint8_t *map, size_t len, uint64_t base, log_rec **out, size_t *n)
+{
+    size_t pos = 0, count = 0;
+    uint64_t bytes = 0;
+    fmt_record r;
+    int rc;
+    while ((rc = fmt_stream_record_next(map, len, &pos, &r)) == 1) {
+        /* ids index arrays at open: an absurd one would make the directory
+         * unopenable, so it is refused here (in a record or a catalogue value) */
+        fmt_catalog_entry e;
+        uint32_t id = r.ks;
+        if (r.ks == FMT_KS_CATALOG && !(r.flags & (FMT_REC_TOMBSTONE | FMT_REC_COMPRESSED)) &&
+            fmt_catalog_decode(r.val, r.vlen, &e) == FMT_OK)
+            id = e.ks_id;
+        if (id > LOAD_KS_ID_MAX)
+            return rc_fail(RC_ELIMIT, "the stream names keyspace id %u (limit %u)", id,
+                           LOAD_KS_ID_MAX);
+        if (r.seq <= base)
+            continue;
+        count++;
+        bytes += r.total_len;
+    }
+    if (rc != 0)
+        return rc_fail(RC_ECORRUPT, "the staged copy of the stream no longer verifies");
+    if (bytes > LOAD_BYTES_MAX)
+        return rc_fail(RC_ELIMIT,
+                       "the stream holds %llu bytes of records; one load is limited "
+                       "to %llu (it is applied as one atomic batch in one segment)",
+                       (unsigned long long)bytes, LOAD_BYTES_MAX);
+    *out = NULL;
+    *n = 0;
+    if (count == 0)
+        return 0;
+    log_rec *recs = calloc(count, sizeof(*recs));
+    if (!recs)
+        return RC_ENOMEM;
+    size_t k = 0;
+    pos = 0;
+    while (k < count && fmt_stream_record_next(map, len, &pos, &r) == 1) {
+        if (r.seq <= base)
+            continue;
+        recs[k++] = (log_rec){
+            .flags = r.flags & (FMT_REC_TOMBSTONE | FMT_REC_COMPRESSED | FMT_REC_TYPE_MASK),
+            .ks = r.ks,
+            .expires_at_ms = r.expires_at_ms,
+            .key = r.key,
+            .klen = r.klen,
+            .val = r.val,
+            .vlen = r.vlen,
+            .seq = r.seq,
+        };
+    }
+    *out = recs;
+    *n = count;
+    return 0;
+}
+
+/* Apply the staged, verified stream (starting at SINCE). */
+static int apply_staged(load_run *L, uint64_t since)
+{
+    rc_db *db = L->db;
+    uint8_t *map = NULL;
+    log_rec *recs = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&db->ks_mu);
+    int err = check_target(db, since);
+    if (err)
+        goto out;
+    if (L->staged > 0) {
+        map = mmap(NULL, L->staged, PROT_READ, MAP_SHARED, L->fd, 0);
+        if (map == MAP_FAILED) {
+            map = NULL;
+            err = rc_fail(RC_ENOMEM, "cannot map the staged stream: %s", strerror(errno));
+            goto out;
+        }
+        madvise(map, L->staged, MADV_SEQUENTIAL);
+        err = build_batch(map, L->staged, atomic_load(&db->last_seq), &recs, &n);
+        if (err)
+            goto out;
+    }
+    if (n > 0) {
+        /* Merge keeps only records the keydir points at: it must not rewrite
+         * the segment holding the batch before the batch is indexed. */
+        pthread_mutex_lock(&db->merge_mu);
+        uint64_t lsn = 0;
+        err = log_append(db, recs, n, &lsn);
+        if (err) {
+            pthread_mutex_unlock(&db->merge_mu);
+            goto out;
+        }
+        index_records(L, recs, n, true);
+        err = ks_refresh_catalog(db);
+        if (err) /* on disk but not reflected in memory: as index_apply does */
+            atomic_store(&db->write_error, ENOMEM);
+        index_records(L, recs, n, false);
+        pthread_mutex_unlock(&db->merge_mu);
+        if (!err)
+            err = log_sync(db);
+    }
+out:
+    pthread_mutex_unlock(&db->ks_mu);
+    free(recs);
+    if (map)
+        munmap(map, L->staged);
+    return err;
+}
+
+int rc_load(rc_db *db, rc_read_fn read, void *ctx, rc_progress_fn progress, void *progress_ctx,
+            rc_backup_info *info)
+{
+    if (!db || !read)
+        return rc_fail(RC_EINVAL, "rc_load needs a database and a read callback");
+    if (db->opt.read_only)
+        return rc_fail(RC_EREADONLY, "the database was opened read-only");
+    load_run L = {.db = db, .progress = progress, .progress_ctx = progress_ctx};
+    L.w = (stream_walk){
+        .read = read, .ctx = ctx, .on_header = load_on_header, .on_frame = load_on_frame, .cb = &L};
+    /* O_EXCL: a second concurrent rc_load must not share the staging file
+     * (one left by a crash is removed by rc_open with the other *.tmp) */
+    L.fd = openat(db->dir_fd, LOAD_TMP, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (L.fd < 0 && errno == EEXIST)
+        return rc_fail(RC_ELOCKED, "another load is staging into %s/%s", db->dir, LOAD_TMP);
+    if (L.fd < 0)
+        return rc_fail(rc_from_errno(errno), "cannot create %s/%s: %s", db->dir, LOAD_TMP,
+                       strerror(errno));
+    int err = walk(&L.w);
+    free(L.w.payload);
+    free(L.w.raw);
+    L.w.payload = L.w.raw = NULL;
+    if (!err)
+        err = apply_staged(&L, L.w.rd.header.since);
+    close(L.fd);
+    unlinkat(db->dir_fd, LOAD_TMP, 0);
+    if (!err) {
+        walk_info(&L.w, info);
+        uint64_t total = L.w.trailer.records + L.w.trailer.tombstones;
+        if (progress)
+            progress(progress_ctx, total, total);
+    }
+    return err;
+}

@@ -1,0 +1,274 @@
+/*
+ * segment.c — segment files and the slot table.
+ *
+ * The active segment is preallocated in SEG_GROW_STEP chunks with fallocate
+ * and written through a MAP_SHARED mapping: a record copied into the mapping
+ * is in the page cache at once, so it survives a crash of the process without
+ * a system call per write, and a full disk shows up as a clean ENOSPC from
+ * fallocate before anything is copied, never as a SIGBUS. Durability is the
+ * log's job (fdatasync through io_uring, group-committed). A crash leaves a
+ * zero-filled preallocated tail that recovery truncates.
+ *
+ * Immutable segments are mapped read-only over their length; reads are
+ * memcpy from the mapping (no system call). Slots are 16-bit so that a keydir
+ * entry names its segment in two bytes; slots are reused only after the
+ * segment they named was reclaimed.
+ */
+#include "segment.h"
+#include "db.h"
+#include "fault.h"
+#include "format/segment.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int seg_table_init(segment_table *t)
+{
+    t->slots = calloc(SEG_SLOTS, sizeof(*t->slots));
+    if (!t->slots)
+        return RC_ENOMEM;
+    t->next_free_hint = 0;
+    pthread_mutex_init(&t->mu, NULL);
+    return 0;
+}
+
+void seg_table_free(segment_table *t)
+{
+    if (!t->slots)
+        return;
+    for (uint32_t i = 0; i < SEG_SLOTS; i++)
+        if (t->slots[i])
+            seg_close(t->slots[i]);
+    free(t->slots);
+    t->slots = NULL;
+    pthread_mutex_destroy(&t->mu);
+}
+
+int seg_table_add(segment_table *t, segment *seg)
+{
+    pthread_mutex_lock(&t->mu);
+    for (uint32_t n = 0; n < SEG_SLOTS; n++) {
+        uint32_t i = (t->next_free_hint + n) % SEG_SLOTS;
+        if (!t->slots[i]) {
+            seg->slot = (uint16_t)i;
+            __atomic_store_n(&t->slots[i], seg, __ATOMIC_RELEASE);
+            t->next_free_hint = i + 1;
+            pthread_mutex_unlock(&t->mu);
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc_fail(RC_ELIMIT, "more than %u segments are open: run a merge", SEG_SLOTS);
+}
+
+void seg_table_remove(segment_table *t, segment *seg)
+{
+    pthread_mutex_lock(&t->mu);
+    if (t->slots[seg->slot] == seg)
+        __atomic_store_n(&t->slots[seg->slot], NULL, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&t->mu);
+}
+
+void seg_name(char *buf, size_t cap, uint64_t id, const char *ext)
+{
+    snprintf(buf, cap, "%08llu.%s", (unsigned long long)id, ext);
+}
+
+static segment *seg_alloc(uint64_t id, int fd)
+{
+    segment *seg = calloc(1, sizeof(*seg));
+    if (!seg)
+        return NULL;
+    seg->id = id;
+    seg->fd = fd;
+    return seg;
+}
+
+int seg_create(int dir_fd, uint64_t id, uint64_t db_id, uint64_t reserve, int64_t now_ms,
+               segment **out)
+{
+    char name[32];
+    seg_name(name, sizeof(name), id, "data");
+    int err = fault_check(FAULT_CREATE);
+    int fd = err ? -1 : openat(dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        err = err ? err : errno;
+        return rc_fail(rc_from_errno(err), "cannot create segment %s: %s", name, strerror(err));
+    }
+    segment *seg = seg_alloc(id, fd);
+    if (!seg) {
+        close(fd);
+        unlinkat(dir_fd, name, 0);
+        return RC_ENOMEM;
+    }
+    seg->writable = true;
+    if (reserve < FMT_SEG_HEADER_LEN + 64)
+        reserve = FMT_SEG_HEADER_LEN + 64;
+    seg->map_len = (reserve + 4095) & ~(size_t)4095;
+    seg->map = mmap(NULL, seg->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (seg->map == MAP_FAILED) {
+        err = rc_fail(RC_ENOMEM, "cannot map segment %s: %s", name, strerror(errno));
+        seg->map = NULL;
+        goto fail;
+    }
+    atomic_store(&seg->size, 0);
+    err = seg_reserve(seg, FMT_SEG_HEADER_LEN);
+    if (err)
+        goto fail;
+    fmt_segment_header h = {.segment_id = id, .db_id = db_id, .created_ms = (uint64_t)now_ms};
+    fmt_segment_header_encode(seg->map, &h);
+    seg->created_ms = now_ms;
+    atomic_store(&seg->size, FMT_SEG_HEADER_LEN);
+    if (fsync(dir_fd) != 0) {
+        err = rc_fail(rc_from_errno(errno), "cannot sync directory: %s", strerror(errno));
+        goto fail;
+    }
+    *out = seg;
+    return 0;
+fail:
+    seg_close(seg);
+    unlinkat(dir_fd, name, 0);
+    return err;
+}
+
+int seg_open(int dir_fd, uint64_t id, bool writable, segment **out)
+{
+    char name[32];
+    seg_name(name, sizeof(name), id, "data");
+    int fd = openat(dir_fd, name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0)
+        return rc_fail(rc_from_errno(errno), "cannot open segment %s: %s", name, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return rc_fail(rc_from_errno(e), "cannot stat segment %s: %s", name, strerror(e));
+    }
+    segment *seg = seg_alloc(id, fd);
+    if (!seg) {
+        close(fd);
+        return RC_ENOMEM;
+    }
+    seg->file_len = (uint64_t)st.st_size;
+    atomic_store(&seg->size, (uint64_t)st.st_size);
+    if (st.st_size > 0) {
+        seg->map_len = (size_t)st.st_size;
+        seg->map = mmap(NULL, seg->map_len, PROT_READ, MAP_SHARED, fd, 0);
+        if (seg->map == MAP_FAILED) {
+            seg->map = NULL;
+            seg_close(seg);
+            return rc_fail(RC_ENOMEM, "cannot map segment %s: %s", name, strerror(errno));
+        }
+        madvise(seg->map, seg->map_len, MADV_RANDOM);
+        fmt_segment_header h;
+        if (fmt_segment_header_decode(seg->map, seg->map_len, &h) == FMT_OK)
+            seg->created_ms = (int64_t)h.created_ms;
+    }
+    *out = seg;
+    return 0;
+}
+
+int seg_open_copy(int dir_fd, uint64_t id, segment **out)
+{
+    char name[32];
+    seg_name(name, sizeof(name), id, "data");
+    int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return rc_fail(rc_from_errno(errno), "cannot open segment %s: %s", name, strerror(errno));
+    struct stat st;
+    segment *seg = NULL;
+    int err = 0;
+    if (fstat(fd, &st) != 0) {
+        err = rc_fail(rc_from_errno(errno), "cannot stat segment %s", name);
+        goto out;
+    }
+    seg = seg_alloc(id, -1);
+    if (!seg) {
+        err = RC_ENOMEM;
+        goto out;
+    }
+    size_t len = (size_t)st.st_size, got = 0;
+    if (len) {
+        seg->map_len = len;
+        seg->map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (seg->map == MAP_FAILED) {
+            seg->map = NULL;
+            err = RC_ENOMEM;
+            goto out;
+        }
+        while (got < len) {
+            ssize_t n = pread(fd, seg->map + got, len - got, (off_t)got);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                err = rc_fail(rc_from_errno(errno), "cannot read segment %s", name);
+                goto out;
+            }
+            if (n == 0)
+                break; /* the writer shrank it meanwhile */
+            got += (size_t)n;
+        }
+    }
+    seg->file_len = got;
+    atomic_store(&seg->size, got);
+    fmt_segment_header h;
+    if (got && fmt_segment_header_decode(seg->map, got, &h) == FMT_OK)
+        seg->created_ms = (int64_t)h.created_ms;
+    *out = seg;
+    seg = NULL;
+out:
+    seg_close(seg);
+    close(fd);
+    return err;
+}
+
+int seg_reserve(segment *seg, uint64_t need)
+{
+    uint64_t size = atomic_load_explicit(&seg->size, memory_order_relaxed);
+    if (size + need <= seg->file_len)
+        return 0;
+    if (size + need > seg->map_len)
+        return RC_ELIMIT; /* the caller rotates first */
+    uint64_t want = size + need - seg->file_len;
+    want = (want + SEG_GROW_STEP - 1) / SEG_GROW_STEP * SEG_GROW_STEP;
+    if (seg->file_len + want > seg->map_len)
+        want = seg->map_len - seg->file_len;
+    int err = fault_check(FAULT_GROW);
+    if (!err && fallocate(seg->fd, 0, (off_t)seg->file_len, (off_t)want) != 0)
+        err = errno;
+    if (err == EOPNOTSUPP) /* file systems without fallocate: extend sparsely */
+        err = ftruncate(seg->fd, (off_t)(seg->file_len + want)) ? errno : 0;
+    if (err)
+        return rc_fail(rc_from_errno(err), "cannot grow segment %08llu by %llu bytes: %s",
+                       (unsigned long long)seg->id, (unsigned long long)want, strerror(err));
+    seg->file_len += want;
+    return 0;
+}
+
+int seg_truncate(segment *seg)
+{
+    uint64_t size = atomic_load(&seg->size);
+    if (seg->file_len == size)
+        return 0;
+    if (ftruncate(seg->fd, (off_t)size) != 0)
+        return rc_fail(rc_from_errno(errno), "cannot truncate segment %08llu: %s",
+                       (unsigned long long)seg->id, strerror(errno));
+    seg->file_len = size;
+    return 0;
+}
+
+void seg_close(segment *seg)
+{
+    if (!seg)
+        return;
+    if (seg->map)
+        munmap(seg->map, seg->map_len);
+    if (seg->fd >= 0)
+        close(seg->fd);
+    free(seg);
+}

@@ -1,0 +1,192 @@
+/*
+ * hint.c — hint files (hint.h): a segment's keys and record locations
+ * without values, so that opening a database reads no values.
+ *
+ * A hint is all or nothing: one XXH3-64 over the whole file in a trailer
+ * rather than a checksum per entry, because a hint that fails anywhere is
+ * discarded and the segment scanned instead — partial trust would buy nothing
+ * and cost four bytes per key. fmt_hint_file_verify therefore checks the
+ * trailer first and only then walks the entries, requiring exactly `count`
+ * of them to fill the body, and every entry to point inside the covered part
+ * of the segment. Entries use the record's varints and canonical rules
+ * (HAS_KS only for ks != 1, HAS_EXPIRY only for a non-zero expiry, minimal
+ * varints), so an entry decodes to exactly one encoding.
+ */
+#include "hint.h"
+#include "record.h"
+#include "segment.h"
+
+#define HINT_ENTRY_FLAGS                                                                           \
+    (FMT_REC_TOMBSTONE | FMT_REC_COMPRESSED | FMT_REC_TYPE_MASK | FMT_REC_HAS_EXPIRY |             \
+     FMT_REC_HAS_KS)
+
+void fmt_hint_header_encode(uint8_t out[FMT_HINT_HEADER_LEN], const fmt_hint_header *h)
+{
+    fmt_put_u32(out + 0, FMT_HINT_MAGIC);
+    fmt_put_u16(out + 4, FMT_HINT_VERSION);
+    fmt_put_u16(out + 6, 0);
+    fmt_put_u64(out + 8, h->segment_id);
+    fmt_put_u64(out + 16, h->covered);
+    fmt_put_u64(out + 24, h->count);
+    fmt_put_u64(out + 32, 0);
+}
+
+int fmt_hint_header_decode(const uint8_t *buf, size_t avail, fmt_hint_header *out)
+{
+    if (avail < FMT_HINT_HEADER_LEN)
+        return FMT_ESHORT;
+    if (fmt_get_u32(buf) != FMT_HINT_MAGIC)
+        return FMT_ECORRUPT;
+    uint16_t version = fmt_get_u16(buf + 4);
+    if (version > FMT_HINT_VERSION)
+        return FMT_EVERSION;
+    if (version == 0 || fmt_get_u16(buf + 6) != 0 || fmt_get_u64(buf + 32) != 0)
+        return FMT_ECORRUPT;
+    out->segment_id = fmt_get_u64(buf + 8);
+    out->covered = fmt_get_u64(buf + 16);
+    out->count = fmt_get_u64(buf + 24);
+    return FMT_OK;
+}
+
+/* The entry's flags as written: HAS_KS/HAS_EXPIRY derived from the fields,
+ * and the batch bits dropped, since a hint describes committed records only
+ * (so a caller may pass a record's flags unchanged). */
+static uint8_t hint_wire_flags(const fmt_hint_entry *e)
+{
+    uint8_t flags = e->flags & (uint8_t) ~(FMT_REC_HAS_KS | FMT_REC_HAS_EXPIRY | FMT_REC_BATCH |
+                                           FMT_REC_BATCH_END);
+    if (e->ks != FMT_KS_DEFAULT)
+        flags |= FMT_REC_HAS_KS;
+    if (e->expires_at_ms != 0)
+        flags |= FMT_REC_HAS_EXPIRY;
+    return flags;
+}
+
+size_t fmt_hint_entry_encode(uint8_t *buf, size_t cap, const fmt_hint_entry *e)
+{
+    uint8_t flags = hint_wire_flags(e);
+    if (e->seq == 0 || e->klen == 0 || e->klen > FMT_KEY_MAX)
+        return 0;
+    size_t n = 1 + fmt_varint_len(e->seq) + fmt_varint_len(e->klen) + fmt_varint_len(e->offset) +
+               fmt_varint_len(e->total_len) + e->klen;
+    if (flags & FMT_REC_HAS_KS)
+        n += fmt_varint_len(e->ks);
+    if (flags & FMT_REC_HAS_EXPIRY)
+        n += fmt_varint_len(e->expires_at_ms);
+    if (cap < n)
+        return 0;
+
+    size_t pos = 0;
+    buf[pos++] = flags;
+    pos += fmt_put_varint(buf + pos, e->seq);
+    if (flags & FMT_REC_HAS_KS)
+        pos += fmt_put_varint(buf + pos, e->ks);
+    if (flags & FMT_REC_HAS_EXPIRY)
+        pos += fmt_put_varint(buf + pos, e->expires_at_ms);
+    pos += fmt_put_varint(buf + pos, e->klen);
+    pos += fmt_put_varint(buf + pos, e->offset);
+    pos += fmt_put_varint(buf + pos, e->total_len);
+    memcpy(buf + pos, e->key, e->klen);
+    return pos + e->klen;
+}
+
+static int read_varint(const uint8_t *buf, size_t avail, size_t *pos, uint64_t *v)
+{
+    int n = fmt_get_varint(buf + *pos, avail - *pos, v);
+    if (n == 0)
+        return FMT_ESHORT;
+    if (n < 0)
+        return FMT_ECORRUPT;
+    *pos += (size_t)n;
+    return FMT_OK;
+}
+
+int fmt_hint_entry_decode(const uint8_t *buf, size_t avail, fmt_hint_entry *out, size_t *used)
+{
+    uint64_t seq, ks = FMT_KS_DEFAULT, expires = 0, klen, offset, total_len;
+    size_t pos = 1;
+    int rc;
+
+    if (avail < 1)
+        return FMT_ESHORT;
+    uint8_t flags = buf[0];
+    if ((flags & ~HINT_ENTRY_FLAGS) != 0)
+        return FMT_ECORRUPT; /* batch bits: hints hold committed records only */
+    if ((rc = read_varint(buf, avail, &pos, &seq)) != FMT_OK)
+        return rc;
+    if (seq == 0)
+        return FMT_ECORRUPT;
+    if (flags & FMT_REC_HAS_KS) {
+        if ((rc = read_varint(buf, avail, &pos, &ks)) != FMT_OK)
+            return rc;
+        if (ks > FMT_KS_MAX)
+            return FMT_ELIMIT;
+        if (ks == FMT_KS_DEFAULT)
+            return FMT_ECORRUPT;
+    }
+    if (flags & FMT_REC_HAS_EXPIRY) {
+        if ((rc = read_varint(buf, avail, &pos, &expires)) != FMT_OK)
+            return rc;
+        if (expires == 0)
+            return FMT_ECORRUPT;
+    }
+    if ((rc = read_varint(buf, avail, &pos, &klen)) != FMT_OK)
+        return rc;
+    if (klen == 0)
+        return FMT_ECORRUPT;
+    if (klen > FMT_KEY_MAX)
+        return FMT_ELIMIT;
+    if ((rc = read_varint(buf, avail, &pos, &offset)) != FMT_OK)
+        return rc;
+    if ((rc = read_varint(buf, avail, &pos, &total_len)) != FMT_OK)
+        return rc;
+    if (offset > UINT32_MAX || total_len > UINT32_MAX)
+        return FMT_ELIMIT;
+    /* The smallest record with this key: checksum, flags, seq, klen, vlen. */
+    if (total_len < 4 + 1 + 1 + 1 + 1 + klen)
+        return FMT_ECORRUPT;
+    if (avail - pos < klen)
+        return FMT_ESHORT;
+
+    out->flags = flags;
+    out->seq = seq;
+    out->ks = (uint32_t)ks;
+    out->expires_at_ms = expires;
+    out->key = buf + pos;
+    out->klen = (uint32_t)klen;
+    out->offset = (uint32_t)offset;
+    out->total_len = (uint32_t)total_len;
+    *used = pos + klen;
+    return FMT_OK;
+}
+
+int fmt_hint_file_verify(const uint8_t *buf, size_t len, fmt_hint_header *out)
+{
+    fmt_hint_header h;
+    int rc = fmt_hint_header_decode(buf, len, &h);
+    if (rc != FMT_OK)
+        return rc;
+    if (len < FMT_HINT_HEADER_LEN + FMT_HINT_TRAILER_LEN)
+        return FMT_ESHORT;
+    size_t body_end = len - FMT_HINT_TRAILER_LEN;
+    if (fmt_get_u64(buf + body_end) != fmt_hash64(buf, body_end))
+        return FMT_ECORRUPT;
+    if (h.covered < FMT_SEG_HEADER_LEN)
+        return FMT_ECORRUPT;
+
+    size_t pos = FMT_HINT_HEADER_LEN;
+    for (uint64_t i = 0; i < h.count; i++) {
+        fmt_hint_entry e;
+        size_t used;
+        rc = fmt_hint_entry_decode(buf + pos, body_end - pos, &e, &used);
+        if (rc != FMT_OK)
+            return rc == FMT_ESHORT ? FMT_ECORRUPT : rc; /* fewer entries than count */
+        if (e.offset < FMT_SEG_HEADER_LEN || (uint64_t)e.offset + e.total_len > h.covered)
+            return FMT_ECORRUPT;
+        pos += used;
+    }
+    if (pos != body_end)
+        return FMT_ECORRUPT; /* more bytes than count entries */
+    *out = h;
+    return FMT_OK;
+}

@@ -1,0 +1,83 @@
+/*
+ * meta.c — MERGING and HORIZON files (see meta.h). Every length is checked
+ * against the buffer before use; the checksum covers every byte before it.
+ */
+#include "meta.h"
+
+#include <stdlib.h>
+
+static void put_head(uint8_t *out, uint32_t magic)
+{
+    fmt_put_u32(out, magic);
+    fmt_put_u16(out + 4, FMT_META_VERSION);
+    fmt_put_u16(out + 6, 0);
+}
+
+static int check_head(const uint8_t *buf, size_t len, uint32_t magic, size_t min)
+{
+    if (len < min)
+        return FMT_ESHORT;
+    if (fmt_get_u32(buf) != magic)
+        return FMT_ECORRUPT;
+    if (fmt_get_u16(buf + 4) != FMT_META_VERSION)
+        return fmt_get_u16(buf + 4) > FMT_META_VERSION ? FMT_EVERSION : FMT_ECORRUPT;
+    if (fmt_get_u16(buf + 6) != 0)
+        return FMT_ECORRUPT;
+    return FMT_OK;
+}
+
+void fmt_merging_encode(uint8_t *out, const uint64_t *ids, uint32_t count)
+{
+    put_head(out, FMT_MERGING_MAGIC);
+    fmt_put_u32(out + 8, count);
+    for (uint32_t i = 0; i < count; i++)
+        fmt_put_u64(out + 12 + 8 * (size_t)i, ids[i]);
+    size_t body = 12 + 8 * (size_t)count;
+    fmt_put_u64(out + body, fmt_hash64(out, body));
+}
+
+int fmt_merging_decode(const uint8_t *buf, size_t len, uint64_t **ids, uint32_t *count)
+{
+    int rc = check_head(buf, len, FMT_MERGING_MAGIC, 12 + 8);
+    if (rc != FMT_OK)
+        return rc;
+    uint32_t n = fmt_get_u32(buf + 8);
+    if (n == 0 || n > FMT_MERGING_MAX)
+        return FMT_ELIMIT;
+    size_t need = fmt_merging_len(n);
+    if (len < need)
+        return FMT_ESHORT;
+    if (len > need)
+        return FMT_ECORRUPT;
+    size_t body = need - 8;
+    if (fmt_get_u64(buf + body) != fmt_hash64(buf, body))
+        return FMT_ECORRUPT;
+    uint64_t *v = malloc(n * sizeof(*v));
+    if (!v)
+        return FMT_ELIMIT;
+    for (uint32_t i = 0; i < n; i++)
+        v[i] = fmt_get_u64(buf + 12 + 8 * (size_t)i);
+    *ids = v;
+    *count = n;
+    return FMT_OK;
+}
+
+void fmt_horizon_encode(uint8_t out[FMT_HORIZON_LEN], uint64_t horizon)
+{
+    put_head(out, FMT_HORIZON_MAGIC);
+    fmt_put_u64(out + 8, horizon);
+    fmt_put_u64(out + 16, fmt_hash64(out, 16));
+}
+
+int fmt_horizon_decode(const uint8_t *buf, size_t len, uint64_t *horizon)
+{
+    int rc = check_head(buf, len, FMT_HORIZON_MAGIC, FMT_HORIZON_LEN);
+    if (rc != FMT_OK)
+        return rc;
+    if (len != FMT_HORIZON_LEN)
+        return FMT_ECORRUPT;
+    if (fmt_get_u64(buf + 16) != fmt_hash64(buf, 16))
+        return FMT_ECORRUPT;
+    *horizon = fmt_get_u64(buf + 8);
+    return FMT_OK;
+}

@@ -1,0 +1,41 @@
+/*
+ * meta.h — two small files of the database directory.
+ *
+ * MERGING (exists only while merge deletes the segments it replaced; at open,
+ * a valid MERGING means "finish deleting these", which makes the deletion of
+ * a merge's victims atomic across a crash):
+ *   0 u32 magic "RCMG" (0x474D4352)  4 u16 version (1)  6 u16 flags (0)
+ *   8 u32 count (1..FMT_MERGING_MAX)  12 u64 segment id x count
+ *   then u64 XXH3-64 over every preceding byte
+ *
+ * HORIZON (the tombstone horizon: the highest sequence number of a
+ * tombstone or expired record that merge has dropped; absent = 0):
+ *   0 u32 magic "RCHZ" (0x5A484352)  4 u16 version (1)  6 u16 flags (0)
+ *   8 u64 horizon  16 u64 XXH3-64 over bytes 0..16
+ * Both are written to NAME.tmp, fsynced and renamed.
+ */
+#ifndef RC_FMT_META_H
+#define RC_FMT_META_H
+
+#include "fmt.h"
+
+#define FMT_MERGING_MAGIC 0x474D4352u
+#define FMT_HORIZON_MAGIC 0x5A484352u
+#define FMT_META_VERSION 1u
+#define FMT_MERGING_MAX 65536u
+#define FMT_HORIZON_LEN 24u
+
+static inline size_t fmt_merging_len(uint32_t count)
+{
+    return 12u + 8u * (size_t)count + 8u;
+}
+/* Encode COUNT ids into OUT (fmt_merging_len(count) bytes). */
+void fmt_merging_encode(uint8_t *out, const uint64_t *ids, uint32_t count);
+/* Decode: *COUNT ids, *IDS points into a malloc'd array the caller frees.
+ * FMT_ESHORT, FMT_ECORRUPT, FMT_EVERSION, FMT_ELIMIT. */
+int fmt_merging_decode(const uint8_t *buf, size_t len, uint64_t **ids, uint32_t *count);
+
+void fmt_horizon_encode(uint8_t out[FMT_HORIZON_LEN], uint64_t horizon);
+int fmt_horizon_decode(const uint8_t *buf, size_t len, uint64_t *horizon);
+
+#endif

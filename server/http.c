@@ -1,0 +1,498 @@
+/*
+ * http.c — libmicrohttpd glue.
+ *
+ * MHD runs an internal thread pool over epoll; each request is handled
+ * synchronously on the pool thread that owns its connection (engine calls are
+ * short except an fdatasync under --sync always, which group-commits across
+ * threads, so the pool size bounds the number of writes waiting on one sync).
+ *
+ * A request goes through three calls of the access handler:
+ *   1. headers: allocate the context, match the route and check everything
+ *      that does not need the body (405, 414, 404, credentials, 411, 413
+ *      against Content-Length) — so an oversized or unauthorised upload is
+ *      refused before a byte of it is buffered;
+ *   2. body chunks: appended up to the route's limit (a chunked body that
+ *      passes it is discarded and answered 413 at the end);
+ *   3. end: dispatch to the route handler.
+ * The completion callback records latency, logs the request and frees the
+ * context. Paths arrive raw: the unescape callback is a no-op, so routing sees
+ * "%2F" and decodes keys itself; query values are decoded on lookup.
+ */
+#include "http.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "metrics.h"
+#include "routes.h"
+
+static http_method method_from_name(const char *m)
+{
+    if (strcmp(m, "GET") == 0)
+        return METHOD_GET;
+    if (strcmp(m, "HEAD") == 0)
+        return METHOD_HEAD;
+    if (strcmp(m, "PUT") == 0)
+        return METHOD_PUT;
+    if (strcmp(m, "POST") == 0)
+        return METHOD_POST;
+    if (strcmp(m, "PATCH") == 0)
+        return METHOD_PATCH;
+    if (strcmp(m, "DELETE") == 0)
+        return METHOD_DELETE;
+    return METHOD_OTHER;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int pct_decode(const char *in, size_t inlen, char *out, size_t *outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < inlen; i++) {
+        if (in[i] != '%') {
+            out[o++] = in[i];
+            continue;
+        }
+        if (i + 2 >= inlen)
+            return -1;
+        int hi = hexval(in[i + 1]), lo = hexval(in[i + 2]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[o++] = (char)(hi << 4 | lo);
+        i += 2;
+    }
+    *outlen = o;
+    return 0;
+}
+
+const char *http_header(const kvd_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+int http_query(const kvd_request *req, const char *name, char *buf, size_t cap, size_t *len)
+{
+    const char *raw = NULL;
+    size_t rawlen = 0;
+    if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &raw,
+                                      &rawlen) != MHD_YES)
+        return 1;
+    if (raw == NULL) {
+        raw = "";
+        rawlen = 0;
+    }
+    if (rawlen >= cap) {
+        /* decoding never lengthens; a long raw value may still fit */
+        char *tmp = malloc(rawlen);
+        size_t n = 0;
+        if (tmp == NULL)
+            return -1;
+        if (pct_decode(raw, rawlen, tmp, &n) != 0 || n >= cap) {
+            free(tmp);
+            return -1;
+        }
+        memcpy(buf, tmp, n);
+        free(tmp);
+        buf[n] = '\0';
+        *len = n;
+        return 0;
+    }
+    if (pct_decode(raw, rawlen, buf, len) != 0)
+        return -1;
+    buf[*len] = '\0';
+    return 0;
+}
+
+struct foreach_ctx {
+    http_query_fn fn;
+    void *ctx;
+    int result;
+};
+
+static enum MHD_Result foreach_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_size, const char *value, size_t value_size)
+{
+    struct foreach_ctx *fc = cls;
+    char *k = malloc(key_size + 1), *v = malloc(value_size + 1);
+    size_t kl = 0, vl = 0;
+    if (k == NULL || v == NULL)
+        goto skip;
+    if (pct_decode(key, key_size, k, &kl) != 0)
+        goto skip;
+    if (value == NULL)
+        value_size = 0;
+    else if (pct_decode(value, value_size, v, &vl) != 0)
+        goto skip;
+    k[kl] = '\0';
+    v[vl] = '\0';
+    fc->result = fc->fn(fc->ctx, k, kl, v, vl);
+skip:
+    free(k);
+    free(v);
+    return fc->result == 0 ? MHD_YES : MHD_NO;
+}
+
+int http_query_foreach(const kvd_request *req, http_query_fn fn, void *ctx)
+{
+    struct foreach_ctx fc = {fn, ctx, 0};
+    MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, foreach_arg, &fc);
+    return fc.result;
+}
+
+/* ----------------------------------------------------------- responses */
+
+struct MHD_Response *http_response_copy(const void *data, size_t len)
+{
+    return MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+}
+
+static void free_engine_data(void *p)
+{
+    rc_value v = {.data = p};
+    rc_value_free(&v);
+}
+
+struct MHD_Response *http_response_engine(void *data, size_t len)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer_with_free_callback(len, data, free_engine_data);
+    if (r == NULL)
+        free_engine_data(data);
+    return r;
+}
+
+struct MHD_Response *http_response_take(void *data, size_t len)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(len, data, free);
+    if (r == NULL)
+        free(data);
+    return r;
+}
+
+void http_send(kvd_request *req, unsigned status, struct MHD_Response *resp)
+{
+    if (req->responded) {
+        if (resp != NULL)
+            MHD_destroy_response(resp);
+        return;
+    }
+    req->responded = true;
+    if (resp == NULL) {
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+        if (resp == NULL) {
+            req->status = status;
+            return;
+        }
+    }
+    if (atomic_load(&req->srv->shutting_down))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    req->status = status;
+    if (MHD_queue_response(req->conn, status, resp) != MHD_YES)
+        kvd_log(LOG_WARN, "could not queue a %u response for %s %s", status, req->method_name,
+                req->raw_path);
+    MHD_destroy_response(resp);
+}
+
+void http_empty(kvd_request *req, unsigned status)
+{
+    http_send(req, status, MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT));
+}
+
+struct MHD_Response *http_json_response(json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (text == NULL)
+        return NULL;
+    size_t len = strlen(text);
+    /* one trailing newline for terminals; JSON parsers ignore it */
+    char *withnl = realloc(text, len + 2);
+    if (withnl == NULL) {
+        free(text);
+        return NULL;
+    }
+    withnl[len] = '\n';
+    withnl[len + 1] = '\0';
+    struct MHD_Response *r = http_response_take(withnl, len + 1);
+    if (r != NULL)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    return r;
+}
+
+void http_json(kvd_request *req, unsigned status, json_t *body)
+{
+    http_send(req, status, http_json_response(body));
+}
+
+json_t *http_error_json(const char *code, long op, const char *msg)
+{
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    json_object_set_new(o, "error", json_string(code));
+    json_t *m = json_string(msg);
+    json_object_set_new(o, "message", m ? m : json_string("(message not UTF-8)"));
+    if (op >= 0)
+        json_object_set_new(o, "op", json_integer(op));
+    return o;
+}
+
+static void error_body(kvd_request *req, unsigned status, const char *code, long op,
+                       const char *msg)
+{
+    http_json(req, status, http_error_json(code, op, msg));
+}
+
+void http_error(kvd_request *req, unsigned status, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    error_body(req, status, code, -1, msg);
+}
+
+void http_error_op(kvd_request *req, unsigned status, const char *code, long op, const char *msg)
+{
+    error_body(req, status, code, op, msg);
+}
+
+unsigned http_status_for(int rc, const char **code)
+{
+    switch (rc) {
+    case RC_ENOTFOUND:
+        *code = "not_found";
+        return 404;
+    case RC_ENOKEYSPACE:
+        *code = "no_such_bucket";
+        return 404;
+    case RC_EEXISTS:
+        *code = "exists";
+        return 409;
+    case RC_ECONFLICT:
+        *code = "conflict";
+        return 409;
+    case RC_EOVERFLOW:
+        *code = "overflow";
+        return 409;
+    case RC_ETYPE:
+        *code = "wrong_type";
+        return 415;
+    case RC_EKEYSIZE:
+        *code = "key_too_long";
+        return 414;
+    case RC_EVALUESIZE:
+        *code = "value_too_large";
+        return 413;
+    case RC_ELIMIT:
+        *code = "too_large";
+        return 413;
+    case RC_EINVAL:
+        *code = "bad_request";
+        return 400;
+    case RC_ENOSPC:
+        *code = "disk_full";
+        return 507;
+    case RC_EREADONLY:
+        *code = "read_only";
+        return 503;
+    case RC_ECLOSED:
+        *code = "shutting_down";
+        return 503;
+    case RC_EHORIZON:
+        *code = "horizon";
+        return 409;
+    default:
+        *code = "internal";
+        return 500;
+    }
+}
+
+void http_engine_error(kvd_request *req, int rc, long op)
+{
+    const char *code = "internal";
+    unsigned status = http_status_for(rc, &code);
+    const char *detail = rc_last_error_message();
+    char msg[512];
+    if (detail != NULL && detail[0] != '\0')
+        snprintf(msg, sizeof msg, "%s: %s", rc_strerror(rc), detail);
+    else
+        snprintf(msg, sizeof msg, "%s", rc_strerror(rc));
+    if (status >= 500)
+        kvd_log(LOG_ERROR, "%s %s: engine error %d (%s)", req->method_name, req->raw_path, rc, msg);
+    error_body(req, status, code, op, msg);
+}
+
+/* -------------------------------------------------------- MHD callbacks */
+
+static size_t unescape_none(void *cls, struct MHD_Connection *c, char *s)
+{
+    return strlen(s);
+}
+
+static bool start_request(kvd *srv, struct MHD_Connection *conn, const char *url,
+                          const char *method, kvd_request **out)
+{
+    kvd_request *req = malloc(sizeof *req);
+    if (req == NULL)
+        return false;
+    /* the key and prefix buffers (2 KiB) are written before they are read */
+    memset(req, 0, offsetof(kvd_request, scope));
+    req->scope.kind = CRED_NONE;
+    req->scope.perms = 0;
+    req->scope.prefix_len = 0;
+    req->key[0] = '\0';
+    req->srv = srv;
+    req->conn = conn;
+    req->method = method_from_name(method);
+    req->method_name = method;
+    req->raw_path = url;
+    req->start_ns = kvd_mono_ns();
+    atomic_fetch_add(&srv->in_flight, 1);
+    *out = req;
+    return true;
+}
+
+/* Append a body chunk within the route's limit. */
+static void body_append(kvd_request *req, const char *data, size_t len)
+{
+    if (req->body_overflow) {
+        req->discarded += len;
+        return;
+    }
+    if (len > req->body_limit || req->body_len > req->body_limit - len) {
+        req->body_overflow = true;
+        free(req->body);
+        req->body = NULL;
+        req->body_len = req->body_cap = 0;
+        return;
+    }
+    if (req->body_len + len > req->body_cap) {
+        size_t cap = req->body_cap ? req->body_cap : 4096;
+        while (cap < req->body_len + len)
+            cap *= 2;
+        if (cap > req->body_limit + 1)
+            cap = req->body_limit + 1;
+        char *nb = realloc(req->body, cap + 1);
+        if (nb == NULL) {
+            req->body_overflow = true;
+            req->body_nomem = true;
+            return;
+        }
+        req->body = nb;
+        req->body_cap = cap;
+    }
+    memcpy(req->body + req->body_len, data, len);
+    req->body_len += len;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    kvd *srv = cls;
+    kvd_request *req = *con_cls;
+    if (req == NULL) {
+        if (!start_request(srv, conn, url, method, &req))
+            return MHD_NO;
+        *con_cls = req;
+        req->prepared = router_prepare(req);
+        if (req->prepared && req->body_limit > 0) {
+            /* preallocate a declared body (already checked against the limit) */
+            const char *cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+            unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
+            if (n > 0 && n <= req->body_limit) {
+                req->body = malloc((size_t)n + 1);
+                req->body_cap = req->body ? (size_t)n : 0;
+            }
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        if (req->responded) {
+            /* answered at header time: drain what the client sends anyway */
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        body_append(req, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        /* a chunked body far past the limit: stop reading, close */
+        return req->discarded > req->body_limit ? MHD_NO : MHD_YES;
+    }
+    if (req->responded)
+        return MHD_YES;
+    if (req->body_nomem) {
+        http_error(req, 503, "out_of_memory", "no memory for the request body; retry later");
+        return MHD_YES;
+    }
+    if (req->body_overflow) {
+        http_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+                   "the request body is larger than %llu bytes",
+                   (unsigned long long)req->body_limit);
+        return MHD_YES;
+    }
+    if (req->body != NULL)
+        req->body[req->body_len] = '\0';
+    router_dispatch(req);
+    if (!req->responded)
+        http_send(req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    kvd *srv = cls;
+    kvd_request *req = *con_cls;
+    if (req == NULL)
+        return;
+    uint64_t ns = kvd_mono_ns() - req->start_ns;
+    metrics_observe(srv->metrics, req->route, req->status, ns);
+    if (kvd_log_level >= LOG_INFO)
+        kvd_log(LOG_INFO, "%s %s %u %lluus%s", req->method_name, req->raw_path, req->status,
+                (unsigned long long)(ns / 1000),
+                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+    free(req->body);
+    free(req);
+    *con_cls = NULL;
+    atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    kvd_log(LOG_DEBUG, "http: %s", msg);
+}
+
+struct MHD_Daemon *http_start(kvd *srv, int listen_fd)
+{
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    return MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)srv->cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)srv->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)srv->cfg.conn_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)srv->cfg.max_header_bytes, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+        MHD_OPTION_END);
+}

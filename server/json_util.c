@@ -1,0 +1,104 @@
+/*
+ * json_util.c — helpers over Jansson: UTF-8 checks (Jansson strings must be
+ * valid UTF-8, keys and values are arbitrary bytes) and body parsing.
+ */
+#include "json_util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+bool utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = p[i];
+        size_t n;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + n >= len)
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+char *base64_encode(const void *data, size_t len, int variant)
+{
+    size_t cap = sodium_base64_ENCODED_LEN(len, variant);
+    char *out = malloc(cap);
+    if (out == NULL)
+        return NULL;
+    sodium_bin2base64(out, cap, data, len, variant);
+    return out;
+}
+
+json_t *json_bytes(const void *data, size_t len)
+{
+    if (utf8_valid(data, len))
+        return json_stringn(data, len);
+    char *b64 = base64_encode(data, len, sodium_base64_VARIANT_ORIGINAL);
+    if (b64 == NULL)
+        return NULL;
+    json_t *o = json_object();
+    if (o != NULL)
+        json_object_set_new(o, "base64", json_string(b64));
+    free(b64);
+    return o;
+}
+
+json_t *json_parse_object(const char *data, size_t len, const char **why)
+{
+    json_error_t err;
+    if (data == NULL || len == 0) {
+        *why = "the body is empty; a JSON object is expected";
+        return NULL;
+    }
+    /* keys are any bytes, so "\u0000" inside a string is allowed */
+    json_t *o = json_loadb(data, len, JSON_ALLOW_NUL, &err);
+    if (o == NULL) {
+        *why = "the body is not valid JSON";
+        return NULL;
+    }
+    if (!json_is_object(o)) {
+        json_decref(o);
+        *why = "the body must be a JSON object";
+        return NULL;
+    }
+    return o;
+}
+
+int json_get_int(const json_t *obj, const char *name, long long *out)
+{
+    json_t *v = json_object_get(obj, name);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v))
+        return -1;
+    *out = json_integer_value(v);
+    return 0;
+}

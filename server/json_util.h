@@ -1,0 +1,27 @@
+/*
+ * json_util.h — small helpers over Jansson.
+ */
+#ifndef KVD_JSON_UTIL_H
+#define KVD_JSON_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+/* True when DATA is valid UTF-8 (Jansson strings must be). */
+bool utf8_valid(const char *data, size_t len);
+
+/* A JSON string of DATA when it is UTF-8, else {"base64": "..."}. New ref. */
+json_t *json_bytes(const void *data, size_t len);
+
+/* Parse a request body as a JSON object. NULL (and *WHY set) on failure. */
+json_t *json_parse_object(const char *data, size_t len, const char **why);
+
+/* An integer member: 0 ok (or absent: *OUT untouched), -1 wrong type. */
+int json_get_int(const json_t *obj, const char *name, long long *out);
+
+/* base64 (standard, padded) of DATA, malloc'ed; NULL on allocation failure. */
+char *base64_encode(const void *data, size_t len, int variant);
+
+#endif

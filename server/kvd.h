@@ -1,0 +1,72 @@
+/*
+ * kvd.h — the state of one kvd process, shared by every module of the server.
+ *
+ * One struct kvd holds the configuration parsed from the command line, the
+ * engine handle, the system keyspace with the server secret, the bucket
+ * policy cache and the metrics. It is created by main.c and passed (as the
+ * MHD closure) to every request; nothing in the server is a global except
+ * the log level, which the logger reads on every call.
+ */
+#ifndef KVD_KVD_H
+#define KVD_KVD_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringcask.h"
+
+#define KVD_SECRET_BYTES 32u
+#define KVD_BUCKET_NAME_MAX 64u
+#define KVD_BATCH_OPS_MAX 10000u
+#define KVD_SYS_KEYSPACE "sys"
+#define KVD_BUCKET_KS_PREFIX "b:"
+#define KVD_CTYPE_KS_PREFIX "c:"
+
+struct policy_cache;
+struct metrics;
+
+typedef enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 } log_level;
+
+typedef struct kvd_config {
+    const char *dir;
+    const char *listen; /* HOST:PORT as given */
+    rc_options engine;
+    const char *default_bucket; /* NULL: none */
+    const char *admin_token_file;
+    uint64_t max_value;       /* bytes in one value (PUT body) */
+    uint64_t max_batch_bytes; /* bytes in one batch body */
+    unsigned threads;         /* MHD thread pool size */
+    unsigned max_connections;
+    unsigned conn_timeout_s; /* idle / slow clients are closed after this */
+    size_t max_header_bytes; /* MHD per-connection memory pool (headers) */
+    uint64_t script_instructions;
+    uint64_t script_memory;
+    uint64_t script_timeout_ms;
+    unsigned shutdown_grace_s; /* how long SIGTERM waits for in-flight requests */
+    log_level log_level;
+} kvd_config;
+
+typedef struct kvd {
+    kvd_config cfg;
+    rc_db *db;
+    rc_keyspace *sys; /* policies, server secret, scripts of the scripts module */
+    unsigned char secret[KVD_SECRET_BYTES];
+    char *admin_token; /* NULL when --admin-token-file was not given */
+    struct policy_cache *policies;
+    struct metrics *metrics;
+    void *scripts; /* owned by the scripts module (route_scripts.c) */
+    atomic_bool shutting_down;
+    atomic_long in_flight; /* requests between first header call and completion */
+} kvd;
+
+/* Logging to stderr with a level and a timestamp; thread-safe (one fprintf). */
+extern log_level kvd_log_level;
+void kvd_log(log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Current wall-clock time. */
+int64_t kvd_now_ms(void);
+uint64_t kvd_mono_ns(void);
+
+#endif

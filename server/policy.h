@@ -1,0 +1,102 @@
+/*
+ * policy.h — buckets: their policies, stored as JSON in the system keyspace,
+ * cached in memory, and the hashed bucket keys that grant roles.
+ */
+#ifndef KVD_POLICY_H
+#define KVD_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "kvd.h"
+
+/* Permission bits. ADMIN implies all the others. */
+#define PERM_READ 1u
+#define PERM_WRITE 2u
+#define PERM_DELETE 4u
+#define PERM_ENUMERATE 8u
+#define PERM_ADMIN 16u
+#define PERM_ALL 31u
+
+/* A role has one bucket key; its permissions are the role's bit (admin: all). */
+enum { ROLE_READ, ROLE_WRITE, ROLE_DELETE, ROLE_ENUMERATE, ROLE_ADMIN, ROLE_COUNT };
+
+#define KEY_HASH_BYTES 32u
+#define BUCKET_KEY_RAW_BYTES 32u
+#define BUCKET_KEY_TEXT_MAX 64u /* base64url of 32 bytes is 43 characters */
+
+typedef struct policy {
+    char name[KVD_BUCKET_NAME_MAX + 1];
+    rc_keyspace *ks;       /* the bucket's keyspace; owned by the engine */
+    int64_t default_ttl_s; /* 0: none */
+    unsigned public_perms;
+    uint32_t signing_version; /* tokens carry it; incremented to revoke them */
+    int64_t created_at;       /* unix seconds */
+    bool content_types;       /* some key was set with its own Content-Type */
+    rc_keyspace *ctype_ks;    /* "c:" + name, open when content_types */
+    bool has_key[ROLE_COUNT];
+    unsigned char key_hash[ROLE_COUNT][KEY_HASH_BYTES];
+} policy;
+
+/* Name <-> bit helpers. perm_from_name answers 0 for an unknown name. */
+unsigned perm_from_name(const char *name);
+const char *role_name(int role);
+int role_from_name(const char *name); /* -1 when unknown */
+unsigned role_perms(int role);
+/* A JSON array of permission names -> bits. -1 when not an array of known names. */
+int perms_from_json(const json_t *arr, unsigned *out);
+json_t *perms_to_json(unsigned perms);
+
+/* True when NAME (LEN bytes) is a valid bucket name: 1..64 of [A-Za-z0-9_-]. */
+bool bucket_name_valid(const char *name, size_t len);
+/* True for names kvd reserves for its own routes (metrics, healthz, admin). */
+bool bucket_name_reserved(const char *name, size_t len);
+
+/* Open the policy store: load or create the server secret in the system
+ * keyspace. 0 or an RC_E* code. */
+int policy_store_open(kvd *srv);
+void policy_store_close(kvd *srv);
+
+/* Copy the policy of bucket NAME into *OUT. 0, RC_ENOTFOUND or an RC_E* code. */
+int policy_get(kvd *srv, const char *name, size_t len, policy *out);
+
+/* Create bucket NAME (its keyspace and policy) with an admin key, written to
+ * ADMIN_KEY (NUL-terminated, at most BUCKET_KEY_TEXT_MAX bytes). RC_EEXISTS
+ * when the name is taken. */
+int policy_create(kvd *srv, const char *name, int64_t default_ttl_s, unsigned public_perms,
+                  char admin_key[BUCKET_KEY_TEXT_MAX + 1]);
+
+/* Store P as the bucket's new policy (and its default TTL in the keyspace). */
+int policy_update(kvd *srv, const policy *p);
+
+/* Read-modify-write of bucket NAME's policy under the policy store's lock:
+ * FN edits a fresh copy (returns 0 to store it, else that code, nothing
+ * stored). On success *OUT (if not NULL) holds the stored policy. */
+typedef int (*policy_edit_fn)(policy *p, void *ctx);
+int policy_modify(kvd *srv, const char *name, policy_edit_fn fn, void *ctx, policy *out);
+
+/* Mark the bucket as holding Content-Types and open its "c:" keyspace
+ * (once; cheap when already done). *OUT receives the updated policy. */
+int policy_enable_content_types(kvd *srv, const char *name, policy *out);
+
+/* Delete the bucket: its policy, then its keyspace with every key. */
+int policy_delete(kvd *srv, const char *name);
+
+/* Make a fresh random key for ROLE, store its hash in P (not yet persisted:
+ * call policy_update) and write the key text to OUT. */
+void policy_new_key(policy *p, int role, char out[BUCKET_KEY_TEXT_MAX + 1]);
+
+/* The role whose key is CRED, or -1. Constant time per stored hash. */
+int policy_match_key(const policy *p, const char *cred, size_t len);
+
+/* The policy as JSON for GET /:bucket (no secrets, no hashes). New reference. */
+json_t *policy_public_json(const policy *p);
+
+/* Serialization for the system keyspace (hashes in hex). Exposed for tests. */
+json_t *policy_to_storage_json(const policy *p);
+int policy_from_storage_json(const json_t *obj, policy *out);
+
+#endif

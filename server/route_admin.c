@@ -1,0 +1,211 @@
+/*
+ * route_admin.c — server-wide routes: /healthz, /metrics, /admin/backup.
+ *
+ * The backup is streamed, never buffered: a thread runs rc_backup into a
+ * pipe and MHD reads the other end through a content-reader callback, so
+ * memory stays at the pipe's 64 KiB however large the database is (the
+ * engine reads a consistent snapshot meanwhile). A client that goes away
+ * closes the read end; the writer then fails with EPIPE (SIGPIPE is ignored)
+ * and rc_backup stops. A failure mid-stream ends the chunked response
+ * without its terminating chunk, so the client sees a truncated transfer as
+ * well as a stream without its trailer, which kvload refuses.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "metrics.h"
+#include "routes.h"
+#include "valuetype.h"
+
+void route_healthz(kvd_request *req)
+{
+    json_t *o = json_object();
+    if (o != NULL)
+        json_object_set_new(o, "status", json_string("ok"));
+    http_json(req, 200, o);
+}
+
+void route_metrics(kvd_request *req)
+{
+    char fmt[16];
+    size_t n = 0, len = 0;
+    bool json = http_query(req, "format", fmt, sizeof fmt, &n) == 0 && strcmp(fmt, "json") == 0;
+    char *text = json ? metrics_json(req->srv, &len) : metrics_prometheus(req->srv, &len);
+    if (text == NULL) {
+        http_error(req, 500, "internal", "could not render metrics");
+        return;
+    }
+    struct MHD_Response *r = http_response_take(text, len);
+    if (r != NULL)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                json ? "application/json" : "text/plain; version=0.0.4");
+    http_send(req, 200, r);
+}
+
+typedef struct backup_job {
+    kvd *srv;
+    uint64_t since;
+    int rfd, wfd;
+    pthread_t thread;
+    bool joined;
+    int rc;
+    char why[256];
+    rc_backup_info info;
+    char first[64 * 1024]; /* read before answering, so a failing start gets a status */
+    size_t first_len, first_off;
+} backup_job;
+
+static int pipe_write(void *ctx, const void *buf, size_t len)
+{
+    backup_job *job = ctx;
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t w = write(job->wfd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static void *backup_thread(void *arg)
+{
+    backup_job *job = arg;
+    job->rc = rc_backup(job->srv->db, job->since, pipe_write, job, NULL, NULL, &job->info);
+    if (job->rc != 0)
+        snprintf(job->why, sizeof job->why, "%s", rc_last_error_message());
+    if (job->rc != 0)
+        kvd_log(LOG_ERROR, "backup since %" PRIu64 " failed: %s", job->since, rc_strerror(job->rc));
+    else
+        kvd_log(LOG_INFO,
+                "backup since %" PRIu64 ": %" PRIu64 " records, %" PRIu64
+                " tombstones, until %" PRIu64,
+                job->since, job->info.records, job->info.tombstones, job->info.until);
+    close(job->wfd);
+    job->wfd = -1;
+    return NULL;
+}
+
+static void job_join(backup_job *job)
+{
+    if (!job->joined) {
+        pthread_join(job->thread, NULL);
+        job->joined = true;
+    }
+}
+
+static ssize_t backup_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    backup_job *job = cls;
+    if (job->first_off < job->first_len) {
+        size_t n = job->first_len - job->first_off;
+        if (n > max)
+            n = max;
+        memcpy(buf, job->first + job->first_off, n);
+        job->first_off += n;
+        return (ssize_t)n;
+    }
+    for (;;) {
+        ssize_t n = read(job->rfd, buf, max);
+        if (n > 0)
+            return n;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        job_join(job);
+        return job->rc == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+}
+
+static void backup_free(void *cls)
+{
+    backup_job *job = cls;
+    close(job->rfd); /* a writer still running now fails with EPIPE and stops */
+    job_join(job);
+    free(job);
+}
+
+void route_backup(kvd_request *req)
+{
+    char buf[32];
+    size_t n = 0;
+    int64_t since = 0;
+    int q = http_query(req, "since", buf, sizeof buf, &n);
+    if (q == -1 || (q == 0 && (!parse_int64(buf, n, &since) || since < 0))) {
+        http_error(req, 400, "bad_request", "since must be a sequence number >= 0");
+        return;
+    }
+    rc_stats s;
+    memset(&s, 0, sizeof s);
+    int rc = rc_stats_db(req->srv->db, &s);
+    if (rc == 0 && since > 0 && (uint64_t)since < s.tombstone_horizon) {
+        http_error(req, 409, "horizon",
+                   "since %" PRId64 " is below the tombstone horizon %" PRIu64
+                   ": take a full backup (since=0)",
+                   since, s.tombstone_horizon);
+        return;
+    }
+    backup_job *job = calloc(1, sizeof *job);
+    int fds[2];
+    if (job == NULL || pipe2(fds, O_CLOEXEC) != 0) {
+        free(job);
+        http_error(req, 503, "unavailable", "could not start the backup");
+        return;
+    }
+    job->srv = req->srv;
+    job->since = (uint64_t)since;
+    job->rfd = fds[0];
+    job->wfd = fds[1];
+    if (pthread_create(&job->thread, NULL, backup_thread, job) != 0) {
+        close(fds[0]);
+        close(fds[1]);
+        free(job);
+        http_error(req, 503, "unavailable", "could not start the backup");
+        return;
+    }
+    /* wait for the first bytes (or the end): an error before any byte was
+     * written can still be answered with a proper status */
+    while (job->first_len == 0) {
+        ssize_t n = read(job->rfd, job->first, sizeof job->first);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        job->first_len = (size_t)n;
+    }
+    if (job->first_len == 0) {
+        job_join(job);
+        if (job->rc != 0) {
+            int err = job->rc;
+            char why[300];
+            snprintf(why, sizeof why, "backup failed: %s%s%s", rc_strerror(err),
+                     job->why[0] ? ": " : "", job->why);
+            backup_free(job);
+            const char *code = "internal";
+            unsigned status = http_status_for(err, &code);
+            if (status < 500 && err != RC_EHORIZON)
+                status = 500;
+            http_error(req, status, status == 500 ? "backup_failed" : code, "%s", why);
+            return;
+        }
+    }
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
+                                                               backup_read, job, backup_free);
+    if (r == NULL) {
+        backup_free(job);
+        http_send(req, 500, NULL);
+        return;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    http_send(req, 200, r);
+}

@@ -1,0 +1,57 @@
+/*
+ * routes.h — one handler per route family. A handler answers its request
+ * exactly once (http_send and friends). The router has already matched the
+ * path, checked the method, loaded the bucket policy, resolved the scope and
+ * checked the route's permission (except per-op checks of batches and the
+ * scripts routes, which decide for themselves).
+ */
+#ifndef KVD_ROUTES_H
+#define KVD_ROUTES_H
+
+#include "http.h"
+
+/* Header-time work: match, 405, 414, 404 bucket, credentials, 401/403, 411, 413.
+ * Returns false when it has already answered. */
+bool router_prepare(kvd_request *req);
+/* Body complete: run the handler. */
+void router_dispatch(kvd_request *req);
+/* Parse RAW into a route; exposed for unit tests. Fills route, bucket span and
+ * the rest of the path. */
+typedef struct route_match {
+    route_id id;
+    const char *bucket;
+    size_t bucket_len;
+    const char *rest; /* after "/:bucket/" (ROUTE_KEY: the raw key) */
+    size_t rest_len;
+} route_match;
+void router_match(const char *raw, route_match *m);
+const char *route_label(route_id id);
+
+void route_bucket_create(kvd_request *req);
+void route_bucket(kvd_request *req); /* HEAD, GET, PATCH, DELETE /:bucket */
+void route_key(kvd_request *req);    /* every method on /:bucket/:key */
+void route_list(kvd_request *req);   /* GET /:bucket/ */
+void route_batch(kvd_request *req);  /* POST /:bucket/ */
+void route_tokens(kvd_request *req); /* POST /:bucket/tokens/ */
+void route_metrics(kvd_request *req);
+void route_healthz(kvd_request *req);
+void route_backup(kvd_request *req);
+/* The seam for the scripts module: every /:bucket/scripts/... request, and
+ * its set-up (after the engine and policies are open, before serving; a
+ * non-zero return stops kvd with that RC_E* code) and tear-down (after the
+ * last request, before the engine closes). All three live in
+ * route_scripts.c, which the scripts module replaces. */
+void route_scripts(kvd_request *req);
+int route_scripts_init(kvd *srv);
+void route_scripts_shutdown(kvd *srv);
+
+/* Shared by key routes and batches (route_keys.c). */
+#define TTL_MAX_S 10000000000ll /* ~317 years */
+/* ?ttl=<seconds>: *TTL_MS = RC_TTL_DEFAULT when absent, RC_TTL_NONE for 0.
+ * False (answered 400) when malformed. */
+bool parse_ttl_query(kvd_request *req, int64_t *ttl_ms);
+/* An ETag value "\"<seq>\"" into BUF (at least 24 bytes). */
+void format_etag(uint64_t seq, char *buf, size_t cap);
+/* Seconds for X-Expires-At (rounded up), 0 when EXPIRES_AT_MS is 0. */
+int64_t expires_header_s(int64_t expires_at_ms);
+#endif

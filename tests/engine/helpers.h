@@ -1,0 +1,27 @@
+/* Shared helpers of the engine tests: scratch directories and small-segment
+ * options, so that tests exercise rotation and many files quickly. */
+#ifndef RC_TEST_HELPERS_H
+#define RC_TEST_HELPERS_H
+
+#include "ringcask.h"
+#include <stddef.h>
+#include <stdint.h>
+
+/* A fresh empty directory under $TMPDIR (or /tmp); free with th_rmdir. */
+char *th_tmpdir(void);
+/* Remove DIR and everything in it, and free the string. */
+void th_rmdir(char *dir);
+/* Defaults with sync none, 64 KiB segments, background merge off. */
+void th_options(rc_options *o);
+/* Path of DIR/NAME in a static buffer. */
+const char *th_path(const char *dir, const char *name);
+/* Size of a file, -1 if absent. */
+long long th_file_size(const char *path);
+/* Names ending in EXT in DIR, sorted; returns the count (at most MAX). */
+int th_list(const char *dir, const char *ext, char names[][64], int max);
+/* Put/get conveniences on NUL-terminated strings (asserting success). */
+void th_put(rc_db *db, rc_keyspace *ks, const char *k, const char *v);
+/* 1 if KEY has value V, 0 if absent; fails the test on any other outcome. */
+int th_has(rc_db *db, rc_keyspace *ks, const char *k, const char *v);
+
+#endif

@@ -1,0 +1,395 @@
+/* Merge: space is reclaimed, values survive merges and reopens, deleted and
+ * expired keys never come back, tombstones respect retention and raise the
+ * horizon, a racing write wins, injected failures leave the old files, a
+ * SIGKILL at any moment of a merge loses nothing, and the background merger
+ * runs by itself. */
+#include "helpers.h"
+#include "fault.h"
+
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NKEYS 2000
+
+static char *dir;
+static rc_db *db;
+static char model[NKEYS][32]; /* "" = absent */
+
+static void open_opts(uint64_t retention_ms, uint32_t merge_check_ms)
+{
+    rc_options o;
+    th_options(&o);
+    o.tombstone_retention_ms = retention_ms;
+    o.merge_check_ms = merge_check_ms;
+    o.merge_rate_bytes = 0;
+    int rc = rc_open(dir, &o, &db);
+    cr_assert_eq(rc, 0, "open: %s", rc_last_error_message());
+}
+
+static void setup(void)
+{
+    dir = th_tmpdir();
+    memset(model, 0, sizeof(model));
+    open_opts(0, 0);
+}
+static void teardown(void)
+{
+#ifdef RC_FAULT_INJECTION
+    rc_fault_disarm_all();
+#endif
+    rc_close(db);
+    th_rmdir(dir);
+}
+TestSuite(merge, .init = setup, .fini = teardown);
+
+static void key_of(int i, char *k)
+{
+    snprintf(k, 16, "key%05d", i);
+}
+
+/* 5 overwrites of every key, then 20 % deleted. */
+static void churn(void)
+{
+    char k[16];
+    for (int round = 0; round < 5; round++)
+        for (int i = 0; i < NKEYS; i++) {
+            key_of(i, k);
+            snprintf(model[i], sizeof(model[i]), "r%d-%d-%s", round, i,
+                     "padding-padding-padding-padding");
+            th_put(db, NULL, k, model[i]);
+        }
+    for (int i = 0; i < NKEYS; i += 5) {
+        key_of(i, k);
+        cr_assert_eq(rc_delete(db, NULL, k, strlen(k), NULL), 0);
+        model[i][0] = 0;
+    }
+}
+
+static void check_model(const char *when)
+{
+    char k[16];
+    for (int i = 0; i < NKEYS; i++) {
+        key_of(i, k);
+        if (model[i][0])
+            cr_assert(th_has(db, NULL, k, model[i]), "%s: key %s lost or wrong", when, k);
+        else
+            cr_assert_eq(th_has(db, NULL, k, ""), 0, "%s: deleted key %s is back", when, k);
+    }
+}
+
+static void reopen(uint64_t retention_ms)
+{
+    rc_close(db);
+    open_opts(retention_ms, 0);
+}
+
+Test(merge, reclaims_space_and_keeps_every_value)
+{
+    churn();
+    rc_stats st;
+    rc_stats_db(db, &st);
+    uint64_t before = st.disk_bytes;
+    cr_assert_eq(rc_merge(db), 0, "%s", rc_last_error_message());
+    rc_stats_db(db, &st);
+    check_model("after merge");
+    cr_assert_eq(st.merges, 1);
+    cr_assert_gt(st.merge_bytes_reclaimed, 0);
+    uint64_t live = st.live_key_bytes + st.live_value_bytes;
+    printf("merge: disk %llu -> %llu bytes, live %llu (%.2fx)\n", (unsigned long long)before,
+           (unsigned long long)st.disk_bytes, (unsigned long long)live,
+           (double)st.disk_bytes / (double)live);
+    cr_assert_lt(st.disk_bytes, before / 3);
+    cr_assert_leq(st.disk_bytes, live * 17 / 10, "space amplification %.2f",
+                  (double)st.disk_bytes / (double)live);
+    reopen(0);
+    check_model("after reopen");
+    cr_assert_eq(rc_merge(db), 0);
+    reopen(0);
+    check_model("after a second merge and reopen");
+}
+
+Test(merge, deleted_keys_never_come_back)
+{
+    char k[16];
+    for (int cycle = 0; cycle < 4; cycle++) {
+        for (int i = 0; i < NKEYS; i++) {
+            key_of(i, k);
+            if ((i + cycle) % 3 == 0) {
+                if (model[i][0]) {
+                    cr_assert_eq(rc_delete(db, NULL, k, strlen(k), NULL), 0);
+                    model[i][0] = 0;
+                }
+            } else {
+                snprintf(model[i], sizeof(model[i]), "c%d-%d", cycle, i);
+                th_put(db, NULL, k, model[i]);
+            }
+        }
+        cr_assert_eq(rc_merge(db), 0, "%s", rc_last_error_message());
+        check_model("after merge");
+        reopen(0);
+        check_model("after reopen");
+    }
+    rc_stats st;
+    rc_stats_db(db, &st);
+    cr_assert_gt(st.tombstone_horizon, 0, "retention 0: tombstones were dropped");
+}
+
+Test(merge, retention_keeps_tombstones_and_horizon_persists)
+{
+    reopen(3600 * 1000); /* an hour */
+    churn();
+    cr_assert_eq(rc_merge(db), 0);
+    rc_stats st;
+    rc_stats_db(db, &st);
+    cr_assert_eq(st.tombstone_horizon, 0, "a young tombstone was dropped");
+    check_model("retained");
+    reopen(0);
+    cr_assert_eq(rc_merge(db), 0);
+    rc_stats_db(db, &st);
+    uint64_t h = st.tombstone_horizon;
+    cr_assert_gt(h, 0);
+    reopen(0);
+    rc_stats_db(db, &st);
+    cr_assert_eq(st.tombstone_horizon, h, "horizon not persisted");
+    check_model("after reopen");
+}
+
+static _Atomic int64_t clock_now = 1700000000000;
+static int64_t fake_clock(void *c)
+{
+    (void)c;
+    return atomic_load(&clock_now);
+}
+
+Test(merge, expired_records_are_dropped_and_stay_dead)
+{
+    rc_close(db);
+    rc_options o;
+    th_options(&o);
+    o.tombstone_retention_ms = 0;
+    o.clock_ms = fake_clock;
+    cr_assert_eq(rc_open(dir, &o, &db), 0);
+    char k[16];
+    for (int i = 0; i < NKEYS; i++) {
+        key_of(i, k);
+        th_put(db, NULL, k, "old-version-without-ttl");
+        rc_op op = {.kind = RC_OP_PUT,
+                    .key = k,
+                    .klen = strlen(k),
+                    .val = "ttl",
+                    .vlen = 3,
+                    .ttl_ms = i % 2 ? 1000 : RC_TTL_NONE};
+        cr_assert_eq(rc_apply(db, &op, 1, NULL), 0);
+    }
+    atomic_store(&clock_now, 1700000000000 + 2000);
+    cr_assert_eq(rc_merge(db), 0);
+    rc_close(db);
+    cr_assert_eq(rc_open(dir, &o, &db), 0);
+    for (int i = 0; i < NKEYS; i++) {
+        key_of(i, k);
+        cr_assert_eq(th_has(db, NULL, k, "ttl"), i % 2 == 0, "key %s", k);
+    }
+    rc_stats st;
+    rc_stats_db(db, &st);
+    cr_assert_eq(st.live_keys, NKEYS / 2);
+}
+
+typedef struct racer {
+    rc_db *db;
+    atomic_bool stop;
+    int writes;
+} racer;
+
+static void *race_writer(void *p)
+{
+    racer *r = p;
+    char k[16], v[32];
+    for (int n = 0; !atomic_load(&r->stop); n++) {
+        int i = n % NKEYS;
+        key_of(i, k);
+        snprintf(v, sizeof(v), "race-%d", n);
+        if (rc_put(r->db, NULL, k, strlen(k), v, strlen(v), NULL) == 0) {
+            strcpy(model[i], v);
+            r->writes++;
+        }
+    }
+    return NULL;
+}
+
+Test(merge, writes_racing_a_merge_win, .timeout = 120)
+{
+    churn();
+    racer r = {.db = db};
+    pthread_t t;
+    pthread_create(&t, NULL, race_writer, &r);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(rc_merge(db), 0, "%s", rc_last_error_message());
+    atomic_store(&r.stop, true);
+    pthread_join(t, NULL);
+    cr_assert_gt(r.writes, 0);
+    check_model("after racing merges");
+    reopen(0);
+    check_model("after reopen");
+}
+
+#ifdef RC_FAULT_INJECTION
+Test(merge, failed_merge_leaves_everything_in_place)
+{
+    churn();
+    fault_point points[] = {FAULT_WRITE, FAULT_CREATE};
+    for (int p = 0; p < 2; p++) {
+        rc_fault_arm(points[p], 1, 1000, 28 /* ENOSPC */);
+        int rc = rc_merge(db);
+        rc_fault_disarm_all();
+        cr_assert_neq(rc, 0, "point %d: the merge should have failed", p);
+        check_model("after a failed merge");
+        char tmp[64][64];
+        /* merge outputs only: a hint being written in the background is a
+         * *.hint.tmp for a moment */
+        cr_assert_eq(th_list(dir, ".data.tmp", tmp, 64), 0, "a merge output was left behind");
+    }
+    cr_assert_eq(rc_merge(db), 0, "%s", rc_last_error_message());
+    check_model("after the merge that worked");
+    reopen(0);
+    check_model("after reopen");
+}
+#endif
+
+Test(merge, sigkill_during_merge_loses_nothing, .timeout = 300)
+{
+    churn();
+    rc_close(db);
+    db = NULL;
+    srand((unsigned)time(NULL));
+    for (int round = 0; round < 25; round++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            rc_options o;
+            th_options(&o);
+            o.tombstone_retention_ms = 0;
+            o.merge_rate_bytes = 4 << 20; /* slow enough to be killed midway */
+            rc_db *d;
+            if (rc_open(dir, &o, &d) != 0)
+                _exit(3);
+            char k[16], v[32];
+            for (int n = 0;; n++) { /* rewrite and merge forever */
+                key_of(n % NKEYS, k);
+                snprintf(v, sizeof(v), "%s", model[n % NKEYS]);
+                if (v[0])
+                    rc_put(d, NULL, k, strlen(k), v, strlen(v), NULL);
+                if (n % 500 == 0)
+                    rc_merge(d);
+            }
+        }
+        usleep((useconds_t)(5000 + rand() % 60000));
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        cr_assert(WIFSIGNALED(status), "round %d: child exited early (%d)", round,
+                  WEXITSTATUS(status));
+        open_opts(0, 0);
+        check_model("after a kill");
+        rc_close(db);
+        db = NULL;
+    }
+    open_opts(0, 0);
+}
+
+Test(merge, background_merge_runs_without_being_asked, .timeout = 60)
+{
+    rc_close(db);
+    open_opts(0, 20);
+    churn();
+    cr_assert_eq(rc_sync(db), 0);
+    rc_stats st;
+    for (int i = 0; i < 1000; i++) {
+        rc_stats_db(db, &st);
+        if (st.merges > 0 && st.disk_bytes < 3 * (st.live_key_bytes + st.live_value_bytes))
+            break;
+        usleep(20000);
+    }
+    cr_assert_gt(st.merges, 0, "no background merge within 20 s");
+    check_model("after background merges");
+}
+
+/* Regression: merge used to copy batch framing verbatim, so a batch whose
+ * superseded members were dropped became an unterminated frame that the next
+ * scan of the output discarded with every surviving member. */
+Test(merge, surviving_members_of_a_batch_outlive_merge_and_scans)
+{
+    rc_op ops[4] = {
+        {.kind = RC_OP_PUT, .key = "m1", .klen = 2, .val = "one", .vlen = 3},
+        {.kind = RC_OP_PUT, .key = "m2", .klen = 2, .val = "two", .vlen = 3},
+        {.kind = RC_OP_PUT, .key = "m3", .klen = 2, .val = "three", .vlen = 5},
+        {.kind = RC_OP_PUT, .key = "m4", .klen = 2, .val = "four", .vlen = 4},
+    };
+    cr_assert_eq(rc_apply(db, ops, 4, NULL), 0);
+    th_put(db, NULL, "m4", "newer"); /* the batch's last record is now dead */
+    cr_assert_eq(rc_merge(db), 0, "%s", rc_last_error_message());
+    reopen(0);
+    char hints[64][64];
+    int nh = th_list(dir, ".hint", hints, 64);
+    for (int i = 0; i < nh; i++)
+        unlink(th_path(dir, hints[i])); /* force scans of the merge output */
+    reopen(0);
+    cr_assert(th_has(db, NULL, "m1", "one"));
+    cr_assert(th_has(db, NULL, "m2", "two"));
+    cr_assert(th_has(db, NULL, "m3", "three"));
+    cr_assert(th_has(db, NULL, "m4", "newer"));
+}
+
+typedef struct merger {
+    rc_db *db;
+    atomic_bool stop;
+    int merges;
+} merger;
+
+static void *merge_loop(void *p)
+{
+    merger *m = p;
+    char k[16];
+    for (int n = 0; !atomic_load(&m->stop); n++) {
+        key_of(n % NKEYS, k);
+        if (model[n % NKEYS][0])
+            th_put(m->db, NULL, k, model[n % NKEYS]); /* same values: new records */
+        if (n % 200 == 0 && rc_merge(m->db) == 0)
+            m->merges++;
+    }
+    return NULL;
+}
+
+/* kvdump's situation: read-only opens of a directory whose writer merges. */
+Test(merge, read_only_opens_beside_a_merging_writer_see_everything, .timeout = 120)
+{
+    churn();
+    merger m = {.db = db};
+    pthread_t t;
+    pthread_create(&t, NULL, merge_loop, &m);
+    rc_options o;
+    th_options(&o);
+    o.read_only = true;
+    int opens = 0;
+    for (int i = 0; i < 40; i++) {
+        rc_db *ro;
+        int rc = rc_open(dir, &o, &ro);
+        cr_assert_eq(rc, 0, "read-only open %d: %s", i, rc_last_error_message());
+        rc_stats st;
+        rc_stats_db(ro, &st);
+        cr_assert_eq(st.live_keys, NKEYS - NKEYS / 5, "open %d saw %llu keys", i,
+                     (unsigned long long)st.live_keys);
+        rc_close(ro);
+        opens++;
+    }
+    atomic_store(&m.stop, true);
+    pthread_join(t, NULL);
+    cr_assert_gt(m.merges, 0);
+    check_model("after the read-only opens");
+}

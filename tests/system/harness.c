@@ -1,0 +1,285 @@
+/*
+ * harness.c — see harness.h.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#ifndef KVD_BIN
+#error "KVD_BIN must name the kvd binary"
+#endif
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool kvd_start(kvd_proc *k, const char *dir, const char *const *extra)
+{
+    const char *args[64];
+    size_t n = 0;
+    int out[2];
+    if (dir == NULL) {
+        snprintf(k->dir, sizeof k->dir, "/tmp/kvdtest.XXXXXX");
+        if (mkdtemp(k->dir) == NULL)
+            return false;
+    } else if (dir != k->dir) {
+        snprintf(k->dir, sizeof k->dir, "%s", dir);
+    }
+    args[n++] = KVD_BIN;
+    args[n++] = "--dir";
+    args[n++] = k->dir;
+    args[n++] = "--listen";
+    args[n++] = "127.0.0.1:0";
+    args[n++] = "--log-level";
+    args[n++] = getenv("KVD_TEST_LOG") ? getenv("KVD_TEST_LOG") : "warn";
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 62; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    if (pipe2(out, O_CLOEXEC) != 0)
+        return false;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        dup2(out[1], 1);
+        execv(KVD_BIN, (char *const *)args);
+        _exit(127);
+    }
+    close(out[1]);
+    k->pid = pid;
+    k->port = 0;
+    size_t got = 0;
+    long long deadline = now_ms() + 20000;
+    k->ready_line[0] = '\0';
+    while (now_ms() < deadline && got < sizeof k->ready_line - 1) {
+        struct pollfd p = {.fd = out[0], .events = POLLIN};
+        int pr = poll(&p, 1, 200);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr == 0)
+            continue;
+        ssize_t r = read(out[0], k->ready_line + got, sizeof k->ready_line - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        k->ready_line[got] = '\0';
+        if (strchr(k->ready_line, '\n') != NULL)
+            break;
+    }
+    close(out[0]);
+    const char *p = strstr(k->ready_line, "http://127.0.0.1:");
+    if (p != NULL)
+        k->port = atoi(p + strlen("http://127.0.0.1:"));
+    if (k->port <= 0) {
+        kvd_stop(k, SIGKILL);
+        return false;
+    }
+    snprintf(k->url, sizeof k->url, "http://127.0.0.1:%d", k->port);
+    return true;
+}
+
+int kvd_stop(kvd_proc *k, int sig)
+{
+    int st = 0;
+    if (k->pid <= 0)
+        return -1;
+    kill(k->pid, sig);
+    long long deadline = now_ms() + 15000;
+    for (;;) {
+        pid_t w = waitpid(k->pid, &st, WNOHANG);
+        if (w == k->pid)
+            break;
+        if (w < 0 && errno != EINTR) {
+            k->pid = 0;
+            return -1;
+        }
+        if (now_ms() > deadline) {
+            kill(k->pid, SIGKILL);
+            waitpid(k->pid, &st, 0);
+            k->pid = 0;
+            return -1;
+        }
+        usleep(10000);
+    }
+    k->pid = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void kvd_cleanup(kvd_proc *k)
+{
+    if (k->pid > 0)
+        kvd_stop(k, SIGKILL);
+    if (k->dir[0] != '\0' && strncmp(k->dir, "/tmp/kvdtest.", 13) == 0) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", k->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", k->dir);
+        k->dir[0] = '\0';
+    }
+}
+
+typedef struct buf {
+    char *data;
+    size_t len;
+} buf;
+
+static size_t on_data(char *p, size_t size, size_t n, void *ctx)
+{
+    buf *b = ctx;
+    size_t add = size * n;
+    char *nd = realloc(b->data, b->len + add + 1);
+    if (nd == NULL)
+        return 0;
+    memcpy(nd + b->len, p, add);
+    b->len += add;
+    nd[b->len] = '\0';
+    b->data = nd;
+    return add;
+}
+
+resp http(const kvd_proc *k, const char *method, const char *path, const char *body, size_t blen,
+          const char *const *hdrs)
+{
+    resp r = {0};
+    buf b = {0}, h = {0};
+    char url[4096];
+    struct curl_slist *list = NULL;
+    CURL *c = curl_easy_init();
+    if (c == NULL)
+        return r;
+    snprintf(url, sizeof url, "%s%s", k->url, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (body != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    }
+    list = curl_slist_append(list, "Expect:");
+    if (body != NULL)
+        list = curl_slist_append(list, "Content-Type:");
+    for (size_t i = 0; hdrs != NULL && hdrs[i] != NULL; i++)
+        list = curl_slist_append(list, hdrs[i]);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(list);
+    curl_easy_cleanup(c);
+    r.body = b.data ? b.data : calloc(1, 1);
+    r.len = b.len;
+    r.headers = h.data ? h.data : calloc(1, 1);
+    return r;
+}
+
+resp http_get(const kvd_proc *k, const char *path)
+{
+    return http(k, "GET", path, NULL, 0, NULL);
+}
+
+resp http_put(const kvd_proc *k, const char *path, const char *body)
+{
+    return http(k, "PUT", path, body, strlen(body), NULL);
+}
+
+resp http_auth(const kvd_proc *k, const char *method, const char *path, const char *body,
+               const char *bearer)
+{
+    char h[4096];
+    const char *hdrs[2] = {h, NULL};
+    snprintf(h, sizeof h, "Authorization: Bearer %s", bearer);
+    return http(k, method, path, body, body ? strlen(body) : 0, bearer ? hdrs : NULL);
+}
+
+const char *resp_header(const resp *r, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    const char *p = r->headers;
+    while (p != NULL && *p != '\0') {
+        const char *eol = strstr(p, "\r\n");
+        size_t ll = eol ? (size_t)(eol - p) : strlen(p);
+        if (ll > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (*v == ' ')
+                v++;
+            size_t vl = ll - (size_t)(v - p);
+            if (vl >= cap)
+                vl = cap - 1;
+            memcpy(out, v, vl);
+            out[vl] = '\0';
+            return out;
+        }
+        p = eol ? eol + 2 : NULL;
+    }
+    return NULL;
+}
+
+json_t *resp_json(const resp *r)
+{
+    json_error_t e;
+    return json_loadb(r->body, r->len, JSON_ALLOW_NUL, &e);
+}
+
+void resp_free(resp *r)
+{
+    free(r->body);
+    free(r->headers);
+    r->body = r->headers = NULL;
+}
+
+bool make_bucket(const kvd_proc *k, const char *body, char *name, size_t ncap, char *key,
+                 size_t kcap)
+{
+    resp r = http(k, "POST", "/", body, body ? strlen(body) : 0, NULL);
+    json_t *j = resp_json(&r);
+    bool ok = r.status == 201 && j != NULL;
+    if (ok) {
+        snprintf(name, ncap, "%s", json_string_value(json_object_get(j, "bucket")));
+        snprintf(key, kcap, "%s", json_string_value(json_object_get(j, "admin_key")));
+    }
+    json_decref(j);
+    resp_free(&r);
+    return ok;
+}
+
+bool make_token(const kvd_proc *k, const char *bucket, const char *admin, const char *body,
+                char *tok, size_t cap)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/%s/tokens/", bucket);
+    resp r = http_auth(k, "POST", path, body, admin);
+    json_t *j = resp_json(&r);
+    bool ok = r.status == 200 && j != NULL && json_is_string(json_object_get(j, "token"));
+    if (ok)
+        snprintf(tok, cap, "%s", json_string_value(json_object_get(j, "token")));
+    json_decref(j);
+    resp_free(&r);
+    return ok;
+}

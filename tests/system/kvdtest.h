@@ -1,0 +1,77 @@
+/*
+ * kvdtest.h — the fixture shared by the kvd system suites: one fresh kvd per
+ * test (Criterion runs each test in its own process), one bucket "t" with its
+ * admin key, and call(), which sends the admin key unless told otherwise.
+ */
+#ifndef KVD_TEST_KVDTEST_H
+#define KVD_TEST_KVDTEST_H
+
+#include <stdio.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "harness.h"
+
+static kvd_proc K;
+static char B[96], AK[96];
+
+static inline void kvd_setup(void)
+{
+    cr_assert(kvd_start(&K, NULL, NULL), "kvd did not become ready");
+    cr_assert(make_bucket(&K, "{\"name\":\"t\"}", B, sizeof B, AK, sizeof AK),
+              "could not create bucket t");
+}
+
+static inline void kvd_teardown(void)
+{
+    kvd_cleanup(&K);
+}
+
+/* METHOD PATH with the admin key (CRED NULL) or CRED ("" for none), a body
+ * (NULL for none) and up to two extra headers. */
+static inline resp call_as(const char *cred, const char *method, const char *path, const char *body,
+                           const char *h1, const char *h2)
+{
+    char auth[4200];
+    const char *hdrs[4];
+    size_t n = 0;
+    if (cred == NULL)
+        cred = AK;
+    if (cred[0] != '\0') {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", cred);
+        hdrs[n++] = auth;
+    }
+    if (h1 != NULL)
+        hdrs[n++] = h1;
+    if (h2 != NULL)
+        hdrs[n++] = h2;
+    hdrs[n] = NULL;
+    return http(&K, method, path, body, body ? strlen(body) : 0, hdrs);
+}
+
+static inline resp call(const char *method, const char *path, const char *body)
+{
+    return call_as(NULL, method, path, body, NULL, NULL);
+}
+
+#define EXPECT(r, code)                                                                            \
+    cr_assert_eq((r).status, (code), "%s:%d: expected %d, got %ld: %.300s", __FILE__, __LINE__,    \
+                 (code), (r).status, (r).body)
+
+/* Status and the JSON error code of an error response. */
+#define EXPECT_ERR(r, code, err)                                                                   \
+    do {                                                                                           \
+        EXPECT(r, code);                                                                           \
+        json_t *ej_ = resp_json(&(r));                                                             \
+        cr_assert(ej_ != NULL, "error body is not JSON: %.200s", (r).body);                        \
+        cr_assert(json_is_string(json_object_get(ej_, "message")), "no message");                  \
+        cr_assert_str_eq(json_string_value(json_object_get(ej_, "error")), (err));                 \
+        json_decref(ej_);                                                                          \
+    } while (0)
+
+#define BODY_IS(r, text)                                                                           \
+    cr_assert(((r).len == strlen(text) && memcmp((r).body, (text), (r).len) == 0),                 \
+              "body: expected '%s', got '%.*s'", (text), (int)(r).len, (r).body)
+
+#endif
