@@ -414,3 +414,22 @@ Test(scripts, concurrent_transfers_never_overdraw)
     BODY_IS(r, "20");
     resp_free(&r);
 }
+
+Test(scripts, a_script_write_replaces_a_recorded_content_type)
+{
+    resp r = call_as(NULL, "PUT", "/t/page", "<b>hi</b>", "Content-Type: text/html", NULL);
+    cr_assert(r.status == 200 || r.status == 201, "%ld", r.status);
+    resp_free(&r);
+    char ct[128];
+    r = call("GET", "/t/page", NULL);
+    cr_assert_str_eq(resp_header(&r, "Content-Type", ct, sizeof ct), "text/html");
+    resp_free(&r);
+    put_script("rewrite", "kv.set('page', {html = false})");
+    r = run_as(NULL, "rewrite", NULL);
+    EXPECT(r, 200);
+    resp_free(&r);
+    r = call("GET", "/t/page", NULL);
+    BODY_IS(r, "{\"html\":false}");
+    cr_assert(strstr(resp_header(&r, "Content-Type", ct, sizeof ct), "application/json"), "%s", ct);
+    resp_free(&r);
+}
