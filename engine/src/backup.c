@@ -9,7 +9,8 @@
  * instant: every record with seq <= SNAP_SEQ lies inside the noted sizes,
  * and a keyspace live at that instant is live in the catalogue as of
  * SNAP_SEQ (create and drop change both under ks_mu). Each noted segment is
- * then mapped afresh, read-only, over its noted size. These private mappings
+ * then mapped afresh, read-only, over its noted size (a read-only handle's
+ * private copies of unhinted segments are read in place). These mappings
  * keep the files readable even if merge unlinks them later, so the gate is
  * released as soon as they exist: a long backup never holds merge up, and
  * writers are never blocked beyond the moment of the snapshot.
@@ -63,6 +64,7 @@ typedef struct snap_seg {
     uint64_t id;
     uint8_t *map;
     size_t len;
+    bool borrowed; /* MAP is the handle's own private copy: not ours to unmap */
 } snap_seg;
 
 typedef struct backup_run {
@@ -186,6 +188,15 @@ static int snapshot(backup_run *b)
         s->id = found[i]->id;
         if (sizes[i] <= FMT_SEG_HEADER_LEN || !found[i]->map)
             continue; /* no record in it */
+        if (found[i]->fd < 0) {
+            /* a read-only handle's private copy of a segment (seg_open_copy):
+             * no file to map, and nothing ever frees it before rc_close,
+             * since merge never runs on a read-only handle */
+            s->map = found[i]->map;
+            s->len = sizes[i];
+            s->borrowed = true;
+            continue;
+        }
         void *map = mmap(NULL, sizes[i], PROT_READ, MAP_SHARED, found[i]->fd, 0);
         if (map == MAP_FAILED) {
             err = rc_fail(RC_ENOMEM, "backup cannot map segment %08llu (%llu bytes): %s",
@@ -431,7 +442,7 @@ int rc_backup(rc_db *db, uint64_t since, rc_write_fn write, void *ctx, rc_progre
         err = write_stream(&b, info);
 
     for (size_t i = 0; i < b.nseg; i++)
-        if (b.segs[i].map)
+        if (b.segs[i].map && !b.segs[i].borrowed)
             munmap(b.segs[i].map, b.segs[i].len);
     for (uint32_t id = 0; b.kds && id < b.live_cap; id++)
         keydir_free(b.kds[id]);
