@@ -64,7 +64,7 @@ typedef struct snap_seg {
     uint64_t id;
     uint8_t *map;
     size_t len;
-    bool borrowed; /* MAP is the handle's own private copy: not ours to unmap */
+    bool borrowed; /* the segment's own memory (a read-only handle's copy) */
 } snap_seg;
 
 typedef struct backup_run {
@@ -189,9 +189,8 @@ static int snapshot(backup_run *b)
         if (sizes[i] <= FMT_SEG_HEADER_LEN || !found[i]->map)
             continue; /* no record in it */
         if (found[i]->fd < 0) {
-            /* a read-only handle's private copy of a segment (seg_open_copy):
-             * no file to map, and nothing ever frees it before rc_close,
-             * since merge never runs on a read-only handle */
+            /* a read-only handle's private copy (segment.h): such a handle
+             * never merges, so the copy lives as long as the handle */
             s->map = found[i]->map;
             s->len = sizes[i];
             s->borrowed = true;
@@ -442,8 +441,9 @@ int rc_backup(rc_db *db, uint64_t since, rc_write_fn write, void *ctx, rc_progre
         err = write_stream(&b, info);
 
     for (size_t i = 0; i < b.nseg; i++)
-        if (b.segs[i].map && !b.segs[i].borrowed)
-            munmap(b.segs[i].map, b.segs[i].len);
+        if (b.segs[i].map)
+            if (!b.segs[i].borrowed)
+                munmap(b.segs[i].map, b.segs[i].len);
     for (uint32_t id = 0; b.kds && id < b.live_cap; id++)
         keydir_free(b.kds[id]);
     free(b.kds);

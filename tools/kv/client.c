@@ -1,0 +1,260 @@
+/*
+ * client.c — HTTP for the kv client: one libcurl easy handle per process,
+ * reused for every request of a command so they ride one keep-alive
+ * connection, and the mapping of kvd's answers to one-line messages and exit
+ * statuses.
+ *
+ * Requests and responses are whole buffers (values are bounded by kvd's
+ * --max-value). The handle is created lazily so commands that never talk to
+ * kvd (serve, --help, usage errors) never touch libcurl. Error wording is
+ * centralised here so every command names the URL, the bucket and the
+ * credential problem the same way; a 404 is ambiguous (bucket or key), so it
+ * is resolved with one HEAD /:bucket on the same connection.
+ */
+#include "kv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t collect_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    kv_buf *body = arg;
+    size_t n = size * nmemb;
+    return kv_buf_append(body, data, n) == 0 ? n : 0;
+}
+
+int kv_client_init(kv_ctx *ctx)
+{
+    if (ctx->curl)
+        return 0;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(ctx->curl = curl_easy_init()))
+        return kv_fail(ctx, KV_EXIT_LOCAL, "cannot initialise libcurl");
+    CURL *h = ctx->curl;
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ctx->curl_error);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &ctx->body);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "kv/0.1");
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    return 0;
+}
+
+void kv_client_cleanup(kv_ctx *ctx)
+{
+    if (ctx->curl) {
+        curl_easy_cleanup(ctx->curl);
+        curl_global_cleanup();
+    }
+    curl_slist_free_all(ctx->headers);
+    kv_buf_free(&ctx->body);
+    ctx->curl = NULL;
+    ctx->headers = NULL;
+}
+
+int kv_buf_append_escaped(kv_ctx *ctx, kv_buf *b, const void *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *p = s;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = p[i];
+        bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                          (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+        char enc[3] = {'%', hex[c >> 4], hex[c & 15]};
+        if (kv_buf_append(b, unreserved ? (const char *)&p[i] : enc, unreserved ? 1 : 3) != 0)
+            return kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+    }
+    return 0;
+}
+
+int kv_key_path(kv_ctx *ctx, kv_buf *path, const char *key)
+{
+    kv_buf_reset(path);
+    if (kv_buf_printf(path, "/%s/", ctx->bucket) != 0)
+        return kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+    return kv_buf_append_escaped(ctx, path, key, strlen(key));
+}
+
+static int add_header(kv_ctx *ctx, const char *line)
+{
+    struct curl_slist *next = curl_slist_append(ctx->headers, line);
+    if (!next)
+        return -1;
+    ctx->headers = next;
+    return 0;
+}
+
+static int build_headers(kv_ctx *ctx, const char *content_type)
+{
+    curl_slist_free_all(ctx->headers);
+    ctx->headers = NULL;
+    kv_buf line = {0};
+    int rc = 0;
+    /* "Expect:" stops libcurl waiting for 100-continue on large bodies; an
+     * empty "Content-Type:" removes the form type libcurl adds to POSTs. */
+    if (add_header(ctx, "Expect:") != 0)
+        rc = -1;
+    if (rc == 0 && content_type)
+        rc = kv_buf_printf(&line, "Content-Type: %s", content_type);
+    else if (rc == 0)
+        rc = kv_buf_printf(&line, "Content-Type:");
+    if (rc == 0)
+        rc = add_header(ctx, line.data);
+    if (rc == 0 && ctx->key) {
+        kv_buf_reset(&line);
+        rc = kv_buf_printf(&line, "Authorization: Bearer %s", ctx->key);
+        if (rc == 0)
+            rc = add_header(ctx, line.data);
+    }
+    kv_buf_free(&line);
+    return rc;
+}
+
+int kv_http(kv_ctx *ctx, const char *method, const char *path, const void *body, size_t len,
+            const char *content_type)
+{
+    int rc = kv_client_init(ctx);
+    if (rc != 0)
+        return rc;
+    CURL *h = ctx->curl;
+    kv_buf url = {0};
+    if (kv_buf_printf(&url, "%s%s", ctx->url, path) != 0 || build_headers(ctx, content_type) != 0) {
+        kv_buf_free(&url);
+        return kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+    }
+    kv_buf_reset(&ctx->body);
+    ctx->status = 0;
+    ctx->curl_error[0] = '\0';
+    curl_easy_setopt(h, CURLOPT_URL, url.data);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, ctx->headers);
+    if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    } else if (body) {
+        curl_easy_setopt(h, CURLOPT_NOBODY, 0L);
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, len ? body : "");
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") ? method : NULL);
+    } else {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(h, CURLOPT_NOBODY, 0L);
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, strcmp(method, "GET") ? method : NULL);
+    }
+    CURLcode res = curl_easy_perform(h);
+    kv_buf_free(&url);
+    if (res != CURLE_OK) {
+        const char *why = ctx->curl_error[0] ? ctx->curl_error : curl_easy_strerror(res);
+        switch (res) {
+        case CURLE_COULDNT_CONNECT:
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_RESOLVE_PROXY:
+        case CURLE_OPERATION_TIMEDOUT:
+        case CURLE_URL_MALFORMAT:
+        case CURLE_UNSUPPORTED_PROTOCOL:
+            return kv_fail(ctx, KV_EXIT_UNREACHABLE, "cannot reach kvd at %s: %s", ctx->url, why);
+        case CURLE_WRITE_ERROR:
+        case CURLE_OUT_OF_MEMORY:
+            return kv_fail(ctx, KV_EXIT_LOCAL, "out of memory reading the answer of %s", ctx->url);
+        default:
+            return kv_fail(ctx, KV_EXIT_UNREACHABLE, "request to kvd at %s failed: %s", ctx->url,
+                           why);
+        }
+    }
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ctx->status);
+    return 0;
+}
+
+/* kvd's "message" (or "error") from a JSON error body; else the body's first
+ * line if it is short text; else "". The result is a copy the caller frees. */
+static char *server_message(kv_ctx *ctx)
+{
+    json_t *root = ctx->body.len ? json_loadb(ctx->body.data, ctx->body.len, 0, NULL) : NULL;
+    const char *msg = NULL;
+    if (json_is_object(root)) {
+        msg = json_string_value(json_object_get(root, "message"));
+        if (!msg || !*msg)
+            msg = json_string_value(json_object_get(root, "error"));
+    }
+    char *copy;
+    if (msg) {
+        copy = strdup(msg);
+    } else if (ctx->body.len && ctx->body.len < 200 &&
+               kv_utf8_valid(ctx->body.data, ctx->body.len)) {
+        copy = strndup(ctx->body.data, strcspn(ctx->body.data, "\r\n"));
+    } else {
+        copy = strdup("");
+    }
+    json_decref(root);
+    return copy;
+}
+
+static bool bucket_exists(kv_ctx *ctx, int *rc)
+{
+    kv_buf path = {0};
+    kv_buf saved_body = ctx->body;
+    long saved_status = ctx->status;
+    ctx->body = (kv_buf){0};
+    bool exists = true;
+    *rc = 0;
+    if (kv_buf_printf(&path, "/%s", ctx->bucket) != 0) {
+        *rc = kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+    } else {
+        *rc = kv_http(ctx, "HEAD", path.data, NULL, 0, NULL);
+        exists = *rc != 0 || ctx->status != 404;
+    }
+    kv_buf_free(&path);
+    kv_buf_free(&ctx->body);
+    ctx->body = saved_body;
+    ctx->status = saved_status;
+    return exists;
+}
+
+int kv_http_error(kv_ctx *ctx, const char *what, const char *absent_what)
+{
+    char *msg = server_message(ctx);
+    const char *sep = msg && *msg ? ": " : "";
+    const char *m = msg ? msg : "";
+    long st = ctx->status;
+    int rc;
+    if (st == 401 && !ctx->key) {
+        rc = kv_fail(ctx, KV_EXIT_AUTH,
+                     "cannot %s: bucket '%s' needs a credential (pass --key or set KV_KEY)%s%s",
+                     what, ctx->bucket, sep, m);
+    } else if (st == 401) {
+        rc = kv_fail(ctx, KV_EXIT_AUTH, "cannot %s: the credential was rejected (HTTP 401)%s%s",
+                     what, sep, m);
+    } else if (st == 403) {
+        rc = kv_fail(ctx, KV_EXIT_AUTH, "cannot %s: the credential is not permitted (HTTP 403)%s%s",
+                     what, sep, m);
+    } else if (st == 404) {
+        int head_rc;
+        if (!bucket_exists(ctx, &head_rc))
+            rc = kv_fail(ctx, KV_EXIT_NO_BUCKET, "cannot %s: no bucket '%s' at %s", what,
+                         ctx->bucket, ctx->url);
+        else if (head_rc != 0)
+            rc = head_rc;
+        else if (absent_what)
+            rc = kv_fail(ctx, KV_EXIT_ABSENT, "%s not found", absent_what);
+        else
+            rc = kv_fail(ctx, KV_EXIT_ABSENT, "cannot %s: not found (HTTP 404)%s%s", what, sep, m);
+    } else if (st >= 500 || st < 400) {
+        rc = kv_fail(ctx, KV_EXIT_SERVER, "cannot %s: kvd at %s answered HTTP %ld%s%s", what,
+                     ctx->url, st, sep, m);
+    } else {
+        rc = kv_fail(ctx, KV_EXIT_REFUSED, "cannot %s: refused (HTTP %ld)%s%s", what, st, sep, m);
+    }
+    free(msg);
+    return rc;
+}
+
+json_t *kv_json_body(kv_ctx *ctx, const char *what)
+{
+    json_error_t err;
+    json_t *root = json_loadb(ctx->body.data ? ctx->body.data : "", ctx->body.len, 0, &err);
+    if (!root)
+        kv_fail(ctx, KV_EXIT_SERVER, "cannot %s: kvd answered malformed JSON (%s)", what, err.text);
+    return root;
+}

@@ -1,0 +1,354 @@
+/*
+ * cmd_admin.c — kv's non-key commands: metrics, bucket, token, script, serve.
+ *
+ * Each is one or two requests with a fixed JSON shape from HTTP_API.md; the
+ * human-readable output follows the KVD seed where it shows one (metrics) and
+ * is line-oriented elsewhere, with --json printing kvd's own answer for
+ * scripts. `serve` is not a client at all: it execs kvd (found next to the kv
+ * binary, in the build tree's server/ folder, or on PATH) so that signals and
+ * the exit status are kvd's own.
+ */
+#include "kv.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static bool is_2xx(const kv_ctx *ctx)
+{
+    return ctx->status >= 200 && ctx->status <= 299;
+}
+
+static int print_body_json(kv_ctx *ctx)
+{
+    size_t len = ctx->body.len;
+    if (kv_write_stdout(ctx->body.data, len) != 0 ||
+        ((len == 0 || ctx->body.data[len - 1] != '\n') && kv_write_stdout("\n", 1) != 0))
+        return kv_fail(ctx, KV_EXIT_LOCAL, "cannot write to stdout: %s", strerror(errno));
+    return kv_finish_stdout(ctx);
+}
+
+static int flag_json(kv_ctx *ctx, int opt, const char *arg, void *state)
+{
+    *(bool *)state = true;
+    return 0;
+}
+
+static const struct option json_opts[] = {{"json", no_argument, NULL, 'j'}, {0}};
+
+/* -------------------------------------------------------------- metrics */
+
+static const char metrics_usage[] =
+    "usage: kv metrics [--json]\n"
+    "\n"
+    "Print keys stored, value bytes stored (the byte length of the live values)\n"
+    "and the set/get/delete operation counts since kvd started. --json prints\n"
+    "kvd's JSON (GET /metrics?format=json), which has more figures.\n";
+
+int kv_cmd_metrics(kv_ctx *ctx, int argc, char **argv)
+{
+    bool json = false;
+    int first;
+    int rc = kv_parse_options(ctx, argc, argv, "", json_opts, flag_json, &json, metrics_usage,
+                              false, &first);
+    if (rc >= 0)
+        return rc;
+    if (first < argc)
+        return kv_usage_error(ctx, "unexpected argument '%s'", argv[first]);
+    if ((rc = kv_http(ctx, "GET", "/metrics?format=json", NULL, 0, NULL)) != 0)
+        return rc;
+    if (!is_2xx(ctx))
+        return kv_http_error(ctx, "read metrics", NULL);
+    if (json)
+        return print_body_json(ctx);
+    json_t *root = kv_json_body(ctx, "read metrics");
+    if (!root)
+        return KV_EXIT_SERVER;
+    static const struct {
+        const char *field, *label;
+    } lines[] = {{"keys", "Keys Stored"},
+                 {"bytes", "Bytes Stored (Values)"},
+                 {"set", "Set Operations"},
+                 {"get", "Get Operations"},
+                 {"delete", "Delete Operations"}};
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0] && rc == 0; i++) {
+        json_t *v = json_object_get(root, lines[i].field);
+        if (!json_is_integer(v))
+            rc = kv_fail(ctx, KV_EXIT_SERVER, "kvd's metrics lack the number '%s'", lines[i].field);
+        else
+            printf("%s: %lld\n", lines[i].label, (long long)json_integer_value(v));
+    }
+    json_decref(root);
+    return rc == 0 ? kv_finish_stdout(ctx) : rc;
+}
+
+/* --------------------------------------------------------------- bucket */
+
+static const char bucket_usage[] =
+    "usage: kv bucket create [NAME] [--json]\n"
+    "       kv bucket delete NAME\n"
+    "\n"
+    "create: make a bucket (a random name without NAME) and print its name and\n"
+    "        admin key (shown only this once); --key is kvd's --admin-token if it has one.\n"
+    "delete: delete the bucket and all its keys; --key must be its admin key.\n";
+
+static int bucket_create(kv_ctx *ctx, const char *name, bool json)
+{
+    char *body = NULL;
+    if (name) {
+        json_t *req = json_pack("{s:s}", "name", name);
+        body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+        json_decref(req);
+        if (!body)
+            return kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+    }
+    int rc = kv_http(ctx, "POST", "/", body ? body : "", body ? strlen(body) : 0,
+                     body ? "application/json" : NULL);
+    free(body);
+    if (rc != 0)
+        return rc;
+    if (ctx->status == 409)
+        return kv_fail(ctx, KV_EXIT_REFUSED, "bucket '%s' already exists", name ? name : "?");
+    if (ctx->status == 401 || ctx->status == 403)
+        return kv_fail(ctx, KV_EXIT_AUTH,
+                       "cannot create a bucket: kvd at %s wants its admin token (--key)%s",
+                       ctx->url, ctx->key ? ", and rejected the one given" : "");
+    if (!is_2xx(ctx))
+        return kv_http_error(ctx, "create the bucket", NULL);
+    if (json)
+        return print_body_json(ctx);
+    json_t *root = kv_json_body(ctx, "create the bucket");
+    if (!root)
+        return KV_EXIT_SERVER;
+    const char *bucket = json_string_value(json_object_get(root, "bucket"));
+    const char *admin = json_string_value(json_object_get(root, "admin_key"));
+    if (!bucket || !admin)
+        rc = kv_fail(ctx, KV_EXIT_SERVER, "kvd's answer lacks 'bucket' or 'admin_key'");
+    else
+        printf("bucket: %s\nadmin key: %s\n", bucket, admin);
+    json_decref(root);
+    return rc == 0 ? kv_finish_stdout(ctx) : rc;
+}
+
+static int bucket_delete(kv_ctx *ctx, const char *name)
+{
+    ctx->bucket = name; /* for the messages of kv_http_error */
+    kv_buf path = {0};
+    int rc = kv_buf_printf(&path, "/%s", name) == 0
+                 ? kv_http(ctx, "DELETE", path.data, NULL, 0, NULL)
+                 : kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+    kv_buf_free(&path);
+    if (rc != 0)
+        return rc;
+    if (ctx->status == 404)
+        return kv_fail(ctx, KV_EXIT_ABSENT, "no bucket '%s' at %s", name, ctx->url);
+    if (!is_2xx(ctx))
+        return kv_http_error(ctx, "delete the bucket", NULL);
+    return 0;
+}
+
+int kv_cmd_bucket(kv_ctx *ctx, int argc, char **argv)
+{
+    bool json = false;
+    int first;
+    int rc = kv_parse_options(ctx, argc, argv, "", json_opts, flag_json, &json, bucket_usage, false,
+                              &first);
+    if (rc >= 0)
+        return rc;
+    int n = argc - first;
+    const char *sub = n > 0 ? argv[first] : NULL;
+    const char *name = n > 1 ? argv[first + 1] : NULL;
+    if (!sub)
+        return kv_usage_error(ctx, "missing subcommand: create or delete (see --help)");
+    if (n > 2)
+        return kv_usage_error(ctx, "unexpected argument '%s'", argv[first + 2]);
+    if (name && !kv_bucket_name_valid(name))
+        return kv_usage_error(ctx, "invalid bucket name '%s' (1-64 of A-Z a-z 0-9 _ -)", name);
+    if (strcmp(sub, "create") == 0)
+        return bucket_create(ctx, name, json);
+    if (strcmp(sub, "delete") == 0) {
+        if (!name)
+            return kv_usage_error(ctx, "bucket delete needs the bucket NAME");
+        return bucket_delete(ctx, name);
+    }
+    return kv_usage_error(ctx, "unknown subcommand '%s': create or delete", sub);
+}
+
+/* ---------------------------------------------------------------- token */
+
+static const char token_usage[] =
+    "usage: kv token create --perm PERMS [--prefix P] [--ttl DURATION] [--json]\n"
+    "\n"
+    "Issue an access token for the bucket (needs its admin key as --key).\n"
+    "  --perm PERMS   comma-separated: read, write, delete, enumerate, admin\n"
+    "  --prefix P     confine the token to keys starting with P (default: all)\n"
+    "  --ttl D        lifetime: 90, 30s, 10m, 2h, 7d (default: kvd's)\n"
+    "Prints the token.\n";
+
+typedef struct token_state {
+    const char *prefix;
+    const char *perms;
+    int64_t ttl;
+    bool json;
+} token_state;
+
+static int token_option(kv_ctx *ctx, int opt, const char *arg, void *state)
+{
+    token_state *st = state;
+    switch (opt) {
+    case 'p':
+        st->prefix = arg;
+        return 0;
+    case 'P':
+        st->perms = arg;
+        return 0;
+    case 'j':
+        st->json = true;
+        return 0;
+    default:
+        st->ttl = kv_parse_duration(arg);
+        if (st->ttl <= 0)
+            return kv_usage_error(ctx, "--ttl '%s' is not a duration such as 30s, 10m, 2h, 7d",
+                                  arg);
+        return 0;
+    }
+}
+
+static int parse_perms(kv_ctx *ctx, const char *list, json_t *out)
+{
+    static const char *const known[] = {"read", "write", "delete", "enumerate", "admin"};
+    const char *p = list;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        bool ok = false;
+        for (size_t i = 0; i < sizeof known / sizeof known[0] && !ok; i++)
+            ok = strlen(known[i]) == len && strncmp(known[i], p, len) == 0;
+        if (!ok)
+            return kv_usage_error(ctx,
+                                  "--perm: unknown permission '%.*s' (read, write, delete, "
+                                  "enumerate, admin)",
+                                  (int)len, p);
+        json_array_append_new(out, json_stringn(p, len));
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    if (json_array_size(out) == 0)
+        return kv_usage_error(ctx, "--perm names no permission");
+    return 0;
+}
+
+int kv_cmd_token(kv_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {{"prefix", required_argument, NULL, 'p'},
+                                         {"perm", required_argument, NULL, 'P'},
+                                         {"ttl", required_argument, NULL, 't'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {0}};
+    token_state st = {.prefix = ""};
+    int first;
+    int rc =
+        kv_parse_options(ctx, argc, argv, "", opts, token_option, &st, token_usage, false, &first);
+    if (rc >= 0)
+        return rc;
+    if (first >= argc || strcmp(argv[first], "create") != 0)
+        return kv_usage_error(
+            ctx, first < argc ? "unknown subcommand '%s': create" : "missing subcommand: create%s",
+            first < argc ? argv[first] : "");
+    if (first + 1 < argc)
+        return kv_usage_error(ctx, "unexpected argument '%s'", argv[first + 1]);
+    if (!st.perms)
+        return kv_usage_error(ctx, "--perm is required (e.g. --perm read,write)");
+    json_t *req = json_pack("{s:s, s:[]}", "prefix", st.prefix, "permissions");
+    if (!req)
+        return kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+    rc = parse_perms(ctx, st.perms, json_object_get(req, "permissions"));
+    if (rc == 0 && st.ttl > 0)
+        json_object_set_new(req, "ttl", json_integer(st.ttl));
+    char *body = rc == 0 ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    if (rc != 0)
+        return rc;
+    kv_buf path = {0};
+    if (!body || kv_buf_printf(&path, "/%s/tokens/", ctx->bucket) != 0)
+        rc = kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+    else
+        rc = kv_http(ctx, "POST", path.data, body, strlen(body), "application/json");
+    free(body);
+    kv_buf_free(&path);
+    if (rc != 0)
+        return rc;
+    if (!is_2xx(ctx))
+        return kv_http_error(ctx, "create a token", NULL);
+    if (st.json)
+        return print_body_json(ctx);
+    json_t *root = kv_json_body(ctx, "create a token");
+    if (!root)
+        return KV_EXIT_SERVER;
+    const char *token = json_string_value(json_object_get(root, "token"));
+    if (!token)
+        rc = kv_fail(ctx, KV_EXIT_SERVER, "kvd's answer lacks 'token'");
+    else
+        puts(token);
+    json_decref(root);
+    return rc == 0 ? kv_finish_stdout(ctx) : rc;
+}
+
+/* ---------------------------------------------------------------- serve */
+
+static const char serve_usage[] =
+    "usage: kv serve [kvd options]\n"
+    "\n"
+    "Run kvd in the foreground with '--default-bucket default' (an open bucket\n"
+    "for local development) and the options given, which pass through to kvd\n"
+    "(see kvd --help). kvd is looked up next to kv, in ../server/, then on PATH.\n";
+
+int kv_cmd_serve(kv_ctx *ctx, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(serve_usage, stdout);
+            return 0;
+        }
+    }
+    char **args = calloc((size_t)argc + 3, sizeof *args);
+    if (!args)
+        return kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+    static char default_bucket_flag[] = "--default-bucket", default_bucket[] = "default";
+    args[1] = default_bucket_flag;
+    args[2] = default_bucket;
+    for (int i = 1; i < argc; i++)
+        args[i + 2] = argv[i];
+
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        const char *dir = dirname(self);
+        const char *candidates[] = {"%s/kvd", "%s/../server/kvd"};
+        for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+            char path[PATH_MAX + 16];
+            snprintf(path, sizeof path, candidates[i], dir);
+            if (access(path, X_OK) == 0) {
+                args[0] = path;
+                execv(path, args);
+                kv_fail(ctx, KV_EXIT_LOCAL, "cannot run %s: %s", path, strerror(errno));
+                free(args);
+                return KV_EXIT_LOCAL;
+            }
+        }
+    }
+    static char kvd_name[] = "kvd";
+    args[0] = kvd_name;
+    execvp("kvd", args);
+    int err = errno;
+    free(args);
+    return kv_fail(ctx, KV_EXIT_LOCAL, "cannot run kvd (not next to kv nor on PATH): %s",
+                   strerror(err));
+}

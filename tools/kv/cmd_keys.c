@@ -1,0 +1,415 @@
+/*
+ * cmd_keys.c — the key commands of kv: set, get, del, ls, incr.
+ *
+ * One key maps to the plain key route (PUT/GET/DELETE /:bucket/:key), which
+ * carries raw bytes both ways. Several keys map to one atomic batch
+ * (POST /:bucket/), so a multi-key set or delete applies entirely or not at
+ * all and a multi-key get is one consistent read. Batch JSON can only carry
+ * text, so a value that is not UTF-8 (or holds a NUL byte) is sent as
+ * "value_base64" — an extension of the batch "set" op that mirrors the
+ * "value_base64" kvd already uses in get results.
+ *
+ * ls pages through GET /:bucket/ with start=<last key> (inclusive, so the
+ * first item of each further page is the last one already printed and is
+ * skipped); this lists any number of keys whatever page size kvd caps.
+ */
+#include "kv.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct kv_pair {
+    const char *key;
+    kv_buf value;
+} kv_pair;
+
+/* ------------------------------------------------------------------ set */
+
+static const char set_usage[] =
+    "usage: kv set [--ttl DURATION] k=v [k=v ...]\n"
+    "\n"
+    "Set one key, or several atomically (all or none).\n"
+    "  k=v        the value is the literal text v\n"
+    "  k=@FILE    the value is the content of FILE (binary-safe); k=@@x sets the literal '@x'\n"
+    "  k=-        the value is read from stdin (at most one key)\n"
+    "  --ttl D    expire the keys after D: 90, 30s, 10m, 2h, 7d (default: the bucket's)\n"
+    "Prints 'Key set' / 'Keys set'.\n";
+
+typedef struct set_state {
+    int64_t ttl;
+} set_state;
+
+static int set_option(kv_ctx *ctx, int opt, const char *arg, void *state)
+{
+    set_state *st = state;
+    if (opt != 't')
+        return kv_usage_error(ctx, "unknown option (see --help)");
+    st->ttl = kv_parse_duration(arg);
+    if (st->ttl <= 0)
+        return kv_usage_error(ctx, "--ttl '%s' is not a duration such as 30s, 10m, 2h, 7d", arg);
+    return 0;
+}
+
+static int parse_assignment(kv_ctx *ctx, char *arg, kv_pair *pair, bool *stdin_used)
+{
+    char *eq = strchr(arg, '=');
+    if (!eq || eq == arg)
+        return kv_usage_error(ctx, "'%s' is not k=v (or k=@file, k=-)", arg);
+    *eq = '\0';
+    pair->key = arg;
+    const char *v = eq + 1;
+    if (strcmp(v, "-") == 0) {
+        if (*stdin_used)
+            return kv_usage_error(ctx, "only one key can take its value from stdin");
+        *stdin_used = true;
+        return kv_read_file(ctx, "-", &pair->value);
+    }
+    if (v[0] == '@' && v[1] != '@') {
+        if (!v[1])
+            return kv_usage_error(ctx, "'%s=@' names no file", arg);
+        return kv_read_file(ctx, v + 1, &pair->value);
+    }
+    if (v[0] == '@')
+        v++; /* "@@x" is the literal "@x" */
+    if (kv_buf_append(&pair->value, v, strlen(v)) != 0)
+        return kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+    return 0;
+}
+
+/* The key named by a failed batch's "op" index, for the message. */
+static const char *failed_key(kv_ctx *ctx, char **keys, size_t n)
+{
+    json_t *root = json_loadb(ctx->body.data ? ctx->body.data : "", ctx->body.len, 0, NULL);
+    json_int_t i = json_integer_value(json_object_get(root, "op"));
+    bool known = json_is_integer(json_object_get(root, "op")) && i >= 0 && (size_t)i < n;
+    json_decref(root);
+    return known ? keys[i] : NULL;
+}
+
+/* POST the batch OPS; on 2xx *RESULTS (caller decrefs) gets the results array. */
+static int run_batch(kv_ctx *ctx, json_t *ops, char **keys, size_t n, const char *verb,
+                     json_t **results)
+{
+    json_t *req = json_pack("{s:O}", "ops", ops);
+    char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    if (!text)
+        return kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+    kv_buf path = {0};
+    int rc = kv_buf_printf(&path, "/%s/", ctx->bucket) == 0
+                 ? kv_http(ctx, "POST", path.data, text, strlen(text), "application/json")
+                 : kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+    free(text);
+    kv_buf_free(&path);
+    if (rc != 0)
+        return rc;
+    if (ctx->status < 200 || ctx->status > 299) {
+        const char *key = failed_key(ctx, keys, n);
+        const char *nothing_applied = strcmp(verb, "get") ? " (nothing was applied)" : "";
+        char label[KV_LABEL_MAX];
+        kv_buf what = {0};
+        if (key)
+            kv_buf_printf(&what, "%s key '%s'%s", verb, kv_key_label(key, label), nothing_applied);
+        else
+            kv_buf_printf(&what, "%s %zu keys%s", verb, n, nothing_applied);
+        rc = kv_http_error(ctx, what.data ? what.data : verb, NULL);
+        kv_buf_free(&what);
+        return rc;
+    }
+    json_t *root = kv_json_body(ctx, verb);
+    json_t *arr = json_object_get(root, "results");
+    if (!json_is_array(arr) || json_array_size(arr) != n) {
+        json_decref(root);
+        return kv_fail(ctx, KV_EXIT_SERVER, "cannot %s: kvd's batch answer has no %zu results",
+                       verb, n);
+    }
+    *results = json_incref(arr);
+    json_decref(root);
+    return 0;
+}
+
+static int set_one(kv_ctx *ctx, kv_pair *p, int64_t ttl)
+{
+    kv_buf path = {0};
+    int rc = kv_key_path(ctx, &path, p->key);
+    if (rc == 0 && ttl > 0 && kv_buf_printf(&path, "?ttl=%lld", (long long)ttl) != 0)
+        rc = kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+    if (rc == 0)
+        rc = kv_http(ctx, "PUT", path.data, p->value.data ? p->value.data : "", p->value.len, NULL);
+    kv_buf_free(&path);
+    if (rc == 0 && (ctx->status < 200 || ctx->status > 299)) {
+        kv_buf what = {0};
+        char label[KV_LABEL_MAX];
+        kv_buf_printf(&what, "set key '%s'", kv_key_label(p->key, label));
+        rc = kv_http_error(ctx, what.data ? what.data : "set", NULL);
+        kv_buf_free(&what);
+    }
+    if (rc == 0)
+        puts("Key set");
+    return rc;
+}
+
+static int set_many(kv_ctx *ctx, kv_pair *pairs, char **keys, size_t n, int64_t ttl)
+{
+    json_t *ops = json_array();
+    kv_buf b64 = {0};
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        kv_pair *p = &pairs[i];
+        if (!kv_utf8_valid(p->key, strlen(p->key))) {
+            rc = kv_usage_error(ctx, "key '%s' is not UTF-8: set it alone (one key per call)",
+                                p->key);
+            break;
+        }
+        json_t *op;
+        if (kv_utf8_valid(p->value.data, p->value.len)) {
+            op = json_pack("{s:s, s:s#}", "set", p->key, "value", p->value.data, p->value.len);
+        } else {
+            kv_buf_reset(&b64);
+            op = kv_base64_encode(&b64, p->value.data, p->value.len) == 0
+                     ? json_pack("{s:s, s:s}", "set", p->key, "value_base64", b64.data)
+                     : NULL;
+        }
+        if (op && ttl > 0)
+            json_object_set_new(op, "ttl", json_integer(ttl));
+        if (!op || json_array_append_new(ops, op) != 0)
+            rc = kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+    }
+    kv_buf_free(&b64);
+    json_t *results = NULL;
+    if (rc == 0)
+        rc = run_batch(ctx, ops, keys, n, "set", &results);
+    json_decref(results);
+    json_decref(ops);
+    if (rc == 0)
+        puts("Keys set");
+    return rc;
+}
+
+int kv_cmd_set(kv_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {{"ttl", required_argument, NULL, 't'}, {0}};
+    set_state st = {0};
+    int first;
+    int rc = kv_parse_options(ctx, argc, argv, "", opts, set_option, &st, set_usage, false, &first);
+    if (rc >= 0)
+        return rc;
+    size_t n = (size_t)(argc - first);
+    if (n == 0)
+        return kv_usage_error(ctx, "nothing to set: give k=v (see --help)");
+    kv_pair *pairs = calloc(n, sizeof *pairs);
+    char **keys = calloc(n, sizeof *keys);
+    if (!pairs || !keys) {
+        rc = kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+        goto done;
+    }
+    bool stdin_used = false;
+    rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = parse_assignment(ctx, argv[first + (int)i], &pairs[i], &stdin_used);
+        keys[i] = (char *)pairs[i].key;
+    }
+    if (rc == 0)
+        rc = n == 1 ? set_one(ctx, &pairs[0], st.ttl) : set_many(ctx, pairs, keys, n, st.ttl);
+    if (rc == 0)
+        rc = kv_finish_stdout(ctx);
+done:
+    for (size_t i = 0; pairs && i < n; i++)
+        kv_buf_free(&pairs[i].value);
+    free(pairs);
+    free(keys);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ get */
+
+static const char get_usage[] =
+    "usage: kv get k [k ...]\n"
+    "\n"
+    "One key: its raw value on stdout (binary-safe, no newline added).\n"
+    "Several keys: one consistent read, printed as 'k: value' lines.\n"
+    "Exit 1 if any key is absent (after printing the others).\n";
+
+/* Join the keys named in ABSENT ("'a', 'b'") for a one-line message. */
+static void absent_message(kv_ctx *ctx, char **keys, const bool *absent, size_t n, size_t count)
+{
+    kv_buf list = {0};
+    for (size_t i = 0; i < n; i++)
+        if (absent[i]) {
+            char label[KV_LABEL_MAX];
+            kv_buf_printf(&list, "%s'%s'", list.len ? ", " : "", kv_key_label(keys[i], label));
+        }
+    kv_fail(ctx, KV_EXIT_ABSENT, "%s %s not found", count == 1 ? "key" : "keys",
+            list.data ? list.data : "");
+    kv_buf_free(&list);
+}
+
+/* Print VALUE (a batch result's "value"/"value_base64") after "k: ". */
+static int print_json_value(kv_ctx *ctx, json_t *result, const char *key)
+{
+    json_t *v = json_object_get(result, "value");
+    json_t *b64 = json_object_get(result, "value_base64");
+    int rc = 0;
+    if (json_is_string(v)) {
+        rc = kv_write_stdout(json_string_value(v), json_string_length(v));
+    } else if (json_is_string(b64)) {
+        kv_buf raw = {0};
+        if (kv_base64_decode(&raw, json_string_value(b64), json_string_length(b64)) != 0)
+            rc = kv_fail(ctx, KV_EXIT_SERVER, "kvd sent bad base64 for key '%s'", key);
+        else
+            rc = kv_write_stdout(raw.data, raw.len);
+        kv_buf_free(&raw);
+    } else if (v) {
+        char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        rc = text ? kv_write_stdout(text, strlen(text)) : -1;
+        free(text);
+    }
+    return rc;
+}
+
+int kv_cmd_get(kv_ctx *ctx, int argc, char **argv)
+{
+    int first;
+    int rc = kv_parse_options(ctx, argc, argv, "", NULL, NULL, NULL, get_usage, false, &first);
+    if (rc >= 0)
+        return rc;
+    size_t n = (size_t)(argc - first);
+    char **keys = argv + first;
+    if (n == 0)
+        return kv_usage_error(ctx, "no key given (see --help)");
+    if (n == 1) {
+        kv_buf path = {0}, what = {0}, absent = {0};
+        rc = kv_key_path(ctx, &path, keys[0]);
+        if (rc == 0)
+            rc = kv_http(ctx, "GET", path.data, NULL, 0, NULL);
+        if (rc == 0 && ctx->status >= 200 && ctx->status <= 299) {
+            if (kv_write_stdout(ctx->body.data, ctx->body.len) != 0)
+                rc = kv_fail(ctx, KV_EXIT_LOCAL, "cannot write to stdout: %s", strerror(errno));
+        } else if (rc == 0) {
+            char label[KV_LABEL_MAX];
+            kv_buf_printf(&what, "get key '%s'", kv_key_label(keys[0], label));
+            kv_buf_printf(&absent, "key '%s'", label);
+            rc = kv_http_error(ctx, what.data, absent.data);
+        }
+        kv_buf_free(&path);
+        kv_buf_free(&what);
+        kv_buf_free(&absent);
+        return rc == 0 ? kv_finish_stdout(ctx) : rc;
+    }
+    json_t *ops = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (!kv_utf8_valid(keys[i], strlen(keys[i]))) {
+            json_decref(ops);
+            return kv_usage_error(ctx, "key '%s' is not UTF-8: get it alone", keys[i]);
+        }
+        json_array_append_new(ops, json_pack("{s:s}", "get", keys[i]));
+    }
+    json_t *results = NULL;
+    rc = run_batch(ctx, ops, keys, n, "get", &results);
+    json_decref(ops);
+    if (rc != 0)
+        return rc;
+    bool *absent = calloc(n, sizeof *absent);
+    size_t absent_count = 0;
+    for (size_t i = 0; i < n && absent && rc == 0; i++) {
+        json_t *r = json_array_get(results, i);
+        json_t *v = json_object_get(r, "value");
+        if (!json_object_get(r, "value_base64") && (!v || json_is_null(v))) {
+            absent[i] = true;
+            absent_count++;
+            continue;
+        }
+        if (kv_write_stdout(keys[i], strlen(keys[i])) != 0 || kv_write_stdout(": ", 2) != 0 ||
+            print_json_value(ctx, r, keys[i]) != 0 || kv_write_stdout("\n", 1) != 0)
+            rc = kv_fail(ctx, KV_EXIT_LOCAL, "cannot write to stdout: %s", strerror(errno));
+    }
+    if (!absent)
+        rc = kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+    if (rc == 0)
+        rc = kv_finish_stdout(ctx);
+    if (rc == 0 && absent_count) {
+        absent_message(ctx, keys, absent, n, absent_count);
+        rc = KV_EXIT_ABSENT;
+    }
+    free(absent);
+    json_decref(results);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ del */
+
+static const char del_usage[] =
+    "usage: kv del [-f] k [k ...]\n"
+    "\n"
+    "Delete one key, or several atomically. Exit 1 if a key was absent (the\n"
+    "others are still deleted) unless -f/--force is given.\n";
+
+static int del_option(kv_ctx *ctx, int opt, const char *arg, void *state)
+{
+    if (opt != 'f')
+        return kv_usage_error(ctx, "unknown option (see --help)");
+    *(bool *)state = true;
+    return 0;
+}
+
+int kv_cmd_del(kv_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {{"force", no_argument, NULL, 'f'}, {0}};
+    bool force = false;
+    int first;
+    int rc =
+        kv_parse_options(ctx, argc, argv, "f", opts, del_option, &force, del_usage, false, &first);
+    if (rc >= 0)
+        return rc;
+    size_t n = (size_t)(argc - first);
+    char **keys = argv + first;
+    if (n == 0)
+        return kv_usage_error(ctx, "no key given (see --help)");
+    if (n == 1 && !force) {
+        kv_buf path = {0}, what = {0}, absent = {0};
+        rc = kv_key_path(ctx, &path, keys[0]);
+        if (rc == 0)
+            rc = kv_http(ctx, "DELETE", path.data, NULL, 0, NULL);
+        if (rc == 0 && (ctx->status < 200 || ctx->status > 299)) {
+            char label[KV_LABEL_MAX];
+            kv_buf_printf(&what, "delete key '%s'", kv_key_label(keys[0], label));
+            kv_buf_printf(&absent, "key '%s'", label);
+            rc = kv_http_error(ctx, what.data, absent.data);
+        }
+        kv_buf_free(&path);
+        kv_buf_free(&what);
+        kv_buf_free(&absent);
+        return rc;
+    }
+    json_t *ops = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (!kv_utf8_valid(keys[i], strlen(keys[i]))) {
+            json_decref(ops);
+            return kv_usage_error(ctx, "key '%s' is not UTF-8: delete it alone", keys[i]);
+        }
+        json_array_append_new(ops, json_pack("{s:s}", "delete", keys[i]));
+    }
+    json_t *results = NULL;
+    rc = run_batch(ctx, ops, keys, n, "delete", &results);
+    json_decref(ops);
+    if (rc != 0)
+        return rc;
+    bool *absent = calloc(n, sizeof *absent);
+    size_t absent_count = 0;
+    for (size_t i = 0; i < n && absent; i++) {
+        json_t *d = json_object_get(json_array_get(results, i), "deleted");
+        absent[i] = json_is_false(d);
+        absent_count += absent[i];
+    }
+    if (!absent)
+        rc = kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+    else if (absent_count && !force) {
+        absent_message(ctx, keys, absent, n, absent_count);
+        rc = KV_EXIT_ABSENT;
+    }
+    free(absent);
+    json_decref(results);
+    return rc;
+}

@@ -1,0 +1,287 @@
+/*
+ * util.c — small helpers of the kv client: a growable buffer, UTF-8
+ * validation and base64 (values that are not UTF-8 travel as "value_base64"
+ * in batch JSON), whole-file reads for k=@file and k=-, and the parsers for
+ * durations and counts.
+ *
+ * Values are read whole into memory: kvd caps a value at --max-value
+ * (16 MiB by default), so streaming would buy nothing but complexity.
+ */
+#include "kv.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int buf_reserve(kv_buf *b, size_t extra)
+{
+    if (extra > SIZE_MAX - b->len - 1)
+        return -1;
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    char *data = realloc(b->data, cap);
+    if (!data)
+        return -1;
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+int kv_buf_append(kv_buf *b, const void *data, size_t len)
+{
+    if (buf_reserve(b, len) != 0)
+        return -1;
+    if (len)
+        memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int kv_buf_printf(kv_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || buf_reserve(b, (size_t)n) != 0)
+        return -1;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+void kv_buf_reset(kv_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+void kv_buf_free(kv_buf *b)
+{
+    free(b->data);
+    *b = (kv_buf){0};
+}
+
+/* RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF. NUL bytes
+ * count as invalid here because JSON decoders commonly refuse "\u0000". */
+bool kv_utf8_valid(const void *s, size_t len)
+{
+    const unsigned char *p = s, *end = p + len;
+    while (p < end) {
+        unsigned c = *p;
+        if (c == 0)
+            return false;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        size_t n;
+        unsigned min;
+        uint32_t cp;
+        if ((c & 0xE0) == 0xC0) {
+            n = 1, min = 0x80, cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            n = 2, min = 0x800, cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            n = 3, min = 0x10000, cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if ((size_t)(end - p) <= n)
+            return false;
+        for (size_t i = 1; i <= n; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        p += n + 1;
+    }
+    return true;
+}
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int kv_base64_encode(kv_buf *out, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    if (len / 3 > SIZE_MAX / 4 - 1 || buf_reserve(out, (len / 3 + 1) * 4) != 0)
+        return -1;
+    char *o = out->data + out->len;
+    size_t i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        *o++ = b64_alphabet[v >> 18];
+        *o++ = b64_alphabet[(v >> 12) & 63];
+        *o++ = b64_alphabet[(v >> 6) & 63];
+        *o++ = b64_alphabet[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < len ? (uint32_t)p[i + 1] << 8 : 0);
+        *o++ = b64_alphabet[v >> 18];
+        *o++ = b64_alphabet[(v >> 12) & 63];
+        *o++ = i + 1 < len ? b64_alphabet[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    out->len = (size_t)(o - out->data);
+    out->data[out->len] = '\0';
+    return 0;
+}
+
+static int b64_value(char c)
+{
+    const char *hit = c ? strchr(b64_alphabet, c) : NULL;
+    return hit ? (int)(hit - b64_alphabet) : -1;
+}
+
+int kv_base64_decode(kv_buf *out, const char *s, size_t len)
+{
+    while (len > 0 && s[len - 1] == '=')
+        len--;
+    if (len % 4 == 1 || buf_reserve(out, len / 4 * 3 + 3) != 0)
+        return -1;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64_value(s[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out->data[out->len++] = (char)((acc >> bits) & 0xFF);
+        }
+    }
+    out->data[out->len] = '\0';
+    return 0;
+}
+
+int kv_read_file(kv_ctx *ctx, const char *path, kv_buf *out)
+{
+    bool is_stdin = strcmp(path, "-") == 0;
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f)
+        return kv_fail(ctx, KV_EXIT_LOCAL, "cannot open '%s': %s", path, strerror(errno));
+    char chunk[65536];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (kv_buf_append(out, chunk, n) != 0) {
+            rc = kv_fail(ctx, KV_EXIT_LOCAL, "out of memory reading '%s'", path);
+            goto done;
+        }
+    }
+    if (ferror(f))
+        rc = kv_fail(ctx, KV_EXIT_LOCAL, "cannot read '%s': %s", is_stdin ? "stdin" : path,
+                     strerror(errno));
+    if (!out->data)
+        kv_buf_append(out, "", 0); /* an empty value is still a value */
+done:
+    if (!is_stdin)
+        fclose(f);
+    return rc;
+}
+
+int64_t kv_parse_duration(const char *s)
+{
+    char *end;
+    errno = 0;
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    long long v = strtoll(s, &end, 10);
+    if (errno || v < 0)
+        return -1;
+    int64_t unit = 1;
+    if (*end) {
+        if (end[1])
+            return -1;
+        switch (*end) {
+        case 's':
+            unit = 1;
+            break;
+        case 'm':
+            unit = 60;
+            break;
+        case 'h':
+            unit = 3600;
+            break;
+        case 'd':
+            unit = 86400;
+            break;
+        default:
+            return -1;
+        }
+    }
+    if (v > INT64_MAX / unit)
+        return -1;
+    return v * unit;
+}
+
+int64_t kv_parse_count(const char *s)
+{
+    char *end;
+    errno = 0;
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < 0)
+        return -1;
+    return v;
+}
+
+bool kv_bucket_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n < 1 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+const char *kv_key_label(const char *key, char buf[KV_LABEL_MAX])
+{
+    size_t len = strlen(key), keep = len;
+    if (len > KV_LABEL_MAX - 20) {
+        keep = KV_LABEL_MAX - 20;
+        while (keep > 0 && ((unsigned char)key[keep] & 0xC0) == 0x80)
+            keep--; /* do not cut a UTF-8 sequence */
+    }
+    for (size_t i = 0; i < keep; i++)
+        buf[i] = (unsigned char)key[i] < 0x20 || key[i] == 0x7f ? '?' : key[i];
+    if (keep < len)
+        snprintf(buf + keep, KV_LABEL_MAX - keep, "...(%zu bytes)", len);
+    else
+        buf[keep] = '\0';
+    return buf;
+}
+
+int kv_write_stdout(const void *data, size_t len)
+{
+    return len == 0 || fwrite(data, 1, len, stdout) == len ? 0 : -1;
+}
+
+int kv_finish_stdout(kv_ctx *ctx)
+{
+    if (fflush(stdout) != 0 || ferror(stdout))
+        return kv_fail(ctx, KV_EXIT_LOCAL, "cannot write to stdout: %s", strerror(errno));
+    return 0;
+}
