@@ -544,7 +544,9 @@ Test(backup, gap_is_refused)
 
     cr_assert_eq(load(dst, s1.p, s1.len, NULL), RC_EGAP, "an incremental onto an empty db");
     cr_assert_eq(load(dst, s0.p, s0.len, NULL), 0);
-    cr_assert_eq(load(dst, s2.p, s2.len, NULL), RC_EGAP);
+    rc_backup_info refused;
+    cr_assert_eq(load(dst, s2.p, s2.len, &refused), RC_EGAP);
+    cr_assert_eq(refused.since, i1.until, "the refused stream's since is reported");
     char want[64];
     snprintf(want, sizeof(want), "after seq %llu", (unsigned long long)i1.until);
     cr_assert(strstr(rc_last_error_message(), want), "message: %s", rc_last_error_message());
