@@ -332,6 +332,9 @@ static long value_of(rc_db *db, const char *k)
     rc_value v;
     int rc = rc_get(db, NULL, k, strlen(k), &v);
     cr_assert_eq(rc, 0, "%s: %s", k, rc_strerror(rc));
+    if (getenv("RC_DEBUG_BACKUP"))
+        fprintf(stderr, "DEBUG %s = '%.*s' (len %zu, seq %llu)\n", k, (int)v.len, (char *)v.data,
+                v.len, (unsigned long long)v.seq);
     long n = strtol(v.data, NULL, 10);
     rc_value_free(&v);
     return n;
