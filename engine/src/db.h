@@ -64,6 +64,9 @@ struct rc_db {
     _Atomic uint64_t last_seq; /* written under append_mu */
     _Atomic uint64_t tail_lsn; /* bytes appended since open (logical) */
     _Atomic int write_error;   /* sticky: non-zero turns the db read-only */
+    _Atomic int appending;     /* writers between rc_apply's start and their append */
+    _Atomic int arrivals;      /* writers that began waiting since the last sync took its target */
+    _Atomic int last_group;    /* writers the last sync covered */
 
     /* group commit */
     pthread_mutex_t sync_mu;

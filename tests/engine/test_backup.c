@@ -378,11 +378,13 @@ Test(backup, snapshot_is_consistent_during_writes)
     char *sdir = th_tmpdir();
     rc_db *src = open_db(sdir, false);
     th_put(src, NULL, "static", "x");
+    /* before the writer starts: written after, they could overwrite its
+     * generations (seen on a loaded machine) */
+    th_put(src, NULL, "a", "0");
+    th_put(src, NULL, "b", "0");
     writer_arg w = {.db = src};
     pthread_t t;
     pthread_create(&t, NULL, writer_main, &w);
-    th_put(src, NULL, "a", "0");
-    th_put(src, NULL, "b", "0");
     while (atomic_load(&w.gens) < 50)
         usleep(100);
     /* a chain: full, then incrementals, each taken while the writer runs */
