@@ -80,6 +80,7 @@ static void usage(FILE *f)
             "  --scan-limit scan: keys per ordered listing (default 100)\n"
             "  --seconds    cap on each workload's timed phase (default 10)\n"
             "  --seed       seed of keys' order and values (default 1)\n"
+            "  --keep       leave each engine's data directory behind (for a look at it)\n"
             "Workloads: fillseq fillrandom fillbatch overwrite readrandom readmissing\n"
             "  readwhilewriting fillsync deleterandom mixed scan recovery compact\n"
             "  idle (no ops for --seconds: lets background merge/compaction run)\n"
@@ -194,6 +195,7 @@ int main(int argc, char **argv)
         {"dir", required_argument, NULL, 'd'},
         {"json", no_argument, NULL, 'j'},
         {"interleave", no_argument, NULL, 'i'},
+        {"keep", no_argument, NULL, 'k'},
         {"repeat", required_argument, NULL, 'r'},
         {"read-pct", required_argument, NULL, O_READ_PCT},
         {"delete-pct", required_argument, NULL, O_DELETE_PCT},
@@ -247,6 +249,9 @@ int main(int argc, char **argv)
             break;
         case 'i':
             interleave = true;
+            break;
+        case 'k':
+            p.keep = true;
             break;
         case 'r':
             repeat = (int)parse_u64("--repeat", optarg, 1, 100);
@@ -401,7 +406,7 @@ int main(int argc, char **argv)
     free(sessions);
     if (!json)
         kvb_print_ratios(results, n_engines, n_jobs);
-    if (made_base)
+    if (made_base && !p.keep)
         rmdir(base);
     free(results);
     return status;

@@ -96,7 +96,10 @@ void kvb_session_park(kvb_session *s)
 void kvb_session_end(kvb_session *s)
 {
     kvb_engine_close(s);
-    kvb_rmtree(s->dir);
+    if (s->p->keep)
+        fprintf(stderr, "kvbench: kept %s\n", s->dir);
+    else
+        kvb_rmtree(s->dir);
     free(s->sorted);
     s->sorted = NULL;
 }

@@ -29,6 +29,7 @@ typedef struct kvb_params {
     size_t scan_limit;   /* scan: keys per listing */
     double seconds;      /* cap on each timed phase */
     uint64_t seed;
+    bool keep; /* leave the data directories behind (kvbench --keep) */
 } kvb_params;
 
 typedef struct kvb_result {
