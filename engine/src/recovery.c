@@ -81,6 +81,11 @@ static int insert(rec_ctx *c, uint8_t flags, uint64_t seq, uint32_t ks_id, uint6
                   const uint8_t *key, uint32_t klen, uint32_t off, uint32_t total)
 {
     rc_db *db = c->db;
+    if (ks_id > KS_ID_MAX) { /* no keyspace ever had it: damage */
+        db->corrupt_records++;
+        atomic_fetch_add(&c->seg->dead_bytes, total);
+        return 0;
+    }
     if (seq > atomic_load(&db->last_seq))
         atomic_store(&db->last_seq, seq);
     if (seq > c->seg->max_seq)
