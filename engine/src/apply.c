@@ -512,8 +512,8 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
                     op->existed = index_apply(db, p->ks, p->hash, &p->rec, p->user_vlen);
                     op->seq = p->rec.seq;
                     if (op->kind == RC_OP_PUT) {
-                        op->result.type = (rc_type)((p->rec.flags & FMT_REC_TYPE_MASK) >>
-                                                    FMT_REC_TYPE_SHIFT);
+                        op->result.type =
+                            (rc_type)((p->rec.flags & FMT_REC_TYPE_MASK) >> FMT_REC_TYPE_SHIFT);
                         op->result.seq = p->rec.seq;
                         op->result.expires_at_ms = (int64_t)p->rec.expires_at_ms;
                     }

@@ -49,7 +49,7 @@ static int sync_segment(rc_db *db, segment *seg)
     int err = fault_check(FAULT_SYNC);
     if (!err) {
         pthread_mutex_lock(&db->ring_mu);
-        int r = ring_fdatasync(db->ring, seg->fd);
+        int r = ring_fdatasync(db_ring(db), seg->fd);
         pthread_mutex_unlock(&db->ring_mu);
         err = r < 0 ? -r : 0;
     }
