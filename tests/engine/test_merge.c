@@ -279,7 +279,7 @@ Test(merge, sigkill_during_merge_loses_nothing, .timeout = 300)
             rc_db *d;
             if (rc_open(dir, &o, &d) != 0)
                 _exit(3);
-            char k[16], v[32];
+            char k[16], v[48];
             for (int n = 0;; n++) { /* rewrite and merge forever */
                 key_of(n % NKEYS, k);
                 snprintf(v, sizeof(v), "%s", model[n % NKEYS]);
