@@ -183,7 +183,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = strnlen((const char *)data, size);
     const char *qm = memchr(data, '?', len);
     size_t plen = qm ? (size_t)(qm - (const char *)data) : len;
-    char *path = (char *)fuzz_copy(data, plen + 1);
+    char *path = malloc(plen + 1);
+    FUZZ_CHECK(path != NULL);
+    memcpy(path, data, plen);
     path[plen] = '\0';
     check_route(path, plen);
     free(path);
