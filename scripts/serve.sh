@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$(nproc)"
-exec build/server/kvd --dir ./ringcask-data --default-bucket default "$@"
+cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DRC_SANITIZE= -DRC_FAULT_INJECTION=OFF \
+      -DRC_PEERS=OFF >/dev/null
+cmake --build build-release -j"$(nproc)" --target kvd kv kvdump kvload
+exec build-release/server/kvd --dir ./ringcask-data --default-bucket default "$@"
