@@ -14,9 +14,10 @@
  * same way, by the status line.
  *
  * Not covered, because kvd does not do it today (see docs/TESTING.md):
- * two differing Content-Length headers are accepted, a request without
- * Host is served, and a client that trickles one header byte per second is
- * never cut off (the timeout is an idle timeout).
+ * two differing Content-Length headers are accepted, so is a space between
+ * a header name and its colon, a request without Host is served, and a
+ * client that trickles one header byte per second is never cut off (the
+ * timeout is an idle timeout).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -353,8 +354,7 @@ Test(badinput, http09_and_garbage)
         RAW("binary request line", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 0, 400),
         RAW("no method", " / HTTP/1.1\r\nHost: x\r\n\r\n", 0, 400),
         RAW("HTTP/9.9", "GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", 505, 400),
-        RAW("header without colon", "GET /healthz HTTP/1.1\r\nHost x\r\n\r\n", 400, 200),
-        RAW("space before colon", "GET /healthz HTTP/1.1\r\nHost : x\r\n\r\n", 400, 200),
+        RAW("header without colon", "GET /healthz HTTP/1.1\r\nHost x\r\n\r\n", 400, 0),
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         run_case(&cases[i]);
