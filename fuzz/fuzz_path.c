@@ -54,11 +54,13 @@ static long ref_decode(const char *in, size_t len, unsigned char *out)
     return (long)o;
 }
 
-/* [-]digits, no more than 19 digits of magnitude, as the reference number. */
+/* [-]digits within [LO, HI]. Like parse_int64, a text of 64 bytes or more
+ * is refused whatever its value (leading zeros included): kvd's query
+ * buffers for numbers are 32 bytes, so that limit is never what decides. */
 static bool ref_int(const char *s, size_t len, int64_t lo, int64_t hi, int64_t *out)
 {
     size_t i = len > 0 && s[0] == '-' ? 1 : 0;
-    if (i == len)
+    if (i == len || len >= 64)
         return false;
     __int128 v = 0;
     for (; i < len; i++) {
