@@ -322,6 +322,9 @@ unsigned http_status_for(int rc, const char **code)
     case RC_EHORIZON:
         *code = "horizon";
         return 409;
+    case RC_EGAP:
+        *code = "gap";
+        return 409;
     default:
         *code = "internal";
         return 500;

@@ -455,6 +455,37 @@ int policy_modify(kvd *srv, const char *name, policy_edit_fn fn, void *ctx, poli
     return rc;
 }
 
+/* The bucket's scripts live in the system keyspace under "script/NAME/"
+ * (route_scripts.c); bucket names hold no '/', so the prefix is exact. Best
+ * effort: a re-created bucket uses a new creation stamp in its script keys
+ * and never sees leftovers. */
+static int delete_scripts(kvd *srv, const char *name)
+{
+    char prefix[16 + KVD_BUCKET_NAME_MAX];
+    snprintf(prefix, sizeof prefix, "script/%s/", name);
+    rc_list_opts lo = {.prefix = prefix, .prefix_len = strlen(prefix)};
+    rc_list *l = NULL;
+    int rc = rc_list_keys(srv->db, srv->sys, &lo, &l);
+    if (rc != 0 || l->count == 0) {
+        rc_list_free(l);
+        return rc;
+    }
+    rc_op *ops = calloc(l->count, sizeof(*ops));
+    if (ops == NULL) {
+        rc_list_free(l);
+        return RC_ENOMEM;
+    }
+    for (size_t i = 0; i < l->count; i++)
+        ops[i] = (rc_op){.kind = RC_OP_DELETE,
+                         .ks = srv->sys,
+                         .key = l->items[i].key,
+                         .klen = l->items[i].klen};
+    rc = rc_apply(srv->db, ops, l->count, NULL);
+    free(ops);
+    rc_list_free(l);
+    return rc;
+}
+
 int policy_delete(kvd *srv, const char *name)
 {
     char key[sizeof SYS_BUCKET_PREFIX + KVD_BUCKET_NAME_MAX], ksname[8 + KVD_BUCKET_NAME_MAX];
@@ -479,6 +510,10 @@ int policy_delete(kvd *srv, const char *name)
         drc = rc_keyspace_drop(srv->db, ksname);
         if (drc != 0 && drc != RC_ENOKEYSPACE)
             kvd_log(LOG_WARN, "bucket %s: dropping its content types failed: %s", name,
+                    rc_strerror(drc));
+        drc = delete_scripts(srv, name);
+        if (drc != 0)
+            kvd_log(LOG_WARN, "bucket %s: deleting its scripts failed: %s", name,
                     rc_strerror(drc));
     }
     pthread_mutex_unlock(&srv->policies->admin);

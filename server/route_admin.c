@@ -193,7 +193,10 @@ void route_backup(kvd_request *req)
             backup_free(job);
             const char *code = "internal";
             unsigned status = http_status_for(err, &code);
-            if (status < 500 && err != RC_EHORIZON)
+            /* the caller's since can be wrong in two ways: below the horizon
+             * (take a full backup) or past this database's last seq (another
+             * database): both 409; anything else is the server's failure */
+            if (status < 500 && err != RC_EHORIZON && err != RC_EGAP)
                 status = 500;
             http_error(req, status, status == 500 ? "backup_failed" : code, "%s", why);
             return;

@@ -15,8 +15,7 @@
  *
  * Runs. A run gets the caller's scope as the router resolved it, a host
  * vtable over the bucket's keyspace (rc_get, rc_list_keys, and one rc_apply
- * for the commit, which also drops the recorded Content-Type of every key it
- * writes, as a plain PUT does), the query parameters (minus access_token)
+ * for the commit), the query parameters (minus access_token)
  * and, for a form POST, the form fields as kv.args. One rcscript engine
  * serves the process (srv->scripts, made by route_scripts_init from the
  * --script-* options); its Lua states live one per MHD worker thread.
@@ -273,32 +272,18 @@ static int host_list(void *ctx, const void *prefix, size_t plen, size_t limit,
     return rc;
 }
 
-/* One rc_apply: the script's writes, plus dropping the recorded
- * Content-Type of each written key (as a plain PUT without one does). */
+/* One rc_apply of the script's writes into the bucket. A Content-Type
+ * recorded for a key goes stale by itself once the value is written again
+ * (docs/HTTP.md), so nothing else is written. */
 static int host_commit(void *ctx, rc_op *ops, size_t n, size_t *failed)
 {
     run_host *h = ctx;
     kvd_request *req = h->req;
-    bool ctypes = req->pol.content_types && req->pol.ctype_ks != NULL;
-    size_t total = ctypes ? 2 * n : n;
-    if (total > RC_BATCH_MAX)
-        return RC_ELIMIT;
-    rc_op *all = calloc(total, sizeof *all);
-    if (!all)
-        return RC_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        all[i] = ops[i];
-        all[i].ks = req->pol.ks;
-        if (ctypes)
-            all[n + i] = (rc_op){.kind = RC_OP_DELETE,
-                                 .ks = req->pol.ctype_ks,
-                                 .key = ops[i].key,
-                                 .klen = ops[i].klen};
-    }
-    int rc = rc_apply(req->srv->db, all, total, failed);
-    for (size_t i = 0; i < total; i++)
-        rc_value_free(&all[i].result);
-    free(all);
+    for (size_t i = 0; i < n; i++)
+        ops[i].ks = req->pol.ks;
+    int rc = rc_apply(req->srv->db, ops, n, failed);
+    for (size_t i = 0; i < n; i++)
+        rc_value_free(&ops[i].result);
     if (rc == 0) {
         for (size_t i = 0; i < n; i++)
             metrics_count_op(req->srv->metrics,

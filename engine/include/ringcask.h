@@ -428,21 +428,31 @@ typedef void (*rc_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 
 /* Stream a consistent snapshot of everything with seq > SINCE to WRITE.
  * Works on a read-only handle (kvdump on a live directory) and while writes
- * continue on a read-write one. Errors: RC_EHORIZON (since below the
- * tombstone horizon: take a full backup), RC_EIO (write callback failed). */
+ * continue on a read-write one. PROGRESS may be NULL. INFO (if not NULL) is
+ * filled, until = the highest seq included (SINCE when nothing changed): the
+ * next incremental's since. Errors: RC_EHORIZON (since below the tombstone
+ * horizon: take a full backup), RC_EGAP (since beyond this database's last
+ * seq: another database, or one restored from an older backup),
+ * RC_ECORRUPT (a record failed its checksum), RC_EIO (WRITE failed). */
 int rc_backup(rc_db *db, uint64_t since, rc_write_fn write, void *ctx, rc_progress_fn progress,
               void *progress_ctx, rc_backup_info *info);
 
 /* Check a whole stream (checksums, framing, trailer) without applying it.
- * No database needed. *INFO receives the header and counts. */
+ * No database needed. *INFO receives the header and counts (since also on
+ * failure, once the header was read). Errors: RC_ECORRUPT (damaged or
+ * truncated), RC_EVERSION, RC_EIO (READ failed), RC_ENOMEM. */
 int rc_verify_stream(rc_read_fn read, void *ctx, rc_backup_info *info);
 
-/* Apply a stream: the whole stream is verified before anything is applied.
- * A full stream (since 0) needs an empty database (RC_ENOTEMPTY); an
- * incremental one needs since <= the database's last seq (else RC_EGAP).
- * Applied as one atomic batch per keyspace catalogue change and per data
- * chunk, in seq order, so a crash mid-load leaves a prefix that a rerun of
- * the same stream completes. */
+/* Apply a stream. The whole stream is verified (and staged in the database
+ * directory as load.tmp) before anything is applied; then all its records
+ * are appended as ONE atomic batch keeping their sequence numbers, so a
+ * crash leaves all or nothing and a rerun of the same stream completes.
+ * Records at or below the database's last seq are skipped (loading a stream
+ * twice is a no-op). A full stream (since 0) needs a database with no
+ * history (last seq 0): RC_ENOTEMPTY; an incremental one needs since <= the
+ * database's last seq: RC_EGAP. Limited to one segment's worth of records
+ * (3.75 GiB): RC_ELIMIT. Also RC_ECORRUPT, RC_EVERSION, RC_ELOCKED (another
+ * load is staging), RC_EREADONLY, RC_ENOSPC, RC_EIO. PROGRESS may be NULL. */
 int rc_load(rc_db *db, rc_read_fn read, void *ctx, rc_progress_fn progress, void *progress_ctx,
             rc_backup_info *info);
 

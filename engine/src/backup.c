@@ -9,7 +9,8 @@
  * instant: every record with seq <= SNAP_SEQ lies inside the noted sizes,
  * and a keyspace live at that instant is live in the catalogue as of
  * SNAP_SEQ (create and drop change both under ks_mu). Each noted segment is
- * then mapped afresh, read-only, over its noted size. These private mappings
+ * then mapped afresh, read-only, over its noted size (a read-only handle's
+ * private copies of unhinted segments are read in place). These mappings
  * keep the files readable even if merge unlinks them later, so the gate is
  * released as soon as they exist: a long backup never holds merge up, and
  * writers are never blocked beyond the moment of the snapshot.

@@ -193,6 +193,9 @@ static int walk(stream_walk *w)
     }
 }
 
+/* Also after a failure: what was read so far (since once the header
+ * decoded, the counts once the trailer verified, else 0), so that a caller
+ * can say which stream a gap or a refusal was about. */
 static void walk_info(const stream_walk *w, rc_backup_info *info)
 {
     if (!info)
@@ -210,8 +213,7 @@ int rc_verify_stream(rc_read_fn read, void *ctx, rc_backup_info *info)
         return rc_fail(RC_EINVAL, "rc_verify_stream needs a read callback");
     stream_walk w = {.read = read, .ctx = ctx};
     int err = walk(&w);
-    if (!err)
-        walk_info(&w, info);
+    walk_info(&w, info);
     free(w.payload);
     free(w.raw);
     return err;
@@ -508,8 +510,8 @@ int rc_load(rc_db *db, rc_read_fn read, void *ctx, rc_progress_fn progress, void
         err = apply_staged(&L, L.w.rd.header.since);
     close(L.fd);
     unlinkat(db->dir_fd, LOAD_TMP, 0);
+    walk_info(&L.w, info);
     if (!err) {
-        walk_info(&L.w, info);
         uint64_t total = L.w.trailer.records + L.w.trailer.tombstones;
         if (progress)
             progress(progress_ctx, total, total);

@@ -614,6 +614,21 @@ static segment **pick_victims(rc_db *db, bool all, size_t *n)
     size_t k = 0;
     uint64_t total = 0;
     int64_t now = db_now_ms(db);
+    /* Per segment, merge_dead_pct bounds the garbage of any one file; when
+     * the sealed files hold, together, more than half that share of garbage,
+     * lower the bar to a quarter of it, so that space amplification stays
+     * near 1 + pct/2 overall rather than 1 / (1 - pct) in the worst case. */
+    uint64_t all_size = 0, all_dead = 0;
+    for (uint32_t i = 0; i < SEG_SLOTS; i++) {
+        segment *s = seg_at(&db->segs, (uint16_t)i);
+        if (!s || s->writable || atomic_load(&s->doomed))
+            continue;
+        all_size += atomic_load(&s->size);
+        all_dead += atomic_load(&s->dead_bytes);
+    }
+    uint32_t pct = db->opt.merge_dead_pct;
+    if (all_size && all_dead * 200 >= (uint64_t)pct * all_size)
+        pct = pct / 4 ? pct / 4 : 1;
     for (uint32_t i = 0; i < SEG_SLOTS && total < MERGE_MAX_BYTES; i++) {
         segment *s = seg_at(&db->segs, (uint16_t)i);
         if (!s || s->writable || s == db->active || atomic_load(&s->doomed))
@@ -627,8 +642,9 @@ static segment **pick_victims(rc_db *db, bool all, size_t *n)
             pick = true;
         else
             pick = size > FMT_SEG_HEADER_LEN &&
-                   (dead * 100 >= (uint64_t)db->opt.merge_dead_pct * size ||
-                    dead >= db->opt.merge_dead_bytes || markers_due);
+                   ((dead > 0 && (dead * 100 >= (uint64_t)pct * size ||
+                                  dead >= db->opt.merge_dead_bytes)) ||
+                    markers_due);
         if (pick) {
             v[k++] = s;
             total += size;
@@ -646,10 +662,25 @@ static segment **pick_victims(rc_db *db, bool all, size_t *n)
     return v;
 }
 
+/* Dead data in the active segment is out of merge's reach until the segment
+ * rotates, which may take a long time under a light write load; seal it early
+ * once it is big enough to be worth a file and dead enough to be a victim. */
+static void seal_dead_active(rc_db *db)
+{
+    segment *a = db->active;
+    if (!a)
+        return;
+    uint64_t size = atomic_load(&a->size), dead = atomic_load(&a->dead_bytes);
+    if (dead > 0 && size >= db->opt.segment_bytes / 8 &&
+        dead * 100 >= (uint64_t)db->opt.merge_dead_pct * size)
+        log_seal_active(db);
+}
+
 int merge_maybe(rc_db *db)
 {
     if (db->opt.read_only || atomic_load(&db->write_error))
         return 0;
+    seal_dead_active(db);
     pthread_mutex_lock(&db->merge_mu);
     size_t n = 0;
     segment **v = pick_victims(db, false, &n);

@@ -10,6 +10,7 @@
 #include "helpers.h"
 
 #include <criterion/criterion.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,13 +172,18 @@ Test(crashloop, hundred_kills_lose_nothing_acknowledged, .timeout = 600)
             child(dir, next, p[1]);
         }
         close(p[1]);
-        usleep((useconds_t)(1000 + rand() % 25000));
+        /* let the child acknowledge one op first, however loaded the
+         * machine is, then kill it at a random moment */
+        long i, acked = next - 1;
+        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+        if (poll(&pfd, 1, 20000) == 1 && read(p[0], &i, sizeof(i)) == sizeof(i))
+            acked = i;
+        usleep((useconds_t)(rand() % 25000));
         kill(pid, SIGKILL);
         int status;
         waitpid(pid, &status, 0);
         cr_assert(WIFSIGNALED(status), "round %d: child exited with %d", round,
                   WEXITSTATUS(status));
-        long i, acked = next - 1;
         while (read(p[0], &i, sizeof(i)) == sizeof(i))
             acked = i;
         close(p[0]);

@@ -393,3 +393,31 @@ Test(merge, read_only_opens_beside_a_merging_writer_see_everything, .timeout = 1
     cr_assert_gt(m.merges, 0);
     check_model("after the read-only opens");
 }
+
+/* Dead data in the active segment used to wait for a rotation; the
+ * background merger now seals a dead-heavy active segment and reclaims it. */
+Test(merge, background_merge_reaches_the_active_segment, .timeout = 60)
+{
+    rc_close(db);
+    rc_options o;
+    th_options(&o);
+    o.segment_bytes = 2u << 20; /* the churn (~0.5 MiB) never rotates it */
+    o.merge_check_ms = 20;
+    o.merge_rate_bytes = 0;
+    o.tombstone_retention_ms = 0;
+    cr_assert_eq(rc_open(dir, &o, &db), 0);
+    churn();
+    rc_stats st;
+    rc_stats_db(db, &st);
+    cr_assert_eq(st.segments, 1, "the churn rotated (%llu segments)",
+                 (unsigned long long)st.segments);
+    for (int i = 0; i < 500; i++) {
+        rc_stats_db(db, &st);
+        if (st.merges > 0 && st.dead_bytes < st.disk_bytes / 4)
+            break;
+        usleep(20000);
+    }
+    cr_assert_gt(st.merges, 0, "the dead-heavy active segment was never merged");
+    cr_assert_lt(st.dead_bytes, st.disk_bytes / 4);
+    check_model("after merging the sealed active segment");
+}

@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #include "kvdtest.h"
+#include "ringcask.h"
+
+#include <signal.h>
 
 TestSuite(scripts, .init = kvd_setup, .fini = kvd_teardown, .timeout = 120);
 
@@ -357,6 +360,40 @@ Test(scripts, scripts_go_with_their_bucket)
     resp_free(&r);
 }
 
+/* Deleting a bucket also deletes its script sources from the system keyspace
+ * (not just makes them unreachable): checked in the data directory itself. */
+Test(scripts, deleting_a_bucket_deletes_its_script_sources)
+{
+    char name[96], key[96];
+    cr_assert(make_bucket(&K, "{\"name\":\"doomed\"}", name, sizeof name, key, sizeof key));
+    resp r = call_as(key, "PUT", "/doomed/scripts/s1", "kv.say('a')", NULL, NULL);
+    EXPECT(r, 201);
+    resp_free(&r);
+    r = call_as(key, "PUT", "/doomed/scripts/s2", "kv.say('b')", NULL, NULL);
+    EXPECT(r, 201);
+    resp_free(&r);
+    r = call_as(key, "DELETE", "/doomed", NULL, NULL, NULL);
+    cr_assert(r.status == 200 || r.status == 204, "%ld", r.status);
+    resp_free(&r);
+    cr_assert_eq(kvd_stop(&K, SIGTERM), 0);
+    rc_options o;
+    rc_options_default(&o);
+    o.read_only = true;
+    rc_db *db;
+    cr_assert_eq(rc_open(K.dir, &o, &db), 0, "%s", rc_last_error_message());
+    rc_keyspace *sys;
+    cr_assert_eq(rc_keyspace_open(db, "sys", 0, &sys), 0);
+    rc_list_opts lo = {.prefix = "script/doomed/", .prefix_len = 14};
+    rc_list *l;
+    cr_assert_eq(rc_list_keys(db, sys, &lo, &l), 0);
+    cr_assert_eq(l->count, 0, "%zu script sources left behind", l->count);
+    rc_list_free(l);
+    rc_list_opts t = {.prefix = "script/t/", .prefix_len = 9};
+    cr_assert_eq(rc_list_keys(db, sys, &t, &l), 0);
+    rc_list_free(l);
+    rc_close(db);
+}
+
 typedef struct transfer_worker {
     int ok, refused, failed;
 } transfer_worker;
@@ -412,5 +449,24 @@ Test(scripts, concurrent_transfers_never_overdraw)
     resp_free(&r);
     r = call("GET", "/t/acct:b", NULL);
     BODY_IS(r, "20");
+    resp_free(&r);
+}
+
+Test(scripts, a_script_write_replaces_a_recorded_content_type)
+{
+    resp r = call_as(NULL, "PUT", "/t/page", "<b>hi</b>", "Content-Type: text/html", NULL);
+    cr_assert(r.status == 200 || r.status == 201, "%ld", r.status);
+    resp_free(&r);
+    char ct[128];
+    r = call("GET", "/t/page", NULL);
+    cr_assert_str_eq(resp_header(&r, "Content-Type", ct, sizeof ct), "text/html");
+    resp_free(&r);
+    put_script("rewrite", "kv.set('page', {html = false})");
+    r = run_as(NULL, "rewrite", NULL);
+    EXPECT(r, 200);
+    resp_free(&r);
+    r = call("GET", "/t/page", NULL);
+    BODY_IS(r, "{\"html\":false}");
+    cr_assert(strstr(resp_header(&r, "Content-Type", ct, sizeof ct), "application/json"), "%s", ct);
     resp_free(&r);
 }

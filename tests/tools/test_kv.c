@@ -403,3 +403,31 @@ Test(kv_serve, serve_runs_kvd_with_the_default_bucket, .timeout = 60)
     tp_result_free(&r);
     cr_expect_eq(tp_kvd_stop(&served), 0, "kvd exits 0 after SIGTERM");
 }
+
+/* With --admin-token-file, creating a bucket needs that token. */
+Test(kv_admin, bucket_create_needs_kvds_admin_token, .timeout = 60)
+{
+    char *dir = tp_tempdir();
+    cr_assert(dir);
+    char token_file[600];
+    snprintf(token_file, sizeof token_file, "%s/admin-token", dir);
+    const char *token = "s3cret-admin-token-0123456789";
+    cr_assert_eq(tp_write_file(token_file, token, strlen(token)), 0);
+    char *args[] = {"--admin-token-file", token_file, NULL};
+    tp_kvd k;
+    cr_assert_eq(tp_kvd_start(&k, KVD_BIN, false, args), 0, "kvd did not start");
+    char *env[] = {k.env_url, "KV_BUCKET=", "KV_KEY=", NULL};
+    char *no_key[] = {KV_BIN, "bucket", "create", "b1", NULL};
+    tp_result r = tp_run(no_key, NULL, env);
+    cr_expect_eq(r.status, 4, "without the admin token: %d %s", r.status, r.err);
+    cr_expect(strstr(r.err, "admin token") != NULL, "stderr: %s", r.err);
+    tp_result_free(&r);
+    char *with_key[] = {KV_BIN, "--key", (char *)token, "bucket", "create", "b1", NULL};
+    r = tp_run(with_key, NULL, env);
+    cr_expect_eq(r.status, 0, "with the admin token: %s", r.err);
+    cr_expect(strncmp(r.out, "bucket: b1\n", 11) == 0, "out: %s", r.out);
+    tp_result_free(&r);
+    tp_kvd_stop(&k);
+    tp_rmtree(dir);
+    free(dir);
+}
