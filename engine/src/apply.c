@@ -464,10 +464,17 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
                                                         "database is read-only until reopened");
         goto done;
     }
+    /* count this writer in until its records are appended (group commit:
+     * a sync leader waits briefly for such writers to join its sync) */
+    bool counted = writes && db->opt.sync == RC_SYNC_ALWAYS;
+    if (counted)
+        atomic_fetch_add_explicit(&db->appending, 1, memory_order_acq_rel);
     /* lock the distinct stripes in ascending order */
     uint32_t order_small[8];
     uint32_t *order = n <= 8 ? order_small : malloc(n * sizeof(*order));
     if (!order) {
+        if (counted)
+            atomic_fetch_sub_explicit(&db->appending, 1, memory_order_acq_rel);
         err = RC_ENOMEM;
         goto done;
     }
@@ -505,8 +512,8 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
                     op->existed = index_apply(db, p->ks, p->hash, &p->rec, p->user_vlen);
                     op->seq = p->rec.seq;
                     if (op->kind == RC_OP_PUT) {
-                        op->result.type = (rc_type)((p->rec.flags & FMT_REC_TYPE_MASK) >>
-                                                    FMT_REC_TYPE_SHIFT);
+                        op->result.type =
+                            (rc_type)((p->rec.flags & FMT_REC_TYPE_MASK) >> FMT_REC_TYPE_SHIFT);
                         op->result.seq = p->rec.seq;
                         op->result.expires_at_ms = (int64_t)p->rec.expires_at_ms;
                     }
@@ -529,6 +536,8 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
         if (err)
             bad = 0;
     }
+    if (counted)
+        atomic_fetch_sub_explicit(&db->appending, 1, memory_order_acq_rel);
     for (size_t i = 0; i < n; i++)
         if (ops[i].kind == RC_OP_GET)
             ks_count(b.ks[i], CNT_GET, 1);

@@ -94,6 +94,15 @@ static int take_lock(rc_db *db)
     return 0;
 }
 
+struct ring *db_ring(rc_db *db)
+{
+    if (!db->ring_tried) {
+        db->ring_tried = true;
+        db->ring = ring_new(64);
+    }
+    return db->ring;
+}
+
 static void db_free(rc_db *db)
 {
     seg_table_free(&db->segs);
@@ -180,7 +189,6 @@ static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool 
     err = take_lock(db);
     if (err)
         goto fail;
-    db->ring = ring_new(64); /* NULL: io_uring unavailable, plain syscalls */
     rc_keyspace *cat = ks_new(db, "", FMT_KS_CATALOG, 0);
     rc_keyspace *def = ks_new(db, "default", FMT_KS_DEFAULT, 0);
     if (!cat || !def || ks_register(db, cat) || ks_register(db, def)) {

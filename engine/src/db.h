@@ -20,6 +20,10 @@
 #define KEY_STRIPES 4096u /* key locks for read-modify-write and batches */
 #define COUNTER_SHARDS 8u /* per-thread-ish counter copies (no bouncing) */
 #define EPOCH_SLOTS 256u  /* reader slots for segment reclamation */
+/* Keyspace ids index an array and are never reused: a bound keeps a damaged
+ * or hostile file from asking for gigabytes (16M keyspace creations over a
+ * database's life). */
+#define KS_ID_MAX (1u << 24)
 
 enum { CNT_GET, CNT_PUT, CNT_DEL, CNT_OP, CNT_N };
 
@@ -64,6 +68,9 @@ struct rc_db {
     _Atomic uint64_t last_seq; /* written under append_mu */
     _Atomic uint64_t tail_lsn; /* bytes appended since open (logical) */
     _Atomic int write_error;   /* sticky: non-zero turns the db read-only */
+    _Atomic int appending;     /* writers between rc_apply's start and their append */
+    _Atomic int arrivals;      /* writers that began waiting since the last sync took its target */
+    _Atomic int last_group;    /* writers the last sync covered */
 
     /* group commit */
     pthread_mutex_t sync_mu;
@@ -71,6 +78,7 @@ struct rc_db {
     uint64_t durable_lsn; /* guarded by sync_mu */
     bool sync_in_flight;  /* guarded by sync_mu */
     struct ring *ring;    /* io_uring for fdatasync, guarded by ring_mu */
+    bool ring_tried;      /* db_ring() ran ring_new once */
     pthread_mutex_t ring_mu;
 
     /* key locks */
@@ -156,6 +164,11 @@ static inline void ks_dead_sub(rc_keyspace *ks, uint64_t n)
     while (!atomic_compare_exchange_weak(&ks->dead_bytes, &cur, cur > n ? cur - n : 0))
         ;
 }
+
+/* The database's io_uring (ring_mu held): created on first use, so that
+ * read-only opens and short-lived handles never pay for its setup; NULL when
+ * the kernel refuses io_uring (callers fall back to system calls). */
+struct ring *db_ring(rc_db *db);
 
 /* ---- log.c: the append path */
 typedef struct log_rec {

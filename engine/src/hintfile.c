@@ -90,9 +90,9 @@ int hint_write(rc_db *db, segment *seg)
     ferr = fault_check(FAULT_WRITE);
     if (!ferr) {
         pthread_mutex_lock(&db->ring_mu);
-        int r = ring_pwrite_all(db->ring, fd, b.p, b.len, 0);
+        int r = ring_pwrite_all(db_ring(db), fd, b.p, b.len, 0);
         if (!r)
-            r = ring_fdatasync(db->ring, fd);
+            r = ring_fdatasync(db_ring(db), fd);
         pthread_mutex_unlock(&db->ring_mu);
         ferr = r < 0 ? -r : 0;
     }

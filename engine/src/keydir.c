@@ -593,6 +593,13 @@ bool keydir_shard_scan_step(keydir *kd, unsigned shard, size_t *cursor, size_t b
     return false;
 }
 
+void keydir_prefetch(keydir *kd, uint64_t hash)
+{
+    const kd_shard *s = &kd->shards[keydir_shard_of(hash)];
+    if (s->cap)
+        __builtin_prefetch(&s->slots[slot_home((uint32_t)hash, s->cap)]);
+}
+
 int keydir_reserve(keydir *kd, size_t n)
 {
     /* a hash spreads keys over the shards within a few per cent */

@@ -103,6 +103,11 @@ int keydir_shard_foreach(keydir *kd, unsigned shard, keydir_visit_fn fn, void *c
 bool keydir_shard_scan_step(keydir *kd, unsigned shard, size_t *cursor, size_t budget,
                             keydir_visit_fn fn, void *ctx);
 
+/* Hint the CPU to fetch the table slot where HASH's probe starts. For bulk
+ * loads by the only thread using the keydir (recovery): it reads the shard's
+ * table pointer without a lock. A stale hint is harmless. */
+void keydir_prefetch(keydir *kd, uint64_t hash);
+
 /* Grow every shard's table now to hold about N entries in all (takes each
  * shard's write lock in turn), so that a bulk load (recovery) does not
  * rehash on the way. Never shrinks. 0 or -1 on ENOMEM. */

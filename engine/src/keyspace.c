@@ -179,6 +179,10 @@ int rc_keyspace_open(rc_db *db, const char *name, int flags, rc_keyspace **out)
         err = rc_fail(RC_ENOKEYSPACE, "no keyspace named '%s'", name);
         goto out;
     }
+    if (db->next_ks_id > KS_ID_MAX) {
+        err = rc_fail(RC_ELIMIT, "this database has used all %u keyspace ids", KS_ID_MAX);
+        goto out;
+    }
     fmt_catalog_entry e = {.dropped = false, .ks_id = db->next_ks_id, .default_ttl_ms = 0};
     ks = ks_new(db, name, e.ks_id, 0);
     if (!ks) {
@@ -335,6 +339,10 @@ static int catalog_visit(void *ctx, const uint8_t *key, size_t klen, const kd_lo
         return 0; /* a bad catalogue record: its keyspace stays unknown */
     }
     rc_value_free(&v);
+    if (e.ks_id > KS_ID_MAX) {
+        db->corrupt_records++;
+        return 0;
+    }
     if (e.ks_id >= db->next_ks_id)
         db->next_ks_id = e.ks_id + 1;
     if (e.ks_id == FMT_KS_DEFAULT && !e.dropped) {

@@ -52,7 +52,7 @@
 
 #define LOAD_TMP "load.tmp"
 #define LOAD_BYTES_MAX 0xF0000000ull /* records of one load: one segment */
-#define LOAD_KS_ID_MAX (1u << 24)    /* sanity bound on keyspace ids */
+#define LOAD_KS_ID_MAX KS_ID_MAX     /* sanity bound on keyspace ids (db.h) */
 #define READ_CHUNK (4u << 20)        /* payload bytes read per call */
 
 /* ------------------------------------------------------------ the walker */

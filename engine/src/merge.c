@@ -200,7 +200,7 @@ static int out_flush(merge_run *m)
     if (!ferr) {
         pthread_mutex_lock(&m->db->ring_mu);
         int r =
-            ring_pwrite_all(m->db->ring, o->fd, m->buf, m->buflen, (off_t)(o->size - m->buflen));
+            ring_pwrite_all(db_ring(m->db), o->fd, m->buf, m->buflen, (off_t)(o->size - m->buflen));
         pthread_mutex_unlock(&m->db->ring_mu);
         ferr = r < 0 ? -r : 0;
     }
@@ -306,7 +306,7 @@ static int out_append(merge_run *m, const fmt_record *r, const uint8_t *bytes, k
         size_t w = fmt_record_encode(tmp, r->total_len, &plain);
         pthread_mutex_lock(&m->db->ring_mu);
         int rc = w == r->total_len
-                     ? ring_pwrite_all(m->db->ring, o->fd, tmp, r->total_len, (off_t)o->size)
+                     ? ring_pwrite_all(db_ring(m->db), o->fd, tmp, r->total_len, (off_t)o->size)
                      : -EINVAL;
         pthread_mutex_unlock(&m->db->ring_mu);
         free(tmp);
@@ -641,10 +641,9 @@ static segment **pick_victims(rc_db *db, bool all, size_t *n)
         if (all)
             pick = true;
         else
-            pick = size > FMT_SEG_HEADER_LEN &&
-                   ((dead > 0 && (dead * 100 >= (uint64_t)pct * size ||
-                                  dead >= db->opt.merge_dead_bytes)) ||
-                    markers_due);
+            pick = size > FMT_SEG_HEADER_LEN && ((dead > 0 && (dead * 100 >= (uint64_t)pct * size ||
+                                                               dead >= db->opt.merge_dead_bytes)) ||
+                                                 markers_due);
         if (pick) {
             v[k++] = s;
             total += size;

@@ -33,10 +33,21 @@
 
 #define TOMBSTONE_MARK 1 /* expires_at_ms of a tombstone during recovery */
 
+/* Recovery is single-threaded: counters can be updated without the lock
+ * prefix of an atomic read-modify-write (relaxed load + store are plain). */
+static inline void add_plain(_Atomic uint64_t *p, uint64_t v)
+{
+    atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v,
+                          memory_order_relaxed);
+}
+
 typedef struct rec_ctx {
     rc_db *db;
     segment *seg;
     int err;
+    /* tracked here, published once per segment: recovery is single-threaded
+     * and the fields are atomics (full barriers) shared with writers later */
+    uint64_t last_seq, min_seq, max_seq;
 } rec_ctx;
 
 static rc_keyspace *ks_for_id(rc_db *db, uint32_t id)
@@ -78,15 +89,20 @@ static uint64_t user_vlen(rc_db *db, const kd_loc *loc, uint8_t flags, uint32_t 
 }
 
 static int insert(rec_ctx *c, uint8_t flags, uint64_t seq, uint32_t ks_id, uint64_t exp,
-                  const uint8_t *key, uint32_t klen, uint32_t off, uint32_t total)
+                  const uint8_t *key, uint32_t klen, uint32_t off, uint32_t total, uint64_t hash)
 {
     rc_db *db = c->db;
-    if (seq > atomic_load(&db->last_seq))
-        atomic_store(&db->last_seq, seq);
-    if (seq > c->seg->max_seq)
-        c->seg->max_seq = seq;
-    if (!c->seg->min_seq || seq < c->seg->min_seq)
-        c->seg->min_seq = seq;
+    if (ks_id > KS_ID_MAX) { /* no keyspace ever had it: damage */
+        db->corrupt_records++;
+        atomic_fetch_add(&c->seg->dead_bytes, total);
+        return 0;
+    }
+    if (seq > c->last_seq)
+        c->last_seq = seq;
+    if (seq > c->max_seq)
+        c->max_seq = seq;
+    if (!c->min_seq || seq < c->min_seq)
+        c->min_seq = seq;
     rc_keyspace *ks = ks_for_id(db, ks_id);
     if (!ks)
         return c->err = RC_ENOMEM;
@@ -95,20 +111,19 @@ static int insert(rec_ctx *c, uint8_t flags, uint64_t seq, uint32_t ks_id, uint6
                   .off = off,
                   .seq = seq,
                   .expires_at_ms = tomb ? TOMBSTONE_MARK : (int64_t)exp};
-    uint64_t hash = keydir_hash(key, klen);
     bool replaced = false, had = false;
     kd_loc old;
     if (keydir_put_if_newer(ks->kd, hash, key, klen, &loc, &replaced, &old, &had) != 0)
         return c->err = RC_ENOMEM;
     if (!replaced || tomb) {
-        atomic_fetch_add(&c->seg->dead_bytes, total);
-        ks_dead_add(ks, total);
+        add_plain(&c->seg->dead_bytes, total);
+        add_plain(&ks->dead_bytes, total);
     }
     if (replaced) {
         if (!tomb) {
-            atomic_fetch_add(&ks->live_value_bytes,
-                             user_vlen(db, &loc, flags, total, klen, seq, ks_id, exp));
-            atomic_fetch_add(&ks->live_key_bytes, klen);
+            add_plain(&ks->live_value_bytes,
+                      user_vlen(db, &loc, flags, total, klen, seq, ks_id, exp));
+            add_plain(&ks->live_key_bytes, klen);
         }
         if (had && old.expires_at_ms != TOMBSTONE_MARK)
             index_account_removed(db, ks, &old, klen);
@@ -122,7 +137,8 @@ static int insert(rec_ctx *c, uint8_t flags, uint64_t seq, uint32_t ks_id, uint6
 static int scan_insert(void *ctx, const fmt_record *r, uint32_t off)
 {
     rec_ctx *c = ctx;
-    return insert(c, r->flags, r->seq, r->ks, r->expires_at_ms, r->key, r->klen, off, r->total_len);
+    return insert(c, r->flags, r->seq, r->ks, r->expires_at_ms, r->key, r->klen, off, r->total_len,
+                  keydir_hash(r->key, r->klen));
 }
 
 /* Load SEG from its hint; false (and nothing inserted) when it is unusable. */
@@ -165,13 +181,36 @@ static bool load_hint(rec_ctx *c, segment *seg)
                 keydir_reserve(ks->kd, h.count);
         }
     }
+    /* Inserting is bound by cache misses on random table slots: decode a
+     * window of entries ahead and prefetch each one's slot, so that by the
+     * time an entry is inserted its slot is (likely) in cache. */
+    enum { AHEAD = 16 };
+    fmt_hint_entry win[AHEAD];
+    uint64_t hashes[AHEAD];
+    rc_keyspace *pks = NULL;
+    uint32_t pks_id = UINT32_MAX;
     pos = FMT_HINT_HEADER_LEN;
-    for (uint64_t i = 0; i < h.count && !c->err; i++) {
-        fmt_hint_entry e;
-        size_t used;
-        fmt_hint_entry_decode(p + pos, end - pos, &e, &used);
-        insert(c, e.flags, e.seq, e.ks, e.expires_at_ms, e.key, e.klen, e.offset, e.total_len);
-        pos += used;
+    uint64_t decoded = 0, done = 0;
+    while (done < h.count && !c->err) {
+        while (decoded < h.count && decoded - done < AHEAD) {
+            fmt_hint_entry *e = &win[decoded % AHEAD];
+            size_t used;
+            fmt_hint_entry_decode(p + pos, end - pos, e, &used); /* verified above */
+            pos += used;
+            uint64_t hh = keydir_hash(e->key, e->klen);
+            hashes[decoded % AHEAD] = hh;
+            if (e->ks != pks_id) {
+                pks_id = e->ks;
+                pks = e->ks <= KS_ID_MAX ? ks_by_id(db, e->ks) : NULL;
+            }
+            if (pks)
+                keydir_prefetch(pks->kd, hh);
+            decoded++;
+        }
+        fmt_hint_entry *e = &win[done % AHEAD];
+        insert(c, e->flags, e->seq, e->ks, e->expires_at_ms, e->key, e->klen, e->offset,
+               e->total_len, hashes[done % AHEAD]);
+        done++;
     }
     ok = true;
     seg->hint_bytes = len;
@@ -414,6 +453,10 @@ int recover(rc_db *db)
         }
         if (c.err)
             err = c.err;
+        if (c.last_seq > atomic_load(&db->last_seq))
+            atomic_store(&db->last_seq, c.last_seq);
+        seg->max_seq = c.max_seq;
+        seg->min_seq = c.min_seq;
     }
     free(ids);
     if (err)

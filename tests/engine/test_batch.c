@@ -360,7 +360,12 @@ Test(batch, cas_sees_the_batch_own_earlier_write)
 {
     rc_op ops[2] = {
         {.kind = RC_OP_PUT, .key = "x", .klen = 1, .val = "1", .vlen = 1},
-        {.kind = RC_OP_PUT, .key = "x", .klen = 1, .val = "2", .vlen = 1, .cond = RC_IF_SEQ,
+        {.kind = RC_OP_PUT,
+         .key = "x",
+         .klen = 1,
+         .val = "2",
+         .vlen = 1,
+         .cond = RC_IF_SEQ,
          .if_seq = 0},
     };
     size_t failed = 9;

@@ -321,8 +321,13 @@ Test(ops, stats_follow_every_change)
 
 Test(ops, results_tell_what_existed_and_what_was_written)
 {
-    rc_op put = {.kind = RC_OP_PUT, .key = "e", .klen = 1, .val = "1", .vlen = 1,
-                 .type = RC_TYPE_INT, .ttl_ms = 60000};
+    rc_op put = {.kind = RC_OP_PUT,
+                 .key = "e",
+                 .klen = 1,
+                 .val = "1",
+                 .vlen = 1,
+                 .type = RC_TYPE_INT,
+                 .ttl_ms = 60000};
     cr_assert_eq(rc_apply(db, &put, 1, NULL), 0);
     cr_assert_not(put.existed);
     cr_assert_eq(put.result.type, RC_TYPE_INT);

@@ -2,6 +2,8 @@
  * byte, a damaged record in an older segment costs only that record, and
  * strict mode refuses to open. Files are damaged directly on disk. */
 #include "helpers.h"
+#include "format/record.h"
+#include "format/segment.h"
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -376,5 +378,39 @@ Test(recovery, corruption_inside_a_batch_drops_the_whole_batch)
     cr_assert(th_has(db, NULL, "before", "ok"));
     cr_assert(th_has(db, NULL, "after", "ok"));
     cr_assert(th_has(db, NULL, "newest", "ok"));
+    rc_close(db);
+}
+
+/* A record naming an absurd keyspace id (found by fuzz_recovery: recovery
+ * sized its id-indexed table by it and asked for 8 GiB) is damage. */
+Test(recovery, absurd_keyspace_id_is_damage_not_an_allocation)
+{
+    uint8_t seg[256];
+    fmt_segment_header h = {.segment_id = 7, .db_id = 1, .created_ms = 1};
+    fmt_segment_header_encode(seg, &h);
+    fmt_record r = {.seq = 1,
+                    .ks = 1u << 30,
+                    .key = (const uint8_t *)"k",
+                    .klen = 1,
+                    .val = (const uint8_t *)"v",
+                    .vlen = 1};
+    size_t n = fmt_record_encode(seg + FMT_SEG_HEADER_LEN, sizeof(seg) - FMT_SEG_HEADER_LEN, &r);
+    cr_assert_gt(n, 0);
+    fmt_record ok = {.seq = 2,
+                     .ks = 1,
+                     .key = (const uint8_t *)"good",
+                     .klen = 4,
+                     .val = (const uint8_t *)"yes",
+                     .vlen = 3};
+    size_t m =
+        fmt_record_encode(seg + FMT_SEG_HEADER_LEN + n, sizeof(seg) - FMT_SEG_HEADER_LEN - n, &ok);
+    int fd = open(th_path(dir, "00000007.data"), O_WRONLY | O_CREAT, 0644);
+    cr_assert_eq(write(fd, seg, FMT_SEG_HEADER_LEN + n + m), (ssize_t)(FMT_SEG_HEADER_LEN + n + m));
+    close(fd);
+    rc_db *db = open_db(false);
+    rc_stats st;
+    rc_stats_db(db, &st);
+    cr_assert_eq(st.corrupt_records, 1);
+    cr_assert(th_has(db, NULL, "good", "yes"));
     rc_close(db);
 }
