@@ -83,13 +83,8 @@ const char *http_header(const kvd_request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
-int http_query(const kvd_request *req, const char *name, char *buf, size_t cap, size_t *len)
+int query_value_decode(const char *raw, size_t rawlen, char *buf, size_t cap, size_t *len)
 {
-    const char *raw = NULL;
-    size_t rawlen = 0;
-    if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &raw,
-                                      &rawlen) != MHD_YES)
-        return 1;
     if (raw == NULL) {
         raw = "";
         rawlen = 0;
@@ -114,6 +109,16 @@ int http_query(const kvd_request *req, const char *name, char *buf, size_t cap, 
         return -1;
     buf[*len] = '\0';
     return 0;
+}
+
+int http_query(const kvd_request *req, const char *name, char *buf, size_t cap, size_t *len)
+{
+    const char *raw = NULL;
+    size_t rawlen = 0;
+    if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &raw,
+                                      &rawlen) != MHD_YES)
+        return 1;
+    return query_value_decode(raw, rawlen, buf, cap, len);
 }
 
 struct foreach_ctx {

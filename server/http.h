@@ -104,6 +104,10 @@ const char *http_header(const kvd_request *req, const char *name);
  * added). 0 found, 1 absent, -1 bad encoding or longer than CAP - 1. */
 int http_query(const kvd_request *req, const char *name, char *buf, size_t cap, size_t *len);
 
+/* The decoding step of http_query, without MHD: RAW (RAWLEN bytes, NULL for
+ * a parameter without '=') percent-decoded into BUF. 0, or -1 as above. */
+int query_value_decode(const char *raw, size_t rawlen, char *buf, size_t cap, size_t *len);
+
 /* Call FN for every query parameter, both decoded (malformed ones skipped).
  * Stops and returns FN's value when it is non-zero. */
 typedef int (*http_query_fn)(void *ctx, const char *k, size_t klen, const char *v, size_t vlen);

@@ -22,21 +22,28 @@
 #include "routes.h"
 #include "valuetype.h"
 
+bool ttl_from_text(const char *text, size_t len, int64_t *ttl_ms)
+{
+    int64_t s = 0;
+    if (!parse_int64(text, len, &s) || s < 0 || s > TTL_MAX_S)
+        return false;
+    *ttl_ms = s == 0 ? RC_TTL_NONE : s * 1000;
+    return true;
+}
+
 bool parse_ttl_query(kvd_request *req, int64_t *ttl_ms)
 {
     char buf[32];
     size_t len = 0;
-    int64_t s = 0;
     int q = http_query(req, "ttl", buf, sizeof buf, &len);
     if (q == 1) {
         *ttl_ms = RC_TTL_DEFAULT;
         return true;
     }
-    if (q != 0 || !parse_int64(buf, len, &s) || s < 0 || s > TTL_MAX_S) {
+    if (q != 0 || !ttl_from_text(buf, len, ttl_ms)) {
         http_error(req, 400, "bad_request", "ttl must be whole seconds, 0 .. %lld", TTL_MAX_S);
         return false;
     }
-    *ttl_ms = s == 0 ? RC_TTL_NONE : s * 1000;
     return true;
 }
 

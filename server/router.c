@@ -167,24 +167,32 @@ static bool check_declared_length(kvd_request *req)
     return true;
 }
 
+int route_key_decode(const char *rest, size_t rest_len, char key[RC_KEY_MAX + 1], size_t *klen)
+{
+    if (rest_len > 3u * RC_KEY_MAX)
+        return -2;
+    char tmp[3u * RC_KEY_MAX];
+    if (pct_decode(rest, rest_len, tmp, klen) != 0)
+        return -1;
+    if (*klen > RC_KEY_MAX)
+        return -2;
+    memcpy(key, tmp, *klen);
+    key[*klen] = '\0';
+    return 0;
+}
+
 static bool prepare_key(kvd_request *req, const route_match *m)
 {
-    if (m->rest_len > 3u * RC_KEY_MAX) {
-        http_error(req, 414, "key_too_long", "keys are at most %u bytes", RC_KEY_MAX);
-        return false;
-    }
     size_t klen = 0;
-    char tmp[3u * RC_KEY_MAX];
-    if (pct_decode(m->rest, m->rest_len, tmp, &klen) != 0) {
+    int rc = route_key_decode(m->rest, m->rest_len, req->key, &klen);
+    if (rc == -1) {
         http_error(req, 400, "bad_request", "malformed percent-encoding in the key");
         return false;
     }
-    if (klen > RC_KEY_MAX) {
+    if (rc != 0) {
         http_error(req, 414, "key_too_long", "keys are at most %u bytes", RC_KEY_MAX);
         return false;
     }
-    memcpy(req->key, tmp, klen);
-    req->key[klen] = '\0';
     req->klen = klen;
     return true;
 }

@@ -26,6 +26,9 @@ typedef struct route_match {
 } route_match;
 void router_match(const char *raw, route_match *m);
 const char *route_label(route_id id);
+/* The key of a ROUTE_KEY path: REST (still encoded) percent-decoded into KEY
+ * (NUL added). 0; -1 malformed escape (400); -2 longer than RC_KEY_MAX (414). */
+int route_key_decode(const char *rest, size_t rest_len, char key[RC_KEY_MAX + 1], size_t *klen);
 
 void route_bucket_create(kvd_request *req);
 void route_bucket(kvd_request *req); /* HEAD, GET, PATCH, DELETE /:bucket */
@@ -50,6 +53,9 @@ void route_scripts_shutdown(kvd *srv);
 /* ?ttl=<seconds>: *TTL_MS = RC_TTL_DEFAULT when absent, RC_TTL_NONE for 0.
  * False (answered 400) when malformed. */
 bool parse_ttl_query(kvd_request *req, int64_t *ttl_ms);
+/* The value of ?ttl= (decoded, LEN bytes) into *TTL_MS: false when it is not
+ * whole seconds in 0 .. TTL_MAX_S. */
+bool ttl_from_text(const char *text, size_t len, int64_t *ttl_ms);
 /* An ETag value "\"<seq>\"" into BUF (at least 24 bytes). */
 void format_etag(uint64_t seq, char *buf, size_t cap);
 /* Seconds for X-Expires-At (rounded up), 0 when EXPIRES_AT_MS is 0. */
