@@ -163,7 +163,9 @@ static void encode_string(lua_State *L, json_buf *b, const char *s, size_t n)
     json_buf_add(L, b, "\"", 1);
 }
 
-/* Shortest "%.Ng" text that reads back as V. */
+/* Shortest "%.Ng" text that reads back as V, kept recognisably a float:
+ * "2" or "-0" would decode as the integers 2 and 0 (losing -0.0's sign), so
+ * a float that prints like an integer gets ".0". */
 static int format_double(char *out, size_t size, double v)
 {
     int len = 0;
@@ -171,6 +173,10 @@ static int format_double(char *out, size_t size, double v)
         len = snprintf(out, size, "%.*g", prec, v);
         if (strtod(out, NULL) == v)
             break;
+    }
+    if (!strpbrk(out, ".eE") && (size_t)len + 2 < size) {
+        memcpy(out + len, ".0", 3);
+        len += 2;
     }
     return len;
 }
