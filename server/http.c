@@ -409,6 +409,46 @@ static void body_append(kvd_request *req, const char *data, size_t len)
     req->body_len += len;
 }
 
+/* Framing checks RFC 9112 requires and libmicrohttpd 0.9.75 leaves to us: an
+ * HTTP/1.1 request must carry Host (section 3.2), and Content-Length headers
+ * that disagree make the message length ambiguous (section 6.3) — the way
+ * request smuggling starts behind a proxy. Both answer 400. */
+typedef struct framing {
+    unsigned lengths;
+    char first[64];
+    bool conflict;
+} framing;
+
+static enum MHD_Result collect_lengths(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    framing *f = cls;
+    (void)kind;
+    if (key != NULL && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (f->lengths++ == 0)
+            snprintf(f->first, sizeof f->first, "%s", value ? value : "");
+        else if (strcmp(f->first, value ? value : "") != 0)
+            f->conflict = true;
+    }
+    return MHD_YES;
+}
+
+static bool framing_ok(kvd_request *req, struct MHD_Connection *conn, const char *version)
+{
+    if (version != NULL && strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST) == NULL) {
+        http_error(req, 400, "bad_request", "an HTTP/1.1 request needs a Host header");
+        return false;
+    }
+    framing f = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_lengths, &f);
+    if (f.conflict) {
+        http_error(req, 400, "bad_request", "Content-Length headers disagree");
+        return false;
+    }
+    return true;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -419,6 +459,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!start_request(srv, conn, url, method, &req))
             return MHD_NO;
         *con_cls = req;
+        if (!framing_ok(req, conn, version))
+            return MHD_YES; /* answered; a body that follows is drained */
         req->prepared = router_prepare(req);
         if (req->prepared && req->body_limit > 0) {
             /* preallocate a declared body (already checked against the limit) */

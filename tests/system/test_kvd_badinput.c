@@ -313,6 +313,8 @@ Test(badinput, content_length_mismatches_and_framing)
         make("Content-Length over the value limit", "PUT", "/t/k",
              "Content-Length: 999999999999\r\n", "abc", false, 413, 0),
         make("PUT without a length", "PUT", "/t/k", NULL, NULL, false, 411, 0),
+        make("two Content-Lengths that disagree (smuggling)", "PUT", "/t/k",
+             "Content-Length: 3\r\nContent-Length: 5\r\n", "abc", false, 400, 0),
         make("broken chunked framing", "PUT", "/t/k", "Transfer-Encoding: chunked\r\n",
              "zz\r\nabc\r\n0\r\n\r\n", false, 400, 0),
         make("10001 ops", "POST", "/t/", NULL, ops, true, 413, 0),
@@ -342,6 +344,23 @@ Test(badinput, content_length_mismatches_and_framing)
     BODY_IS(r, "ab");
     resp_free(&r);
     expect_healthy("a body longer than its Content-Length");
+}
+
+/* RFC 9112 3.2: HTTP/1.1 needs Host; HTTP/1.0 does not. */
+Test(badinput, host_header_is_required_for_http11)
+{
+    const char *reqs[] = {"GET /healthz HTTP/1.1\r\n\r\n", "GET /healthz HTTP/1.0\r\n\r\n"};
+    int expect[] = {400, 200};
+    for (int i = 0; i < 2; i++) {
+        char buf[4096];
+        bool closed;
+        int fd = connect_kvd();
+        send_some(fd, reqs[i], strlen(reqs[i]));
+        read_answer(fd, buf, sizeof buf, 2, &closed);
+        close(fd);
+        cr_assert_eq(status_of(buf), expect[i], "%s: %.80s", reqs[i], buf);
+    }
+    expect_healthy("a request without Host");
 }
 
 Test(badinput, http09_and_garbage)
