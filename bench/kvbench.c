@@ -84,6 +84,8 @@ static void usage(FILE *f)
             "Workloads: fillseq fillrandom fillbatch overwrite readrandom readmissing\n"
             "  readwhilewriting fillsync deleterandom mixed scan recovery compact\n"
             "  idle (no ops for --seconds: lets background merge/compaction run)\n"
+            "  mixedwhilecompact (mixed while one compaction runs beside it: compare\n"
+            "  with a mixed row of the same run for latency during a merge)\n"
             "Engines compiled in:",
             default_workloads);
     for (int i = 0; all_backends[i]; i++)

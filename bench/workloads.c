@@ -25,6 +25,7 @@
 #include "workloads.h"
 #include "keys.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,9 +33,9 @@
 #include <time.h>
 
 const char *const kvb_workload_names[] = {
-    "fillseq",          "fillrandom", "fillbatch",    "overwrite", "readrandom", "readmissing",
-    "readwhilewriting", "fillsync",   "deleterandom", "mixed",     "idle",       "scan",
-    "recovery",         "compact",    NULL,
+    "fillseq",          "fillrandom", "fillbatch",         "overwrite", "readrandom", "readmissing",
+    "readwhilewriting", "fillsync",   "deleterandom",      "mixed",     "idle",       "scan",
+    "recovery",         "compact",    "mixedwhilecompact", NULL,
 };
 
 bool kvb_workload_known(const char *name)
@@ -390,6 +391,49 @@ static int workload_compact(kvb_session *s, kvb_result *r)
     return rc;
 }
 
+/* mixedwhilecompact: one full compaction (ringcask: rc_merge) in a side
+ * thread while the timed threads run the mixed workload, so that a `mixed`
+ * row and a `mixedwhilecompact` row of one invocation give foreground
+ * latency without and with a merge running. */
+typedef struct compact_side {
+    kvb_session *s;
+    uint64_t ns;
+    int rc;
+} compact_side;
+
+static void *compact_main(void *arg)
+{
+    compact_side *c = arg;
+    uint64_t t0 = kvb_now_ns();
+    c->rc = c->s->be->compact(c->s->db);
+    c->ns = kvb_now_ns() - t0;
+    return NULL;
+}
+
+static int workload_mixed_while_compact(kvb_session *s, int threads, kvb_result *r)
+{
+    if (!s->be->compact) {
+        kvb_hist_init(&r->hist);
+        r->skipped = true;
+        snprintf(r->note, sizeof r->note, "no compaction in %s", s->be->name);
+        return 0;
+    }
+    kvb_dusage before;
+    kvb_du(s->dir, &before);
+    compact_side c = {.s = s};
+    pthread_t t;
+    if (pthread_create(&t, NULL, compact_main, &c) != 0)
+        return -1;
+    int rc = run_phase(s, OP_MIXED, s->p->n, threads, false, r);
+    pthread_join(t, NULL);
+    double secs = (double)c.ns / 1e9;
+    snprintf(r->note, sizeof r->note,
+             "compaction beside it: %.0f ms, %.1f MiB on disk before (%.0f MiB/s)", secs * 1e3,
+             (double)before.allocated / 1048576.0,
+             secs > 0 ? (double)before.allocated / 1048576.0 / secs : 0.0);
+    return rc ? rc : c.rc;
+}
+
 int kvb_run(kvb_session *s, const char *name, int threads, kvb_result *r)
 {
     const kvb_params *p = s->p;
@@ -447,6 +491,10 @@ int kvb_run(kvb_session *s, const char *name, int threads, kvb_result *r)
         if (ensure_loaded(s) != 0)
             return -1;
         rc = name[0] == 'r' ? workload_recovery(s, r) : workload_compact(s, r);
+    } else if (strcmp(name, "mixedwhilecompact") == 0) {
+        if (ensure_loaded(s) != 0)
+            return -1;
+        rc = workload_mixed_while_compact(s, threads, r);
     } else {
         if (ensure_loaded(s) != 0)
             return -1;
