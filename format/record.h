@@ -20,9 +20,9 @@
 #include "fmt.h"
 #include <stdbool.h>
 
-#define FMT_REC_TOMBSTONE 0x01u   /* a delete; vlen must be 0 */
-#define FMT_REC_COMPRESSED 0x02u  /* value is one zstd frame */
-#define FMT_REC_TYPE_SHIFT 2      /* bits 2-3: value type (rc_type) */
+#define FMT_REC_TOMBSTONE 0x01u  /* a delete; vlen must be 0 */
+#define FMT_REC_COMPRESSED 0x02u /* value is one zstd frame */
+#define FMT_REC_TYPE_SHIFT 2     /* bits 2-3: value type (rc_type) */
 #define FMT_REC_TYPE_MASK 0x0Cu
 #define FMT_REC_HAS_EXPIRY 0x10u
 #define FMT_REC_HAS_KS 0x20u
@@ -39,7 +39,7 @@
 /* A record's fields. For encoding, KEY/VAL point at the caller's bytes; after
  * decoding they point into the decoded buffer (no copy). */
 typedef struct fmt_record {
-    uint8_t flags;   /* without HAS_KS/HAS_EXPIRY: the encoder derives them */
+    uint8_t flags; /* without HAS_KS/HAS_EXPIRY: the encoder derives them */
     uint64_t seq;
     uint32_t ks;
     uint64_t expires_at_ms; /* 0 = none */

@@ -476,10 +476,8 @@ static int delete_scripts(kvd *srv, const char *name)
         return RC_ENOMEM;
     }
     for (size_t i = 0; i < l->count; i++)
-        ops[i] = (rc_op){.kind = RC_OP_DELETE,
-                         .ks = srv->sys,
-                         .key = l->items[i].key,
-                         .klen = l->items[i].klen};
+        ops[i] = (rc_op){
+            .kind = RC_OP_DELETE, .ks = srv->sys, .key = l->items[i].key, .klen = l->items[i].klen};
     rc = rc_apply(srv->db, ops, l->count, NULL);
     free(ops);
     rc_list_free(l);
@@ -513,8 +511,7 @@ int policy_delete(kvd *srv, const char *name)
                     rc_strerror(drc));
         drc = delete_scripts(srv, name);
         if (drc != 0)
-            kvd_log(LOG_WARN, "bucket %s: deleting its scripts failed: %s", name,
-                    rc_strerror(drc));
+            kvd_log(LOG_WARN, "bucket %s: deleting its scripts failed: %s", name, rc_strerror(drc));
     }
     pthread_mutex_unlock(&srv->policies->admin);
     return rc;
