@@ -4,7 +4,9 @@
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-pkgs=(build-essential cmake pkg-config clang clang-format curl
+# libclang-rt-14-dev holds the sanitizer and libFuzzer runtimes; it is only a
+# "Recommends" of clang, which --no-install-recommends would skip.
+pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format curl
       liburing-dev libxxhash-dev libzstd-dev libcriterion-dev
       liblua5.4-dev libmicrohttpd-dev libjansson-dev libsodium-dev libcurl4-openssl-dev
       zstd wrk)
