@@ -101,6 +101,12 @@ static int visit_all(rc_db *db)
     return 0;
 }
 
+static void remove_dir(void)
+{
+    clear_dir();
+    rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
 {
     if (!dir[0]) {
@@ -111,6 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
             snprintf(dir, sizeof(dir), "/tmp/fuzz-recovery-XXXXXX");
             FUZZ_CHECK(mkdtemp(dir) != NULL);
         }
+        atexit(remove_dir); /* libFuzzer exits normally at -max_total_time */
     }
     if (size < 5)
         return 0;

@@ -17,6 +17,7 @@
 
 static char *dir;
 static rc_db *db;
+static char *tmpfs_mnt; /* the full-disk test's mount, undone by teardown */
 
 static void open_mode(rc_sync_mode mode)
 {
@@ -36,6 +37,11 @@ static void teardown(void)
     rc_fault_disarm_all();
     rc_close(db);
     th_rmdir(dir);
+    if (tmpfs_mnt) { /* also when an assertion ended the test early */
+        umount2(tmpfs_mnt, MNT_DETACH);
+        th_rmdir(tmpfs_mnt);
+        tmpfs_mnt = NULL;
+    }
 }
 TestSuite(faults, .init = setup, .fini = teardown);
 
@@ -144,6 +150,7 @@ Test(faults, real_full_disk_on_tmpfs, .timeout = 60)
         th_rmdir(mnt);
         cr_skip_test("cannot mount a tmpfs here (%s)", strerror(errno));
     }
+    tmpfs_mnt = mnt;
     char path[600];
     snprintf(path, sizeof(path), "%s/db", mnt);
     rc_options o;
@@ -181,6 +188,4 @@ Test(faults, real_full_disk_on_tmpfs, .timeout = 60)
     rc_stats_db(d, &st);
     cr_assert_eq(st.live_keys, (uint64_t)stored + 1);
     rc_close(d);
-    umount2(mnt, MNT_DETACH);
-    th_rmdir(mnt);
 }

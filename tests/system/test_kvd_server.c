@@ -322,9 +322,23 @@ Test(server, malformed_requests_get_json_errors)
     resp_free(&r);
 }
 
+/* The tmpfs of the full-disk test, undone by its tear-down also when an
+ * assertion ends the test early (a mount must never outlive the test). */
+static char full_disk_mnt[64];
+
+static void full_disk_teardown(void)
+{
+    kvd_teardown();
+    if (full_disk_mnt[0]) {
+        umount2(full_disk_mnt, MNT_DETACH);
+        rmdir(full_disk_mnt);
+        full_disk_mnt[0] = '\0';
+    }
+}
+
 /* A real full disk: kvd on a 4 MiB tmpfs answers 507 with a JSON body, keeps
  * serving reads and /healthz. Skipped where mounting is not allowed. */
-Test(server, full_disk_answers_507_and_keeps_reading)
+Test(server, full_disk_answers_507_and_keeps_reading, .fini = full_disk_teardown)
 {
     char mnt[] = "/tmp/kvdtest.XXXXXX";
     cr_assert(mkdtemp(mnt) != NULL);
@@ -336,6 +350,7 @@ Test(server, full_disk_answers_507_and_keeps_reading)
     char dir[64];
     snprintf(dir, sizeof dir, "%s/data", mnt);
     const char *extra[] = {"--segment-bytes", "256K", NULL};
+    snprintf(full_disk_mnt, sizeof full_disk_mnt, "%s", mnt);
     bool started = kvd_start(&K, dir, extra);
     if (!started) {
         umount2(mnt, MNT_DETACH);
