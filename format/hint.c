@@ -51,15 +51,16 @@ int fmt_hint_header_decode(const uint8_t *buf, size_t avail, fmt_hint_header *ou
 /* The entry's flags as written: HAS_KS/HAS_EXPIRY derived from the fields,
  * and the batch bits dropped, since a hint describes committed records only
  * (so a caller may pass a record's flags unchanged). */
+static fmt_ident hint_ident(const fmt_hint_entry *e)
+{
+    fmt_ident id = {.seq = e->seq, .ks = e->ks, .expires_at_ms = e->expires_at_ms, .klen = e->klen};
+    return id;
+}
+
 static uint8_t hint_wire_flags(const fmt_hint_entry *e)
 {
-    uint8_t flags = e->flags & (uint8_t) ~(FMT_REC_HAS_KS | FMT_REC_HAS_EXPIRY | FMT_REC_BATCH |
-                                           FMT_REC_BATCH_END);
-    if (e->ks != FMT_KS_DEFAULT)
-        flags |= FMT_REC_HAS_KS;
-    if (e->expires_at_ms != 0)
-        flags |= FMT_REC_HAS_EXPIRY;
-    return flags;
+    fmt_ident id = hint_ident(e);
+    return fmt_ident_flags(e->flags & (uint8_t) ~(FMT_REC_BATCH | FMT_REC_BATCH_END), &id);
 }
 
 size_t fmt_hint_entry_encode(uint8_t *buf, size_t cap, const fmt_hint_entry *e)
@@ -67,43 +68,25 @@ size_t fmt_hint_entry_encode(uint8_t *buf, size_t cap, const fmt_hint_entry *e)
     uint8_t flags = hint_wire_flags(e);
     if (e->seq == 0 || e->klen == 0 || e->klen > FMT_KEY_MAX)
         return 0;
-    size_t n = 1 + fmt_varint_len(e->seq) + fmt_varint_len(e->klen) + fmt_varint_len(e->offset) +
+    fmt_ident id = hint_ident(e);
+    size_t n = 1 + fmt_ident_size(flags, &id) + fmt_varint_len(e->offset) +
                fmt_varint_len(e->total_len) + e->klen;
-    if (flags & FMT_REC_HAS_KS)
-        n += fmt_varint_len(e->ks);
-    if (flags & FMT_REC_HAS_EXPIRY)
-        n += fmt_varint_len(e->expires_at_ms);
     if (cap < n)
         return 0;
 
     size_t pos = 0;
     buf[pos++] = flags;
-    pos += fmt_put_varint(buf + pos, e->seq);
-    if (flags & FMT_REC_HAS_KS)
-        pos += fmt_put_varint(buf + pos, e->ks);
-    if (flags & FMT_REC_HAS_EXPIRY)
-        pos += fmt_put_varint(buf + pos, e->expires_at_ms);
-    pos += fmt_put_varint(buf + pos, e->klen);
+    pos += fmt_ident_put(buf + pos, flags, &id);
     pos += fmt_put_varint(buf + pos, e->offset);
     pos += fmt_put_varint(buf + pos, e->total_len);
     memcpy(buf + pos, e->key, e->klen);
     return pos + e->klen;
 }
 
-static int read_varint(const uint8_t *buf, size_t avail, size_t *pos, uint64_t *v)
-{
-    int n = fmt_get_varint(buf + *pos, avail - *pos, v);
-    if (n == 0)
-        return FMT_ESHORT;
-    if (n < 0)
-        return FMT_ECORRUPT;
-    *pos += (size_t)n;
-    return FMT_OK;
-}
-
 int fmt_hint_entry_decode(const uint8_t *buf, size_t avail, fmt_hint_entry *out, size_t *used)
 {
-    uint64_t seq, ks = FMT_KS_DEFAULT, expires = 0, klen, offset, total_len;
+    uint64_t offset, total_len;
+    fmt_ident id;
     size_t pos = 1;
     int rc;
 
@@ -112,33 +95,12 @@ int fmt_hint_entry_decode(const uint8_t *buf, size_t avail, fmt_hint_entry *out,
     uint8_t flags = buf[0];
     if ((flags & ~HINT_ENTRY_FLAGS) != 0)
         return FMT_ECORRUPT; /* batch bits: hints hold committed records only */
-    if ((rc = read_varint(buf, avail, &pos, &seq)) != FMT_OK)
+    if ((rc = fmt_ident_get(buf, avail, &pos, flags, &id)) != FMT_OK)
         return rc;
-    if (seq == 0)
-        return FMT_ECORRUPT;
-    if (flags & FMT_REC_HAS_KS) {
-        if ((rc = read_varint(buf, avail, &pos, &ks)) != FMT_OK)
-            return rc;
-        if (ks > FMT_KS_MAX)
-            return FMT_ELIMIT;
-        if (ks == FMT_KS_DEFAULT)
-            return FMT_ECORRUPT;
-    }
-    if (flags & FMT_REC_HAS_EXPIRY) {
-        if ((rc = read_varint(buf, avail, &pos, &expires)) != FMT_OK)
-            return rc;
-        if (expires == 0)
-            return FMT_ECORRUPT;
-    }
-    if ((rc = read_varint(buf, avail, &pos, &klen)) != FMT_OK)
+    uint64_t klen = id.klen;
+    if ((rc = fmt_read_varint(buf, avail, &pos, &offset)) != FMT_OK)
         return rc;
-    if (klen == 0)
-        return FMT_ECORRUPT;
-    if (klen > FMT_KEY_MAX)
-        return FMT_ELIMIT;
-    if ((rc = read_varint(buf, avail, &pos, &offset)) != FMT_OK)
-        return rc;
-    if ((rc = read_varint(buf, avail, &pos, &total_len)) != FMT_OK)
+    if ((rc = fmt_read_varint(buf, avail, &pos, &total_len)) != FMT_OK)
         return rc;
     if (offset > UINT32_MAX || total_len > UINT32_MAX)
         return FMT_ELIMIT;
@@ -149,9 +111,9 @@ int fmt_hint_entry_decode(const uint8_t *buf, size_t avail, fmt_hint_entry *out,
         return FMT_ESHORT;
 
     out->flags = flags;
-    out->seq = seq;
-    out->ks = (uint32_t)ks;
-    out->expires_at_ms = expires;
+    out->seq = id.seq;
+    out->ks = id.ks;
+    out->expires_at_ms = id.expires_at_ms;
     out->key = buf + pos;
     out->klen = (uint32_t)klen;
     out->offset = (uint32_t)offset;

@@ -27,25 +27,99 @@
 /* Offset of the first seq byte: after the checksum and the flags. */
 #define REC_SEQ_OFFSET 5u
 
-static uint8_t record_wire_flags(const fmt_record *r)
+uint8_t fmt_ident_flags(uint8_t flags, const fmt_ident *id)
 {
-    uint8_t flags = r->flags & (uint8_t) ~(FMT_REC_HAS_KS | FMT_REC_HAS_EXPIRY);
-    if (r->ks != FMT_KS_DEFAULT)
+    flags &= (uint8_t) ~(FMT_REC_HAS_KS | FMT_REC_HAS_EXPIRY);
+    if (id->ks != FMT_KS_DEFAULT)
         flags |= FMT_REC_HAS_KS;
-    if (r->expires_at_ms != 0)
+    if (id->expires_at_ms != 0)
         flags |= FMT_REC_HAS_EXPIRY;
     return flags;
 }
 
+size_t fmt_ident_size(uint8_t flags, const fmt_ident *id)
+{
+    size_t n = fmt_varint_len(id->seq) + fmt_varint_len(id->klen);
+    if (flags & FMT_REC_HAS_KS)
+        n += fmt_varint_len(id->ks);
+    if (flags & FMT_REC_HAS_EXPIRY)
+        n += fmt_varint_len(id->expires_at_ms);
+    return n;
+}
+
+size_t fmt_ident_put(uint8_t *p, uint8_t flags, const fmt_ident *id)
+{
+    size_t pos = fmt_put_varint(p, id->seq);
+    if (flags & FMT_REC_HAS_KS)
+        pos += fmt_put_varint(p + pos, id->ks);
+    if (flags & FMT_REC_HAS_EXPIRY)
+        pos += fmt_put_varint(p + pos, id->expires_at_ms);
+    pos += fmt_put_varint(p + pos, id->klen);
+    return pos;
+}
+
+int fmt_read_varint(const uint8_t *buf, size_t avail, size_t *pos, uint64_t *v)
+{
+    int n = fmt_get_varint(buf + *pos, avail - *pos, v);
+    if (n == 0)
+        return FMT_ESHORT;
+    if (n < 0)
+        return FMT_ECORRUPT;
+    *pos += (size_t)n;
+    return FMT_OK;
+}
+
+int fmt_ident_get(const uint8_t *buf, size_t avail, size_t *pos, uint8_t flags, fmt_ident *out)
+{
+    uint64_t seq, ks = FMT_KS_DEFAULT, expires = 0, klen;
+    int rc;
+    if ((rc = fmt_read_varint(buf, avail, pos, &seq)) != FMT_OK)
+        return rc;
+    if (seq == 0)
+        return FMT_ECORRUPT;
+    if (flags & FMT_REC_HAS_KS) {
+        if ((rc = fmt_read_varint(buf, avail, pos, &ks)) != FMT_OK)
+            return rc;
+        if (ks > FMT_KS_MAX)
+            return FMT_ELIMIT;
+        if (ks == FMT_KS_DEFAULT)
+            return FMT_ECORRUPT; /* non-canonical: default is implied */
+    }
+    if (flags & FMT_REC_HAS_EXPIRY) {
+        if ((rc = fmt_read_varint(buf, avail, pos, &expires)) != FMT_OK)
+            return rc;
+        if (expires == 0)
+            return FMT_ECORRUPT; /* non-canonical: 0 means no flag */
+    }
+    if ((rc = fmt_read_varint(buf, avail, pos, &klen)) != FMT_OK)
+        return rc;
+    if (klen == 0)
+        return FMT_ECORRUPT;
+    if (klen > FMT_KEY_MAX)
+        return FMT_ELIMIT;
+    out->seq = seq;
+    out->ks = (uint32_t)ks;
+    out->expires_at_ms = expires;
+    out->klen = (uint32_t)klen;
+    return FMT_OK;
+}
+
+static fmt_ident record_ident(const fmt_record *r)
+{
+    fmt_ident id = {.seq = r->seq, .ks = r->ks, .expires_at_ms = r->expires_at_ms, .klen = r->klen};
+    return id;
+}
+
+static uint8_t record_wire_flags(const fmt_record *r)
+{
+    fmt_ident id = record_ident(r);
+    return fmt_ident_flags(r->flags, &id);
+}
+
 static size_t record_header_size(const fmt_record *r, uint8_t flags)
 {
-    size_t n = REC_SEQ_OFFSET + fmt_varint_len(r->seq);
-    if (flags & FMT_REC_HAS_KS)
-        n += fmt_varint_len(r->ks);
-    if (flags & FMT_REC_HAS_EXPIRY)
-        n += fmt_varint_len(r->expires_at_ms);
-    n += fmt_varint_len(r->klen) + fmt_varint_len(r->vlen);
-    return n;
+    fmt_ident id = record_ident(r);
+    return REC_SEQ_OFFSET + fmt_ident_size(flags, &id) + fmt_varint_len(r->vlen);
 }
 
 size_t fmt_record_size(const fmt_record *r)
@@ -68,12 +142,8 @@ size_t fmt_record_encode(uint8_t *buf, size_t cap, const fmt_record *r)
 
     size_t pos = 4;
     buf[pos++] = flags;
-    pos += fmt_put_varint(buf + pos, r->seq);
-    if (flags & FMT_REC_HAS_KS)
-        pos += fmt_put_varint(buf + pos, r->ks);
-    if (flags & FMT_REC_HAS_EXPIRY)
-        pos += fmt_put_varint(buf + pos, r->expires_at_ms);
-    pos += fmt_put_varint(buf + pos, r->klen);
+    fmt_ident id = record_ident(r);
+    pos += fmt_ident_put(buf + pos, flags, &id);
     pos += fmt_put_varint(buf + pos, r->vlen);
     memcpy(buf + pos, r->key, r->klen);
     pos += r->klen;
@@ -84,22 +154,10 @@ size_t fmt_record_encode(uint8_t *buf, size_t cap, const fmt_record *r)
     return pos;
 }
 
-/* Read one varint at *POS, advancing it: FMT_ESHORT if the input ends inside
- * it, FMT_ECORRUPT if it is malformed. */
-static int read_varint(const uint8_t *buf, size_t avail, size_t *pos, uint64_t *v)
-{
-    int n = fmt_get_varint(buf + *pos, avail - *pos, v);
-    if (n == 0)
-        return FMT_ESHORT;
-    if (n < 0)
-        return FMT_ECORRUPT;
-    *pos += (size_t)n;
-    return FMT_OK;
-}
-
 int fmt_record_peek(const uint8_t *buf, size_t avail, fmt_record *out)
 {
-    uint64_t seq, ks = FMT_KS_DEFAULT, expires = 0, klen, vlen;
+    uint64_t vlen;
+    fmt_ident id;
     size_t pos = REC_SEQ_OFFSET;
     int rc;
 
@@ -109,31 +167,10 @@ int fmt_record_peek(const uint8_t *buf, size_t avail, fmt_record *out)
     if ((flags & FMT_REC_BATCH) && (flags & FMT_REC_BATCH_END))
         return FMT_ECORRUPT;
 
-    if ((rc = read_varint(buf, avail, &pos, &seq)) != FMT_OK)
+    if ((rc = fmt_ident_get(buf, avail, &pos, flags, &id)) != FMT_OK)
         return rc;
-    if (seq == 0)
-        return FMT_ECORRUPT;
-    if (flags & FMT_REC_HAS_KS) {
-        if ((rc = read_varint(buf, avail, &pos, &ks)) != FMT_OK)
-            return rc;
-        if (ks > FMT_KS_MAX)
-            return FMT_ELIMIT;
-        if (ks == FMT_KS_DEFAULT)
-            return FMT_ECORRUPT; /* non-canonical: default is implied */
-    }
-    if (flags & FMT_REC_HAS_EXPIRY) {
-        if ((rc = read_varint(buf, avail, &pos, &expires)) != FMT_OK)
-            return rc;
-        if (expires == 0)
-            return FMT_ECORRUPT; /* non-canonical: 0 means no flag */
-    }
-    if ((rc = read_varint(buf, avail, &pos, &klen)) != FMT_OK)
-        return rc;
-    if (klen == 0)
-        return FMT_ECORRUPT;
-    if (klen > FMT_KEY_MAX)
-        return FMT_ELIMIT;
-    if ((rc = read_varint(buf, avail, &pos, &vlen)) != FMT_OK)
+    uint64_t klen = id.klen;
+    if ((rc = fmt_read_varint(buf, avail, &pos, &vlen)) != FMT_OK)
         return rc;
     if (vlen > FMT_VALUE_MAX)
         return FMT_ELIMIT;
@@ -148,10 +185,10 @@ int fmt_record_peek(const uint8_t *buf, size_t avail, fmt_record *out)
     total += vlen;
 
     out->flags = flags;
-    out->seq = seq;
-    out->ks = (uint32_t)ks;
-    out->expires_at_ms = expires;
-    out->klen = (uint32_t)klen;
+    out->seq = id.seq;
+    out->ks = id.ks;
+    out->expires_at_ms = id.expires_at_ms;
+    out->klen = id.klen;
     out->vlen = (uint32_t)vlen;
     out->total_len = (uint32_t)total;
     if (total <= avail) {

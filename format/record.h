@@ -55,6 +55,29 @@ static inline unsigned fmt_record_type(const fmt_record *r)
     return (r->flags & FMT_REC_TYPE_MASK) >> FMT_REC_TYPE_SHIFT;
 }
 
+/* The fields a record and a hint entry share, in this order after the flags
+ * byte: var seq, [var ks], [var expires], var klen (FORMAT.md 4.2 and 6). */
+typedef struct fmt_ident {
+    uint64_t seq;
+    uint32_t ks;
+    uint64_t expires_at_ms;
+    uint32_t klen;
+} fmt_ident;
+
+/* FLAGS with HAS_KS and HAS_EXPIRY set exactly as ID requires. */
+uint8_t fmt_ident_flags(uint8_t flags, const fmt_ident *id);
+/* Encoded bytes of ID's fields under FLAGS. */
+size_t fmt_ident_size(uint8_t flags, const fmt_ident *id);
+/* Write ID's fields at P (fmt_ident_size bytes); returns the bytes written. */
+size_t fmt_ident_put(uint8_t *p, uint8_t flags, const fmt_ident *id);
+/* Read the fields at BUF[*POS..avail) under FLAGS, advancing *POS, with the
+ * canonical-form and limit checks both formats share. FMT_ESHORT,
+ * FMT_ECORRUPT, FMT_ELIMIT. */
+int fmt_ident_get(const uint8_t *buf, size_t avail, size_t *pos, uint8_t flags, fmt_ident *out);
+/* Read one varint at BUF[*POS..avail), advancing *POS: FMT_ESHORT if the
+ * input ends inside it, FMT_ECORRUPT if it is malformed. */
+int fmt_read_varint(const uint8_t *buf, size_t avail, size_t *pos, uint64_t *v);
+
 /* The encoded size of R (sets nothing). */
 size_t fmt_record_size(const fmt_record *r);
 
