@@ -130,6 +130,23 @@ static int run_batch(kv_ctx *ctx, json_t *ops, char **keys, size_t n, const char
     return 0;
 }
 
+/* One OP ("get" or "delete") per key, as one batch. JSON strings carry text,
+ * so a key that is not UTF-8 must go alone (its own request, by path). */
+static int run_key_batch(kv_ctx *ctx, char **keys, size_t n, const char *op, json_t **results)
+{
+    json_t *ops = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (!kv_utf8_valid(keys[i], strlen(keys[i]))) {
+            json_decref(ops);
+            return kv_usage_error(ctx, "key '%s' is not UTF-8: %s it alone", keys[i], op);
+        }
+        json_array_append_new(ops, json_pack("{s:s}", op, keys[i]));
+    }
+    int rc = run_batch(ctx, ops, keys, n, op, results);
+    json_decref(ops);
+    return rc;
+}
+
 static int set_one(kv_ctx *ctx, kv_pair *p, int64_t ttl)
 {
     kv_buf path = {0};
@@ -298,17 +315,8 @@ int kv_cmd_get(kv_ctx *ctx, int argc, char **argv)
         kv_buf_free(&absent);
         return rc == 0 ? kv_finish_stdout(ctx) : rc;
     }
-    json_t *ops = json_array();
-    for (size_t i = 0; i < n; i++) {
-        if (!kv_utf8_valid(keys[i], strlen(keys[i]))) {
-            json_decref(ops);
-            return kv_usage_error(ctx, "key '%s' is not UTF-8: get it alone", keys[i]);
-        }
-        json_array_append_new(ops, json_pack("{s:s}", "get", keys[i]));
-    }
     json_t *results = NULL;
-    rc = run_batch(ctx, ops, keys, n, "get", &results);
-    json_decref(ops);
+    rc = run_key_batch(ctx, keys, n, "get", &results);
     if (rc != 0)
         return rc;
     bool *absent = calloc(n, sizeof *absent);
@@ -383,17 +391,8 @@ int kv_cmd_del(kv_ctx *ctx, int argc, char **argv)
         kv_buf_free(&absent);
         return rc;
     }
-    json_t *ops = json_array();
-    for (size_t i = 0; i < n; i++) {
-        if (!kv_utf8_valid(keys[i], strlen(keys[i]))) {
-            json_decref(ops);
-            return kv_usage_error(ctx, "key '%s' is not UTF-8: delete it alone", keys[i]);
-        }
-        json_array_append_new(ops, json_pack("{s:s}", "delete", keys[i]));
-    }
     json_t *results = NULL;
-    rc = run_batch(ctx, ops, keys, n, "delete", &results);
-    json_decref(ops);
+    rc = run_key_batch(ctx, keys, n, "delete", &results);
     if (rc != 0)
         return rc;
     bool *absent = calloc(n, sizeof *absent);
