@@ -409,8 +409,9 @@ Test(merge, background_merge_reaches_the_active_segment, .timeout = 60)
     churn();
     rc_stats st;
     rc_stats_db(db, &st);
-    cr_assert_eq(st.segments, 1, "the churn rotated (%llu segments)",
-                 (unsigned long long)st.segments);
+    /* the churn never fills a segment, so any merge below is the merger
+     * sealing the active segment (it may already have, while churning) */
+    cr_assert_lt(st.last_seq * 64, (uint64_t)o.segment_bytes, "the churn could rotate by size");
     for (int i = 0; i < 500; i++) {
         rc_stats_db(db, &st);
         if (st.merges > 0 && st.dead_bytes < st.disk_bytes / 4)
