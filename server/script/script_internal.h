@@ -120,6 +120,13 @@ void sandbox_charge_steps(lua_State *L, uint64_t steps);
  * step-counting versions. */
 void pattern_install(lua_State *L, int idx);
 
+/* ------------------------------------------------------ script_bounded.c */
+
+/* Replace rep in the string table at STRLIB, and insert, remove, move,
+ * concat and sort in the table library at TABLIB, with versions that charge
+ * their loops to the run (see the file). */
+void bounded_install(lua_State *L, int strlib, int tablib);
+
 /* ----------------------------------------------------- script_wrappers.c */
 
 /* The sandbox's versions of base and coroutine functions (see the file).
@@ -134,7 +141,6 @@ int sandbox_print(lua_State *L);
 int sandbox_resume(lua_State *L);
 int sandbox_wrap(lua_State *L);
 int sandbox_coclose(lua_State *L);
-int sandbox_sort(lua_State *L); /* the original as upvalue 1 */
 
 /* --------------------------------------------------------- script_api.c */
 

@@ -34,7 +34,8 @@
  * end: every such call is bounded by the memory cap, except backtracking in
  * Lua patterns, which is why find/match/gmatch/gsub are replaced (in the
  * shared string table too, for the ("").find form) by the step-counting
- * matcher of script_pattern.c.
+ * matcher of script_pattern.c, and the loops of string.rep and the table
+ * library, replaced by script_bounded.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,9 +312,10 @@ static int build_template(lua_State *L)
     copy_field(L, g, tpl, "setmetatable", sandbox_setmetatable);
     /* load is added per run: it needs the run's environment */
 
+    lua_getfield(L, loaded, LUA_STRLIBNAME);
     lua_getfield(L, loaded, LUA_TABLIBNAME);
-    copy_field(L, -1, -1, "sort", sandbox_sort);
-    lua_pop(L, 1);
+    bounded_install(L, -2, -1); /* step-charging rep, insert, remove, move, concat, sort */
+    lua_pop(L, 2);
 
     static const char *const libs[] = {LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_MATHLIBNAME,
                                        LUA_UTF8LIBNAME, NULL};

@@ -15,7 +15,8 @@
  * the collector, __gc finalizers (they would run after the run), and print to
  * stdout (it writes to the response body instead). C work the hook cannot
  * see is charged to the instruction budget up front: compiling in load (one
- * step per 8 bytes) and table.sort (n log n).
+ * step per 8 bytes); the table library's loops are charged by
+ * script_bounded.c.
  */
 #include <string.h>
 
@@ -273,20 +274,4 @@ int sandbox_coclose(lua_State *L)
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
     return lua_gettop(L);
-}
-
-/* table.sort: the comparisons of the default order run in C, unhooked, so
- * n log n steps are charged up front (a Lua comparator is hooked anyway). */
-int sandbox_sort(lua_State *L)
-{
-    if (lua_type(L, 1) == LUA_TTABLE) {
-        uint64_t n = (uint64_t)lua_rawlen(L, 1), log2n = 1;
-        while ((1ull << log2n) < n && log2n < 63)
-            log2n++;
-        sandbox_charge_steps(L, n * log2n);
-    }
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, 0);
-    return 0;
 }

@@ -5,6 +5,7 @@
  * the thread's Lua state fit for the next run.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -54,6 +55,16 @@ static void expect_limit(const char *src, int outcome)
     rc = fake_run(eng, &host, "kv.say('alive')", &res);
     cr_assert_eq(rc, SCRIPT_OK, "the state is broken after: %s (%s)", src, res.message);
     cr_assert_str_eq(res.body, "alive");
+    script_result_free(&res);
+}
+
+/* SRC must succeed and say exactly OUT. */
+static void expect_output(const char *src, const char *out)
+{
+    script_result res;
+    int rc = fake_run(eng, &host, src, &res);
+    cr_assert_eq(rc, SCRIPT_OK, "%s => %s (%s)", src, script_outcome_name(rc), res.message);
+    cr_assert_str_eq(res.body, out, "%s", src);
     script_result_free(&res);
 }
 
@@ -251,6 +262,63 @@ Test(script_limits, unhooked_c_work_is_charged)
     expect_limit("kv.say(load('return 1 + 1')())", SCRIPT_OK);
     make_engine(100000, 16u << 20, 5000);
     expect_limit("local s = string.rep('local a = 1 ', 100000) load(s)", SCRIPT_EINSTRUCTIONS);
+}
+
+/* C loops that allocate nothing are not bounded by the memory cap: they
+ * must be charged, or end at once (found by fuzz_lua). */
+Test(script_limits, c_loops_that_allocate_nothing_are_bounded)
+{
+    make_engine(1000000, 64u << 20, 5000);
+    expect_output("kv.say(#(''):rep(1 << 30), #string.rep('', 1e15, ''), ('ab'):rep(3, ''))",
+                  "00ababab");
+    expect_limit("table.move({}, 1, 1e15, 2)", SCRIPT_EINSTRUCTIONS);
+    expect_limit("table.move({}, 1, 1e15, 2, {})", SCRIPT_EINSTRUCTIONS);
+    expect_limit("table.move({}, -1e15, 0, 1e15)", SCRIPT_EINSTRUCTIONS);
+    const char *lying = "local t = setmetatable({}, {__len = function() return 1e15 end}) ";
+    char src[512];
+    snprintf(src, sizeof src, "%stable.insert(t, 1, 'x')", lying);
+    expect_limit(src, SCRIPT_EINSTRUCTIONS);
+    snprintf(src, sizeof src, "%stable.remove(t, 1)", lying);
+    expect_limit(src, SCRIPT_EINSTRUCTIONS);
+    expect_limit("table.concat(setmetatable({}, {__len = function() return 1e15 end, "
+                 "__index = type}))",
+                 SCRIPT_EINSTRUCTIONS);
+    expect_limit("table.sort(setmetatable({}, {__len = function() return 1 << 30 end, "
+                 "__index = rawlen, __newindex = rawequal}))",
+                 SCRIPT_EINSTRUCTIONS);
+    expect_limit("table.sort({3, 2, 1}, rawequal) local t = {} for i = 1, 1e6 do t[i] = i end "
+                 "table.sort(t, rawequal)",
+                 SCRIPT_EINSTRUCTIONS);
+}
+
+/* The replaced table functions keep the stock semantics. */
+Test(script_limits, bounded_table_functions_behave_as_stock)
+{
+    expect_output("local t = {1, 2, 3} table.insert(t, 4) table.insert(t, 1, 0) "
+                  "kv.say(table.concat(t, ','), ' ', table.remove(t), table.remove(t, 1), ' ', "
+                  "table.concat(t, '-', 2, 3), ' ', #t)",
+                  "0,1,2,3,4 40 2-3 3");
+    expect_output("local t = table.move({1, 2, 3, 4, 5}, 1, 3, 3) kv.say(table.concat(t, ','))",
+                  "1,2,1,2,3");
+    expect_output("local t = table.move({1, 2, 3, 4, 5}, 3, 5, 1) kv.say(table.concat(t, ','))",
+                  "3,4,5,4,5");
+    expect_output("local d = table.move({1, 2}, 1, 2, 2, {9}) kv.say(table.concat(d, ','))",
+                  "9,1,2");
+    expect_output("local t = {5, 1, 4, 2, 3} table.sort(t) local u = {5, 1, 4, 2, 3} "
+                  "table.sort(u, function(a, b) return a > b end) "
+                  "kv.say(table.concat(t), table.concat(u))",
+                  "1234554321");
+    expect_output(
+        "local ok, e = pcall(table.insert, {}, 5, 1) kv.say(ok, e:match('out of bounds'))",
+        "falseout of bounds");
+    expect_output("local ok, e = pcall(table.concat, {1, {}}) kv.say(ok, e:match('index 2'))",
+                  "falseindex 2");
+    expect_output("kv.say((pcall(table.sort, {1}, 3)), (pcall(table.sort, {1, 2}, 3)))",
+                  "truefalse");
+    expect_output("local ok, e = pcall(table.move, {}, 1, 2, math.maxinteger) "
+                  "kv.say(e:match('wrap around'))",
+                  "wrap around");
+    expect_output("local ok = pcall(table.sort, {1, 'a', 2}) kv.say(ok)", "false");
 }
 
 Test(script_limits, the_request_body_does_not_count_against_the_cap)
