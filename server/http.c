@@ -410,13 +410,16 @@ static void body_append(kvd_request *req, const char *data, size_t len)
 }
 
 /* Framing checks RFC 9112 requires and libmicrohttpd 0.9.75 leaves to us: an
- * HTTP/1.1 request must carry Host (section 3.2), and Content-Length headers
+ * HTTP/1.1 request must carry Host (section 3.2); Content-Length headers
  * that disagree make the message length ambiguous (section 6.3) — the way
- * request smuggling starts behind a proxy. Both answer 400. */
+ * request smuggling starts behind a proxy; and whitespace between a header
+ * name and its colon (section 5.1: libmicrohttpd keeps it in the name, so
+ * "Content-Length : 5" would silently not frame the body). All answer 400. */
 typedef struct framing {
     unsigned lengths;
     char first[64];
     bool conflict;
+    bool spaced_name;
 } framing;
 
 static enum MHD_Result collect_lengths(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -424,6 +427,8 @@ static enum MHD_Result collect_lengths(void *cls, enum MHD_ValueKind kind, const
 {
     framing *f = cls;
     (void)kind;
+    if (key != NULL && strpbrk(key, " \t") != NULL)
+        f->spaced_name = true;
     if (key != NULL && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
         if (f->lengths++ == 0)
             snprintf(f->first, sizeof f->first, "%s", value ? value : "");
@@ -442,6 +447,10 @@ static bool framing_ok(kvd_request *req, struct MHD_Connection *conn, const char
     }
     framing f = {0};
     MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_lengths, &f);
+    if (f.spaced_name) {
+        http_error(req, 400, "bad_request", "whitespace between a header name and its colon");
+        return false;
+    }
     if (f.conflict) {
         http_error(req, 400, "bad_request", "Content-Length headers disagree");
         return false;

@@ -13,11 +13,9 @@
  * chunked framing, 505), the rest from kvd's parsers; both are checked the
  * same way, by the status line.
  *
- * Not covered, because kvd does not do it today (see docs/TESTING.md):
- * two differing Content-Length headers are accepted, so is a space between
- * a header name and its colon, a request without Host is served, and a
+ * Not covered, because kvd does not do it today (see docs/TESTING.md): a
  * client that trickles one header byte per second is never cut off (the
- * timeout is an idle timeout).
+ * timeout is an idle timeout); --max-connections bounds how many can.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -374,6 +372,10 @@ Test(badinput, http09_and_garbage)
         RAW("no method", " / HTTP/1.1\r\nHost: x\r\n\r\n", 0, 400),
         RAW("HTTP/9.9", "GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", 505, 400),
         RAW("header without colon", "GET /healthz HTTP/1.1\r\nHost x\r\n\r\n", 400, 0),
+        RAW("space before a colon", "GET /healthz HTTP/1.1\r\nHost: x\r\nAccept : */*\r\n\r\n", 400,
+            0),
+        RAW("tab before a colon", "PUT /t/k HTTP/1.1\r\nHost: x\r\nContent-Length\t: 3\r\n\r\nabc",
+            400, 0),
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         run_case(&cases[i]);
