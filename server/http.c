@@ -549,7 +549,8 @@ struct MHD_Daemon *http_start(kvd *srv, int listen_fd)
     return MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)srv->cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)srv->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)srv->cfg.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned int)srv->cfg.max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)srv->cfg.conn_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)srv->cfg.max_header_bytes, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,

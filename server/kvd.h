@@ -39,8 +39,9 @@ typedef struct kvd_config {
     uint64_t max_batch_bytes; /* bytes in one batch body */
     unsigned threads;         /* MHD thread pool size */
     unsigned max_connections;
-    unsigned conn_timeout_s; /* idle / slow clients are closed after this */
-    size_t max_header_bytes; /* MHD per-connection memory pool (headers) */
+    unsigned max_connections_per_ip; /* 0: no per-address limit */
+    unsigned conn_timeout_s;         /* idle / slow clients are closed after this */
+    size_t max_header_bytes;         /* MHD per-connection memory pool (headers) */
     uint64_t script_instructions;
     uint64_t script_memory;
     uint64_t script_timeout_ms;

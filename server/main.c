@@ -50,6 +50,8 @@ static const char usage_text[] =
     "  --threads N                 HTTP worker threads (default: 128 with --sync always,\n"
     "                              else 4 x cores, at least 8)\n"
     "  --max-connections N         concurrent connections (default 1024)\n"
+    "  --max-connections-per-ip N  concurrent connections from one address (default 0: no\n"
+    "                              limit besides --max-connections)\n"
     "  --timeout SECONDS           close idle or stalled connections after this (default 30)\n"
     "  --max-header-bytes BYTES    request line + headers per connection (default 32K)\n"
     "  --shutdown-grace SECONDS    how long SIGTERM waits for in-flight requests (default 10)\n"
@@ -146,6 +148,7 @@ enum {
     OPT_MERGE,
     OPT_TOMBSTONE,
     OPT_LOG_LEVEL,
+    OPT_MAX_CONN_IP,
     OPT_HELP,
 };
 
@@ -161,6 +164,7 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
         {"max-batch-bytes", required_argument, NULL, OPT_MAX_BATCH},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"max-connections", required_argument, NULL, OPT_MAX_CONN},
+        {"max-connections-per-ip", required_argument, NULL, OPT_MAX_CONN_IP},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"max-header-bytes", required_argument, NULL, OPT_MAX_HEADER},
         {"shutdown-grace", required_argument, NULL, OPT_GRACE},
@@ -226,6 +230,10 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
             break;
         case OPT_MAX_CONN:
             c->max_connections = (unsigned)parse_count("--max-connections", optarg, 1, 1000000);
+            break;
+        case OPT_MAX_CONN_IP:
+            c->max_connections_per_ip =
+                (unsigned)parse_count("--max-connections-per-ip", optarg, 0, 1000000);
             break;
         case OPT_TIMEOUT:
             c->conn_timeout_s = (unsigned)parse_count("--timeout", optarg, 1, 86400);

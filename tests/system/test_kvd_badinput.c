@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -53,14 +54,19 @@ static void badinput_setup(void)
 
 TestSuite(badinput, .init = badinput_setup, .fini = kvd_teardown, .timeout = 240);
 
-static int connect_kvd(void)
+static int connect_port(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)K.port)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     cr_assert(fd >= 0);
     cr_assert(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
     return fd;
+}
+
+static int connect_kvd(void)
+{
+    return connect_port(K.port);
 }
 
 /* Send what the server takes: it may close early (431, 414), which is fine. */
@@ -469,4 +475,48 @@ Test(badinput, stalled_partial_requests_time_out)
               took);
     cr_assert(took <= WAIT_MS, "closed after %lld ms", took);
     expect_healthy("stalled clients");
+}
+
+/* --max-connections-per-ip: past the limit one address's new connections
+ * are closed unanswered, while its open ones keep working; once they close,
+ * the address is served again. */
+Test(badinput, per_address_connection_limit)
+{
+    kvd_proc k2;
+    static const char *const extra[] = {"--timeout", "5", "--max-connections-per-ip", "2", NULL};
+    cr_assert(kvd_start(&k2, NULL, extra), "second kvd did not become ready");
+    const char *stall = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    int held[2];
+    for (int i = 0; i < 2; i++) {
+        held[i] = connect_port(k2.port);
+        send_some(held[i], stall, strlen(stall));
+    }
+    char buf[2048];
+    bool closed = false;
+    int fd = connect_port(k2.port);
+    const char *get = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    send_some(fd, get, strlen(get));
+    long long t0 = now_ms();
+    read_answer(fd, buf, sizeof buf, 0, &closed);
+    close(fd);
+    cr_assert(closed && status_of(buf) == 0, "a third connection was served: %.80s", buf);
+    cr_assert(now_ms() - t0 < 3000, "the third connection was not refused at once");
+    /* the held connections are still served */
+    const char *rest = "1\r\n\r\n";
+    send_some(held[0], rest, strlen(rest));
+    read_answer(held[0], buf, sizeof buf, 1, &closed);
+    cr_assert_eq(status_of(buf), 200, "a held connection was not served: %.80s", buf);
+    close(held[0]);
+    close(held[1]);
+    long status = 0;
+    for (int i = 0; i < 50 && status != 200; i++) {
+        resp r = http_get(&k2, "/healthz");
+        status = r.status;
+        resp_free(&r);
+        if (status != 200)
+            usleep(100 * 1000);
+    }
+    cr_assert_eq(status, 200, "the address is not served after its connections closed");
+    cr_assert_eq(kvd_stop(&k2, SIGTERM), 0);
+    kvd_cleanup(&k2);
 }
