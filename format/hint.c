@@ -122,7 +122,8 @@ int fmt_hint_entry_decode(const uint8_t *buf, size_t avail, fmt_hint_entry *out,
     return FMT_OK;
 }
 
-int fmt_hint_file_verify(const uint8_t *buf, size_t len, fmt_hint_header *out)
+int fmt_hint_file_walk(const uint8_t *buf, size_t len, fmt_hint_header *out, fmt_hint_walk_fn fn,
+                       void *ctx)
 {
     fmt_hint_header h;
     int rc = fmt_hint_header_decode(buf, len, &h);
@@ -135,6 +136,10 @@ int fmt_hint_file_verify(const uint8_t *buf, size_t len, fmt_hint_header *out)
         return FMT_ECORRUPT;
     if (h.covered < FMT_SEG_HEADER_LEN)
         return FMT_ECORRUPT;
+    /* an entry takes at least 5 bytes (flags and four varints): a larger
+     * count cannot be met, and FN may size buffers by it */
+    if (h.count > (body_end - FMT_HINT_HEADER_LEN) / 5)
+        return FMT_ECORRUPT;
 
     size_t pos = FMT_HINT_HEADER_LEN;
     for (uint64_t i = 0; i < h.count; i++) {
@@ -145,10 +150,17 @@ int fmt_hint_file_verify(const uint8_t *buf, size_t len, fmt_hint_header *out)
             return rc == FMT_ESHORT ? FMT_ECORRUPT : rc; /* fewer entries than count */
         if (e.offset < FMT_SEG_HEADER_LEN || (uint64_t)e.offset + e.total_len > h.covered)
             return FMT_ECORRUPT;
+        if (fn && (rc = fn(ctx, &h, i, &e, pos)) != 0)
+            return rc;
         pos += used;
     }
     if (pos != body_end)
         return FMT_ECORRUPT; /* more bytes than count entries */
     *out = h;
     return FMT_OK;
+}
+
+int fmt_hint_file_verify(const uint8_t *buf, size_t len, fmt_hint_header *out)
+{
+    return fmt_hint_file_walk(buf, len, out, NULL, NULL);
 }

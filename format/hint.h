@@ -57,4 +57,15 @@ int fmt_hint_entry_decode(const uint8_t *buf, size_t avail, fmt_hint_entry *out,
  * header.count entries fill the space between them. */
 int fmt_hint_file_verify(const uint8_t *buf, size_t len, fmt_hint_header *out);
 
+/* fmt_hint_file_verify that also hands each entry to FN once that entry has
+ * been checked (I: its index, 0 .. H->count - 1; POS: its offset in BUF),
+ * after the header and the trailer checksum verified, so that a caller needs
+ * one pass over the file. A later failure still fails the whole file: the
+ * caller must then discard what FN was given. A non-zero return of FN stops
+ * the walk and is returned. */
+typedef int (*fmt_hint_walk_fn)(void *ctx, const fmt_hint_header *h, uint64_t i,
+                                const fmt_hint_entry *e, size_t pos);
+int fmt_hint_file_walk(const uint8_t *buf, size_t len, fmt_hint_header *out, fmt_hint_walk_fn fn,
+                       void *ctx);
+
 #endif

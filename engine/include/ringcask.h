@@ -146,6 +146,10 @@ typedef struct rc_options {
                                         0 disables it; default 100 */
     rc_clock_fn clock_ms;            /* default: CLOCK_REALTIME */
     void *clock_ctx;
+    uint32_t recovery_threads; /* threads that load hint files at open
+                                  (the opening thread included), at most
+                                  8; 0 = one per online CPU; 1 = no extra
+                                  thread. Default 0 */
 } rc_options;
 
 /* Fill OPTS with the defaults documented above. */

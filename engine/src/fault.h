@@ -10,6 +10,8 @@
 #ifndef RC_FAULT_H
 #define RC_FAULT_H
 
+#include <stddef.h>
+
 typedef enum fault_point {
     FAULT_GROW,   /* preallocating the active segment (fallocate) */
     FAULT_SYNC,   /* fdatasync of the active segment */
@@ -25,6 +27,9 @@ void rc_fault_arm(fault_point point, unsigned after, unsigned count, int err);
 void rc_fault_disarm_all(void);
 /* 0, or the errno to fail with. */
 int fault_check(fault_point point);
+/* Recovery loads hints in windows of about BYTES of hint files (0: the
+ * default), so that tests can make small databases span many windows. */
+void rc_recovery_window(size_t bytes);
 #else
 static inline int fault_check(fault_point point)
 {

@@ -618,6 +618,29 @@ int keydir_reserve(keydir *kd, size_t n)
     return err;
 }
 
+int keydir_shard_reserve(keydir *kd, unsigned shard, size_t more)
+{
+    kd_shard *s = &kd->shards[shard];
+    uint64_t want = (uint64_t)count_get(s) + more;
+    uint64_t cap = want * 20u / 17u + 1;
+    if (cap > UINT32_MAX / 2)
+        return -1;
+    if (cap <= s->cap || want <= s->grow_at)
+        return 0;
+    return shard_rehash(s, cap < TABLE_MIN_CAP ? TABLE_MIN_CAP : (uint32_t)cap);
+}
+
+void keydir_shard_trim(keydir *kd, unsigned shard)
+{
+    kd_shard *s = &kd->shards[shard];
+    uint32_t count = count_get(s);
+    /* below the 0.68 that growth leaves: back to 0.75 */
+    if (count && s->cap > TABLE_MIN_CAP && (uint64_t)count * 25u < (uint64_t)s->cap * 17u) {
+        uint64_t cap = (uint64_t)count * 4u / 3u + 1u;
+        (void)shard_rehash(s, cap < TABLE_MIN_CAP ? TABLE_MIN_CAP : (uint32_t)cap);
+    }
+}
+
 size_t keydir_shard_count(keydir *kd, unsigned shard)
 {
     return count_get(&kd->shards[shard]);

@@ -113,6 +113,14 @@ void keydir_prefetch(keydir *kd, uint64_t hash);
  * rehash on the way. Never shrinks. 0 or -1 on ENOMEM. */
 int keydir_reserve(keydir *kd, size_t n);
 
+/* Bulk loads by one thread per shard (recovery), SHARD write-locked or
+ * owned: grow SHARD's table now to hold MORE entries beyond those it has
+ * (0 or -1 on ENOMEM), and afterwards give back what a reservation that
+ * counted duplicates left unused (shrink to load 0.75 when the load is
+ * under the 0.68 that growth leaves; best effort). */
+int keydir_shard_reserve(keydir *kd, unsigned shard, size_t more);
+void keydir_shard_trim(keydir *kd, unsigned shard);
+
 /* Entries in SHARD / in the whole keydir (the latter reads shard counters
  * without locks: exact when no writer runs). */
 size_t keydir_shard_count(keydir *kd, unsigned shard);

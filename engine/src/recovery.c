@@ -13,8 +13,15 @@
  * was closed. Keyspaces are only known once the catalogue (keyspace 0) is
  * complete, so records land in provisional keyspaces made per id, and
  * ks_load_catalog keeps the live ones.
+ *
+ * Hinted segments are loaded by rc_options.recovery_threads threads, one
+ * keydir shard per thread at a time (see "hinted segments" below); scanned
+ * segments (the tail, a segment whose hint is missing or bad) by the opening
+ * thread alone. Either way every shard receives its records in segment and
+ * file order, so the result is the same for any number of threads.
  */
 #include "db.h"
+#include "fault.h"
 #include "scan.h"
 #include "format/hint.h"
 #include "format/record.h"
@@ -31,24 +38,64 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TOMBSTONE_MARK 1 /* expires_at_ms of a tombstone during recovery */
+#define TOMBSTONE_MARK 1               /* expires_at_ms of a tombstone during recovery */
+#define RECOVERY_THREADS_MAX 8u        /* cap of rc_options.recovery_threads */
+#define WINDOW_HINT_BYTES (128u << 20) /* hints mapped and sorted at once (below) */
+#define AHEAD 16                       /* entries decoded ahead of insertion */
 
-/* Recovery is single-threaded: counters can be updated without the lock
- * prefix of an atomic read-modify-write (relaxed load + store are plain). */
-static inline void add_plain(_Atomic uint64_t *p, uint64_t v)
+#ifdef RC_FAULT_INJECTION
+static size_t window_bytes = WINDOW_HINT_BYTES;
+void rc_recovery_window(size_t bytes)
 {
-    atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v,
-                          memory_order_relaxed);
+    window_bytes = bytes ? bytes : WINDOW_HINT_BYTES;
 }
+#else
+#define window_bytes WINDOW_HINT_BYTES
+#endif
 
-typedef struct rec_ctx {
+/* Byte accounting of the inserts one thread makes: kept in plain fields and
+ * added to the shared atomics when the segment or keyspace changes and at
+ * the end, so that two loading threads do not bounce those cache lines. */
+typedef struct rec_acct {
     rc_db *db;
     segment *seg;
-    int err;
-    /* tracked here, published once per segment: recovery is single-threaded
-     * and the fields are atomics (full barriers) shared with writers later */
-    uint64_t last_seq, min_seq, max_seq;
-} rec_ctx;
+    uint64_t seg_dead;
+    rc_keyspace *ks;
+    uint64_t ks_dead, ks_vbytes, ks_kbytes;
+    uint64_t corrupt; /* records naming an impossible keyspace id */
+} rec_acct;
+
+static void acct_flush(rec_acct *a)
+{
+    if (a->seg && a->seg_dead)
+        atomic_fetch_add_explicit(&a->seg->dead_bytes, a->seg_dead, memory_order_relaxed);
+    a->seg_dead = 0;
+    if (a->ks) {
+        if (a->ks_dead)
+            ks_dead_add(a->ks, a->ks_dead);
+        if (a->ks_vbytes)
+            atomic_fetch_add_explicit(&a->ks->live_value_bytes, a->ks_vbytes, memory_order_relaxed);
+        if (a->ks_kbytes)
+            atomic_fetch_add_explicit(&a->ks->live_key_bytes, a->ks_kbytes, memory_order_relaxed);
+    }
+    a->ks_dead = a->ks_vbytes = a->ks_kbytes = 0;
+}
+
+static void acct_seg(rec_acct *a, segment *seg)
+{
+    if (seg != a->seg) {
+        acct_flush(a);
+        a->seg = seg;
+    }
+}
+
+static void acct_ks(rec_acct *a, rc_keyspace *ks)
+{
+    if (ks != a->ks) {
+        acct_flush(a);
+        a->ks = ks;
+    }
+}
 
 static rc_keyspace *ks_for_id(rc_db *db, uint32_t id)
 {
@@ -88,138 +135,487 @@ static uint64_t user_vlen(rc_db *db, const kd_loc *loc, uint8_t flags, uint32_t 
     return 0;
 }
 
-static int insert(rec_ctx *c, uint8_t flags, uint64_t seq, uint32_t ks_id, uint64_t exp,
-                  const uint8_t *key, uint32_t klen, uint32_t off, uint32_t total, uint64_t hash)
+/* Insert one record of segment A->seg into KS (NULL: the id was above
+ * KS_ID_MAX, which no keyspace ever had: damage). The caller owns the key's
+ * keydir shard. 0 or RC_ENOMEM. */
+static int insert(rec_acct *a, rc_keyspace *ks, uint8_t flags, uint64_t seq, uint32_t ks_id,
+                  uint64_t exp, const uint8_t *key, uint32_t klen, uint32_t off, uint32_t total,
+                  uint64_t hash)
 {
-    rc_db *db = c->db;
-    if (ks_id > KS_ID_MAX) { /* no keyspace ever had it: damage */
-        db->corrupt_records++;
-        atomic_fetch_add(&c->seg->dead_bytes, total);
+    if (!ks) {
+        a->corrupt++;
+        a->seg_dead += total;
         return 0;
     }
-    if (seq > c->last_seq)
-        c->last_seq = seq;
-    if (seq > c->max_seq)
-        c->max_seq = seq;
-    if (!c->min_seq || seq < c->min_seq)
-        c->min_seq = seq;
-    rc_keyspace *ks = ks_for_id(db, ks_id);
-    if (!ks)
-        return c->err = RC_ENOMEM;
+    acct_ks(a, ks);
     bool tomb = flags & FMT_REC_TOMBSTONE;
-    kd_loc loc = {.seg = c->seg->slot,
+    kd_loc loc = {.seg = a->seg->slot,
                   .off = off,
                   .seq = seq,
                   .expires_at_ms = tomb ? TOMBSTONE_MARK : (int64_t)exp};
     bool replaced = false, had = false;
     kd_loc old;
     if (keydir_put_if_newer(ks->kd, hash, key, klen, &loc, &replaced, &old, &had) != 0)
-        return c->err = RC_ENOMEM;
+        return RC_ENOMEM;
     if (!replaced || tomb) {
-        add_plain(&c->seg->dead_bytes, total);
-        add_plain(&ks->dead_bytes, total);
+        a->seg_dead += total;
+        a->ks_dead += total;
     }
     if (replaced) {
         if (!tomb) {
-            add_plain(&ks->live_value_bytes,
-                      user_vlen(db, &loc, flags, total, klen, seq, ks_id, exp));
-            add_plain(&ks->live_key_bytes, klen);
+            a->ks_vbytes += user_vlen(a->db, &loc, flags, total, klen, seq, ks_id, exp);
+            a->ks_kbytes += klen;
         }
+        /* the bytes of a replaced tombstone were counted dead when it came
+         * in; those of a replaced record are counted now (atomically: the
+         * loser may lie in another thread's segment and keyspace) */
         if (had && old.expires_at_ms != TOMBSTONE_MARK)
-            index_account_removed(db, ks, &old, klen);
-        else if (had) {
-            /* the old tombstone's bytes were counted dead when it came in */
-        }
+            index_account_removed(a->db, ks, &old, klen);
     }
     return 0;
 }
 
-static int scan_insert(void *ctx, const fmt_record *r, uint32_t off)
+/* Sequence numbers seen in one segment. */
+typedef struct seq_range {
+    uint64_t min, max;
+} seq_range;
+
+static inline void seq_note(seq_range *r, uint64_t seq)
 {
-    rec_ctx *c = ctx;
-    return insert(c, r->flags, r->seq, r->ks, r->expires_at_ms, r->key, r->klen, off, r->total_len,
-                  keydir_hash(r->key, r->klen));
+    if (seq > r->max)
+        r->max = seq;
+    if (!r->min || seq < r->min)
+        r->min = seq;
 }
 
-/* Load SEG from its hint; false (and nothing inserted) when it is unusable. */
-static bool load_hint(rec_ctx *c, segment *seg)
+/* ---- scanned segments: one thread, records inserted as the scan meets them */
+
+typedef struct scan_ctx {
+    rc_db *db;
+    rec_acct acct;
+    seq_range seqs;
+    int err;
+} scan_ctx;
+
+static int scan_insert(void *ctx, const fmt_record *r, uint32_t off)
 {
-    rc_db *db = c->db;
+    scan_ctx *c = ctx;
+    rc_keyspace *ks = NULL;
+    if (r->ks <= KS_ID_MAX) {
+        seq_note(&c->seqs, r->seq);
+        if (!(ks = ks_for_id(c->db, r->ks)))
+            return c->err = RC_ENOMEM;
+    }
+    int err = insert(&c->acct, ks, r->flags, r->seq, r->ks, r->expires_at_ms, r->key, r->klen, off,
+                     r->total_len, keydir_hash(r->key, r->klen));
+    return err ? (c->err = err) : 0;
+}
+
+static void publish_seqs(rc_db *db, segment *seg, const seq_range *r)
+{
+    if (r->max > atomic_load(&db->last_seq))
+        atomic_store(&db->last_seq, r->max);
+    seg->max_seq = r->max;
+    seg->min_seq = r->min;
+}
+
+/* Read SEG by scanning its records (no usable hint). */
+static int scan_one(rc_db *db, segment *seg, bool tail)
+{
+    scan_ctx c = {.db = db, .acct = {.db = db, .seg = seg}};
+    scan_result res;
+    int err = 0;
+    if (scan_segment(seg, tail, scan_insert, &c, &res) != 0 && !c.err)
+        c.err = RC_ENOMEM;
+    acct_flush(&c.acct);
+    db->corrupt_records += c.acct.corrupt;
+    db->segments_scanned++;
+    db->corrupt_records += res.corrupt;
+    if (res.corrupt && db->opt.strict) {
+        err = rc_fail(RC_ECORRUPT, "segment %08llu has %llu corrupt region(s) (strict mode)",
+                      (unsigned long long)seg->id, (unsigned long long)res.corrupt);
+    } else if (!res.header_ok && seg->file_len > 0 && res.torn_bytes > 0 && db->opt.strict) {
+        err = rc_fail(RC_ECORRUPT, "segment %08llu has a bad header", (unsigned long long)seg->id);
+    } else if (res.committed_end < atomic_load(&seg->size)) {
+        db->torn_bytes += res.torn_bytes;
+        atomic_store(&seg->size, res.committed_end);
+        if (!db->opt.read_only) {
+            err = seg_truncate(seg);
+            if (!err && fsync(seg->fd) != 0)
+                err = rc_fail(rc_from_errno(errno), "cannot sync truncated segment");
+        }
+    }
+    if (c.err)
+        err = c.err;
+    publish_seqs(db, seg, &c.seqs);
+    return err;
+}
+
+/* ---- hinted segments: a window of them loaded by several threads
+ *
+ * Consecutive segments with a hint file are gathered into a window (up to
+ * WINDOW_HINT_BYTES of hints). Step 1, one hint per thread at a time: map
+ * the hint, verify it, decode every entry, hash its key and sort the entries
+ * by keydir shard (a stable counting sort, so each shard keeps file order).
+ * Step 2, one keydir shard per thread at a time: insert that shard's entries
+ * of every hint of the window, hint by hint in segment order, into whichever
+ * keyspace each names. Shards are independent (a key lives in one), so each
+ * shard sees its records in exactly the order a single thread would insert
+ * them, and the result does not depend on the thread count: the same entries
+ * win (by seq; on equal seq the first inserted stays), the same bytes are
+ * counted dead. A shard's table (~1/64 of the keydir) is also small enough to
+ * stay in cache while its entries go in, where file order probes all of it
+ * at random. Keyspaces a window names are created, by the opening thread,
+ * between the steps. A hint that fails to verify is skipped by step 2 and
+ * its segment scanned in its turn, between the hints before and after it. */
+
+typedef struct rec_item {
+    uint64_t hash;
+    const uint8_t *ent; /* the entry in the mapped hint */
+} rec_item;
+
+typedef struct hint_src {
+    segment *seg;
+    int fd;
+    size_t len;
+    uint8_t *map;
+    bool ok; /* verified and sorted by step 1 */
+    int err; /* RC_ENOMEM in step 1 */
+    seq_range seqs;
+    uint32_t *ks_ids; /* keyspace ids the entries name (<= KS_ID_MAX), sorted, unique */
+    size_t n_ks;
+    rec_item *items;                  /* the entries, grouped by shard */
+    size_t start[KEYDIR_SHARDS + 1u]; /* shard s: items[start[s] .. start[s + 1]) */
+} hint_src;
+
+typedef struct rec_window {
+    rc_db *db;
+    hint_src *src;
+    size_t n, cap;
+    size_t bytes;
+    unsigned threads;
+    /* the current step's work: hints (step 1) or the run src[lo, hi) (step 2) */
+    size_t lo, hi;
+    uint32_t run_ks; /* the one keyspace id the run names, else UINT32_MAX */
+    _Atomic size_t next;
+    pthread_mutex_t mu; /* guards the fields below (step 2's results) */
+    uint64_t corrupt;
+    int err;
+} rec_window;
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Step 1's state while one hint is walked. */
+typedef struct prep_ctx {
+    hint_src *s;
+    rec_item *tmp; /* the entries in file order */
+    size_t count[KEYDIR_SHARDS];
+    size_t ids_cap;
+    uint32_t last_ks;
+    bool oom;
+} prep_ctx;
+
+static int prep_entry(void *ctx, const fmt_hint_header *h, uint64_t i, const fmt_hint_entry *e,
+                      size_t pos)
+{
+    prep_ctx *c = ctx;
+    hint_src *s = c->s;
+    if (i == 0) { /* the walk checked the trailer and bounded h->count */
+        c->tmp = malloc(h->count * sizeof(*c->tmp));
+        if (!c->tmp)
+            return c->oom = true, -1;
+    }
+    uint64_t hash = keydir_hash(e->key, e->klen);
+    c->tmp[i].hash = hash;
+    c->tmp[i].ent = s->map + pos;
+    c->count[keydir_shard_of(hash)]++;
+    if (e->ks > KS_ID_MAX)
+        return 0; /* damage, counted by step 2 */
+    seq_note(&s->seqs, e->seq);
+    if (e->ks != c->last_ks) {
+        c->last_ks = e->ks;
+        if (s->n_ks == c->ids_cap) {
+            c->ids_cap = c->ids_cap ? c->ids_cap * 2 : 4;
+            uint32_t *n = realloc(s->ks_ids, c->ids_cap * sizeof(*n));
+            if (!n)
+                return c->oom = true, -1;
+            s->ks_ids = n;
+        }
+        s->ks_ids[s->n_ks++] = e->ks;
+    }
+    return 0;
+}
+
+/* Step 1 for one hint. Sets S->ok, or S->err on ENOMEM; a hint that does
+ * not verify is left !ok (and its segment will be scanned). */
+static void src_prepare(hint_src *s)
+{
+    uint8_t *p = mmap(NULL, s->len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, s->fd, 0);
+    close(s->fd);
+    s->fd = -1;
+    if (p == MAP_FAILED)
+        return;
+    s->map = p;
+    prep_ctx c = {.s = s, .last_ks = UINT32_MAX};
+    fmt_hint_header h;
+    /* one pass: every entry is checked before prep_entry sees it, and
+     * nothing it saw is used unless the whole hint verifies */
+    int rc = fmt_hint_file_walk(p, s->len, &h, prep_entry, &c);
+    if (rc != FMT_OK || h.segment_id != s->seg->id || h.covered != atomic_load(&s->seg->size)) {
+        if (c.oom)
+            s->err = RC_ENOMEM;
+        free(c.tmp);
+        free(s->ks_ids);
+        s->ks_ids = NULL;
+        s->n_ks = 0;
+        s->seqs = (seq_range){0, 0};
+        return;
+    }
+    if (h.count && !(s->items = malloc(h.count * sizeof(*s->items)))) {
+        free(c.tmp);
+        s->err = RC_ENOMEM;
+        return;
+    }
+    if (s->n_ks > 1) {
+        qsort(s->ks_ids, s->n_ks, sizeof(*s->ks_ids), cmp_u32);
+        size_t k = 1;
+        for (size_t i = 1; i < s->n_ks; i++)
+            if (s->ks_ids[i] != s->ks_ids[k - 1])
+                s->ks_ids[k++] = s->ks_ids[i];
+        s->n_ks = k;
+    }
+    /* stable counting sort by shard */
+    s->start[0] = 0;
+    for (unsigned sh = 0; sh < KEYDIR_SHARDS; sh++)
+        s->start[sh + 1] = s->start[sh] + c.count[sh];
+    size_t fill[KEYDIR_SHARDS];
+    memcpy(fill, s->start, sizeof(fill));
+    for (uint64_t i = 0; i < h.count; i++)
+        s->items[fill[keydir_shard_of(c.tmp[i].hash)]++] = c.tmp[i];
+    free(c.tmp);
+    s->ok = true;
+}
+
+/* Step 2 for one shard: its entries of the run w->src[lo, hi). */
+static int load_shard(rec_window *w, unsigned shard, rec_acct *a)
+{
+    rc_db *db = w->db;
+    /* A run naming one keyspace: size the shard's table for all of its
+     * entries at once (no rehash on the way), then give back what
+     * duplicates left unused. Best effort: growth copes otherwise. */
+    rc_keyspace *rks = w->run_ks <= KS_ID_MAX ? ks_by_id(db, w->run_ks) : NULL;
+    if (rks) {
+        size_t more = 0;
+        for (size_t f = w->lo; f < w->hi; f++)
+            more += w->src[f].start[shard + 1] - w->src[f].start[shard];
+        (void)keydir_shard_reserve(rks->kd, shard, more);
+    }
+    int err = 0;
+    for (size_t f = w->lo; f < w->hi && !err; f++) {
+        hint_src *s = &w->src[f];
+        const rec_item *it = s->items + s->start[shard];
+        size_t n = s->start[shard + 1] - s->start[shard];
+        acct_seg(a, s->seg);
+        /* Inserting is bound by cache misses on the table slot and on the
+         * entry in the hint (1/64 of the entries: a stride of ~1.5 KiB):
+         * fetch an entry 2 * AHEAD before its insertion, decode it and
+         * fetch its slot AHEAD before. */
+        fmt_hint_entry win[AHEAD];
+        rc_keyspace *wks[AHEAD];
+        rc_keyspace *pks = NULL;
+        uint32_t pks_id = UINT32_MAX;
+        size_t end = s->len - FMT_HINT_TRAILER_LEN;
+        for (size_t i = 0; i < n && i < 2 * AHEAD; i++)
+            __builtin_prefetch(it[i].ent);
+        for (size_t i = 0, decoded = 0; i < n; i++) {
+            while (decoded < n && decoded - i < AHEAD) {
+                if (decoded + 2 * AHEAD < n)
+                    __builtin_prefetch(it[decoded + 2 * AHEAD].ent);
+                fmt_hint_entry *e = &win[decoded % AHEAD];
+                size_t used;
+                fmt_hint_entry_decode(it[decoded].ent, end - (size_t)(it[decoded].ent - s->map), e,
+                                      &used); /* verified by step 1 */
+                if (e->ks != pks_id) {
+                    pks_id = e->ks;
+                    pks = e->ks <= KS_ID_MAX ? ks_by_id(db, e->ks) : NULL;
+                }
+                wks[decoded % AHEAD] = pks;
+                if (pks)
+                    keydir_prefetch(pks->kd, it[decoded].hash);
+                decoded++;
+            }
+            const fmt_hint_entry *e = &win[i % AHEAD];
+            err = insert(a, wks[i % AHEAD], e->flags, e->seq, e->ks, e->expires_at_ms, e->key,
+                         e->klen, e->offset, e->total_len, it[i].hash);
+            if (err)
+                break;
+        }
+    }
+    if (rks)
+        keydir_shard_trim(rks->kd, shard);
+    return err;
+}
+
+static void *step_prepare(void *arg)
+{
+    rec_window *w = arg;
+    size_t i;
+    while ((i = atomic_fetch_add(&w->next, 1)) < w->n)
+        src_prepare(&w->src[i]);
+    return NULL;
+}
+
+static void *step_load(void *arg)
+{
+    rec_window *w = arg;
+    rec_acct a = {.db = w->db};
+    int err = 0;
+    size_t shard;
+    while (!err && (shard = atomic_fetch_add(&w->next, 1)) < KEYDIR_SHARDS)
+        err = load_shard(w, (unsigned)shard, &a);
+    acct_flush(&a);
+    pthread_mutex_lock(&w->mu);
+    w->corrupt += a.corrupt;
+    if (err && !w->err)
+        w->err = err;
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Run FN on W with up to w->threads threads, this one included. Work is
+ * handed out through w->next, so fewer threads (pthread_create failing)
+ * only take longer. */
+static void run_step(rec_window *w, void *(*fn)(void *), size_t jobs)
+{
+    atomic_store(&w->next, 0);
+    pthread_t tid[RECOVERY_THREADS_MAX];
+    unsigned extra = 0, want = w->threads < jobs ? w->threads : (unsigned)jobs;
+    while (extra + 1 < want && pthread_create(&tid[extra], NULL, fn, w) == 0)
+        extra++;
+    fn(w);
+    while (extra)
+        pthread_join(tid[--extra], NULL);
+}
+
+static void src_release(hint_src *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    if (s->map)
+        munmap(s->map, s->len);
+    free(s->items);
+    free(s->ks_ids);
+    memset(s, 0, sizeof(*s));
+    s->fd = -1;
+}
+
+/* Load every hint of the window in segment order (a hint that fails to
+ * verify: its segment scanned in its turn), then empty the window. */
+static int window_flush(rec_window *w, uint64_t tail_id)
+{
+    rc_db *db = w->db;
+    int err = 0;
+    if (!w->n)
+        return 0;
+    run_step(w, step_prepare, w->n);
+    for (size_t i = 0; i < w->n && !err; i++) {
+        hint_src *s = &w->src[i];
+        if (s->err)
+            err = s->err;
+        for (size_t k = 0; k < s->n_ks && !err && s->ok; k++)
+            if (!ks_for_id(db, s->ks_ids[k]))
+                err = RC_ENOMEM;
+    }
+    for (size_t i = 0; i < w->n && !err;) {
+        if (!w->src[i].ok) {
+            segment *seg = w->src[i].seg;
+            src_release(&w->src[i]);
+            err = scan_one(db, seg, seg->id == tail_id);
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j < w->n && w->src[j].ok)
+            j++;
+        w->lo = i;
+        w->hi = j;
+        w->run_ks = UINT32_MAX;
+        for (size_t k = i; k < j; k++) {
+            const hint_src *s = &w->src[k];
+            if (s->n_ks > 1 ||
+                (s->n_ks == 1 && w->run_ks != UINT32_MAX && w->run_ks != s->ks_ids[0])) {
+                w->run_ks = UINT32_MAX;
+                break;
+            }
+            if (s->n_ks == 1)
+                w->run_ks = s->ks_ids[0];
+        }
+        w->corrupt = 0;
+        w->err = 0;
+        run_step(w, step_load, KEYDIR_SHARDS);
+        db->corrupt_records += w->corrupt;
+        err = w->err;
+        for (; i < j; i++) {
+            hint_src *s = &w->src[i];
+            db->hint_files_used++;
+            s->seg->hint_bytes = s->len;
+            atomic_store(&s->seg->has_hint, true);
+            publish_seqs(db, s->seg, &s->seqs);
+            src_release(s);
+        }
+    }
+    for (size_t i = 0; i < w->n; i++)
+        src_release(&w->src[i]);
+    w->n = 0;
+    w->bytes = 0;
+    return err;
+}
+
+/* Queue SEG's hint in the window if it has one worth trying: true if so. */
+static bool window_add(rec_window *w, segment *seg)
+{
     char name[32];
     seg_name(name, sizeof(name), seg->id, "hint");
-    int fd = openat(db->dir_fd, name, O_RDONLY | O_CLOEXEC);
+    int fd = openat(w->db->dir_fd, name, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return false;
     struct stat st;
-    bool ok = false;
     if (fstat(fd, &st) != 0 || st.st_size < FMT_HINT_HEADER_LEN + FMT_HINT_TRAILER_LEN) {
         close(fd);
         return false;
     }
-    size_t len = (size_t)st.st_size;
-    uint8_t *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED)
-        return false;
-    madvise(p, len, MADV_SEQUENTIAL);
-    fmt_hint_header h;
-    if (fmt_hint_file_verify(p, len, &h) != FMT_OK || h.segment_id != seg->id ||
-        h.covered != atomic_load(&seg->size))
-        goto out;
-    /* fmt_hint_file_verify decoded every entry and checked that each lies
-     * inside [header, covered): nothing is inserted from a bad hint */
-    size_t pos, end = len - FMT_HINT_TRAILER_LEN;
-    if (h.count) {
-        /* size the keydir once instead of growing it step by step; only into
-         * an empty keydir, so overwrite-heavy data does not over-reserve */
-        fmt_hint_entry first;
-        size_t used;
-        if (fmt_hint_entry_decode(p + FMT_HINT_HEADER_LEN, end - FMT_HINT_HEADER_LEN, &first,
-                                  &used) == FMT_OK) {
-            rc_keyspace *ks = ks_for_id(db, first.ks);
-            if (ks && keydir_count(ks->kd) == 0)
-                keydir_reserve(ks->kd, h.count);
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 8;
+        hint_src *n = realloc(w->src, cap * sizeof(*n));
+        if (!n) {
+            close(fd);
+            return false; /* scanned instead */
         }
+        w->src = n;
+        w->cap = cap;
     }
-    /* Inserting is bound by cache misses on random table slots: decode a
-     * window of entries ahead and prefetch each one's slot, so that by the
-     * time an entry is inserted its slot is (likely) in cache. */
-    enum { AHEAD = 16 };
-    fmt_hint_entry win[AHEAD];
-    uint64_t hashes[AHEAD];
-    rc_keyspace *pks = NULL;
-    uint32_t pks_id = UINT32_MAX;
-    pos = FMT_HINT_HEADER_LEN;
-    uint64_t decoded = 0, done = 0;
-    while (done < h.count && !c->err) {
-        while (decoded < h.count && decoded - done < AHEAD) {
-            fmt_hint_entry *e = &win[decoded % AHEAD];
-            size_t used;
-            fmt_hint_entry_decode(p + pos, end - pos, e, &used); /* verified above */
-            pos += used;
-            uint64_t hh = keydir_hash(e->key, e->klen);
-            hashes[decoded % AHEAD] = hh;
-            if (e->ks != pks_id) {
-                pks_id = e->ks;
-                pks = e->ks <= KS_ID_MAX ? ks_by_id(db, e->ks) : NULL;
-            }
-            if (pks)
-                keydir_prefetch(pks->kd, hh);
-            decoded++;
-        }
-        fmt_hint_entry *e = &win[done % AHEAD];
-        insert(c, e->flags, e->seq, e->ks, e->expires_at_ms, e->key, e->klen, e->offset,
-               e->total_len, hashes[done % AHEAD]);
-        done++;
-    }
-    ok = true;
-    seg->hint_bytes = len;
-    atomic_store(&seg->has_hint, true);
-out:
-    munmap(p, len);
-    return ok;
+    hint_src *s = &w->src[w->n++];
+    memset(s, 0, sizeof(*s));
+    s->seg = seg;
+    s->fd = fd;
+    s->len = (size_t)st.st_size;
+    w->bytes += s->len;
+    return true;
 }
 
+static unsigned recovery_threads(const rc_db *db)
+{
+    unsigned n = db->opt.recovery_threads;
+    if (!n) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus > 0 ? (unsigned)cpus : 1u;
+    }
+    return n > RECOVERY_THREADS_MAX ? RECOVERY_THREADS_MAX : n;
+}
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -380,6 +776,8 @@ int recover(rc_db *db)
         }
     }
     bool have_db_id = false;
+    rec_window w = {.db = db, .threads = recovery_threads(db)};
+    pthread_mutex_init(&w.mu, NULL);
     for (size_t i = 0; i < n && !err; i++) {
         segment *seg;
         char hname[32];
@@ -420,44 +818,22 @@ int recover(rc_db *db)
             unlinkat(db->dir_fd, nm, 0);
             continue;
         }
-        rec_ctx c = {.db = db, .seg = seg};
-        if (db->opt.write_hints && load_hint(&c, seg)) {
-            db->hint_files_used++;
-        } else if (!c.err) {
-            scan_result res;
-            if (scan_segment(seg, seg->id == tail_id, scan_insert, &c, &res) != 0 && !c.err)
-                c.err = RC_ENOMEM;
-            db->segments_scanned++;
-            db->corrupt_records += res.corrupt;
-            if (res.corrupt && db->opt.strict) {
-                err = rc_fail(RC_ECORRUPT,
-                              "segment %08llu has %llu corrupt region(s) (strict "
-                              "mode)",
-                              (unsigned long long)seg->id, (unsigned long long)res.corrupt);
-                break;
-            }
-            if (!res.header_ok && seg->file_len > 0 && res.torn_bytes > 0 && db->opt.strict) {
-                err = rc_fail(RC_ECORRUPT, "segment %08llu has a bad header",
-                              (unsigned long long)seg->id);
-                break;
-            }
-            if (res.committed_end < atomic_load(&seg->size)) {
-                db->torn_bytes += res.torn_bytes;
-                atomic_store(&seg->size, res.committed_end);
-                if (!db->opt.read_only) {
-                    err = seg_truncate(seg);
-                    if (!err && fsync(seg->fd) != 0)
-                        err = rc_fail(rc_from_errno(errno), "cannot sync truncated segment");
-                }
-            }
+        if (db->opt.write_hints && window_add(&w, seg)) {
+            if (w.bytes >= window_bytes)
+                err = window_flush(&w, tail_id);
+            continue;
         }
-        if (c.err)
-            err = c.err;
-        if (c.last_seq > atomic_load(&db->last_seq))
-            atomic_store(&db->last_seq, c.last_seq);
-        seg->max_seq = c.max_seq;
-        seg->min_seq = c.min_seq;
+        /* segments are read in order: the hints queued before this one first */
+        err = window_flush(&w, tail_id);
+        if (!err)
+            err = scan_one(db, seg, seg->id == tail_id);
     }
+    if (!err)
+        err = window_flush(&w, tail_id);
+    for (size_t i = 0; i < w.n; i++)
+        src_release(&w.src[i]);
+    free(w.src);
+    pthread_mutex_destroy(&w.mu);
     free(ids);
     if (err)
         return err;
