@@ -16,26 +16,30 @@
  * full stream needs an empty database, an incremental one must not start
  * after the database's last seq) and the staged records applied:
  *
- *   - Records with seq <= the target's last seq are skipped. A target that
- *     was restored from the same source already reflects every change up to
- *     its last seq, so those records are either present or superseded; and
- *     every record that is written is newer than anything on the target, so
- *     the state after a reopen (recovery resolves by seq) is the state
- *     indexed now. This also makes loading the same stream twice a no-op.
- *   - Every remaining record is appended as ONE atomic batch (log_append,
- *     sequence numbers preserved, batch flags from the source dropped): a
- *     crash during the load leaves all of it or none of it, so a rerun of
- *     the same command is always right. The price: one log_rec (64 bytes)
- *     per record in RAM plus the staged file (page cache), and a stream's
- *     records must fit one segment (32-bit offsets): LOAD_BYTES_MAX.
- *   - Catalogue records are indexed first, the keyspace handles are made to
- *     match the catalogue (ks_refresh_catalog), then every other record is
- *     indexed into its keyspace if it is newer than what is there (as
- *     recovery does), with the usual live/dead byte accounting.
+ *   - A full stream is written into segments of its own under the LOADING
+ *     marker (see "full loads" below): any size, all or nothing across a
+ *     crash (rc_open undoes an interrupted one), no per-record RAM.
+ *   - An incremental stream: records with seq <= the target's last seq are
+ *     skipped. A target that was restored from the same source already
+ *     reflects every change up to its last seq, so those records are either
+ *     present or superseded; and every record that is written is newer than
+ *     anything on the target, so the state after a reopen (recovery resolves
+ *     by seq) is the state indexed now. This also makes loading the same
+ *     stream twice a no-op. Every remaining record is appended as ONE atomic
+ *     batch (log_append, sequence numbers preserved, batch flags from the
+ *     source dropped): a crash during the load leaves all of it or none of
+ *     it, so a rerun of the same command is always right. The price: one
+ *     log_rec (64 bytes) per record in RAM, and the records must fit one
+ *     segment (32-bit offsets): LOAD_BYTES_MAX.
+ *   - Either way, catalogue records are indexed first, the keyspace handles
+ *     are made to match the catalogue (ks_refresh_catalog), then every other
+ *     record is indexed into its keyspace if it is newer than what is there
+ *     (as recovery does), with the usual live/dead byte accounting.
  * Concurrent readers may see the load half indexed; it is durable (fdatasync)
  * when rc_load returns, whatever the sync mode. Progress is in records: while
  * verifying, DONE records verified of TOTAL 0 (unknown until the trailer);
- * while indexing, DONE of TOTAL; at the end DONE == TOTAL.
+ * while writing segments (full) or indexing (incremental), DONE of TOTAL; at
+ * the end DONE == TOTAL.
  */
 #include "db.h"
 #include "format/catalog.h"
