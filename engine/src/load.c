@@ -528,6 +528,15 @@ static uint32_t free_slots(rc_db *db)
     return SEG_SLOTS - used;
 }
 
+/* The staged bytes before POS are done with: out of the resident set. */
+static void drop_staged(const uint8_t *map, size_t pos)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t len = pos / page * page;
+    if (len)
+        madvise((void *)map, len, MADV_DONTNEED);
+}
+
 static int plan_full(full_load *F)
 {
     rc_db *db = F->L->db;
@@ -547,12 +556,14 @@ static int plan_full(full_load *F)
         }
         cur += sz;
         F->bytes += sz;
-        F->records++;
+        if (++F->records % 65536 == 0)
+            drop_staged(F->map, pos);
         if (r.seq > F->max_seq)
             F->max_seq = r.seq;
     }
     if (rc != 0)
         return rc_fail(RC_ECORRUPT, "the staged copy of the stream no longer verifies");
+    drop_staged(F->map, F->len);
     uint32_t avail = free_slots(db);
     avail = avail > LOAD_SLOT_MARGIN ? avail - LOAD_SLOT_MARGIN : 0;
     if (nseg > avail || nseg > FMT_LOADING_MAX)
@@ -638,6 +649,9 @@ static int finish_segment(rc_db *db, segment *seg)
     seg->writable = false;
     if (!err && db->opt.write_hints)
         hint_write(db, seg); /* a failure only costs a scan at the next open */
+    /* written and synced: its pages stay in the page cache but leave this
+     * process's resident set (a load of any size must not grow it) */
+    madvise(seg->map, seg->map_len, MADV_DONTNEED);
     return err;
 }
 
@@ -699,8 +713,11 @@ static int write_full(full_load *F)
         if (f.seq > seg->max_seq)
             seg->max_seq = f.seq;
         atomic_store(&seg->size, cur + sz);
-        if (L->progress && ++done % 65536 == 0)
-            L->progress(L->progress_ctx, done, F->records);
+        if (++done % 65536 == 0) {
+            drop_staged(F->map, pos);
+            if (L->progress)
+                L->progress(L->progress_ctx, done, F->records);
+        }
     }
     if (!err && rc != 0)
         err = rc_fail(RC_ECORRUPT, "the staged copy of the stream no longer verifies");
@@ -773,6 +790,7 @@ static int index_full(full_load *F)
             off += f.total_len;
         }
         epoch_exit(ep);
+        madvise(seg->map, seg->map_len, MADV_DONTNEED); /* as in finish_segment */
     }
     F->made = 0; /* the table owns them now */
     return err;
