@@ -1,5 +1,5 @@
 /*
- * meta.c — MERGING and HORIZON files (see meta.h). Every length is checked
+ * meta.c — MERGING, HORIZON and LOADING files (see meta.h). Every length is checked
  * against the buffer before use; the checksum covers every byte before it.
  */
 #include "meta.h"
@@ -79,5 +79,33 @@ int fmt_horizon_decode(const uint8_t *buf, size_t len, uint64_t *horizon)
     if (fmt_get_u64(buf + 16) != fmt_hash64(buf, 16))
         return FMT_ECORRUPT;
     *horizon = fmt_get_u64(buf + 8);
+    return FMT_OK;
+}
+
+void fmt_loading_encode(uint8_t out[FMT_LOADING_LEN], uint64_t first, uint32_t count)
+{
+    put_head(out, FMT_LOADING_MAGIC);
+    fmt_put_u64(out + 8, first);
+    fmt_put_u32(out + 16, count);
+    fmt_put_u32(out + 20, 0);
+    fmt_put_u64(out + 24, fmt_hash64(out, 24));
+}
+
+int fmt_loading_decode(const uint8_t *buf, size_t len, uint64_t *first, uint32_t *count)
+{
+    int rc = check_head(buf, len, FMT_LOADING_MAGIC, FMT_LOADING_LEN);
+    if (rc != FMT_OK)
+        return rc;
+    if (len != FMT_LOADING_LEN || fmt_get_u32(buf + 20) != 0)
+        return FMT_ECORRUPT;
+    if (fmt_get_u64(buf + 24) != fmt_hash64(buf, 24))
+        return FMT_ECORRUPT;
+    uint64_t f = fmt_get_u64(buf + 8);
+    uint32_t n = fmt_get_u32(buf + 16);
+    if (f == 0 || f > FMT_SEGMENT_ID_MAX || n == 0 || n > FMT_LOADING_MAX ||
+        n - 1 > FMT_SEGMENT_ID_MAX - f)
+        return FMT_ELIMIT;
+    *first = f;
+    *count = n;
     return FMT_OK;
 }

@@ -1,5 +1,5 @@
 /*
- * meta.h — two small files of the database directory.
+ * meta.h — three small files of the database directory.
  *
  * MERGING (exists only while merge deletes the segments it replaced; at open,
  * a valid MERGING means "finish deleting these", which makes the deletion of
@@ -12,7 +12,14 @@
  * tombstone or expired record that merge has dropped; absent = 0):
  *   0 u32 magic "RCHZ" (0x5A484352)  4 u16 version (1)  6 u16 flags (0)
  *   8 u64 horizon  16 u64 XXH3-64 over bytes 0..16
- * Both are written to NAME.tmp, fsynced and renamed.
+ * LOADING (exists only while rc_load writes the segments of a full load; at
+ * open, a valid LOADING means "delete segments first .. first+count-1 and
+ * their hints", which makes a full load all or nothing across a crash):
+ *   0 u32 magic "RCLD" (0x444C4352)  4 u16 version (1)  6 u16 flags (0)
+ *   8 u64 first (1..FMT_SEGMENT_ID_MAX)  16 u32 count (1..FMT_LOADING_MAX,
+ *   first + count - 1 <= FMT_SEGMENT_ID_MAX)  20 u32 reserved (0)
+ *   24 u64 XXH3-64 over bytes 0..23
+ * All are written to NAME.tmp, fsynced and renamed.
  */
 #ifndef RC_FMT_META_H
 #define RC_FMT_META_H
@@ -24,6 +31,10 @@
 #define FMT_META_VERSION 1u
 #define FMT_MERGING_MAX 65536u
 #define FMT_HORIZON_LEN 24u
+#define FMT_LOADING_MAGIC 0x444C4352u
+#define FMT_LOADING_LEN 32u
+#define FMT_LOADING_MAX 65536u
+#define FMT_SEGMENT_ID_MAX 99999999ull /* 8 decimal digits in the file name */
 
 static inline size_t fmt_merging_len(uint32_t count)
 {
@@ -37,5 +48,11 @@ int fmt_merging_decode(const uint8_t *buf, size_t len, uint64_t **ids, uint32_t 
 
 void fmt_horizon_encode(uint8_t out[FMT_HORIZON_LEN], uint64_t horizon);
 int fmt_horizon_decode(const uint8_t *buf, size_t len, uint64_t *horizon);
+
+void fmt_loading_encode(uint8_t out[FMT_LOADING_LEN], uint64_t first, uint32_t count);
+/* FMT_ESHORT, FMT_ECORRUPT (also for a length other than FMT_LOADING_LEN,
+ * non-zero reserved bytes), FMT_EVERSION, FMT_ELIMIT (count or ids out of
+ * range). */
+int fmt_loading_decode(const uint8_t *buf, size_t len, uint64_t *first, uint32_t *count);
 
 #endif

@@ -6,15 +6,18 @@
  * reseals the checksums (segment header, each record the header parser can
  * delimit, the hint trailer) so that mutations reach batch framing, keyspace
  * catalogue, tombstone and TTL handling instead of dying at a checksum; bit 1
- * opens in strict mode. The harness opens the directory (recovery truncates
- * torn tails, skips damage), lists every keyspace with values — every value
- * read is checksum-verified by the engine — writes one key, closes, and
- * reopens once more: no crash, no leak, no sanitizer report, and the second
- * open must succeed whenever the first did.
+ * opens in strict mode; bit 2 makes the rest a LOADING marker (an interrupted
+ * full load, FORMAT.md 10.3; resealed with bit 0) instead of the hint. The
+ * harness opens the directory (recovery truncates torn tails, skips damage),
+ * lists every keyspace with values — every value read is checksum-verified
+ * by the engine — writes one key, closes, and reopens once more: no crash,
+ * no leak, no sanitizer report, and the second open must succeed whenever
+ * the first did.
  */
 #include "fuzz_util.h"
 
 #include "format/hint.h"
+#include "format/meta.h"
 #include "format/record.h"
 #include "format/segment.h"
 #include "ringcask.h"
@@ -67,6 +70,12 @@ static void reseal(uint8_t *data, size_t len, uint8_t *hint, size_t hlen)
     }
     if (hlen >= FMT_HINT_HEADER_LEN + FMT_HINT_TRAILER_LEN)
         fmt_put_u64(hint + hlen - 8, fmt_hash64(hint, hlen - 8));
+}
+
+static void reseal_loading(uint8_t *m, size_t len)
+{
+    if (len == FMT_LOADING_LEN)
+        fmt_put_u64(m + 24, fmt_hash64(m, 24));
 }
 
 static int visit_all(rc_db *db)
@@ -128,12 +137,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
     uint8_t *data = fuzz_copy(in + 5, len);
     size_t hlen = size - 5 - len;
     uint8_t *hint = fuzz_copy(in + 5 + len, hlen);
-    if (ctl & FUZZ_RESEAL)
-        reseal(data, len, hint, hlen);
+    bool loading = (ctl & 4) != 0;
+    if (ctl & FUZZ_RESEAL) {
+        reseal(data, len, loading ? NULL : hint, loading ? 0 : hlen);
+        if (loading)
+            reseal_loading(hint, hlen);
+    }
     clear_dir();
     write_file("00000001.data", data, len);
     if (hlen)
-        write_file("00000001.hint", hint, hlen);
+        write_file(loading ? "LOADING" : "00000001.hint", hint, hlen);
     free(data);
     free(hint);
 

@@ -2,10 +2,12 @@
  * make_recovery_seeds.c — seeds for fuzz_recovery: real segment and hint
  * files written by the engine (puts, a batch, a delete, a TTL, a keyspace
  * with a default TTL, a compressed value), each packed as the harness reads
- * them: control byte, u32 data length, data, hint.
+ * them: control byte, u32 data length, data, hint (or, with control bit 2, a
+ * LOADING marker: one naming segment 1, one naming other ids).
  * Usage: make_recovery_seeds CORPUS_DIR (writes CORPUS_DIR/fuzz_recovery/).
  */
 #include "ringcask.h"
+#include "format/meta.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -106,6 +108,11 @@ int main(int argc, char **argv)
         put(argv[1], "with-hint", 1, d, dn, h, hn);
     }
     put(argv[1], "torn", 1, d, dn - 3, NULL, 0);
+    uint8_t mk[FMT_LOADING_LEN];
+    fmt_loading_encode(mk, 1, 1);
+    put(argv[1], "loading", 5, d, dn, mk, sizeof(mk));
+    fmt_loading_encode(mk, 2, 40);
+    put(argv[1], "loading-other", 5, d, dn, mk, sizeof(mk));
     unlink(p1);
     unlink(p2);
     rmdir(dir);

@@ -448,15 +448,19 @@ int rc_backup(rc_db *db, uint64_t since, rc_write_fn write, void *ctx, rc_progre
 int rc_verify_stream(rc_read_fn read, void *ctx, rc_backup_info *info);
 
 /* Apply a stream. The whole stream is verified (and staged in the database
- * directory as load.tmp) before anything is applied; then all its records
- * are appended as ONE atomic batch keeping their sequence numbers, so a
- * crash leaves all or nothing and a rerun of the same stream completes.
- * Records at or below the database's last seq are skipped (loading a stream
- * twice is a no-op). A full stream (since 0) needs a database with no
- * history (last seq 0): RC_ENOTEMPTY; an incremental one needs since <= the
- * database's last seq: RC_EGAP. Limited to one segment's worth of records
- * (3.75 GiB): RC_ELIMIT. Also RC_ECORRUPT, RC_EVERSION, RC_ELOCKED (another
- * load is staging), RC_EREADONLY, RC_ENOSPC, RC_EIO. PROGRESS may be NULL. */
+ * directory as load.tmp) before anything is applied; its records keep their
+ * sequence numbers, and a crash leaves all or nothing, so a rerun of the
+ * same stream completes. A full stream (since 0) needs a database with no
+ * history (last seq 0): RC_ENOTEMPTY; it is written as new segments of
+ * segment_bytes under a LOADING marker that the next rc_open undoes after a
+ * crash, and has no size limit (RC_ELIMIT only if it needs more segments
+ * than the database can hold: use a larger segment_bytes). An incremental
+ * one needs since <= the database's last seq: RC_EGAP; its records at or
+ * below the database's last seq are skipped (loading it twice is a no-op)
+ * and the rest appended as ONE atomic batch, limited to one segment's worth
+ * of records (3.75 GiB): RC_ELIMIT. Also RC_ECORRUPT, RC_EVERSION,
+ * RC_ELOCKED (another load is staging), RC_EREADONLY, RC_ENOSPC, RC_EIO.
+ * PROGRESS may be NULL. */
 int rc_load(rc_db *db, rc_read_fn read, void *ctx, rc_progress_fn progress, void *progress_ctx,
             rc_backup_info *info);
 

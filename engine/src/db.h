@@ -197,6 +197,12 @@ int log_open_active(rc_db *db);
 int log_close_active(rc_db *db);
 /* Seal the active segment (if it holds records) and start a new one. */
 int log_seal_active(rc_db *db);
+/* rc_load: reserve N consecutive segment ids (*FIRST..) for a full load's own
+ * segments, rotating the active segment past them, and raise last_seq to
+ * NEW_LAST so that writes racing the load get newer seqs; RC_ENOTEMPTY when
+ * last_seq is no longer EXPECT_LAST. */
+int log_reserve_ids(rc_db *db, uint32_t n, uint64_t expect_last, uint64_t new_last,
+                    uint64_t *first);
 
 /* ---- merge.c */
 int merge_recover(rc_db *db);
@@ -220,6 +226,9 @@ void index_account_removed(rc_db *db, rc_keyspace *ks, const kd_loc *old, size_t
 /* ---- recovery.c / hintfile.c */
 int recover(rc_db *db);
 int hint_write(rc_db *db, segment *seg);
+/* load.c, at open after listing the segments (sorted IDS): undo a full load
+ * that a crash interrupted (its LOADING marker) and drop its ids from IDS. */
+int load_recover(rc_db *db, uint64_t *ids, size_t *n);
 
 /* ---- sweep.c / background */
 int bg_start(rc_db *db);

@@ -16,42 +16,52 @@
  * full stream needs an empty database, an incremental one must not start
  * after the database's last seq) and the staged records applied:
  *
- *   - Records with seq <= the target's last seq are skipped. A target that
- *     was restored from the same source already reflects every change up to
- *     its last seq, so those records are either present or superseded; and
- *     every record that is written is newer than anything on the target, so
- *     the state after a reopen (recovery resolves by seq) is the state
- *     indexed now. This also makes loading the same stream twice a no-op.
- *   - Every remaining record is appended as ONE atomic batch (log_append,
- *     sequence numbers preserved, batch flags from the source dropped): a
- *     crash during the load leaves all of it or none of it, so a rerun of
- *     the same command is always right. The price: one log_rec (64 bytes)
- *     per record in RAM plus the staged file (page cache), and a stream's
- *     records must fit one segment (32-bit offsets): LOAD_BYTES_MAX.
- *   - Catalogue records are indexed first, the keyspace handles are made to
- *     match the catalogue (ks_refresh_catalog), then every other record is
- *     indexed into its keyspace if it is newer than what is there (as
- *     recovery does), with the usual live/dead byte accounting.
+ *   - A full stream is written into segments of its own under the LOADING
+ *     marker (see "full loads" below): any size, all or nothing across a
+ *     crash (rc_open undoes an interrupted one), no per-record RAM.
+ *   - An incremental stream: records with seq <= the target's last seq are
+ *     skipped. A target that was restored from the same source already
+ *     reflects every change up to its last seq, so those records are either
+ *     present or superseded; and every record that is written is newer than
+ *     anything on the target, so the state after a reopen (recovery resolves
+ *     by seq) is the state indexed now. This also makes loading the same
+ *     stream twice a no-op. Every remaining record is appended as ONE atomic
+ *     batch (log_append, sequence numbers preserved, batch flags from the
+ *     source dropped): a crash during the load leaves all of it or none of
+ *     it, so a rerun of the same command is always right. The price: one
+ *     log_rec (64 bytes) per record in RAM, and the records must fit one
+ *     segment (32-bit offsets): LOAD_BYTES_MAX.
+ *   - Either way, catalogue records are indexed first, the keyspace handles
+ *     are made to match the catalogue (ks_refresh_catalog), then every other
+ *     record is indexed into its keyspace if it is newer than what is there
+ *     (as recovery does), with the usual live/dead byte accounting.
  * Concurrent readers may see the load half indexed; it is durable (fdatasync)
  * when rc_load returns, whatever the sync mode. Progress is in records: while
  * verifying, DONE records verified of TOTAL 0 (unknown until the trailer);
- * while indexing, DONE of TOTAL; at the end DONE == TOTAL.
+ * while writing segments (full) or indexing (incremental), DONE of TOTAL; at
+ * the end DONE == TOTAL.
  */
 #include "db.h"
 #include "format/catalog.h"
 #include "format/compress.h"
+#include "format/meta.h"
 #include "format/record.h"
+#include "format/segment.h"
 #include "format/stream.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define LOAD_TMP "load.tmp"
-#define LOAD_BYTES_MAX 0xF0000000ull /* records of one load: one segment */
+#define LOAD_MARKER "LOADING"
+#define LOAD_BYTES_MAX 0xF0000000ull /* records of an incremental load: one segment */
+#define LOAD_SLOT_MARGIN 256u        /* segment slots left for the log while loading */
 #define LOAD_KS_ID_MAX KS_ID_MAX     /* sanity bound on keyspace ids (db.h) */
 #define READ_CHUNK (4u << 20)        /* payload bytes read per call */
 
@@ -346,6 +356,27 @@ static void index_if_newer(rc_db *db, rc_keyspace *ks, const log_rec *r)
     }
 }
 
+/* Index one appended record (epoch held): catalogue records before the
+ * handles are refreshed, the others after. */
+static void index_rec(rc_db *db, const log_rec *r)
+{
+    bool catalog = r->ks == FMT_KS_CATALOG;
+    rc_keyspace *ks = ks_by_id(db, r->ks);
+    if (!ks || atomic_load(&ks->dropped)) {
+        /* a keyspace the catalogue does not list as live: dead */
+        segment *seg = seg_at(&db->segs, r->seg);
+        if (seg)
+            atomic_fetch_add(&seg->dead_bytes, r->total_len);
+        return;
+    }
+    pthread_mutex_t *stripe = &db->stripes[stripe_of(r->ks, keydir_hash(r->key, r->klen))];
+    if (!catalog)
+        pthread_mutex_lock(stripe);
+    index_if_newer(db, ks, r);
+    if (!catalog)
+        pthread_mutex_unlock(stripe);
+}
+
 /* Index the appended records of keyspace 0 (CATALOG) or of the others. */
 static void index_records(load_run *L, log_rec *recs, size_t n, bool catalog)
 {
@@ -355,24 +386,33 @@ static void index_records(load_run *L, log_rec *recs, size_t n, bool catalog)
         log_rec *r = &recs[i];
         if ((r->ks == FMT_KS_CATALOG) != catalog)
             continue;
-        rc_keyspace *ks = ks_by_id(db, r->ks);
-        if (!ks || atomic_load(&ks->dropped)) {
-            /* a keyspace the catalogue does not list as live: dead */
-            segment *seg = seg_at(&db->segs, r->seg);
-            if (seg)
-                atomic_fetch_add(&seg->dead_bytes, r->total_len);
-            continue;
-        }
-        pthread_mutex_t *stripe = &db->stripes[stripe_of(r->ks, keydir_hash(r->key, r->klen))];
-        if (!catalog)
-            pthread_mutex_lock(stripe);
-        index_if_newer(db, ks, r);
-        if (!catalog)
-            pthread_mutex_unlock(stripe);
+        index_rec(db, r);
         if (L->progress && !catalog && (i + 1) % 65536 == 0)
             L->progress(L->progress_ctx, i + 1, n);
     }
     epoch_exit(ep);
+}
+
+/* Keyspace ids index arrays at open: an absurd one would make the directory
+ * unopenable, so it is refused (in a record or a catalogue value). */
+static int check_ks_id(const fmt_record *r)
+{
+    fmt_catalog_entry e;
+    uint32_t id = r->ks;
+    if (r->ks == FMT_KS_CATALOG && !(r->flags & (FMT_REC_TOMBSTONE | FMT_REC_COMPRESSED)) &&
+        fmt_catalog_decode(r->val, r->vlen, &e) == FMT_OK)
+        id = e.ks_id;
+    if (id > LOAD_KS_ID_MAX)
+        return rc_fail(RC_ELIMIT, "the stream names keyspace id %u (limit %u)", id, LOAD_KS_ID_MAX);
+    return 0;
+}
+
+/* The record of the stream as the log writes it: batch framing dropped. */
+static fmt_record loaded_record(const fmt_record *r)
+{
+    fmt_record f = *r;
+    f.flags = r->flags & (FMT_REC_TOMBSTONE | FMT_REC_COMPRESSED | FMT_REC_TYPE_MASK);
+    return f;
 }
 
 /* Turn the staged records newer than BASE into log records (pointing into
@@ -384,16 +424,9 @@ static int build_batch(const uint8_t *map, size_t len, uint64_t base, log_rec **
     fmt_record r;
     int rc;
     while ((rc = fmt_stream_record_next(map, len, &pos, &r)) == 1) {
-        /* ids index arrays at open: an absurd one would make the directory
-         * unopenable, so it is refused here (in a record or a catalogue value) */
-        fmt_catalog_entry e;
-        uint32_t id = r.ks;
-        if (r.ks == FMT_KS_CATALOG && !(r.flags & (FMT_REC_TOMBSTONE | FMT_REC_COMPRESSED)) &&
-            fmt_catalog_decode(r.val, r.vlen, &e) == FMT_OK)
-            id = e.ks_id;
-        if (id > LOAD_KS_ID_MAX)
-            return rc_fail(RC_ELIMIT, "the stream names keyspace id %u (limit %u)", id,
-                           LOAD_KS_ID_MAX);
+        int err = check_ks_id(&r);
+        if (err)
+            return err;
         if (r.seq <= base)
             continue;
         count++;
@@ -403,8 +436,9 @@ static int build_batch(const uint8_t *map, size_t len, uint64_t base, log_rec **
         return rc_fail(RC_ECORRUPT, "the staged copy of the stream no longer verifies");
     if (bytes > LOAD_BYTES_MAX)
         return rc_fail(RC_ELIMIT,
-                       "the stream holds %llu bytes of records; one load is limited "
-                       "to %llu (it is applied as one atomic batch in one segment)",
+                       "the incremental stream holds %llu bytes of records; an "
+                       "incremental load is limited to %llu (it is applied as one "
+                       "atomic batch in one segment)",
                        (unsigned long long)bytes, LOAD_BYTES_MAX);
     *out = NULL;
     *n = 0;
@@ -434,6 +468,429 @@ static int build_batch(const uint8_t *map, size_t len, uint64_t base, log_rec **
     return 0;
 }
 
+/* ------------------------------------------------------------ full loads
+ *
+ * A full stream goes into an empty database, so its records need not share a
+ * segment with anything: they are written into new segments of their own
+ * (records never split, rotating at segment_bytes as the log does), with
+ * ids reserved in one go, under the LOADING marker (FORMAT.md 10.3):
+ *
+ *   1. plan: one pass over the staged records checks keyspace ids and counts
+ *      the segments the log's rotation rule will need; the ids are reserved
+ *      (log_reserve_ids: the active segment moves past them, last_seq is
+ *      raised to the stream's highest seq so that racing writes are newer);
+ *   2. LOADING (first id, count) is written and synced with the directory;
+ *   3. segment by segment: records encoded into the mapping, the file cut to
+ *      its records and fdatasync'ed, its hint written;
+ *   4. commit: LOADING is removed and the directory synced — from here the
+ *      load is part of the database; before, a crash leaves the marker and
+ *      rc_open (load_recover) deletes the segments, and a failure deletes
+ *      them at once;
+ *   5. the segments join the table and are indexed: catalogue records first
+ *      (their places were noted in 3), the handles refreshed, then each
+ *      segment's records read back from its mapping.
+ * RAM: no per-record state; the segment pointers and the catalogue records'
+ * places only. merge_mu is held throughout (no merge may judge tombstones
+ * without the load's segments), ks_mu by the caller. */
+
+typedef struct cat_ref {
+    uint32_t seg; /* index into full_load.segs */
+    uint32_t off;
+} cat_ref;
+
+typedef struct full_load {
+    load_run *L;
+    const uint8_t *map; /* the staged records */
+    size_t len;
+    uint64_t records, max_seq, bytes;
+    uint32_t nseg;  /* planned */
+    uint64_t first; /* id of the first */
+    segment **segs; /* created so far */
+    uint32_t made;
+    cat_ref *cat;
+    size_t ncat, capcat;
+} full_load;
+
+/* A record of SZ bytes opens a new segment when the current one (CUR bytes)
+ * already holds records and would outgrow segment_bytes: log_append's rule. */
+static bool starts_segment(const rc_db *db, uint64_t cur, uint64_t sz)
+{
+    return cur > FMT_SEG_HEADER_LEN && cur + sz > db->opt.segment_bytes;
+}
+
+static uint32_t free_slots(rc_db *db)
+{
+    uint32_t used = 0;
+    pthread_mutex_lock(&db->segs.mu);
+    for (uint32_t i = 0; i < SEG_SLOTS; i++)
+        used += db->segs.slots[i] != NULL;
+    pthread_mutex_unlock(&db->segs.mu);
+    return SEG_SLOTS - used;
+}
+
+/* The staged bytes before POS are done with: out of the resident set. */
+static void drop_staged(const uint8_t *map, size_t pos)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t len = pos / page * page;
+    if (len)
+        madvise((void *)map, len, MADV_DONTNEED);
+}
+
+static int plan_full(full_load *F)
+{
+    rc_db *db = F->L->db;
+    size_t pos = 0;
+    uint64_t cur = 0, nseg = 0;
+    fmt_record r;
+    int rc;
+    while ((rc = fmt_stream_record_next(F->map, F->len, &pos, &r)) == 1) {
+        int err = check_ks_id(&r);
+        if (err)
+            return err;
+        fmt_record f = loaded_record(&r);
+        uint64_t sz = fmt_record_size(&f);
+        if (nseg == 0 || starts_segment(db, cur, sz)) {
+            nseg++;
+            cur = FMT_SEG_HEADER_LEN;
+        }
+        cur += sz;
+        F->bytes += sz;
+        if (++F->records % 65536 == 0)
+            drop_staged(F->map, pos);
+        if (r.seq > F->max_seq)
+            F->max_seq = r.seq;
+    }
+    if (rc != 0)
+        return rc_fail(RC_ECORRUPT, "the staged copy of the stream no longer verifies");
+    drop_staged(F->map, F->len);
+    uint32_t avail = free_slots(db);
+    avail = avail > LOAD_SLOT_MARGIN ? avail - LOAD_SLOT_MARGIN : 0;
+    if (nseg > avail || nseg > FMT_LOADING_MAX)
+        return rc_fail(RC_ELIMIT,
+                       "the stream's %llu bytes of records need %llu segments of "
+                       "segment_bytes %llu, but the database can add only %u more: "
+                       "open it with a larger segment_bytes",
+                       (unsigned long long)F->bytes, (unsigned long long)nseg,
+                       (unsigned long long)db->opt.segment_bytes,
+                       avail < FMT_LOADING_MAX ? avail : FMT_LOADING_MAX);
+    F->nseg = (uint32_t)nseg;
+    return 0;
+}
+
+static int write_marker(full_load *F)
+{
+    rc_db *db = F->L->db;
+    uint8_t buf[FMT_LOADING_LEN];
+    fmt_loading_encode(buf, F->first, F->nseg);
+    const char *tmp = LOAD_MARKER ".tmp";
+    int e = 0;
+    int fd = openat(db->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        e = errno;
+    } else {
+        ssize_t n = pwrite(fd, buf, sizeof(buf), 0);
+        if (n != (ssize_t)sizeof(buf))
+            e = n < 0 ? errno : ENOSPC;
+        else if (fdatasync(fd) != 0)
+            e = errno;
+        close(fd);
+    }
+    if (!e && renameat(db->dir_fd, tmp, db->dir_fd, LOAD_MARKER) != 0)
+        e = errno;
+    if (!e && fsync(db->dir_fd) != 0)
+        e = errno;
+    if (e) {
+        unlinkat(db->dir_fd, tmp, 0);
+        return rc_fail(rc_from_errno(e), "cannot write %s/%s: %s", db->dir, LOAD_MARKER,
+                       strerror(e));
+    }
+    return 0;
+}
+
+/* Delete segment ID's hint, then its data file (so a hint never outlives its
+ * segment); ENOENT counts as done. */
+static bool unlink_loaded(int dir_fd, uint64_t id)
+{
+    char name[32];
+    bool ok = true;
+    seg_name(name, sizeof(name), id, "hint");
+    if (unlinkat(dir_fd, name, 0) != 0 && errno != ENOENT)
+        ok = false;
+    seg_name(name, sizeof(name), id, "data");
+    if (unlinkat(dir_fd, name, 0) != 0 && errno != ENOENT)
+        ok = false;
+    return ok;
+}
+
+/* A failure before the commit: nothing of the load stays. The marker goes
+ * only once every segment did (else the next open finishes the job). */
+static void undo_full(full_load *F)
+{
+    rc_db *db = F->L->db;
+    bool ok = true;
+    for (uint32_t i = 0; i < F->made; i++) {
+        uint64_t id = F->segs[i]->id;
+        seg_close(F->segs[i]);
+        F->segs[i] = NULL;
+        ok &= unlink_loaded(db->dir_fd, id);
+    }
+    F->made = 0;
+    if (ok && fsync(db->dir_fd) == 0 && unlinkat(db->dir_fd, LOAD_MARKER, 0) == 0)
+        fsync(db->dir_fd);
+}
+
+static int finish_segment(rc_db *db, segment *seg)
+{
+    int err = seg_truncate(seg);
+    if (!err && fdatasync(seg->fd) != 0)
+        err = rc_fail(rc_from_errno(errno), "cannot sync loaded segment %08llu: %s",
+                      (unsigned long long)seg->id, strerror(errno));
+    seg->writable = false;
+    if (!err && db->opt.write_hints)
+        hint_write(db, seg); /* a failure only costs a scan at the next open */
+    /* written and synced: its pages stay in the page cache but leave this
+     * process's resident set (a load of any size must not grow it) */
+    madvise(seg->map, seg->map_len, MADV_DONTNEED);
+    return err;
+}
+
+static int note_catalog(full_load *F, uint32_t off)
+{
+    if (F->ncat == F->capcat) {
+        size_t cap = F->capcat ? F->capcat * 2 : 64;
+        cat_ref *n = realloc(F->cat, cap * sizeof(*n));
+        if (!n)
+            return RC_ENOMEM;
+        F->cat = n;
+        F->capcat = cap;
+    }
+    F->cat[F->ncat++] = (cat_ref){.seg = F->made - 1, .off = off};
+    return 0;
+}
+
+static int write_full(full_load *F)
+{
+    load_run *L = F->L;
+    rc_db *db = L->db;
+    size_t pos = 0;
+    uint64_t done = 0;
+    segment *seg = NULL;
+    fmt_record r;
+    int rc = 0, err = 0;
+    while (!err && (rc = fmt_stream_record_next(F->map, F->len, &pos, &r)) == 1) {
+        fmt_record f = loaded_record(&r);
+        size_t sz = fmt_record_size(&f);
+        uint64_t cur = seg ? atomic_load(&seg->size) : 0;
+        if (!seg || starts_segment(db, cur, sz)) {
+            if (seg && (err = finish_segment(db, seg)) != 0)
+                break;
+            if (F->made == F->nseg) {
+                err = rc_fail(RC_ECORRUPT, "the staged stream changed while it was loaded");
+                break;
+            }
+            uint64_t reserve = db->opt.segment_bytes;
+            if (sz + FMT_SEG_HEADER_LEN > reserve)
+                reserve = sz + FMT_SEG_HEADER_LEN;
+            err =
+                seg_create(db->dir_fd, F->first + F->made, db->db_id, reserve, db_now_ms(db), &seg);
+            if (err)
+                break;
+            F->segs[F->made++] = seg;
+            cur = FMT_SEG_HEADER_LEN;
+        }
+        err = seg_reserve(seg, sz);
+        if (err)
+            break;
+        if (fmt_record_encode(seg->map + cur, sz, &f) != sz) {
+            err = rc_fail(RC_ECORRUPT, "a staged record does not encode");
+            break;
+        }
+        if (f.ks == FMT_KS_CATALOG && (err = note_catalog(F, (uint32_t)cur)) != 0)
+            break;
+        if (!seg->min_seq || f.seq < seg->min_seq)
+            seg->min_seq = f.seq;
+        if (f.seq > seg->max_seq)
+            seg->max_seq = f.seq;
+        atomic_store(&seg->size, cur + sz);
+        if (++done % 65536 == 0) {
+            drop_staged(F->map, pos);
+            if (L->progress)
+                L->progress(L->progress_ctx, done, F->records);
+        }
+    }
+    if (!err && rc != 0)
+        err = rc_fail(RC_ECORRUPT, "the staged copy of the stream no longer verifies");
+    if (!err && seg)
+        err = finish_segment(db, seg);
+    if (!err && F->made != F->nseg)
+        err = rc_fail(RC_ECORRUPT, "the staged stream changed while it was loaded");
+    return err;
+}
+
+static log_rec rec_at(const segment *seg, uint32_t off, const fmt_record *f)
+{
+    return (log_rec){.flags = f->flags,
+                     .ks = f->ks,
+                     .expires_at_ms = f->expires_at_ms,
+                     .key = f->key,
+                     .klen = f->klen,
+                     .val = f->val,
+                     .vlen = f->vlen,
+                     .seq = f->seq,
+                     .seg = seg->slot,
+                     .off = off,
+                     .total_len = f->total_len};
+}
+
+/* After the commit: publish the segments and index their records. */
+static int index_full(full_load *F)
+{
+    rc_db *db = F->L->db;
+    int err = 0;
+    for (uint32_t i = 0; i < F->made && !err; i++) {
+        err = seg_table_add(&db->segs, F->segs[i]);
+        if (err) { /* on disk but not readable: stop taking writes */
+            atomic_store(&db->write_error, ENOMEM);
+            for (uint32_t j = i; j < F->made; j++)
+                seg_close(F->segs[j]);
+            F->made = i;
+        }
+    }
+    epoch_slot *ep = epoch_enter(db);
+    for (size_t i = 0; i < F->ncat; i++) {
+        if (F->cat[i].seg >= F->made)
+            continue;
+        segment *seg = F->segs[F->cat[i].seg];
+        fmt_record f;
+        uint32_t off = F->cat[i].off;
+        if (fmt_record_peek(seg->map + off, atomic_load(&seg->size) - off, &f) == FMT_OK) {
+            log_rec r = rec_at(seg, off, &f);
+            index_rec(db, &r);
+        }
+    }
+    epoch_exit(ep);
+    int e2 = ks_refresh_catalog(db);
+    if (e2) { /* on disk but not reflected in memory: as index_apply does */
+        atomic_store(&db->write_error, ENOMEM);
+        err = err ? err : e2;
+    }
+    for (uint32_t i = 0; i < F->made; i++) {
+        segment *seg = F->segs[i];
+        uint64_t end = atomic_load(&seg->size);
+        ep = epoch_enter(db);
+        for (uint64_t off = FMT_SEG_HEADER_LEN; off < end;) {
+            fmt_record f;
+            if (fmt_record_peek(seg->map + off, end - off, &f) != FMT_OK || !f.total_len)
+                break; /* written by us just now: cannot happen */
+            if (f.ks != FMT_KS_CATALOG) {
+                log_rec r = rec_at(seg, (uint32_t)off, &f);
+                index_rec(db, &r);
+            }
+            off += f.total_len;
+        }
+        epoch_exit(ep);
+        madvise(seg->map, seg->map_len, MADV_DONTNEED); /* as in finish_segment */
+    }
+    F->made = 0; /* the table owns them now */
+    return err;
+}
+
+static int load_full(load_run *L, const uint8_t *map, size_t len)
+{
+    rc_db *db = L->db;
+    full_load F = {.L = L, .map = map, .len = len};
+    int err = plan_full(&F);
+    if (err || F.records == 0)
+        return err;
+    F.segs = calloc(F.nseg, sizeof(*F.segs));
+    if (!F.segs)
+        return RC_ENOMEM;
+    pthread_mutex_lock(&db->merge_mu);
+    uint64_t before = atomic_load(&db->last_seq);
+    err = log_reserve_ids(db, F.nseg, before, F.max_seq, &F.first);
+    if (err)
+        goto out;
+    if (F.first + F.nseg - 1 > FMT_SEGMENT_ID_MAX) {
+        err = rc_fail(RC_ELIMIT, "segment ids would pass %llu", FMT_SEGMENT_ID_MAX);
+        goto undo_seq;
+    }
+    err = write_marker(&F);
+    if (!err)
+        err = write_full(&F);
+    if (!err && (unlinkat(db->dir_fd, LOAD_MARKER, 0) != 0 || fsync(db->dir_fd) != 0))
+        err = rc_fail(rc_from_errno(errno), "cannot remove %s/%s to commit the load: %s", db->dir,
+                      LOAD_MARKER, strerror(errno));
+    if (err) {
+        undo_full(&F);
+        goto undo_seq;
+    }
+    err = index_full(&F);
+    goto out;
+undo_seq:
+    /* nothing was loaded: give the seqs back unless a write took newer ones */
+    pthread_mutex_lock(&db->append_mu);
+    if (atomic_load(&db->last_seq) == F.max_seq)
+        atomic_store(&db->last_seq, before);
+    pthread_mutex_unlock(&db->append_mu);
+out:
+    pthread_mutex_unlock(&db->merge_mu);
+    for (uint32_t i = 0; i < F.made; i++)
+        seg_close(F.segs[i]);
+    free(F.segs);
+    free(F.cat);
+    return err;
+}
+
+int load_recover(rc_db *db, uint64_t *ids, size_t *n)
+{
+    int fd = openat(db->dir_fd, LOAD_MARKER, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 0;
+        return rc_fail(rc_from_errno(errno), "cannot open %s/%s: %s", db->dir, LOAD_MARKER,
+                       strerror(errno));
+    }
+    uint8_t buf[FMT_LOADING_LEN + 1];
+    ssize_t got = pread(fd, buf, sizeof(buf), 0);
+    close(fd);
+    uint64_t first;
+    uint32_t count;
+    int rc = got < 0 ? FMT_ECORRUPT : fmt_loading_decode(buf, (size_t)got, &first, &count);
+    if (rc == FMT_EVERSION)
+        return rc_fail(RC_EVERSION,
+                       "%s/%s has version %u, written by a newer ringcask; this build reads "
+                       "version %u",
+                       db->dir, LOAD_MARKER, (unsigned)fmt_get_u16(buf + 4), FMT_META_VERSION);
+    if (rc != FMT_OK)
+        return rc_fail(RC_ECORRUPT,
+                       "%s/%s is corrupt: a load was interrupted and the segments it was "
+                       "writing cannot be told apart from the database's; restore into a new "
+                       "directory",
+                       db->dir, LOAD_MARKER);
+    /* the ids are sorted: drop the range from the listing (and, when
+     * writing, the files from the directory) */
+    size_t k = 0;
+    bool ok = true;
+    for (size_t i = 0; i < *n; i++) {
+        if (ids[i] >= first && ids[i] - first < count) {
+            if (!db->opt.read_only)
+                ok &= unlink_loaded(db->dir_fd, ids[i]);
+            continue;
+        }
+        ids[k++] = ids[i];
+    }
+    *n = k;
+    if (db->opt.read_only)
+        return 0;
+    if (!ok || fsync(db->dir_fd) != 0 || unlinkat(db->dir_fd, LOAD_MARKER, 0) != 0 ||
+        fsync(db->dir_fd) != 0)
+        return rc_fail(rc_from_errno(errno),
+                       "cannot undo the interrupted load that %s/%s records: %s", db->dir,
+                       LOAD_MARKER, strerror(errno));
+    return 0;
+}
+
 /* Apply the staged, verified stream (starting at SINCE). */
 static int apply_staged(load_run *L, uint64_t since)
 {
@@ -453,6 +910,10 @@ static int apply_staged(load_run *L, uint64_t since)
             goto out;
         }
         madvise(map, L->staged, MADV_SEQUENTIAL);
+        if (since == 0) { /* a full stream: its own segments, any size */
+            err = load_full(L, map, L->staged);
+            goto out;
+        }
         err = build_batch(map, L->staged, atomic_load(&db->last_seq), &recs, &n);
         if (err)
             goto out;

@@ -300,6 +300,30 @@ int log_seal_active(rc_db *db)
     return err;
 }
 
+int log_reserve_ids(rc_db *db, uint32_t n, uint64_t expect_last, uint64_t new_last, uint64_t *first)
+{
+    pthread_mutex_lock(&db->append_mu);
+    int err = 0;
+    if (atomic_load(&db->write_error)) {
+        err = rc_fail(RC_EREADONLY, "an earlier fdatasync failed: the database is read-only "
+                                    "until reopened");
+    } else if (atomic_load(&db->last_seq) != expect_last) {
+        err = rc_fail(RC_ENOTEMPTY, "a write reached the database while the load was being "
+                                    "verified: a full backup loads only into an empty database");
+    } else {
+        *first = db->next_segment_id;
+        db->next_segment_id += n;
+        /* the active segment moves past the reserved ids: ids keep the order
+         * in which segments were filled, so the active one stays the newest
+         * segment without a hint (the tail recovery reads in tail mode) */
+        err = log_rotate(db, 0);
+        if (!err && new_last > expect_last)
+            atomic_store(&db->last_seq, new_last);
+    }
+    pthread_mutex_unlock(&db->append_mu);
+    return err;
+}
+
 int log_wait(rc_db *db, uint64_t end_lsn)
 {
     if (db->opt.sync != RC_SYNC_ALWAYS || end_lsn == 0)

@@ -762,6 +762,11 @@ int recover(rc_db *db)
     err = list_segments(db, &ids, &n);
     if (err)
         return err;
+    err = load_recover(db, ids, &n); /* an interrupted full load: undone */
+    if (err) {
+        free(ids);
+        return err;
+    }
     db->next_segment_id = n ? ids[n - 1] + 1 : 1;
     /* the segment that was being appended when the process stopped is the
      * newest one without a hint (a clean close writes the active's hint;

@@ -1,4 +1,4 @@
-/* MERGING and HORIZON files: round trips, and refusal of every truncation,
+/* MERGING, HORIZON and LOADING files: round trips, and refusal of every truncation,
  * a flipped byte, a wrong magic, a newer version and impossible counts. */
 #include "format/meta.h"
 
@@ -52,4 +52,40 @@ Test(meta, horizon_round_trip_and_rejections)
         buf[i] ^= 0x80;
     }
     cr_assert_eq(fmt_horizon_decode(buf, FMT_HORIZON_LEN + 1, &h), FMT_ECORRUPT);
+}
+
+Test(meta, loading_round_trip_and_rejections)
+{
+    uint8_t buf[FMT_LOADING_LEN + 1];
+    fmt_loading_encode(buf, 12345, 678);
+    uint64_t first = 0;
+    uint32_t n = 0;
+    cr_assert_eq(fmt_loading_decode(buf, FMT_LOADING_LEN, &first, &n), FMT_OK);
+    cr_assert_eq(first, 12345);
+    cr_assert_eq(n, 678);
+    for (size_t cut = 0; cut < FMT_LOADING_LEN; cut++)
+        cr_assert_eq(fmt_loading_decode(buf, cut, &first, &n), FMT_ESHORT, "cut %zu", cut);
+    for (size_t i = 0; i < FMT_LOADING_LEN; i++) {
+        buf[i] ^= 0x10;
+        cr_assert_neq(fmt_loading_decode(buf, FMT_LOADING_LEN, &first, &n), FMT_OK, "flip %zu", i);
+        buf[i] ^= 0x10;
+    }
+    cr_assert_eq(fmt_loading_decode(buf, FMT_LOADING_LEN + 1, &first, &n), FMT_ECORRUPT);
+    buf[4] = 2;
+    cr_assert_eq(fmt_loading_decode(buf, FMT_LOADING_LEN, &first, &n), FMT_EVERSION);
+    /* well-sealed but impossible ranges */
+    uint64_t bad_first[] = {0, FMT_SEGMENT_ID_MAX + 1, FMT_SEGMENT_ID_MAX, 1};
+    uint32_t bad_count[] = {1, 1, 2, FMT_LOADING_MAX + 1};
+    for (int i = 0; i < 4; i++) {
+        fmt_loading_encode(buf, bad_first[i], bad_count[i]);
+        cr_assert_eq(fmt_loading_decode(buf, FMT_LOADING_LEN, &first, &n), FMT_ELIMIT, "case %d",
+                     i);
+    }
+    fmt_loading_encode(buf, 7, 0);
+    cr_assert_eq(fmt_loading_decode(buf, FMT_LOADING_LEN, &first, &n), FMT_ELIMIT);
+    fmt_loading_encode(buf, FMT_SEGMENT_ID_MAX, 1);
+    cr_assert_eq(fmt_loading_decode(buf, FMT_LOADING_LEN, &first, &n), FMT_OK);
+    buf[20] = 1; /* reserved, resealed */
+    fmt_put_u64(buf + 24, fmt_hash64(buf, 24));
+    cr_assert_eq(fmt_loading_decode(buf, FMT_LOADING_LEN, &first, &n), FMT_ECORRUPT);
 }
