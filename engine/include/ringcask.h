@@ -370,7 +370,7 @@ typedef struct rc_list {
  * pass 1/8 of it, or once deleted keys pass 1/4.
  *
  * Memory. While it exists the cache holds a copy of every key of the keyspace
- * plus 6 bytes per key (rc_stats.list_cache_bytes), on top of the keydir. It
+ * plus 4 bytes per key (rc_stats.list_cache_bytes), on top of the keydir. It
  * is freed once no listing used it for rc_options.list_cache_idle_ms, when the
  * keyspace is dropped, and at rc_close; list_cache_idle_ms = 0 disables it,
  * and then each listing scans the keyspace's keydir and partially sorts the

@@ -41,12 +41,15 @@ typedef struct counter_line {
  * the read lock (which shuts writers out of the shard). */
 typedef struct lc_shard {
     size_t len, cap;
-    uint8_t *buf;   /* n x {u16 klen, key bytes} */
-    uint32_t n;     /* keys in buf */
-    uint32_t max_n; /* bound on n, set with the snapshot */
-    bool on;        /* the cache exists: writers note new keys here */
-    bool overflow;  /* more than max_n new keys: the cache must be rebuilt */
-    char pad[30];   /* one cache line per shard: writers of different shards */
+    uint8_t *buf; /* n x {u16 klen, key bytes} */
+    /* n and overflow are atomic only so that a drain may skip a shard with
+     * nothing to drain without taking its lock (relaxed: a write that
+     * happened before the listing is seen by coherence) */
+    _Atomic uint32_t n;    /* keys in buf */
+    uint32_t max_n;        /* bound on n, set with the snapshot */
+    bool on;               /* the cache exists: writers note new keys here */
+    _Atomic bool overflow; /* more than max_n new keys: rebuild the cache */
+    char pad[30];          /* one cache line per shard: writers of different shards */
 } lc_shard;
 _Static_assert(sizeof(lc_shard) == 64, "lc_shard is one cache line");
 
@@ -60,7 +63,8 @@ typedef struct list_cache {
      * before any keydir shard lock, never while holding one. */
     pthread_rwlock_t rw;
     bool built;
-    /* the snapshot: arena of {u16 klen, key bytes}, offsets in key order */
+    /* the snapshot: the keys in key order, back to back; offs[i] is where
+     * key i starts, offs[n] the end (while building: {u16 klen, key}) */
     uint8_t *arena;
     size_t arena_len;
     uint32_t *offs;

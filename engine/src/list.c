@@ -272,7 +272,7 @@ static void lc_free_sorted(list_cache *lc)
 /* Free the snapshot part held in bytes: arena and offsets (exact sizes). */
 static void lc_free_snapshot_acct(list_cache *lc)
 {
-    lc_acct(lc, 0, lc->arena_len + lc->n * sizeof(*lc->offs));
+    lc_acct(lc, 0, lc->arena_len + (lc->n ? lc->n + 1 : 0) * sizeof(*lc->offs));
 }
 
 void lc_destroy(list_cache *lc)
@@ -287,21 +287,22 @@ void lc_destroy(list_cache *lc)
 
 void lc_note_slow(lc_shard *sh, list_cache *lc, const void *key, size_t klen)
 {
-    if (sh->overflow)
+    if (atomic_load_explicit(&sh->overflow, memory_order_relaxed))
         return;
+    uint32_t n = atomic_load_explicit(&sh->n, memory_order_relaxed);
     size_t need = 2 + klen;
-    if (sh->n >= sh->max_n || sh->len + need > sh->cap) {
+    if (n >= sh->max_n || sh->len + need > sh->cap) {
         size_t cap = sh->cap ? sh->cap * 2 : 1024;
         while (cap < sh->len + need)
             cap *= 2;
-        uint8_t *nb = sh->n < sh->max_n ? realloc(sh->buf, cap) : NULL;
+        uint8_t *nb = n < sh->max_n ? realloc(sh->buf, cap) : NULL;
         if (!nb) { /* the next listing rebuilds; keep nothing meanwhile */
             lc_acct(lc, 0, sh->cap);
             free(sh->buf);
             sh->buf = NULL;
             sh->len = sh->cap = 0;
-            sh->n = 0;
-            sh->overflow = true;
+            atomic_store_explicit(&sh->n, 0, memory_order_relaxed);
+            atomic_store_explicit(&sh->overflow, true, memory_order_relaxed);
             return;
         }
         lc_acct(lc, cap - sh->cap, 0);
@@ -312,7 +313,7 @@ void lc_note_slow(lc_shard *sh, list_cache *lc, const void *key, size_t klen)
     memcpy(sh->buf + sh->len, &l, 2);
     memcpy(sh->buf + sh->len + 2, key, klen);
     sh->len += need;
-    sh->n++;
+    atomic_store_explicit(&sh->n, n + 1, memory_order_relaxed);
 }
 
 /* Stop noting new keys and free the shard buffers (cache held exclusively;
@@ -326,8 +327,9 @@ static void lc_shards_off(list_cache *lc, keydir *kd)
         free(sh->buf);
         sh->buf = NULL;
         sh->len = sh->cap = 0;
-        sh->n = 0;
-        sh->on = sh->overflow = false;
+        atomic_store_explicit(&sh->n, 0, memory_order_relaxed);
+        atomic_store_explicit(&sh->overflow, false, memory_order_relaxed);
+        sh->on = false;
         keydir_unlock(kd, s);
     }
 }
@@ -488,50 +490,61 @@ static int lc_build(list_cache *lc, keydir *kd)
         lc_shard *sh = &lc->shards[s];
         keydir_rdlock(kd, s);
         sh->on = true;
-        sh->overflow = false;
-        sh->n = 0;
+        atomic_store_explicit(&sh->overflow, false, memory_order_relaxed);
+        atomic_store_explicit(&sh->n, 0, memory_order_relaxed);
         sh->len = 0;
         sh->max_n = max_n > UINT32_MAX ? UINT32_MAX : (uint32_t)max_n;
         keydir_shard_foreach(kd, s, build_visit, &b);
         keydir_unlock(kd, s);
     }
+    /* sort, then lay the keys out in key order without their lengths (one
+     * offset per key plus an end offset), so that a page reads one run of
+     * the arena */
     sort_item *v = NULL, *tmp = NULL;
-    if (!b.err && lc->n > 1) {
-        v = malloc(lc->n * sizeof(*v));
-        tmp = malloc(lc->n * sizeof(*tmp));
-        if (!v || !tmp)
+    uint8_t *sorted = NULL;
+    uint32_t *offs = NULL;
+    size_t n = lc->n, bytes = lc->arena_len - 2 * n;
+    if (!b.err && n) {
+        v = malloc(n * sizeof(*v));
+        tmp = n > 1 ? malloc(n * sizeof(*tmp)) : NULL;
+        sorted = malloc(bytes);
+        offs = malloc((n + 1) * sizeof(*offs));
+        if (!v || (n > 1 && !tmp) || !sorted || !offs)
             b.err = RC_ENOMEM;
     }
     if (b.err) {
         free(v);
         free(tmp);
+        free(sorted);
+        free(offs);
         lc_shards_off(lc, kd);
         lc_free_sorted(lc);
         return b.err;
     }
-    if (lc->n > 1) {
-        for (size_t i = 0; i < lc->n; i++) {
+    if (n) {
+        for (size_t i = 0; i < n; i++) {
             uint16_t l;
             memcpy(&l, lc->arena + lc->offs[i], 2);
             v[i].off = lc->offs[i];
             v[i].len = l;
         }
-        sort_keys(v, tmp, lc->n, 0, lc->arena);
-        for (size_t i = 0; i < lc->n; i++)
-            lc->offs[i] = v[i].off;
+        sort_keys(v, tmp, n, 0, lc->arena);
+        size_t at = 0;
+        for (size_t i = 0; i < n; i++) {
+            offs[i] = (uint32_t)at;
+            memcpy(sorted + at, arena_key(lc->arena, v[i].off), v[i].len);
+            at += v[i].len;
+        }
+        offs[n] = (uint32_t)at;
+        free(lc->arena);
+        free(lc->offs);
+        lc->arena = sorted;
+        lc->offs = offs;
+        lc->arena_len = bytes;
     }
     free(v);
     free(tmp);
-    /* give back the slack of the doubling */
-    if (lc->n) {
-        uint8_t *a = realloc(lc->arena, lc->arena_len);
-        uint32_t *o = realloc(lc->offs, lc->n * sizeof(*o));
-        if (a)
-            lc->arena = a;
-        if (o)
-            lc->offs = o;
-    }
-    lc_acct(lc, lc->arena_len + lc->n * sizeof(*lc->offs), 0);
+    lc_acct(lc, lc->arena_len + (n ? n + 1 : 0) * sizeof(*lc->offs), 0);
     lc->built = true;
     return 0;
 }
@@ -544,11 +557,8 @@ static const uint8_t *delta_key(const list_cache *lc, size_t i, size_t *len)
 
 static const uint8_t *snap_key(const list_cache *lc, size_t i, size_t *len)
 {
-    const uint8_t *p = lc->arena + lc->offs[i];
-    uint16_t l;
-    memcpy(&l, p, 2);
-    *len = l;
-    return p + 2;
+    *len = lc->offs[i + 1] - lc->offs[i];
+    return lc->arena + lc->offs[i];
 }
 
 static _Thread_local const list_cache *ref_cmp_lc; /* for qsort */
@@ -567,10 +577,14 @@ static int lc_drain(list_cache *lc, keydir *kd)
     int err = 0;
     for (unsigned s = 0; s < KEYDIR_SHARDS; s++) {
         lc_shard *sh = &lc->shards[s];
+        if (!atomic_load_explicit(&sh->n, memory_order_relaxed) &&
+            !atomic_load_explicit(&sh->overflow, memory_order_relaxed))
+            continue; /* nothing noted (see lc_shard) */
         keydir_rdlock(kd, s);
-        if (sh->overflow)
+        if (atomic_load_explicit(&sh->overflow, memory_order_relaxed))
             err = 1;
-        for (size_t p = 0, i = 0; !err && i < sh->n; i++) {
+        uint32_t noted = atomic_load_explicit(&sh->n, memory_order_relaxed);
+        for (size_t p = 0, i = 0; !err && i < noted; i++) {
             uint16_t l;
             memcpy(&l, sh->buf + p, 2);
             if (lc->dlen + l > UINT32_MAX) {
@@ -606,7 +620,7 @@ static int lc_drain(list_cache *lc, keydir *kd)
             lc->dlen += l;
             p += 2 + (size_t)l;
         }
-        sh->n = 0;
+        atomic_store_explicit(&sh->n, 0, memory_order_relaxed);
         sh->len = 0;
         keydir_unlock(kd, s);
         if (err)
