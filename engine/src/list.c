@@ -400,11 +400,26 @@ static void insertion_sort(sort_item *v, size_t n, const uint8_t *arena)
     }
 }
 
-/* Sort V[0..N) (equal in bytes [0, depth)) by key. */
+static _Thread_local const uint8_t *item_cmp_arena; /* for qsort */
+
+static int sort_item_cmp(const void *x, const void *y)
+{
+    const sort_item *a = x, *b = y;
+    return key_cmp(arena_key(item_cmp_arena, a->off), a->len, arena_key(item_cmp_arena, b->off),
+                   b->len);
+}
+
+/* Sort V[0..N) (equal in bytes [0, depth)) by key. A radix pass costs a
+ * 16 KiB histogram, so small runs take a comparison sort. */
 static void sort_keys(sort_item *v, sort_item *tmp, size_t n, size_t depth, const uint8_t *arena)
 {
     if (n <= 16) {
         insertion_sort(v, n, arena);
+        return;
+    }
+    if (n < 1024) {
+        item_cmp_arena = arena;
+        qsort(v, n, sizeof(*v), sort_item_cmp);
         return;
     }
     for (size_t i = 0; i < n; i++)
