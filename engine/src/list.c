@@ -494,13 +494,22 @@ static int build_visit(void *ctx, const uint8_t *key, size_t klen, const kd_loc 
 
 /* (Re)build the snapshot from the keydir (cache held exclusively). On
  * failure nothing is cached and noting is off. */
-static int lc_build(list_cache *lc, keydir *kd)
+static int lc_build(list_cache *lc, keydir *kd, uint64_t key_bytes)
 {
     lc_free_snapshot_acct(lc);
     lc_free_sorted(lc);
     size_t est = keydir_count(kd);
     size_t max_n = (est / 8 + 1024) / KEYDIR_SHARDS * 2 + 64;
     build_ctx b = {.lc = lc};
+    /* sized from the keyspace's counters (+1/16 for writes meanwhile), so
+     * that the arena is not copied over and over while it grows */
+    size_t want = (size_t)key_bytes + 2 * est;
+    want += want / 16 + 4096;
+    if (want < UINT32_MAX && (lc->arena = malloc(want)) != NULL)
+        b.arena_cap = want;
+    size_t want_n = est + est / 16 + 1024;
+    if ((lc->offs = malloc(want_n * sizeof(*lc->offs))) != NULL)
+        b.offs_cap = want_n;
     for (unsigned s = 0; s < KEYDIR_SHARDS && !b.err; s++) {
         lc_shard *sh = &lc->shards[s];
         keydir_rdlock(kd, s);
@@ -673,16 +682,16 @@ static int lc_drain(list_cache *lc, keydir *kd)
 }
 
 /* Bring the cache up to date with the keydir (cache held exclusively). */
-static int lc_refresh(list_cache *lc, keydir *kd)
+static int lc_refresh(list_cache *lc, keydir *kd, uint64_t key_bytes)
 {
     atomic_store_explicit(&lc->last_used, mono_ms(), memory_order_relaxed);
     if (!lc->built)
-        return lc_build(lc, kd);
+        return lc_build(lc, kd, key_bytes);
     if (lc_drain(lc, kd) != 0)
-        return lc_build(lc, kd);
+        return lc_build(lc, kd, key_bytes);
     size_t live = keydir_count(kd);
     if (lc->dn > lc->n / 8 + 1024 || lc->n + lc->dn > live + live / 4 + 1024)
-        return lc_build(lc, kd);
+        return lc_build(lc, kd, key_bytes);
     return 0;
 }
 
@@ -804,7 +813,8 @@ static int list_cached(rc_db *db, rc_keyspace *k, const rc_list_opts *opts, rc_l
         return list_scan(db, k, opts, out);
     for (int tries = 0; tries < 3; tries++) {
         pthread_rwlock_wrlock(&lc->rw);
-        int err = lc_refresh(lc, k->kd);
+        int err =
+            lc_refresh(lc, k->kd, atomic_load_explicit(&k->live_key_bytes, memory_order_relaxed));
         pthread_rwlock_unlock(&lc->rw);
         if (err == RC_ENOMEM || err == LC_TOO_BIG)
             break; /* cannot cache: scan */
