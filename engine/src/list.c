@@ -516,7 +516,10 @@ static int lc_build(list_cache *lc, keydir *kd, uint64_t key_bytes)
         sh->on = true;
         atomic_store_explicit(&sh->overflow, false, memory_order_relaxed);
         atomic_store_explicit(&sh->n, 0, memory_order_relaxed);
-        sh->len = 0;
+        lc_acct(lc, 0, sh->cap); /* a burst's buffer: let it go */
+        free(sh->buf);
+        sh->buf = NULL;
+        sh->len = sh->cap = 0;
         sh->max_n = max_n > UINT32_MAX ? UINT32_MAX : (uint32_t)max_n;
         keydir_shard_foreach(kd, s, build_visit, &b);
         keydir_unlock(kd, s);
