@@ -690,6 +690,15 @@ static int lc_refresh(list_cache *lc, keydir *kd, uint64_t key_bytes)
     atomic_store_explicit(&lc->last_used, mono_ms(), memory_order_relaxed);
     if (!lc->built)
         return lc_build(lc, kd, key_bytes);
+    /* a rebuild ahead: skip draining (and sorting) what it would redo */
+    size_t noted = 0;
+    for (unsigned i = 0; i < KEYDIR_SHARDS; i++) {
+        noted += atomic_load_explicit(&lc->shards[i].n, memory_order_relaxed);
+        if (atomic_load_explicit(&lc->shards[i].overflow, memory_order_relaxed))
+            return lc_build(lc, kd, key_bytes);
+    }
+    if (lc->dn + noted > lc->n / 8 + 1024)
+        return lc_build(lc, kd, key_bytes);
     if (lc_drain(lc, kd) != 0)
         return lc_build(lc, kd, key_bytes);
     size_t live = keydir_count(kd);
