@@ -361,7 +361,7 @@ typedef struct rc_list {
  *
  * Cost. The keydir is a hash, so order comes from a sorted-keys cache per
  * keyspace, built by the first listing (a scan of the keyspace's keydir and a
- * sort of all its keys: about 2x the cost of one uncached listing) and reused
+ * sort of all its keys: ~1.25x the cost of one uncached listing) and reused
  * by later ones: each then costs O(log n + limit) plus one keydir lookup per
  * key looked at (keys deleted or expired since the cache was built are
  * skipped at that point). Overwrites, deletions and expiry leave the cache
