@@ -166,6 +166,8 @@ static void render_engine(textbuf *t, const rc_stats *s)
           live_value_bytes),
         F("ringcask_dead_bytes", "gauge", "Bytes in segments no longer live", dead_bytes),
         F("ringcask_keydir_bytes", "gauge", "RAM held by the keydir", keydir_bytes),
+        F("ringcask_list_cache_bytes", "gauge", "RAM held by sorted-key caches of listings",
+          list_cache_bytes),
         F("ringcask_last_seq", "gauge", "Highest sequence number", last_seq),
         F("ringcask_batches_total", "counter", "Batches written", batches),
         F("ringcask_fsyncs_total", "counter", "fdatasync calls", fsyncs),

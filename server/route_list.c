@@ -1,9 +1,9 @@
 /*
  * route_list.c — GET /:bucket/: keys in byte order.
  *
- * rc_list_keys does the work (scan of the bucket's keydir + partial sort for
- * the limit, see ringcask.h), so the cost of a listing is proportional to
- * the bucket, and a limit bounds the answer. A token's prefix confines the
+ * rc_list_keys does the work (see ringcask.h): the first listing of a bucket
+ * sorts a copy of its keys, which later pages reuse (O(log n + limit) each),
+ * and a limit bounds the answer. A token's prefix confines the
  * listing: the effective prefix is the longer of the token's and the query's
  * when one extends the other; when they diverge the answer is empty.
  *

@@ -33,8 +33,8 @@
  *     project. Keys with a TTL cost 8 bytes more.
  *   - Overwritten and deleted data stays on disk until merge rewrites the
  *     segment; merge costs sequential I/O proportional to live data.
- *   - Listing keys in order sorts the matching keys of one keyspace on demand
- *     (O(n) scan + O(n log limit) partial sort).
+ *   - Listing keys in order needs a sorted copy of a keyspace's keys, built
+ *     by the first listing and kept while listings continue (rc_list_keys).
  *
  * Conventions
  *   - Every function returns 0 or a negative RC_E* code (rc_strerror names
@@ -144,6 +144,10 @@ typedef struct rc_options {
                                      long; default 7 days */
     uint32_t ttl_sweep_ms;           /* period of the active-expiry sweeper;
                                         0 disables it; default 100 */
+    uint32_t list_cache_idle_ms;     /* keep a keyspace's sorted-keys cache
+                                        (rc_list_keys) until no listing used it
+                                        for this long; 0 = no cache, every
+                                        listing scans; default 60000 */
     rc_clock_fn clock_ms;            /* default: CLOCK_REALTIME */
     void *clock_ctx;
     uint32_t recovery_threads; /* threads that load hint files at open
@@ -357,8 +361,24 @@ typedef struct rc_list {
 } rc_list;
 
 /* List the live keys of KS in byte order (memcmp, shorter first on a tie).
- * *OUT is owned by the caller; free with rc_list_free(). Cost: a scan of the
- * keyspace's keydir and a partial sort of the matches. */
+ * *OUT is owned by the caller; free with rc_list_free().
+ *
+ * Cost. The keydir is a hash, so order comes from a sorted-keys cache per
+ * keyspace, built by the first listing (a scan of the keyspace's keydir and a
+ * sort of all its keys: ~1.25x the cost of one uncached listing) and reused
+ * by later ones: each then costs O(log n + limit) plus one keydir lookup per
+ * key looked at (keys deleted or expired since the cache was built are
+ * skipped at that point). Overwrites, deletions and expiry leave the cache
+ * valid; keys new to the keyspace are noted by their writer (a copy of the
+ * key) and merged in by the next listing, and the cache is rebuilt once those
+ * pass 1/8 of it, or once deleted keys pass 1/4.
+ *
+ * Memory. While it exists the cache holds a copy of every key of the keyspace
+ * plus 4 bytes per key (rc_stats.list_cache_bytes), on top of the keydir. It
+ * is freed once no listing used it for rc_options.list_cache_idle_ms, when the
+ * keyspace is dropped, and at rc_close; list_cache_idle_ms = 0 disables it,
+ * and then each listing scans the keyspace's keydir and partially sorts the
+ * matches (O(n + matches log limit) time, memory for the matches only). */
 int rc_list_keys(rc_db *db, rc_keyspace *ks, const rc_list_opts *opts, rc_list **out);
 void rc_list_free(rc_list *list);
 
@@ -371,6 +391,8 @@ typedef struct rc_stats {
     uint64_t live_key_bytes;
     uint64_t gets, puts, deletes, ops; /* ops: incr/append/getset/cas */
     uint64_t keydir_bytes;             /* RAM held by the keydir */
+    uint64_t list_cache_bytes;         /* RAM held by sorted-keys caches of
+                                          rc_list_keys (not in keydir_bytes) */
     uint64_t dead_bytes;               /* bytes on disk no longer live, that merge can
                                           reclaim (per keyspace: its own records') */
     /* database-wide only (zero in rc_stats_keyspace) */

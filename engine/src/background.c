@@ -194,6 +194,8 @@ static void *bg_main(void *arg)
         write_missing_hints(db);
         if (db->opt.ttl_sweep_ms)
             sweep_expired(db, 16384);
+        if (db->opt.list_cache_idle_ms)
+            lc_release_idle(db);
         if (db->opt.merge_check_ms && !db->opt.read_only) {
             struct timespec now;
             clock_gettime(CLOCK_MONOTONIC, &now);

@@ -47,6 +47,7 @@ void rc_options_default(rc_options *o)
     o->merge_rate_bytes = 64ull << 20;
     o->tombstone_retention_ms = 7ull * 24 * 3600 * 1000;
     o->ttl_sweep_ms = 100;
+    o->list_cache_idle_ms = 60000;
     o->clock_ms = realtime_ms;
 }
 
@@ -250,6 +251,7 @@ static void ks_stats_add(rc_keyspace *ks, rc_stats *o)
     o->live_value_bytes += atomic_load(&ks->live_value_bytes);
     o->live_key_bytes += atomic_load(&ks->live_key_bytes);
     o->keydir_bytes += keydir_bytes(ks->kd);
+    o->list_cache_bytes += atomic_load_explicit(&ks->lc.bytes, memory_order_relaxed);
     o->dead_bytes += atomic_load(&ks->dead_bytes);
     for (unsigned i = 0; i < COUNTER_SHARDS; i++) {
         o->gets += atomic_load_explicit(&ks->counters[i].v[CNT_GET], memory_order_relaxed);

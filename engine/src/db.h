@@ -32,6 +32,54 @@ typedef struct counter_line {
     char pad[64 - CNT_N * sizeof(uint64_t)];
 } counter_line;
 
+/* ---- list.c: the sorted-keys cache of a keyspace (see list.c)
+ *
+ * Per keydir shard, the keys inserted since the cache was built (new keys
+ * only: overwrites keep the order, deletions are checked at listing time).
+ * Guarded by that keydir shard's lock: writers append under the write lock;
+ * a lister holding the cache exclusively reads, drains and switches it under
+ * the read lock (which shuts writers out of the shard). */
+typedef struct lc_shard {
+    size_t len, cap;
+    uint8_t *buf; /* n x {u16 klen, key bytes} */
+    /* n and overflow are atomic only so that a drain may skip a shard with
+     * nothing to drain without taking its lock (relaxed: a write that
+     * happened before the listing is seen by coherence) */
+    _Atomic uint32_t n;    /* keys in buf */
+    uint32_t max_n;        /* bound on n, set with the snapshot */
+    bool on;               /* the cache exists: writers note new keys here */
+    _Atomic bool overflow; /* more than max_n new keys: rebuild the cache */
+    char pad[30];          /* one cache line per shard: writers of different shards */
+} lc_shard;
+_Static_assert(sizeof(lc_shard) == 64, "lc_shard is one cache line");
+
+typedef struct lc_ref {
+    uint32_t off; /* of the key in the delta arena */
+    uint32_t len;
+} lc_ref;
+
+typedef struct list_cache {
+    /* Exclusive: build, drain, release. Shared: reading keys out. Taken
+     * before any keydir shard lock, never while holding one. */
+    pthread_rwlock_t rw;
+    bool built;
+    /* the snapshot: the keys in key order, back to back; offs[i] is where
+     * key i starts, offs[n] the end (while building: {u16 klen, key}) */
+    uint8_t *arena;
+    size_t arena_len;
+    uint32_t *offs;
+    size_t n;
+    /* the delta: keys drained from the shards since the snapshot, sorted,
+     * without duplicates (some may also be in the snapshot) */
+    uint8_t *darena;
+    size_t dlen, dcap;
+    lc_ref *drefs;
+    size_t dn, dcapn;
+    _Atomic int64_t last_used; /* CLOCK_MONOTONIC ms of the last listing */
+    _Atomic size_t bytes;      /* RAM held, shard buffers included */
+    lc_shard shards[KEYDIR_SHARDS];
+} list_cache;
+
 struct rc_keyspace {
     rc_db *db;
     char *name;
@@ -44,6 +92,7 @@ struct rc_keyspace {
     _Atomic uint64_t dead_bytes; /* its records' bytes that merge can reclaim */
     counter_line counters[COUNTER_SHARDS];
     size_t sweep_shard, sweep_cursor; /* sweeper position (sweeper thread only) */
+    list_cache lc;
 };
 
 typedef struct epoch_slot {
@@ -222,6 +271,21 @@ int record_sizes(rc_db *db, const kd_loc *loc, uint32_t *total, uint64_t *value_
 /* Returns whether the key was present (and unexpired) before R. */
 bool index_apply(rc_db *db, rc_keyspace *ks, uint64_t hash, const log_rec *r, uint64_t user_vlen);
 void index_account_removed(rc_db *db, rc_keyspace *ks, const kd_loc *old, size_t klen);
+
+/* ---- list.c: the sorted-keys cache */
+void lc_init(list_cache *lc);
+/* Free everything (no lister, writer or sweeper can be using it). */
+void lc_destroy(list_cache *lc);
+/* Background: release caches unused for opt.list_cache_idle_ms. */
+void lc_release_idle(rc_db *db);
+void lc_note_slow(lc_shard *sh, list_cache *lc, const void *key, size_t klen);
+/* A write made KEY new in KS's keydir (shard SHARD write-locked). */
+static inline void lc_note_new_key(rc_keyspace *ks, unsigned shard, const void *key, size_t klen)
+{
+    lc_shard *sh = &ks->lc.shards[shard];
+    if (sh->on)
+        lc_note_slow(sh, &ks->lc, key, klen);
+}
 
 /* ---- recovery.c / hintfile.c */
 int recover(rc_db *db);

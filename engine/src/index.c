@@ -41,6 +41,8 @@ bool index_apply(rc_db *db, rc_keyspace *ks, uint64_t hash, const log_rec *r, ui
             /* The record is on disk but not indexed: it reappears on reopen.
              * Stop taking writes rather than serve a state that differs. */
             atomic_store(&db->write_error, 12 /* ENOMEM */);
+        } else if (!had) {
+            lc_note_new_key(ks, shard, r->key, r->klen);
         }
     }
     keydir_unlock(ks->kd, shard);

@@ -30,7 +30,9 @@ rc_keyspace *ks_new(rc_db *db, const char *name, uint32_t id, int64_t ttl)
     ks->name = strdup(name ? name : "");
     ks->kd = keydir_new();
     atomic_store(&ks->default_ttl_ms, ttl);
+    lc_init(&ks->lc);
     if (!ks->name || !ks->kd) {
+        lc_destroy(&ks->lc);
         keydir_free(ks->kd);
         free(ks->name);
         free(ks);
@@ -41,6 +43,7 @@ rc_keyspace *ks_new(rc_db *db, const char *name, uint32_t id, int64_t ttl)
 
 static void ks_destroy(rc_keyspace *ks)
 {
+    lc_destroy(&ks->lc);
     keydir_free(ks->kd);
     free(ks->name);
     free(ks);
@@ -220,6 +223,10 @@ static void ks_retire(rc_db *db, rc_keyspace *ks)
     for (unsigned s = 0; s < KEYDIR_SHARDS; s++)
         keydir_shard_foreach(ks->kd, s, drop_account, ks);
     epoch_exit(ep);
+    /* no lister, writer or background task is inside the cache either: each
+     * holds an epoch and checks `dropped` inside it */
+    lc_destroy(&ks->lc);
+    lc_init(&ks->lc);
     keydir_free(ks->kd);
     ks->kd = keydir_new(); /* an empty one, so stray handles stay safe */
     db->ks_by_id[ks->id] = NULL;

@@ -1,25 +1,48 @@
 /*
  * list.c — keys of one keyspace in byte order.
  *
- * The keydir is a hash, so ordered listing collects the matching keys of the
- * keyspace shard by shard (each under its read lock, briefly), then orders
- * them: with a limit L out of M matches, a quickselect finds the L first in
- * O(M) and only those are sorted, O(L log L); without a limit it is a full
- * sort, O(M log M). Memory is the matching keys only. Values, when asked
- * for, are read afterwards by key, so each is the newest at that moment.
+ * The keydir is a hash, so order comes from a sorted-keys cache per keyspace
+ * (list_cache in db.h), built lazily by the first listing and kept while
+ * listings go on, so that paging through a keyspace costs O(log n + page)
+ * per page instead of a scan and a sort of the whole keyspace each time.
+ *
+ * Why it stays valid cheaply. Only a key new to the keyspace changes the set
+ * of keys in order; an overwrite does not (a listing reads seq, expiry and
+ * values from the keydir at the moment it emits a key), and a deleted or
+ * expired key is simply skipped when the listing looks it up to emit it. So
+ * the cache is a sorted snapshot of the keydir's keys (an arena of copies:
+ * nothing points into the keydir) plus a sorted delta of the keys inserted
+ * since. Writers note new keys in a per-keydir-shard buffer under the shard
+ * write lock they already hold (a flag test when no cache exists); each
+ * listing drains those buffers into the delta and merges snapshot and delta
+ * as it walks them. The snapshot is rebuilt once the delta passes 1/8 of it,
+ * once the keydir holds 1/4 fewer keys than the cache, or when a shard's
+ * buffer overflowed.
+ *
+ * Why it is complete. A build switches each shard's noting on under that
+ * shard's read lock, in the same critical section that copies the shard's
+ * keys: every key the shard gains later lands in its buffer. A drain empties
+ * each buffer under the shard's read lock. So after a listing's drain, every
+ * key live at that moment is in the snapshot or the delta.
+ *
+ * Locks: the cache's rwlock (exclusive to build, drain or release; shared to
+ * read keys out), then keydir shard locks, never the other way round; writers
+ * touch only their shard's buffer under the shard write lock. Dropping a
+ * keyspace frees the cache after the epoch grace period (every lister holds
+ * an epoch). The background thread frees a cache unused for
+ * opt.list_cache_idle_ms. With list_cache_idle_ms = 0, or when the cache
+ * cannot be built (ENOMEM, more than 4 GiB of keys), a listing collects the
+ * matching keys shard by shard and partially sorts them (quickselect of the
+ * first `limit`, then a sort of those only).
+ *
+ * Values, when asked for, are read afterwards by key, so each is the newest
+ * at that moment.
  */
 #include "db.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct collect {
-    const rc_list_opts *o;
-    int64_t now;
-    rc_list_item *items;
-    size_t n, cap;
-    int err;
-} collect;
+#include <time.h>
 
 static int key_cmp(const void *a, size_t al, const void *b, size_t bl)
 {
@@ -28,6 +51,105 @@ static int key_cmp(const void *a, size_t al, const void *b, size_t bl)
         return c;
     return al < bl ? -1 : al > bl;
 }
+
+static bool has_prefix(const uint8_t *k, size_t klen, const rc_list_opts *o)
+{
+    return klen >= o->prefix_len && memcmp(k, o->prefix, o->prefix_len) == 0;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------ the items */
+
+typedef struct items {
+    rc_list_item *v;
+    size_t n, cap;
+} items;
+
+static int items_push(items *it, const uint8_t *key, size_t klen, const kd_loc *loc)
+{
+    if (it->n == it->cap) {
+        size_t cap = it->cap ? it->cap * 2 : 64;
+        rc_list_item *n = realloc(it->v, cap * sizeof(*n));
+        if (!n)
+            return RC_ENOMEM;
+        it->v = n;
+        it->cap = cap;
+    }
+    rc_list_item *x = &it->v[it->n];
+    memset(x, 0, sizeof(*x));
+    x->key = malloc(klen + 1);
+    if (!x->key)
+        return RC_ENOMEM;
+    memcpy(x->key, key, klen);
+    ((char *)x->key)[klen] = 0;
+    x->klen = klen;
+    x->value.seq = loc->seq;
+    x->value.expires_at_ms = loc->expires_at_ms;
+    it->n++;
+    return 0;
+}
+
+static void items_free(rc_list_item *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].key);
+        rc_value_free(&v[i].value);
+    }
+    free(v);
+}
+
+/* Read the values if asked (leaving out keys deleted since), hand the list
+ * out. Takes the items in every case. Epoch held. */
+static int finish(rc_db *db, rc_keyspace *k, const rc_list_opts *opts, items *it, bool more,
+                  int err, rc_list **out)
+{
+    rc_list *l = err ? NULL : calloc(1, sizeof(*l));
+    if (!l && !err)
+        err = RC_ENOMEM;
+    size_t w = 0;
+    for (size_t i = 0; i < it->n; i++) {
+        rc_list_item *x = &it->v[i];
+        if (!err && opts->values) {
+            int e = read_key(db, k, keydir_hash(x->key, x->klen), x->key, x->klen, &x->value, true);
+            if (e == RC_ENOTFOUND) { /* deleted since: leave it out */
+                free(x->key);
+                continue;
+            }
+            err = e;
+        }
+        if (err) {
+            free(x->key);
+            rc_value_free(&x->value);
+            continue;
+        }
+        it->v[w++] = *x;
+    }
+    if (err) {
+        items_free(it->v, w);
+        free(l);
+        return err;
+    }
+    l->items = it->v;
+    l->count = w;
+    l->more = more;
+    *out = l;
+    return 0;
+}
+
+/* ------------------------------------------- uncached: scan + partial sort */
+
+typedef struct collect {
+    const rc_list_opts *o;
+    int64_t now;
+    items it;
+    int err;
+} collect;
 
 static int item_cmp(const void *x, const void *y)
 {
@@ -46,36 +168,14 @@ static int visit(void *ctx, const uint8_t *key, size_t klen, const kd_loc *loc)
     const rc_list_opts *o = c->o;
     if (loc->expires_at_ms && c->now >= loc->expires_at_ms)
         return 0;
-    if (o->prefix_len && (klen < o->prefix_len || memcmp(key, o->prefix, o->prefix_len) != 0))
+    if (o->prefix_len && !has_prefix(key, klen, o))
         return 0;
     if (o->start && key_cmp(key, klen, o->start, o->start_len) < 0)
         return 0;
     if (o->end && key_cmp(key, klen, o->end, o->end_len) >= 0)
         return 0;
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 64;
-        rc_list_item *n = realloc(c->items, cap * sizeof(*n));
-        if (!n) {
-            c->err = RC_ENOMEM;
-            return 1;
-        }
-        c->items = n;
-        c->cap = cap;
-    }
-    rc_list_item *it = &c->items[c->n];
-    memset(it, 0, sizeof(*it));
-    it->key = malloc(klen + 1);
-    if (!it->key) {
-        c->err = RC_ENOMEM;
-        return 1;
-    }
-    memcpy(it->key, key, klen);
-    ((char *)it->key)[klen] = 0;
-    it->klen = klen;
-    it->value.seq = loc->seq;
-    it->value.expires_at_ms = loc->expires_at_ms;
-    c->n++;
-    return 0;
+    c->err = items_push(&c->it, key, klen, loc);
+    return c->err != 0;
 }
 
 /* Rearrange V so that its first K items are the K smallest under CMP. */
@@ -110,15 +210,681 @@ static void select_first(rc_list_item *v, size_t n, size_t k,
     }
 }
 
+static int list_scan(rc_db *db, rc_keyspace *k, const rc_list_opts *opts, rc_list **out)
+{
+    collect c = {.o = opts, .now = db_now_ms(db)};
+    for (unsigned s = 0; s < KEYDIR_SHARDS && !c.err; s++) {
+        keydir_rdlock(k->kd, s);
+        keydir_shard_foreach(k->kd, s, visit, &c);
+        keydir_unlock(k->kd, s);
+    }
+    int (*cmp)(const void *, const void *) = opts->reverse ? item_cmp_rev : item_cmp;
+    size_t total = c.it.n;
+    if (!c.err && opts->limit && opts->limit < c.it.n) {
+        select_first(c.it.v, c.it.n, opts->limit, cmp);
+        for (size_t i = opts->limit; i < c.it.n; i++)
+            free(c.it.v[i].key);
+        c.it.n = opts->limit;
+    }
+    if (!c.err && c.it.n > 1) /* qsort's base may not be NULL, even for 0 items */
+        qsort(c.it.v, c.it.n, sizeof(*c.it.v), cmp);
+    return finish(db, k, opts, &c.it, total > c.it.n, c.err, out);
+}
+
+/* ------------------------------------------------------ the sorted cache */
+
+#define LC_TOO_BIG 1 /* not an RC_E* code: more keys than 32-bit offsets reach */
+
+static void lc_acct(list_cache *lc, size_t add, size_t sub)
+{
+    if (add)
+        atomic_fetch_add_explicit(&lc->bytes, add, memory_order_relaxed);
+    if (sub)
+        atomic_fetch_sub_explicit(&lc->bytes, sub, memory_order_relaxed);
+}
+
+void lc_init(list_cache *lc)
+{
+    memset(lc, 0, sizeof(*lc));
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    /* as the keydir's: a stream of listers cannot starve a drain */
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&lc->rw, &attr);
+    pthread_rwlockattr_destroy(&attr);
+}
+
+/* Free the snapshot and the delta (cache held exclusively). */
+static void lc_free_sorted(list_cache *lc)
+{
+    lc_acct(lc, 0, lc->dcap + lc->dcapn * sizeof(*lc->drefs));
+    free(lc->arena);
+    free(lc->offs);
+    free(lc->darena);
+    free(lc->drefs);
+    lc->arena = lc->darena = NULL;
+    lc->offs = NULL;
+    lc->drefs = NULL;
+    lc->arena_len = lc->n = lc->dlen = lc->dcap = lc->dn = lc->dcapn = 0;
+    lc->built = false;
+}
+
+/* Free the snapshot part held in bytes: arena and offsets (exact sizes). */
+static void lc_free_snapshot_acct(list_cache *lc)
+{
+    lc_acct(lc, 0, lc->arena_len + (lc->n ? lc->n + 1 : 0) * sizeof(*lc->offs));
+}
+
+void lc_destroy(list_cache *lc)
+{
+    lc_free_snapshot_acct(lc);
+    lc_free_sorted(lc);
+    for (unsigned s = 0; s < KEYDIR_SHARDS; s++)
+        free(lc->shards[s].buf);
+    pthread_rwlock_destroy(&lc->rw);
+    memset(lc, 0, sizeof(*lc));
+}
+
+void lc_note_slow(lc_shard *sh, list_cache *lc, const void *key, size_t klen)
+{
+    if (atomic_load_explicit(&sh->overflow, memory_order_relaxed))
+        return;
+    uint32_t n = atomic_load_explicit(&sh->n, memory_order_relaxed);
+    size_t need = 2 + klen;
+    if (n >= sh->max_n || sh->len + need > sh->cap) {
+        size_t cap = sh->cap ? sh->cap * 2 : 1024;
+        while (cap < sh->len + need)
+            cap *= 2;
+        uint8_t *nb = n < sh->max_n ? realloc(sh->buf, cap) : NULL;
+        if (!nb) { /* the next listing rebuilds; keep nothing meanwhile */
+            lc_acct(lc, 0, sh->cap);
+            free(sh->buf);
+            sh->buf = NULL;
+            sh->len = sh->cap = 0;
+            atomic_store_explicit(&sh->n, 0, memory_order_relaxed);
+            atomic_store_explicit(&sh->overflow, true, memory_order_relaxed);
+            return;
+        }
+        lc_acct(lc, cap - sh->cap, 0);
+        sh->buf = nb;
+        sh->cap = cap;
+    }
+    uint16_t l = (uint16_t)klen;
+    memcpy(sh->buf + sh->len, &l, 2);
+    memcpy(sh->buf + sh->len + 2, key, klen);
+    sh->len += need;
+    atomic_store_explicit(&sh->n, n + 1, memory_order_relaxed);
+}
+
+/* Stop noting new keys and free the shard buffers (cache held exclusively;
+ * takes each shard's read lock). */
+static void lc_shards_off(list_cache *lc, keydir *kd)
+{
+    for (unsigned s = 0; s < KEYDIR_SHARDS; s++) {
+        lc_shard *sh = &lc->shards[s];
+        keydir_rdlock(kd, s);
+        lc_acct(lc, 0, sh->cap);
+        free(sh->buf);
+        sh->buf = NULL;
+        sh->len = sh->cap = 0;
+        atomic_store_explicit(&sh->n, 0, memory_order_relaxed);
+        atomic_store_explicit(&sh->overflow, false, memory_order_relaxed);
+        sh->on = false;
+        keydir_unlock(kd, s);
+    }
+}
+
+/* ---- sorting the snapshot: LSD radix sort on 8-byte windows of the keys,
+ * refined window by window inside runs of equal windows. */
+
+typedef struct sort_item {
+    uint64_t win; /* big-endian key bytes [depth, depth + 8), zero-padded */
+    uint32_t off; /* entry in the arena */
+    uint32_t len;
+} sort_item;
+
+static uint64_t window(const uint8_t *key, size_t len, size_t depth)
+{
+    uint64_t w = 0;
+    for (size_t i = 0; i < 8; i++)
+        w = (w << 8) | (depth + i < len ? key[depth + i] : 0);
+    return w;
+}
+
+static const uint8_t *arena_key(const uint8_t *arena, uint32_t off)
+{
+    return arena + off + 2;
+}
+
+static void radix_sort(sort_item *v, sort_item *tmp, size_t n)
+{
+    static _Thread_local size_t count[8][256];
+    memset(count, 0, sizeof(count));
+    for (size_t i = 0; i < n; i++)
+        for (unsigned b = 0; b < 8; b++)
+            count[b][(v[i].win >> (8 * b)) & 0xff]++;
+    sort_item *src = v, *dst = tmp;
+    for (unsigned b = 0; b < 8; b++) {
+        size_t *c = count[b], sum = 0;
+        bool trivial = false;
+        for (unsigned d = 0; d < 256; d++) {
+            if (c[d] == n)
+                trivial = true;
+            size_t t = c[d];
+            c[d] = sum;
+            sum += t;
+        }
+        if (trivial)
+            continue;
+        for (size_t i = 0; i < n; i++)
+            dst[c[(src[i].win >> (8 * b)) & 0xff]++] = src[i];
+        sort_item *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != v)
+        memcpy(v, src, n * sizeof(*v));
+}
+
+static void insertion_sort(sort_item *v, size_t n, const uint8_t *arena)
+{
+    for (size_t i = 1; i < n; i++) {
+        sort_item x = v[i];
+        size_t j = i;
+        while (j > 0 && key_cmp(arena_key(arena, v[j - 1].off), v[j - 1].len,
+                                arena_key(arena, x.off), x.len) > 0) {
+            v[j] = v[j - 1];
+            j--;
+        }
+        v[j] = x;
+    }
+}
+
+static _Thread_local const uint8_t *item_cmp_arena; /* for qsort */
+
+static int sort_item_cmp(const void *x, const void *y)
+{
+    const sort_item *a = x, *b = y;
+    return key_cmp(arena_key(item_cmp_arena, a->off), a->len, arena_key(item_cmp_arena, b->off),
+                   b->len);
+}
+
+/* Sort V[0..N) (equal in bytes [0, depth)) by key. A radix pass costs a
+ * 16 KiB histogram, so small runs take a comparison sort. */
+static void sort_keys(sort_item *v, sort_item *tmp, size_t n, size_t depth, const uint8_t *arena)
+{
+    if (n <= 16) {
+        insertion_sort(v, n, arena);
+        return;
+    }
+    if (n < 1024) {
+        item_cmp_arena = arena;
+        qsort(v, n, sizeof(*v), sort_item_cmp);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        v[i].win = window(arena_key(arena, v[i].off), v[i].len, depth);
+    radix_sort(v, tmp, n);
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && v[j].win == v[i].win)
+            j++;
+        if (j - i > 1) {
+            /* equal windows: a key ending inside the window is a prefix of
+             * every longer one in the run, so those come first, by length */
+            size_t shorts = 0;
+            for (size_t t = i; t < j; t++)
+                if (v[t].len <= depth + 8) {
+                    sort_item x = v[t];
+                    v[t] = v[i + shorts];
+                    v[i + shorts] = x;
+                    shorts++;
+                }
+            insertion_sort(v + i, shorts, arena);
+            sort_keys(v + i + shorts, tmp, j - i - shorts, depth + 8, arena);
+        }
+        i = j;
+    }
+}
+
+typedef struct build_ctx {
+    list_cache *lc;
+    size_t arena_cap, offs_cap;
+    int err;
+} build_ctx;
+
+static int build_visit(void *ctx, const uint8_t *key, size_t klen, const kd_loc *loc)
+{
+    (void)loc; /* expired keys too: an overwrite of one is no new key */
+    build_ctx *b = ctx;
+    list_cache *lc = b->lc;
+    if (lc->arena_len + 2 + klen > UINT32_MAX) {
+        b->err = LC_TOO_BIG;
+        return 1;
+    }
+    if (lc->arena_len + 2 + klen > b->arena_cap) {
+        size_t cap = b->arena_cap ? b->arena_cap * 2 : 1 << 16;
+        while (cap < lc->arena_len + 2 + klen)
+            cap *= 2;
+        uint8_t *a = realloc(lc->arena, cap);
+        if (!a) {
+            b->err = RC_ENOMEM;
+            return 1;
+        }
+        lc->arena = a;
+        b->arena_cap = cap;
+    }
+    if (lc->n == b->offs_cap) {
+        size_t cap = b->offs_cap ? b->offs_cap * 2 : 4096;
+        uint32_t *o = realloc(lc->offs, cap * sizeof(*o));
+        if (!o) {
+            b->err = RC_ENOMEM;
+            return 1;
+        }
+        lc->offs = o;
+        b->offs_cap = cap;
+    }
+    uint16_t l = (uint16_t)klen;
+    lc->offs[lc->n++] = (uint32_t)lc->arena_len;
+    memcpy(lc->arena + lc->arena_len, &l, 2);
+    memcpy(lc->arena + lc->arena_len + 2, key, klen);
+    lc->arena_len += 2 + klen;
+    return 0;
+}
+
+/* (Re)build the snapshot from the keydir (cache held exclusively). On
+ * failure nothing is cached and noting is off. */
+static int lc_build(list_cache *lc, keydir *kd, uint64_t key_bytes)
+{
+    lc_free_snapshot_acct(lc);
+    lc_free_sorted(lc);
+    size_t est = keydir_count(kd);
+    size_t max_n = (est / 8 + 1024) / KEYDIR_SHARDS * 2 + 64;
+    build_ctx b = {.lc = lc};
+    /* sized from the keyspace's counters (+1/16 for writes meanwhile), so
+     * that the arena is not copied over and over while it grows */
+    size_t want = (size_t)key_bytes + 2 * est;
+    want += want / 16 + 4096;
+    if (want < UINT32_MAX && (lc->arena = malloc(want)) != NULL)
+        b.arena_cap = want;
+    size_t want_n = est + est / 16 + 1024;
+    if ((lc->offs = malloc(want_n * sizeof(*lc->offs))) != NULL)
+        b.offs_cap = want_n;
+    for (unsigned s = 0; s < KEYDIR_SHARDS && !b.err; s++) {
+        lc_shard *sh = &lc->shards[s];
+        keydir_rdlock(kd, s);
+        sh->on = true;
+        atomic_store_explicit(&sh->overflow, false, memory_order_relaxed);
+        atomic_store_explicit(&sh->n, 0, memory_order_relaxed);
+        lc_acct(lc, 0, sh->cap); /* a burst's buffer: let it go */
+        free(sh->buf);
+        sh->buf = NULL;
+        sh->len = sh->cap = 0;
+        sh->max_n = max_n > UINT32_MAX ? UINT32_MAX : (uint32_t)max_n;
+        keydir_shard_foreach(kd, s, build_visit, &b);
+        keydir_unlock(kd, s);
+    }
+    /* sort, then lay the keys out in key order without their lengths (one
+     * offset per key plus an end offset), so that a page reads one run of
+     * the arena */
+    sort_item *v = NULL, *tmp = NULL;
+    uint8_t *sorted = NULL;
+    uint32_t *offs = NULL;
+    size_t n = lc->n, bytes = lc->arena_len - 2 * n;
+    if (!b.err && n) {
+        v = malloc(n * sizeof(*v));
+        tmp = n > 1 ? malloc(n * sizeof(*tmp)) : NULL;
+        sorted = malloc(bytes);
+        offs = malloc((n + 1) * sizeof(*offs));
+        if (!v || (n > 1 && !tmp) || !sorted || !offs)
+            b.err = RC_ENOMEM;
+    }
+    if (b.err) {
+        free(v);
+        free(tmp);
+        free(sorted);
+        free(offs);
+        lc_shards_off(lc, kd);
+        lc_free_sorted(lc);
+        return b.err;
+    }
+    if (n) {
+        for (size_t i = 0; i < n; i++) {
+            uint16_t l;
+            memcpy(&l, lc->arena + lc->offs[i], 2);
+            v[i].off = lc->offs[i];
+            v[i].len = l;
+        }
+        sort_keys(v, tmp, n, 0, lc->arena);
+        size_t at = 0;
+        for (size_t i = 0; i < n; i++) {
+            offs[i] = (uint32_t)at;
+            memcpy(sorted + at, arena_key(lc->arena, v[i].off), v[i].len);
+            at += v[i].len;
+        }
+        offs[n] = (uint32_t)at;
+        free(lc->arena);
+        free(lc->offs);
+        lc->arena = sorted;
+        lc->offs = offs;
+        lc->arena_len = bytes;
+    }
+    free(v);
+    free(tmp);
+    lc_acct(lc, lc->arena_len + (n ? n + 1 : 0) * sizeof(*lc->offs), 0);
+    lc->built = true;
+    return 0;
+}
+
+static const uint8_t *delta_key(const list_cache *lc, size_t i, size_t *len)
+{
+    *len = lc->drefs[i].len;
+    return lc->darena + lc->drefs[i].off;
+}
+
+static const uint8_t *snap_key(const list_cache *lc, size_t i, size_t *len)
+{
+    *len = lc->offs[i + 1] - lc->offs[i];
+    return lc->arena + lc->offs[i];
+}
+
+static _Thread_local const list_cache *ref_cmp_lc; /* for qsort */
+
+static int ref_cmp(const void *x, const void *y)
+{
+    const lc_ref *a = x, *b = y;
+    return key_cmp(ref_cmp_lc->darena + a->off, a->len, ref_cmp_lc->darena + b->off, b->len);
+}
+
+/* Move the keys noted by writers into the sorted delta (cache held
+ * exclusively). Returns non-zero when the cache must be rebuilt instead. */
+static int lc_drain(list_cache *lc, keydir *kd)
+{
+    size_t first = lc->dn;
+    int err = 0;
+    for (unsigned s = 0; s < KEYDIR_SHARDS; s++) {
+        lc_shard *sh = &lc->shards[s];
+        if (!atomic_load_explicit(&sh->n, memory_order_relaxed) &&
+            !atomic_load_explicit(&sh->overflow, memory_order_relaxed))
+            continue; /* nothing noted (see lc_shard) */
+        keydir_rdlock(kd, s);
+        if (atomic_load_explicit(&sh->overflow, memory_order_relaxed))
+            err = 1;
+        uint32_t noted = atomic_load_explicit(&sh->n, memory_order_relaxed);
+        for (size_t p = 0, i = 0; !err && i < noted; i++) {
+            uint16_t l;
+            memcpy(&l, sh->buf + p, 2);
+            if (lc->dlen + l > UINT32_MAX) {
+                err = 1;
+                break;
+            }
+            if (lc->dlen + l > lc->dcap) {
+                size_t cap = lc->dcap ? lc->dcap * 2 : 4096;
+                while (cap < lc->dlen + l)
+                    cap *= 2;
+                uint8_t *a = realloc(lc->darena, cap);
+                if (!a) {
+                    err = 1;
+                    break;
+                }
+                lc_acct(lc, cap - lc->dcap, 0);
+                lc->darena = a;
+                lc->dcap = cap;
+            }
+            if (lc->dn == lc->dcapn) {
+                size_t cap = lc->dcapn ? lc->dcapn * 2 : 256;
+                lc_ref *r = realloc(lc->drefs, cap * sizeof(*r));
+                if (!r) {
+                    err = 1;
+                    break;
+                }
+                lc_acct(lc, (cap - lc->dcapn) * sizeof(*r), 0);
+                lc->drefs = r;
+                lc->dcapn = cap;
+            }
+            memcpy(lc->darena + lc->dlen, sh->buf + p + 2, l);
+            lc->drefs[lc->dn++] = (lc_ref){.off = (uint32_t)lc->dlen, .len = l};
+            lc->dlen += l;
+            p += 2 + (size_t)l;
+        }
+        atomic_store_explicit(&sh->n, 0, memory_order_relaxed);
+        sh->len = 0;
+        keydir_unlock(kd, s);
+        if (err)
+            return err; /* keys were lost: rebuild */
+    }
+    size_t add = lc->dn - first;
+    if (!add)
+        return 0;
+    ref_cmp_lc = lc; /* cache held exclusively: one sorter at a time */
+    qsort(lc->drefs + first, add, sizeof(*lc->drefs), ref_cmp);
+    /* merge the sorted runs [0, first) and [first, dn), dropping duplicates
+     * (a key deleted and inserted again is noted again) */
+    lc_ref *m = malloc(lc->dn * sizeof(*m));
+    if (!m)
+        return 1;
+    size_t i = 0, j = first, w = 0;
+    while (i < first || j < lc->dn) {
+        lc_ref r;
+        if (j == lc->dn) {
+            r = lc->drefs[i++];
+        } else if (i == first) {
+            r = lc->drefs[j++];
+        } else {
+            int c = ref_cmp(&lc->drefs[i], &lc->drefs[j]);
+            r = c <= 0 ? lc->drefs[i++] : lc->drefs[j++];
+        }
+        if (w && ref_cmp(&m[w - 1], &r) == 0)
+            continue;
+        m[w++] = r;
+    }
+    memcpy(lc->drefs, m, w * sizeof(*m));
+    lc->dn = w;
+    free(m);
+    return 0;
+}
+
+/* Bring the cache up to date with the keydir (cache held exclusively). */
+static int lc_refresh(list_cache *lc, keydir *kd, uint64_t key_bytes)
+{
+    atomic_store_explicit(&lc->last_used, mono_ms(), memory_order_relaxed);
+    if (!lc->built)
+        return lc_build(lc, kd, key_bytes);
+    /* a rebuild ahead: skip draining (and sorting) what it would redo */
+    size_t noted = 0;
+    for (unsigned i = 0; i < KEYDIR_SHARDS; i++) {
+        noted += atomic_load_explicit(&lc->shards[i].n, memory_order_relaxed);
+        if (atomic_load_explicit(&lc->shards[i].overflow, memory_order_relaxed))
+            return lc_build(lc, kd, key_bytes);
+    }
+    if (lc->dn + noted > lc->n / 8 + 1024)
+        return lc_build(lc, kd, key_bytes);
+    if (lc_drain(lc, kd) != 0)
+        return lc_build(lc, kd, key_bytes);
+    size_t live = keydir_count(kd);
+    if (lc->dn > lc->n / 8 + 1024 || lc->n + lc->dn > live + live / 4 + 1024)
+        return lc_build(lc, kd, key_bytes);
+    return 0;
+}
+
+/* One sorted source: the snapshot or the delta. */
+typedef struct source {
+    const list_cache *lc;
+    bool delta;
+    size_t lo, hi; /* the range in bounds */
+} source;
+
+static const uint8_t *src_key(const source *s, size_t i, size_t *len)
+{
+    return s->delta ? delta_key(s->lc, i, len) : snap_key(s->lc, i, len);
+}
+
+/* First index in [0, n) whose key is >= KEY. */
+static size_t lower_bound(const source *s, size_t n, const void *key, size_t klen)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2, l;
+        const uint8_t *k = src_key(s, mid, &l);
+        if (key_cmp(k, l, key, klen) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* First index in [0, n) past the keys with O's prefix (keys below the prefix
+ * or with it come first in byte order). */
+static size_t prefix_end(const source *s, size_t n, const rc_list_opts *o)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2, l;
+        const uint8_t *k = src_key(s, mid, &l);
+        if (has_prefix(k, l, o) || key_cmp(k, l, o->prefix, o->prefix_len) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void src_bounds(source *s, size_t n, const rc_list_opts *o)
+{
+    size_t lo = 0, hi = n;
+    if (o->start)
+        lo = lower_bound(s, n, o->start, o->start_len);
+    if (o->end)
+        hi = lower_bound(s, n, o->end, o->end_len);
+    if (o->prefix_len) {
+        size_t p = lower_bound(s, n, o->prefix, o->prefix_len);
+        size_t e = prefix_end(s, n, o);
+        lo = p > lo ? p : lo;
+        hi = e < hi ? e : hi;
+    }
+    s->lo = lo;
+    s->hi = hi > lo ? hi : lo;
+}
+
+/* Walk snapshot and delta merged, in order, emitting the keys still live
+ * until the limit, and look for one more (cache held shared). */
+static int lc_emit(rc_db *db, rc_keyspace *k, const rc_list_opts *o, items *it, bool *more)
+{
+    const list_cache *lc = &k->lc;
+    source S = {.lc = lc, .delta = false}, D = {.lc = lc, .delta = true};
+    src_bounds(&S, lc->n, o);
+    src_bounds(&D, lc->dn, o);
+    int64_t now = db_now_ms(db);
+    bool rev = o->reverse;
+    size_t i = rev ? S.hi : S.lo, j = rev ? D.hi : D.lo;
+    for (;;) {
+        bool hs = rev ? i > S.lo : i < S.hi, hd = rev ? j > D.lo : j < D.hi;
+        if (!hs && !hd)
+            return 0;
+        size_t sl = 0, dl = 0;
+        const uint8_t *sk = hs ? src_key(&S, rev ? i - 1 : i, &sl) : NULL;
+        const uint8_t *dk = hd ? src_key(&D, rev ? j - 1 : j, &dl) : NULL;
+        int c = hs ? -1 : 1; /* <= 0: take the snapshot's, >= 0: the delta's */
+        if (hs && hd) {
+            c = key_cmp(sk, sl, dk, dl);
+            if (rev)
+                c = -c;
+        }
+        const uint8_t *key = c <= 0 ? sk : dk;
+        size_t klen = c <= 0 ? sl : dl;
+        if (c <= 0)
+            i = rev ? i - 1 : i + 1;
+        if (c >= 0)
+            j = rev ? j - 1 : j + 1;
+        uint64_t h = keydir_hash(key, klen);
+        unsigned shard = keydir_shard_of(h);
+        kd_loc loc;
+        keydir_rdlock(k->kd, shard);
+        bool found = keydir_find(k->kd, h, key, klen, &loc);
+        keydir_unlock(k->kd, shard);
+        if (!found || (loc.expires_at_ms && now >= loc.expires_at_ms))
+            continue; /* deleted or expired since the snapshot */
+        if (o->limit && it->n == o->limit) {
+            *more = true;
+            return 0;
+        }
+        int err = items_push(it, key, klen, &loc);
+        if (err)
+            return err;
+    }
+}
+
+static int list_cached(rc_db *db, rc_keyspace *k, const rc_list_opts *opts, rc_list **out)
+{
+    list_cache *lc = &k->lc;
+    /* the snapshot's 32-bit offsets reach 4 GiB of keys: scan beyond that */
+    size_t keys = keydir_count(k->kd);
+    if (atomic_load_explicit(&k->live_key_bytes, memory_order_relaxed) + 2 * (uint64_t)keys >=
+        UINT32_MAX / 2)
+        return list_scan(db, k, opts, out);
+    for (int tries = 0; tries < 3; tries++) {
+        pthread_rwlock_wrlock(&lc->rw);
+        int err =
+            lc_refresh(lc, k->kd, atomic_load_explicit(&k->live_key_bytes, memory_order_relaxed));
+        pthread_rwlock_unlock(&lc->rw);
+        if (err == RC_ENOMEM || err == LC_TOO_BIG)
+            break; /* cannot cache: scan */
+        pthread_rwlock_rdlock(&lc->rw);
+        if (!lc->built) { /* released in between (a tiny list_cache_idle_ms) */
+            pthread_rwlock_unlock(&lc->rw);
+            continue;
+        }
+        items it = {0};
+        bool more = false;
+        err = lc_emit(db, k, opts, &it, &more);
+        pthread_rwlock_unlock(&lc->rw);
+        return finish(db, k, opts, &it, more, err, out);
+    }
+    return list_scan(db, k, opts, out);
+}
+
+void lc_release_idle(rc_db *db)
+{
+    pthread_mutex_lock(&db->ks_mu);
+    uint32_t cap = db->ks_cap;
+    rc_keyspace **all = cap ? malloc(cap * sizeof(*all)) : NULL;
+    if (all)
+        memcpy(all, db->ks_by_id, cap * sizeof(*all));
+    pthread_mutex_unlock(&db->ks_mu);
+    if (!all)
+        return;
+    int64_t now = mono_ms();
+    for (uint32_t i = 0; i < cap; i++) {
+        rc_keyspace *ks = all[i];
+        if (!ks)
+            continue;
+        epoch_slot *ep = epoch_enter(db);
+        list_cache *lc = &ks->lc;
+        if (!atomic_load(&ks->dropped) && atomic_load_explicit(&lc->bytes, memory_order_relaxed) &&
+            now - atomic_load_explicit(&lc->last_used, memory_order_relaxed) >=
+                (int64_t)db->opt.list_cache_idle_ms &&
+            pthread_rwlock_trywrlock(&lc->rw) == 0) {
+            if (now - atomic_load_explicit(&lc->last_used, memory_order_relaxed) >=
+                (int64_t)db->opt.list_cache_idle_ms) {
+                lc_shards_off(lc, ks->kd);
+                lc_free_snapshot_acct(lc);
+                lc_free_sorted(lc);
+            }
+            pthread_rwlock_unlock(&lc->rw);
+        }
+        epoch_exit(ep);
+    }
+    free(all);
+}
+
+/* ---------------------------------------------------------------- the API */
+
 void rc_list_free(rc_list *list)
 {
     if (!list)
         return;
-    for (size_t i = 0; i < list->count; i++) {
-        free(list->items[i].key);
-        rc_value_free(&list->items[i].value);
-    }
-    free(list->items);
+    items_free(list->items, list->count);
     free(list);
 }
 
@@ -135,58 +901,8 @@ int rc_list_keys(rc_db *db, rc_keyspace *ks, const rc_list_opts *opts, rc_list *
         epoch_exit(ep);
         return rc_fail(RC_ENOKEYSPACE, "the keyspace was dropped");
     }
-    collect c = {.o = opts, .now = db_now_ms(db)};
-    for (unsigned s = 0; s < KEYDIR_SHARDS && !c.err; s++) {
-        keydir_rdlock(k->kd, s);
-        keydir_shard_foreach(k->kd, s, visit, &c);
-        keydir_unlock(k->kd, s);
-    }
-    rc_list *l = calloc(1, sizeof(*l));
-    if (!l)
-        c.err = RC_ENOMEM;
-    int (*cmp)(const void *, const void *) = opts->reverse ? item_cmp_rev : item_cmp;
-    size_t keep = c.n;
-    if (!c.err && opts->limit && opts->limit < c.n) {
-        select_first(c.items, c.n, opts->limit, cmp);
-        keep = opts->limit;
-        for (size_t i = keep; i < c.n; i++)
-            free(c.items[i].key);
-    }
-    if (!c.err && keep > 1) /* qsort's base may not be NULL, even for 0 items */
-        qsort(c.items, keep, sizeof(*c.items), cmp);
-    size_t w = 0;
-    int err = c.err;
-    for (size_t i = 0; i < keep; i++) {
-        rc_list_item *it = &c.items[i];
-        if (!err && opts->values) {
-            int e = read_key(db, k, keydir_hash(it->key, it->klen), it->key, it->klen, &it->value,
-                             true);
-            if (e == RC_ENOTFOUND) { /* deleted since: leave it out */
-                free(it->key);
-                continue;
-            }
-            err = e;
-        }
-        if (err) {
-            free(it->key);
-            rc_value_free(&it->value);
-            continue;
-        }
-        c.items[w++] = *it;
-    }
+    int err =
+        db->opt.list_cache_idle_ms ? list_cached(db, k, opts, out) : list_scan(db, k, opts, out);
     epoch_exit(ep);
-    if (err) {
-        for (size_t i = 0; i < w; i++) {
-            free(c.items[i].key);
-            rc_value_free(&c.items[i].value);
-        }
-        free(c.items);
-        free(l);
-        return err;
-    }
-    l->items = c.items;
-    l->count = w;
-    l->more = c.n > keep;
-    *out = l;
-    return 0;
+    return err;
 }

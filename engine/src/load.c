@@ -337,9 +337,11 @@ static void index_if_newer(rc_db *db, rc_keyspace *ks, const log_rec *r)
                           .off = r->off,
                           .seq = r->seq,
                           .expires_at_ms = (int64_t)r->expires_at_ms};
-            if (keydir_put(ks->kd, hash, r->key, r->klen, &loc, &old, &had) == 0)
+            if (keydir_put(ks->kd, hash, r->key, r->klen, &loc, &old, &had) == 0) {
                 indexed = true;
-            else /* on disk but not indexed: stop taking writes (as index_apply) */
+                if (!had)
+                    lc_note_new_key(ks, shard, r->key, r->klen);
+            } else /* on disk but not indexed: stop taking writes (as index_apply) */
                 atomic_store(&db->write_error, ENOMEM);
         }
     }
