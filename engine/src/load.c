@@ -809,7 +809,10 @@ static int load_full(load_run *L, const uint8_t *map, size_t len)
     if (!F.segs)
         return RC_ENOMEM;
     pthread_mutex_lock(&db->merge_mu);
-    uint64_t before = atomic_load(&db->last_seq);
+    /* what check_target saw under ks_mu (a full load needs last seq 0), not
+     * a fresh read: a put that landed since (during plan_full's pass) must
+     * make the reservation fail, not share its seqs with the stream */
+    uint64_t before = 0;
     err = log_reserve_ids(db, F.nseg, before, F.max_seq, &F.first);
     if (err)
         goto out;
