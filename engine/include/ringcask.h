@@ -480,7 +480,9 @@ int rc_verify_stream(rc_read_fn read, void *ctx, rc_backup_info *info);
  * one needs since <= the database's last seq: RC_EGAP; its records at or
  * below the database's last seq are skipped (loading it twice is a no-op)
  * and the rest appended as ONE atomic batch, limited to one segment's worth
- * of records (3.75 GiB): RC_ELIMIT. Also RC_ECORRUPT, RC_EVERSION,
+ * of records (3.75 GiB): RC_ELIMIT. A write by another thread that lands
+ * while a stream is applied makes it refuse, with nothing applied (a full
+ * stream: RC_ENOTEMPTY; an incremental one: RC_ECONFLICT). Also RC_ECORRUPT, RC_EVERSION,
  * RC_ELOCKED (another load is staging), RC_EREADONLY, RC_ENOSPC, RC_EIO.
  * PROGRESS may be NULL. */
 int rc_load(rc_db *db, rc_read_fn read, void *ctx, rc_progress_fn progress, void *progress_ctx,

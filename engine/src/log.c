@@ -160,12 +160,22 @@ int log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn)
         goto out;
     }
     uint64_t seq = atomic_load_explicit(&db->last_seq, memory_order_relaxed);
+    const uint64_t before = seq;
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
-        if (recs[i].seq == 0)
+        if (recs[i].seq == 0) {
             recs[i].seq = ++seq;
-        else if (recs[i].seq > seq)
+        } else if (recs[i].seq <= before) {
+            /* a kept seq (rc_load) that a write took since the caller read
+             * last_seq: two records would share it; nothing is written */
+            err = rc_fail(RC_ECONFLICT,
+                          "a write landed while the stream was being applied (seq %llu is "
+                          "taken): nothing was loaded",
+                          (unsigned long long)recs[i].seq);
+            goto unassign;
+        } else if (recs[i].seq > seq) {
             seq = recs[i].seq;
+        }
         fmt_record f = to_fmt(&recs[i], 0);
         size_t sz = fmt_record_size(&f);
         recs[i].total_len = (uint32_t)sz;

@@ -584,3 +584,57 @@ Test(bigload, put_between_check_and_reservation_is_not_lost)
     th_rmdir(sdir);
     th_rmdir(ddir);
 }
+
+/* An incremental load reads the target's last seq, builds its batch, and
+ * appends it with the stream's seqs. A put that lands in between takes a seq
+ * the stream also holds: the load must be refused, not append a second record
+ * with that seq (whose value would then win or lose by accident). */
+Test(bigload, put_racing_an_incremental_load_is_not_shadowed)
+{
+    char *sdir = th_tmpdir(), *ddir = th_tmpdir();
+    rc_db *src = open_db(sdir, false);
+    put(src, NULL, "a", "1", 1, 0);
+    membuf full = {0}, inc = {0};
+    rc_backup_info info;
+    cr_assert_eq(rc_backup(src, 0, mem_write, &full, NULL, NULL, &info), 0);
+    uint64_t since = info.until;
+    put(src, NULL, "k", "stream", 6, 0); /* seq since + 1 in the incremental */
+    cr_assert_eq(rc_backup(src, since, mem_write, &inc, NULL, NULL, &info), 0);
+    rc_close(src);
+
+    rc_db *dst = open_db(ddir, false);
+    race_load F = {.db = dst, .rd = {.m = {.p = full.p, .len = full.len}}};
+    race_load_thread(&F);
+    cr_assert_eq(F.rc, 0, "%s", rc_last_error_message());
+    /* hold merge_mu: the incremental load stops after building its batch */
+    pthread_mutex_lock(&dst->merge_mu);
+    race_load L = {.db = dst, .rd = {.m = {.p = inc.p, .len = inc.len}}};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, race_load_thread, &L), 0);
+    while (!atomic_load(&L.rd.eof))
+        usleep(1000);
+    for (;;) { /* the loader holds ks_mu: in apply_staged */
+        int e = pthread_mutex_trylock(&dst->ks_mu);
+        if (e == EBUSY)
+            break;
+        cr_assert_eq(e, 0);
+        pthread_mutex_unlock(&dst->ks_mu);
+        usleep(1000);
+    }
+    usleep(200 * 1000);                 /* past build_batch, waiting for merge_mu */
+    put(dst, NULL, "p", "local", 5, 0); /* takes seq since + 1 */
+    pthread_mutex_unlock(&dst->merge_mu);
+    pthread_join(t, NULL);
+    cr_assert_eq(L.rc, RC_ECONFLICT, "the load must be refused (got %d)", L.rc);
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(th_has(dst, NULL, "p", "local"), 1, "the put is kept");
+        cr_assert_eq(th_has(dst, NULL, "k", "stream"), 0, "nothing of the load is applied");
+        rc_close(dst);
+        dst = open_db(ddir, false);
+    }
+    rc_close(dst);
+    free(full.p);
+    free(inc.p);
+    th_rmdir(sdir);
+    th_rmdir(ddir);
+}
