@@ -351,10 +351,11 @@ static void index_if_newer(rc_db *db, rc_keyspace *ks, const log_rec *r)
     if (indexed) {
         atomic_fetch_add_explicit(&ks->live_value_bytes, user_vlen(r), memory_order_relaxed);
         atomic_fetch_add_explicit(&ks->live_key_bytes, r->klen, memory_order_relaxed);
-    } else {
+    } else { /* a tombstone, or older than what is indexed: dead from birth */
         segment *seg = seg_at(&db->segs, r->seg);
         if (seg)
             atomic_fetch_add_explicit(&seg->dead_bytes, r->total_len, memory_order_relaxed);
+        ks_dead_add(ks, r->total_len);
     }
 }
 

@@ -638,3 +638,59 @@ Test(bigload, put_racing_an_incremental_load_is_not_shadowed)
     th_rmdir(sdir);
     th_rmdir(ddir);
 }
+
+/* The keyspace's dead bytes after a load (full, then incremental) are what a
+ * reopen recounts: tombstones and superseded records are dead from birth in
+ * their keyspace too, not only in their segment. */
+static uint64_t ks_dead(rc_db *db)
+{
+    rc_stats st;
+    cr_assert_eq(rc_stats_keyspace(db, NULL, &st), 0);
+    return st.dead_bytes;
+}
+
+Test(bigload, dead_bytes_after_a_load_match_a_reopen)
+{
+    char *sdir = th_tmpdir(), *ddir = th_tmpdir();
+    rc_db *src = open_db(sdir, false);
+    char k[16];
+    for (int i = 0; i < 50; i++) {
+        snprintf(k, sizeof k, "k%02d", i);
+        put(src, NULL, k, "v", 1, 0);
+    }
+    for (int i = 0; i < 50; i += 2) {
+        snprintf(k, sizeof k, "k%02d", i);
+        cr_assert_eq(rc_delete(src, NULL, k, strlen(k), NULL), 0);
+    }
+    membuf full = {0}, inc = {0};
+    rc_backup_info info;
+    cr_assert_eq(rc_backup(src, 0, mem_write, &full, NULL, NULL, &info), 0);
+    uint64_t since = info.until;
+    for (int i = 1; i < 50; i += 4) {
+        snprintf(k, sizeof k, "k%02d", i);
+        cr_assert_eq(rc_delete(src, NULL, k, strlen(k), NULL), 0);
+    }
+    cr_assert_eq(rc_backup(src, since, mem_write, &inc, NULL, NULL, &info), 0);
+    rc_close(src);
+
+    rc_db *dst = open_db(ddir, false);
+    membuf *streams[] = {&full, &inc};
+    for (int s = 0; s < 2; s++) {
+        race_load L = {.db = dst, .rd = {.m = {.p = streams[s]->p, .len = streams[s]->len}}};
+        race_load_thread(&L);
+        cr_assert_eq(L.rc, 0, "%s", rc_last_error_message());
+        uint64_t loaded = ks_dead(dst);
+        cr_assert_gt(loaded, 0, "the tombstones count as dead");
+        rc_close(dst);
+        dst = open_db(ddir, false);
+        cr_assert_eq(ks_dead(dst), loaded,
+                     "stream %d: %llu dead bytes after the load, %llu after a "
+                     "reopen",
+                     s, (unsigned long long)loaded, (unsigned long long)ks_dead(dst));
+    }
+    rc_close(dst);
+    free(full.p);
+    free(inc.p);
+    th_rmdir(sdir);
+    th_rmdir(ddir);
+}
