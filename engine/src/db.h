@@ -293,6 +293,8 @@ int hint_write(rc_db *db, segment *seg);
 /* load.c, at open after listing the segments (sorted IDS): undo a full load
  * that a crash interrupted (its LOADING marker) and drop its ids from IDS. */
 int load_recover(rc_db *db, uint64_t *ids, size_t *n);
+/* load.c: whether DIR holds a LOADING marker (a full load in progress). */
+bool load_marker_present(rc_db *db);
 
 /* ---- sweep.c / background */
 int bg_start(rc_db *db);

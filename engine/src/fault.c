@@ -40,6 +40,21 @@ int fault_check(fault_point point)
         return atomic_load(&f->err);
     return 0;
 }
+
+static void (*listed_fn)(void *);
+static void *listed_ctx;
+
+void rc_fault_after_listing(void (*fn)(void *), void *ctx)
+{
+    listed_ctx = ctx;
+    listed_fn = fn;
+}
+
+void fault_listed(void)
+{
+    if (listed_fn)
+        listed_fn(listed_ctx);
+}
 #else
 typedef int fault_c_is_empty_without_injection;
 #endif

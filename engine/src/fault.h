@@ -30,7 +30,12 @@ int fault_check(fault_point point);
 /* Recovery loads hints in windows of about BYTES of hint files (0: the
  * default), so that tests can make small databases span many windows. */
 void rc_recovery_window(size_t bytes);
+/* Call FN(CTX) in every open right after the segment files are listed (NULL:
+ * none): lets a test change the directory at that instant. */
+void rc_fault_after_listing(void (*fn)(void *), void *ctx);
+void fault_listed(void);
 #else
+static inline void fault_listed(void) {}
 static inline int fault_check(fault_point point)
 {
     (void)point;

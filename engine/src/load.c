@@ -848,6 +848,11 @@ out:
     return err;
 }
 
+bool load_marker_present(rc_db *db)
+{
+    return faccessat(db->dir_fd, LOAD_MARKER, F_OK, 0) == 0;
+}
+
 int load_recover(rc_db *db, uint64_t *ids, size_t *n)
 {
     int fd = openat(db->dir_fd, LOAD_MARKER, O_RDONLY | O_CLOEXEC);

@@ -759,10 +759,19 @@ int recover(rc_db *db)
         return err;
     uint64_t *ids = NULL;
     size_t n = 0;
+    /* a read-only opener beside a writer's full load: if the load commits
+     * while the segments are listed, the listing may lack some of its
+     * segments, so list again (rc_open retries on segment_vanished) */
+    bool loading = db->opt.read_only && load_marker_present(db);
     err = list_segments(db, &ids, &n);
     if (err)
         return err;
+    fault_listed();
     err = load_recover(db, ids, &n); /* an interrupted full load: undone */
+    if (!err && loading && !load_marker_present(db)) {
+        db->segment_vanished = true;
+        err = rc_fail(RC_ENOTFOUND, "a load committed while %s was listed", db->dir);
+    }
     if (err) {
         free(ids);
         return err;

@@ -7,6 +7,7 @@
  * refused, by rc_open. */
 #include "helpers.h"
 #include "db.h"
+#include "fault.h"
 #include "format/meta.h"
 
 #include <criterion/criterion.h>
@@ -694,3 +695,51 @@ Test(bigload, dead_bytes_after_a_load_match_a_reopen)
     th_rmdir(sdir);
     th_rmdir(ddir);
 }
+
+#ifdef RC_FAULT_INJECTION
+/* A read-only opener (kvdump beside kvload) lists the segments while a full
+ * load is writing them, and the load commits before the opener reads the
+ * marker: the listing lacks segments that are now committed data. The open
+ * must list again rather than serve a partial database. */
+typedef struct commit_ctx {
+    char aside[512], seg[512], marker[512];
+    int calls;
+} commit_ctx;
+
+static void commit_after_listing(void *arg)
+{
+    commit_ctx *c = arg;
+    if (c->calls++ > 0)
+        return;
+    /* the load writes its last segment and commits (removes the marker) */
+    cr_assert_eq(rename(c->aside, c->seg), 0);
+    cr_assert_eq(unlink(c->marker), 0);
+}
+
+Test(bigload, read_only_open_racing_a_load_commit_lists_again)
+{
+    char *dir = th_tmpdir();
+    rc_db *db = open_db(dir, false);
+    th_put(db, NULL, "late", "1");
+    rc_close(db);
+    char names[16][64];
+    cr_assert_eq(th_list(dir, ".data", names, 16), 1);
+    commit_ctx c = {0};
+    snprintf(c.seg, sizeof(c.seg), "%s", th_path(dir, names[0]));
+    snprintf(c.aside, sizeof(c.aside), "%s", th_path(dir, "aside"));
+    snprintf(c.marker, sizeof(c.marker), "%s", th_path(dir, "LOADING"));
+    /* the state while the load has not written that segment yet */
+    cr_assert_eq(rename(c.seg, c.aside), 0);
+    uint8_t mk[FMT_LOADING_LEN];
+    fmt_loading_encode(mk, strtoull(names[0], NULL, 10), 1);
+    write_file(c.marker, mk, sizeof(mk));
+
+    rc_fault_after_listing(commit_after_listing, &c);
+    db = open_db(dir, true);
+    rc_fault_after_listing(NULL, NULL);
+    cr_assert_geq(c.calls, 2, "the open listed once (%d)", c.calls);
+    cr_assert_eq(th_has(db, NULL, "late", "1"), 1, "the committed segment is served");
+    rc_close(db);
+    th_rmdir(dir);
+}
+#endif
