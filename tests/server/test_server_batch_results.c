@@ -5,6 +5,7 @@
  * characters, non-ASCII UTF-8, empty and absent values, base64 for bytes
  * that are not UTF-8, incr integers, reals and the rest, ETags, deletes.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <sodium.h>
 
 #include "batch_results.h"
+#include "json_util.h"
 
 static void init_sodium(void)
 {
@@ -235,4 +237,35 @@ Test(batch_results, large_value_grows_the_buffer)
     rc_op ops[3] = {get_op(v, n, 1), get_op("x", 1, 1), get_op(v, n / 2, 1)};
     check(ops, 3);
     free(v);
+}
+
+/* utf8_valid() skips ASCII eight bytes at a time: a bad or good sequence at
+ * every offset and alignment of an ASCII run is still seen. */
+Test(batch_results, utf8_valid_at_every_offset)
+{
+    static const struct {
+        const char *seq;
+        bool ok;
+    } seqs[] = {
+        {"\xc3\xa9", true},      {"\xe2\x82\xac", true}, {"\xf0\x9f\x98\x80", true},
+        {"\xff", false},         {"\x80", false},        {"\xc0\x80", false},
+        {"\xed\xa0\x80", false}, {"\xe2\x82", false},    {"\xf4\x90\x80\x80", false},
+        {"\xc3", false},
+    };
+    char buf[64];
+    for (size_t s = 0; s < sizeof seqs / sizeof seqs[0]; s++) {
+        size_t sl = strlen(seqs[s].seq);
+        for (size_t at = 0; at + sl <= 40; at++) {
+            for (size_t tail = 0; tail <= 9; tail += 9) {
+                size_t len = at + sl + tail;
+                memset(buf, 'a', sizeof buf);
+                memcpy(buf + at, seqs[s].seq, sl);
+                cr_assert_eq(utf8_valid(buf, len), seqs[s].ok, "seq %zu at %zu tail %zu", s, at,
+                             tail);
+            }
+        }
+    }
+    memset(buf, 'a', sizeof buf);
+    for (size_t len = 0; len <= sizeof buf; len++)
+        cr_assert(utf8_valid(buf, len));
 }
