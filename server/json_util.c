@@ -4,6 +4,7 @@
  */
 #include "json_util.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,15 @@ bool utf8_valid(const char *s, size_t len)
         unsigned char c = p[i];
         size_t n;
         uint32_t cp;
+        /* eight ASCII bytes at a time: no byte has its high bit set */
+        if (c < 0x80 && len - i >= 8) {
+            uint64_t w;
+            memcpy(&w, p + i, sizeof w);
+            if ((w & UINT64_C(0x8080808080808080)) == 0) {
+                i += 8;
+                continue;
+            }
+        }
         if (c < 0x80) {
             i++;
             continue;

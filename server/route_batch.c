@@ -16,65 +16,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
 #include "auth.h"
 #include "batch_parse.h"
-#include "json_util.h"
+#include "batch_results.h"
 #include "metrics.h"
 #include "routes.h"
-#include "valuetype.h"
 
 /* The batch parser's authorisation callback: the caller's scope (permission
  * and prefix) for op I, answered with "op": I when refused. */
 static bool authorize_op(void *ctx, unsigned perm, const char *key, size_t klen, size_t i)
 {
     return auth_require(ctx, perm, key, klen, (long)i);
-}
-
-static json_t *op_result(const rc_op *op)
-{
-    json_t *r = json_object();
-    char etag[32];
-    if (r == NULL)
-        return NULL;
-    switch (op->kind) {
-    case RC_OP_PUT:
-        format_etag(op->seq, etag, sizeof etag);
-        json_object_set_new(r, "etag", json_string(etag));
-        break;
-    case RC_OP_DELETE:
-        json_object_set_new(r, "deleted", json_boolean(op->seq != 0));
-        break;
-    case RC_OP_INCR: {
-        int64_t iv;
-        double dv;
-        const char *t = op->result.data ? op->result.data : "";
-        if (parse_int64(t, op->result.len, &iv))
-            json_object_set_new(r, "value", json_integer(iv));
-        else if (parse_double(t, op->result.len, &dv))
-            json_object_set_new(r, "value", json_real(dv));
-        else
-            json_object_set_new(r, "value", json_stringn(t, op->result.len));
-        break;
-    }
-    case RC_OP_GET:
-        if (op->result.seq == 0) {
-            json_object_set_new(r, "value", json_null());
-        } else if (utf8_valid(op->result.data ? op->result.data : "", op->result.len)) {
-            json_object_set_new(
-                r, "value", json_stringn(op->result.data ? op->result.data : "", op->result.len));
-        } else {
-            char *b64 =
-                base64_encode(op->result.data, op->result.len, sodium_base64_VARIANT_ORIGINAL);
-            json_object_set_new(r, "value_base64", json_string(b64 ? b64 : ""));
-            free(b64);
-        }
-        break;
-    default:
-        break;
-    }
-    return r;
 }
 
 void route_batch(kvd_request *req)
@@ -109,15 +61,13 @@ void route_batch(kvd_request *req)
     for (int m = 0; m < MOP_COUNT; m++)
         if (b.counts[m] > 0)
             metrics_count_op(req->srv->metrics, (metric_op)m, b.counts[m]);
-    json_t *results = json_array();
-    for (size_t i = 0; results != NULL && i < n; i++)
-        json_array_append_new(results, op_result(&b.ops[i]));
-    json_t *ans = json_object();
-    if (ans != NULL)
-        json_object_set_new(ans, "results", results);
-    else
-        json_decref(results);
-    http_json(req, 200, ans);
+    /* the answer is written straight into one buffer (batch_results.c) */
+    size_t len = 0;
+    char *text = batch_results_dump(b.ops, n, &len);
+    struct MHD_Response *resp = text ? http_response_take(text, len) : NULL;
+    if (resp != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    http_send(req, 200, resp);
 done:
     batch_free(&b);
 }
