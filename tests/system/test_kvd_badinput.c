@@ -485,25 +485,26 @@ Test(badinput, per_address_connection_limit)
     kvd_proc k2;
     static const char *const extra[] = {"--timeout", "5", "--max-connections-per-ip", "2", NULL};
     cr_assert(kvd_start(&k2, NULL, extra), "second kvd did not become ready");
-    const char *stall = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    /* two connections kvd has accepted for sure: each is answered once and
+     * stays open (keep-alive), so both count against the limit */
+    const char *get = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    char buf[2048];
+    bool closed = false;
     int held[2];
     for (int i = 0; i < 2; i++) {
         held[i] = connect_port(k2.port);
-        send_some(held[i], stall, strlen(stall));
+        send_some(held[i], get, strlen(get));
+        read_answer(held[i], buf, sizeof buf, 1, &closed);
+        cr_assert_eq(status_of(buf), 200, "held connection %d: %.80s", i, buf);
+        cr_assert_not(closed, "held connection %d was closed", i);
     }
-    char buf[2048];
-    bool closed = false;
     int fd = connect_port(k2.port);
-    const char *get = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
     send_some(fd, get, strlen(get));
-    long long t0 = now_ms();
     read_answer(fd, buf, sizeof buf, 0, &closed);
     close(fd);
     cr_assert(closed && status_of(buf) == 0, "a third connection was served: %.80s", buf);
-    cr_assert(now_ms() - t0 < 3000, "the third connection was not refused at once");
     /* the held connections are still served */
-    const char *rest = "1\r\n\r\n";
-    send_some(held[0], rest, strlen(rest));
+    send_some(held[0], get, strlen(get));
     read_answer(held[0], buf, sizeof buf, 1, &closed);
     cr_assert_eq(status_of(buf), 200, "a held connection was not served: %.80s", buf);
     close(held[0]);
