@@ -98,3 +98,60 @@ int th_has(rc_db *db, rc_keyspace *ks, const char *k, const char *v)
     rc_value_free(&val);
     return 1;
 }
+
+int th_mem_write(void *ctx, const void *buf, size_t len)
+{
+    th_membuf *m = ctx;
+    if (m->len + len > m->cap) {
+        size_t cap = m->cap ? m->cap : 65536;
+        while (cap < m->len + len)
+            cap *= 2;
+        m->p = realloc(m->p, cap);
+        cr_assert_not_null(m->p);
+        m->cap = cap;
+    }
+    memcpy(m->p + m->len, buf, len);
+    m->len += len;
+    return 0;
+}
+
+long th_mem_read(void *ctx, void *buf, size_t len)
+{
+    th_membuf *m = ctx;
+    size_t n = m->len - m->pos < len ? m->len - m->pos : len;
+    if (m->max_read && n > m->max_read)
+        n = m->max_read;
+    memcpy(buf, m->p + m->pos, n);
+    m->pos += n;
+    return (long)n;
+}
+
+char *th_dump(rc_db *db)
+{
+    char *text = NULL;
+    size_t tlen = 0;
+    FILE *f = open_memstream(&text, &tlen);
+    char **names;
+    size_t n;
+    cr_assert_eq(rc_keyspace_list(db, &names, &n), 0);
+    for (size_t i = 0; i < n; i++) {
+        rc_keyspace *ks;
+        cr_assert_eq(rc_keyspace_open(db, names[i], 0, &ks), 0);
+        fprintf(f, "[%s ttl=%lld]\n", names[i], (long long)rc_keyspace_default_ttl(ks));
+        rc_list_opts lo = {.values = true};
+        rc_list *l;
+        cr_assert_eq(rc_list_keys(db, ks, &lo, &l), 0);
+        for (size_t k = 0; k < l->count; k++) {
+            rc_list_item *it = &l->items[k];
+            fprintf(f, "%.*s=", (int)it->klen, (char *)it->key);
+            for (size_t b = 0; b < it->value.len; b++)
+                fprintf(f, "%02x", ((uint8_t *)it->value.data)[b]);
+            fprintf(f, " t%d s%llu e%lld\n", (int)it->value.type, (unsigned long long)it->value.seq,
+                    (long long)it->value.expires_at_ms);
+        }
+        rc_list_free(l);
+    }
+    rc_names_free(names, n);
+    fclose(f);
+    return text;
+}

@@ -24,4 +24,18 @@ void th_put(rc_db *db, rc_keyspace *ks, const char *k, const char *v);
 /* 1 if KEY has value V, 0 if absent; fails the test on any other outcome. */
 int th_has(rc_db *db, rc_keyspace *ks, const char *k, const char *v);
 
+/* A stream in memory for rc_backup/rc_load: th_mem_write (an rc_write_fn)
+ * appends to P, growing it (free P); th_mem_read (an rc_read_fn) reads from
+ * POS, at most MAX_READ bytes per call when it is not 0. */
+typedef struct th_membuf {
+    uint8_t *p;
+    size_t len, cap, pos;
+    size_t max_read;
+} th_membuf;
+int th_mem_write(void *ctx, const void *buf, size_t len);
+long th_mem_read(void *ctx, void *buf, size_t len);
+/* The whole visible state as text (free it): keyspaces, default TTLs, and
+ * per key its value, type, seq and expiry. */
+char *th_dump(rc_db *db);
+
 #endif

@@ -43,43 +43,10 @@ static rc_db *open_db(const char *dir, bool read_only)
 
 /* ---- streams in memory */
 
-typedef struct membuf {
-    uint8_t *p;
-    size_t len, cap, pos;
-    size_t max_read; /* 0: no limit per read call */
-} membuf;
-
-static int mem_write(void *ctx, const void *buf, size_t len)
+static th_membuf backup(rc_db *db, uint64_t since, rc_backup_info *info)
 {
-    membuf *m = ctx;
-    if (m->len + len > m->cap) {
-        size_t cap = m->cap ? m->cap : 65536;
-        while (cap < m->len + len)
-            cap *= 2;
-        m->p = realloc(m->p, cap);
-        cr_assert_not_null(m->p);
-        m->cap = cap;
-    }
-    memcpy(m->p + m->len, buf, len);
-    m->len += len;
-    return 0;
-}
-
-static long mem_read(void *ctx, void *buf, size_t len)
-{
-    membuf *m = ctx;
-    size_t n = m->len - m->pos < len ? m->len - m->pos : len;
-    if (m->max_read && n > m->max_read)
-        n = m->max_read;
-    memcpy(buf, m->p + m->pos, n);
-    m->pos += n;
-    return (long)n;
-}
-
-static membuf backup(rc_db *db, uint64_t since, rc_backup_info *info)
-{
-    membuf m = {0};
-    int rc = rc_backup(db, since, mem_write, &m, NULL, NULL, info);
+    th_membuf m = {0};
+    int rc = rc_backup(db, since, th_mem_write, &m, NULL, NULL, info);
     cr_assert_eq(rc, 0, "backup since %llu: %s", (unsigned long long)since,
                  rc_last_error_message());
     cr_assert_eq(info->bytes, m.len);
@@ -88,54 +55,23 @@ static membuf backup(rc_db *db, uint64_t since, rc_backup_info *info)
 
 static int load(rc_db *db, const uint8_t *p, size_t len, rc_backup_info *info)
 {
-    membuf m = {.p = (uint8_t *)p, .len = len, .max_read = 7777}; /* odd-sized reads */
+    th_membuf m = {.p = (uint8_t *)p, .len = len, .max_read = 7777}; /* odd-sized reads */
     rc_backup_info scratch;
-    return rc_load(db, mem_read, &m, NULL, NULL, info ? info : &scratch);
+    return rc_load(db, th_mem_read, &m, NULL, NULL, info ? info : &scratch);
 }
 
 static int verify(const uint8_t *p, size_t len)
 {
-    membuf m = {.p = (uint8_t *)p, .len = len};
+    th_membuf m = {.p = (uint8_t *)p, .len = len};
     rc_backup_info info;
-    return rc_verify_stream(mem_read, &m, &info);
+    return rc_verify_stream(th_mem_read, &m, &info);
 }
 
-/* ---- the whole visible state as text: keyspaces, default TTLs, and per
- * key its value, type, seq and expiry */
-
-static char *dump(rc_db *db)
-{
-    char *text = NULL;
-    size_t tlen = 0;
-    FILE *f = open_memstream(&text, &tlen);
-    char **names;
-    size_t n;
-    cr_assert_eq(rc_keyspace_list(db, &names, &n), 0);
-    for (size_t i = 0; i < n; i++) {
-        rc_keyspace *ks;
-        cr_assert_eq(rc_keyspace_open(db, names[i], 0, &ks), 0);
-        fprintf(f, "[%s ttl=%lld]\n", names[i], (long long)rc_keyspace_default_ttl(ks));
-        rc_list_opts lo = {.values = true};
-        rc_list *l;
-        cr_assert_eq(rc_list_keys(db, ks, &lo, &l), 0);
-        for (size_t k = 0; k < l->count; k++) {
-            rc_list_item *it = &l->items[k];
-            fprintf(f, "%.*s=", (int)it->klen, (char *)it->key);
-            for (size_t b = 0; b < it->value.len; b++)
-                fprintf(f, "%02x", ((uint8_t *)it->value.data)[b]);
-            fprintf(f, " t%d s%llu e%lld\n", (int)it->value.type, (unsigned long long)it->value.seq,
-                    (long long)it->value.expires_at_ms);
-        }
-        rc_list_free(l);
-    }
-    rc_names_free(names, n);
-    fclose(f);
-    return text;
-}
+/* ---- the whole visible state (th_dump) compared */
 
 static void assert_same(rc_db *a, rc_db *b, const char *when)
 {
-    char *da = dump(a), *dbb = dump(b);
+    char *da = th_dump(a), *dbb = th_dump(b);
     size_t at = 0;
     while (da[at] && da[at] == dbb[at])
         at++;
@@ -183,10 +119,10 @@ Test(backup, full_and_three_incrementals_restore_equal)
     cr_assert_eq(rc_keyspace_set_default_ttl(a, 3600000), 0);
 
     rc_backup_info info[4];
-    membuf s[4];
+    th_membuf s[4];
     char *want[4];
     s[0] = backup(src, 0, &info[0]);
-    want[0] = dump(src);
+    want[0] = th_dump(src);
     cr_assert_eq(info[0].since, 0);
     cr_assert_eq(info[0].until, atomic_load(&src->last_seq));
 
@@ -203,7 +139,7 @@ Test(backup, full_and_three_incrementals_restore_equal)
     }
     atomic_fetch_add(&fake_now, 2000); /* half of beta expires */
     s[1] = backup(src, info[0].until, &info[1]);
-    want[1] = dump(src);
+    want[1] = th_dump(src);
     cr_assert(info[1].tombstones >= 300 / 7, "deletes travel as tombstones");
 
     /* 2: drop alpha, more in beta, deletes in default */
@@ -215,7 +151,7 @@ Test(backup, full_and_three_incrementals_restore_equal)
         rc_delete(src, NULL, k, strlen(k), NULL);
     }
     s[2] = backup(src, info[1].until, &info[2]);
-    want[2] = dump(src);
+    want[2] = th_dump(src);
 
     /* 3: alpha again (a new id), overwrites, a TTL on default */
     rc_keyspace *a2 = ks_create(src, "alpha");
@@ -226,7 +162,7 @@ Test(backup, full_and_three_incrementals_restore_equal)
     }
     cr_assert_eq(rc_keyspace_set_default_ttl(rc_default_keyspace(src), 777), 0);
     s[3] = backup(src, info[2].until, &info[3]);
-    want[3] = dump(src);
+    want[3] = th_dump(src);
 
     for (int i = 0; i < 4; i++) {
         cr_assert_eq(verify(s[i].p, s[i].len), 0, "stream %d: %s", i, rc_last_error_message());
@@ -237,7 +173,7 @@ Test(backup, full_and_three_incrementals_restore_equal)
         cr_assert_eq(got.records, info[i].records);
         cr_assert_eq(got.tombstones, info[i].tombstones);
         cr_assert_geq(atomic_load(&dst->last_seq), info[i].until);
-        char *have = dump(dst);
+        char *have = th_dump(dst);
         cr_assert_str_eq(have, want[i], "after stream %d", i);
         free(have);
     }
@@ -269,7 +205,7 @@ Test(backup, counts_until_and_empty_incremental)
     th_put(db, NULL, "a", "3");
     cr_assert_eq(rc_delete(db, NULL, "b", 1, NULL), 0);
     rc_backup_info info;
-    membuf m = backup(db, 0, &info);
+    th_membuf m = backup(db, 0, &info);
     cr_assert_eq(info.records, 1, "one live record (a=3)");
     cr_assert_eq(info.tombstones, 1, "one tombstone (b)");
     cr_assert_eq(info.until, 4);
@@ -279,8 +215,8 @@ Test(backup, counts_until_and_empty_incremental)
     cr_assert_eq(info.since, 4);
     cr_assert_eq(info.until, 4, "nothing new: the next incremental starts at the same seq");
     free(m.p);
-    m = (membuf){0};
-    cr_assert_eq(rc_backup(db, 5, mem_write, &m, NULL, NULL, &info), RC_EGAP,
+    m = (th_membuf){0};
+    cr_assert_eq(rc_backup(db, 5, th_mem_write, &m, NULL, NULL, &info), RC_EGAP,
                  "a since beyond the last seq is another database's");
     cr_assert_eq(m.len, 0);
     rc_close(db);
@@ -393,7 +329,7 @@ Test(backup, snapshot_is_consistent_during_writes)
     uint64_t since = 0;
     for (int round = 0; round < 12; round++) {
         rc_backup_info info;
-        membuf m = backup(src, since, &info);
+        th_membuf m = backup(src, since, &info);
         /* alone, onto an empty target, a full one is a moment too */
         char *solo = th_tmpdir();
         if (round == 0) {
@@ -415,7 +351,7 @@ Test(backup, snapshot_is_consistent_during_writes)
     pthread_join(t, NULL);
     cr_assert_gt(atomic_load(&w.gens), 60, "the writer kept writing during the backups");
     rc_backup_info info;
-    membuf m = backup(src, since, &info);
+    th_membuf m = backup(src, since, &info);
     cr_assert_eq(load(dst, m.p, m.len, NULL), 0);
     assert_same(src, dst, "the chain after the writer stopped");
     free(m.p);
@@ -428,7 +364,7 @@ Test(backup, snapshot_is_consistent_during_writes)
 /* ---- damaged streams */
 
 /* Offsets of the frame headers of a stream (the last one is the trailer). */
-static size_t frame_offsets(const membuf *m, size_t *offs, size_t max)
+static size_t frame_offsets(const th_membuf *m, size_t *offs, size_t max)
 {
     size_t n = 0, pos = 40;
     while (pos + 17 <= m->len && n < max) {
@@ -444,7 +380,7 @@ static size_t frame_offsets(const membuf *m, size_t *offs, size_t max)
 static void refused_unchanged(rc_db *dst, const char *ddir, const uint8_t *p, size_t len,
                               const char *what)
 {
-    char *before = dump(dst);
+    char *before = th_dump(dst);
     uint64_t last = atomic_load(&dst->last_seq);
     int vr = verify(p, len);
     cr_assert_neq(vr, 0, "verify accepted %s", what);
@@ -452,7 +388,7 @@ static void refused_unchanged(rc_db *dst, const char *ddir, const uint8_t *p, si
     cr_assert_neq(lr, 0, "load accepted %s", what);
     cr_assert(lr == RC_ECORRUPT || lr == RC_EVERSION, "%s: %s", what, rc_strerror(lr));
     cr_assert_eq(atomic_load(&dst->last_seq), last, "%s: nothing was appended", what);
-    char *after = dump(dst);
+    char *after = th_dump(dst);
     cr_assert_str_eq(before, after, "%s changed the target", what);
     cr_assert_eq(th_file_size(th_path(ddir, "load.tmp")), -1, "%s left load.tmp", what);
     free(before);
@@ -465,7 +401,7 @@ Test(backup, truncated_or_flipped_streams_are_refused)
     rc_db *src = open_db(sdir, false), *dst = open_db(ddir, false);
     th_put(src, NULL, "base", "1");
     rc_backup_info info;
-    membuf base = backup(src, 0, &info);
+    th_membuf base = backup(src, 0, &info);
     cr_assert_eq(load(dst, base.p, base.len, NULL), 0);
     /* ~12 MiB of barely compressible values: several frames */
     char k[16];
@@ -480,7 +416,7 @@ Test(backup, truncated_or_flipped_streams_are_refused)
         cr_assert_eq(rc_put(src, NULL, k, strlen(k), val, 4096, NULL), 0);
     }
     free(val);
-    membuf m = backup(src, info.until, &info);
+    th_membuf m = backup(src, info.until, &info);
     size_t offs[64];
     size_t nf = frame_offsets(&m, offs, 64);
     cr_assert_geq(nf, 4, "at least 3 records frames and the trailer (got %zu)", nf);
@@ -509,15 +445,15 @@ Test(backup, truncated_or_flipped_streams_are_refused)
         m.p[flips[i]] ^= 0x10;
     }
     /* a byte after the trailer */
-    mem_write(&m, "x", 1);
+    th_mem_write(&m, "x", 1);
     refused_unchanged(dst, ddir, m.p, m.len, "a byte after the trailer");
     m.len--;
     /* frames out of order: swap the first two records frames' positions by
      * splicing a stream that repeats frame 0 */
-    membuf dup = {0};
-    mem_write(&dup, m.p, offs[1]);
-    mem_write(&dup, m.p + offs[0], offs[1] - offs[0]);
-    mem_write(&dup, m.p + offs[1], m.len - offs[1]);
+    th_membuf dup = {0};
+    th_mem_write(&dup, m.p, offs[1]);
+    th_mem_write(&dup, m.p + offs[0], offs[1] - offs[0]);
+    th_mem_write(&dup, m.p + offs[1], m.len - offs[1]);
     refused_unchanged(dst, ddir, dup.p, dup.len, "a repeated frame");
     free(dup.p);
 
@@ -541,11 +477,11 @@ Test(backup, gap_is_refused)
     rc_db *src = open_db(sdir, false), *dst = open_db(ddir, false);
     th_put(src, NULL, "a", "1");
     rc_backup_info i0, i1, i2;
-    membuf s0 = backup(src, 0, &i0);
+    th_membuf s0 = backup(src, 0, &i0);
     th_put(src, NULL, "b", "2");
-    membuf s1 = backup(src, i0.until, &i1);
+    th_membuf s1 = backup(src, i0.until, &i1);
     th_put(src, NULL, "c", "3");
-    membuf s2 = backup(src, i1.until, &i2);
+    th_membuf s2 = backup(src, i1.until, &i2);
 
     cr_assert_eq(load(dst, s1.p, s1.len, NULL), RC_EGAP, "an incremental onto an empty db");
     cr_assert_eq(load(dst, s0.p, s0.len, NULL), 0);
@@ -574,11 +510,11 @@ Test(backup, an_older_incremental_again_resurrects_nothing)
     rc_db *src = open_db(sdir, false), *dst = open_db(ddir, false);
     th_put(src, NULL, "base", "1");
     rc_backup_info i0, i1, i2;
-    membuf s0 = backup(src, 0, &i0);
+    th_membuf s0 = backup(src, 0, &i0);
     th_put(src, NULL, "k", "old");
-    membuf s1 = backup(src, i0.until, &i1);
+    th_membuf s1 = backup(src, i0.until, &i1);
     cr_assert_eq(rc_delete(src, NULL, "k", 1, NULL), 0);
-    membuf s2 = backup(src, i1.until, &i2);
+    th_membuf s2 = backup(src, i1.until, &i2);
     cr_assert_eq(load(dst, s0.p, s0.len, NULL), 0);
     cr_assert_eq(load(dst, s1.p, s1.len, NULL), 0);
     cr_assert_eq(load(dst, s2.p, s2.len, NULL), 0);
@@ -605,7 +541,7 @@ Test(backup, full_stream_needs_an_empty_database)
     rc_db *src = open_db(sdir, false);
     th_put(src, NULL, "a", "1");
     rc_backup_info info;
-    membuf s = backup(src, 0, &info);
+    th_membuf s = backup(src, 0, &info);
     for (int variant = 0; variant < 4; variant++) {
         char *ddir = th_tmpdir();
         rc_db *dst = open_db(ddir, false);
@@ -640,15 +576,15 @@ Test(backup, since_below_the_tombstone_horizon_is_refused)
     for (int i = 0; i < 10; i++)
         th_put(db, NULL, "k", "v");
     atomic_store(&db->tombstone_horizon, 7); /* as if merge dropped a tombstone at 7 */
-    membuf m = {0};
+    th_membuf m = {0};
     rc_backup_info info;
-    cr_assert_eq(rc_backup(db, 3, mem_write, &m, NULL, NULL, &info), RC_EHORIZON);
+    cr_assert_eq(rc_backup(db, 3, th_mem_write, &m, NULL, NULL, &info), RC_EHORIZON);
     cr_assert_eq(m.len, 0, "nothing was written");
     const char *msg = rc_last_error_message();
     cr_assert(strstr(msg, "3") && strstr(msg, "7") && strstr(msg, "full backup"), "%s", msg);
-    cr_assert_eq(rc_backup(db, 7, mem_write, &m, NULL, NULL, &info), 0, "since == horizon");
+    cr_assert_eq(rc_backup(db, 7, th_mem_write, &m, NULL, NULL, &info), 0, "since == horizon");
     m.len = 0;
-    cr_assert_eq(rc_backup(db, 0, mem_write, &m, NULL, NULL, &info), 0, "a full backup");
+    cr_assert_eq(rc_backup(db, 0, th_mem_write, &m, NULL, NULL, &info), 0, "a full backup");
     free(m.p);
     rc_close(db);
     th_rmdir(dir);
@@ -674,15 +610,15 @@ Test(backup, read_only_handle_on_a_live_directory)
         th_put(rw, ks, k, "profile");
     }
     rc_db *ro = open_db(sdir, true);
-    char *at_open = dump(ro);
+    char *at_open = th_dump(ro);
     th_put(rw, ks, "u1", "changed after the read-only open");
     rc_backup_info info;
-    membuf m = backup(ro, 0, &info);
+    th_membuf m = backup(ro, 0, &info);
     th_put(rw, ks, "u2", "changed during");
     cr_assert_eq(info.records, 2000 + 1, "the keys and the catalogue record");
     rc_db *dst = open_db(ddir, false);
     cr_assert_eq(load(dst, m.p, m.len, NULL), 0, "%s", rc_last_error_message());
-    char *restored = dump(dst);
+    char *restored = th_dump(dst);
     cr_assert_str_eq(restored, at_open);
     free(restored);
     free(at_open);
@@ -695,10 +631,10 @@ Test(backup, read_only_handle_on_a_live_directory)
     cr_assert_not_null(f);
     cr_assert_eq(fwrite(hz, 1, sizeof(hz), f), sizeof(hz));
     fclose(f);
-    membuf h = {0};
-    cr_assert_eq(rc_backup(ro, 50, mem_write, &h, NULL, NULL, &info), RC_EHORIZON,
+    th_membuf h = {0};
+    cr_assert_eq(rc_backup(ro, 50, th_mem_write, &h, NULL, NULL, &info), RC_EHORIZON,
                  "the read-only handle re-reads HORIZON");
-    cr_assert_eq(rc_backup(ro, 100, mem_write, &h, NULL, NULL, &info), 0);
+    cr_assert_eq(rc_backup(ro, 100, th_mem_write, &h, NULL, NULL, &info), 0);
     free(h.p);
 
     int budget = 1; /* the header goes, the first frame fails */
@@ -748,16 +684,16 @@ Test(backup, round_trip_200k_keys, .timeout = 600)
         snprintf(v, sizeof(v), "%0100d", i);
         cr_assert_eq(rc_apply(src, ops, 1000, NULL), 0);
     }
-    membuf m = {0};
+    th_membuf m = {0};
     rc_backup_info info;
     uint64_t done = 0;
     double t0 = now_s();
-    cr_assert_eq(rc_backup(src, 0, mem_write, &m, count_progress, &done, &info), 0);
+    cr_assert_eq(rc_backup(src, 0, th_mem_write, &m, count_progress, &done, &info), 0);
     double t1 = now_s();
     cr_assert_eq(info.records, (uint64_t)n);
     cr_assert_eq(done, (uint64_t)n);
-    membuf in = {.p = m.p, .len = m.len};
-    cr_assert_eq(rc_load(dst, mem_read, &in, count_progress, &done, &info), 0, "%s",
+    th_membuf in = {.p = m.p, .len = m.len};
+    cr_assert_eq(rc_load(dst, th_mem_read, &in, count_progress, &done, &info), 0, "%s",
                  rc_last_error_message());
     double t2 = now_s();
     double raw_mb = (double)n * (15 + 100) / 1e6;
@@ -811,27 +747,27 @@ Test(backup, merges_on_both_sides_and_the_real_horizon)
             th_put(src, NULL, k, v);
         }
     rc_backup_info i0, i1, i2;
-    membuf s0 = backup(src, 0, &i0);
+    th_membuf s0 = backup(src, 0, &i0);
     cr_assert_eq(load(dst, s0.p, s0.len, NULL), 0);
     for (int i = 0; i < 400; i += 3) {
         snprintf(k, sizeof(k), "k%03d", i);
         cr_assert_eq(rc_delete(src, NULL, k, strlen(k), NULL), 0);
     }
-    membuf s1 = backup(src, i0.until, &i1);
+    th_membuf s1 = backup(src, i0.until, &i1);
     cr_assert_eq(load(dst, s1.p, s1.len, NULL), 0);
 
     cr_assert_eq(rc_merge(src), 0, "%s", rc_last_error_message());
     rc_stats st;
     rc_stats_db(src, &st);
     cr_assert_gt(st.tombstone_horizon, i0.until, "merge dropped the deletes made after s0");
-    membuf m = {0};
+    th_membuf m = {0};
     rc_backup_info info;
-    cr_assert_eq(rc_backup(src, i0.until, mem_write, &m, NULL, NULL, &info), RC_EHORIZON,
+    cr_assert_eq(rc_backup(src, i0.until, th_mem_write, &m, NULL, NULL, &info), RC_EHORIZON,
                  "s0 + this incremental would resurrect the dropped deletes");
     free(m.p);
 
     th_put(src, NULL, "after-merge", "x");
-    membuf s2 = backup(src, i1.until, &i2); /* at or above the horizon: fine */
+    th_membuf s2 = backup(src, i1.until, &i2); /* at or above the horizon: fine */
     cr_assert_eq(load(dst, s2.p, s2.len, NULL), 0);
     assert_same(src, dst, "incrementals across a source merge");
     cr_assert_eq(rc_merge(dst), 0, "%s", rc_last_error_message());
@@ -841,7 +777,7 @@ Test(backup, merges_on_both_sides_and_the_real_horizon)
     assert_same(src, dst, "after reopening the merged target");
 
     /* a full backup after the merge restores the same state */
-    membuf full = backup(src, 0, &info);
+    th_membuf full = backup(src, 0, &info);
     rc_db *fresh = open_merging(fdir);
     cr_assert_eq(load(fresh, full.p, full.len, NULL), 0);
     assert_same(src, fresh, "a full backup after a merge");
@@ -870,7 +806,7 @@ Test(backup, dropped_keyspaces_do_not_travel)
     cr_assert_eq(rc_keyspace_drop(db, "gone"), 0);
     th_put(db, NULL, "kept", "v");
     rc_backup_info info;
-    membuf m = backup(db, 0, &info);
+    th_membuf m = backup(db, 0, &info);
     cr_assert_eq(info.records, 2, "the key and the catalogue record of the drop, got %llu",
                  (unsigned long long)info.records);
     cr_assert_eq(info.tombstones, 0);
@@ -887,7 +823,7 @@ Test(backup, killed_load_is_all_or_nothing_and_reruns, .timeout = 600)
     rc_db *src = open_db(sdir, false);
     th_put(src, NULL, "base", "1");
     rc_backup_info info;
-    membuf base = backup(src, 0, &info);
+    th_membuf base = backup(src, 0, &info);
     uint8_t val[1024];
     for (int i = 0; i < 3000; i++) {
         char k[16];
@@ -897,16 +833,16 @@ Test(backup, killed_load_is_all_or_nothing_and_reruns, .timeout = 600)
         cr_assert_eq(rc_put(src, NULL, k, strlen(k), val, sizeof(val), NULL), 0);
     }
     cr_assert_eq(rc_delete(src, NULL, "base", 4, NULL), 0);
-    membuf inc = backup(src, info.until, &info);
+    th_membuf inc = backup(src, info.until, &info);
 
     /* the two acceptable states, and how long a load takes */
     rc_db *ref = open_db(rdir, false);
     cr_assert_eq(load(ref, base.p, base.len, NULL), 0);
-    char *before = dump(ref);
+    char *before = th_dump(ref);
     double t0 = now_s();
     cr_assert_eq(load(ref, inc.p, inc.len, NULL), 0);
     double took = now_s() - t0;
-    char *after = dump(ref);
+    char *after = th_dump(ref);
     rc_close(ref);
 
     int saw_before = 0, saw_after = 0;
@@ -922,10 +858,10 @@ Test(backup, killed_load_is_all_or_nothing_and_reruns, .timeout = 600)
         cr_assert_geq(pid, 0);
         if (pid == 0) {
             rc_db *c = open_db(ddir, false);
-            membuf in = {.p = inc.p, .len = inc.len};
+            th_membuf in = {.p = inc.p, .len = inc.len};
             if (write(go[1], "g", 1) != 1) /* the load starts now */
                 _exit(2);
-            rc_load(c, mem_read, &in, NULL, NULL, &info);
+            rc_load(c, th_mem_read, &in, NULL, NULL, &info);
             _exit(0); /* no close: as if the process died right after */
         }
         char byte;
@@ -937,7 +873,7 @@ Test(backup, killed_load_is_all_or_nothing_and_reruns, .timeout = 600)
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         dst = open_db(ddir, false);
-        char *now = dump(dst);
+        char *now = th_dump(dst);
         if (strcmp(now, before) == 0)
             saw_before++;
         else if (strcmp(now, after) == 0)
@@ -947,7 +883,7 @@ Test(backup, killed_load_is_all_or_nothing_and_reruns, .timeout = 600)
                            (unsigned)delay);
         free(now);
         cr_assert_eq(load(dst, inc.p, inc.len, NULL), 0, "rerun: %s", rc_last_error_message());
-        now = dump(dst);
+        now = th_dump(dst);
         cr_assert_str_eq(now, after, "round %d: the rerun completes the load", round);
         free(now);
         rc_close(dst);
@@ -965,7 +901,7 @@ Test(backup, killed_load_is_all_or_nothing_and_reruns, .timeout = 600)
 
 /* A stream encoded by hand: keyspace ids that would make the target
  * unopenable (arrays are indexed by id at open) are refused. */
-static membuf hand_stream(uint32_t ks_id, bool in_catalog)
+static th_membuf hand_stream(uint32_t ks_id, bool in_catalog)
 {
     uint8_t raw[256], val[FMT_CATALOG_VALUE_LEN];
     fmt_catalog_entry e = {.dropped = false, .ks_id = ks_id};
@@ -978,21 +914,21 @@ static membuf hand_stream(uint32_t ks_id, bool in_catalog)
                     .vlen = in_catalog ? sizeof(val) : 1};
     size_t len = fmt_record_encode(raw, sizeof(raw), &r);
     cr_assert_gt(len, 0);
-    membuf m = {0};
+    th_membuf m = {0};
     fmt_stream_writer w;
     uint8_t head[FMT_STREAM_HEADER_LEN], trailer[FMT_STREAM_TRAILER_FRAME_LEN];
     fmt_stream_header h = {.db_id = 1};
     fmt_stream_writer_init(&w, &h, head);
-    mem_write(&m, head, sizeof(head));
+    th_mem_write(&m, head, sizeof(head));
     uint8_t *frame = malloc(fmt_stream_frame_bound(len));
     size_t flen;
     cr_assert_eq(
         fmt_stream_frame_encode(&w, raw, len, 1, frame, fmt_stream_frame_bound(len), &flen),
         FMT_OK);
-    mem_write(&m, frame, flen);
+    th_mem_write(&m, frame, flen);
     free(frame);
     cr_assert_eq(fmt_stream_trailer_encode(&w, 1, trailer), FMT_OK);
-    mem_write(&m, trailer, sizeof(trailer));
+    th_mem_write(&m, trailer, sizeof(trailer));
     return m;
 }
 
@@ -1001,7 +937,7 @@ Test(backup, absurd_keyspace_ids_are_refused)
     char *dir = th_tmpdir();
     for (int variant = 0; variant < 2; variant++) {
         rc_db *db = open_db(dir, false);
-        membuf m = hand_stream(1u << 30, variant == 1);
+        th_membuf m = hand_stream(1u << 30, variant == 1);
         cr_assert_eq(verify(m.p, m.len), 0, "the stream itself is well formed");
         cr_assert_eq(load(db, m.p, m.len, NULL), RC_ELIMIT, "variant %d", variant);
         cr_assert_eq(atomic_load(&db->last_seq), 0);

@@ -50,80 +50,16 @@ static rc_db *open_db(const char *dir, bool read_only)
     return db;
 }
 
-typedef struct membuf {
-    uint8_t *p;
-    size_t len, cap, pos;
-} membuf;
-
-static int mem_write(void *ctx, const void *buf, size_t len)
+static int load(rc_db *db, const th_membuf *s, rc_progress_fn progress, void *pctx)
 {
-    membuf *m = ctx;
-    if (m->len + len > m->cap) {
-        size_t cap = m->cap ? m->cap : 65536;
-        while (cap < m->len + len)
-            cap *= 2;
-        m->p = realloc(m->p, cap);
-        cr_assert_not_null(m->p);
-        m->cap = cap;
-    }
-    memcpy(m->p + m->len, buf, len);
-    m->len += len;
-    return 0;
-}
-
-static long mem_read(void *ctx, void *buf, size_t len)
-{
-    membuf *m = ctx;
-    size_t n = m->len - m->pos < len ? m->len - m->pos : len;
-    if (n > 7777)
-        n = 7777; /* odd-sized reads */
-    memcpy(buf, m->p + m->pos, n);
-    m->pos += n;
-    return (long)n;
-}
-
-static int load(rc_db *db, const membuf *s, rc_progress_fn progress, void *pctx)
-{
-    membuf m = {.p = s->p, .len = s->len};
+    th_membuf m = {.p = s->p, .len = s->len, .max_read = 7777}; /* odd-sized reads */
     rc_backup_info info;
-    return rc_load(db, mem_read, &m, progress, pctx, &info);
-}
-
-/* The whole visible state as text: keyspaces, default TTLs, and per key its
- * value, type, seq and expiry. */
-static char *dump(rc_db *db)
-{
-    char *text = NULL;
-    size_t tlen = 0;
-    FILE *f = open_memstream(&text, &tlen);
-    char **names;
-    size_t n;
-    cr_assert_eq(rc_keyspace_list(db, &names, &n), 0);
-    for (size_t i = 0; i < n; i++) {
-        rc_keyspace *ks;
-        cr_assert_eq(rc_keyspace_open(db, names[i], 0, &ks), 0);
-        fprintf(f, "[%s ttl=%lld]\n", names[i], (long long)rc_keyspace_default_ttl(ks));
-        rc_list_opts lo = {.values = true};
-        rc_list *l;
-        cr_assert_eq(rc_list_keys(db, ks, &lo, &l), 0);
-        for (size_t k = 0; k < l->count; k++) {
-            rc_list_item *it = &l->items[k];
-            fprintf(f, "%.*s=", (int)it->klen, (char *)it->key);
-            for (size_t b = 0; b < it->value.len; b++)
-                fprintf(f, "%02x", ((uint8_t *)it->value.data)[b]);
-            fprintf(f, " t%d s%llu e%lld\n", (int)it->value.type, (unsigned long long)it->value.seq,
-                    (long long)it->value.expires_at_ms);
-        }
-        rc_list_free(l);
-    }
-    rc_names_free(names, n);
-    fclose(f);
-    return text;
+    return rc_load(db, th_mem_read, &m, progress, pctx, &info);
 }
 
 static void assert_state(rc_db *db, const char *want, const char *when)
 {
-    char *got = dump(db);
+    char *got = th_dump(db);
     size_t at = 0;
     while (want[at] && want[at] == got[at])
         at++;
@@ -196,11 +132,11 @@ static rc_db *make_source(const char *dir)
     return db;
 }
 
-static membuf full_backup(rc_db *db)
+static th_membuf full_backup(rc_db *db)
 {
-    membuf m = {0};
+    th_membuf m = {0};
     rc_backup_info info;
-    cr_assert_eq(rc_backup(db, 0, mem_write, &m, NULL, NULL, &info), 0, "%s",
+    cr_assert_eq(rc_backup(db, 0, th_mem_write, &m, NULL, NULL, &info), 0, "%s",
                  rc_last_error_message());
     cr_assert_gt(info.records, 4000);
     return m;
@@ -231,15 +167,15 @@ Test(bigload, many_segments_load_equal_to_the_source)
 {
     char *sdir = th_tmpdir(), *ddir = th_tmpdir();
     rc_db *src = make_source(sdir);
-    membuf m = full_backup(src);
-    char *want = dump(src);
+    th_membuf m = full_backup(src);
+    char *want = th_dump(src);
     rc_db *dst = open_db(ddir, false);
     int before = data_files(ddir);
     uint64_t done = 0;
     cr_assert_eq(load(dst, &m, progress_check, &done), 0, "%s", rc_last_error_message());
     rc_backup_info info;
-    membuf again = {.p = m.p, .len = m.len};
-    cr_assert_eq(rc_verify_stream(mem_read, &again, &info), 0);
+    th_membuf again = {.p = m.p, .len = m.len};
+    cr_assert_eq(rc_verify_stream(th_mem_read, &again, &info), 0);
     cr_assert_eq(done, info.records + info.tombstones, "progress ends at the total");
     cr_assert_not(has_marker(ddir), "LOADING is gone once the load returns");
     int segs = data_files(ddir) - before;
@@ -304,11 +240,11 @@ Test(bigload, killed_full_load_is_all_or_nothing_and_reruns)
 {
     char *sdir = th_tmpdir(), *rdir = th_tmpdir();
     rc_db *src = make_source(sdir);
-    membuf m = full_backup(src);
-    char *full = dump(src);
+    th_membuf m = full_backup(src);
+    char *full = th_dump(src);
     rc_close(src);
     rc_db *ref = open_db(rdir, false);
-    char *empty = dump(ref);
+    char *empty = th_dump(ref);
     double t0 = now_s();
     cr_assert_eq(load(ref, &m, NULL, NULL), 0, "%s", rc_last_error_message());
     double took = now_s() - t0;
@@ -343,7 +279,7 @@ Test(bigload, killed_full_load_is_all_or_nothing_and_reruns)
             mid_write++;
         rc_db *dst = open_db(ddir, false);
         cr_assert_not(has_marker(ddir), "round %d: rc_open removes LOADING", round);
-        char *now = dump(dst);
+        char *now = th_dump(dst);
         bool was_full = false;
         if (strcmp(now, empty) == 0) {
             saw_empty++;
@@ -390,11 +326,11 @@ Test(bigload, refusals_apply_nothing)
 {
     char *sdir = th_tmpdir(), *ddir = th_tmpdir();
     rc_db *src = make_source(sdir);
-    membuf m = full_backup(src);
+    th_membuf m = full_backup(src);
     rc_close(src);
     rc_db *dst = open_db(ddir, false);
     th_put(dst, NULL, "mine", "1");
-    char *before = dump(dst);
+    char *before = th_dump(dst);
     int n = data_files(ddir);
     cr_assert_eq(load(dst, &m, NULL, NULL), RC_ENOTEMPTY);
     cr_assert_eq(data_files(ddir), n);
@@ -406,7 +342,7 @@ Test(bigload, refusals_apply_nothing)
 
     ddir = th_tmpdir();
     dst = open_db(ddir, false);
-    before = dump(dst);
+    before = th_dump(dst);
     n = data_files(ddir);
     m.p[m.len / 2] ^= 0x40; /* inside a frame */
     cr_assert_eq(load(dst, &m, NULL, NULL), RC_ECORRUPT);
@@ -515,14 +451,14 @@ Test(bigload, loading_marker_at_open)
  * older value of the same key (a higher seq) would replace the put. */
 
 typedef struct race_read {
-    membuf m;
+    th_membuf m;
     _Atomic bool eof;
 } race_read;
 
 static long race_mem_read(void *ctx, void *buf, size_t len)
 {
     race_read *r = ctx;
-    long n = mem_read(&r->m, buf, len);
+    long n = th_mem_read(&r->m, buf, len);
     if (n == 0)
         atomic_store(&r->eof, true); /* the walk is over: apply_staged next */
     return n;
@@ -542,15 +478,31 @@ static void *race_load_thread(void *arg)
     return NULL;
 }
 
+/* Wait until the loader of L has read its whole stream and holds ks_mu: it
+ * is applying the staged records (apply_staged). */
+static void wait_for_apply(race_load *L)
+{
+    while (!atomic_load(&L->rd.eof))
+        usleep(1000);
+    for (;;) {
+        int e = pthread_mutex_trylock(&L->db->ks_mu);
+        if (e == EBUSY)
+            return;
+        cr_assert_eq(e, 0);
+        pthread_mutex_unlock(&L->db->ks_mu);
+        usleep(1000);
+    }
+}
+
 Test(bigload, put_between_check_and_reservation_is_not_lost)
 {
     char *sdir = th_tmpdir(), *ddir = th_tmpdir();
     rc_db *src = open_db(sdir, false);
     for (int i = 0; i < 20; i++)
         put(src, NULL, "k", "old", 3, 0); /* "k" at seq 20 in the stream */
-    membuf m = {0};
+    th_membuf m = {0};
     rc_backup_info info;
-    cr_assert_eq(rc_backup(src, 0, mem_write, &m, NULL, NULL, &info), 0, "%s",
+    cr_assert_eq(rc_backup(src, 0, th_mem_write, &m, NULL, NULL, &info), 0, "%s",
                  rc_last_error_message());
     rc_close(src);
 
@@ -561,16 +513,7 @@ Test(bigload, put_between_check_and_reservation_is_not_lost)
     race_load L = {.db = dst, .rd = {.m = {.p = m.p, .len = m.len}}};
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, race_load_thread, &L), 0);
-    while (!atomic_load(&L.rd.eof))
-        usleep(1000);
-    for (;;) { /* the loader holds ks_mu: in apply_staged */
-        int e = pthread_mutex_trylock(&dst->ks_mu);
-        if (e == EBUSY)
-            break;
-        cr_assert_eq(e, 0);
-        pthread_mutex_unlock(&dst->ks_mu);
-        usleep(1000);
-    }
+    wait_for_apply(&L);
     usleep(200 * 1000);               /* past check_target, waiting for segs.mu */
     put(dst, NULL, "k", "new", 3, 0); /* seq 1; needs no segment table lock */
     pthread_mutex_unlock(&dst->segs.mu);
@@ -595,12 +538,12 @@ Test(bigload, put_racing_an_incremental_load_is_not_shadowed)
     char *sdir = th_tmpdir(), *ddir = th_tmpdir();
     rc_db *src = open_db(sdir, false);
     put(src, NULL, "a", "1", 1, 0);
-    membuf full = {0}, inc = {0};
+    th_membuf full = {0}, inc = {0};
     rc_backup_info info;
-    cr_assert_eq(rc_backup(src, 0, mem_write, &full, NULL, NULL, &info), 0);
+    cr_assert_eq(rc_backup(src, 0, th_mem_write, &full, NULL, NULL, &info), 0);
     uint64_t since = info.until;
     put(src, NULL, "k", "stream", 6, 0); /* seq since + 1 in the incremental */
-    cr_assert_eq(rc_backup(src, since, mem_write, &inc, NULL, NULL, &info), 0);
+    cr_assert_eq(rc_backup(src, since, th_mem_write, &inc, NULL, NULL, &info), 0);
     rc_close(src);
 
     rc_db *dst = open_db(ddir, false);
@@ -612,16 +555,7 @@ Test(bigload, put_racing_an_incremental_load_is_not_shadowed)
     race_load L = {.db = dst, .rd = {.m = {.p = inc.p, .len = inc.len}}};
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, race_load_thread, &L), 0);
-    while (!atomic_load(&L.rd.eof))
-        usleep(1000);
-    for (;;) { /* the loader holds ks_mu: in apply_staged */
-        int e = pthread_mutex_trylock(&dst->ks_mu);
-        if (e == EBUSY)
-            break;
-        cr_assert_eq(e, 0);
-        pthread_mutex_unlock(&dst->ks_mu);
-        usleep(1000);
-    }
+    wait_for_apply(&L);
     usleep(200 * 1000);                 /* past build_batch, waiting for merge_mu */
     put(dst, NULL, "p", "local", 5, 0); /* takes seq since + 1 */
     pthread_mutex_unlock(&dst->merge_mu);
@@ -663,19 +597,19 @@ Test(bigload, dead_bytes_after_a_load_match_a_reopen)
         snprintf(k, sizeof k, "k%02d", i);
         cr_assert_eq(rc_delete(src, NULL, k, strlen(k), NULL), 0);
     }
-    membuf full = {0}, inc = {0};
+    th_membuf full = {0}, inc = {0};
     rc_backup_info info;
-    cr_assert_eq(rc_backup(src, 0, mem_write, &full, NULL, NULL, &info), 0);
+    cr_assert_eq(rc_backup(src, 0, th_mem_write, &full, NULL, NULL, &info), 0);
     uint64_t since = info.until;
     for (int i = 1; i < 50; i += 4) {
         snprintf(k, sizeof k, "k%02d", i);
         cr_assert_eq(rc_delete(src, NULL, k, strlen(k), NULL), 0);
     }
-    cr_assert_eq(rc_backup(src, since, mem_write, &inc, NULL, NULL, &info), 0);
+    cr_assert_eq(rc_backup(src, since, th_mem_write, &inc, NULL, NULL, &info), 0);
     rc_close(src);
 
     rc_db *dst = open_db(ddir, false);
-    membuf *streams[] = {&full, &inc};
+    th_membuf *streams[] = {&full, &inc};
     for (int s = 0; s < 2; s++) {
         race_load L = {.db = dst, .rd = {.m = {.p = streams[s]->p, .len = streams[s]->len}}};
         race_load_thread(&L);
