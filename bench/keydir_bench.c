@@ -1,7 +1,7 @@
 /*
  * keydir_bench.c — micro-benchmark of the keydir alone (no I/O, no engine):
- * memory per key by process RSS and by keydir_bytes(), insert rate, the
- * longest single keydir_put (growth/compaction pause), and lookup rates with
+ * memory per key by process RSS and by rci_keydir_bytes(), insert rate, the
+ * longest single rci_keydir_put (growth/compaction pause), and lookup rates with
  * 1 and 2 threads taking the shard read lock around each find.
  *
  * Build (from the repository root):
@@ -82,12 +82,12 @@ static void *reader_run(void *arg)
     for (uint64_t n = 0; n < r->lookups; n++) {
         x = splitmix64(x);
         make_key(r->base + x % r->nkeys, key);
-        uint64_t h = keydir_hash(key, sizeof key);
+        uint64_t h = rci_keydir_hash(key, sizeof key);
         unsigned sh = keydir_shard_of(h);
         kd_loc loc;
-        keydir_rdlock(r->kd, sh);
-        found += keydir_find(r->kd, h, key, sizeof key, &loc);
-        keydir_unlock(r->kd, sh);
+        rci_keydir_rdlock(r->kd, sh);
+        found += rci_keydir_find(r->kd, h, key, sizeof key, &loc);
+        rci_keydir_unlock(r->kd, sh);
     }
     r->found = found;
     r->cpu_s = thread_cpu_s() - c0;
@@ -125,31 +125,31 @@ static double lookup_rate(keydir *kd, uint64_t n, uint64_t per_thread, int threa
  * (or shrink). The CPU clock costs ~1 us a call, too much for the N-key pass. */
 static void one_shard_pauses(uint64_t n, double *put_worst, double *remove_worst)
 {
-    keydir *kd = keydir_new();
+    keydir *kd = rci_keydir_new();
     uint8_t key[16];
     *put_worst = *remove_worst = 0;
-    keydir_wrlock(kd, 0);
+    rci_keydir_wrlock(kd, 0);
     for (uint64_t i = 0; i < n / KEYDIR_SHARDS; i++) {
         make_key(i, key);
-        uint64_t h = keydir_hash(key, sizeof key) >> 6; /* shard 0 */
+        uint64_t h = rci_keydir_hash(key, sizeof key) >> 6; /* shard 0 */
         kd_loc loc = {.seq = i + 1};
         double p0 = thread_cpu_s();
-        if (keydir_put(kd, h, key, sizeof key, &loc, NULL, NULL))
+        if (rci_keydir_put(kd, h, key, sizeof key, &loc, NULL, NULL))
             exit(1);
         double p = thread_cpu_s() - p0;
         *put_worst = p > *put_worst ? p : *put_worst;
     }
     for (uint64_t i = 0; i < n / KEYDIR_SHARDS; i += 2) {
         make_key(i, key);
-        uint64_t h = keydir_hash(key, sizeof key) >> 6;
+        uint64_t h = rci_keydir_hash(key, sizeof key) >> 6;
         double p0 = thread_cpu_s();
-        if (!keydir_remove(kd, h, key, sizeof key, NULL))
+        if (!rci_keydir_remove(kd, h, key, sizeof key, NULL))
             exit(1);
         double p = thread_cpu_s() - p0;
         *remove_worst = p > *remove_worst ? p : *remove_worst;
     }
-    keydir_unlock(kd, 0);
-    keydir_free(kd);
+    rci_keydir_unlock(kd, 0);
+    rci_keydir_free(kd);
 }
 
 int main(int argc, char **argv)
@@ -157,24 +157,24 @@ int main(int argc, char **argv)
     uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 1000000u;
     uint64_t per_thread = argc > 2 ? strtoull(argv[2], NULL, 10) : 2000000u;
     size_t rss0 = rss_bytes();
-    keydir *kd = keydir_new();
+    keydir *kd = rci_keydir_new();
     if (!kd)
         return 1;
-    size_t empty_bytes = keydir_bytes(kd);
+    size_t empty_bytes = rci_keydir_bytes(kd);
 
     double worst = 0, t0 = now_s(), c0 = thread_cpu_s();
     uint64_t slow = 0;
     uint8_t key[16];
     for (uint64_t i = 0; i < n; i++) {
         make_key(i, key);
-        uint64_t h = keydir_hash(key, sizeof key);
+        uint64_t h = rci_keydir_hash(key, sizeof key);
         unsigned sh = keydir_shard_of(h);
         kd_loc loc = {.seg = (uint16_t)i, .off = (uint32_t)i, .seq = i + 1};
-        keydir_wrlock(kd, sh);
+        rci_keydir_wrlock(kd, sh);
         double p0 = now_s();
-        int rc = keydir_put(kd, h, key, sizeof key, &loc, NULL, NULL);
+        int rc = rci_keydir_put(kd, h, key, sizeof key, &loc, NULL, NULL);
         double p = now_s() - p0;
-        keydir_unlock(kd, sh);
+        rci_keydir_unlock(kd, sh);
         if (rc) {
             fprintf(stderr, "put failed at %llu\n", (unsigned long long)i);
             return 1;
@@ -184,7 +184,7 @@ int main(int argc, char **argv)
     }
     double insert_s = now_s() - t0, insert_cpu = thread_cpu_s() - c0;
     size_t rss1 = rss_bytes();
-    size_t kb = keydir_bytes(kd);
+    size_t kb = rci_keydir_bytes(kd);
     double rss_per_key = ((double)rss1 - (double)rss0) / (double)n;
     double kd_per_key = (double)kb / (double)n;
 
@@ -204,8 +204,8 @@ int main(int argc, char **argv)
            (unsigned long long)(n / KEYDIR_SHARDS));
     printf("longest remove, CPU       %.3f ms (compaction, same shard, deleting half)\n",
            remove_cpu * 1e3);
-    if (keydir_count(kd) != n) {
-        fprintf(stderr, "count %zu != %llu\n", keydir_count(kd), (unsigned long long)n);
+    if (rci_keydir_count(kd) != n) {
+        fprintf(stderr, "count %zu != %llu\n", rci_keydir_count(kd), (unsigned long long)n);
         return 1;
     }
 
@@ -224,6 +224,6 @@ int main(int argc, char **argv)
     double miss_cpu, miss = lookup_rate(kd, n, per_thread, 1, n, &found, &miss_cpu);
     printf("misses, 1 thread          %.2f M/s wall, %.2f M/s per CPU second\n", miss / 1e6,
            miss_cpu / 1e6);
-    keydir_free(kd);
+    rci_keydir_free(kd);
     return found != 0;
 }

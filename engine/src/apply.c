@@ -155,7 +155,8 @@ static int current_state(batch_ctx *b, size_t i, bool want_value, bool through_o
             return 0;
         }
     }
-    int err = read_key(b->db, b->ks[i], b->hash[i], op->key, op->klen, &st->fetched, want_value);
+    int err =
+        rci_read_key(b->db, b->ks[i], b->hash[i], op->key, op->klen, &st->fetched, want_value);
     if (err == RC_ENOTFOUND)
         return 0;
     if (err)
@@ -291,14 +292,14 @@ static int evaluate_write(batch_ctx *b, size_t i)
                               st.type == RC_TYPE_JSON ? "JSON" : "raw");
                 goto out;
             }
-            if (num_parse(st.data, st.len, &cur) != 0) {
+            if (rci_num_parse(st.data, st.len, &cur) != 0) {
                 err = rc_fail(RC_ETYPE, "stored number does not parse");
                 goto out;
             }
         }
         num_value by = {.is_float = op->by.type == RC_TYPE_FLOAT, .i = op->by.i, .f = op->by.f};
         num_value res;
-        err = num_add(&cur, &by, &res);
+        err = rci_num_add(&cur, &by, &res);
         if (err)
             goto out;
         p->owned_plain = malloc(NUM_TEXT_MAX);
@@ -306,7 +307,7 @@ static int evaluate_write(batch_ctx *b, size_t i)
             err = RC_ENOMEM;
             goto out;
         }
-        vlen = num_format(&res, p->owned_plain);
+        vlen = rci_num_format(&res, p->owned_plain);
         val = p->owned_plain;
         type = res.is_float ? RC_TYPE_FLOAT : RC_TYPE_INT;
         err = expiry_for(b, i, &st, true, &exp);
@@ -378,7 +379,7 @@ out:
 static int evaluate_get(batch_ctx *b, size_t i)
 {
     rc_op *op = &b->ops[i];
-    int err = read_key(b->db, b->ks[i], b->hash[i], op->key, op->klen, &op->result, true);
+    int err = rci_read_key(b->db, b->ks[i], b->hash[i], op->key, op->klen, &op->result, true);
     if (err == RC_ENOTFOUND) {
         memset(&op->result, 0, sizeof(op->result));
         return 0;
@@ -436,7 +437,7 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
     uint32_t *stripes = (uint32_t *)(b.hash + n);
     b.overlay = overlay_cap ? stripes + n : NULL;
 
-    epoch_slot *ep = epoch_enter(db);
+    epoch_slot *ep = rci_epoch_enter(db);
     bool writes = false;
     for (size_t i = 0; i < n; i++) {
         memset(&ops[i].result, 0, sizeof(ops[i].result));
@@ -445,7 +446,7 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
         ops[i].existed = false;
         err = validate_op(db, &ops[i]);
         if (!err) {
-            b.ks[i] = ks_resolve(db, ops[i].ks);
+            b.ks[i] = rci_ks_resolve(db, ops[i].ks);
             if (!b.ks[i])
                 err = rc_fail(RC_ENOKEYSPACE, "the keyspace was dropped");
         }
@@ -454,7 +455,7 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
             ops[i].status = err;
             goto done;
         }
-        b.hash[i] = keydir_hash(ops[i].key, ops[i].klen);
+        b.hash[i] = rci_keydir_hash(ops[i].key, ops[i].klen);
         stripes[i] = stripe_of(b.ks[i]->id, b.hash[i]);
         writes |= is_write(ops[i].kind);
     }
@@ -503,13 +504,13 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
         } else {
             for (size_t k = 0; k < b.npend; k++)
                 recs[k] = b.pend[k].rec;
-            err = log_append(db, recs, b.npend, &lsn);
+            err = rci_log_append(db, recs, b.npend, &lsn);
             if (!err) {
                 for (size_t k = 0; k < b.npend; k++) {
                     pending *p = &b.pend[k];
                     p->rec = recs[k];
                     rc_op *op = &ops[p->op];
-                    op->existed = index_apply(db, p->ks, p->hash, &p->rec, p->user_vlen);
+                    op->existed = rci_index_apply(db, p->ks, p->hash, &p->rec, p->user_vlen);
                     op->seq = p->rec.seq;
                     if (op->kind == RC_OP_PUT) {
                         op->result.type =
@@ -545,13 +546,13 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
         pthread_mutex_unlock(&db->stripes[order[i]]);
     if (order != order_small)
         free(order);
-    epoch_exit(ep);
+    rci_epoch_exit(ep);
     ep = NULL;
     if (!err && lsn)
-        err = log_wait(db, lsn);
+        err = rci_log_wait(db, lsn);
 done:
     if (ep)
-        epoch_exit(ep);
+        rci_epoch_exit(ep);
     free_pending(&b);
     if (err) {
         for (size_t i = 0; i < n; i++)
@@ -593,16 +594,16 @@ static int get_common(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, 
     memset(out, 0, sizeof(*out));
     if (!key || klen == 0 || klen > RC_KEY_MAX)
         return rc_fail(RC_EKEYSIZE, "key length %zu is outside 1..%u", klen, RC_KEY_MAX);
-    epoch_slot *ep = epoch_enter(db);
-    rc_keyspace *k = ks_resolve(db, ks);
+    epoch_slot *ep = rci_epoch_enter(db);
+    rc_keyspace *k = rci_ks_resolve(db, ks);
     int err;
     if (!k) {
         err = rc_fail(RC_ENOKEYSPACE, "the keyspace was dropped");
     } else {
-        err = read_key(db, k, keydir_hash(key, klen), key, klen, out, want);
+        err = rci_read_key(db, k, rci_keydir_hash(key, klen), key, klen, out, want);
         ks_count(k, CNT_GET, 1);
     }
-    epoch_exit(ep);
+    rci_epoch_exit(ep);
     return err;
 }
 

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <time.h>
 
-int merge_maybe(rc_db *db); /* merge.c */
+int rci_merge_maybe(rc_db *db); /* merge.c */
 
-void bg_kick(rc_db *db)
+void rci_bg_kick(rc_db *db)
 {
     pthread_mutex_lock(&db->bg_mu);
     db->bg_kick = true;
@@ -29,13 +29,13 @@ static void write_missing_hints(rc_db *db)
     for (uint32_t i = 0; i < SEG_SLOTS; i++) {
         /* inside an epoch: a merge that dooms this segment waits for us
          * before it unmaps it, and one that doomed it first is seen here */
-        epoch_slot *ep = epoch_enter(db);
+        epoch_slot *ep = rci_epoch_enter(db);
         segment *seg = seg_at(&db->segs, (uint16_t)i);
         if (seg && !seg->writable && !atomic_load(&seg->has_hint) &&
             atomic_load(&seg->size) > FMT_SEG_HEADER_LEN && !atomic_load(&seg->doomed) &&
             seg != db->active)
-            hint_write(db, seg); /* a failure only costs a scan at the next open */
-        epoch_exit(ep);
+            rci_hint_write(db, seg); /* a failure only costs a scan at the next open */
+        rci_epoch_exit(ep);
     }
 }
 
@@ -71,16 +71,16 @@ static size_t sweep_step(rc_db *db, rc_keyspace *ks, unsigned s, size_t *cursor,
 {
     sweep_batch b = {.now = db_now_ms(db)};
     size_t removed = 0;
-    keydir_rdlock(ks->kd, s);
-    *wrapped = keydir_shard_scan_step(ks->kd, s, cursor, step, sweep_visit, &b);
-    keydir_unlock(ks->kd, s);
+    rci_keydir_rdlock(ks->kd, s);
+    *wrapped = rci_keydir_shard_scan_step(ks->kd, s, cursor, step, sweep_visit, &b);
+    rci_keydir_unlock(ks->kd, s);
     for (size_t i = 0; i < b.n; i++) {
-        uint64_t h = keydir_hash(b.keys[i], b.lens[i]);
-        keydir_wrlock(ks->kd, s);
-        bool gone = keydir_remove_if(ks->kd, h, b.keys[i], b.lens[i], &b.locs[i]);
-        keydir_unlock(ks->kd, s);
+        uint64_t h = rci_keydir_hash(b.keys[i], b.lens[i]);
+        rci_keydir_wrlock(ks->kd, s);
+        bool gone = rci_keydir_remove_if(ks->kd, h, b.keys[i], b.lens[i], &b.locs[i]);
+        rci_keydir_unlock(ks->kd, s);
         if (gone) {
-            index_account_removed(db, ks, &b.locs[i], b.lens[i]);
+            rci_index_account_removed(db, ks, &b.locs[i], b.lens[i]);
             removed++;
         }
         free(b.keys[i]);
@@ -133,17 +133,17 @@ static size_t sweep_all(rc_db *db, size_t budget, bool full)
         rc_keyspace *ks = list[i];
         if (!ks)
             continue;
-        epoch_slot *ep = epoch_enter(db);
-        if (!atomic_load(&ks->dropped) && keydir_ttl_count(ks->kd) > 0)
+        epoch_slot *ep = rci_epoch_enter(db);
+        if (!atomic_load(&ks->dropped) && rci_keydir_ttl_count(ks->kd) > 0)
             removed += sweep_keyspace(db, ks, budget, full);
-        epoch_exit(ep);
+        rci_epoch_exit(ep);
     }
     free(list);
     atomic_fetch_add(&db->expired_swept, removed);
     return removed;
 }
 
-size_t sweep_expired(rc_db *db, size_t budget)
+size_t rci_sweep_expired(rc_db *db, size_t budget)
 {
     pthread_mutex_lock(&db->sweep_mu);
     size_t n = sweep_all(db, budget, false);
@@ -190,19 +190,19 @@ static void *bg_main(void *arg)
 
         if (db->opt.sync == RC_SYNC_INTERVAL && !db->opt.read_only &&
             !atomic_load(&db->write_error))
-            log_sync(db);
+            rci_log_sync(db);
         write_missing_hints(db);
         if (db->opt.ttl_sweep_ms)
-            sweep_expired(db, 16384);
+            rci_sweep_expired(db, 16384);
         if (db->opt.list_cache_idle_ms)
-            lc_release_idle(db);
+            rci_lc_release_idle(db);
         if (db->opt.merge_check_ms && !db->opt.read_only) {
             struct timespec now;
             clock_gettime(CLOCK_MONOTONIC, &now);
             int64_t ms = (now.tv_sec - last_merge.tv_sec) * 1000 +
                          (now.tv_nsec - last_merge.tv_nsec) / 1000000;
             if (ms >= (int64_t)db->opt.merge_check_ms) {
-                merge_maybe(db);
+                rci_merge_maybe(db);
                 last_merge = now;
             }
         }
@@ -212,7 +212,7 @@ static void *bg_main(void *arg)
     return NULL;
 }
 
-int bg_start(rc_db *db)
+int rci_bg_start(rc_db *db)
 {
     db->bg_stop = false;
     if (pthread_create(&db->bg_thread, NULL, bg_main, db) != 0)
@@ -221,7 +221,7 @@ int bg_start(rc_db *db)
     return 0;
 }
 
-void bg_stop(rc_db *db)
+void rci_bg_stop(rc_db *db)
 {
     if (!db->bg_running)
         return;

@@ -227,18 +227,18 @@ static int collect_visit(void *ctx, const fmt_record *r, uint32_t off)
         return 0; /* a keyspace dropped (or never live) at the snapshot */
     keydir *kd = b->kds[r->ks];
     if (!kd) {
-        kd = b->kds[r->ks] = keydir_new();
+        kd = b->kds[r->ks] = rci_keydir_new();
         if (!kd)
             return b->err = RC_ENOMEM;
     }
     kd_loc loc = {.seg = (uint16_t)b->cur, .off = off, .seq = r->seq, .expires_at_ms = 0};
-    uint64_t hash = keydir_hash(r->key, r->klen);
+    uint64_t hash = rci_keydir_hash(r->key, r->klen);
     unsigned shard = keydir_shard_of(hash);
     bool replaced, had;
     kd_loc old;
-    keydir_wrlock(kd, shard);
-    int rc = keydir_put_if_newer(kd, hash, r->key, r->klen, &loc, &replaced, &old, &had);
-    keydir_unlock(kd, shard);
+    rci_keydir_wrlock(kd, shard);
+    int rc = rci_keydir_put_if_newer(kd, hash, r->key, r->klen, &loc, &replaced, &old, &had);
+    rci_keydir_unlock(kd, shard);
     return rc != 0 ? (b->err = RC_ENOMEM) : 0;
 }
 
@@ -279,7 +279,7 @@ static int collect(backup_run *b)
         /* not tail mode: within the noted sizes every record is committed
          * (the tail of the newest segment was cut at open, and appends past
          * the noted size are not mapped) */
-        if (scan_segment(&view, false, collect_visit, b, &res) != 0 && !b->err)
+        if (rci_scan_segment(&view, false, collect_visit, b, &res) != 0 && !b->err)
             b->err = RC_ENOMEM;
         scanned += res.records;
         if (b->progress) /* total 0: records scanned, the total is not known yet */
@@ -288,11 +288,11 @@ static int collect(backup_run *b)
     for (uint32_t id = 0; id < b->live_cap && !b->err; id++) {
         keydir *kd = b->kds[id];
         for (unsigned s = 0; kd && s < KEYDIR_SHARDS && !b->err; s++) {
-            keydir_rdlock(kd, s);
-            keydir_shard_foreach(kd, s, loc_visit, b);
-            keydir_unlock(kd, s);
+            rci_keydir_rdlock(kd, s);
+            rci_keydir_shard_foreach(kd, s, loc_visit, b);
+            rci_keydir_unlock(kd, s);
         }
-        keydir_free(kd);
+        rci_keydir_free(kd);
         b->kds[id] = NULL;
         if (id == FMT_KS_CATALOG)
             b->ncatalog = b->nlocs;
@@ -445,7 +445,7 @@ int rc_backup(rc_db *db, uint64_t since, rc_write_fn write, void *ctx, rc_progre
             if (!b.segs[i].borrowed)
                 munmap(b.segs[i].map, b.segs[i].len);
     for (uint32_t id = 0; b.kds && id < b.live_cap; id++)
-        keydir_free(b.kds[id]);
+        rci_keydir_free(b.kds[id]);
     free(b.kds);
     free(b.live);
     free(b.segs);

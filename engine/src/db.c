@@ -95,20 +95,20 @@ static int take_lock(rc_db *db)
     return 0;
 }
 
-struct ring *db_ring(rc_db *db)
+struct ring *rci_db_ring(rc_db *db)
 {
     if (!db->ring_tried) {
         db->ring_tried = true;
-        db->ring = ring_new(64);
+        db->ring = rci_ring_new(64);
     }
     return db->ring;
 }
 
 static void db_free(rc_db *db)
 {
-    seg_table_free(&db->segs);
-    ks_free_all(db);
-    ring_free(db->ring);
+    rci_seg_table_free(&db->segs);
+    rci_ks_free_all(db);
+    rci_ring_free(db->ring);
     if (db->lock_fd >= 0)
         close(db->lock_fd);
     if (db->dir_fd >= 0)
@@ -172,7 +172,7 @@ static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool 
     if (err)
         goto fail;
     db->dir = strdup(dir);
-    if (!db->dir || seg_table_init(&db->segs) != 0) {
+    if (!db->dir || rci_seg_table_init(&db->segs) != 0) {
         err = RC_ENOMEM;
         goto fail;
     }
@@ -190,14 +190,14 @@ static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool 
     err = take_lock(db);
     if (err)
         goto fail;
-    rc_keyspace *cat = ks_new(db, "", FMT_KS_CATALOG, 0);
-    rc_keyspace *def = ks_new(db, "default", FMT_KS_DEFAULT, 0);
-    if (!cat || !def || ks_register(db, cat) || ks_register(db, def)) {
+    rc_keyspace *cat = rci_ks_new(db, "", FMT_KS_CATALOG, 0);
+    rc_keyspace *def = rci_ks_new(db, "default", FMT_KS_DEFAULT, 0);
+    if (!cat || !def || rci_ks_register(db, cat) || rci_ks_register(db, def)) {
         err = RC_ENOMEM;
         goto fail;
     }
     db->next_ks_id = FMT_KS_DEFAULT + 1;
-    err = recover(db);
+    err = rci_recover(db);
     if (db->segment_vanished) {
         *retry = true;
         err = rc_fail(RC_ENOTFOUND, "segments of %s kept changing while it was opened", dir);
@@ -205,11 +205,11 @@ static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool 
     if (err)
         goto fail;
     if (!db->opt.read_only) {
-        err = log_open_active(db);
+        err = rci_log_open_active(db);
         if (err)
             goto fail;
     }
-    err = bg_start(db);
+    err = rci_bg_start(db);
     if (err)
         goto fail;
     *out = db;
@@ -223,15 +223,15 @@ int rc_close(rc_db *db)
 {
     if (!db)
         return 0;
-    bg_stop(db);
-    int err = log_close_active(db);
+    rci_bg_stop(db);
+    int err = rci_log_close_active(db);
     if (!err && !db->opt.read_only && db->opt.write_hints) {
         /* hints of sealed segments the background thread had not reached */
         for (uint32_t i = 0; i < SEG_SLOTS; i++) {
             segment *seg = seg_at(&db->segs, (uint16_t)i);
             if (seg && !atomic_load(&seg->has_hint) && !atomic_load(&seg->doomed) &&
                 atomic_load(&seg->size) > FMT_SEG_HEADER_LEN)
-                hint_write(db, seg);
+                rci_hint_write(db, seg);
         }
     }
     db_free(db);
@@ -242,15 +242,15 @@ int rc_sync(rc_db *db)
 {
     if (!db)
         return RC_EINVAL;
-    return log_sync(db);
+    return rci_log_sync(db);
 }
 
 static void ks_stats_add(rc_keyspace *ks, rc_stats *o)
 {
-    o->live_keys += keydir_count(ks->kd);
+    o->live_keys += rci_keydir_count(ks->kd);
     o->live_value_bytes += atomic_load(&ks->live_value_bytes);
     o->live_key_bytes += atomic_load(&ks->live_key_bytes);
-    o->keydir_bytes += keydir_bytes(ks->kd);
+    o->keydir_bytes += rci_keydir_bytes(ks->kd);
     o->list_cache_bytes += atomic_load_explicit(&ks->lc.bytes, memory_order_relaxed);
     o->dead_bytes += atomic_load(&ks->dead_bytes);
     for (unsigned i = 0; i < COUNTER_SHARDS; i++) {
@@ -266,11 +266,11 @@ int rc_stats_keyspace(rc_db *db, rc_keyspace *ks, rc_stats *out)
     if (!db || !out)
         return RC_EINVAL;
     memset(out, 0, sizeof(*out));
-    epoch_slot *ep = epoch_enter(db);
-    rc_keyspace *k = ks_resolve(db, ks);
+    epoch_slot *ep = rci_epoch_enter(db);
+    rc_keyspace *k = rci_ks_resolve(db, ks);
     if (k)
         ks_stats_add(k, out);
-    epoch_exit(ep);
+    rci_epoch_exit(ep);
     return k ? 0 : rc_fail(RC_ENOKEYSPACE, "the keyspace was dropped");
 }
 
@@ -280,7 +280,7 @@ int rc_stats_db(rc_db *db, rc_stats *o)
         return RC_EINVAL;
     memset(o, 0, sizeof(*o));
     pthread_mutex_lock(&db->ks_mu);
-    epoch_slot *ep = epoch_enter(db);
+    epoch_slot *ep = rci_epoch_enter(db);
     for (uint32_t i = 1; i < db->ks_cap; i++) {
         rc_keyspace *ks = db->ks_by_id[i];
         if (ks && !atomic_load(&ks->dropped)) {
@@ -288,8 +288,8 @@ int rc_stats_db(rc_db *db, rc_stats *o)
             o->keyspaces++;
         }
     }
-    o->keydir_bytes += keydir_bytes(db->ks_by_id[FMT_KS_CATALOG]->kd);
-    epoch_exit(ep);
+    o->keydir_bytes += rci_keydir_bytes(db->ks_by_id[FMT_KS_CATALOG]->kd);
+    rci_epoch_exit(ep);
     pthread_mutex_unlock(&db->ks_mu);
     o->dead_bytes = 0; /* database-wide: by segment, which also counts dropped keyspaces */
     for (uint32_t i = 0; i < SEG_SLOTS; i++) {

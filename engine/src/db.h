@@ -127,7 +127,7 @@ struct rc_db {
     uint64_t durable_lsn; /* guarded by sync_mu */
     bool sync_in_flight;  /* guarded by sync_mu */
     struct ring *ring;    /* io_uring for fdatasync, guarded by ring_mu */
-    bool ring_tried;      /* db_ring() ran ring_new once */
+    bool ring_tried;      /* rci_db_ring() ran rci_ring_new once */
     pthread_mutex_t ring_mu;
 
     /* key locks */
@@ -181,23 +181,23 @@ static inline int64_t db_now_ms(rc_db *db)
 }
 
 /* ---- epoch.c: readers pin segments; reclaimers wait for them */
-epoch_slot *epoch_enter(rc_db *db);
-void epoch_exit(epoch_slot *slot);
-void epoch_synchronize(rc_db *db);
-unsigned thread_index(void);
+epoch_slot *rci_epoch_enter(rc_db *db);
+void rci_epoch_exit(epoch_slot *slot);
+void rci_epoch_synchronize(rc_db *db);
+unsigned rci_thread_index(void);
 
 /* ---- keyspace.c */
-rc_keyspace *ks_resolve(rc_db *db, rc_keyspace *ks); /* NULL -> default */
-rc_keyspace *ks_by_id(rc_db *db, uint32_t id);
-rc_keyspace *ks_new(rc_db *db, const char *name, uint32_t id, int64_t ttl);
-int ks_register(rc_db *db, rc_keyspace *ks);
-int ks_load_catalog(rc_db *db);
+rc_keyspace *rci_ks_resolve(rc_db *db, rc_keyspace *ks); /* NULL -> default */
+rc_keyspace *rci_ks_by_id(rc_db *db, uint32_t id);
+rc_keyspace *rci_ks_new(rc_db *db, const char *name, uint32_t id, int64_t ttl);
+int rci_ks_register(rc_db *db, rc_keyspace *ks);
+int rci_ks_load_catalog(rc_db *db);
 /* rc_load: make the keyspace handles match keydir 0 (ks_mu held, no epoch). */
-int ks_refresh_catalog(rc_db *db);
-void ks_free_all(rc_db *db);
+int rci_ks_refresh_catalog(rc_db *db);
+void rci_ks_free_all(rc_db *db);
 static inline void ks_count(rc_keyspace *ks, int which, uint64_t n)
 {
-    atomic_fetch_add_explicit(&ks->counters[thread_index() % COUNTER_SHARDS].v[which], n,
+    atomic_fetch_add_explicit(&ks->counters[rci_thread_index() % COUNTER_SHARDS].v[which], n,
                               memory_order_relaxed);
 }
 
@@ -217,7 +217,7 @@ static inline void ks_dead_sub(rc_keyspace *ks, uint64_t n)
 /* The database's io_uring (ring_mu held): created on first use, so that
  * read-only opens and short-lived handles never pay for its setup; NULL when
  * the kernel refuses io_uring (callers fall back to system calls). */
-struct ring *db_ring(rc_db *db);
+struct ring *rci_db_ring(rc_db *db);
 
 /* ---- log.c: the append path */
 typedef struct log_rec {
@@ -237,70 +237,71 @@ typedef struct log_rec {
 
 /* Append RECS as one contiguous run (framed as a batch when N > 1), assigning
  * sequence numbers; fills seq/seg/off/total_len. *END_LSN for log_wait. */
-int log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn);
+int rci_log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn);
 /* Wait until END_LSN is durable per the sync mode (no-op unless ALWAYS). */
-int log_wait(rc_db *db, uint64_t end_lsn);
+int rci_log_wait(rc_db *db, uint64_t end_lsn);
 /* fdatasync the active segment now and advance durable_lsn. */
-int log_sync(rc_db *db);
-int log_open_active(rc_db *db);
-int log_close_active(rc_db *db);
+int rci_log_sync(rc_db *db);
+int rci_log_open_active(rc_db *db);
+int rci_log_close_active(rc_db *db);
 /* Seal the active segment (if it holds records) and start a new one. */
-int log_seal_active(rc_db *db);
+int rci_log_seal_active(rc_db *db);
 /* rc_load: reserve N consecutive segment ids (*FIRST..) for a full load's own
  * segments, rotating the active segment past them, and raise last_seq to
  * NEW_LAST so that writes racing the load get newer seqs; RC_ENOTEMPTY when
  * last_seq is no longer EXPECT_LAST. */
-int log_reserve_ids(rc_db *db, uint32_t n, uint64_t expect_last, uint64_t new_last,
-                    uint64_t *first);
+int rci_log_reserve_ids(rc_db *db, uint32_t n, uint64_t expect_last, uint64_t new_last,
+                        uint64_t *first);
 
 /* ---- merge.c */
-int merge_recover(rc_db *db);
-int merge_maybe(rc_db *db);
+int rci_merge_recover(rc_db *db);
+int rci_merge_maybe(rc_db *db);
 
 /* ---- read.c */
 /* Read the record at LOC (epoch held by the caller) and fill OUT; with
  * WANT_DATA the value is copied (decompressed) into a new buffer. */
-int read_record(rc_db *db, const kd_loc *loc, rc_value *out, bool want_data);
+int rci_read_record(rc_db *db, const kd_loc *loc, rc_value *out, bool want_data);
 /* Look KEY up and read it: RC_ENOTFOUND when absent or expired. */
-int read_key(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *key, size_t klen, rc_value *out,
-             bool want_data);
+int rci_read_key(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *key, size_t klen,
+                 rc_value *out, bool want_data);
 /* The stored record's total length and user value length at LOC. */
-int record_sizes(rc_db *db, const kd_loc *loc, uint32_t *total, uint64_t *value_len);
+int rci_record_sizes(rc_db *db, const kd_loc *loc, uint32_t *total, uint64_t *value_len);
 
 /* ---- index.c: keydir updates with accounting */
 /* Returns whether the key was present (and unexpired) before R. */
-bool index_apply(rc_db *db, rc_keyspace *ks, uint64_t hash, const log_rec *r, uint64_t user_vlen);
-void index_account_removed(rc_db *db, rc_keyspace *ks, const kd_loc *old, size_t klen);
+bool rci_index_apply(rc_db *db, rc_keyspace *ks, uint64_t hash, const log_rec *r,
+                     uint64_t user_vlen);
+void rci_index_account_removed(rc_db *db, rc_keyspace *ks, const kd_loc *old, size_t klen);
 
 /* ---- list.c: the sorted-keys cache */
-void lc_init(list_cache *lc);
+void rci_lc_init(list_cache *lc);
 /* Free everything (no lister, writer or sweeper can be using it). */
-void lc_destroy(list_cache *lc);
+void rci_lc_destroy(list_cache *lc);
 /* Background: release caches unused for opt.list_cache_idle_ms. */
-void lc_release_idle(rc_db *db);
-void lc_note_slow(lc_shard *sh, list_cache *lc, const void *key, size_t klen);
+void rci_lc_release_idle(rc_db *db);
+void rci_lc_note_slow(lc_shard *sh, list_cache *lc, const void *key, size_t klen);
 /* A write made KEY new in KS's keydir (shard SHARD write-locked). */
 static inline void lc_note_new_key(rc_keyspace *ks, unsigned shard, const void *key, size_t klen)
 {
     lc_shard *sh = &ks->lc.shards[shard];
     if (sh->on)
-        lc_note_slow(sh, &ks->lc, key, klen);
+        rci_lc_note_slow(sh, &ks->lc, key, klen);
 }
 
 /* ---- recovery.c / hintfile.c */
-int recover(rc_db *db);
-int hint_write(rc_db *db, segment *seg);
+int rci_recover(rc_db *db);
+int rci_hint_write(rc_db *db, segment *seg);
 /* load.c, at open after listing the segments (sorted IDS): undo a full load
  * that a crash interrupted (its LOADING marker) and drop its ids from IDS. */
-int load_recover(rc_db *db, uint64_t *ids, size_t *n);
+int rci_load_recover(rc_db *db, uint64_t *ids, size_t *n);
 /* load.c: whether DIR holds a LOADING marker (a full load in progress). */
-bool load_marker_present(rc_db *db);
+bool rci_load_marker_present(rc_db *db);
 
 /* ---- sweep.c / background */
-int bg_start(rc_db *db);
-void bg_stop(rc_db *db);
-void bg_kick(rc_db *db);
-size_t sweep_expired(rc_db *db, size_t budget);
+int rci_bg_start(rc_db *db);
+void rci_bg_stop(rc_db *db);
+void rci_bg_kick(rc_db *db);
+size_t rci_sweep_expired(rc_db *db, size_t budget);
 
 static inline uint32_t stripe_of(uint32_t ks_id, uint64_t hash)
 {

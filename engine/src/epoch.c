@@ -17,26 +17,26 @@
 static atomic_uint next_thread_index;
 static _Thread_local unsigned my_index = ~0u;
 
-unsigned thread_index(void)
+unsigned rci_thread_index(void)
 {
     if (my_index == ~0u)
         my_index = atomic_fetch_add(&next_thread_index, 1);
     return my_index;
 }
 
-epoch_slot *epoch_enter(rc_db *db)
+epoch_slot *rci_epoch_enter(rc_db *db)
 {
-    epoch_slot *slot = &db->epochs[thread_index() % EPOCH_SLOTS];
+    epoch_slot *slot = &db->epochs[rci_thread_index() % EPOCH_SLOTS];
     atomic_fetch_add_explicit(&slot->active, 1, memory_order_seq_cst);
     return slot;
 }
 
-void epoch_exit(epoch_slot *slot)
+void rci_epoch_exit(epoch_slot *slot)
 {
     atomic_fetch_sub_explicit(&slot->active, 1, memory_order_release);
 }
 
-void epoch_synchronize(rc_db *db)
+void rci_epoch_synchronize(rc_db *db)
 {
     atomic_thread_fence(memory_order_seq_cst);
     for (unsigned i = 0; i < EPOCH_SLOTS; i++) {

@@ -29,7 +29,7 @@ void rc_fault_disarm_all(void)
         atomic_store(&faults[i].fails_left, 0);
 }
 
-int fault_check(fault_point point)
+int rci_fault_check(fault_point point)
 {
     fault_state *f = &faults[point];
     if (atomic_load_explicit(&f->fails_left, memory_order_relaxed) <= 0)
@@ -50,7 +50,7 @@ void rc_fault_after_listing(void (*fn)(void *), void *ctx)
     listed_fn = fn;
 }
 
-void fault_listed(void)
+void rci_fault_listed(void)
 {
     if (listed_fn)
         listed_fn(listed_ctx);

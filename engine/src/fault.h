@@ -2,7 +2,7 @@
  * fault.h — the fault-injection seam of the engine's I/O (test builds).
  *
  * Every file operation that can fail in production passes through
- * fault_check(point) first. Tests arm a point to fail its Nth call from now
+ * rci_fault_check(point) first. Tests arm a point to fail its Nth call from now
  * with a chosen errno, once or for COUNT calls, and assert what survives.
  * Built only with RC_FAULT_INJECTION; otherwise fault_check is a constant 0.
  * The armed state is process-wide (tests run one database at a time).
@@ -26,17 +26,17 @@ typedef enum fault_point {
 void rc_fault_arm(fault_point point, unsigned after, unsigned count, int err);
 void rc_fault_disarm_all(void);
 /* 0, or the errno to fail with. */
-int fault_check(fault_point point);
+int rci_fault_check(fault_point point);
 /* Recovery loads hints in windows of about BYTES of hint files (0: the
  * default), so that tests can make small databases span many windows. */
 void rc_recovery_window(size_t bytes);
 /* Call FN(CTX) in every open right after the segment files are listed (NULL:
  * none): lets a test change the directory at that instant. */
 void rc_fault_after_listing(void (*fn)(void *), void *ctx);
-void fault_listed(void);
+void rci_fault_listed(void);
 #else
-static inline void fault_listed(void) {}
-static inline int fault_check(fault_point point)
+static inline void rci_fault_listed(void) {}
+static inline int rci_fault_check(fault_point point)
 {
     (void)point;
     return 0;

@@ -58,7 +58,7 @@ static int hint_emit(void *ctx, const fmt_record *r, uint32_t off)
     return 0;
 }
 
-int hint_write(rc_db *db, segment *seg)
+int rci_hint_write(rc_db *db, segment *seg)
 {
     hint_buf b = {.cap = 1u << 20};
     b.p = malloc(b.cap);
@@ -67,7 +67,7 @@ int hint_write(rc_db *db, segment *seg)
     b.len = FMT_HINT_HEADER_LEN;
     scan_result res;
     int err = 0;
-    if (scan_segment(seg, false, hint_emit, &b, &res) != 0) {
+    if (rci_scan_segment(seg, false, hint_emit, &b, &res) != 0) {
         err = RC_ENOMEM;
         goto out;
     }
@@ -78,21 +78,21 @@ int hint_write(rc_db *db, segment *seg)
     b.len += FMT_HINT_TRAILER_LEN;
 
     char tmp[48], name[32];
-    seg_name(name, sizeof(name), seg->id, "hint");
+    rci_seg_name(name, sizeof(name), seg->id, "hint");
     snprintf(tmp, sizeof(tmp), "%s.tmp", name);
-    int ferr = fault_check(FAULT_CREATE);
+    int ferr = rci_fault_check(FAULT_CREATE);
     int fd = ferr ? -1 : openat(db->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         ferr = ferr ? ferr : errno;
         err = rc_fail(rc_from_errno(ferr), "cannot create %s: %s", tmp, strerror(ferr));
         goto out;
     }
-    ferr = fault_check(FAULT_WRITE);
+    ferr = rci_fault_check(FAULT_WRITE);
     if (!ferr) {
         pthread_mutex_lock(&db->ring_mu);
-        int r = ring_pwrite_all(db_ring(db), fd, b.p, b.len, 0);
+        int r = rci_ring_pwrite_all(rci_db_ring(db), fd, b.p, b.len, 0);
         if (!r)
-            r = ring_fdatasync(db_ring(db), fd);
+            r = rci_ring_fdatasync(rci_db_ring(db), fd);
         pthread_mutex_unlock(&db->ring_mu);
         ferr = r < 0 ? -r : 0;
     }

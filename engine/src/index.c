@@ -10,11 +10,11 @@
 #include "db.h"
 #include "format/record.h"
 
-void index_account_removed(rc_db *db, rc_keyspace *ks, const kd_loc *old, size_t klen)
+void rci_index_account_removed(rc_db *db, rc_keyspace *ks, const kd_loc *old, size_t klen)
 {
     uint32_t total = 0;
     uint64_t vlen = 0;
-    if (record_sizes(db, old, &total, &vlen) == 0) {
+    if (rci_record_sizes(db, old, &total, &vlen) == 0) {
         segment *seg = seg_at(&db->segs, old->seg);
         if (seg)
             atomic_fetch_add_explicit(&seg->dead_bytes, total, memory_order_relaxed);
@@ -24,20 +24,21 @@ void index_account_removed(rc_db *db, rc_keyspace *ks, const kd_loc *old, size_t
     atomic_fetch_sub_explicit(&ks->live_key_bytes, klen, memory_order_relaxed);
 }
 
-bool index_apply(rc_db *db, rc_keyspace *ks, uint64_t hash, const log_rec *r, uint64_t user_vlen)
+bool rci_index_apply(rc_db *db, rc_keyspace *ks, uint64_t hash, const log_rec *r,
+                     uint64_t user_vlen)
 {
     unsigned shard = keydir_shard_of(hash);
     kd_loc old;
     bool had = false;
-    keydir_wrlock(ks->kd, shard);
+    rci_keydir_wrlock(ks->kd, shard);
     if (r->flags & FMT_REC_TOMBSTONE) {
-        had = keydir_remove(ks->kd, hash, r->key, r->klen, &old);
+        had = rci_keydir_remove(ks->kd, hash, r->key, r->klen, &old);
     } else {
         kd_loc loc = {.seg = r->seg,
                       .off = r->off,
                       .seq = r->seq,
                       .expires_at_ms = (int64_t)r->expires_at_ms};
-        if (keydir_put(ks->kd, hash, r->key, r->klen, &loc, &old, &had) != 0) {
+        if (rci_keydir_put(ks->kd, hash, r->key, r->klen, &loc, &old, &had) != 0) {
             /* The record is on disk but not indexed: it reappears on reopen.
              * Stop taking writes rather than serve a state that differs. */
             atomic_store(&db->write_error, 12 /* ENOMEM */);
@@ -45,9 +46,9 @@ bool index_apply(rc_db *db, rc_keyspace *ks, uint64_t hash, const log_rec *r, ui
             lc_note_new_key(ks, shard, r->key, r->klen);
         }
     }
-    keydir_unlock(ks->kd, shard);
+    rci_keydir_unlock(ks->kd, shard);
     if (had)
-        index_account_removed(db, ks, &old, r->klen);
+        rci_index_account_removed(db, ks, &old, r->klen);
     if (r->flags & FMT_REC_TOMBSTONE) {
         segment *seg = seg_at(&db->segs, r->seg);
         if (seg)

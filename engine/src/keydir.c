@@ -150,7 +150,7 @@ static void shard_publish_mem(kd_shard *s)
 static uint64_t *table_alloc(uint32_t cap)
 {
     size_t bytes = (size_t)cap * sizeof(uint64_t);
-    if (kd_alloc_should_fail())
+    if (rci_kd_alloc_should_fail())
         return NULL;
     if (bytes >= TABLE_MMAP_BYTES) {
         /* Populate: faulting the pages in one call costs ~40 % less than
@@ -263,11 +263,11 @@ static void shard_evacuate(kd_shard *s)
     uint32_t nchunks = a->nchunks; /* chunks made during the pass get no flag */
     /* victim[c + 1] flags chunk c; victim[0], the "chunk" of ref 0 (an empty
      * slot), is false: one mostly-false, well-predicted test per slot. */
-    bool *victim = kd_alloc_should_fail() ? NULL : malloc((size_t)nchunks + 1u);
+    bool *victim = rci_kd_alloc_should_fail() ? NULL : malloc((size_t)nchunks + 1u);
     if (!victim)
         return;
     victim[0] = false;
-    if (kd_arena_pick_victims(a, EVACUATE_BUDGET, victim + 1) == 0)
+    if (rci_kd_arena_pick_victims(a, EVACUATE_BUDGET, victim + 1) == 0)
         goto done;
     /* The victims' entries are met in table order, i.e. at random: pull the
      * victims (<= EVACUATE_BUDGET + their holes) into the cache in
@@ -285,7 +285,7 @@ static void shard_evacuate(kd_shard *s)
         uint32_t ref = slot_ref(v);
         const uint8_t *e = kd_arena_ptr(a, ref);
         uint32_t size = ent_size(e);
-        uint32_t nref = kd_arena_alloc(a, size);
+        uint32_t nref = rci_kd_arena_alloc(a, size);
         if (!nref)
             break;
         memcpy(kd_arena_ptr(a, nref), e, size);
@@ -294,7 +294,7 @@ static void shard_evacuate(kd_shard *s)
     }
     for (uint32_t c = 0; c < nchunks; c++) {
         if (victim[c + 1] && a->chunks[c].live == 0)
-            kd_arena_free_chunk(a, c);
+            rci_kd_arena_free_chunk(a, c);
     }
 done:
     free(victim);
@@ -309,7 +309,7 @@ static void shard_tidy(kd_shard *s)
         s->slots = NULL;
         s->cap = 0;
         s->grow_at = 0;
-        kd_arena_destroy(&s->arena);
+        rci_kd_arena_destroy(&s->arena);
     } else {
         if (s->cap > TABLE_MIN_CAP && count < s->cap / 4u) {
             uint32_t newcap = count + count * 2u / 3u + 1u; /* load 0.6 */
@@ -336,7 +336,7 @@ static int shard_insert(kd_shard *s, uint32_t tag, const void *key, size_t klen,
         while (s->slots[pos])
             pos = slot_next(pos, s->cap);
     }
-    uint32_t ref = kd_arena_alloc(&s->arena, entry_size(klen, loc->expires_at_ms != 0));
+    uint32_t ref = rci_kd_arena_alloc(&s->arena, entry_size(klen, loc->expires_at_ms != 0));
     if (!ref) {
         shard_publish_mem(s);
         return -1;
@@ -361,7 +361,7 @@ static int shard_update(kd_shard *s, uint32_t pos, const kd_loc *loc)
         return 0;
     }
     size_t klen = ent_klen(e);
-    uint32_t ref = kd_arena_alloc(&s->arena, entry_size(klen, want));
+    uint32_t ref = rci_kd_arena_alloc(&s->arena, entry_size(klen, want));
     if (!ref) {
         shard_publish_mem(s);
         return -1;
@@ -388,9 +388,9 @@ static void shard_remove_at(kd_shard *s, uint32_t pos)
 
 /* ---- public API ---- */
 
-keydir *keydir_new(void)
+keydir *rci_keydir_new(void)
 {
-    keydir *kd = kd_alloc_should_fail() ? NULL : aligned_alloc(KEYDIR_ALIGN, sizeof *kd);
+    keydir *kd = rci_kd_alloc_should_fail() ? NULL : aligned_alloc(KEYDIR_ALIGN, sizeof *kd);
     if (!kd)
         return NULL;
     memset(kd, 0, sizeof *kd);
@@ -405,7 +405,7 @@ keydir *keydir_new(void)
         kd_shard *s = &kd->shards[i];
         if (pthread_rwlock_init(&s->lock, &attr))
             goto fail_locks;
-        kd_arena_init(&s->arena);
+        rci_kd_arena_init(&s->arena);
     }
     pthread_rwlockattr_destroy(&attr);
     return kd;
@@ -418,38 +418,38 @@ fail_attr:
     return NULL;
 }
 
-void keydir_free(keydir *kd)
+void rci_keydir_free(keydir *kd)
 {
     if (!kd)
         return;
     for (unsigned i = 0; i < KEYDIR_SHARDS; i++) {
         kd_shard *s = &kd->shards[i];
         table_free(s->slots, s->cap);
-        kd_arena_destroy(&s->arena);
+        rci_kd_arena_destroy(&s->arena);
         pthread_rwlock_destroy(&s->lock);
     }
     free(kd);
 }
 
-uint64_t keydir_hash(const void *key, size_t klen)
+uint64_t rci_keydir_hash(const void *key, size_t klen)
 {
     return XXH3_64bits(key, klen);
 }
 
-void keydir_rdlock(keydir *kd, unsigned shard)
+void rci_keydir_rdlock(keydir *kd, unsigned shard)
 {
     pthread_rwlock_rdlock(&kd->shards[shard].lock);
 }
-void keydir_wrlock(keydir *kd, unsigned shard)
+void rci_keydir_wrlock(keydir *kd, unsigned shard)
 {
     pthread_rwlock_wrlock(&kd->shards[shard].lock);
 }
-void keydir_unlock(keydir *kd, unsigned shard)
+void rci_keydir_unlock(keydir *kd, unsigned shard)
 {
     pthread_rwlock_unlock(&kd->shards[shard].lock);
 }
 
-bool keydir_find(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_loc *out)
+bool rci_keydir_find(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_loc *out)
 {
     const kd_shard *s = &kd->shards[keydir_shard_of(hash)];
     uint32_t pos;
@@ -494,19 +494,19 @@ static int upsert(keydir *kd, uint64_t hash, const void *key, size_t klen, const
     return 0;
 }
 
-int keydir_put(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *loc,
-               kd_loc *old, bool *had_old)
+int rci_keydir_put(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *loc,
+                   kd_loc *old, bool *had_old)
 {
     return upsert(kd, hash, key, klen, loc, false, NULL, old, had_old);
 }
 
-int keydir_put_if_newer(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *loc,
-                        bool *replaced, kd_loc *old, bool *had_old)
+int rci_keydir_put_if_newer(keydir *kd, uint64_t hash, const void *key, size_t klen,
+                            const kd_loc *loc, bool *replaced, kd_loc *old, bool *had_old)
 {
     return upsert(kd, hash, key, klen, loc, true, replaced, old, had_old);
 }
 
-bool keydir_remove(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_loc *old)
+bool rci_keydir_remove(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_loc *old)
 {
     kd_shard *s = &kd->shards[keydir_shard_of(hash)];
     uint32_t pos;
@@ -518,8 +518,8 @@ bool keydir_remove(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_l
     return true;
 }
 
-bool keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *expect,
-                    const kd_loc *newloc)
+bool rci_keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen,
+                        const kd_loc *expect, const kd_loc *newloc)
 {
     kd_shard *s = &kd->shards[keydir_shard_of(hash)];
     uint32_t pos;
@@ -538,7 +538,8 @@ bool keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen, con
     return true;
 }
 
-bool keydir_remove_if(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *expect)
+bool rci_keydir_remove_if(keydir *kd, uint64_t hash, const void *key, size_t klen,
+                          const kd_loc *expect)
 {
     kd_shard *s = &kd->shards[keydir_shard_of(hash)];
     uint32_t pos;
@@ -563,7 +564,7 @@ static int visit_slot(const kd_shard *s, uint32_t i, keydir_visit_fn fn, void *c
     return fn(ctx, ent_key(e), ent_klen(e), &loc);
 }
 
-int keydir_shard_foreach(keydir *kd, unsigned shard, keydir_visit_fn fn, void *ctx)
+int rci_keydir_shard_foreach(keydir *kd, unsigned shard, keydir_visit_fn fn, void *ctx)
 {
     const kd_shard *s = &kd->shards[shard];
     for (uint32_t i = 0; i < s->cap; i++) {
@@ -574,8 +575,8 @@ int keydir_shard_foreach(keydir *kd, unsigned shard, keydir_visit_fn fn, void *c
     return 0;
 }
 
-bool keydir_shard_scan_step(keydir *kd, unsigned shard, size_t *cursor, size_t budget,
-                            keydir_visit_fn fn, void *ctx)
+bool rci_keydir_shard_scan_step(keydir *kd, unsigned shard, size_t *cursor, size_t budget,
+                                keydir_visit_fn fn, void *ctx)
 {
     const kd_shard *s = &kd->shards[shard];
     size_t i = *cursor;
@@ -593,14 +594,14 @@ bool keydir_shard_scan_step(keydir *kd, unsigned shard, size_t *cursor, size_t b
     return false;
 }
 
-void keydir_prefetch(keydir *kd, uint64_t hash)
+void rci_keydir_prefetch(keydir *kd, uint64_t hash)
 {
     const kd_shard *s = &kd->shards[keydir_shard_of(hash)];
     if (s->cap)
         __builtin_prefetch(&s->slots[slot_home((uint32_t)hash, s->cap)]);
 }
 
-int keydir_reserve(keydir *kd, size_t n)
+int rci_keydir_reserve(keydir *kd, size_t n)
 {
     /* a hash spreads keys over the shards within a few per cent */
     uint64_t per = n / KEYDIR_SHARDS + n / (KEYDIR_SHARDS * 16) + 16;
@@ -609,16 +610,16 @@ int keydir_reserve(keydir *kd, size_t n)
         return -1;
     int err = 0;
     for (unsigned i = 0; i < KEYDIR_SHARDS && !err; i++) {
-        keydir_wrlock(kd, i);
+        rci_keydir_wrlock(kd, i);
         kd_shard *s = &kd->shards[i];
         if (cap > s->cap)
             err = shard_rehash(s, (uint32_t)cap);
-        keydir_unlock(kd, i);
+        rci_keydir_unlock(kd, i);
     }
     return err;
 }
 
-int keydir_shard_reserve(keydir *kd, unsigned shard, size_t more)
+int rci_keydir_shard_reserve(keydir *kd, unsigned shard, size_t more)
 {
     kd_shard *s = &kd->shards[shard];
     uint64_t want = (uint64_t)count_get(s) + more;
@@ -630,7 +631,7 @@ int keydir_shard_reserve(keydir *kd, unsigned shard, size_t more)
     return shard_rehash(s, cap < TABLE_MIN_CAP ? TABLE_MIN_CAP : (uint32_t)cap);
 }
 
-void keydir_shard_trim(keydir *kd, unsigned shard)
+void rci_keydir_shard_trim(keydir *kd, unsigned shard)
 {
     kd_shard *s = &kd->shards[shard];
     uint32_t count = count_get(s);
@@ -641,12 +642,12 @@ void keydir_shard_trim(keydir *kd, unsigned shard)
     }
 }
 
-size_t keydir_shard_count(keydir *kd, unsigned shard)
+size_t rci_keydir_shard_count(keydir *kd, unsigned shard)
 {
     return count_get(&kd->shards[shard]);
 }
 
-size_t keydir_count(keydir *kd)
+size_t rci_keydir_count(keydir *kd)
 {
     size_t n = 0;
     for (unsigned i = 0; i < KEYDIR_SHARDS; i++)
@@ -654,7 +655,7 @@ size_t keydir_count(keydir *kd)
     return n;
 }
 
-size_t keydir_ttl_count(keydir *kd)
+size_t rci_keydir_ttl_count(keydir *kd)
 {
     size_t n = 0;
     for (unsigned i = 0; i < KEYDIR_SHARDS; i++)
@@ -662,7 +663,7 @@ size_t keydir_ttl_count(keydir *kd)
     return n;
 }
 
-size_t keydir_bytes(keydir *kd)
+size_t rci_keydir_bytes(keydir *kd)
 {
     size_t n = sizeof *kd;
     for (unsigned i = 0; i < KEYDIR_SHARDS; i++)

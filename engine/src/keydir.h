@@ -36,11 +36,11 @@ typedef struct kd_loc {
 typedef struct keydir keydir;
 
 /* A new empty keydir; NULL on ENOMEM. Free with keydir_free. */
-keydir *keydir_new(void);
-void keydir_free(keydir *kd);
+keydir *rci_keydir_new(void);
+void rci_keydir_free(keydir *kd);
 
 /* XXH3-64 of the key; pass it to every call for that key. */
-uint64_t keydir_hash(const void *key, size_t klen);
+uint64_t rci_keydir_hash(const void *key, size_t klen);
 /* The shard a hash lives in. */
 static inline unsigned keydir_shard_of(uint64_t hash)
 {
@@ -50,39 +50,39 @@ static inline unsigned keydir_shard_of(uint64_t hash)
 /* The rwlocks prefer writers, so readers cannot starve the writer thread;
  * hence a thread must never lock a shard it already holds, not even for
  * reading (it would deadlock behind a waiting writer). */
-void keydir_rdlock(keydir *kd, unsigned shard);
-void keydir_wrlock(keydir *kd, unsigned shard);
-void keydir_unlock(keydir *kd, unsigned shard);
+void rci_keydir_rdlock(keydir *kd, unsigned shard);
+void rci_keydir_wrlock(keydir *kd, unsigned shard);
+void rci_keydir_unlock(keydir *kd, unsigned shard);
 
 /* Look KEY up (shard read- or write-locked). true and *OUT filled if found.
  * Output pointers of every function here may be NULL when not wanted. */
-bool keydir_find(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_loc *out);
+bool rci_keydir_find(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_loc *out);
 
 /* Insert or replace KEY's location (shard write-locked). If the key was
  * present, *OLD receives its previous location and *HAD_OLD is true.
  * Returns 0 or -1 on ENOMEM or a key length outside 1..FMT_KEY_MAX (nothing
  * changed). */
-int keydir_put(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *loc,
-               kd_loc *old, bool *had_old);
+int rci_keydir_put(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *loc,
+                   kd_loc *old, bool *had_old);
 
 /* Recovery: insert KEY unless a location with a higher-or-equal seq is
  * already there. *REPLACED tells whether LOC went in; *OLD and *HAD_OLD as for
- * keydir_put (so the caller can count the loser's bytes as dead): when LOC
+ * rci_keydir_put (so the caller can count the loser's bytes as dead): when LOC
  * lost, *OLD is the location that stayed and the loser is LOC itself. */
-int keydir_put_if_newer(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *loc,
-                        bool *replaced, kd_loc *old, bool *had_old);
+int rci_keydir_put_if_newer(keydir *kd, uint64_t hash, const void *key, size_t klen,
+                            const kd_loc *loc, bool *replaced, kd_loc *old, bool *had_old);
 
 /* Remove KEY (shard write-locked). true and *OLD filled if it was present. */
-bool keydir_remove(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_loc *old);
+bool rci_keydir_remove(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_loc *old);
 
 /* Merge: repoint KEY to NEWLOC only if it still points at EXPECT (same seg,
  * off and seq); a write that raced the merge wins. true if repointed. */
-bool keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *expect,
-                    const kd_loc *newloc);
+bool rci_keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen,
+                        const kd_loc *expect, const kd_loc *newloc);
 
 /* Remove KEY only if it still has location EXPECT (TTL sweeper). */
-bool keydir_remove_if(keydir *kd, uint64_t hash, const void *key, size_t klen,
-                      const kd_loc *expect);
+bool rci_keydir_remove_if(keydir *kd, uint64_t hash, const void *key, size_t klen,
+                          const kd_loc *expect);
 
 /* Visit every entry of SHARD (locked by the caller), in table order. KEY
  * points into the keydir and is valid only during the call. The callback must
@@ -90,7 +90,7 @@ bool keydir_remove_if(keydir *kd, uint64_t hash, const void *key, size_t klen,
  * its candidates in the callback and removes them (keydir_remove_if) after
  * the visit returns. Return non-zero to stop (the value is returned). */
 typedef int (*keydir_visit_fn)(void *ctx, const uint8_t *key, size_t klen, const kd_loc *loc);
-int keydir_shard_foreach(keydir *kd, unsigned shard, keydir_visit_fn fn, void *ctx);
+int rci_keydir_shard_foreach(keydir *kd, unsigned shard, keydir_visit_fn fn, void *ctx);
 
 /* Visit up to BUDGET slots of SHARD starting at *CURSOR (shard locked);
  * *CURSOR advances and wraps to 0 at the end of the table, when true is
@@ -100,34 +100,34 @@ int keydir_shard_foreach(keydir *kd, unsigned shard, keydir_visit_fn fn, void *c
  * to the wrap) visits every entry exactly once; a change between steps
  * (growth, a removal shifting entries back) may make a cycle miss or repeat
  * an entry, which the next cycle catches. */
-bool keydir_shard_scan_step(keydir *kd, unsigned shard, size_t *cursor, size_t budget,
-                            keydir_visit_fn fn, void *ctx);
+bool rci_keydir_shard_scan_step(keydir *kd, unsigned shard, size_t *cursor, size_t budget,
+                                keydir_visit_fn fn, void *ctx);
 
 /* Hint the CPU to fetch the table slot where HASH's probe starts. For bulk
  * loads by the only thread using the keydir (recovery): it reads the shard's
  * table pointer without a lock. A stale hint is harmless. */
-void keydir_prefetch(keydir *kd, uint64_t hash);
+void rci_keydir_prefetch(keydir *kd, uint64_t hash);
 
 /* Grow every shard's table now to hold about N entries in all (takes each
  * shard's write lock in turn), so that a bulk load (recovery) does not
  * rehash on the way. Never shrinks. 0 or -1 on ENOMEM. */
-int keydir_reserve(keydir *kd, size_t n);
+int rci_keydir_reserve(keydir *kd, size_t n);
 
 /* Bulk loads by one thread per shard (recovery), SHARD write-locked or
  * owned: grow SHARD's table now to hold MORE entries beyond those it has
  * (0 or -1 on ENOMEM), and afterwards give back what a reservation that
  * counted duplicates left unused (shrink to load 0.75 when the load is
  * under the 0.68 that growth leaves; best effort). */
-int keydir_shard_reserve(keydir *kd, unsigned shard, size_t more);
-void keydir_shard_trim(keydir *kd, unsigned shard);
+int rci_keydir_shard_reserve(keydir *kd, unsigned shard, size_t more);
+void rci_keydir_shard_trim(keydir *kd, unsigned shard);
 
 /* Entries in SHARD / in the whole keydir (the latter reads shard counters
  * without locks: exact when no writer runs). */
-size_t keydir_shard_count(keydir *kd, unsigned shard);
-size_t keydir_count(keydir *kd);
+size_t rci_keydir_shard_count(keydir *kd, unsigned shard);
+size_t rci_keydir_count(keydir *kd);
 /* Number of entries with an expiry (lets the sweeper skip keydirs). */
-size_t keydir_ttl_count(keydir *kd);
+size_t rci_keydir_ttl_count(keydir *kd);
 /* Bytes of RAM held (tables + arenas + shard structs). */
-size_t keydir_bytes(keydir *kd);
+size_t rci_keydir_bytes(keydir *kd);
 
 #endif

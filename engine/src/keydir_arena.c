@@ -19,12 +19,12 @@
 #ifdef RC_FAULT_INJECTION
 static _Thread_local long fail_countdown = -1;
 
-void keydir_fault_fail_alloc(long n)
+void rci_keydir_fault_fail_alloc(long n)
 {
     fail_countdown = n;
 }
 
-bool kd_alloc_should_fail(void)
+bool rci_kd_alloc_should_fail(void)
 {
     if (fail_countdown < 0)
         return false;
@@ -41,17 +41,17 @@ static uint32_t clamp_chunk(size_t n)
     return (uint32_t)((n + 3u) & ~(size_t)3u);
 }
 
-void kd_arena_init(kd_arena *a)
+void rci_kd_arena_init(kd_arena *a)
 {
     *a = (kd_arena){0};
 }
 
-void kd_arena_destroy(kd_arena *a)
+void rci_kd_arena_destroy(kd_arena *a)
 {
     for (uint32_t i = 0; i < a->nchunks; i++)
         free(a->chunks[i].mem);
     free(a->chunks);
-    kd_arena_init(a);
+    rci_kd_arena_init(a);
 }
 
 /* An index for a new chunk: a freed one if any, else a new one at the end.
@@ -69,7 +69,7 @@ static uint32_t arena_free_index(kd_arena *a)
         if (cap > KD_ARENA_CHUNKS_MAX)
             cap = KD_ARENA_CHUNKS_MAX;
         kd_chunk *chunks =
-            kd_alloc_should_fail() ? NULL : realloc(a->chunks, (size_t)cap * sizeof *chunks);
+            rci_kd_alloc_should_fail() ? NULL : realloc(a->chunks, (size_t)cap * sizeof *chunks);
         if (!chunks)
             return UINT32_MAX;
         a->chunks = chunks;
@@ -89,7 +89,7 @@ static bool arena_new_chunk(kd_arena *a, uint32_t need)
     uint32_t size = clamp_chunk(a->chunk_bytes / 4u);
     if (size < need)
         size = need;
-    uint8_t *mem = kd_alloc_should_fail() ? NULL : malloc(size);
+    uint8_t *mem = rci_kd_alloc_should_fail() ? NULL : malloc(size);
     if (!mem)
         return false; /* index I stays free (mem == NULL) for the next try */
     a->chunks[i] = (kd_chunk){.mem = mem, .size = size};
@@ -99,7 +99,7 @@ static bool arena_new_chunk(kd_arena *a, uint32_t need)
     return true;
 }
 
-uint32_t kd_arena_alloc(kd_arena *a, uint32_t size)
+uint32_t rci_kd_arena_alloc(kd_arena *a, uint32_t size)
 {
     if (a->nchunks == 0 || !a->chunks[a->cur].mem || a->chunks[a->cur].size - a->cur_used < size) {
         if (!arena_new_chunk(a, size))
@@ -112,7 +112,7 @@ uint32_t kd_arena_alloc(kd_arena *a, uint32_t size)
     return ((a->cur << KD_ARENA_OFF_BITS) | (off >> 2)) + 1u;
 }
 
-uint32_t kd_arena_pick_victims(const kd_arena *a, size_t budget, bool *victim)
+uint32_t rci_kd_arena_pick_victims(const kd_arena *a, size_t budget, bool *victim)
 {
     uint32_t n = 0;
     size_t taken = 0;
@@ -148,7 +148,7 @@ uint32_t kd_arena_pick_victims(const kd_arena *a, size_t budget, bool *victim)
     }
 }
 
-void kd_arena_free_chunk(kd_arena *a, uint32_t i)
+void rci_kd_arena_free_chunk(kd_arena *a, uint32_t i)
 {
     a->chunk_bytes -= a->chunks[i].size;
     free(a->chunks[i].mem);

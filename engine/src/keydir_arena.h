@@ -46,23 +46,23 @@ typedef struct kd_arena {
 /* Test hook: the allocation after N more succeed fails once (N = 0: the very
  * next one); N < 0 disarms. Per thread. Counts every allocation the keydir
  * makes: chunks, chunk arrays, tables, evacuation scratch. */
-void keydir_fault_fail_alloc(long n);
-bool kd_alloc_should_fail(void);
+void rci_keydir_fault_fail_alloc(long n);
+bool rci_kd_alloc_should_fail(void);
 #else
-static inline bool kd_alloc_should_fail(void)
+static inline bool rci_kd_alloc_should_fail(void)
 {
     return false;
 }
 #endif
 
 /* An empty arena; allocates nothing yet. */
-void kd_arena_init(kd_arena *a);
+void rci_kd_arena_init(kd_arena *a);
 /* Free every chunk; the arena is empty (and reusable) afterwards. */
-void kd_arena_destroy(kd_arena *a);
+void rci_kd_arena_destroy(kd_arena *a);
 
 /* SIZE bytes (a multiple of 4, <= CHUNK_MAX); returns a ref, or 0 on ENOMEM
  * or when the shard would exceed KD_ARENA_CHUNKS_MAX chunks. */
-uint32_t kd_arena_alloc(kd_arena *a, uint32_t size);
+uint32_t rci_kd_arena_alloc(kd_arena *a, uint32_t size);
 
 static inline uint32_t kd_arena_chunk_of(uint32_t ref)
 {
@@ -100,9 +100,9 @@ static inline size_t kd_arena_hole_bytes(const kd_arena *a)
 /* Choose chunks to evacuate: those with the most holes, never the current
  * one, with at most BUDGET live bytes in all (at least one chunk if any has a
  * hole). Sets VICTIM[i] (an array of nchunks) and returns how many. */
-uint32_t kd_arena_pick_victims(const kd_arena *a, size_t budget, bool *victim);
+uint32_t rci_kd_arena_pick_victims(const kd_arena *a, size_t budget, bool *victim);
 
 /* Free chunk I, whose entries must all be dead or moved. */
-void kd_arena_free_chunk(kd_arena *a, uint32_t i);
+void rci_kd_arena_free_chunk(kd_arena *a, uint32_t i);
 
 #endif

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-rc_keyspace *ks_new(rc_db *db, const char *name, uint32_t id, int64_t ttl)
+rc_keyspace *rci_ks_new(rc_db *db, const char *name, uint32_t id, int64_t ttl)
 {
     rc_keyspace *ks = calloc(1, sizeof(*ks));
     if (!ks)
@@ -28,12 +28,12 @@ rc_keyspace *ks_new(rc_db *db, const char *name, uint32_t id, int64_t ttl)
     ks->db = db;
     ks->id = id;
     ks->name = strdup(name ? name : "");
-    ks->kd = keydir_new();
+    ks->kd = rci_keydir_new();
     atomic_store(&ks->default_ttl_ms, ttl);
-    lc_init(&ks->lc);
+    rci_lc_init(&ks->lc);
     if (!ks->name || !ks->kd) {
-        lc_destroy(&ks->lc);
-        keydir_free(ks->kd);
+        rci_lc_destroy(&ks->lc);
+        rci_keydir_free(ks->kd);
         free(ks->name);
         free(ks);
         return NULL;
@@ -43,13 +43,13 @@ rc_keyspace *ks_new(rc_db *db, const char *name, uint32_t id, int64_t ttl)
 
 static void ks_destroy(rc_keyspace *ks)
 {
-    lc_destroy(&ks->lc);
-    keydir_free(ks->kd);
+    rci_lc_destroy(&ks->lc);
+    rci_keydir_free(ks->kd);
     free(ks->name);
     free(ks);
 }
 
-int ks_register(rc_db *db, rc_keyspace *ks)
+int rci_ks_register(rc_db *db, rc_keyspace *ks)
 {
     if (ks->id >= db->ks_cap) {
         uint32_t cap = db->ks_cap ? db->ks_cap : 16;
@@ -77,7 +77,7 @@ int ks_register(rc_db *db, rc_keyspace *ks)
     return 0;
 }
 
-void ks_free_all(rc_db *db)
+void rci_ks_free_all(rc_db *db)
 {
     for (size_t i = 0; i < db->ks_all_n; i++)
         ks_destroy(db->ks_all[i]);
@@ -89,14 +89,14 @@ void ks_free_all(rc_db *db)
     db->ks_cap = 0;
 }
 
-rc_keyspace *ks_by_id(rc_db *db, uint32_t id)
+rc_keyspace *rci_ks_by_id(rc_db *db, uint32_t id)
 {
     if (id >= db->ks_cap)
         return NULL;
     return db->ks_by_id[id];
 }
 
-rc_keyspace *ks_resolve(rc_db *db, rc_keyspace *ks)
+rc_keyspace *rci_ks_resolve(rc_db *db, rc_keyspace *ks)
 {
     if (!ks)
         ks = db->ks_by_id[FMT_KS_DEFAULT];
@@ -154,13 +154,13 @@ static int write_catalog(rc_db *db, const char *name, const fmt_catalog_entry *e
                  .val = val,
                  .vlen = sizeof(val)};
     uint64_t lsn = 0;
-    epoch_slot *ep = epoch_enter(db);
-    int err = log_append(db, &r, 1, &lsn);
+    epoch_slot *ep = rci_epoch_enter(db);
+    int err = rci_log_append(db, &r, 1, &lsn);
     if (!err)
-        index_apply(db, cat, keydir_hash(name, r.klen), &r, r.vlen);
-    epoch_exit(ep);
+        rci_index_apply(db, cat, rci_keydir_hash(name, r.klen), &r, r.vlen);
+    rci_epoch_exit(ep);
     if (!err)
-        err = log_wait(db, lsn);
+        err = rci_log_wait(db, lsn);
     return err;
 }
 
@@ -187,14 +187,14 @@ int rc_keyspace_open(rc_db *db, const char *name, int flags, rc_keyspace **out)
         goto out;
     }
     fmt_catalog_entry e = {.dropped = false, .ks_id = db->next_ks_id, .default_ttl_ms = 0};
-    ks = ks_new(db, name, e.ks_id, 0);
+    ks = rci_ks_new(db, name, e.ks_id, 0);
     if (!ks) {
         err = RC_ENOMEM;
         goto out;
     }
     err = write_catalog(db, name, &e);
     if (!err)
-        err = ks_register(db, ks);
+        err = rci_ks_register(db, ks);
     if (err) {
         ks_destroy(ks);
         goto out;
@@ -208,27 +208,27 @@ out:
 static int drop_account(void *ctx, const uint8_t *key, size_t klen, const kd_loc *loc)
 {
     rc_keyspace *ks = ctx;
-    index_account_removed(ks->db, ks, loc, klen);
+    rci_index_account_removed(ks->db, ks, loc, klen);
     return 0;
 }
 
 /* The in-memory half of a drop, once the catalogue says so (ks_mu held, no
  * epoch held): the handle answers RC_ENOKEYSPACE and its keys' bytes count as
- * dead. Shared by rc_keyspace_drop and ks_refresh_catalog (rc_load). */
+ * dead. Shared by rc_keyspace_drop and rci_ks_refresh_catalog (rc_load). */
 static void ks_retire(rc_db *db, rc_keyspace *ks)
 {
     atomic_store_explicit(&ks->dropped, true, memory_order_release);
-    epoch_synchronize(db); /* nobody is inside ks->kd after this */
-    epoch_slot *ep = epoch_enter(db);
+    rci_epoch_synchronize(db); /* nobody is inside ks->kd after this */
+    epoch_slot *ep = rci_epoch_enter(db);
     for (unsigned s = 0; s < KEYDIR_SHARDS; s++)
-        keydir_shard_foreach(ks->kd, s, drop_account, ks);
-    epoch_exit(ep);
+        rci_keydir_shard_foreach(ks->kd, s, drop_account, ks);
+    rci_epoch_exit(ep);
     /* no lister, writer or background task is inside the cache either: each
      * holds an epoch and checks `dropped` inside it */
-    lc_destroy(&ks->lc);
-    lc_init(&ks->lc);
-    keydir_free(ks->kd);
-    ks->kd = keydir_new(); /* an empty one, so stray handles stay safe */
+    rci_lc_destroy(&ks->lc);
+    rci_lc_init(&ks->lc);
+    rci_keydir_free(ks->kd);
+    ks->kd = rci_keydir_new(); /* an empty one, so stray handles stay safe */
     db->ks_by_id[ks->id] = NULL;
 }
 
@@ -338,7 +338,7 @@ static int catalog_visit(void *ctx, const uint8_t *key, size_t klen, const kd_lo
     catalog_scan *cs = ctx;
     rc_db *db = cs->db;
     rc_value v = {0};
-    int err = read_record(db, loc, &v, true);
+    int err = rci_read_record(db, loc, &v, true);
     fmt_catalog_entry e;
     if (err || fmt_catalog_decode(v.data, v.len, &e) != FMT_OK || klen > RC_KEYSPACE_NAME_MAX) {
         rc_value_free(&v);
@@ -361,7 +361,7 @@ static int catalog_visit(void *ctx, const uint8_t *key, size_t klen, const kd_lo
     char name[RC_KEYSPACE_NAME_MAX + 1];
     memcpy(name, key, klen);
     name[klen] = 0;
-    rc_keyspace *ks = ks_by_id(db, e.ks_id);
+    rc_keyspace *ks = rci_ks_by_id(db, e.ks_id);
     if (ks) {
         free(ks->name);
         ks->name = strdup(name);
@@ -370,8 +370,8 @@ static int catalog_visit(void *ctx, const uint8_t *key, size_t klen, const kd_lo
             return 1;
         }
     } else {
-        ks = ks_new(db, name, e.ks_id, 0);
-        if (!ks || ks_register(db, ks) != 0) {
+        ks = rci_ks_new(db, name, e.ks_id, 0);
+        if (!ks || rci_ks_register(db, ks) != 0) {
             cs->err = RC_ENOMEM;
             return 1;
         }
@@ -382,7 +382,7 @@ static int catalog_visit(void *ctx, const uint8_t *key, size_t klen, const kd_lo
     return 0;
 }
 
-int ks_load_catalog(rc_db *db)
+int rci_ks_load_catalog(rc_db *db)
 {
     rc_keyspace *cat = db->ks_by_id[FMT_KS_CATALOG];
     catalog_scan cs = {.db = db, .live_cap = db->ks_cap + 1};
@@ -391,7 +391,7 @@ int ks_load_catalog(rc_db *db)
     if (!cs.live)
         return RC_ENOMEM;
     for (unsigned s = 0; s < KEYDIR_SHARDS && !cs.err; s++)
-        keydir_shard_foreach(cat->kd, s, catalog_visit, &cs);
+        rci_keydir_shard_foreach(cat->kd, s, catalog_visit, &cs);
     if (cs.err) {
         free(cs.live);
         return cs.err;
@@ -402,8 +402,8 @@ int ks_load_catalog(rc_db *db)
             /* records of a dropped or unknown keyspace: dead */
             atomic_store(&ks->dropped, true);
             db->ks_by_id[id] = NULL;
-            keydir_free(ks->kd);
-            ks->kd = keydir_new();
+            rci_keydir_free(ks->kd);
+            ks->kd = rci_keydir_new();
         }
     }
     free(cs.live);
@@ -412,7 +412,7 @@ int ks_load_catalog(rc_db *db)
 
 /* ---- rc_load (load.c): after catalogue records were appended and indexed
  * into keydir 0, make the keyspace handles match the catalogue. Unlike
- * ks_load_catalog (recovery) this runs on a live database: existing handles
+ * rci_ks_load_catalog (recovery) this runs on a live database: existing handles
  * keep their name (an id never changes its name), missing ones are created,
  * and handles whose id the catalogue no longer lists as live are retired as
  * by a drop. next_ks_id moves above every id the catalogue names, live or
@@ -436,7 +436,7 @@ static int catalog_collect_visit(void *ctx, const uint8_t *key, size_t klen, con
     catalog_collect *cc = ctx;
     rc_value v = {0};
     fmt_catalog_entry e;
-    int err = read_record(cc->db, loc, &v, true);
+    int err = rci_read_record(cc->db, loc, &v, true);
     bool ok = !err && klen <= RC_KEYSPACE_NAME_MAX && memchr(key, 0, klen) == NULL &&
               fmt_catalog_decode(v.data, v.len, &e) == FMT_OK;
     rc_value_free(&v);
@@ -459,17 +459,17 @@ static int catalog_collect_visit(void *ctx, const uint8_t *key, size_t klen, con
     return 0;
 }
 
-int ks_refresh_catalog(rc_db *db)
+int rci_ks_refresh_catalog(rc_db *db)
 {
     rc_keyspace *cat = db->ks_by_id[FMT_KS_CATALOG];
     catalog_collect cc = {.db = db};
-    epoch_slot *ep = epoch_enter(db);
+    epoch_slot *ep = rci_epoch_enter(db);
     for (unsigned s = 0; s < KEYDIR_SHARDS && !cc.err; s++) {
-        keydir_rdlock(cat->kd, s);
-        keydir_shard_foreach(cat->kd, s, catalog_collect_visit, &cc);
-        keydir_unlock(cat->kd, s);
+        rci_keydir_rdlock(cat->kd, s);
+        rci_keydir_shard_foreach(cat->kd, s, catalog_collect_visit, &cc);
+        rci_keydir_unlock(cat->kd, s);
     }
-    epoch_exit(ep);
+    rci_epoch_exit(ep);
     uint32_t live_cap = db->ks_cap;
     for (size_t i = 0; i < cc.n; i++)
         if (!cc.items[i].dropped && cc.items[i].id >= live_cap)
@@ -485,12 +485,12 @@ int ks_refresh_catalog(rc_db *db)
         if (it->dropped || it->id <= FMT_KS_DEFAULT)
             continue;
         live[it->id] = 1;
-        rc_keyspace *ks = ks_by_id(db, it->id);
+        rc_keyspace *ks = rci_ks_by_id(db, it->id);
         if (!ks) {
-            ks = ks_new(db, it->name, it->id, it->ttl);
+            ks = rci_ks_new(db, it->name, it->id, it->ttl);
             if (!ks)
                 err = RC_ENOMEM;
-            else if ((err = ks_register(db, ks)) != 0)
+            else if ((err = rci_ks_register(db, ks)) != 0)
                 ks_destroy(ks);
         }
         if (!err)

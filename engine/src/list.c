@@ -116,7 +116,8 @@ static int finish(rc_db *db, rc_keyspace *k, const rc_list_opts *opts, items *it
     for (size_t i = 0; i < it->n; i++) {
         rc_list_item *x = &it->v[i];
         if (!err && opts->values) {
-            int e = read_key(db, k, keydir_hash(x->key, x->klen), x->key, x->klen, &x->value, true);
+            int e = rci_read_key(db, k, rci_keydir_hash(x->key, x->klen), x->key, x->klen,
+                                 &x->value, true);
             if (e == RC_ENOTFOUND) { /* deleted since: leave it out */
                 free(x->key);
                 continue;
@@ -214,9 +215,9 @@ static int list_scan(rc_db *db, rc_keyspace *k, const rc_list_opts *opts, rc_lis
 {
     collect c = {.o = opts, .now = db_now_ms(db)};
     for (unsigned s = 0; s < KEYDIR_SHARDS && !c.err; s++) {
-        keydir_rdlock(k->kd, s);
-        keydir_shard_foreach(k->kd, s, visit, &c);
-        keydir_unlock(k->kd, s);
+        rci_keydir_rdlock(k->kd, s);
+        rci_keydir_shard_foreach(k->kd, s, visit, &c);
+        rci_keydir_unlock(k->kd, s);
     }
     int (*cmp)(const void *, const void *) = opts->reverse ? item_cmp_rev : item_cmp;
     size_t total = c.it.n;
@@ -243,7 +244,7 @@ static void lc_acct(list_cache *lc, size_t add, size_t sub)
         atomic_fetch_sub_explicit(&lc->bytes, sub, memory_order_relaxed);
 }
 
-void lc_init(list_cache *lc)
+void rci_lc_init(list_cache *lc)
 {
     memset(lc, 0, sizeof(*lc));
     pthread_rwlockattr_t attr;
@@ -275,7 +276,7 @@ static void lc_free_snapshot_acct(list_cache *lc)
     lc_acct(lc, 0, lc->arena_len + (lc->n ? lc->n + 1 : 0) * sizeof(*lc->offs));
 }
 
-void lc_destroy(list_cache *lc)
+void rci_lc_destroy(list_cache *lc)
 {
     lc_free_snapshot_acct(lc);
     lc_free_sorted(lc);
@@ -285,7 +286,7 @@ void lc_destroy(list_cache *lc)
     memset(lc, 0, sizeof(*lc));
 }
 
-void lc_note_slow(lc_shard *sh, list_cache *lc, const void *key, size_t klen)
+void rci_lc_note_slow(lc_shard *sh, list_cache *lc, const void *key, size_t klen)
 {
     if (atomic_load_explicit(&sh->overflow, memory_order_relaxed))
         return;
@@ -322,7 +323,7 @@ static void lc_shards_off(list_cache *lc, keydir *kd)
 {
     for (unsigned s = 0; s < KEYDIR_SHARDS; s++) {
         lc_shard *sh = &lc->shards[s];
-        keydir_rdlock(kd, s);
+        rci_keydir_rdlock(kd, s);
         lc_acct(lc, 0, sh->cap);
         free(sh->buf);
         sh->buf = NULL;
@@ -330,7 +331,7 @@ static void lc_shards_off(list_cache *lc, keydir *kd)
         atomic_store_explicit(&sh->n, 0, memory_order_relaxed);
         atomic_store_explicit(&sh->overflow, false, memory_order_relaxed);
         sh->on = false;
-        keydir_unlock(kd, s);
+        rci_keydir_unlock(kd, s);
     }
 }
 
@@ -498,7 +499,7 @@ static int lc_build(list_cache *lc, keydir *kd, uint64_t key_bytes)
 {
     lc_free_snapshot_acct(lc);
     lc_free_sorted(lc);
-    size_t est = keydir_count(kd);
+    size_t est = rci_keydir_count(kd);
     size_t max_n = (est / 8 + 1024) / KEYDIR_SHARDS * 2 + 64;
     build_ctx b = {.lc = lc};
     /* sized from the keyspace's counters (+1/16 for writes meanwhile), so
@@ -512,7 +513,7 @@ static int lc_build(list_cache *lc, keydir *kd, uint64_t key_bytes)
         b.offs_cap = want_n;
     for (unsigned s = 0; s < KEYDIR_SHARDS && !b.err; s++) {
         lc_shard *sh = &lc->shards[s];
-        keydir_rdlock(kd, s);
+        rci_keydir_rdlock(kd, s);
         sh->on = true;
         atomic_store_explicit(&sh->overflow, false, memory_order_relaxed);
         atomic_store_explicit(&sh->n, 0, memory_order_relaxed);
@@ -521,8 +522,8 @@ static int lc_build(list_cache *lc, keydir *kd, uint64_t key_bytes)
         sh->buf = NULL;
         sh->len = sh->cap = 0;
         sh->max_n = max_n > UINT32_MAX ? UINT32_MAX : (uint32_t)max_n;
-        keydir_shard_foreach(kd, s, build_visit, &b);
-        keydir_unlock(kd, s);
+        rci_keydir_shard_foreach(kd, s, build_visit, &b);
+        rci_keydir_unlock(kd, s);
     }
     /* sort, then lay the keys out in key order without their lengths (one
      * offset per key plus an end offset), so that a page reads one run of
@@ -607,7 +608,7 @@ static int lc_drain(list_cache *lc, keydir *kd)
         if (!atomic_load_explicit(&sh->n, memory_order_relaxed) &&
             !atomic_load_explicit(&sh->overflow, memory_order_relaxed))
             continue; /* nothing noted (see lc_shard) */
-        keydir_rdlock(kd, s);
+        rci_keydir_rdlock(kd, s);
         if (atomic_load_explicit(&sh->overflow, memory_order_relaxed))
             err = 1;
         uint32_t noted = atomic_load_explicit(&sh->n, memory_order_relaxed);
@@ -649,7 +650,7 @@ static int lc_drain(list_cache *lc, keydir *kd)
         }
         atomic_store_explicit(&sh->n, 0, memory_order_relaxed);
         sh->len = 0;
-        keydir_unlock(kd, s);
+        rci_keydir_unlock(kd, s);
         if (err)
             return err; /* keys were lost: rebuild */
     }
@@ -701,7 +702,7 @@ static int lc_refresh(list_cache *lc, keydir *kd, uint64_t key_bytes)
         return lc_build(lc, kd, key_bytes);
     if (lc_drain(lc, kd) != 0)
         return lc_build(lc, kd, key_bytes);
-    size_t live = keydir_count(kd);
+    size_t live = rci_keydir_count(kd);
     if (lc->dn > lc->n / 8 + 1024 || lc->n + lc->dn > live + live / 4 + 1024)
         return lc_build(lc, kd, key_bytes);
     return 0;
@@ -797,12 +798,12 @@ static int lc_emit(rc_db *db, rc_keyspace *k, const rc_list_opts *o, items *it, 
             i = rev ? i - 1 : i + 1;
         if (c >= 0)
             j = rev ? j - 1 : j + 1;
-        uint64_t h = keydir_hash(key, klen);
+        uint64_t h = rci_keydir_hash(key, klen);
         unsigned shard = keydir_shard_of(h);
         kd_loc loc;
-        keydir_rdlock(k->kd, shard);
-        bool found = keydir_find(k->kd, h, key, klen, &loc);
-        keydir_unlock(k->kd, shard);
+        rci_keydir_rdlock(k->kd, shard);
+        bool found = rci_keydir_find(k->kd, h, key, klen, &loc);
+        rci_keydir_unlock(k->kd, shard);
         if (!found || (loc.expires_at_ms && now >= loc.expires_at_ms))
             continue; /* deleted or expired since the snapshot */
         if (o->limit && it->n == o->limit) {
@@ -819,7 +820,7 @@ static int list_cached(rc_db *db, rc_keyspace *k, const rc_list_opts *opts, rc_l
 {
     list_cache *lc = &k->lc;
     /* the snapshot's 32-bit offsets reach 4 GiB of keys: scan beyond that */
-    size_t keys = keydir_count(k->kd);
+    size_t keys = rci_keydir_count(k->kd);
     if (atomic_load_explicit(&k->live_key_bytes, memory_order_relaxed) + 2 * (uint64_t)keys >=
         UINT32_MAX / 2)
         return list_scan(db, k, opts, out);
@@ -844,7 +845,7 @@ static int list_cached(rc_db *db, rc_keyspace *k, const rc_list_opts *opts, rc_l
     return list_scan(db, k, opts, out);
 }
 
-void lc_release_idle(rc_db *db)
+void rci_lc_release_idle(rc_db *db)
 {
     pthread_mutex_lock(&db->ks_mu);
     uint32_t cap = db->ks_cap;
@@ -859,7 +860,7 @@ void lc_release_idle(rc_db *db)
         rc_keyspace *ks = all[i];
         if (!ks)
             continue;
-        epoch_slot *ep = epoch_enter(db);
+        epoch_slot *ep = rci_epoch_enter(db);
         list_cache *lc = &ks->lc;
         if (!atomic_load(&ks->dropped) && atomic_load_explicit(&lc->bytes, memory_order_relaxed) &&
             now - atomic_load_explicit(&lc->last_used, memory_order_relaxed) >=
@@ -873,7 +874,7 @@ void lc_release_idle(rc_db *db)
             }
             pthread_rwlock_unlock(&lc->rw);
         }
-        epoch_exit(ep);
+        rci_epoch_exit(ep);
     }
     free(all);
 }
@@ -895,14 +896,14 @@ int rc_list_keys(rc_db *db, rc_keyspace *ks, const rc_list_opts *opts, rc_list *
         return rc_fail(RC_EINVAL, "NULL database or output");
     if (!opts)
         opts = &none;
-    epoch_slot *ep = epoch_enter(db);
-    rc_keyspace *k = ks_resolve(db, ks);
+    epoch_slot *ep = rci_epoch_enter(db);
+    rc_keyspace *k = rci_ks_resolve(db, ks);
     if (!k) {
-        epoch_exit(ep);
+        rci_epoch_exit(ep);
         return rc_fail(RC_ENOKEYSPACE, "the keyspace was dropped");
     }
     int err =
         db->opt.list_cache_idle_ms ? list_cached(db, k, opts, out) : list_scan(db, k, opts, out);
-    epoch_exit(ep);
+    rci_epoch_exit(ep);
     return err;
 }

@@ -260,7 +260,7 @@ static int check_target(rc_db *db, uint64_t since)
                            "only into an empty database",
                            ks->name);
     }
-    size_t keys = keydir_count(db->ks_by_id[FMT_KS_DEFAULT]->kd);
+    size_t keys = rci_keydir_count(db->ks_by_id[FMT_KS_DEFAULT]->kd);
     if (keys > 0)
         return rc_fail(RC_ENOTEMPTY,
                        "keyspace 'default' holds %zu key(s): a full backup loads "
@@ -322,32 +322,32 @@ static uint64_t user_vlen(const log_rec *r)
  * index_apply does. Epoch held. */
 static void index_if_newer(rc_db *db, rc_keyspace *ks, const log_rec *r)
 {
-    uint64_t hash = keydir_hash(r->key, r->klen);
+    uint64_t hash = rci_keydir_hash(r->key, r->klen);
     unsigned shard = keydir_shard_of(hash);
     bool tomb = r->flags & FMT_REC_TOMBSTONE;
     bool had = false, indexed = false;
     kd_loc cur, old;
-    keydir_wrlock(ks->kd, shard);
-    bool found = keydir_find(ks->kd, hash, r->key, r->klen, &cur);
+    rci_keydir_wrlock(ks->kd, shard);
+    bool found = rci_keydir_find(ks->kd, hash, r->key, r->klen, &cur);
     if (!found || cur.seq < r->seq) {
         if (tomb) {
-            had = found && keydir_remove(ks->kd, hash, r->key, r->klen, &old);
+            had = found && rci_keydir_remove(ks->kd, hash, r->key, r->klen, &old);
         } else {
             kd_loc loc = {.seg = r->seg,
                           .off = r->off,
                           .seq = r->seq,
                           .expires_at_ms = (int64_t)r->expires_at_ms};
-            if (keydir_put(ks->kd, hash, r->key, r->klen, &loc, &old, &had) == 0) {
+            if (rci_keydir_put(ks->kd, hash, r->key, r->klen, &loc, &old, &had) == 0) {
                 indexed = true;
                 if (!had)
                     lc_note_new_key(ks, shard, r->key, r->klen);
-            } else /* on disk but not indexed: stop taking writes (as index_apply) */
+            } else /* on disk but not indexed: stop taking writes (as rci_index_apply) */
                 atomic_store(&db->write_error, ENOMEM);
         }
     }
-    keydir_unlock(ks->kd, shard);
+    rci_keydir_unlock(ks->kd, shard);
     if (had)
-        index_account_removed(db, ks, &old, r->klen);
+        rci_index_account_removed(db, ks, &old, r->klen);
     if (indexed) {
         atomic_fetch_add_explicit(&ks->live_value_bytes, user_vlen(r), memory_order_relaxed);
         atomic_fetch_add_explicit(&ks->live_key_bytes, r->klen, memory_order_relaxed);
@@ -364,7 +364,7 @@ static void index_if_newer(rc_db *db, rc_keyspace *ks, const log_rec *r)
 static void index_rec(rc_db *db, const log_rec *r)
 {
     bool catalog = r->ks == FMT_KS_CATALOG;
-    rc_keyspace *ks = ks_by_id(db, r->ks);
+    rc_keyspace *ks = rci_ks_by_id(db, r->ks);
     if (!ks || atomic_load(&ks->dropped)) {
         /* a keyspace the catalogue does not list as live: dead */
         segment *seg = seg_at(&db->segs, r->seg);
@@ -372,7 +372,7 @@ static void index_rec(rc_db *db, const log_rec *r)
             atomic_fetch_add(&seg->dead_bytes, r->total_len);
         return;
     }
-    pthread_mutex_t *stripe = &db->stripes[stripe_of(r->ks, keydir_hash(r->key, r->klen))];
+    pthread_mutex_t *stripe = &db->stripes[stripe_of(r->ks, rci_keydir_hash(r->key, r->klen))];
     if (!catalog)
         pthread_mutex_lock(stripe);
     index_if_newer(db, ks, r);
@@ -384,7 +384,7 @@ static void index_rec(rc_db *db, const log_rec *r)
 static void index_records(load_run *L, log_rec *recs, size_t n, bool catalog)
 {
     rc_db *db = L->db;
-    epoch_slot *ep = epoch_enter(db);
+    epoch_slot *ep = rci_epoch_enter(db);
     for (size_t i = 0; i < n; i++) {
         log_rec *r = &recs[i];
         if ((r->ks == FMT_KS_CATALOG) != catalog)
@@ -393,7 +393,7 @@ static void index_records(load_run *L, log_rec *recs, size_t n, bool catalog)
         if (L->progress && !catalog && (i + 1) % 65536 == 0)
             L->progress(L->progress_ctx, i + 1, n);
     }
-    epoch_exit(ep);
+    rci_epoch_exit(ep);
 }
 
 /* Keyspace ids index arrays at open: an absurd one would make the directory
@@ -617,10 +617,10 @@ static bool unlink_loaded(int dir_fd, uint64_t id)
 {
     char name[32];
     bool ok = true;
-    seg_name(name, sizeof(name), id, "hint");
+    rci_seg_name(name, sizeof(name), id, "hint");
     if (unlinkat(dir_fd, name, 0) != 0 && errno != ENOENT)
         ok = false;
-    seg_name(name, sizeof(name), id, "data");
+    rci_seg_name(name, sizeof(name), id, "data");
     if (unlinkat(dir_fd, name, 0) != 0 && errno != ENOENT)
         ok = false;
     return ok;
@@ -634,7 +634,7 @@ static void undo_full(full_load *F)
     bool ok = true;
     for (uint32_t i = 0; i < F->made; i++) {
         uint64_t id = F->segs[i]->id;
-        seg_close(F->segs[i]);
+        rci_seg_close(F->segs[i]);
         F->segs[i] = NULL;
         ok &= unlink_loaded(db->dir_fd, id);
     }
@@ -645,13 +645,13 @@ static void undo_full(full_load *F)
 
 static int finish_segment(rc_db *db, segment *seg)
 {
-    int err = seg_truncate(seg);
+    int err = rci_seg_truncate(seg);
     if (!err && fdatasync(seg->fd) != 0)
         err = rc_fail(rc_from_errno(errno), "cannot sync loaded segment %08llu: %s",
                       (unsigned long long)seg->id, strerror(errno));
     seg->writable = false;
     if (!err && db->opt.write_hints)
-        hint_write(db, seg); /* a failure only costs a scan at the next open */
+        rci_hint_write(db, seg); /* a failure only costs a scan at the next open */
     /* written and synced: its pages stay in the page cache but leave this
      * process's resident set (a load of any size must not grow it) */
     madvise(seg->map, seg->map_len, MADV_DONTNEED);
@@ -695,14 +695,14 @@ static int write_full(full_load *F)
             uint64_t reserve = db->opt.segment_bytes;
             if (sz + FMT_SEG_HEADER_LEN > reserve)
                 reserve = sz + FMT_SEG_HEADER_LEN;
-            err =
-                seg_create(db->dir_fd, F->first + F->made, db->db_id, reserve, db_now_ms(db), &seg);
+            err = rci_seg_create(db->dir_fd, F->first + F->made, db->db_id, reserve, db_now_ms(db),
+                                 &seg);
             if (err)
                 break;
             F->segs[F->made++] = seg;
             cur = FMT_SEG_HEADER_LEN;
         }
-        err = seg_reserve(seg, sz);
+        err = rci_seg_reserve(seg, sz);
         if (err)
             break;
         if (fmt_record_encode(seg->map + cur, sz, &f) != sz) {
@@ -752,15 +752,15 @@ static int index_full(full_load *F)
     rc_db *db = F->L->db;
     int err = 0;
     for (uint32_t i = 0; i < F->made && !err; i++) {
-        err = seg_table_add(&db->segs, F->segs[i]);
+        err = rci_seg_table_add(&db->segs, F->segs[i]);
         if (err) { /* on disk but not readable: stop taking writes */
             atomic_store(&db->write_error, ENOMEM);
             for (uint32_t j = i; j < F->made; j++)
-                seg_close(F->segs[j]);
+                rci_seg_close(F->segs[j]);
             F->made = i;
         }
     }
-    epoch_slot *ep = epoch_enter(db);
+    epoch_slot *ep = rci_epoch_enter(db);
     for (size_t i = 0; i < F->ncat; i++) {
         if (F->cat[i].seg >= F->made)
             continue;
@@ -772,16 +772,16 @@ static int index_full(full_load *F)
             index_rec(db, &r);
         }
     }
-    epoch_exit(ep);
-    int e2 = ks_refresh_catalog(db);
-    if (e2) { /* on disk but not reflected in memory: as index_apply does */
+    rci_epoch_exit(ep);
+    int e2 = rci_ks_refresh_catalog(db);
+    if (e2) { /* on disk but not reflected in memory: as rci_index_apply does */
         atomic_store(&db->write_error, ENOMEM);
         err = err ? err : e2;
     }
     for (uint32_t i = 0; i < F->made; i++) {
         segment *seg = F->segs[i];
         uint64_t end = atomic_load(&seg->size);
-        ep = epoch_enter(db);
+        ep = rci_epoch_enter(db);
         for (uint64_t off = FMT_SEG_HEADER_LEN; off < end;) {
             fmt_record f;
             if (fmt_record_peek(seg->map + off, end - off, &f) != FMT_OK || !f.total_len)
@@ -792,7 +792,7 @@ static int index_full(full_load *F)
             }
             off += f.total_len;
         }
-        epoch_exit(ep);
+        rci_epoch_exit(ep);
         madvise(seg->map, seg->map_len, MADV_DONTNEED); /* as in finish_segment */
     }
     F->made = 0; /* the table owns them now */
@@ -814,7 +814,7 @@ static int load_full(load_run *L, const uint8_t *map, size_t len)
      * a fresh read: a put that landed since (during plan_full's pass) must
      * make the reservation fail, not share its seqs with the stream */
     uint64_t before = 0;
-    err = log_reserve_ids(db, F.nseg, before, F.max_seq, &F.first);
+    err = rci_log_reserve_ids(db, F.nseg, before, F.max_seq, &F.first);
     if (err)
         goto out;
     if (F.first + F.nseg - 1 > FMT_SEGMENT_ID_MAX) {
@@ -842,18 +842,18 @@ undo_seq:
 out:
     pthread_mutex_unlock(&db->merge_mu);
     for (uint32_t i = 0; i < F.made; i++)
-        seg_close(F.segs[i]);
+        rci_seg_close(F.segs[i]);
     free(F.segs);
     free(F.cat);
     return err;
 }
 
-bool load_marker_present(rc_db *db)
+bool rci_load_marker_present(rc_db *db)
 {
     return faccessat(db->dir_fd, LOAD_MARKER, F_OK, 0) == 0;
 }
 
-int load_recover(rc_db *db, uint64_t *ids, size_t *n)
+int rci_load_recover(rc_db *db, uint64_t *ids, size_t *n)
 {
     int fd = openat(db->dir_fd, LOAD_MARKER, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -934,19 +934,19 @@ static int apply_staged(load_run *L, uint64_t since)
          * the segment holding the batch before the batch is indexed. */
         pthread_mutex_lock(&db->merge_mu);
         uint64_t lsn = 0;
-        err = log_append(db, recs, n, &lsn);
+        err = rci_log_append(db, recs, n, &lsn);
         if (err) {
             pthread_mutex_unlock(&db->merge_mu);
             goto out;
         }
         index_records(L, recs, n, true);
-        err = ks_refresh_catalog(db);
-        if (err) /* on disk but not reflected in memory: as index_apply does */
+        err = rci_ks_refresh_catalog(db);
+        if (err) /* on disk but not reflected in memory: as rci_index_apply does */
             atomic_store(&db->write_error, ENOMEM);
         index_records(L, recs, n, false);
         pthread_mutex_unlock(&db->merge_mu);
         if (!err)
-            err = log_sync(db);
+            err = rci_log_sync(db);
     }
 out:
     pthread_mutex_unlock(&db->ks_mu);

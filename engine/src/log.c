@@ -52,7 +52,7 @@ static uint64_t mono_ns(void)
 static int sync_segment(rc_db *db, segment *seg)
 {
     uint64_t t0 = mono_ns();
-    int err = fault_check(FAULT_SYNC);
+    int err = rci_fault_check(FAULT_SYNC);
     if (!err && fdatasync(seg->fd) != 0)
         err = errno;
     uint64_t ns = mono_ns() - t0;
@@ -86,14 +86,15 @@ static void mark_durable(rc_db *db, uint64_t lsn)
 static int start_segment(rc_db *db, uint64_t reserve)
 {
     segment *seg;
-    int err = seg_create(db->dir_fd, db->next_segment_id, db->db_id, reserve, db_now_ms(db), &seg);
+    int err =
+        rci_seg_create(db->dir_fd, db->next_segment_id, db->db_id, reserve, db_now_ms(db), &seg);
     if (err)
         return err;
-    err = seg_table_add(&db->segs, seg);
+    err = rci_seg_table_add(&db->segs, seg);
     if (err) {
         char name[32];
-        seg_name(name, sizeof(name), seg->id, "data");
-        seg_close(seg);
+        rci_seg_name(name, sizeof(name), seg->id, "data");
+        rci_seg_close(seg);
         unlinkat(db->dir_fd, name, 0);
         return err;
     }
@@ -102,7 +103,7 @@ static int start_segment(rc_db *db, uint64_t reserve)
     return 0;
 }
 
-int log_open_active(rc_db *db)
+int rci_log_open_active(rc_db *db)
 {
     return start_segment(db, db->opt.segment_bytes);
 }
@@ -112,7 +113,7 @@ int log_open_active(rc_db *db)
 static int log_rotate(rc_db *db, uint64_t need)
 {
     segment *old = db->active;
-    int err = seg_truncate(old);
+    int err = rci_seg_truncate(old);
     if (!err)
         err = sync_segment(db, old);
     if (err)
@@ -126,7 +127,7 @@ static int log_rotate(rc_db *db, uint64_t need)
     if (err)
         return err;
     old->writable = false;
-    bg_kick(db); /* write the old segment's hint */
+    rci_bg_kick(db); /* write the old segment's hint */
     return 0;
 }
 
@@ -146,7 +147,7 @@ static inline fmt_record to_fmt(const log_rec *r, uint8_t extra_flags)
     return f;
 }
 
-int log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn)
+int rci_log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn)
 {
     if (n == 0)
         return 0;
@@ -196,7 +197,7 @@ int log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn)
         seg = db->active;
         size = atomic_load_explicit(&seg->size, memory_order_relaxed);
     }
-    err = seg_reserve(seg, total);
+    err = rci_seg_reserve(seg, total);
     if (err)
         goto unassign;
     uint64_t off = size;
@@ -298,7 +299,7 @@ static int log_wait_durable(rc_db *db, uint64_t end_lsn)
     return err;
 }
 
-int log_seal_active(rc_db *db)
+int rci_log_seal_active(rc_db *db)
 {
     if (db->opt.read_only)
         return 0;
@@ -310,7 +311,8 @@ int log_seal_active(rc_db *db)
     return err;
 }
 
-int log_reserve_ids(rc_db *db, uint32_t n, uint64_t expect_last, uint64_t new_last, uint64_t *first)
+int rci_log_reserve_ids(rc_db *db, uint32_t n, uint64_t expect_last, uint64_t new_last,
+                        uint64_t *first)
 {
     pthread_mutex_lock(&db->append_mu);
     int err = 0;
@@ -334,27 +336,27 @@ int log_reserve_ids(rc_db *db, uint32_t n, uint64_t expect_last, uint64_t new_la
     return err;
 }
 
-int log_wait(rc_db *db, uint64_t end_lsn)
+int rci_log_wait(rc_db *db, uint64_t end_lsn)
 {
     if (db->opt.sync != RC_SYNC_ALWAYS || end_lsn == 0)
         return 0;
     return log_wait_durable(db, end_lsn);
 }
 
-int log_sync(rc_db *db)
+int rci_log_sync(rc_db *db)
 {
     if (db->opt.read_only)
         return 0;
     return log_wait_durable(db, atomic_load(&db->tail_lsn));
 }
 
-int log_close_active(rc_db *db)
+int rci_log_close_active(rc_db *db)
 {
     segment *seg = db->active;
     if (!seg || db->opt.read_only)
         return 0;
-    int err = atomic_load(&db->write_error) ? 0 : log_sync(db);
-    int e2 = seg_truncate(seg);
+    int err = atomic_load(&db->write_error) ? 0 : rci_log_sync(db);
+    int e2 = rci_seg_truncate(seg);
     if (!err)
         err = e2;
     if (!err && !atomic_load(&db->write_error))
@@ -363,15 +365,15 @@ int log_close_active(rc_db *db)
     if (!err && atomic_load(&seg->size) <= FMT_SEG_HEADER_LEN) {
         /* nothing was written this session: leave no empty file behind */
         char name[32];
-        seg_name(name, sizeof(name), seg->id, "data");
-        seg_table_remove(&db->segs, seg);
-        seg_close(seg);
+        rci_seg_name(name, sizeof(name), seg->id, "data");
+        rci_seg_table_remove(&db->segs, seg);
+        rci_seg_close(seg);
         db->active = NULL;
         if (unlinkat(db->dir_fd, name, 0) == 0)
             fsync(db->dir_fd);
         return 0;
     }
     if (!err && db->opt.write_hints)
-        err = hint_write(db, seg);
+        err = rci_hint_write(db, seg);
     return err;
 }

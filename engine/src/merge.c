@@ -147,15 +147,15 @@ static int read_small_file(rc_db *db, const char *name, uint8_t **out, size_t *l
 static void unlink_segment_files(rc_db *db, uint64_t id)
 {
     char name[32];
-    seg_name(name, sizeof(name), id, "hint");
+    rci_seg_name(name, sizeof(name), id, "hint");
     unlinkat(db->dir_fd, name, 0);
-    seg_name(name, sizeof(name), id, "data");
+    rci_seg_name(name, sizeof(name), id, "data");
     unlinkat(db->dir_fd, name, 0);
 }
 
 /* At open, before segments are listed: finish an interrupted deletion and
  * load the tombstone horizon. */
-int merge_recover(rc_db *db)
+int rci_merge_recover(rc_db *db)
 {
     uint8_t *b;
     size_t len;
@@ -196,11 +196,11 @@ static int out_flush(merge_run *m)
     if (!m->buflen)
         return 0;
     output *o = &m->out[m->nout - 1];
-    int ferr = fault_check(FAULT_WRITE);
+    int ferr = rci_fault_check(FAULT_WRITE);
     if (!ferr) {
         pthread_mutex_lock(&m->db->ring_mu);
-        int r =
-            ring_pwrite_all(db_ring(m->db), o->fd, m->buf, m->buflen, (off_t)(o->size - m->buflen));
+        int r = rci_ring_pwrite_all(rci_db_ring(m->db), o->fd, m->buf, m->buflen,
+                                    (off_t)(o->size - m->buflen));
         pthread_mutex_unlock(&m->db->ring_mu);
         ferr = r < 0 ? -r : 0;
     }
@@ -250,9 +250,9 @@ static int out_open(merge_run *m)
     uint64_t id = db->next_segment_id++;
     pthread_mutex_unlock(&db->append_mu);
     char name[32], tmp[48];
-    seg_name(name, sizeof(name), id, "data");
+    rci_seg_name(name, sizeof(name), id, "data");
     snprintf(tmp, sizeof(tmp), "%s.tmp", name);
-    int ferr = fault_check(FAULT_CREATE);
+    int ferr = rci_fault_check(FAULT_CREATE);
     int fd = ferr ? -1 : openat(db->dir_fd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return rc_fail(rc_from_errno(ferr ? ferr : errno), "merge cannot create %s", tmp);
@@ -305,9 +305,9 @@ static int out_append(merge_run *m, const fmt_record *r, const uint8_t *bytes, k
             return RC_ENOMEM;
         size_t w = fmt_record_encode(tmp, r->total_len, &plain);
         pthread_mutex_lock(&m->db->ring_mu);
-        int rc = w == r->total_len
-                     ? ring_pwrite_all(db_ring(m->db), o->fd, tmp, r->total_len, (off_t)o->size)
-                     : -EINVAL;
+        int rc = w == r->total_len ? rci_ring_pwrite_all(rci_db_ring(m->db), o->fd, tmp,
+                                                         r->total_len, (off_t)o->size)
+                                   : -EINVAL;
         pthread_mutex_unlock(&m->db->ring_mu);
         free(tmp);
         if (rc < 0)
@@ -350,16 +350,16 @@ static int merge_visit(void *ctx, const fmt_record *r, uint32_t off)
     rc_db *db = m->db;
     segment *victim = m->victims[m->nv - 1];
     m->bytes_read += r->total_len;
-    rc_keyspace *ks = ks_by_id(db, r->ks);
+    rc_keyspace *ks = rci_ks_by_id(db, r->ks);
     if (!ks || atomic_load(&ks->dropped))
         return 0; /* a dropped keyspace */
     kept k = {.ks = r->ks, .key = r->key, .klen = r->klen, .total_len = r->total_len};
-    uint64_t h = keydir_hash(r->key, r->klen);
+    uint64_t h = rci_keydir_hash(r->key, r->klen);
     unsigned s = keydir_shard_of(h);
     kd_loc loc;
-    keydir_rdlock(ks->kd, s);
-    bool found = keydir_find(ks->kd, h, r->key, r->klen, &loc);
-    keydir_unlock(ks->kd, s);
+    rci_keydir_rdlock(ks->kd, s);
+    bool found = rci_keydir_find(ks->kd, h, r->key, r->klen, &loc);
+    rci_keydir_unlock(ks->kd, s);
     bool here = found && loc.seg == victim->slot && loc.off == off && loc.seq == r->seq;
     if (found && !here && loc.seq > r->seq) {
         ks_dead_sub(ks, r->total_len); /* superseded: reclaimed */
@@ -380,11 +380,11 @@ static int merge_visit(void *ctx, const fmt_record *r, uint32_t off)
             if (r->seq > m->horizon)
                 m->horizon = r->seq;
             if (here) { /* an expired record the sweeper had not reached */
-                keydir_wrlock(ks->kd, s);
-                bool gone = keydir_remove_if(ks->kd, h, r->key, r->klen, &loc);
-                keydir_unlock(ks->kd, s);
+                rci_keydir_wrlock(ks->kd, s);
+                bool gone = rci_keydir_remove_if(ks->kd, h, r->key, r->klen, &loc);
+                rci_keydir_unlock(ks->kd, s);
                 if (gone)
-                    index_account_removed(db, ks, &loc, r->klen);
+                    rci_index_account_removed(db, ks, &loc, r->klen);
             }
             ks_dead_sub(ks, r->total_len); /* the marker itself: reclaimed */
             return 0;
@@ -427,7 +427,7 @@ static int publish_outputs(merge_run *m)
     for (size_t i = 0; i < m->nout; i++) {
         output *o = &m->out[i];
         char name[32], tmp[48];
-        seg_name(name, sizeof(name), o->id, "data");
+        rci_seg_name(name, sizeof(name), o->id, "data");
         snprintf(tmp, sizeof(tmp), "%s.tmp", name);
         if (renameat(db->dir_fd, tmp, db->dir_fd, name) != 0)
             return rc_fail(rc_from_errno(errno), "merge cannot rename %s: %s", tmp,
@@ -437,21 +437,21 @@ static int publish_outputs(merge_run *m)
         return rc_fail(rc_from_errno(errno), "merge cannot sync the directory");
     for (size_t i = 0; i < m->nout; i++) {
         output *o = &m->out[i];
-        int err = seg_open(db->dir_fd, o->id, false, &o->seg);
+        int err = rci_seg_open(db->dir_fd, o->id, false, &o->seg);
         if (!err) {
             o->seg->min_seq = o->min_seq;
             o->seg->max_seq = o->max_seq;
             o->seg->kept_marker_bytes = o->tomb_bytes;
-            err = seg_table_add(&db->segs, o->seg);
+            err = rci_seg_table_add(&db->segs, o->seg);
             if (err) {
-                seg_close(o->seg);
+                rci_seg_close(o->seg);
                 o->seg = NULL;
             }
         }
         if (err)
             return err;
         if (db->opt.write_hints)
-            hint_write(db, o->seg); /* best effort: a scan replaces it */
+            rci_hint_write(db, o->seg); /* best effort: a scan replaces it */
     }
     return 0;
 }
@@ -459,28 +459,28 @@ static int publish_outputs(merge_run *m)
 static void repoint_all(merge_run *m)
 {
     rc_db *db = m->db;
-    epoch_slot *ep = epoch_enter(db);
+    epoch_slot *ep = rci_epoch_enter(db);
     for (size_t i = 0; i < m->nkeep; i++) {
         kept *k = &m->keep[i];
         if (!k->live)
             continue;
-        rc_keyspace *ks = ks_by_id(db, k->ks);
+        rc_keyspace *ks = rci_ks_by_id(db, k->ks);
         segment *out = m->out[k->out_index].seg;
         bool moved = false;
         if (ks && !atomic_load(&ks->dropped)) {
             kd_loc nl = k->old;
             nl.seg = out->slot;
             nl.off = k->new_off;
-            uint64_t h = keydir_hash(k->key, k->klen);
+            uint64_t h = rci_keydir_hash(k->key, k->klen);
             unsigned s = keydir_shard_of(h);
-            keydir_wrlock(ks->kd, s);
-            moved = keydir_repoint(ks->kd, h, k->key, k->klen, &k->old, &nl);
-            keydir_unlock(ks->kd, s);
+            rci_keydir_wrlock(ks->kd, s);
+            moved = rci_keydir_repoint(ks->kd, h, k->key, k->klen, &k->old, &nl);
+            rci_keydir_unlock(ks->kd, s);
         }
         if (!moved) /* overwritten meanwhile: the copy is dead */
             atomic_fetch_add(&out->dead_bytes, k->total_len);
     }
-    epoch_exit(ep);
+    rci_epoch_exit(ep);
 }
 
 static int delete_victims(merge_run *m)
@@ -511,13 +511,13 @@ static int delete_victims(merge_run *m)
     }
     for (size_t i = 0; i < m->nv; i++) {
         atomic_store(&m->victims[i]->doomed, true);
-        seg_table_remove(&db->segs, m->victims[i]);
+        rci_seg_table_remove(&db->segs, m->victims[i]);
     }
-    epoch_synchronize(db); /* no reader is inside a victim's mapping now */
+    rci_epoch_synchronize(db); /* no reader is inside a victim's mapping now */
     pthread_rwlock_wrlock(&db->files_gate);
     for (size_t i = 0; i < m->nv; i++) {
         unlink_segment_files(db, m->victims[i]->id);
-        seg_close(m->victims[i]);
+        rci_seg_close(m->victims[i]);
         m->victims[i] = NULL;
     }
     fsync(db->dir_fd);
@@ -552,7 +552,7 @@ static int merge_segments(rc_db *db, segment **victims, size_t nv)
             m.outside_min_seq = lo;
     }
     int err = 0;
-    epoch_slot *ep = epoch_enter(db);
+    epoch_slot *ep = rci_epoch_enter(db);
     for (size_t i = 0; i < nv && !err; i++) {
         m.nv = i + 1; /* merge_visit reads the current victim as the last */
         struct stat st;
@@ -561,10 +561,10 @@ static int merge_segments(rc_db *db, segment **victims, size_t nv)
                                 : m.now;
         before += atomic_load(&victims[i]->size) + victims[i]->hint_bytes;
         scan_result res;
-        scan_segment(victims[i], false, merge_visit, &m, &res);
+        rci_scan_segment(victims[i], false, merge_visit, &m, &res);
         err = m.err;
     }
-    epoch_exit(ep);
+    rci_epoch_exit(ep);
     m.nv = nv;
     if (!err && m.nout)
         err = out_close(&m);
@@ -581,7 +581,7 @@ static int merge_segments(rc_db *db, segment **victims, size_t nv)
                 close(m.out[i].fd);
             if (!m.out[i].seg) {
                 char name[48];
-                seg_name(name, sizeof(name), m.out[i].id, "data");
+                rci_seg_name(name, sizeof(name), m.out[i].id, "data");
                 strcat(name, ".tmp");
                 unlinkat(db->dir_fd, name, 0);
             }
@@ -672,10 +672,10 @@ static void seal_dead_active(rc_db *db)
     uint64_t size = atomic_load(&a->size), dead = atomic_load(&a->dead_bytes);
     if (dead > 0 && size >= db->opt.segment_bytes / 8 &&
         dead * 100 >= (uint64_t)db->opt.merge_dead_pct * size)
-        log_seal_active(db);
+        rci_log_seal_active(db);
 }
 
-int merge_maybe(rc_db *db)
+int rci_merge_maybe(rc_db *db)
 {
     if (db->opt.read_only || atomic_load(&db->write_error))
         return 0;
@@ -697,7 +697,7 @@ int rc_merge(rc_db *db)
         return rc_fail(RC_EREADONLY, "cannot merge a database opened read-only");
     if (atomic_load(&db->write_error))
         return rc_fail(RC_EREADONLY, "an earlier fdatasync failed: reopen the database");
-    int err = log_seal_active(db); /* so that its dead data can go too */
+    int err = rci_log_seal_active(db); /* so that its dead data can go too */
     if (err)
         return err;
     pthread_mutex_lock(&db->merge_mu);

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int num_parse(const void *text, size_t len, num_value *out)
+int rci_num_parse(const void *text, size_t len, num_value *out)
 {
     char buf[64];
     if (len == 0 || len >= sizeof(buf))
@@ -39,7 +39,7 @@ int num_parse(const void *text, size_t len, num_value *out)
     return -1;
 }
 
-int num_add(const num_value *a, const num_value *b, num_value *out)
+int rci_num_add(const num_value *a, const num_value *b, num_value *out)
 {
     if (!a->is_float && !b->is_float) {
         int64_t r;
@@ -60,7 +60,7 @@ int num_add(const num_value *a, const num_value *b, num_value *out)
     return 0;
 }
 
-size_t num_format(const num_value *v, char out[NUM_TEXT_MAX])
+size_t rci_num_format(const num_value *v, char out[NUM_TEXT_MAX])
 {
     if (!v->is_float)
         return (size_t)snprintf(out, NUM_TEXT_MAX, "%lld", (long long)v->i);

@@ -17,11 +17,11 @@ typedef struct num_value {
 } num_value;
 
 /* Parse decimal int64 or a finite double (whole text, no spaces). 0 or -1. */
-int num_parse(const void *text, size_t len, num_value *out);
+int rci_num_parse(const void *text, size_t len, num_value *out);
 /* A + B: int+int stays int (RC_EOVERFLOW on overflow); else float
  * (RC_EOVERFLOW when the result is not finite). */
-int num_add(const num_value *a, const num_value *b, num_value *out);
+int rci_num_add(const num_value *a, const num_value *b, num_value *out);
 /* Shortest text that parses back to the same value; returns its length. */
-size_t num_format(const num_value *v, char out[NUM_TEXT_MAX]);
+size_t rci_num_format(const num_value *v, char out[NUM_TEXT_MAX]);
 
 #endif

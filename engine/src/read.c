@@ -24,7 +24,7 @@ static int decode_at(rc_db *db, const kd_loc *loc, fmt_record *r)
     if (loc->off >= size)
         return rc_fail(RC_ECORRUPT, "offset %u is past the end of segment %08llu", loc->off,
                        (unsigned long long)seg->id);
-    int ferr = fault_check(FAULT_READ);
+    int ferr = rci_fault_check(FAULT_READ);
     if (ferr)
         return rc_fail(rc_from_errno(ferr), "read of segment %08llu failed (injected)",
                        (unsigned long long)seg->id);
@@ -36,7 +36,7 @@ static int decode_at(rc_db *db, const kd_loc *loc, fmt_record *r)
     return 0;
 }
 
-int read_record(rc_db *db, const kd_loc *loc, rc_value *out, bool want_data)
+int rci_read_record(rc_db *db, const kd_loc *loc, rc_value *out, bool want_data)
 {
     fmt_record r;
     int err = decode_at(db, loc, &r);
@@ -78,7 +78,7 @@ int read_record(rc_db *db, const kd_loc *loc, rc_value *out, bool want_data)
     return 0;
 }
 
-int record_sizes(rc_db *db, const kd_loc *loc, uint32_t *total, uint64_t *value_len)
+int rci_record_sizes(rc_db *db, const kd_loc *loc, uint32_t *total, uint64_t *value_len)
 {
     segment *seg = seg_at(&db->segs, loc->seg);
     if (!seg)
@@ -99,19 +99,19 @@ int record_sizes(rc_db *db, const kd_loc *loc, uint32_t *total, uint64_t *value_
     return 0;
 }
 
-int read_key(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *key, size_t klen, rc_value *out,
-             bool want_data)
+int rci_read_key(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *key, size_t klen,
+                 rc_value *out, bool want_data)
 {
     unsigned shard = keydir_shard_of(hash);
     kd_loc loc;
-    keydir_rdlock(ks->kd, shard);
-    bool found = keydir_find(ks->kd, hash, key, klen, &loc);
-    keydir_unlock(ks->kd, shard);
+    rci_keydir_rdlock(ks->kd, shard);
+    bool found = rci_keydir_find(ks->kd, hash, key, klen, &loc);
+    rci_keydir_unlock(ks->kd, shard);
     if (!found)
         return RC_ENOTFOUND;
     if (loc.expires_at_ms && db_now_ms(db) >= loc.expires_at_ms)
         return RC_ENOTFOUND;
-    return read_record(db, &loc, out, want_data);
+    return rci_read_record(db, &loc, out, want_data);
 }
 
 void rc_value_free(rc_value *v)

@@ -99,11 +99,11 @@ static void acct_ks(rec_acct *a, rc_keyspace *ks)
 
 static rc_keyspace *ks_for_id(rc_db *db, uint32_t id)
 {
-    rc_keyspace *ks = ks_by_id(db, id);
+    rc_keyspace *ks = rci_ks_by_id(db, id);
     if (ks)
         return ks;
-    ks = ks_new(db, NULL, id, 0); /* provisional until the catalogue names it */
-    if (!ks || ks_register(db, ks) != 0)
+    ks = rci_ks_new(db, NULL, id, 0); /* provisional until the catalogue names it */
+    if (!ks || rci_ks_register(db, ks) != 0)
         return NULL;
     return ks;
 }
@@ -117,7 +117,7 @@ static uint64_t user_vlen(rc_db *db, const kd_loc *loc, uint8_t flags, uint32_t 
     if (flags & FMT_REC_COMPRESSED) {
         uint32_t t;
         uint64_t v = 0;
-        record_sizes(db, loc, &t, &v);
+        rci_record_sizes(db, loc, &t, &v);
         return v;
     }
     size_t fixed = 4 + 1 + fmt_varint_len(seq) + fmt_varint_len(klen) + klen;
@@ -155,7 +155,7 @@ static int insert(rec_acct *a, rc_keyspace *ks, uint8_t flags, uint64_t seq, uin
                   .expires_at_ms = tomb ? TOMBSTONE_MARK : (int64_t)exp};
     bool replaced = false, had = false;
     kd_loc old;
-    if (keydir_put_if_newer(ks->kd, hash, key, klen, &loc, &replaced, &old, &had) != 0)
+    if (rci_keydir_put_if_newer(ks->kd, hash, key, klen, &loc, &replaced, &old, &had) != 0)
         return RC_ENOMEM;
     if (!replaced || tomb) {
         a->seg_dead += total;
@@ -170,7 +170,7 @@ static int insert(rec_acct *a, rc_keyspace *ks, uint8_t flags, uint64_t seq, uin
          * in; those of a replaced record are counted now (atomically: the
          * loser may lie in another thread's segment and keyspace) */
         if (had && old.expires_at_ms != TOMBSTONE_MARK)
-            index_account_removed(a->db, ks, &old, klen);
+            rci_index_account_removed(a->db, ks, &old, klen);
     }
     return 0;
 }
@@ -207,7 +207,7 @@ static int scan_insert(void *ctx, const fmt_record *r, uint32_t off)
             return c->err = RC_ENOMEM;
     }
     int err = insert(&c->acct, ks, r->flags, r->seq, r->ks, r->expires_at_ms, r->key, r->klen, off,
-                     r->total_len, keydir_hash(r->key, r->klen));
+                     r->total_len, rci_keydir_hash(r->key, r->klen));
     return err ? (c->err = err) : 0;
 }
 
@@ -225,7 +225,7 @@ static int scan_one(rc_db *db, segment *seg, bool tail)
     scan_ctx c = {.db = db, .acct = {.db = db, .seg = seg}};
     scan_result res;
     int err = 0;
-    if (scan_segment(seg, tail, scan_insert, &c, &res) != 0 && !c.err)
+    if (rci_scan_segment(seg, tail, scan_insert, &c, &res) != 0 && !c.err)
         c.err = RC_ENOMEM;
     acct_flush(&c.acct);
     db->corrupt_records += c.acct.corrupt;
@@ -240,7 +240,7 @@ static int scan_one(rc_db *db, segment *seg, bool tail)
         db->torn_bytes += res.torn_bytes;
         atomic_store(&seg->size, res.committed_end);
         if (!db->opt.read_only) {
-            err = seg_truncate(seg);
+            err = rci_seg_truncate(seg);
             if (!err && fsync(seg->fd) != 0)
                 err = rc_fail(rc_from_errno(errno), "cannot sync truncated segment");
         }
@@ -329,7 +329,7 @@ static int prep_entry(void *ctx, const fmt_hint_header *h, uint64_t i, const fmt
         if (!c->tmp)
             return c->oom = true, -1;
     }
-    uint64_t hash = keydir_hash(e->key, e->klen);
+    uint64_t hash = rci_keydir_hash(e->key, e->klen);
     c->tmp[i].hash = hash;
     c->tmp[i].ent = s->map + pos;
     c->count[keydir_shard_of(hash)]++;
@@ -407,12 +407,12 @@ static int load_shard(rec_window *w, unsigned shard, rec_acct *a)
     /* A run naming one keyspace: size the shard's table for all of its
      * entries at once (no rehash on the way), then give back what
      * duplicates left unused. Best effort: growth copes otherwise. */
-    rc_keyspace *rks = w->run_ks <= KS_ID_MAX ? ks_by_id(db, w->run_ks) : NULL;
+    rc_keyspace *rks = w->run_ks <= KS_ID_MAX ? rci_ks_by_id(db, w->run_ks) : NULL;
     if (rks) {
         size_t more = 0;
         for (size_t f = w->lo; f < w->hi; f++)
             more += w->src[f].start[shard + 1] - w->src[f].start[shard];
-        (void)keydir_shard_reserve(rks->kd, shard, more);
+        (void)rci_keydir_shard_reserve(rks->kd, shard, more);
     }
     int err = 0;
     for (size_t f = w->lo; f < w->hi && !err; f++) {
@@ -441,11 +441,11 @@ static int load_shard(rec_window *w, unsigned shard, rec_acct *a)
                                       &used); /* verified by step 1 */
                 if (e->ks != pks_id) {
                     pks_id = e->ks;
-                    pks = e->ks <= KS_ID_MAX ? ks_by_id(db, e->ks) : NULL;
+                    pks = e->ks <= KS_ID_MAX ? rci_ks_by_id(db, e->ks) : NULL;
                 }
                 wks[decoded % AHEAD] = pks;
                 if (pks)
-                    keydir_prefetch(pks->kd, it[decoded].hash);
+                    rci_keydir_prefetch(pks->kd, it[decoded].hash);
                 decoded++;
             }
             const fmt_hint_entry *e = &win[i % AHEAD];
@@ -456,7 +456,7 @@ static int load_shard(rec_window *w, unsigned shard, rec_acct *a)
         }
     }
     if (rks)
-        keydir_shard_trim(rks->kd, shard);
+        rci_keydir_shard_trim(rks->kd, shard);
     return err;
 }
 
@@ -579,7 +579,7 @@ static int window_flush(rec_window *w, uint64_t tail_id)
 static bool window_add(rec_window *w, segment *seg)
 {
     char name[32];
-    seg_name(name, sizeof(name), seg->id, "hint");
+    rci_seg_name(name, sizeof(name), seg->id, "hint");
     int fd = openat(w->db->dir_fd, name, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return false;
@@ -721,20 +721,20 @@ static int purge_visit(void *ctx, const uint8_t *key, size_t klen, const kd_loc 
 
 static int purge_dead(rc_db *db, rc_keyspace *ks)
 {
-    if (keydir_ttl_count(ks->kd) == 0)
+    if (rci_keydir_ttl_count(ks->kd) == 0)
         return 0;
     purge p = {.now = db_now_ms(db)};
     int err = 0;
     for (unsigned s = 0; s < KEYDIR_SHARDS && !err; s++) {
         p.n = 0;
-        keydir_shard_foreach(ks->kd, s, purge_visit, &p);
+        rci_keydir_shard_foreach(ks->kd, s, purge_visit, &p);
         if (p.oom)
             err = RC_ENOMEM;
         for (size_t i = 0; i < p.n; i++) {
-            uint64_t h = keydir_hash(p.keys[i], p.lens[i]);
-            if (keydir_remove_if(ks->kd, h, p.keys[i], p.lens[i], &p.locs[i]) &&
+            uint64_t h = rci_keydir_hash(p.keys[i], p.lens[i]);
+            if (rci_keydir_remove_if(ks->kd, h, p.keys[i], p.lens[i], &p.locs[i]) &&
                 p.locs[i].expires_at_ms != TOMBSTONE_MARK)
-                index_account_removed(db, ks, &p.locs[i], p.lens[i]);
+                rci_index_account_removed(db, ks, &p.locs[i], p.lens[i]);
             free(p.keys[i]);
         }
     }
@@ -751,10 +751,10 @@ static uint64_t now_ms_mono(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-int recover(rc_db *db)
+int rci_recover(rc_db *db)
 {
     uint64_t t0 = now_ms_mono();
-    int err = merge_recover(db);
+    int err = rci_merge_recover(db);
     if (err)
         return err;
     uint64_t *ids = NULL;
@@ -762,13 +762,13 @@ int recover(rc_db *db)
     /* a read-only opener beside a writer's full load: if the load commits
      * while the segments are listed, the listing may lack some of its
      * segments, so list again (rc_open retries on segment_vanished) */
-    bool loading = db->opt.read_only && load_marker_present(db);
+    bool loading = db->opt.read_only && rci_load_marker_present(db);
     err = list_segments(db, &ids, &n);
     if (err)
         return err;
-    fault_listed();
-    err = load_recover(db, ids, &n); /* an interrupted full load: undone */
-    if (!err && loading && !load_marker_present(db)) {
+    rci_fault_listed();
+    err = rci_load_recover(db, ids, &n); /* an interrupted full load: undone */
+    if (!err && loading && !rci_load_marker_present(db)) {
         db->segment_vanished = true;
         err = rc_fail(RC_ENOTFOUND, "a load committed while %s was listed", db->dir);
     }
@@ -783,7 +783,7 @@ int recover(rc_db *db)
     uint64_t tail_id = 0;
     for (size_t i = n; i-- > 0;) {
         char hname[32];
-        seg_name(hname, sizeof(hname), ids[i], "hint");
+        rci_seg_name(hname, sizeof(hname), ids[i], "hint");
         if (faccessat(db->dir_fd, hname, F_OK, 0) != 0) {
             tail_id = ids[i];
             break;
@@ -795,14 +795,14 @@ int recover(rc_db *db)
     for (size_t i = 0; i < n && !err; i++) {
         segment *seg;
         char hname[32];
-        seg_name(hname, sizeof(hname), ids[i], "hint");
+        rci_seg_name(hname, sizeof(hname), ids[i], "hint");
         if (db->opt.read_only && faccessat(db->dir_fd, hname, F_OK, 0) != 0)
             /* no hint yet: it may be a live writer's active segment, which
              * sealing will shrink; a hinted one was truncated before its hint
              * was written and never changes again */
-            err = seg_open_copy(db->dir_fd, ids[i], &seg);
+            err = rci_seg_open_copy(db->dir_fd, ids[i], &seg);
         else
-            err = seg_open(db->dir_fd, ids[i], !db->opt.read_only, &seg);
+            err = rci_seg_open(db->dir_fd, ids[i], !db->opt.read_only, &seg);
         if (err == RC_ENOTFOUND && db->opt.read_only) {
             /* a live writer's merge removed it after we listed the directory:
              * its replacement may not be in our listing, so start over */
@@ -811,9 +811,9 @@ int recover(rc_db *db)
         }
         if (err)
             break;
-        err = seg_table_add(&db->segs, seg);
+        err = rci_seg_table_add(&db->segs, seg);
         if (err) {
-            seg_close(seg);
+            rci_seg_close(seg);
             break;
         }
         fmt_segment_header h;
@@ -825,10 +825,10 @@ int recover(rc_db *db)
         if (atomic_load(&seg->size) <= FMT_SEG_HEADER_LEN && !db->opt.read_only &&
             ids[i] != tail_id) {
             /* an active segment that never got a record: nothing to keep */
-            seg_table_remove(&db->segs, seg);
-            seg_close(seg);
+            rci_seg_table_remove(&db->segs, seg);
+            rci_seg_close(seg);
             char nm[32];
-            seg_name(nm, sizeof(nm), ids[i], "data");
+            rci_seg_name(nm, sizeof(nm), ids[i], "data");
             unlinkat(db->dir_fd, nm, 0);
             continue;
         }
@@ -858,7 +858,7 @@ int recover(rc_db *db)
         if (f)
             fclose(f);
     }
-    err = ks_load_catalog(db);
+    err = rci_ks_load_catalog(db);
     for (uint32_t id = 0; id < db->ks_cap && !err; id++) {
         rc_keyspace *ks = db->ks_by_id[id];
         if (ks)
@@ -868,7 +868,7 @@ int recover(rc_db *db)
         return err;
     for (uint32_t id = 1; id < db->ks_cap; id++)
         if (db->ks_by_id[id])
-            db->recovered_keys += keydir_count(db->ks_by_id[id]->kd);
+            db->recovered_keys += rci_keydir_count(db->ks_by_id[id]->kd);
     db->recovery_ms = now_ms_mono() - t0;
     return 0;
 }

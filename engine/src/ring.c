@@ -17,7 +17,7 @@ struct ring {
     struct io_uring uring;
 };
 
-struct ring *ring_new(unsigned entries)
+struct ring *rci_ring_new(unsigned entries)
 {
     struct ring *r = calloc(1, sizeof(*r));
     if (!r)
@@ -29,7 +29,7 @@ struct ring *ring_new(unsigned entries)
     return r;
 }
 
-void ring_free(struct ring *r)
+void rci_ring_free(struct ring *r)
 {
     if (!r)
         return;
@@ -51,7 +51,7 @@ static int ring_wait_one(struct ring *r)
     return res;
 }
 
-int ring_fdatasync(struct ring *r, int fd)
+int rci_ring_fdatasync(struct ring *r, int fd)
 {
     if (!r)
         return fdatasync(fd) == 0 ? 0 : -errno;
@@ -65,7 +65,7 @@ int ring_fdatasync(struct ring *r, int fd)
     return ring_wait_one(r);
 }
 
-int ring_pwrite_all(struct ring *r, int fd, const void *buf, size_t len, off_t off)
+int rci_ring_pwrite_all(struct ring *r, int fd, const void *buf, size_t len, off_t off)
 {
     const char *p = buf;
     while (len > 0) {

@@ -40,7 +40,7 @@ static uint64_t last_nonzero_end(const uint8_t *p, uint64_t from, uint64_t to)
     return to;
 }
 
-int scan_segment(const segment *seg, bool tail_mode, scan_fn fn, void *ctx, scan_result *res)
+int rci_scan_segment(const segment *seg, bool tail_mode, scan_fn fn, void *ctx, scan_result *res)
 {
     memset(res, 0, sizeof(*res));
     uint64_t size = atomic_load(&((segment *)seg)->size);

@@ -30,6 +30,6 @@ typedef struct scan_result {
  * that the bad region cut into are dropped up to its BATCH_END; a bad record
  * with nothing valid after it ends the scan. A non-zero return of FN stops
  * the scan and is returned. */
-int scan_segment(const segment *seg, bool tail_mode, scan_fn fn, void *ctx, scan_result *res);
+int rci_scan_segment(const segment *seg, bool tail_mode, scan_fn fn, void *ctx, scan_result *res);
 
 #endif

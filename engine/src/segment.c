@@ -27,7 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int seg_table_init(segment_table *t)
+int rci_seg_table_init(segment_table *t)
 {
     t->slots = calloc(SEG_SLOTS, sizeof(*t->slots));
     if (!t->slots)
@@ -37,19 +37,19 @@ int seg_table_init(segment_table *t)
     return 0;
 }
 
-void seg_table_free(segment_table *t)
+void rci_seg_table_free(segment_table *t)
 {
     if (!t->slots)
         return;
     for (uint32_t i = 0; i < SEG_SLOTS; i++)
         if (t->slots[i])
-            seg_close(t->slots[i]);
+            rci_seg_close(t->slots[i]);
     free(t->slots);
     t->slots = NULL;
     pthread_mutex_destroy(&t->mu);
 }
 
-int seg_table_add(segment_table *t, segment *seg)
+int rci_seg_table_add(segment_table *t, segment *seg)
 {
     pthread_mutex_lock(&t->mu);
     for (uint32_t n = 0; n < SEG_SLOTS; n++) {
@@ -66,7 +66,7 @@ int seg_table_add(segment_table *t, segment *seg)
     return rc_fail(RC_ELIMIT, "more than %u segments are open: run a merge", SEG_SLOTS);
 }
 
-void seg_table_remove(segment_table *t, segment *seg)
+void rci_seg_table_remove(segment_table *t, segment *seg)
 {
     pthread_mutex_lock(&t->mu);
     if (t->slots[seg->slot] == seg)
@@ -74,7 +74,7 @@ void seg_table_remove(segment_table *t, segment *seg)
     pthread_mutex_unlock(&t->mu);
 }
 
-void seg_name(char *buf, size_t cap, uint64_t id, const char *ext)
+void rci_seg_name(char *buf, size_t cap, uint64_t id, const char *ext)
 {
     snprintf(buf, cap, "%08llu.%s", (unsigned long long)id, ext);
 }
@@ -89,12 +89,12 @@ static segment *seg_alloc(uint64_t id, int fd)
     return seg;
 }
 
-int seg_create(int dir_fd, uint64_t id, uint64_t db_id, uint64_t reserve, int64_t now_ms,
-               segment **out)
+int rci_seg_create(int dir_fd, uint64_t id, uint64_t db_id, uint64_t reserve, int64_t now_ms,
+                   segment **out)
 {
     char name[32];
-    seg_name(name, sizeof(name), id, "data");
-    int err = fault_check(FAULT_CREATE);
+    rci_seg_name(name, sizeof(name), id, "data");
+    int err = rci_fault_check(FAULT_CREATE);
     int fd = err ? -1 : openat(dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         err = err ? err : errno;
@@ -117,7 +117,7 @@ int seg_create(int dir_fd, uint64_t id, uint64_t db_id, uint64_t reserve, int64_
         goto fail;
     }
     atomic_store(&seg->size, 0);
-    err = seg_reserve(seg, FMT_SEG_HEADER_LEN);
+    err = rci_seg_reserve(seg, FMT_SEG_HEADER_LEN);
     if (err)
         goto fail;
     fmt_segment_header h = {.segment_id = id, .db_id = db_id, .created_ms = (uint64_t)now_ms};
@@ -131,15 +131,15 @@ int seg_create(int dir_fd, uint64_t id, uint64_t db_id, uint64_t reserve, int64_
     *out = seg;
     return 0;
 fail:
-    seg_close(seg);
+    rci_seg_close(seg);
     unlinkat(dir_fd, name, 0);
     return err;
 }
 
-int seg_open(int dir_fd, uint64_t id, bool writable, segment **out)
+int rci_seg_open(int dir_fd, uint64_t id, bool writable, segment **out)
 {
     char name[32];
-    seg_name(name, sizeof(name), id, "data");
+    rci_seg_name(name, sizeof(name), id, "data");
     int fd = openat(dir_fd, name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     if (fd < 0)
         return rc_fail(rc_from_errno(errno), "cannot open segment %s: %s", name, strerror(errno));
@@ -161,7 +161,7 @@ int seg_open(int dir_fd, uint64_t id, bool writable, segment **out)
         seg->map = mmap(NULL, seg->map_len, PROT_READ, MAP_SHARED, fd, 0);
         if (seg->map == MAP_FAILED) {
             seg->map = NULL;
-            seg_close(seg);
+            rci_seg_close(seg);
             return rc_fail(RC_ENOMEM, "cannot map segment %s: %s", name, strerror(errno));
         }
         madvise(seg->map, seg->map_len, MADV_RANDOM);
@@ -173,10 +173,10 @@ int seg_open(int dir_fd, uint64_t id, bool writable, segment **out)
     return 0;
 }
 
-int seg_open_copy(int dir_fd, uint64_t id, segment **out)
+int rci_seg_open_copy(int dir_fd, uint64_t id, segment **out)
 {
     char name[32];
-    seg_name(name, sizeof(name), id, "data");
+    rci_seg_name(name, sizeof(name), id, "data");
     int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return rc_fail(rc_from_errno(errno), "cannot open segment %s: %s", name, strerror(errno));
@@ -222,12 +222,12 @@ int seg_open_copy(int dir_fd, uint64_t id, segment **out)
     *out = seg;
     seg = NULL;
 out:
-    seg_close(seg);
+    rci_seg_close(seg);
     close(fd);
     return err;
 }
 
-int seg_reserve(segment *seg, uint64_t need)
+int rci_seg_reserve(segment *seg, uint64_t need)
 {
     uint64_t size = atomic_load_explicit(&seg->size, memory_order_relaxed);
     if (size + need <= seg->file_len)
@@ -238,7 +238,7 @@ int seg_reserve(segment *seg, uint64_t need)
     want = (want + SEG_GROW_STEP - 1) / SEG_GROW_STEP * SEG_GROW_STEP;
     if (seg->file_len + want > seg->map_len)
         want = seg->map_len - seg->file_len;
-    int err = fault_check(FAULT_GROW);
+    int err = rci_fault_check(FAULT_GROW);
     if (!err && fallocate(seg->fd, 0, (off_t)seg->file_len, (off_t)want) != 0)
         err = errno;
     if (err == EOPNOTSUPP) /* file systems without fallocate: extend sparsely */
@@ -250,7 +250,7 @@ int seg_reserve(segment *seg, uint64_t need)
     return 0;
 }
 
-int seg_truncate(segment *seg)
+int rci_seg_truncate(segment *seg)
 {
     uint64_t size = atomic_load(&seg->size);
     if (seg->file_len == size)
@@ -262,7 +262,7 @@ int seg_truncate(segment *seg)
     return 0;
 }
 
-void seg_close(segment *seg)
+void rci_seg_close(segment *seg)
 {
     if (!seg)
         return;

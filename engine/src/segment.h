@@ -39,36 +39,36 @@ typedef struct segment_table {
     pthread_mutex_t mu;
 } segment_table;
 
-int seg_table_init(segment_table *t);
-void seg_table_free(segment_table *t); /* closes every segment */
+int rci_seg_table_init(segment_table *t);
+void rci_seg_table_free(segment_table *t); /* closes every segment */
 /* Give SEG a free slot; RC_ELIMIT when all are taken. */
-int seg_table_add(segment_table *t, segment *seg);
-void seg_table_remove(segment_table *t, segment *seg);
+int rci_seg_table_add(segment_table *t, segment *seg);
+void rci_seg_table_remove(segment_table *t, segment *seg);
 static inline segment *seg_at(segment_table *t, uint16_t slot)
 {
     return __atomic_load_n(&t->slots[slot], __ATOMIC_ACQUIRE);
 }
 
 /* "DIR/NNNNNNNN.EXT" relative name into BUF (at least 32 bytes). */
-void seg_name(char *buf, size_t cap, uint64_t id, const char *ext);
+void rci_seg_name(char *buf, size_t cap, uint64_t id, const char *ext);
 
 /* Create segment ID in DIR_FD with its header, preallocated and mapped for
  * writing up to RESERVE bytes. */
-int seg_create(int dir_fd, uint64_t id, uint64_t db_id, uint64_t reserve, int64_t now_ms,
-               segment **out);
+int rci_seg_create(int dir_fd, uint64_t id, uint64_t db_id, uint64_t reserve, int64_t now_ms,
+                   segment **out);
 /* Open an existing segment read-only (or read-write when WRITABLE, so that
  * recovery can truncate a torn tail), mapped over its current length. */
-int seg_open(int dir_fd, uint64_t id, bool writable, segment **out);
+int rci_seg_open(int dir_fd, uint64_t id, bool writable, segment **out);
 /* Read-only openers: load segment ID into private memory with pread instead
  * of mapping the file. For segments without a hint, any of which may be the
  * active segment of a live writer: the writer may shrink that file (sealing
  * drops its preallocation), and pages of a shared mapping past the new end
  * would raise SIGBUS; pread just stops at the end. */
-int seg_open_copy(int dir_fd, uint64_t id, segment **out);
+int rci_seg_open_copy(int dir_fd, uint64_t id, segment **out);
 /* Make room for NEED more bytes after seg->size (active segment only). */
-int seg_reserve(segment *seg, uint64_t need);
+int rci_seg_reserve(segment *seg, uint64_t need);
 /* Cut the file to seg->size (drops preallocation / a torn tail). */
-int seg_truncate(segment *seg);
-void seg_close(segment *seg);
+int rci_seg_truncate(segment *seg);
+void rci_seg_close(segment *seg);
 
 #endif

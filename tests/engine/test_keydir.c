@@ -29,7 +29,7 @@
 
 /* Fault injection (keydir_arena.h): defined only when the keydir is built
  * with RC_FAULT_INJECTION, hence weak; the tests that need it skip without. */
-void keydir_fault_fail_alloc(long n) __attribute__((weak));
+void rci_keydir_fault_fail_alloc(long n) __attribute__((weak));
 
 static uint64_t splitmix64(uint64_t *state)
 {
@@ -66,28 +66,28 @@ static void assert_loc_eq(const kd_loc *got, const kd_loc *want)
 static int put(keydir *kd, const void *key, size_t klen, const kd_loc *loc, kd_loc *old,
                bool *had_old)
 {
-    uint64_t h = keydir_hash(key, klen);
-    keydir_wrlock(kd, keydir_shard_of(h));
-    int rc = keydir_put(kd, h, key, klen, loc, old, had_old);
-    keydir_unlock(kd, keydir_shard_of(h));
+    uint64_t h = rci_keydir_hash(key, klen);
+    rci_keydir_wrlock(kd, keydir_shard_of(h));
+    int rc = rci_keydir_put(kd, h, key, klen, loc, old, had_old);
+    rci_keydir_unlock(kd, keydir_shard_of(h));
     return rc;
 }
 
 static bool find(keydir *kd, const void *key, size_t klen, kd_loc *out)
 {
-    uint64_t h = keydir_hash(key, klen);
-    keydir_rdlock(kd, keydir_shard_of(h));
-    bool found = keydir_find(kd, h, key, klen, out);
-    keydir_unlock(kd, keydir_shard_of(h));
+    uint64_t h = rci_keydir_hash(key, klen);
+    rci_keydir_rdlock(kd, keydir_shard_of(h));
+    bool found = rci_keydir_find(kd, h, key, klen, out);
+    rci_keydir_unlock(kd, keydir_shard_of(h));
     return found;
 }
 
 static bool del(keydir *kd, const void *key, size_t klen, kd_loc *old)
 {
-    uint64_t h = keydir_hash(key, klen);
-    keydir_wrlock(kd, keydir_shard_of(h));
-    bool found = keydir_remove(kd, h, key, klen, old);
-    keydir_unlock(kd, keydir_shard_of(h));
+    uint64_t h = rci_keydir_hash(key, klen);
+    rci_keydir_wrlock(kd, keydir_shard_of(h));
+    bool found = rci_keydir_remove(kd, h, key, klen, old);
+    rci_keydir_unlock(kd, keydir_shard_of(h));
     return found;
 }
 
@@ -108,7 +108,7 @@ static void assert_has_i(keydir *kd, uint32_t i, uint32_t version)
 
 Test(keydir, put_find_overwrite_remove)
 {
-    keydir *kd = keydir_new();
+    keydir *kd = rci_keydir_new();
     cr_assert_not_null(kd);
     kd_loc a = {.seg = 1, .off = 100, .seq = 5}, b = {.seg = 2, .off = 200, .seq = 9};
     kd_loc got, old;
@@ -127,104 +127,104 @@ Test(keydir, put_find_overwrite_remove)
     assert_loc_eq(&old, &a);
     cr_assert(find(kd, "alpha", 5, &got));
     assert_loc_eq(&got, &b);
-    cr_assert_eq(keydir_count(kd), 1);
+    cr_assert_eq(rci_keydir_count(kd), 1);
 
     cr_assert(del(kd, "alpha", 5, &old));
     assert_loc_eq(&old, &b);
     cr_assert_not(find(kd, "alpha", 5, &got));
     cr_assert_not(del(kd, "alpha", 5, &old));
-    cr_assert_eq(keydir_count(kd), 0);
-    keydir_free(kd);
+    cr_assert_eq(rci_keydir_count(kd), 0);
+    rci_keydir_free(kd);
 }
 
 Test(keydir, put_if_newer_keeps_the_highest_seq)
 {
-    keydir *kd = keydir_new();
-    uint64_t h = keydir_hash("key", 3);
+    keydir *kd = rci_keydir_new();
+    uint64_t h = rci_keydir_hash("key", 3);
     unsigned sh = keydir_shard_of(h);
     kd_loc v10 = {.seg = 1, .off = 10, .seq = 10}, v5 = {.seg = 2, .off = 5, .seq = 5};
     kd_loc v10b = {.seg = 3, .off = 11, .seq = 10}, v20 = {.seg = 4, .off = 20, .seq = 20};
     kd_loc got, old;
     bool replaced, had_old;
 
-    keydir_wrlock(kd, sh);
-    cr_assert_eq(keydir_put_if_newer(kd, h, "key", 3, &v10, &replaced, &old, &had_old), 0);
+    rci_keydir_wrlock(kd, sh);
+    cr_assert_eq(rci_keydir_put_if_newer(kd, h, "key", 3, &v10, &replaced, &old, &had_old), 0);
     cr_assert(replaced, "an absent key goes in");
     cr_assert_not(had_old);
 
-    cr_assert_eq(keydir_put_if_newer(kd, h, "key", 3, &v5, &replaced, &old, &had_old), 0);
+    cr_assert_eq(rci_keydir_put_if_newer(kd, h, "key", 3, &v5, &replaced, &old, &had_old), 0);
     cr_assert_not(replaced, "an older seq loses");
     cr_assert(had_old);
     assert_loc_eq(&old, &v10);
 
-    cr_assert_eq(keydir_put_if_newer(kd, h, "key", 3, &v10b, &replaced, &old, &had_old), 0);
+    cr_assert_eq(rci_keydir_put_if_newer(kd, h, "key", 3, &v10b, &replaced, &old, &had_old), 0);
     cr_assert_not(replaced, "an equal seq loses");
-    cr_assert(keydir_find(kd, h, "key", 3, &got));
+    cr_assert(rci_keydir_find(kd, h, "key", 3, &got));
     assert_loc_eq(&got, &v10);
 
-    cr_assert_eq(keydir_put_if_newer(kd, h, "key", 3, &v20, &replaced, &old, &had_old), 0);
+    cr_assert_eq(rci_keydir_put_if_newer(kd, h, "key", 3, &v20, &replaced, &old, &had_old), 0);
     cr_assert(replaced, "a newer seq wins");
     cr_assert(had_old);
     assert_loc_eq(&old, &v10);
-    cr_assert(keydir_find(kd, h, "key", 3, &got));
+    cr_assert(rci_keydir_find(kd, h, "key", 3, &got));
     assert_loc_eq(&got, &v20);
-    keydir_unlock(kd, sh);
-    cr_assert_eq(keydir_count(kd), 1);
-    keydir_free(kd);
+    rci_keydir_unlock(kd, sh);
+    cr_assert_eq(rci_keydir_count(kd), 1);
+    rci_keydir_free(kd);
 }
 
 Test(keydir, repoint_only_when_the_location_still_matches)
 {
-    keydir *kd = keydir_new();
-    uint64_t h = keydir_hash("m", 1);
+    keydir *kd = rci_keydir_new();
+    uint64_t h = rci_keydir_hash("m", 1);
     unsigned sh = keydir_shard_of(h);
     kd_loc cur = {.seg = 3, .off = 4096, .seq = 77, .expires_at_ms = 123};
     kd_loc moved = {.seg = 9, .off = 64, .seq = 77, .expires_at_ms = 123};
     kd_loc got;
 
-    keydir_wrlock(kd, sh);
-    cr_assert_not(keydir_repoint(kd, h, "m", 1, &cur, &moved), "absent key");
-    cr_assert_eq(keydir_put(kd, h, "m", 1, &cur, NULL, NULL), 0);
+    rci_keydir_wrlock(kd, sh);
+    cr_assert_not(rci_keydir_repoint(kd, h, "m", 1, &cur, &moved), "absent key");
+    cr_assert_eq(rci_keydir_put(kd, h, "m", 1, &cur, NULL, NULL), 0);
     kd_loc wrong_seg = cur, wrong_off = cur, wrong_seq = cur;
     wrong_seg.seg++;
     wrong_off.off++;
     wrong_seq.seq++;
-    cr_assert_not(keydir_repoint(kd, h, "m", 1, &wrong_seg, &moved));
-    cr_assert_not(keydir_repoint(kd, h, "m", 1, &wrong_off, &moved));
-    cr_assert_not(keydir_repoint(kd, h, "m", 1, &wrong_seq, &moved));
-    cr_assert(keydir_find(kd, h, "m", 1, &got));
+    cr_assert_not(rci_keydir_repoint(kd, h, "m", 1, &wrong_seg, &moved));
+    cr_assert_not(rci_keydir_repoint(kd, h, "m", 1, &wrong_off, &moved));
+    cr_assert_not(rci_keydir_repoint(kd, h, "m", 1, &wrong_seq, &moved));
+    cr_assert(rci_keydir_find(kd, h, "m", 1, &got));
     assert_loc_eq(&got, &cur);
 
     kd_loc other_expiry = cur;
     other_expiry.expires_at_ms = 999; /* not part of the expectation */
-    cr_assert(keydir_repoint(kd, h, "m", 1, &other_expiry, &moved));
-    cr_assert(keydir_find(kd, h, "m", 1, &got));
+    cr_assert(rci_keydir_repoint(kd, h, "m", 1, &other_expiry, &moved));
+    cr_assert(rci_keydir_find(kd, h, "m", 1, &got));
     assert_loc_eq(&got, &moved);
-    cr_assert_not(keydir_repoint(kd, h, "m", 1, &cur, &moved), "already moved");
-    keydir_unlock(kd, sh);
-    keydir_free(kd);
+    cr_assert_not(rci_keydir_repoint(kd, h, "m", 1, &cur, &moved), "already moved");
+    rci_keydir_unlock(kd, sh);
+    rci_keydir_free(kd);
 }
 
 Test(keydir, remove_if_only_when_the_location_still_matches)
 {
-    keydir *kd = keydir_new();
-    uint64_t h = keydir_hash("t", 1);
+    keydir *kd = rci_keydir_new();
+    uint64_t h = rci_keydir_hash("t", 1);
     unsigned sh = keydir_shard_of(h);
     kd_loc cur = {.seg = 1, .off = 2, .seq = 3, .expires_at_ms = 5};
     kd_loc newer = {.seg = 1, .off = 2, .seq = 4, .expires_at_ms = 5};
 
-    keydir_wrlock(kd, sh);
-    cr_assert_not(keydir_remove_if(kd, h, "t", 1, &cur));
-    cr_assert_eq(keydir_put(kd, h, "t", 1, &cur, NULL, NULL), 0);
-    cr_assert_eq(keydir_ttl_count(kd), 1);
-    cr_assert_not(keydir_remove_if(kd, h, "t", 1, &newer));
-    cr_assert(keydir_find(kd, h, "t", 1, NULL));
-    cr_assert(keydir_remove_if(kd, h, "t", 1, &cur));
-    cr_assert_not(keydir_find(kd, h, "t", 1, NULL));
-    keydir_unlock(kd, sh);
-    cr_assert_eq(keydir_count(kd), 0);
-    cr_assert_eq(keydir_ttl_count(kd), 0);
-    keydir_free(kd);
+    rci_keydir_wrlock(kd, sh);
+    cr_assert_not(rci_keydir_remove_if(kd, h, "t", 1, &cur));
+    cr_assert_eq(rci_keydir_put(kd, h, "t", 1, &cur, NULL, NULL), 0);
+    cr_assert_eq(rci_keydir_ttl_count(kd), 1);
+    cr_assert_not(rci_keydir_remove_if(kd, h, "t", 1, &newer));
+    cr_assert(rci_keydir_find(kd, h, "t", 1, NULL));
+    cr_assert(rci_keydir_remove_if(kd, h, "t", 1, &cur));
+    cr_assert_not(rci_keydir_find(kd, h, "t", 1, NULL));
+    rci_keydir_unlock(kd, sh);
+    cr_assert_eq(rci_keydir_count(kd), 0);
+    cr_assert_eq(rci_keydir_ttl_count(kd), 0);
+    rci_keydir_free(kd);
 }
 
 /* Keys 0..N-1 are all there, at VERSION, and nothing else is. */
@@ -232,50 +232,50 @@ static void assert_all_present(keydir *kd, uint32_t n, uint32_t version)
 {
     for (uint32_t i = 0; i < n; i++)
         assert_has_i(kd, i, version);
-    cr_assert_eq(keydir_count(kd), n);
+    cr_assert_eq(rci_keydir_count(kd), n);
 }
 
 Test(keydir, growth_keeps_every_key_and_location)
 {
     /* One shard, so each of its ~30 growths is seen: verify everything
      * whenever the memory held changes (table growth or a new chunk). */
-    keydir *kd = keydir_new();
+    keydir *kd = rci_keydir_new();
     unsigned changes = 0;
-    size_t bytes = keydir_bytes(kd);
+    size_t bytes = rci_keydir_bytes(kd);
     for (uint32_t i = 0; i < 12000; i++) {
         char k[16];
         size_t klen = key_of(i, k);
-        uint64_t h = keydir_hash(k, klen) >> 6; /* top bits 0: shard 0 */
+        uint64_t h = rci_keydir_hash(k, klen) >> 6; /* top bits 0: shard 0 */
         kd_loc loc = loc_of(i, 1), got;
-        keydir_wrlock(kd, 0);
-        cr_assert_eq(keydir_put(kd, h, k, klen, &loc, NULL, NULL), 0);
-        if (keydir_bytes(kd) != bytes) {
-            bytes = keydir_bytes(kd);
+        rci_keydir_wrlock(kd, 0);
+        cr_assert_eq(rci_keydir_put(kd, h, k, klen, &loc, NULL, NULL), 0);
+        if (rci_keydir_bytes(kd) != bytes) {
+            bytes = rci_keydir_bytes(kd);
             changes++;
             for (uint32_t j = 0; j <= i; j++) {
                 char kj[16];
                 size_t kjlen = key_of(j, kj);
                 kd_loc want = loc_of(j, 1);
-                cr_assert(keydir_find(kd, keydir_hash(kj, kjlen) >> 6, kj, kjlen, &got),
+                cr_assert(rci_keydir_find(kd, rci_keydir_hash(kj, kjlen) >> 6, kj, kjlen, &got),
                           "key %u lost at size %u", j, i + 1);
                 assert_loc_eq(&got, &want);
             }
         }
-        keydir_unlock(kd, 0);
+        rci_keydir_unlock(kd, 0);
     }
     cr_assert_gt(changes, 30);
-    cr_assert_eq(keydir_shard_count(kd, 0), 12000);
-    keydir_free(kd);
+    cr_assert_eq(rci_keydir_shard_count(kd, 0), 12000);
+    rci_keydir_free(kd);
 
     /* All shards, real hashes, checked at growing sizes. */
-    kd = keydir_new();
+    kd = rci_keydir_new();
     uint32_t n = 0;
     for (uint32_t target = 1; target <= 200000; target = target * 3 + 1) {
         for (; n < target; n++)
             put_i(kd, n, 1);
         assert_all_present(kd, n, 1);
     }
-    keydir_free(kd);
+    rci_keydir_free(kd);
 }
 
 /* Forged hashes for the collision model: shard 5, tags from a small pool that
@@ -292,12 +292,12 @@ static uint64_t forged_hash(uint32_t i)
 Test(keydir, backward_shift_deletion_matches_a_model_under_collisions)
 {
     enum { KEYS = 1500, OPS = 200000 };
-    keydir *kd = keydir_new();
+    keydir *kd = rci_keydir_new();
     static kd_loc model[KEYS];
     static bool present[KEYS];
     uint64_t rng = 42;
     size_t live = 0;
-    keydir_wrlock(kd, 5);
+    rci_keydir_wrlock(kd, 5);
     for (uint32_t op = 0; op < OPS; op++) {
         uint32_t i = (uint32_t)(splitmix64(&rng) % KEYS);
         unsigned what = (unsigned)(splitmix64(&rng) % 100u);
@@ -311,7 +311,7 @@ Test(keydir, backward_shift_deletion_matches_a_model_under_collisions)
         loc.expires_at_ms = what % 2 ? 1700000000000 + op : 0;
         if (what < 40) {
             bool had_old;
-            cr_assert_eq(keydir_put(kd, h, k, klen, &loc, &got, &had_old), 0);
+            cr_assert_eq(rci_keydir_put(kd, h, k, klen, &loc, &got, &had_old), 0);
             cr_assert_eq(had_old, present[i]);
             if (had_old)
                 assert_loc_eq(&got, &model[i]);
@@ -322,7 +322,7 @@ Test(keydir, backward_shift_deletion_matches_a_model_under_collisions)
             /* Merge: repoint from the current location or from a stale one. */
             kd_loc expect = present[i] ? model[i] : loc;
             expect.seq -= what % 3 == 0;
-            bool moved = keydir_repoint(kd, h, k, klen, &expect, &loc);
+            bool moved = rci_keydir_repoint(kd, h, k, klen, &expect, &loc);
             bool should = present[i] && expect.seq == model[i].seq;
             cr_assert_eq(moved, should, "op %u: repoint of key %u", op, i);
             if (moved)
@@ -330,20 +330,20 @@ Test(keydir, backward_shift_deletion_matches_a_model_under_collisions)
         } else if (what < 60) {
             kd_loc expect = present[i] ? model[i] : loc;
             expect.off += what % 3 == 0;
-            bool removed = keydir_remove_if(kd, h, k, klen, &expect);
+            bool removed = rci_keydir_remove_if(kd, h, k, klen, &expect);
             bool should = present[i] && expect.off == model[i].off;
             cr_assert_eq(removed, should, "op %u: remove_if of key %u", op, i);
             live -= removed;
             present[i] = present[i] && !removed;
         } else if (what < 85) {
-            bool found = keydir_remove(kd, h, k, klen, &got);
+            bool found = rci_keydir_remove(kd, h, k, klen, &got);
             cr_assert_eq(found, present[i], "op %u: remove of key %u", op, i);
             if (found)
                 assert_loc_eq(&got, &model[i]);
             live -= present[i];
             present[i] = false;
         } else {
-            bool found = keydir_find(kd, h, k, klen, &got);
+            bool found = rci_keydir_find(kd, h, k, klen, &got);
             cr_assert_eq(found, present[i], "op %u: find of key %u", op, i);
             if (found)
                 assert_loc_eq(&got, &model[i]);
@@ -352,69 +352,69 @@ Test(keydir, backward_shift_deletion_matches_a_model_under_collisions)
             size_t with_expiry = 0;
             for (uint32_t j = 0; j < KEYS; j++) {
                 klen = key_of(j, k);
-                bool found = keydir_find(kd, forged_hash(j), k, klen, &got);
+                bool found = rci_keydir_find(kd, forged_hash(j), k, klen, &got);
                 cr_assert_eq(found, present[j], "op %u: key %u", op, j);
                 if (found)
                     assert_loc_eq(&got, &model[j]);
                 with_expiry += present[j] && model[j].expires_at_ms != 0;
             }
-            cr_assert_eq(keydir_shard_count(kd, 5), live);
-            cr_assert_eq(keydir_ttl_count(kd), with_expiry);
+            cr_assert_eq(rci_keydir_shard_count(kd, 5), live);
+            cr_assert_eq(rci_keydir_ttl_count(kd), with_expiry);
         }
     }
-    keydir_unlock(kd, 5);
-    keydir_free(kd);
+    rci_keydir_unlock(kd, 5);
+    rci_keydir_free(kd);
 }
 
 Test(keydir, same_tag_different_keys_are_distinct)
 {
-    keydir *kd = keydir_new();
+    keydir *kd = rci_keydir_new();
     uint64_t h = 0x0123456789abcdefull; /* one hash for every key */
     unsigned sh = keydir_shard_of(h);
-    keydir_wrlock(kd, sh);
+    rci_keydir_wrlock(kd, sh);
     for (uint32_t i = 0; i < 100; i++) {
         char k[16];
         kd_loc loc = loc_of(i, 0);
-        cr_assert_eq(keydir_put(kd, h, k, key_of(i, k), &loc, NULL, NULL), 0);
+        cr_assert_eq(rci_keydir_put(kd, h, k, key_of(i, k), &loc, NULL, NULL), 0);
     }
     for (uint32_t i = 0; i < 100; i += 2) {
         char k[16];
-        cr_assert(keydir_remove(kd, h, k, key_of(i, k), NULL));
+        cr_assert(rci_keydir_remove(kd, h, k, key_of(i, k), NULL));
     }
     for (uint32_t i = 0; i < 100; i++) {
         char k[16];
         kd_loc got, want = loc_of(i, 0);
-        bool found = keydir_find(kd, h, k, key_of(i, k), &got);
+        bool found = rci_keydir_find(kd, h, k, key_of(i, k), &got);
         cr_assert_eq(found, i % 2 == 1);
         if (found)
             assert_loc_eq(&got, &want);
     }
-    keydir_unlock(kd, sh);
-    keydir_free(kd);
+    rci_keydir_unlock(kd, sh);
+    rci_keydir_free(kd);
 }
 
 Test(keydir, expiry_change_reallocates_and_keeps_the_other_fields)
 {
-    keydir *kd = keydir_new();
+    keydir *kd = rci_keydir_new();
     const char *key = "session:0123456789";
     size_t klen = strlen(key);
     kd_loc plain = {.seg = 1, .off = 2, .seq = 3}, got;
     cr_assert_eq(put(kd, key, klen, &plain, NULL, NULL), 0);
-    size_t bytes = keydir_bytes(kd);
+    size_t bytes = rci_keydir_bytes(kd);
 
     /* Overwrites that keep the expiry's presence are in place: no memory. */
     for (uint32_t v = 0; v < 1000; v++) {
         kd_loc loc = {.seg = (uint16_t)v, .off = v, .seq = 10u + v};
         cr_assert_eq(put(kd, key, klen, &loc, NULL, NULL), 0);
     }
-    cr_assert_eq(keydir_bytes(kd), bytes);
-    cr_assert_eq(keydir_ttl_count(kd), 0);
+    cr_assert_eq(rci_keydir_bytes(kd), bytes);
+    cr_assert_eq(rci_keydir_ttl_count(kd), 0);
 
     kd_loc timed = {.seg = 7, .off = 8, .seq = 5000, .expires_at_ms = -1};
     cr_assert_eq(put(kd, key, klen, &timed, NULL, NULL), 0);
     cr_assert(find(kd, key, klen, &got));
     assert_loc_eq(&got, &timed);
-    cr_assert_eq(keydir_ttl_count(kd), 1);
+    cr_assert_eq(rci_keydir_ttl_count(kd), 1);
     for (uint32_t v = 0; v < 1000; v++) {
         timed.expires_at_ms = 1700000000000 + v;
         timed.seq++;
@@ -425,7 +425,7 @@ Test(keydir, expiry_change_reallocates_and_keeps_the_other_fields)
 
     /* Toggling allocates a differently sized entry each time; the holes
      * show up in keydir_bytes until compaction. */
-    size_t max_bytes = keydir_bytes(kd);
+    size_t max_bytes = rci_keydir_bytes(kd);
     for (uint32_t v = 0; v < 1000; v++) {
         kd_loc loc = {.seg = (uint16_t)v,
                       .off = ~v,
@@ -434,23 +434,23 @@ Test(keydir, expiry_change_reallocates_and_keeps_the_other_fields)
         cr_assert_eq(put(kd, key, klen, &loc, NULL, NULL), 0);
         cr_assert(find(kd, key, klen, &got));
         assert_loc_eq(&got, &loc);
-        cr_assert_eq(keydir_ttl_count(kd), v % 2 ? 0u : 1u);
-        if (keydir_bytes(kd) > max_bytes)
-            max_bytes = keydir_bytes(kd);
+        cr_assert_eq(rci_keydir_ttl_count(kd), v % 2 ? 0u : 1u);
+        if (rci_keydir_bytes(kd) > max_bytes)
+            max_bytes = rci_keydir_bytes(kd);
     }
     cr_assert_gt(max_bytes, bytes, "toggling the expiry never allocated");
-    cr_assert_lt(keydir_bytes(kd), bytes + 4096, "holes were not compacted");
-    cr_assert_eq(keydir_count(kd), 1);
-    keydir_free(kd);
+    cr_assert_lt(rci_keydir_bytes(kd), bytes + 4096, "holes were not compacted");
+    cr_assert_eq(rci_keydir_count(kd), 1);
+    rci_keydir_free(kd);
 }
 
 Test(keydir, compaction_after_churn_keeps_keys_and_returns_memory)
 {
     enum { N = 60000 };
-    keydir *kd = keydir_new();
+    keydir *kd = rci_keydir_new();
     for (uint32_t i = 0; i < N; i++)
         put_i(kd, i, 1);
-    size_t full = keydir_bytes(kd);
+    size_t full = rci_keydir_bytes(kd);
 
     /* Remove every other key: load stays above the shrink threshold, so any
      * drop in bytes comes from compacting the arenas. */
@@ -458,7 +458,7 @@ Test(keydir, compaction_after_churn_keeps_keys_and_returns_memory)
         char k[16];
         cr_assert(del(kd, k, key_of(i, k), NULL));
     }
-    size_t half = keydir_bytes(kd);
+    size_t half = rci_keydir_bytes(kd);
     cr_assert_lt(half, full * 9 / 10, "arena not compacted: %zu -> %zu", full, half);
     for (uint32_t i = 1; i < N; i += 2)
         assert_has_i(kd, i, 1);
@@ -474,66 +474,68 @@ Test(keydir, compaction_after_churn_keeps_keys_and_returns_memory)
             else
                 put_i(kd, i, round);
         }
-        cr_assert_lt(keydir_bytes(kd), full * 3 / 2, "round %u: %zu", round, keydir_bytes(kd));
+        cr_assert_lt(rci_keydir_bytes(kd), full * 3 / 2, "round %u: %zu", round,
+                     rci_keydir_bytes(kd));
     }
     for (uint32_t i = 0; i < N; i++)
         assert_has_i(kd, i, 8);
-    cr_assert_eq(keydir_count(kd), N);
+    cr_assert_eq(rci_keydir_count(kd), N);
 
     /* Emptying the keydir gives everything back but the shard array. */
     size_t empty = 0;
     {
-        keydir *fresh = keydir_new();
-        empty = keydir_bytes(fresh);
-        keydir_free(fresh);
+        keydir *fresh = rci_keydir_new();
+        empty = rci_keydir_bytes(fresh);
+        rci_keydir_free(fresh);
     }
     for (uint32_t i = 0; i < N; i++) {
         char k[16];
         cr_assert(del(kd, k, key_of(i, k), NULL));
     }
-    cr_assert_eq(keydir_count(kd), 0);
-    cr_assert_eq(keydir_ttl_count(kd), 0);
-    cr_assert_eq(keydir_bytes(kd), empty);
-    keydir_free(kd);
+    cr_assert_eq(rci_keydir_count(kd), 0);
+    cr_assert_eq(rci_keydir_ttl_count(kd), 0);
+    cr_assert_eq(rci_keydir_bytes(kd), empty);
+    rci_keydir_free(kd);
 }
 
 Test(keydir, table_shrinks_after_mass_deletion)
 {
     enum { N = 100000 };
-    keydir *kd = keydir_new();
+    keydir *kd = rci_keydir_new();
     for (uint32_t i = 0; i < N; i++)
         put_i(kd, i, 1);
-    size_t full = keydir_bytes(kd);
+    size_t full = rci_keydir_bytes(kd);
     for (uint32_t i = 0; i < N; i++) {
         char k[16];
         if (i % 10)
             cr_assert(del(kd, k, key_of(i, k), NULL));
     }
     /* A tenth of the keys left: tables and arenas both shrink near a tenth. */
-    cr_assert_lt(keydir_bytes(kd), full / 5, "%zu of %zu bytes still held", keydir_bytes(kd), full);
+    cr_assert_lt(rci_keydir_bytes(kd), full / 5, "%zu of %zu bytes still held",
+                 rci_keydir_bytes(kd), full);
     for (uint32_t i = 0; i < N; i += 10)
         assert_has_i(kd, i, 1);
-    cr_assert_eq(keydir_count(kd), N / 10);
-    keydir_free(kd);
+    cr_assert_eq(rci_keydir_count(kd), N / 10);
+    rci_keydir_free(kd);
 }
 
 Test(keydir, empty_keydir_is_small)
 {
-    keydir *kd = keydir_new();
-    cr_assert_lt(keydir_bytes(kd), 16u * 1024u);
-    cr_assert_eq(keydir_count(kd), 0);
+    keydir *kd = rci_keydir_new();
+    cr_assert_lt(rci_keydir_bytes(kd), 16u * 1024u);
+    cr_assert_eq(rci_keydir_count(kd), 0);
     for (unsigned s = 0; s < KEYDIR_SHARDS; s++) {
         size_t cursor = 0;
-        cr_assert_eq(keydir_shard_count(kd, s), 0);
-        cr_assert(keydir_shard_scan_step(kd, s, &cursor, 10, NULL, NULL));
-        cr_assert_eq(keydir_shard_foreach(kd, s, NULL, NULL), 0);
+        cr_assert_eq(rci_keydir_shard_count(kd, s), 0);
+        cr_assert(rci_keydir_shard_scan_step(kd, s, &cursor, 10, NULL, NULL));
+        cr_assert_eq(rci_keydir_shard_foreach(kd, s, NULL, NULL), 0);
     }
-    keydir_free(kd);
+    rci_keydir_free(kd);
 }
 
 Test(keydir, binary_keys_and_length_limits)
 {
-    keydir *kd = keydir_new();
+    keydir *kd = rci_keydir_new();
     static uint8_t big[1024], big2[1024];
     memset(big, 0xff, sizeof big);
     memcpy(big2, big, sizeof big2);
@@ -552,7 +554,7 @@ Test(keydir, binary_keys_and_length_limits)
         cr_assert_eq(put(kd, keys[i].key, keys[i].len, &loc, NULL, NULL), 0);
     }
     /* {"", 1} is the single byte 0x00 again: it overwrote key 0. */
-    cr_assert_eq(keydir_count(kd), NK - 1);
+    cr_assert_eq(rci_keydir_count(kd), NK - 1);
     for (unsigned i = 1; i < NK; i++) {
         kd_loc got, want = {.seg = (uint16_t)i, .off = i * 100u, .seq = i + 1u};
         cr_assert(find(kd, keys[i].key, keys[i].len, &got), "key %u", i);
@@ -565,8 +567,8 @@ Test(keydir, binary_keys_and_length_limits)
     cr_assert_eq(put(kd, too_long, 1025, &loc, NULL, NULL), -1, "keys are at most 1024 bytes");
     cr_assert_eq(put(kd, "x", 0, &loc, NULL, NULL), -1, "keys are at least 1 byte");
     cr_assert_not(find(kd, too_long, 1025, NULL));
-    cr_assert_eq(keydir_count(kd), NK - 1);
-    keydir_free(kd);
+    cr_assert_eq(rci_keydir_count(kd), NK - 1);
+    rci_keydir_free(kd);
 }
 
 struct visits {
@@ -590,37 +592,37 @@ static int count_visit(void *ctx, const uint8_t *key, size_t klen, const kd_loc 
 Test(keydir, foreach_visits_each_key_exactly_once)
 {
     enum { N = 20000 };
-    keydir *kd = keydir_new();
+    keydir *kd = rci_keydir_new();
     for (uint32_t i = 0; i < N; i++)
         put_i(kd, i, 3);
     struct visits v = {.seen = calloc(N, 1)};
     size_t per_shard_total = 0;
     for (unsigned s = 0; s < KEYDIR_SHARDS; s++) {
         size_t before = v.calls;
-        keydir_rdlock(kd, s);
-        cr_assert_eq(keydir_shard_foreach(kd, s, count_visit, &v), 0);
-        keydir_unlock(kd, s);
-        cr_assert_eq(v.calls - before, keydir_shard_count(kd, s));
-        per_shard_total += keydir_shard_count(kd, s);
+        rci_keydir_rdlock(kd, s);
+        cr_assert_eq(rci_keydir_shard_foreach(kd, s, count_visit, &v), 0);
+        rci_keydir_unlock(kd, s);
+        cr_assert_eq(v.calls - before, rci_keydir_shard_count(kd, s));
+        per_shard_total += rci_keydir_shard_count(kd, s);
     }
     cr_assert_eq(per_shard_total, N);
     for (uint32_t i = 0; i < N; i++)
         cr_assert_eq(v.seen[i], 1, "key %u seen %u times", i, v.seen[i]);
 
     struct visits stop = {.seen = calloc(N, 1), .stop_after = 3};
-    keydir_rdlock(kd, 0);
-    cr_assert_eq(keydir_shard_foreach(kd, 0, count_visit, &stop), 42, "non-zero stops");
-    keydir_unlock(kd, 0);
+    rci_keydir_rdlock(kd, 0);
+    cr_assert_eq(rci_keydir_shard_foreach(kd, 0, count_visit, &stop), 42, "non-zero stops");
+    rci_keydir_unlock(kd, 0);
     cr_assert_eq(stop.calls, 3);
     free(stop.seen);
     free(v.seen);
-    keydir_free(kd);
+    rci_keydir_free(kd);
 }
 
 Test(keydir, scan_step_covers_each_entry_once_per_cycle)
 {
     enum { N = 5000 };
-    keydir *kd = keydir_new();
+    keydir *kd = rci_keydir_new();
     for (uint32_t i = 0; i < N; i++)
         put_i(kd, i, 0);
     const size_t budgets[] = {1, 2, 7, 64, 1000000};
@@ -628,14 +630,14 @@ Test(keydir, scan_step_covers_each_entry_once_per_cycle)
         struct visits v = {.seen = calloc(N, 1)};
         for (unsigned s = 0; s < KEYDIR_SHARDS; s++) {
             size_t cursor = 0, steps = 0;
-            keydir_rdlock(kd, s);
+            rci_keydir_rdlock(kd, s);
             /* Two cycles: the second must repeat the first exactly. */
             for (int cycle = 0; cycle < 2; cycle++) {
-                while (!keydir_shard_scan_step(kd, s, &cursor, budgets[b], count_visit, &v))
+                while (!rci_keydir_shard_scan_step(kd, s, &cursor, budgets[b], count_visit, &v))
                     cr_assert_lt(++steps, 1000000u, "no wrap");
                 cr_assert_eq(cursor, 0);
             }
-            keydir_unlock(kd, s);
+            rci_keydir_unlock(kd, s);
         }
         for (uint32_t i = 0; i < N; i++)
             cr_assert_eq(v.seen[i], 2, "budget %zu: key %u seen %u times", budgets[b], i,
@@ -647,15 +649,15 @@ Test(keydir, scan_step_covers_each_entry_once_per_cycle)
     struct visits v = {.seen = calloc(N, 1), .stop_after = 1};
     for (unsigned s = 0; s < KEYDIR_SHARDS; s++) {
         size_t cursor = 0;
-        keydir_rdlock(kd, s);
+        rci_keydir_rdlock(kd, s);
         for (;;) {
             v.calls = 0;
-            bool wrapped = keydir_shard_scan_step(kd, s, &cursor, 50, count_visit, &v);
+            bool wrapped = rci_keydir_shard_scan_step(kd, s, &cursor, 50, count_visit, &v);
             cr_assert_leq(v.calls, 1, "the step went on after the callback stopped it");
             if (wrapped)
                 break;
         }
-        keydir_unlock(kd, s);
+        rci_keydir_unlock(kd, s);
     }
     for (uint32_t i = 0; i < N; i++)
         cr_assert_eq(v.seen[i], 1, "key %u seen %u times", i, v.seen[i]);
@@ -663,19 +665,19 @@ Test(keydir, scan_step_covers_each_entry_once_per_cycle)
 
     /* A cursor past the end (the table shrank) wraps without visiting. */
     size_t cursor = (size_t)1 << 40;
-    keydir_rdlock(kd, 0);
-    cr_assert(keydir_shard_scan_step(kd, 0, &cursor, 10, count_visit, &v));
-    keydir_unlock(kd, 0);
+    rci_keydir_rdlock(kd, 0);
+    cr_assert(rci_keydir_shard_scan_step(kd, 0, &cursor, 10, count_visit, &v));
+    rci_keydir_unlock(kd, 0);
     cr_assert_eq(cursor, 0);
-    keydir_free(kd);
+    rci_keydir_free(kd);
 }
 
 Test(keydir, enomem_changes_nothing)
 {
-    if (!keydir_fault_fail_alloc)
+    if (!rci_keydir_fault_fail_alloc)
         cr_skip_test("the keydir was built without RC_FAULT_INJECTION");
-    keydir_fault_fail_alloc(0);
-    cr_assert_null(keydir_new());
+    rci_keydir_fault_fail_alloc(0);
+    cr_assert_null(rci_keydir_new());
 
     /* Fail the Nth allocation for every N in reach: each put either succeeds
      * or returns -1 and leaves no trace; removes always succeed (their
@@ -683,23 +685,23 @@ Test(keydir, enomem_changes_nothing)
     enum { N = 3000 };
     static bool in[N];
     for (long fail_at = 0; fail_at < 400; fail_at += fail_at < 100 ? 1 : 7) {
-        keydir *kd = keydir_new();
+        keydir *kd = rci_keydir_new();
         cr_assert_not_null(kd);
         size_t live = 0;
-        keydir_fault_fail_alloc(fail_at);
+        rci_keydir_fault_fail_alloc(fail_at);
         for (uint32_t i = 0; i < N; i++) {
             char k[16];
             kd_loc loc = loc_of(i, 1);
             int rc = put(kd, k, key_of(i, k), &loc, NULL, NULL);
             in[i] = rc == 0;
             live += in[i];
-            cr_assert_eq(keydir_count(kd), live, "fail_at %ld, key %u", fail_at, i);
+            cr_assert_eq(rci_keydir_count(kd), live, "fail_at %ld, key %u", fail_at, i);
             if (rc)
                 cr_assert_not(find(kd, k, key_of(i, k), NULL));
         }
         cr_assert_geq(live, N - 1);
         /* Expiry changes need a new entry: a failure keeps the old one. */
-        keydir_fault_fail_alloc(fail_at % 5);
+        rci_keydir_fault_fail_alloc(fail_at % 5);
         for (uint32_t i = 0; i < N; i++) {
             char k[16];
             size_t klen = key_of(i, k);
@@ -717,22 +719,22 @@ Test(keydir, enomem_changes_nothing)
                 cr_assert_eq(put(kd, k, klen, &old, NULL, NULL), 0);
             }
         }
-        keydir_fault_fail_alloc(fail_at);
+        rci_keydir_fault_fail_alloc(fail_at);
         for (uint32_t i = 0; i < N; i++) {
             char k[16];
             cr_assert_eq(del(kd, k, key_of(i, k), NULL), in[i], "fail_at %ld, key %u", fail_at, i);
         }
-        keydir_fault_fail_alloc(-1);
-        cr_assert_eq(keydir_count(kd), 0);
-        keydir_free(kd);
+        rci_keydir_fault_fail_alloc(-1);
+        cr_assert_eq(rci_keydir_count(kd), 0);
+        rci_keydir_free(kd);
     }
 }
 
 Test(keydir, repoint_survives_enomem)
 {
-    if (!keydir_fault_fail_alloc)
+    if (!rci_keydir_fault_fail_alloc)
         cr_skip_test("the keydir was built without RC_FAULT_INJECTION");
-    uint64_t h = keydir_hash("r", 1);
+    uint64_t h = rci_keydir_hash("r", 1);
     unsigned sh = keydir_shard_of(h);
     kd_loc cur = {.seg = 1, .off = 2, .seq = 3};
     kd_loc moved = {.seg = 4, .off = 5, .seq = 3, .expires_at_ms = 99};
@@ -741,25 +743,25 @@ Test(keydir, repoint_survives_enomem)
      * the key points into. With 0..63 filler entries in the shard, some runs
      * need a new chunk exactly then. */
     for (int fillers = 0; fillers < 64; fillers++) {
-        keydir *kd = keydir_new();
+        keydir *kd = rci_keydir_new();
         kd_loc got;
-        keydir_wrlock(kd, sh);
-        cr_assert_eq(keydir_put(kd, h, "r", 1, &cur, NULL, NULL), 0);
+        rci_keydir_wrlock(kd, sh);
+        cr_assert_eq(rci_keydir_put(kd, h, "r", 1, &cur, NULL, NULL), 0);
         for (int i = 0; i < fillers; i++) {
             kd_loc filler = {.seq = 1};
             char k[3] = {'f', (char)i, 0};
-            uint64_t fh = keydir_hash(k, 3) >> 6 | (uint64_t)sh << 58;
-            cr_assert_eq(keydir_put(kd, fh, k, 3, &filler, NULL, NULL), 0);
+            uint64_t fh = rci_keydir_hash(k, 3) >> 6 | (uint64_t)sh << 58;
+            cr_assert_eq(rci_keydir_put(kd, fh, k, 3, &filler, NULL, NULL), 0);
         }
-        keydir_fault_fail_alloc(0);
-        cr_assert(keydir_repoint(kd, h, "r", 1, &cur, &moved));
-        keydir_fault_fail_alloc(-1);
-        cr_assert(keydir_find(kd, h, "r", 1, &got));
+        rci_keydir_fault_fail_alloc(0);
+        cr_assert(rci_keydir_repoint(kd, h, "r", 1, &cur, &moved));
+        rci_keydir_fault_fail_alloc(-1);
+        cr_assert(rci_keydir_find(kd, h, "r", 1, &got));
         cr_assert_eq(got.seg, moved.seg);
         cr_assert_eq(got.off, moved.off);
         cr_assert_eq(got.seq, moved.seq);
-        keydir_unlock(kd, sh);
-        keydir_free(kd);
+        rci_keydir_unlock(kd, sh);
+        rci_keydir_free(kd);
     }
 }
 
@@ -801,7 +803,7 @@ static void *conc_reader(void *arg)
 
 Test(keydir, concurrent_readers_and_one_writer)
 {
-    struct conc c = {.kd = keydir_new()};
+    struct conc c = {.kd = rci_keydir_new()};
     pthread_t readers[CONC_READERS];
     for (int t = 0; t < CONC_READERS; t++)
         cr_assert_eq(pthread_create(&readers[t], NULL, conc_reader, &c), 0);
@@ -827,41 +829,41 @@ Test(keydir, concurrent_readers_and_one_writer)
         else
             assert_has_i(c.kd, i, 0);
     }
-    cr_assert_eq(keydir_count(c.kd), CONC_KEYS / 2);
-    keydir_free(c.kd);
+    cr_assert_eq(rci_keydir_count(c.kd), CONC_KEYS / 2);
+    rci_keydir_free(c.kd);
 }
 
 Test(keydir, reserve_presizes_without_losing_entries)
 {
-    keydir *kd = keydir_new();
+    keydir *kd = rci_keydir_new();
     cr_assert_not_null(kd);
     char key[16];
     kd_loc loc = {.seg = 1, .off = 40, .seq = 1};
     for (int i = 0; i < 1000; i++) {
         snprintf(key, sizeof(key), "pre%d", i);
-        uint64_t h = keydir_hash(key, strlen(key));
-        keydir_wrlock(kd, keydir_shard_of(h));
-        cr_assert_eq(keydir_put(kd, h, key, strlen(key), &loc, NULL, NULL), 0);
-        keydir_unlock(kd, keydir_shard_of(h));
+        uint64_t h = rci_keydir_hash(key, strlen(key));
+        rci_keydir_wrlock(kd, keydir_shard_of(h));
+        cr_assert_eq(rci_keydir_put(kd, h, key, strlen(key), &loc, NULL, NULL), 0);
+        rci_keydir_unlock(kd, keydir_shard_of(h));
     }
-    size_t before = keydir_bytes(kd);
-    cr_assert_eq(keydir_reserve(kd, 200000), 0);
-    cr_assert_gt(keydir_bytes(kd), before + 200000 * 8, "tables did not grow");
-    size_t reserved = keydir_bytes(kd);
+    size_t before = rci_keydir_bytes(kd);
+    cr_assert_eq(rci_keydir_reserve(kd, 200000), 0);
+    cr_assert_gt(rci_keydir_bytes(kd), before + 200000 * 8, "tables did not grow");
+    size_t reserved = rci_keydir_bytes(kd);
     for (int i = 1000; i < 150000; i++) {
         snprintf(key, sizeof(key), "pre%d", i);
-        uint64_t h = keydir_hash(key, strlen(key));
-        keydir_wrlock(kd, keydir_shard_of(h));
-        cr_assert_eq(keydir_put(kd, h, key, strlen(key), &loc, NULL, NULL), 0);
-        keydir_unlock(kd, keydir_shard_of(h));
+        uint64_t h = rci_keydir_hash(key, strlen(key));
+        rci_keydir_wrlock(kd, keydir_shard_of(h));
+        cr_assert_eq(rci_keydir_put(kd, h, key, strlen(key), &loc, NULL, NULL), 0);
+        rci_keydir_unlock(kd, keydir_shard_of(h));
     }
     /* no table grew again: only arenas added memory */
-    cr_assert_lt(keydir_bytes(kd) - reserved, 150000 * 40, "tables were regrown");
+    cr_assert_lt(rci_keydir_bytes(kd) - reserved, 150000 * 40, "tables were regrown");
     for (int i = 0; i < 150000; i += 997) {
         snprintf(key, sizeof(key), "pre%d", i);
-        uint64_t h = keydir_hash(key, strlen(key));
-        cr_assert(keydir_find(kd, h, key, strlen(key), NULL), "lost %s", key);
+        uint64_t h = rci_keydir_hash(key, strlen(key));
+        cr_assert(rci_keydir_find(kd, h, key, strlen(key), NULL), "lost %s", key);
     }
-    cr_assert_eq(keydir_count(kd), 150000);
-    keydir_free(kd);
+    cr_assert_eq(rci_keydir_count(kd), 150000);
+    rci_keydir_free(kd);
 }
