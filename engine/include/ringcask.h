@@ -57,9 +57,22 @@
 extern "C" {
 #endif
 
+/* The library's version: the one place it is written. CMake reads these three
+ * lines for the shared library's VERSION and SOVERSION (the major number) and
+ * for ringcask.pc; rc_version() returns them as text. */
 #define RC_VERSION_MAJOR 0
 #define RC_VERSION_MINOR 1
 #define RC_VERSION_PATCH 0
+
+/* RC_API marks the library's exported functions. It is built with
+ * -fvisibility=hidden and a linker version script (engine/ringcask.map), so
+ * these are its only visible symbols: nothing internal can collide with a
+ * program's own names. */
+#if defined(__GNUC__) || defined(__clang__)
+#define RC_API __attribute__((visibility("default")))
+#else
+#define RC_API
+#endif
 
 /* Hard limits, enforced on every call and on every length read from disk. */
 #define RC_KEY_MAX 1024u                    /* bytes in a key */
@@ -98,13 +111,18 @@ extern "C" {
 
 /* A static English description of an RC_E* code ("unknown error" for others).
  * Never NULL; the caller does not free it. */
-const char *rc_strerror(int err);
+RC_API const char *rc_strerror(int err);
 
 /* A description of the most recent failure in the calling thread, with
  * details (the path, the offset, the pid holding a lock) that the code alone
  * cannot carry. Thread-local; valid until the thread's next ringcask call.
  * Empty string when there is nothing to add. Never NULL; do not free. */
-const char *rc_last_error_message(void);
+RC_API const char *rc_last_error_message(void);
+
+/* The library's version as "MAJOR.MINOR.PATCH" (of the library linked, which
+ * may differ from the RC_VERSION_* this program was compiled with). Static
+ * string, never NULL; the caller does not free it. */
+RC_API const char *rc_version(void);
 
 /* --------------------------------------------------------------- options */
 
@@ -157,7 +175,7 @@ typedef struct rc_options {
 } rc_options;
 
 /* Fill OPTS with the defaults documented above. */
-void rc_options_default(rc_options *opts);
+RC_API void rc_options_default(rc_options *opts);
 
 /* ------------------------------------------------------------- database */
 
@@ -172,15 +190,15 @@ typedef struct rc_keyspace rc_keyspace;
  * Errors: RC_EINVAL, RC_ELOCKED (another process writes DIR), RC_ENOTFOUND
  * (DIR missing and !create_if_missing), RC_ECORRUPT (strict mode),
  * RC_EVERSION, RC_EIO, RC_ENOMEM. */
-int rc_open(const char *dir, const rc_options *opts, rc_db **out);
+RC_API int rc_open(const char *dir, const rc_options *opts, rc_db **out);
 
 /* Flush, write the hint of the active segment, release the lock and free
  * DB and every keyspace handle it gave out. DB may be NULL. Returns the first
  * error met while flushing (the handle is freed regardless). */
-int rc_close(rc_db *db);
+RC_API int rc_close(rc_db *db);
 
 /* Make every acknowledged write durable now (fdatasync). */
-int rc_sync(rc_db *db);
+RC_API int rc_sync(rc_db *db);
 
 /* --------------------------------------------------------------- keyspaces
  * A keyspace is a named, independent key namespace with its own keydir, so
@@ -192,31 +210,31 @@ int rc_sync(rc_db *db);
 #define RC_KS_EXCL 2   /* with RC_KS_CREATE: fail with RC_EEXISTS if it exists */
 
 /* The always-present keyspace "default". Owned by DB; never NULL. */
-rc_keyspace *rc_default_keyspace(rc_db *db);
+RC_API rc_keyspace *rc_default_keyspace(rc_db *db);
 
 /* Find (or create, durably, with RC_KS_CREATE) keyspace NAME. *OUT is owned
  * by DB and stays valid until rc_close, also after a drop (then every call
  * on it answers RC_ENOKEYSPACE). Errors: RC_ENOKEYSPACE, RC_EEXISTS,
  * RC_EINVAL (bad name), RC_EIO/RC_ENOSPC (creating), RC_EREADONLY. */
-int rc_keyspace_open(rc_db *db, const char *name, int flags, rc_keyspace **out);
+RC_API int rc_keyspace_open(rc_db *db, const char *name, int flags, rc_keyspace **out);
 
 /* Drop keyspace NAME and all its keys, durably and atomically: after a crash
  * it is either wholly present or wholly gone. Cost is proportional to the
  * keyspace's key count. Errors: RC_ENOKEYSPACE, RC_EINVAL ("default"). */
-int rc_keyspace_drop(rc_db *db, const char *name);
+RC_API int rc_keyspace_drop(rc_db *db, const char *name);
 
 /* The names of all live keyspaces, in byte order. *NAMES is an array of
  * *COUNT NUL-terminated strings; free it with rc_names_free(). */
-int rc_keyspace_list(rc_db *db, char ***names, size_t *count);
-void rc_names_free(char **names, size_t count);
+RC_API int rc_keyspace_list(rc_db *db, char ***names, size_t *count);
+RC_API void rc_names_free(char **names, size_t count);
 
 /* The keyspace's name; owned by the handle. */
-const char *rc_keyspace_name(const rc_keyspace *ks);
+RC_API const char *rc_keyspace_name(const rc_keyspace *ks);
 
 /* Set the keyspace's default TTL in ms (0 = none), used by writes whose
  * ttl_ms is RC_TTL_DEFAULT. Persistent. */
-int rc_keyspace_set_default_ttl(rc_keyspace *ks, int64_t ttl_ms);
-int64_t rc_keyspace_default_ttl(const rc_keyspace *ks);
+RC_API int rc_keyspace_set_default_ttl(rc_keyspace *ks, int64_t ttl_ms);
+RC_API int64_t rc_keyspace_default_ttl(const rc_keyspace *ks);
 
 /* ----------------------------------------------------------------- values */
 
@@ -240,7 +258,7 @@ typedef struct rc_value {
 } rc_value;
 
 /* Free V->data and zero *V. V may be NULL. */
-void rc_value_free(rc_value *v);
+RC_API void rc_value_free(rc_value *v);
 
 /* A number for increments: TYPE is RC_TYPE_INT (I) or RC_TYPE_FLOAT (F). */
 typedef struct rc_number {
@@ -316,23 +334,23 @@ typedef struct rc_op {
  * written, the return value is the first failing op's error, and *FAILED (if
  * not NULL) is its index. N == 0 is a no-op. N > RC_BATCH_MAX: RC_ELIMIT.
  * Result buffers of ops are filled only on success. */
-int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed);
+RC_API int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed);
 
 /* Set KEY to VAL as raw bytes with no TTL (or the keyspace default). *SEQ (if
  * not NULL) receives the write's sequence number. */
-int rc_put(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, const void *val, size_t vlen,
-           uint64_t *seq);
+RC_API int rc_put(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, const void *val,
+                  size_t vlen, uint64_t *seq);
 
 /* Copy the value of KEY into *OUT (free with rc_value_free()).
  * Errors: RC_ENOTFOUND (absent or expired), RC_ECORRUPT, RC_EKEYSIZE. */
-int rc_get(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, rc_value *out);
+RC_API int rc_get(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, rc_value *out);
 
 /* Like rc_get without the value: OUT->data stays NULL, OUT->len is the
  * value's length. No free needed. */
-int rc_get_meta(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, rc_value *out);
+RC_API int rc_get_meta(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, rc_value *out);
 
 /* Delete KEY. Errors: RC_ENOTFOUND when it was absent (nothing written). */
-int rc_delete(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, uint64_t *seq);
+RC_API int rc_delete(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, uint64_t *seq);
 
 /* ---------------------------------------------------------------- listing */
 
@@ -379,8 +397,8 @@ typedef struct rc_list {
  * keyspace is dropped, and at rc_close; list_cache_idle_ms = 0 disables it,
  * and then each listing scans the keyspace's keydir and partially sorts the
  * matches (O(n + matches log limit) time, memory for the matches only). */
-int rc_list_keys(rc_db *db, rc_keyspace *ks, const rc_list_opts *opts, rc_list **out);
-void rc_list_free(rc_list *list);
+RC_API int rc_list_keys(rc_db *db, rc_keyspace *ks, const rc_list_opts *opts, rc_list **out);
+RC_API void rc_list_free(rc_list *list);
 
 /* ------------------------------------------------------------------ stats */
 
@@ -419,17 +437,17 @@ typedef struct rc_stats {
     bool read_only; /* opened read-only or turned read-only */
 } rc_stats;
 
-int rc_stats_db(rc_db *db, rc_stats *out);
-int rc_stats_keyspace(rc_db *db, rc_keyspace *ks, rc_stats *out);
+RC_API int rc_stats_db(rc_db *db, rc_stats *out);
+RC_API int rc_stats_keyspace(rc_db *db, rc_keyspace *ks, rc_stats *out);
 
 /* ------------------------------------------------------------ maintenance */
 
 /* Merge now: rewrite every segment with dead data (ignoring the thresholds),
  * wait for it to finish. Errors: RC_EREADONLY, RC_ENOSPC, RC_EIO. */
-int rc_merge(rc_db *db);
+RC_API int rc_merge(rc_db *db);
 
 /* Remove expired keys from the keydir now (what the sweeper does in steps). */
-int rc_expire_now(rc_db *db);
+RC_API int rc_expire_now(rc_db *db);
 
 /* -------------------------------------------------------- backup / restore
  * A backup stream (FORMAT.md "Backup stream") holds every live record and
@@ -460,14 +478,14 @@ typedef void (*rc_progress_fn)(void *ctx, uint64_t done, uint64_t total);
  * horizon: take a full backup), RC_EGAP (since beyond this database's last
  * seq: another database, or one restored from an older backup),
  * RC_ECORRUPT (a record failed its checksum), RC_EIO (WRITE failed). */
-int rc_backup(rc_db *db, uint64_t since, rc_write_fn write, void *ctx, rc_progress_fn progress,
-              void *progress_ctx, rc_backup_info *info);
+RC_API int rc_backup(rc_db *db, uint64_t since, rc_write_fn write, void *ctx,
+                     rc_progress_fn progress, void *progress_ctx, rc_backup_info *info);
 
 /* Check a whole stream (checksums, framing, trailer) without applying it.
  * No database needed. *INFO receives the header and counts (since also on
  * failure, once the header was read). Errors: RC_ECORRUPT (damaged or
  * truncated), RC_EVERSION, RC_EIO (READ failed), RC_ENOMEM. */
-int rc_verify_stream(rc_read_fn read, void *ctx, rc_backup_info *info);
+RC_API int rc_verify_stream(rc_read_fn read, void *ctx, rc_backup_info *info);
 
 /* Apply a stream. The whole stream is verified (and staged in the database
  * directory as load.tmp) before anything is applied; its records keep their
@@ -485,8 +503,8 @@ int rc_verify_stream(rc_read_fn read, void *ctx, rc_backup_info *info);
  * stream: RC_ENOTEMPTY; an incremental one: RC_ECONFLICT). Also RC_ECORRUPT, RC_EVERSION,
  * RC_ELOCKED (another load is staging), RC_EREADONLY, RC_ENOSPC, RC_EIO.
  * PROGRESS may be NULL. */
-int rc_load(rc_db *db, rc_read_fn read, void *ctx, rc_progress_fn progress, void *progress_ctx,
-            rc_backup_info *info);
+RC_API int rc_load(rc_db *db, rc_read_fn read, void *ctx, rc_progress_fn progress,
+                   void *progress_ctx, rc_backup_info *info);
 
 #ifdef __cplusplus
 }
