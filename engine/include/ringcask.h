@@ -174,7 +174,8 @@ typedef struct rc_options {
                                   thread. Default 0 */
 } rc_options;
 
-/* Fill OPTS with the defaults documented above. */
+/* Fill OPTS (the caller's) with the defaults documented above. Nothing is
+ * allocated. */
 RC_API void rc_options_default(rc_options *opts);
 
 /* ------------------------------------------------------------- database */
@@ -197,7 +198,7 @@ RC_API int rc_open(const char *dir, const rc_options *opts, rc_db **out);
  * error met while flushing (the handle is freed regardless). */
 RC_API int rc_close(rc_db *db);
 
-/* Make every acknowledged write durable now (fdatasync). */
+/* Make every acknowledged write durable now (fdatasync). Nothing to free. */
 RC_API int rc_sync(rc_db *db);
 
 /* --------------------------------------------------------------- keyspaces
@@ -220,11 +221,15 @@ RC_API int rc_keyspace_open(rc_db *db, const char *name, int flags, rc_keyspace 
 
 /* Drop keyspace NAME and all its keys, durably and atomically: after a crash
  * it is either wholly present or wholly gone. Cost is proportional to the
- * keyspace's key count. Errors: RC_ENOKEYSPACE, RC_EINVAL ("default"). */
+ * keyspace's key count. Handles to it stay owned by DB and valid (answering
+ * RC_ENOKEYSPACE) until rc_close. Errors: RC_ENOKEYSPACE, RC_EINVAL
+ * ("default"). */
 RC_API int rc_keyspace_drop(rc_db *db, const char *name);
 
 /* The names of all live keyspaces, in byte order. *NAMES is an array of
- * *COUNT NUL-terminated strings; free it with rc_names_free(). */
+ * *COUNT NUL-terminated strings, owned by the caller: free it with
+ * rc_names_free(). rc_names_free frees the array and its strings; NAMES may
+ * be NULL. */
 RC_API int rc_keyspace_list(rc_db *db, char ***names, size_t *count);
 RC_API void rc_names_free(char **names, size_t count);
 
@@ -232,7 +237,8 @@ RC_API void rc_names_free(char **names, size_t count);
 RC_API const char *rc_keyspace_name(const rc_keyspace *ks);
 
 /* Set the keyspace's default TTL in ms (0 = none), used by writes whose
- * ttl_ms is RC_TTL_DEFAULT. Persistent. */
+ * ttl_ms is RC_TTL_DEFAULT. Persistent. KS stays owned by its database;
+ * nothing to free. rc_keyspace_default_ttl reads it back. */
 RC_API int rc_keyspace_set_default_ttl(rc_keyspace *ks, int64_t ttl_ms);
 RC_API int64_t rc_keyspace_default_ttl(const rc_keyspace *ks);
 
@@ -333,11 +339,14 @@ typedef struct rc_op {
  * batch), then write them as one framed batch. On any failure nothing is
  * written, the return value is the first failing op's error, and *FAILED (if
  * not NULL) is its index. N == 0 is a no-op. N > RC_BATCH_MAX: RC_ELIMIT.
- * Result buffers of ops are filled only on success. */
+ * Result buffers of ops are filled only on success. OPS stays the caller's;
+ * the buffers rc_apply puts in ops[i].result are the caller's too, freed with
+ * rc_value_free(). */
 RC_API int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed);
 
 /* Set KEY to VAL as raw bytes with no TTL (or the keyspace default). *SEQ (if
- * not NULL) receives the write's sequence number. */
+ * not NULL) receives the write's sequence number. KEY and VAL are copied (the
+ * caller keeps them); nothing to free. */
 RC_API int rc_put(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, const void *val,
                   size_t vlen, uint64_t *seq);
 
@@ -349,7 +358,8 @@ RC_API int rc_get(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, rc_v
  * value's length. No free needed. */
 RC_API int rc_get_meta(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, rc_value *out);
 
-/* Delete KEY. Errors: RC_ENOTFOUND when it was absent (nothing written). */
+/* Delete KEY. Errors: RC_ENOTFOUND when it was absent (nothing written).
+ * *SEQ as with rc_put; nothing to free. */
 RC_API int rc_delete(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, uint64_t *seq);
 
 /* ---------------------------------------------------------------- listing */
@@ -398,6 +408,7 @@ typedef struct rc_list {
  * and then each listing scans the keyspace's keydir and partially sorts the
  * matches (O(n + matches log limit) time, memory for the matches only). */
 RC_API int rc_list_keys(rc_db *db, rc_keyspace *ks, const rc_list_opts *opts, rc_list **out);
+/* Free LIST, its items and every key and value in them. LIST may be NULL. */
 RC_API void rc_list_free(rc_list *list);
 
 /* ------------------------------------------------------------------ stats */
@@ -437,16 +448,20 @@ typedef struct rc_stats {
     bool read_only; /* opened read-only or turned read-only */
 } rc_stats;
 
+/* Fill *OUT (the caller's; nothing is allocated) with the database's totals,
+ * or with KS's own figures (database-wide fields zero). */
 RC_API int rc_stats_db(rc_db *db, rc_stats *out);
 RC_API int rc_stats_keyspace(rc_db *db, rc_keyspace *ks, rc_stats *out);
 
 /* ------------------------------------------------------------ maintenance */
 
 /* Merge now: rewrite every segment with dead data (ignoring the thresholds),
- * wait for it to finish. Errors: RC_EREADONLY, RC_ENOSPC, RC_EIO. */
+ * wait for it to finish. Errors: RC_EREADONLY, RC_ENOSPC, RC_EIO. Nothing to
+ * free. */
 RC_API int rc_merge(rc_db *db);
 
-/* Remove expired keys from the keydir now (what the sweeper does in steps). */
+/* Remove expired keys from the keydir now (what the sweeper does in steps).
+ * Nothing to free. */
 RC_API int rc_expire_now(rc_db *db);
 
 /* -------------------------------------------------------- backup / restore
@@ -454,9 +469,11 @@ RC_API int rc_expire_now(rc_db *db);
  * every tombstone with seq > since, over all keyspaces, as of one moment. */
 
 /* Receives stream bytes; return 0 to go on, non-zero to abort (rc_backup
- * then returns RC_EIO). */
+ * then returns RC_EIO). BUF is the library's, valid only during the call:
+ * copy what must outlive it. */
 typedef int (*rc_write_fn)(void *ctx, const void *buf, size_t len);
-/* Fills BUF with up to LEN bytes; returns the count, 0 at end, < 0 on error. */
+/* Fills BUF (the library's) with up to LEN bytes; returns the count, 0 at
+ * end, < 0 on error. */
 typedef long (*rc_read_fn)(void *ctx, void *buf, size_t len);
 
 typedef struct rc_backup_info {
@@ -474,7 +491,8 @@ typedef void (*rc_progress_fn)(void *ctx, uint64_t done, uint64_t total);
  * Works on a read-only handle (kvdump on a live directory) and while writes
  * continue on a read-write one. PROGRESS may be NULL. INFO (if not NULL) is
  * filled, until = the highest seq included (SINCE when nothing changed): the
- * next incremental's since. Errors: RC_EHORIZON (since below the tombstone
+ * next incremental's since; it and CTX stay the caller's, nothing to free.
+ * Errors: RC_EHORIZON (since below the tombstone
  * horizon: take a full backup), RC_EGAP (since beyond this database's last
  * seq: another database, or one restored from an older backup),
  * RC_ECORRUPT (a record failed its checksum), RC_EIO (WRITE failed). */
@@ -483,7 +501,7 @@ RC_API int rc_backup(rc_db *db, uint64_t since, rc_write_fn write, void *ctx,
 
 /* Check a whole stream (checksums, framing, trailer) without applying it.
  * No database needed. *INFO receives the header and counts (since also on
- * failure, once the header was read). Errors: RC_ECORRUPT (damaged or
+ * failure, once the header was read); nothing to free. Errors: RC_ECORRUPT (damaged or
  * truncated), RC_EVERSION, RC_EIO (READ failed), RC_ENOMEM. */
 RC_API int rc_verify_stream(rc_read_fn read, void *ctx, rc_backup_info *info);
 
@@ -502,7 +520,8 @@ RC_API int rc_verify_stream(rc_read_fn read, void *ctx, rc_backup_info *info);
  * while a stream is applied makes it refuse, with nothing applied (a full
  * stream: RC_ENOTEMPTY; an incremental one: RC_ECONFLICT). Also RC_ECORRUPT, RC_EVERSION,
  * RC_ELOCKED (another load is staging), RC_EREADONLY, RC_ENOSPC, RC_EIO.
- * PROGRESS may be NULL. */
+ * PROGRESS may be NULL. INFO (if not NULL) is filled as by rc_backup; nothing
+ * to free. */
 RC_API int rc_load(rc_db *db, rc_read_fn read, void *ctx, rc_progress_fn progress,
                    void *progress_ctx, rc_backup_info *info);
 

@@ -485,8 +485,10 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
     for (size_t i = 0; i < n; i++)
         if (i == 0 || order[i] != order[i - 1])
             order[nlocks++] = order[i];
-    for (size_t i = 0; i < nlocks; i++)
+    for (size_t i = 0; i < nlocks; i++) {
+        RCI_LOCKING(RANK_STRIPE, order[i]);
         pthread_mutex_lock(&db->stripes[order[i]]);
+    }
 
     for (size_t i = 0; i < n && !err; i++) {
         err = ops[i].kind == RC_OP_GET ? evaluate_get(&b, i) : evaluate_write(&b, i);
@@ -542,8 +544,10 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
     for (size_t i = 0; i < n; i++)
         if (ops[i].kind == RC_OP_GET)
             ks_count(b.ks[i], CNT_GET, 1);
-    for (size_t i = nlocks; i-- > 0;)
+    for (size_t i = nlocks; i-- > 0;) {
         pthread_mutex_unlock(&db->stripes[order[i]]);
+        RCI_UNLOCKED(RANK_STRIPE, order[i]);
+    }
     if (order != order_small)
         free(order);
     rci_epoch_exit(ep);

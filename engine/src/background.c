@@ -121,12 +121,14 @@ static size_t sweep_keyspace(rc_db *db, rc_keyspace *ks, size_t budget, bool ful
 static size_t sweep_all(rc_db *db, size_t budget, bool full)
 {
     size_t removed = 0;
+    RCI_LOCKING(RANK_KS_MU, 0);
     pthread_mutex_lock(&db->ks_mu);
     uint32_t cap = db->ks_cap;
     rc_keyspace **list = malloc(cap * sizeof(*list));
     if (list)
         memcpy(list, db->ks_by_id, cap * sizeof(*list));
     pthread_mutex_unlock(&db->ks_mu);
+    RCI_UNLOCKED(RANK_KS_MU, 0);
     if (!list)
         return 0;
     for (uint32_t i = 1; i < cap; i++) {

@@ -150,13 +150,16 @@ static int snapshot(backup_run *b)
         goto out;
     }
 
+    RCI_LOCKING(RANK_KS_MU, 0);
     pthread_mutex_lock(&db->ks_mu);
+    RCI_LOCKING(RANK_FILES_GATE, 0);
     pthread_rwlock_rdlock(&db->files_gate); /* merge cannot close a segment */
     b->live_cap = db->ks_cap > FMT_KS_DEFAULT ? db->ks_cap : FMT_KS_DEFAULT + 1;
     b->live = calloc(b->live_cap, 1);
     b->kds = calloc(b->live_cap, sizeof(*b->kds));
     if (!b->live || !b->kds) {
         pthread_mutex_unlock(&db->ks_mu);
+        RCI_UNLOCKED(RANK_KS_MU, 0);
         err = RC_ENOMEM;
         goto out_gate;
     }
@@ -165,6 +168,7 @@ static int snapshot(backup_run *b)
         rc_keyspace *ks = db->ks_by_id[id];
         b->live[id] = ks && !atomic_load(&ks->dropped);
     }
+    RCI_LOCKING(RANK_APPEND_MU, 0);
     pthread_mutex_lock(&db->append_mu);
     b->snap_seq = atomic_load(&db->last_seq);
     for (uint32_t slot = 0; slot < SEG_SLOTS; slot++) {
@@ -176,7 +180,9 @@ static int snapshot(backup_run *b)
         n++;
     }
     pthread_mutex_unlock(&db->append_mu);
+    RCI_UNLOCKED(RANK_APPEND_MU, 0);
     pthread_mutex_unlock(&db->ks_mu);
+    RCI_UNLOCKED(RANK_KS_MU, 0);
 
     b->segs = calloc(n ? n : 1, sizeof(*b->segs));
     if (!b->segs) {
@@ -211,6 +217,7 @@ out_gate:
     /* the private mappings keep the files readable even if merge unlinks
      * them from here on */
     pthread_rwlock_unlock(&db->files_gate);
+    RCI_UNLOCKED(RANK_FILES_GATE, 0);
 out:
     free(found);
     free(sizes);

@@ -279,6 +279,7 @@ int rc_stats_db(rc_db *db, rc_stats *o)
     if (!db || !o)
         return RC_EINVAL;
     memset(o, 0, sizeof(*o));
+    RCI_LOCKING(RANK_KS_MU, 0);
     pthread_mutex_lock(&db->ks_mu);
     epoch_slot *ep = rci_epoch_enter(db);
     for (uint32_t i = 1; i < db->ks_cap; i++) {
@@ -291,6 +292,7 @@ int rc_stats_db(rc_db *db, rc_stats *o)
     o->keydir_bytes += rci_keydir_bytes(db->ks_by_id[FMT_KS_CATALOG]->kd);
     rci_epoch_exit(ep);
     pthread_mutex_unlock(&db->ks_mu);
+    RCI_UNLOCKED(RANK_KS_MU, 0);
     o->dead_bytes = 0; /* database-wide: by segment, which also counts dropped keyspaces */
     for (uint32_t i = 0; i < SEG_SLOTS; i++) {
         segment *seg = seg_at(&db->segs, (uint16_t)i);

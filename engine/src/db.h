@@ -11,6 +11,7 @@
 #define RC_DB_H
 
 #include "ringcask.h"
+#include "check.h"
 #include "keydir.h"
 #include "segment.h"
 

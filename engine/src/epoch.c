@@ -9,6 +9,7 @@
  * could have found the old location has left by then. With fewer threads
  * than slots a slot has one owner and the wait is short.
  */
+#include "check.h"
 #include "db.h"
 
 #include <sched.h>
@@ -24,20 +25,44 @@ unsigned rci_thread_index(void)
     return my_index;
 }
 
+#if RC_ASSERTS
+/* The epochs this thread has open, innermost last (check.h). */
+#define OPEN_MAX 16
+static _Thread_local epoch_slot *open_slots[OPEN_MAX];
+static _Thread_local unsigned nopen;
+#endif
+
 epoch_slot *rci_epoch_enter(rc_db *db)
 {
     epoch_slot *slot = &db->epochs[rci_thread_index() % EPOCH_SLOTS];
     atomic_fetch_add_explicit(&slot->active, 1, memory_order_seq_cst);
+#if RC_ASSERTS
+    RCI_ASSERT(nopen < OPEN_MAX); /* epochs nest only a few deep */
+    open_slots[nopen++] = slot;
+#endif
     return slot;
 }
 
 void rci_epoch_exit(epoch_slot *slot)
 {
+#if RC_ASSERTS
+    /* paired: an exit closes this thread's innermost open epoch */
+    RCI_ASSERT(nopen > 0 && open_slots[nopen - 1] == slot);
+    nopen--;
+    RCI_ASSERT(atomic_load_explicit(&slot->active, memory_order_relaxed) > 0);
+#endif
     atomic_fetch_sub_explicit(&slot->active, 1, memory_order_release);
 }
 
 void rci_epoch_synchronize(rc_db *db)
 {
+#if RC_ASSERTS
+    /* waiting for every slot of DB to drain with one of them held by this
+     * thread would wait for ever */
+    uintptr_t lo = (uintptr_t)db->epochs, hi = (uintptr_t)(db->epochs + EPOCH_SLOTS);
+    for (unsigned i = 0; i < nopen; i++)
+        RCI_ASSERT((uintptr_t)open_slots[i] < lo || (uintptr_t)open_slots[i] >= hi);
+#endif
     atomic_thread_fence(memory_order_seq_cst);
     for (unsigned i = 0; i < EPOCH_SLOTS; i++) {
         unsigned spins = 0;

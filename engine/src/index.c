@@ -27,6 +27,8 @@ void rci_index_account_removed(rc_db *db, rc_keyspace *ks, const kd_loc *old, si
 bool rci_index_apply(rc_db *db, rc_keyspace *ks, uint64_t hash, const log_rec *r,
                      uint64_t user_vlen)
 {
+    /* the keydir only ever names open segment slots */
+    RCI_ASSERT(seg_at(&db->segs, r->seg) != NULL);
     unsigned shard = keydir_shard_of(hash);
     kd_loc old;
     bool had = false;

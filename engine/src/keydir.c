@@ -53,6 +53,7 @@
  * take a read lock on a shard it already holds.
  */
 #include "keydir.h"
+#include "check.h"
 
 #include "fmt.h"
 #include "keydir_arena.h"
@@ -438,15 +439,18 @@ uint64_t rci_keydir_hash(const void *key, size_t klen)
 
 void rci_keydir_rdlock(keydir *kd, unsigned shard)
 {
+    RCI_LOCKING(RANK_KEYDIR_SHARD, shard);
     pthread_rwlock_rdlock(&kd->shards[shard].lock);
 }
 void rci_keydir_wrlock(keydir *kd, unsigned shard)
 {
+    RCI_LOCKING(RANK_KEYDIR_SHARD, shard);
     pthread_rwlock_wrlock(&kd->shards[shard].lock);
 }
 void rci_keydir_unlock(keydir *kd, unsigned shard)
 {
     pthread_rwlock_unlock(&kd->shards[shard].lock);
+    RCI_UNLOCKED(RANK_KEYDIR_SHARD, shard);
 }
 
 bool rci_keydir_find(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_loc *out)

@@ -169,6 +169,7 @@ int rc_keyspace_open(rc_db *db, const char *name, int flags, rc_keyspace **out)
     int err = check_name(name);
     if (err)
         return err;
+    RCI_LOCKING(RANK_KS_MU, 0);
     pthread_mutex_lock(&db->ks_mu);
     rc_keyspace *ks = find_live(db, name);
     if (ks) {
@@ -202,6 +203,7 @@ int rc_keyspace_open(rc_db *db, const char *name, int flags, rc_keyspace **out)
     *out = ks;
 out:
     pthread_mutex_unlock(&db->ks_mu);
+    RCI_UNLOCKED(RANK_KS_MU, 0);
     return err;
 }
 
@@ -239,6 +241,7 @@ int rc_keyspace_drop(rc_db *db, const char *name)
         return err;
     if (strcmp(name, "default") == 0)
         return rc_fail(RC_EINVAL, "the keyspace 'default' cannot be dropped");
+    RCI_LOCKING(RANK_KS_MU, 0);
     pthread_mutex_lock(&db->ks_mu);
     rc_keyspace *ks = find_live(db, name);
     if (!ks) {
@@ -252,6 +255,7 @@ int rc_keyspace_drop(rc_db *db, const char *name)
     ks_retire(db, ks);
 out:
     pthread_mutex_unlock(&db->ks_mu);
+    RCI_UNLOCKED(RANK_KS_MU, 0);
     return err;
 }
 
@@ -262,6 +266,7 @@ static int cmp_names(const void *a, const void *b)
 
 int rc_keyspace_list(rc_db *db, char ***names, size_t *count)
 {
+    RCI_LOCKING(RANK_KS_MU, 0);
     pthread_mutex_lock(&db->ks_mu);
     size_t n = 0;
     for (uint32_t i = 1; i < db->ks_cap; i++)
@@ -291,6 +296,7 @@ int rc_keyspace_list(rc_db *db, char ***names, size_t *count)
     *count = k;
 out:
     pthread_mutex_unlock(&db->ks_mu);
+    RCI_UNLOCKED(RANK_KS_MU, 0);
     return err;
 }
 
@@ -308,6 +314,7 @@ int rc_keyspace_set_default_ttl(rc_keyspace *ks, int64_t ttl_ms)
     if (!ks || ttl_ms < 0)
         return rc_fail(RC_EINVAL, "default TTL must be >= 0 ms");
     rc_db *db = ks->db;
+    RCI_LOCKING(RANK_KS_MU, 0);
     pthread_mutex_lock(&db->ks_mu);
     int err = 0;
     if (atomic_load(&ks->dropped)) {
@@ -320,6 +327,7 @@ int rc_keyspace_set_default_ttl(rc_keyspace *ks, int64_t ttl_ms)
         atomic_store(&ks->default_ttl_ms, ttl_ms);
 out:
     pthread_mutex_unlock(&db->ks_mu);
+    RCI_UNLOCKED(RANK_KS_MU, 0);
     return err;
 }
 

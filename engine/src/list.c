@@ -847,12 +847,14 @@ static int list_cached(rc_db *db, rc_keyspace *k, const rc_list_opts *opts, rc_l
 
 void rci_lc_release_idle(rc_db *db)
 {
+    RCI_LOCKING(RANK_KS_MU, 0);
     pthread_mutex_lock(&db->ks_mu);
     uint32_t cap = db->ks_cap;
     rc_keyspace **all = cap ? malloc(cap * sizeof(*all)) : NULL;
     if (all)
         memcpy(all, db->ks_by_id, cap * sizeof(*all));
     pthread_mutex_unlock(&db->ks_mu);
+    RCI_UNLOCKED(RANK_KS_MU, 0);
     if (!all)
         return;
     int64_t now = mono_ms();

@@ -280,9 +280,11 @@ static int check_target(rc_db *db, uint64_t since)
 static int load_on_header(void *cb, const fmt_stream_header *h)
 {
     load_run *L = cb;
+    RCI_LOCKING(RANK_KS_MU, 0);
     pthread_mutex_lock(&L->db->ks_mu);
     int err = check_target(L->db, h->since); /* early: checked again before applying */
     pthread_mutex_unlock(&L->db->ks_mu);
+    RCI_UNLOCKED(RANK_KS_MU, 0);
     return err;
 }
 
@@ -373,11 +375,15 @@ static void index_rec(rc_db *db, const log_rec *r)
         return;
     }
     pthread_mutex_t *stripe = &db->stripes[stripe_of(r->ks, rci_keydir_hash(r->key, r->klen))];
-    if (!catalog)
+    if (!catalog) {
+        RCI_LOCKING(RANK_STRIPE, stripe - db->stripes);
         pthread_mutex_lock(stripe);
+    }
     index_if_newer(db, ks, r);
-    if (!catalog)
+    if (!catalog) {
         pthread_mutex_unlock(stripe);
+        RCI_UNLOCKED(RANK_STRIPE, stripe - db->stripes);
+    }
 }
 
 /* Index the appended records of keyspace 0 (CATALOG) or of the others. */
@@ -809,6 +815,7 @@ static int load_full(load_run *L, const uint8_t *map, size_t len)
     F.segs = calloc(F.nseg, sizeof(*F.segs));
     if (!F.segs)
         return RC_ENOMEM;
+    RCI_LOCKING(RANK_MERGE_MU, 0);
     pthread_mutex_lock(&db->merge_mu);
     /* what check_target saw under ks_mu (a full load needs last seq 0), not
      * a fresh read: a put that landed since (during plan_full's pass) must
@@ -835,12 +842,15 @@ static int load_full(load_run *L, const uint8_t *map, size_t len)
     goto out;
 undo_seq:
     /* nothing was loaded: give the seqs back unless a write took newer ones */
+    RCI_LOCKING(RANK_APPEND_MU, 0);
     pthread_mutex_lock(&db->append_mu);
     if (atomic_load(&db->last_seq) == F.max_seq)
         atomic_store(&db->last_seq, before);
     pthread_mutex_unlock(&db->append_mu);
+    RCI_UNLOCKED(RANK_APPEND_MU, 0);
 out:
     pthread_mutex_unlock(&db->merge_mu);
+    RCI_UNLOCKED(RANK_MERGE_MU, 0);
     for (uint32_t i = 0; i < F.made; i++)
         rci_seg_close(F.segs[i]);
     free(F.segs);
@@ -909,6 +919,7 @@ static int apply_staged(load_run *L, uint64_t since)
     uint8_t *map = NULL;
     log_rec *recs = NULL;
     size_t n = 0;
+    RCI_LOCKING(RANK_KS_MU, 0);
     pthread_mutex_lock(&db->ks_mu);
     int err = check_target(db, since);
     if (err)
@@ -932,11 +943,13 @@ static int apply_staged(load_run *L, uint64_t since)
     if (n > 0) {
         /* Merge keeps only records the keydir points at: it must not rewrite
          * the segment holding the batch before the batch is indexed. */
+        RCI_LOCKING(RANK_MERGE_MU, 0);
         pthread_mutex_lock(&db->merge_mu);
         uint64_t lsn = 0;
         err = rci_log_append(db, recs, n, &lsn);
         if (err) {
             pthread_mutex_unlock(&db->merge_mu);
+            RCI_UNLOCKED(RANK_MERGE_MU, 0);
             goto out;
         }
         index_records(L, recs, n, true);
@@ -945,11 +958,13 @@ static int apply_staged(load_run *L, uint64_t since)
             atomic_store(&db->write_error, ENOMEM);
         index_records(L, recs, n, false);
         pthread_mutex_unlock(&db->merge_mu);
+        RCI_UNLOCKED(RANK_MERGE_MU, 0);
         if (!err)
             err = rci_log_sync(db);
     }
 out:
     pthread_mutex_unlock(&db->ks_mu);
+    RCI_UNLOCKED(RANK_KS_MU, 0);
     free(recs);
     if (map)
         munmap(map, L->staged);

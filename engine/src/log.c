@@ -153,6 +153,7 @@ int rci_log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn)
         return 0;
     if (db->opt.read_only)
         return rc_fail(RC_EREADONLY, "the database was opened read-only");
+    RCI_LOCKING(RANK_APPEND_MU, 0);
     pthread_mutex_lock(&db->append_mu);
     int err = 0;
     if (atomic_load(&db->write_error)) {
@@ -215,6 +216,9 @@ int rci_log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn)
         recs[i].off = (uint32_t)off;
         off += w;
     }
+    /* batch framing: the records, a batch's BATCH..BATCH_END included, are one
+     * contiguous run inside one segment's mapping */
+    RCI_ASSERT(off == size + total && off <= seg->map_len);
     if (seq > seg->max_seq)
         seg->max_seq = seq;
     if (!seg->min_seq || recs[0].seq < seg->min_seq)
@@ -233,6 +237,7 @@ unassign:
             recs[i].seq = 0;
 out:
     pthread_mutex_unlock(&db->append_mu);
+    RCI_UNLOCKED(RANK_APPEND_MU, 0);
     return err;
 }
 
@@ -279,11 +284,13 @@ static int log_wait_durable(rc_db *db, uint64_t end_lsn)
 
         gather_group(db);
 
+        RCI_LOCKING(RANK_APPEND_MU, 0);
         pthread_mutex_lock(&db->append_mu);
         uint64_t target = atomic_load(&db->tail_lsn);
         int group = atomic_exchange(&db->arrivals, 0);
         segment *seg = db->active;
         pthread_mutex_unlock(&db->append_mu);
+        RCI_UNLOCKED(RANK_APPEND_MU, 0);
         err = sync_segment(db, seg);
 
         pthread_mutex_lock(&db->sync_mu);
@@ -303,17 +310,20 @@ int rci_log_seal_active(rc_db *db)
 {
     if (db->opt.read_only)
         return 0;
+    RCI_LOCKING(RANK_APPEND_MU, 0);
     pthread_mutex_lock(&db->append_mu);
     int err = 0;
     if (atomic_load(&db->active->size) > FMT_SEG_HEADER_LEN)
         err = log_rotate(db, 0);
     pthread_mutex_unlock(&db->append_mu);
+    RCI_UNLOCKED(RANK_APPEND_MU, 0);
     return err;
 }
 
 int rci_log_reserve_ids(rc_db *db, uint32_t n, uint64_t expect_last, uint64_t new_last,
                         uint64_t *first)
 {
+    RCI_LOCKING(RANK_APPEND_MU, 0);
     pthread_mutex_lock(&db->append_mu);
     int err = 0;
     if (atomic_load(&db->write_error)) {
@@ -333,6 +343,7 @@ int rci_log_reserve_ids(rc_db *db, uint32_t n, uint64_t expect_last, uint64_t ne
             atomic_store(&db->last_seq, new_last);
     }
     pthread_mutex_unlock(&db->append_mu);
+    RCI_UNLOCKED(RANK_APPEND_MU, 0);
     return err;
 }
 

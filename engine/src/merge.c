@@ -260,9 +260,11 @@ static int out_open(merge_run *m)
         m->out = n;
         m->capout = cap;
     }
+    RCI_LOCKING(RANK_APPEND_MU, 0);
     pthread_mutex_lock(&db->append_mu);
     uint64_t id = db->next_segment_id++;
     pthread_mutex_unlock(&db->append_mu);
+    RCI_UNLOCKED(RANK_APPEND_MU, 0);
     char name[32], tmp[48];
     rci_seg_name(name, sizeof(name), id, "data");
     snprintf(tmp, sizeof(tmp), "%s.tmp", name);
@@ -528,6 +530,7 @@ static int delete_victims(merge_run *m)
         rci_seg_table_remove(&db->segs, m->victims[i]);
     }
     rci_epoch_synchronize(db); /* no reader is inside a victim's mapping now */
+    RCI_LOCKING(RANK_FILES_GATE, 0);
     pthread_rwlock_wrlock(&db->files_gate);
     for (size_t i = 0; i < m->nv; i++) {
         unlink_segment_files(db, m->victims[i]->id);
@@ -537,6 +540,7 @@ static int delete_victims(merge_run *m)
     fsync(db->dir_fd);
     unlinkat(db->dir_fd, "MERGING", 0);
     pthread_rwlock_unlock(&db->files_gate);
+    RCI_UNLOCKED(RANK_FILES_GATE, 0);
     return 0;
 }
 
@@ -694,12 +698,14 @@ int rci_merge_maybe(rc_db *db)
     if (db->opt.read_only || atomic_load(&db->write_error))
         return 0;
     seal_dead_active(db);
+    RCI_LOCKING(RANK_MERGE_MU, 0);
     pthread_mutex_lock(&db->merge_mu);
     size_t n = 0;
     segment **v = pick_victims(db, false, &n);
     int err = v && n ? merge_segments(db, v, n) : 0;
     free(v);
     pthread_mutex_unlock(&db->merge_mu);
+    RCI_UNLOCKED(RANK_MERGE_MU, 0);
     return err;
 }
 
@@ -714,11 +720,13 @@ int rc_merge(rc_db *db)
     int err = rci_log_seal_active(db); /* so that its dead data can go too */
     if (err)
         return err;
+    RCI_LOCKING(RANK_MERGE_MU, 0);
     pthread_mutex_lock(&db->merge_mu);
     size_t n = 0;
     segment **v = pick_victims(db, true, &n);
     err = !v ? RC_ENOMEM : n ? merge_segments(db, v, n) : 0;
     free(v);
     pthread_mutex_unlock(&db->merge_mu);
+    RCI_UNLOCKED(RANK_MERGE_MU, 0);
     return err;
 }

@@ -92,6 +92,9 @@ int rci_scan_segment(const segment *seg, bool tail_mode, scan_fn fn, void *ctx, 
                 res->corrupt++; /* an unterminated batch inside the log */
                 nb = 0;
             }
+            /* batch framing: held records go on only with the BATCH_END
+             * record that closes them */
+            RCI_ASSERT(nb == 0 || (r.flags & FMT_REC_BATCH_END));
             for (size_t i = 0; i < nb && !ret; i++) {
                 ret = fn(ctx, &batch[i].r, batch[i].off);
                 res->records++;
@@ -123,6 +126,7 @@ int rci_scan_segment(const segment *seg, bool tail_mode, scan_fn fn, void *ctx, 
         skipping_batch = true; /* ...nor what follows of it */
         off = next;
     }
+    RCI_ASSERT(res->committed_end <= size);
     if (!ret && nb && res->torn_bytes == 0) {
         /* the log ends inside a batch: torn */
         res->torn_bytes = last_nonzero_end(map, res->committed_end, size) - res->committed_end;

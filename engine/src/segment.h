@@ -5,6 +5,8 @@
 #ifndef RC_SEGMENT_H
 #define RC_SEGMENT_H
 
+#include "check.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -46,7 +48,9 @@ int rci_seg_table_add(segment_table *t, segment *seg);
 void rci_seg_table_remove(segment_table *t, segment *seg);
 static inline segment *seg_at(segment_table *t, uint16_t slot)
 {
-    return __atomic_load_n(&t->slots[slot], __ATOMIC_ACQUIRE);
+    segment *seg = __atomic_load_n(&t->slots[slot], __ATOMIC_ACQUIRE);
+    RCI_ASSERT(!seg || seg->slot == slot); /* slot N holds a segment whose slot is N */
+    return seg;
 }
 
 /* "DIR/NNNNNNNN.EXT" relative name into BUF (at least 32 bytes). */
