@@ -419,7 +419,9 @@ Test(merge, background_merge_reaches_the_active_segment, .timeout = 300)
         usleep(20000);
     }
     cr_assert_gt(st.merges, 0, "the dead-heavy active segment was never merged");
-    cr_assert_lt(st.dead_bytes, st.disk_bytes / 4);
+    cr_assert_lt(st.dead_bytes, st.disk_bytes / 4, "dead %llu of %llu bytes after %llu merges",
+                 (unsigned long long)st.dead_bytes, (unsigned long long)st.disk_bytes,
+                 (unsigned long long)st.merges);
     check_model("after merging the sealed active segment");
 }
 
