@@ -24,6 +24,9 @@
 #include <unistd.h>
 
 #include "ringcask.h"
+#ifdef RC_HAVE_S3
+#include "s3_cli.h"
+#endif
 
 enum {
     DUMP_OK = 0,
@@ -37,6 +40,8 @@ enum {
 
 static const char usage[] =
     "usage: kvdump --dir PATH [--since SEQ] [-o FILE|-]\n"
+    "       kvdump --dir PATH --to s3://BUCKET/PREFIX [--full]\n"
+    "       kvdump --list s3://BUCKET/PREFIX [--database ID]\n"
     "\n"
     "Write a backup stream of every live record and tombstone with a sequence\n"
     "number above SEQ (default 0: a full backup) of the data directory PATH,\n"
@@ -44,9 +49,18 @@ static const char usage[] =
     "name, renamed when complete) or to stdout ('-', the default).\n"
     "On stderr: 'records R, tombstones T, seq N..M'; M is the next --since.\n"
     "\n"
-    "Exit status: 0 ok, 1 no such directory, 2 usage, 3 SEQ is below the\n"
-    "directory's tombstone horizon (take a full backup), 4 cannot open the\n"
-    "directory, 5 cannot write the output, 6 backup failed.\n";
+    "--to uploads the next backup of PATH to an S3-compatible object store: an\n"
+    "incremental since the newest manifest of this database there, or a full one\n"
+    "(none yet, --full, or the incremental would miss deletes). Objects go\n"
+    "first, the manifest naming the whole chain last. --list prints one line per\n"
+    "manifest: until, time, chain length, bytes, database id. The store comes\n"
+    "from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION\n"
+    "(or AWS_DEFAULT_REGION) and AWS_ENDPOINT_URL (path-style addressing).\n"
+    "\n"
+    "Exit status: 0 ok, 1 no such directory (--list: no backup there), 2 usage,\n"
+    "3 SEQ is below the directory's tombstone horizon (take a full backup),\n"
+    "4 cannot open the directory, 5 cannot write the output, 6 backup failed,\n"
+    "9 the object store failed.\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -67,9 +81,14 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
                                          {"since", required_argument, NULL, 's'},
                                          {"output", required_argument, NULL, 'o'},
+                                         {"to", required_argument, NULL, 'T'},
+                                         {"full", no_argument, NULL, 'F'},
+                                         {"list", required_argument, NULL, 'L'},
+                                         {"database", required_argument, NULL, 'D'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
-    const char *dir = NULL, *output = "-";
+    const char *dir = NULL, *output = "-", *to = NULL, *list = NULL, *database = NULL;
+    bool full = false, output_given = false, since_given = false;
     uint64_t since = 0;
     int opt;
     opterr = 0;
@@ -81,9 +100,23 @@ int main(int argc, char **argv)
         case 's':
             if (rct_parse_seq(optarg, &since) != 0)
                 return usage_error("--since '%s' is not a sequence number", optarg);
+            since_given = true;
             break;
         case 'o':
             output = optarg;
+            output_given = true;
+            break;
+        case 'T':
+            to = optarg;
+            break;
+        case 'F':
+            full = true;
+            break;
+        case 'L':
+            list = optarg;
+            break;
+        case 'D':
+            database = optarg;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -96,6 +129,25 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
+    if (list && (dir || to || full || since_given || output_given))
+        return usage_error("%s", "--list takes only the URL (and --database)");
+    if (database && !list)
+        return usage_error("%s", "--database goes with --list");
+    if (full && !to)
+        return usage_error("%s", "--full goes with --to");
+    if (to && (since_given || output_given))
+        return usage_error("%s", "--to chooses the since itself and writes no -o output");
+    if (list || to) {
+#ifdef RC_HAVE_S3
+        if (list)
+            return rcs3_cli_list(list, database);
+        if (!dir)
+            return usage_error("%s", "--dir PATH is required");
+        return rcs3_cli_dump_to(dir, to, full);
+#else
+        return usage_error("%s", "this kvdump was built without object-store support");
+#endif
+    }
     if (!dir)
         return usage_error("%s", "--dir PATH is required");
     bool to_stdout = strcmp(output, "-") == 0;

@@ -26,6 +26,9 @@
 #include <unistd.h>
 
 #include "ringcask.h"
+#ifdef RC_HAVE_S3
+#include "s3_cli.h"
+#endif
 
 enum {
     LOAD_OK = 0,
@@ -41,6 +44,8 @@ enum {
 static const char usage[] =
     "usage: kvload --dir PATH [-i FILE|-]\n"
     "       kvload --verify-only [-i FILE|-]\n"
+    "       kvload --dir PATH --from s3://BUCKET/PREFIX [--until-seq N | --until-time RFC3339]\n"
+    "              [--database ID]\n"
     "\n"
     "Apply a backup stream written by kvdump (from FILE, or stdin: '-', the\n"
     "default) to the data directory PATH, created if missing. A full stream\n"
@@ -49,9 +54,18 @@ static const char usage[] =
     "anything is applied. kvd must not be serving PATH meanwhile.\n"
     "--verify-only checks the stream and prints its header and counts.\n"
     "\n"
-    "Exit status: 0 ok, 1 no such input file, 2 usage, 3 corrupt or truncated\n"
-    "stream, 4 full stream onto a non-empty directory, 5 incremental stream\n"
-    "leaves a gap, 6 cannot open the directory, 7 load failed.\n";
+    "--from restores the newest backup chain in an S3-compatible object store (or\n"
+    "the newest whose until is at most --until-seq N, or whose time is at most\n"
+    "--until-time, RFC 3339) into PATH, which must be new or empty. Every object\n"
+    "of the chain is checked (SHA-256, stream) before any is applied; PATH appears\n"
+    "only when the whole chain has loaded. --database picks one database when the\n"
+    "prefix holds several. The store comes from the AWS_* environment variables\n"
+    "(see kvdump --help).\n"
+    "\n"
+    "Exit status: 0 ok, 1 no such input file (--from: no backup at or before the\n"
+    "point), 2 usage, 3 corrupt or truncated stream or object, 4 full stream onto\n"
+    "a non-empty directory, 5 incremental stream leaves a gap, 6 cannot open the\n"
+    "directory, 7 load failed, 9 the object store failed.\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -126,10 +140,17 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
                                          {"input", required_argument, NULL, 'i'},
                                          {"verify-only", no_argument, NULL, 'V'},
+                                         {"from", required_argument, NULL, 'F'},
+                                         {"until-seq", required_argument, NULL, 'S'},
+                                         {"until-time", required_argument, NULL, 'U'},
+                                         {"database", required_argument, NULL, 'D'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
-    const char *dir = NULL, *input = "-";
-    bool verify_only = false;
+    const char *dir = NULL, *input = "-", *from = NULL, *database = NULL;
+    bool verify_only = false, input_given = false;
+    uint64_t until_seq = 0;
+    int64_t until_time = 0;
+    bool by_seq = false, by_time = false;
     int opt;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":d:i:h", opts, NULL)) != -1) {
@@ -139,6 +160,27 @@ int main(int argc, char **argv)
             break;
         case 'i':
             input = optarg;
+            input_given = true;
+            break;
+        case 'F':
+            from = optarg;
+            break;
+        case 'S':
+            if (rct_parse_seq(optarg, &until_seq) != 0)
+                return usage_error("--until-seq '%s' is not a sequence number", optarg);
+            by_seq = true;
+            break;
+        case 'U':
+#ifdef RC_HAVE_S3
+            if (rcm_parse_time(optarg, &until_time) != 0)
+                return usage_error("--until-time '%s' is not an RFC 3339 time such as "
+                                   "2026-12-05T18:40:00Z",
+                                   optarg);
+#endif
+            by_time = true;
+            break;
+        case 'D':
+            database = optarg;
             break;
         case 'V':
             verify_only = true;
@@ -154,6 +196,24 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
+    if ((by_seq || by_time || database) && !from)
+        return usage_error("%s", "--until-seq, --until-time and --database go with --from");
+    if (by_seq && by_time)
+        return usage_error("%s", "give --until-seq or --until-time, not both");
+    if (from) {
+        if (verify_only || input_given)
+            return usage_error("%s", "--from reads the object store: no -i, no --verify-only");
+        if (!dir)
+            return usage_error("%s", "--dir PATH is required");
+#ifdef RC_HAVE_S3
+        rcbs_point point = {
+            .by_seq = by_seq, .by_time = by_time, .seq = until_seq, .time_ms = until_time};
+        return rcs3_cli_load_from(dir, from, database, &point);
+#else
+        (void)until_time;
+        return usage_error("%s", "this kvload was built without object-store support");
+#endif
+    }
     if (!dir && !verify_only)
         return usage_error("%s", "--dir PATH is required (or --verify-only)");
     if (dir && verify_only)
