@@ -30,6 +30,7 @@
 
 #include <sodium.h>
 
+#include "backup_shipper.h"
 #include "http.h"
 #include "metrics.h"
 #include "policy.h"
@@ -62,6 +63,10 @@ static const char usage_text[] =
     "  --merge-threshold PCT       dead percentage that makes a segment a merge candidate (40)\n"
     "  --tombstone-retention SECONDS  how long merge keeps tombstones (default 604800)\n"
     "  --log-level error|warn|info|debug   (default info: one line per request)\n"
+    "  --backup-to s3://BUCKET/PREFIX   ship backups continuously to an object store\n"
+    "                              (AWS_* environment: see kvdump --help)\n"
+    "  --backup-every DURATION     how often (30s, 5m, 1h; needed with --backup-to)\n"
+    "  --backup-keep-full N        fulls kept with their incrementals (default 2)\n"
     "  --help\n"
     "Sizes accept K, M, G suffixes (powers of 1024).\n";
 
@@ -149,6 +154,9 @@ enum {
     OPT_TOMBSTONE,
     OPT_LOG_LEVEL,
     OPT_MAX_CONN_IP,
+    OPT_BACKUP_TO,
+    OPT_BACKUP_EVERY,
+    OPT_BACKUP_KEEP,
     OPT_HELP,
 };
 
@@ -175,6 +183,9 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
         {"merge-threshold", required_argument, NULL, OPT_MERGE},
         {"tombstone-retention", required_argument, NULL, OPT_TOMBSTONE},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"backup-to", required_argument, NULL, OPT_BACKUP_TO},
+        {"backup-every", required_argument, NULL, OPT_BACKUP_EVERY},
+        {"backup-keep-full", required_argument, NULL, OPT_BACKUP_KEEP},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -194,6 +205,7 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
     c->script_memory = 16u << 20;
     c->script_timeout_ms = 1000;
     c->log_level = LOG_INFO;
+    c->backup_keep_full = 2;
     opterr = 0;
     for (;;) {
         int longindex = 0;
@@ -276,6 +288,22 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
             else
                 usage_error("--log-level", "expected error, warn, info or debug, got '%s'", optarg);
             break;
+        case OPT_BACKUP_TO:
+            if (strncmp(optarg, "s3://", 5) != 0)
+                usage_error("--backup-to", "expected s3://BUCKET/PREFIX, got '%s'", optarg);
+            c->backup_to = optarg;
+            break;
+        case OPT_BACKUP_EVERY:
+            if (backup_parse_duration(optarg, &c->backup_every_ms) != 0 ||
+                c->backup_every_ms < 100 || c->backup_every_ms > 366ull * 86400 * 1000)
+                usage_error("--backup-every",
+                            "expected a duration 100ms .. 366d such as 30s, 5m "
+                            "or 1h, got '%s'",
+                            optarg);
+            break;
+        case OPT_BACKUP_KEEP:
+            c->backup_keep_full = (unsigned)parse_count("--backup-keep-full", optarg, 1, 1000);
+            break;
         case OPT_HELP:
             fputs(usage_text, stdout);
             exit(0);
@@ -287,6 +315,10 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
     }
     if (optind < argc)
         usage_error(argv[optind], "unexpected argument");
+    if (c->backup_to != NULL && c->backup_every_ms == 0)
+        usage_error("--backup-to", "needs --backup-every DURATION");
+    if (c->backup_to == NULL && c->backup_every_ms != 0)
+        usage_error("--backup-every", "goes with --backup-to");
     if (c->threads == 0) {
         /* Under --sync always a handler blocks on fdatasync, and only writers
          * waiting at the same moment share a group commit, so the pool must be
@@ -502,6 +534,10 @@ int main(int argc, char **argv)
         goto fail;
     }
     scripts_ready = true;
+    if (srv.cfg.backup_to != NULL &&
+        backup_shipper_start(&srv, srv.cfg.backup_to, srv.cfg.backup_every_ms,
+                             srv.cfg.backup_keep_full, &srv.shipper) != 0)
+        goto fail;
     daemon = http_start(&srv, listen_fd);
     if (daemon == NULL) {
         fprintf(stderr, "kvd: --listen %s: the HTTP server did not start\n", srv.cfg.listen);
@@ -534,6 +570,8 @@ fail:
         MHD_stop_daemon(daemon);
     if (listen_fd >= 0)
         close(listen_fd);
+    backup_shipper_stop(srv.shipper);
+    srv.shipper = NULL;
     if (scripts_ready)
         route_scripts_shutdown(&srv);
     policy_store_close(&srv);

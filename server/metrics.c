@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backup_shipper.h"
 #include "routes.h"
 
 static const double hist_bounds_s[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -213,6 +214,42 @@ static void render_engine(textbuf *t, const rc_stats *s)
               s->read_only ? 1 : 0);
 }
 
+/* kvd --backup-to: what the shipper reports. */
+static void render_backup(textbuf *t, struct backup_shipper *b)
+{
+    backup_stats bs;
+    backup_shipper_stats(b, &bs);
+    tb_printf(t,
+              "# HELP kvd_backup_last_shipped_seq Until of the newest backup known in the store\n"
+              "# TYPE kvd_backup_last_shipped_seq gauge\nkvd_backup_last_shipped_seq %" PRIu64 "\n",
+              bs.last_shipped_seq);
+    tb_printf(t,
+              "# HELP kvd_backup_last_shipped_timestamp_seconds Unix time of the last upload\n"
+              "# TYPE kvd_backup_last_shipped_timestamp_seconds gauge\n"
+              "kvd_backup_last_shipped_timestamp_seconds %.3f\n",
+              (double)bs.last_shipped_ms / 1e3);
+    tb_printf(
+        t,
+        "# HELP kvd_backup_consecutive_failures Failed backup rounds since the last success\n"
+        "# TYPE kvd_backup_consecutive_failures gauge\nkvd_backup_consecutive_failures %" PRIu64
+        "\n",
+        bs.consecutive_failures);
+    tb_printf(t,
+              "# HELP kvd_backup_uploads_total Backups uploaded\n"
+              "# TYPE kvd_backup_uploads_total counter\nkvd_backup_uploads_total %" PRIu64 "\n",
+              bs.uploads);
+    tb_printf(t,
+              "# HELP kvd_backup_failures_total Failed backup rounds\n"
+              "# TYPE kvd_backup_failures_total counter\nkvd_backup_failures_total %" PRIu64 "\n",
+              bs.failures);
+    tb_printf(
+        t,
+        "# HELP kvd_backup_pruned_objects_total Objects deleted by retention\n"
+        "# TYPE kvd_backup_pruned_objects_total counter\nkvd_backup_pruned_objects_total %" PRIu64
+        "\n",
+        bs.pruned);
+}
+
 char *metrics_prometheus(kvd *srv, size_t *len)
 {
     struct metrics *m = srv->metrics;
@@ -274,6 +311,8 @@ char *metrics_prometheus(kvd *srv, size_t *len)
               "gauge\nkvd_uptime_seconds %.1f\n",
               (double)(kvd_mono_ns() - m->start_ns) / 1e9);
     render_engine(&t, &s);
+    if (srv->shipper != NULL)
+        render_backup(&t, srv->shipper);
     if (t.failed) {
         free(t.data);
         return NULL;
@@ -306,6 +345,16 @@ char *metrics_json(kvd *srv, size_t *len)
     json_object_set_new(o, "last_seq", json_integer((json_int_t)s.last_seq));
     json_object_set_new(o, "uptime_s",
                         json_integer((json_int_t)((kvd_mono_ns() - m->start_ns) / 1000000000u)));
+    if (srv->shipper != NULL) {
+        backup_stats bs;
+        backup_shipper_stats(srv->shipper, &bs);
+        json_object_set_new(o, "backup_last_shipped_seq",
+                            json_integer((json_int_t)bs.last_shipped_seq));
+        json_object_set_new(o, "backup_last_shipped_ms",
+                            json_integer((json_int_t)bs.last_shipped_ms));
+        json_object_set_new(o, "backup_consecutive_failures",
+                            json_integer((json_int_t)bs.consecutive_failures));
+    }
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (text != NULL)

@@ -19,6 +19,7 @@
 #ifndef RC_TOOLS_S3_H
 #define RC_TOOLS_S3_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,6 +59,10 @@ const char *rcs3_error(const rcs3 *c);
 /* Attempts per request for retryable failures (network errors, 5xx, 429);
  * default 3, with 200 ms, 400 ms between them. */
 void rcs3_set_attempts(rcs3 *c, unsigned attempts);
+
+/* While *CANCEL is true, transfers abort and retries stop (RCS3_ENET,
+ * "cancelled"). NULL: never. */
+void rcs3_set_cancel(rcs3 *c, const atomic_bool *cancel);
 
 /* Upload SIZE bytes of FD (from offset 0, read with pread) as KEY whose
  * SHA-256 is SHA (32 bytes). Bodies above RCS3_MULTIPART_THRESHOLD go as a

@@ -34,6 +34,7 @@ struct rcs3 {
     char *token;    /* x-amz-security-token header line, or NULL */
     char sigv4[96];
     unsigned attempts;
+    const atomic_bool *cancel;
     char err[768];
 };
 
@@ -214,6 +215,22 @@ const char *rcs3_error(const rcs3 *c)
     return c->err;
 }
 
+void rcs3_set_cancel(rcs3 *c, const atomic_bool *cancel)
+{
+    c->cancel = cancel;
+}
+
+static bool cancelled(const rcs3 *c)
+{
+    return c->cancel != NULL && atomic_load(c->cancel);
+}
+
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)dt, (void)dn, (void)ut, (void)un;
+    return cancelled(ud) ? 1 : 0;
+}
+
 void rcs3_set_attempts(rcs3 *c, unsigned attempts)
 {
     c->attempts = attempts ? attempts : 1;
@@ -248,6 +265,11 @@ int rcs3_prepare(rcs3 *c, CURL *h, const char *method, const char *url, const ch
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 30L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (c->cancel != NULL) {
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+    }
     *headers = l;
     return 0;
 oom:
@@ -424,6 +446,10 @@ static int perform(rcs3 *c, request *r)
     for (unsigned attempt = 0; attempt < c->attempts; attempt++) {
         if (attempt > 0)
             pause_ms(200u << (attempt - 1));
+        if (cancelled(c)) {
+            snprintf(c->err, sizeof c->err, "%s %s: cancelled", r->method, r->shown);
+            return RCS3_ENET;
+        }
         r->up_pos = 0;
         r->status = 0;
         r->body_len = 0;
