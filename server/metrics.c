@@ -354,6 +354,8 @@ char *metrics_json(kvd *srv, size_t *len)
                             json_integer((json_int_t)bs.last_shipped_ms));
         json_object_set_new(o, "backup_consecutive_failures",
                             json_integer((json_int_t)bs.consecutive_failures));
+        json_object_set_new(o, "backup_uploads", json_integer((json_int_t)bs.uploads));
+        json_object_set_new(o, "backup_pruned_objects", json_integer((json_int_t)bs.pruned));
     }
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
