@@ -179,9 +179,13 @@ int rcbs_ship(rcbs *s, rc_db *db, const char *db_id, const rcbs_ship_opts *o, rc
         rcm_free(&prev);
         return rc;
     }
-    if (!full && info.until == since) {
+    /* Nothing new; or a full at a point whose full is already stored (its
+     * name is taken: uploading again would replace the bytes an existing
+     * manifest's SHA-256 names). */
+    if ((!full && info.until == since) ||
+        (full && have_prev && prev.chain[0].until == info.until)) {
         close(sp.fd);
-        res->since = res->until = since;
+        res->since = res->until = info.until;
         rcm_free(&prev);
         return 0;
     }
