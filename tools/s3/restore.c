@@ -138,7 +138,7 @@ static int choose(rcbs *s, const char *db, const rcbs_point *point, rcm_manifest
 }
 
 /* Download and check one object into a temporary file; *FD receives it. */
-static int fetch(rcbs *s, const rcm_object *x, int *fd)
+static int fetch(rcbs *s, const char *database, const rcm_object *x, int *fd)
 {
     char key[1200];
     if (rcbsi_key(s, x->name, key, sizeof key) != 0)
@@ -182,6 +182,13 @@ static int fetch(rcbs *s, const rcm_object *x, int *fd)
                  detail && *detail ? detail : rc_strerror(err));
         return RCBS_ECORRUPT;
     }
+#ifdef RC_DATABASE_ID_LEN
+    if (info.database[0] != '\0' && strcmp(info.database, database) != 0) {
+        snprintf(s->err, sizeof s->err, "%s/%s is a backup of database %s, not %s", s->url, x->name,
+                 info.database, database);
+        return RCBS_ECORRUPT;
+    }
+#endif
     if (info.since != x->since || info.until != x->until) {
         snprintf(s->err, sizeof s->err,
                  "%s/%s holds seq %" PRIu64 "..%" PRIu64 ", the manifest says %" PRIu64
@@ -287,7 +294,7 @@ int rcbs_restore(rcbs *s, const char *db, const rcbs_point *point, const char *d
     for (size_t i = 0; i < m->n; i++)
         fds[i] = -1;
     for (size_t i = 0; i < m->n && rc == 0; i++) {
-        rc = fetch(s, &m->chain[i], &fds[i]);
+        rc = fetch(s, m->database, &m->chain[i], &fds[i]);
         if (rc == 0)
             note(note_fn, note_ctx, "checked %s (%" PRIu64 " bytes)", m->chain[i].name,
                  m->chain[i].size);

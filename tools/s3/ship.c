@@ -36,8 +36,17 @@ int rcbsi_tmpfile(void)
 
 int rcbs_database_id(rc_db *db, const char *dir, char *out, size_t cap)
 {
-    /* Interim identity until the engine exposes one: the SHA-256 of the
-     * directory's real path, so one directory always ships under one name. */
+#ifdef RC_DATABASE_ID_LEN
+    /* the engine's identity: the X-Ringcask-Database of /admin/backup */
+    (void)dir;
+    char id[RC_DATABASE_ID_LEN + 1];
+    if (cap < sizeof id || rc_database_id(db, id) != 0 || !rcm_db_id_valid(id))
+        return -1;
+    memcpy(out, id, sizeof id);
+    return 0;
+#else
+    /* Interim identity for an engine without rc_database_id: the SHA-256 of
+     * the directory's real path, so one directory ships under one name. */
     (void)db;
     char real[PATH_MAX];
     if (realpath(dir, real) == NULL)
@@ -51,6 +60,7 @@ int rcbs_database_id(rc_db *db, const char *dir, char *out, size_t cap)
         return -1;
     memcpy(out, hex, 33);
     return 0;
+#endif
 }
 
 typedef struct spool {
