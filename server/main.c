@@ -2,11 +2,13 @@
  * main.c — kvd: flags, start-up, the ready line, and graceful shutdown.
  *
  * Start-up: parse flags (exit 2 with a one-line reason naming the flag),
- * block SIGTERM/SIGINT in every thread (the engine's and MHD's inherit the
+ * open the log (--log-file, --log-format), block SIGTERM/SIGINT/SIGHUP in
+ * every thread (the engine's and MHD's inherit the
  * mask), open the engine (recovery runs here), open the policy store, create
  * the --default-bucket, bind the listening socket ourselves (so
  * --listen 127.0.0.1:0 works and the ready line names the real port), start
- * MHD, print one ready line on stdout, then wait in sigwait.
+ * MHD, print one ready line on stdout, then wait in sigwait. SIGHUP reopens
+ * the log file (logrotate) and logs one line; it never stops or restarts kvd.
  *
  * Shutdown on SIGTERM/SIGINT: new requests (also on open keep-alive
  * connections) get 503 with Connection: close; MHD is quiesced (the listening
@@ -30,6 +32,7 @@
 #include <sodium.h>
 
 #include "http.h"
+#include "log.h"
 #include "metrics.h"
 #include "policy.h"
 #include "rcu_opt.h"
@@ -39,6 +42,7 @@
 #define EXIT_FAILURE_RUNTIME 3
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const log_formats[] = {"text", "json", NULL}; /* log_format's order */
 
 static int parse_sync(const char *s, void *dest, char *why, size_t cap)
 {
@@ -128,7 +132,13 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
          .max = 100ull * 365 * 86400 * 1000, .unit_ms = 1000, .store_ms = 1, .meta = "SECONDS",
          .help = "how long merge keeps tombstones"},
         {"log-level", 0, RCU_OPT_ENUM, &c->log_level, .choices = log_levels,
-         .help = "info: one line per request"},
+         .help = "how much to log; info: one line per request"},
+        {"log-format", 0, RCU_OPT_ENUM, &c->log_format, .choices = log_formats,
+         .help = "log lines as text or as JSON objects"},
+        {"log-file", 0, RCU_OPT_STRING, &c->log_file, .meta = "FILE", .def = "stderr",
+         .help = "append the log to FILE; SIGHUP reopens it (for logrotate)"},
+        {"metrics-token-file", 0, RCU_OPT_STRING, &c->metrics_token_file, .meta = "FILE",
+         .help = "GET /metrics needs the token in FILE's first line (or the admin token)"},
         {"config", 'c', RCU_OPT_STRING, &f.config, .meta = "FILE", .flags = RCU_OPT_NOCONFIG,
          .help = "read settings from FILE (INI: 'name = value' with the long names above, "
                  "optionally under [kvd]); flags given too override it"},
@@ -178,6 +188,10 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
     int rc = rcu_opt_parse(&prog, argc, argv, NULL);
     if (rc != RCU_OPT_GO_ON)
         exit(rc);
+    if (c->log_file != NULL && c->log_file[0] == '\0') {
+        fprintf(stderr, "kvd: --log-file: needs a file name (see kvd --help)\n");
+        exit(EXIT_USAGE);
+    }
     if (c->default_bucket != NULL &&
         (!rcu_bucket_name_valid(c->default_bucket, strlen(c->default_bucket)) ||
          rcu_bucket_name_reserved(c->default_bucket, strlen(c->default_bucket)))) {
@@ -210,13 +224,13 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
     }
 }
 
-/* Read the admin token: the file's first line, trimmed. NULL on failure. */
-static char *read_admin_token(const char *path)
+/* Read a token for FLAG: the file's first line, trimmed. NULL on failure. */
+static char *read_token(const char *flag, const char *path)
 {
     FILE *f = fopen(path, "r");
     char buf[1024];
     if (f == NULL) {
-        fprintf(stderr, "kvd: --admin-token-file %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "kvd: %s %s: %s\n", flag, path, strerror(errno));
         return NULL;
     }
     size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -229,8 +243,7 @@ static char *read_admin_token(const char *path)
     while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
         buf[--n] = '\0';
     if (n < 16) {
-        fprintf(stderr, "kvd: --admin-token-file %s: the token must be at least 16 characters\n",
-                path);
+        fprintf(stderr, "kvd: %s %s: the token must be at least 16 characters\n", flag, path);
         return NULL;
     }
     return strdup(buf);
@@ -327,6 +340,20 @@ static int ensure_default_bucket(kvd *srv, const char *name, bool loopback)
     return 0;
 }
 
+/* SIGHUP: reopen the --log-file (logrotate moved it); never a restart. */
+static void reopen_log(void)
+{
+    int rc = kvd_log_reopen();
+    if (rc == 0)
+        kvd_log(LOG_INFO, "SIGHUP: reopened the log file %s", kvd_log_path());
+    else if (rc == 1)
+        kvd_log(LOG_INFO, "SIGHUP: the log goes to stderr; nothing to reopen");
+    else
+        kvd_log(LOG_ERROR,
+                "SIGHUP: cannot reopen the log file %s: %s; still writing to the old one",
+                kvd_log_path(), strerror(-rc));
+}
+
 static void wait_in_flight(kvd *srv)
 {
     uint64_t deadline = kvd_mono_ns() + (uint64_t)srv->cfg.shutdown_grace_s * 1000000000u;
@@ -346,6 +373,11 @@ int main(int argc, char **argv)
     memset(&srv, 0, sizeof srv);
     parse_flags(argc, argv, &srv.cfg);
     kvd_log_level = srv.cfg.log_level;
+    int lrc = kvd_log_open(srv.cfg.log_file, srv.cfg.log_format);
+    if (lrc != 0) {
+        fprintf(stderr, "kvd: --log-file %s: %s\n", srv.cfg.log_file, strerror(-lrc));
+        return EXIT_FAILURE_RUNTIME;
+    }
     atomic_init(&srv.shutting_down, false);
     atomic_init(&srv.in_flight, 0);
     int status = EXIT_FAILURE_RUNTIME, listen_fd = -1;
@@ -357,15 +389,23 @@ int main(int argc, char **argv)
         return EXIT_FAILURE_RUNTIME;
     }
     if (srv.cfg.admin_token_file != NULL) {
-        srv.admin_token = read_admin_token(srv.cfg.admin_token_file);
+        srv.admin_token = read_token("--admin-token-file", srv.cfg.admin_token_file);
         if (srv.admin_token == NULL)
             return EXIT_FAILURE_RUNTIME;
+    }
+    if (srv.cfg.metrics_token_file != NULL) {
+        srv.metrics_token = read_token("--metrics-token-file", srv.cfg.metrics_token_file);
+        if (srv.metrics_token == NULL) {
+            free(srv.admin_token);
+            return EXIT_FAILURE_RUNTIME;
+        }
     }
     /* every thread created from here on inherits this mask */
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -421,8 +461,13 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     int sig = 0;
-    while (sigwait(&stop, &sig) != 0)
-        ;
+    for (;;) {
+        if (sigwait(&stop, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            break;
+        reopen_log();
+    }
     kvd_log(LOG_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     atomic_store(&srv.shutting_down, true);
     MHD_socket lfd = MHD_quiesce_daemon(daemon);
@@ -451,6 +496,7 @@ fail:
     }
     metrics_free(srv.metrics);
     free(srv.admin_token);
+    free(srv.metrics_token);
     if (status == 0)
         kvd_log(LOG_INFO, "stopped");
     return status;
