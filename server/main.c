@@ -34,6 +34,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "metrics_process.h"
 #include "policy.h"
 #include "rcu_opt.h"
 #include "routes.h"
@@ -63,12 +64,6 @@ static void show_sync(const void *dest, char *out, size_t cap)
                     : o->sync == RC_SYNC_INTERVAL ? RCU_SYNC_INTERVAL
                                                   : RCU_SYNC_NONE,
                     o->sync_interval_ms, out, cap);
-}
-
-static void print_build(FILE *out)
-{
-    fprintf(out, "build: %s, sanitizers: %s, fault injection: %s\n", KVD_BUILD_TYPE,
-            KVD_SANITIZE[0] ? KVD_SANITIZE : "none", KVD_FAULT_INJECTION ? "on" : "off");
 }
 
 /* The command line, the config file and --print-config come from this table. */
@@ -156,7 +151,7 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
                   "Exit status: 0 ok, 2 usage error, 3 failure.\n",
         .opts = opts,
         .max_operands = 0,
-        .version_extra = print_build,
+        .version_extra = kvd_build_describe,
     };
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     memset(c, 0, sizeof *c);
@@ -452,6 +447,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "kvd: --listen %s: the HTTP server did not start\n", srv.cfg.listen);
         goto fail;
     }
+    if (!loopback && srv.metrics_token == NULL)
+        kvd_log(LOG_WARN, "GET /metrics is readable without credentials on a non-loopback address "
+                          "(give --metrics-token-file to restrict it)");
     rc_stats st;
     memset(&st, 0, sizeof st);
     rc_stats_db(srv.db, &st);

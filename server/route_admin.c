@@ -36,7 +36,12 @@ void route_metrics(kvd_request *req)
     char fmt[16];
     size_t n = 0, len = 0;
     bool json = http_query(req, "format", fmt, sizeof fmt, &n) == 0 && strcmp(fmt, "json") == 0;
-    char *text = json ? metrics_json(req->srv, &len) : metrics_prometheus(req->srv, &len);
+    char *text;
+    if (req->has_policy) /* ?bucket=NAME, authorised by the router */
+        text = json ? metrics_bucket_json(req->srv, &req->pol, &len)
+                    : metrics_bucket_prometheus(req->srv, &req->pol, &len);
+    else
+        text = json ? metrics_json(req->srv, &len) : metrics_prometheus(req->srv, &len);
     if (text == NULL) {
         http_error(req, 500, "internal", "could not render metrics");
         return;
