@@ -138,9 +138,10 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
         {"backup-to", 0, RCU_OPT_STRING, &c->backup_to, .meta = "s3://BUCKET/PREFIX",
          .help = "ship backups continuously to an S3-compatible object store (AWS_* "
                  "environment: see kvdump --help)"},
-        {"backup-every", 0, RCU_OPT_DURATION, U(c->backup_every_ms), .min = 100,
+        {"backup-every", 0, RCU_OPT_DURATION, U(c->backup_every_ms), .min = 0,
          .max = 366ull * 86400 * 1000, .unit_ms = 1000, .store_ms = 1, .meta = "DURATION",
-         .flags = RCU_OPT_NODEFAULT, .help = "how often to ship (needed with --backup-to)"},
+         .flags = RCU_OPT_NODEFAULT,
+         .help = "how often to ship (needed with --backup-to; 0: not set)"},
         {"backup-keep-full", 0, RCU_OPT_INT, U(c->backup_keep_full), .min = 1, .max = 1000,
          .meta = "N", .help = "full backups kept in the store, each with its incrementals"},
         {"config", 'c', RCU_OPT_STRING, &f.config, .meta = "FILE", .flags = RCU_OPT_NOCONFIG,
@@ -208,6 +209,10 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
         fprintf(stderr,
                 "kvd: --backup-to: expected s3://BUCKET/PREFIX, got '%s' (see kvd --help)\n",
                 c->backup_to);
+        exit(EXIT_USAGE);
+    }
+    if (c->backup_every_ms != 0 && c->backup_every_ms < 100) {
+        fprintf(stderr, "kvd: --backup-every: at least 100ms (see kvd --help)\n");
         exit(EXIT_USAGE);
     }
     if ((c->backup_to != NULL) != (c->backup_every_ms != 0)) {
