@@ -55,45 +55,49 @@ static int patch_op(kv_ctx *ctx, const char *op, const char *key, const kv_buf *
     return rc;
 }
 
+/* kv append / kv getset: parse "k=v", then PATCH {"op": OP, "value": v}.
+ * Returns -1 after a 2xx answer (in ctx; *KEY names the key), else the
+ * exit status. */
+static int patch_command(kv_ctx *ctx, int argc, char **argv, const char *about, const char *op,
+                         const char *verb, const char **key)
+{
+    int rc = kv_parse_options(ctx, &argc, argv, NULL, "k=v", about);
+    if (rc >= 0)
+        return rc;
+    kv_buf value = {0};
+    rc = one_assignment(ctx, argc, argv, key, &value);
+    if (rc == 0)
+        rc = patch_op(ctx, op, *key, &value, verb);
+    kv_buf_free(&value);
+    return rc == 0 ? -1 : rc;
+}
+
 /* --------------------------------------------------------------- append */
 
 int kv_cmd_append(kv_ctx *ctx, int argc, char **argv)
 {
-    int rc = kv_parse_options(ctx, &argc, argv, NULL, "k=v",
-                              "Append v (text; k=@FILE and k=- as for kv set) to the value of k,\n"
-                              "creating it when absent, and print the new length in bytes.\n");
+    const char *key = NULL;
+    int rc = patch_command(ctx, argc, argv,
+                           "Append v (text; k=@FILE and k=- as for kv set) to the value of k,\n"
+                           "creating it when absent, and print the new length in bytes.\n",
+                           "append", "append to", &key);
     if (rc >= 0)
         return rc;
-    const char *key = NULL;
-    kv_buf value = {0};
-    rc = one_assignment(ctx, argc, argv, &key, &value);
-    if (rc == 0)
-        rc = patch_op(ctx, "append", key, &value, "append to");
-    kv_buf_free(&value);
-    if (rc == 0) {
-        printf("%zu\n", ctx->body.len);
-        rc = kv_finish_stdout(ctx);
-    }
-    return rc;
+    printf("%zu\n", ctx->body.len);
+    return kv_finish_stdout(ctx);
 }
 
 /* --------------------------------------------------------------- getset */
 
 int kv_cmd_getset(kv_ctx *ctx, int argc, char **argv)
 {
-    int rc = kv_parse_options(ctx, &argc, argv, NULL, "k=v",
-                              "Set k to v (text; k=@FILE and k=- as for kv set) and print the\n"
-                              "value it had, as kv get does. Exit 1 when k was absent (it is set\n"
-                              "all the same).\n");
-    if (rc >= 0)
-        return rc;
     const char *key = NULL;
-    kv_buf value = {0};
-    rc = one_assignment(ctx, argc, argv, &key, &value);
-    if (rc == 0)
-        rc = patch_op(ctx, "getset", key, &value, "getset");
-    kv_buf_free(&value);
-    if (rc != 0)
+    int rc = patch_command(ctx, argc, argv,
+                           "Set k to v (text; k=@FILE and k=- as for kv set) and print the\n"
+                           "value it had, as kv get does. Exit 1 when k was absent (it is set\n"
+                           "all the same).\n",
+                           "getset", "getset", &key);
+    if (rc >= 0)
         return rc;
     char prev[16];
     if (kv_header(ctx, "X-Previous", prev, sizeof prev) == 0 && strcmp(prev, "absent") == 0) {
