@@ -82,6 +82,10 @@ typedef struct kvd_request {
     bool body_nomem;
     uint64_t discarded; /* body bytes dropped after the limit */
 
+    /* memory budgets (budget.c): bytes charged for the answer / the body */
+    uint64_t mem_charged;
+    uint64_t body_charged;
+
     /* response bookkeeping */
     unsigned status;
     uint64_t resp_bytes;

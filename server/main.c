@@ -30,6 +30,7 @@
 
 #include <sodium.h>
 
+#include "bucket_limits.h"
 #include "http.h"
 #include "metrics.h"
 #include "policy.h"
@@ -61,6 +62,16 @@ static const char usage_text[] =
     "  --segment-bytes BYTES       segment rotation size (default 256M)\n"
     "  --merge-threshold PCT       dead percentage that makes a segment a merge candidate (40)\n"
     "  --tombstone-retention SECONDS  how long merge keeps tombstones (default 604800)\n"
+    "  --max-response-bytes BYTES  memory one request may hold for its answer (default\n"
+    "                              128M; at least --max-value): past it 413\n"
+    "  --max-inflight-bytes BYTES  memory all requests together may hold for answers and\n"
+    "                              bodies (default 512M; 0: no limit): past it 503\n"
+    "  --allow-anonymous-buckets   let clients without credentials create buckets (off)\n"
+    "  --bucket-create-rate N      buckets one address may create per minute without the\n"
+    "                              admin token (default 30; 0: no limit)\n"
+    "  --max-buckets N             buckets in all (default 100000; 0: no limit)\n"
+    "  --strict                    refuse to start when recovery would drop acknowledged data\n"
+    "                              (a cut or corrupt segment); default: drop it, log each file\n"
     "  --log-level error|warn|info|debug   (default info: one line per request)\n"
     "  --help\n"
     "Sizes accept K, M, G suffixes (powers of 1024).\n";
@@ -149,6 +160,12 @@ enum {
     OPT_TOMBSTONE,
     OPT_LOG_LEVEL,
     OPT_MAX_CONN_IP,
+    OPT_STRICT,
+    OPT_MAX_RESPONSE,
+    OPT_MAX_INFLIGHT,
+    OPT_ANON_BUCKETS,
+    OPT_BUCKET_RATE,
+    OPT_MAX_BUCKETS,
     OPT_HELP,
 };
 
@@ -175,6 +192,12 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
         {"merge-threshold", required_argument, NULL, OPT_MERGE},
         {"tombstone-retention", required_argument, NULL, OPT_TOMBSTONE},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"strict", no_argument, NULL, OPT_STRICT},
+        {"max-response-bytes", required_argument, NULL, OPT_MAX_RESPONSE},
+        {"max-inflight-bytes", required_argument, NULL, OPT_MAX_INFLIGHT},
+        {"allow-anonymous-buckets", no_argument, NULL, OPT_ANON_BUCKETS},
+        {"bucket-create-rate", required_argument, NULL, OPT_BUCKET_RATE},
+        {"max-buckets", required_argument, NULL, OPT_MAX_BUCKETS},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -194,6 +217,10 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
     c->script_memory = 16u << 20;
     c->script_timeout_ms = 1000;
     c->log_level = LOG_INFO;
+    c->max_response_bytes = 128u << 20;
+    c->max_inflight_bytes = 512u << 20;
+    c->bucket_create_per_min = 30;
+    c->max_buckets = 100000;
     opterr = 0;
     for (;;) {
         int longindex = 0;
@@ -276,6 +303,26 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
             else
                 usage_error("--log-level", "expected error, warn, info or debug, got '%s'", optarg);
             break;
+        case OPT_STRICT:
+            c->engine.strict = true;
+            break;
+        case OPT_MAX_RESPONSE:
+            c->max_response_bytes =
+                parse_size("--max-response-bytes", optarg, 64 * 1024, 1ull << 40);
+            break;
+        case OPT_MAX_INFLIGHT:
+            c->max_inflight_bytes = parse_size("--max-inflight-bytes", optarg, 0, 1ull << 42);
+            break;
+        case OPT_ANON_BUCKETS:
+            c->allow_anonymous_buckets = true;
+            break;
+        case OPT_BUCKET_RATE:
+            c->bucket_create_per_min =
+                (unsigned)parse_count("--bucket-create-rate", optarg, 0, 1000000);
+            break;
+        case OPT_MAX_BUCKETS:
+            c->max_buckets = parse_count("--max-buckets", optarg, 0, 1ull << 24);
+            break;
         case OPT_HELP:
             fputs(usage_text, stdout);
             exit(0);
@@ -287,6 +334,15 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
     }
     if (optind < argc)
         usage_error(argv[optind], "unexpected argument");
+    if (c->max_response_bytes < c->max_value)
+        usage_error("--max-response-bytes",
+                    "%llu is below --max-value %llu: a GET of the largest "
+                    "value could never be answered",
+                    (unsigned long long)c->max_response_bytes, (unsigned long long)c->max_value);
+    if (c->max_inflight_bytes != 0 && c->max_inflight_bytes < c->max_response_bytes)
+        usage_error("--max-inflight-bytes", "%llu is below --max-response-bytes %llu",
+                    (unsigned long long)c->max_inflight_bytes,
+                    (unsigned long long)c->max_response_bytes);
     if (c->threads == 0) {
         /* Under --sync always a handler blocks on fdatasync, and only writers
          * waiting at the same moment share a group commit, so the pool must be
@@ -422,6 +478,24 @@ static int ensure_default_bucket(kvd *srv, const char *name, bool loopback)
     return 0;
 }
 
+/* One line per segment file recovery dropped bytes from (rc_damage_report). */
+static void log_damage(rc_db *db)
+{
+    rc_damage *d = NULL;
+    size_t n = 0;
+    if (rc_damage_report(db, &d, &n) != 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        kvd_log(d[i].torn_tail ? LOG_WARN : LOG_ERROR,
+                "recovery dropped %llu bytes of %08llu.data at offset %llu: %s",
+                (unsigned long long)d[i].bytes, (unsigned long long)d[i].segment_id,
+                (unsigned long long)d[i].offset,
+                d[i].torn_tail ? "a torn tail (the last writes before a crash)"
+                               : "acknowledged data lost to a cut or damaged file "
+                                 "(--strict refuses to start instead)");
+    rc_damage_free(d);
+}
+
 static void wait_in_flight(kvd *srv)
 {
     uint64_t deadline = kvd_mono_ns() + (uint64_t)srv->cfg.shutdown_grace_s * 1000000000u;
@@ -479,6 +553,7 @@ int main(int argc, char **argv)
         goto fail;
     }
     uint64_t open_ms = (kvd_mono_ns() - t0) / 1000000u;
+    log_damage(srv.db);
     rc = policy_store_open(&srv);
     if (rc != 0) {
         fprintf(stderr, "kvd: --dir %s: cannot open the system keyspace: %s\n", srv.cfg.dir,
@@ -486,7 +561,7 @@ int main(int argc, char **argv)
         goto fail;
     }
     srv.metrics = metrics_new();
-    if (srv.metrics == NULL)
+    if (srv.metrics == NULL || bucket_limits_init(&srv) != 0)
         goto fail;
     if (srv.cfg.default_bucket != NULL) {
         rc = ensure_default_bucket(&srv, srv.cfg.default_bucket, loopback);
@@ -545,6 +620,7 @@ fail:
         }
     }
     metrics_free(srv.metrics);
+    bucket_limits_free(&srv);
     free(srv.admin_token);
     if (status == 0)
         kvd_log(LOG_INFO, "stopped");
