@@ -103,13 +103,13 @@ static bool rate_take(kvd *srv, kvd_request *req, int64_t *retry_s)
 bool bucket_create_admitted(kvd_request *req)
 {
     kvd *srv = req->srv;
-    if (srv->admin_token != NULL && auth_is_server_admin(req, false))
-        return true; /* the operator: no rate */
-    if (srv->admin_token != NULL && !srv->cfg.allow_anonymous_buckets) {
+    if (srv->admin_token != NULL) {
+        if (auth_is_server_admin(req, false))
+            return true; /* the operator: no rate */
         http_error(req, 401, "unauthorized", "creating buckets needs the server's admin token");
         return false;
     }
-    if (srv->admin_token == NULL && !srv->cfg.allow_anonymous_buckets) {
+    if (!srv->cfg.allow_anonymous_buckets) {
         http_error(req, 403, "forbidden",
                    "creating buckets without credentials is off: start kvd with "
                    "--allow-anonymous-buckets to allow it, or with --admin-token-file and "

@@ -1,9 +1,10 @@
 /*
  * bucket_limits.h — who may create buckets (POST /), and how many.
  *
- * Without --admin-token-file, creating a bucket without credentials is off
- * unless kvd runs with --allow-anonymous-buckets (403 saying so). Anyone
- * without the server's admin token may create at most
+ * With --admin-token-file, creating a bucket needs that token (401). Without
+ * it, creating a bucket without credentials is off unless kvd runs with
+ * --allow-anonymous-buckets (403 saying so). Anyone without the server's
+ * admin token may create at most
  * --bucket-create-rate buckets a minute from one address (429 with
  * Retry-After), and nobody more than --max-buckets in all (403).
  */

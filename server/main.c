@@ -2,11 +2,13 @@
  * main.c — kvd: flags, start-up, the ready line, and graceful shutdown.
  *
  * Start-up: parse flags (exit 2 with a one-line reason naming the flag),
- * block SIGTERM/SIGINT in every thread (the engine's and MHD's inherit the
+ * open the log (--log-file, --log-format), block SIGTERM/SIGINT/SIGHUP in
+ * every thread (the engine's and MHD's inherit the
  * mask), open the engine (recovery runs here), open the policy store, create
  * the --default-bucket, bind the listening socket ourselves (so
  * --listen 127.0.0.1:0 works and the ready line names the real port), start
- * MHD, print one ready line on stdout, then wait in sigwait.
+ * MHD, print one ready line on stdout, then wait in sigwait. SIGHUP reopens
+ * the log file (logrotate) and logs one line; it never stops or restarts kvd.
  *
  * Shutdown on SIGTERM/SIGINT: new requests (also on open keep-alive
  * connections) get 503 with Connection: close; MHD is quiesced (the listening
@@ -32,6 +34,7 @@
 
 #include "bucket_limits.h"
 #include "http.h"
+#include "log.h"
 #include "metrics.h"
 #include "policy.h"
 #include "routes.h"
@@ -66,13 +69,18 @@ static const char usage_text[] =
     "                              128M; at least --max-value): past it 413\n"
     "  --max-inflight-bytes BYTES  memory all requests together may hold for answers and\n"
     "                              bodies (default 512M; 0: no limit): past it 503\n"
-    "  --allow-anonymous-buckets   let clients without credentials create buckets (off)\n"
+    "  --allow-anonymous-buckets   without --admin-token-file: let clients without\n"
+    "                              credentials create buckets (default off: 403)\n"
     "  --bucket-create-rate N      buckets one address may create per minute without the\n"
     "                              admin token (default 30; 0: no limit)\n"
     "  --max-buckets N             buckets in all (default 100000; 0: no limit)\n"
     "  --strict                    refuse to start when recovery would drop acknowledged data\n"
     "                              (a cut or corrupt segment); default: drop it, log each file\n"
     "  --log-level error|warn|info|debug   (default info: one line per request)\n"
+    "  --log-format text|json      log lines as text or as JSON objects (default text)\n"
+    "  --log-file FILE             append the log to FILE instead of stderr; SIGHUP\n"
+    "                              reopens it (for logrotate)\n"
+    "  --metrics-token-file FILE   GET /metrics needs this token (or the admin token)\n"
     "  --help\n"
     "Sizes accept K, M, G suffixes (powers of 1024).\n";
 
@@ -166,6 +174,9 @@ enum {
     OPT_ANON_BUCKETS,
     OPT_BUCKET_RATE,
     OPT_MAX_BUCKETS,
+    OPT_LOG_FORMAT,
+    OPT_LOG_FILE,
+    OPT_METRICS_TOKEN_FILE,
     OPT_HELP,
 };
 
@@ -198,6 +209,9 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
         {"allow-anonymous-buckets", no_argument, NULL, OPT_ANON_BUCKETS},
         {"bucket-create-rate", required_argument, NULL, OPT_BUCKET_RATE},
         {"max-buckets", required_argument, NULL, OPT_MAX_BUCKETS},
+        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+        {"log-file", required_argument, NULL, OPT_LOG_FILE},
+        {"metrics-token-file", required_argument, NULL, OPT_METRICS_TOKEN_FILE},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -323,6 +337,22 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
         case OPT_MAX_BUCKETS:
             c->max_buckets = parse_count("--max-buckets", optarg, 0, 1ull << 24);
             break;
+        case OPT_LOG_FORMAT:
+            if (strcmp(optarg, "text") == 0)
+                c->log_format = LOG_FORMAT_TEXT;
+            else if (strcmp(optarg, "json") == 0)
+                c->log_format = LOG_FORMAT_JSON;
+            else
+                usage_error("--log-format", "expected text or json, got '%s'", optarg);
+            break;
+        case OPT_LOG_FILE:
+            if (optarg[0] == '\0')
+                usage_error("--log-file", "needs a file name");
+            c->log_file = optarg;
+            break;
+        case OPT_METRICS_TOKEN_FILE:
+            c->metrics_token_file = optarg;
+            break;
         case OPT_HELP:
             fputs(usage_text, stdout);
             exit(0);
@@ -361,13 +391,13 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
         c->threads = c->max_connections;
 }
 
-/* Read the admin token: the file's first line, trimmed. NULL on failure. */
-static char *read_admin_token(const char *path)
+/* Read a token for FLAG: the file's first line, trimmed. NULL on failure. */
+static char *read_token(const char *flag, const char *path)
 {
     FILE *f = fopen(path, "r");
     char buf[1024];
     if (f == NULL) {
-        fprintf(stderr, "kvd: --admin-token-file %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "kvd: %s %s: %s\n", flag, path, strerror(errno));
         return NULL;
     }
     size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -380,8 +410,7 @@ static char *read_admin_token(const char *path)
     while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
         buf[--n] = '\0';
     if (n < 16) {
-        fprintf(stderr, "kvd: --admin-token-file %s: the token must be at least 16 characters\n",
-                path);
+        fprintf(stderr, "kvd: %s %s: the token must be at least 16 characters\n", flag, path);
         return NULL;
     }
     return strdup(buf);
@@ -496,6 +525,20 @@ static void log_damage(rc_db *db)
     rc_damage_free(d);
 }
 
+/* SIGHUP: reopen the --log-file (logrotate moved it); never a restart. */
+static void reopen_log(void)
+{
+    int rc = kvd_log_reopen();
+    if (rc == 0)
+        kvd_log(LOG_INFO, "SIGHUP: reopened the log file %s", kvd_log_path());
+    else if (rc == 1)
+        kvd_log(LOG_INFO, "SIGHUP: the log goes to stderr; nothing to reopen");
+    else
+        kvd_log(LOG_ERROR,
+                "SIGHUP: cannot reopen the log file %s: %s; still writing to the old one",
+                kvd_log_path(), strerror(-rc));
+}
+
 static void wait_in_flight(kvd *srv)
 {
     uint64_t deadline = kvd_mono_ns() + (uint64_t)srv->cfg.shutdown_grace_s * 1000000000u;
@@ -515,6 +558,11 @@ int main(int argc, char **argv)
     memset(&srv, 0, sizeof srv);
     parse_flags(argc, argv, &srv.cfg);
     kvd_log_level = srv.cfg.log_level;
+    int lrc = kvd_log_open(srv.cfg.log_file, srv.cfg.log_format);
+    if (lrc != 0) {
+        fprintf(stderr, "kvd: --log-file %s: %s\n", srv.cfg.log_file, strerror(-lrc));
+        return EXIT_FAILURE_RUNTIME;
+    }
     atomic_init(&srv.shutting_down, false);
     atomic_init(&srv.in_flight, 0);
     int status = EXIT_FAILURE_RUNTIME, listen_fd = -1;
@@ -526,15 +574,23 @@ int main(int argc, char **argv)
         return EXIT_FAILURE_RUNTIME;
     }
     if (srv.cfg.admin_token_file != NULL) {
-        srv.admin_token = read_admin_token(srv.cfg.admin_token_file);
+        srv.admin_token = read_token("--admin-token-file", srv.cfg.admin_token_file);
         if (srv.admin_token == NULL)
             return EXIT_FAILURE_RUNTIME;
+    }
+    if (srv.cfg.metrics_token_file != NULL) {
+        srv.metrics_token = read_token("--metrics-token-file", srv.cfg.metrics_token_file);
+        if (srv.metrics_token == NULL) {
+            free(srv.admin_token);
+            return EXIT_FAILURE_RUNTIME;
+        }
     }
     /* every thread created from here on inherits this mask */
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -582,6 +638,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "kvd: --listen %s: the HTTP server did not start\n", srv.cfg.listen);
         goto fail;
     }
+    if (!loopback && srv.metrics_token == NULL)
+        kvd_log(LOG_WARN, "GET /metrics is readable without credentials on a non-loopback address "
+                          "(give --metrics-token-file to restrict it)");
     rc_stats st;
     memset(&st, 0, sizeof st);
     rc_stats_db(srv.db, &st);
@@ -591,8 +650,13 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     int sig = 0;
-    while (sigwait(&stop, &sig) != 0)
-        ;
+    for (;;) {
+        if (sigwait(&stop, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            break;
+        reopen_log();
+    }
     kvd_log(LOG_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     atomic_store(&srv.shutting_down, true);
     MHD_socket lfd = MHD_quiesce_daemon(daemon);
@@ -622,6 +686,7 @@ fail:
     metrics_free(srv.metrics);
     bucket_limits_free(&srv);
     free(srv.admin_token);
+    free(srv.metrics_token);
     if (status == 0)
         kvd_log(LOG_INFO, "stopped");
     return status;
