@@ -28,6 +28,9 @@
 #include "format/segment.h"
 
 #include <dirent.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -938,5 +941,10 @@ int rci_recover(rc_db *db)
         if (db->ks_by_id[id])
             db->recovered_keys += rci_keydir_count(db->ks_by_id[id]->kd);
     db->recovery_ms = now_ms_mono() - t0;
+#ifdef __GLIBC__
+    /* the provisional keydirs of dropped keyspaces were freed just now, but
+     * glibc keeps freed heap in the process: give it back */
+    malloc_trim(0);
+#endif
     return 0;
 }
