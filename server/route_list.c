@@ -181,7 +181,7 @@ static struct MHD_Response *render_json(const rc_list *l, bool values)
  * {"base64": "..."} object. */
 static uint64_t json_value_size(const char *d, size_t n)
 {
-    if (!utf8_valid(d, n))
+    if (!rcu_utf8_valid(d, n))
         return 14 + (n + 2) / 3 * 4;
     uint64_t k = 2;
     for (size_t i = 0; i < n; i++) {
