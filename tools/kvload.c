@@ -31,11 +31,11 @@
 #include "stream_io.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rcu_opt.h"
 #include "ringcask.h"
 
 enum {
@@ -49,29 +49,6 @@ enum {
     LOAD_FAILED = 7,
     LOAD_IDENTITY = 8,
 };
-
-static const char usage[] =
-    "usage: kvload --dir PATH [-i FILE|-]\n"
-    "       kvload --verify-only [--dir PATH] [-i FILE|-]\n"
-    "\n"
-    "Apply a backup stream written by kvdump (from FILE, or stdin: '-', the\n"
-    "default) to the data directory PATH, created if missing. A full stream\n"
-    "needs an empty directory and makes it the source's database; an\n"
-    "incremental one applies only onto that same database, when nothing was\n"
-    "written to PATH since its last load, and must start at or below its\n"
-    "highest sequence number. The stream is verified entirely before anything\n"
-    "is applied; a refused stream leaves PATH untouched. kvd must not be\n"
-    "serving PATH meanwhile. Streams are self-describing: 'zstd -dc FILE |\n"
-    "kvload --dir PATH' restores a compressed one.\n"
-    "--verify-only checks the stream and prints its header (the source\n"
-    "database's id, since, until) and counts, writing nothing; with --dir it\n"
-    "also says whether the stream would apply to PATH, exiting as the load would.\n"
-    "\n"
-    "Exit status: 0 ok, 1 no such input file, 2 usage, 3 corrupt or truncated\n"
-    "stream, 4 full stream onto a non-empty directory, 5 incremental stream\n"
-    "leaves a gap, 6 cannot open the directory, 7 load failed, 8 incremental\n"
-    "stream from another database, onto a diverged directory, or of unknown\n"
-    "identity (a version 1 stream).\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -208,37 +185,38 @@ static void print_header(const rc_backup_info *info, const rct_input *in)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
-                                         {"input", required_argument, NULL, 'i'},
-                                         {"verify-only", no_argument, NULL, 'V'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {0}};
     const char *dir = NULL, *input = "-";
     bool verify_only = false;
-    int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":d:i:h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'd':
-            dir = optarg;
-            break;
-        case 'i':
-            input = optarg;
-            break;
-        case 'V':
-            verify_only = true;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return LOAD_OK;
-        case ':':
-            return usage_error("option '%s' needs a value", argv[optind - 1]);
-        default:
-            return usage_error("unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return usage_error("unexpected argument '%s'", argv[optind]);
+    const rcu_opt opts[] = {
+        {"dir", 'd', RCU_OPT_STRING, &dir, .meta = "PATH",
+         .help = "the data directory to load into (created if missing)"},
+        {"input", 'i', RCU_OPT_STRING, &input, .meta = "FILE|-",
+         .help = "the stream to read ('-': stdin)"},
+        {"verify-only", 0, RCU_OPT_BOOL, &verify_only,
+         .help = "check the stream and print its header and counts; writes nothing"},
+        {0},
+    };
+    const rcu_opt_prog prog = {
+        .name = "kvload",
+        .usage = "--dir PATH [-i FILE|-]\n--verify-only [--dir PATH] [-i FILE|-]",
+        .about = "Apply a backup stream written by kvdump to the data directory PATH, created\n"
+                 "if missing. A full stream needs an empty directory and makes it the source's\n"
+                 "database; an incremental one applies only onto that same database, when\n"
+                 "nothing was written to PATH since its last load, and must start at or below\n"
+                 "its highest sequence number. The stream is verified entirely before anything\n"
+                 "is applied; a refused stream leaves PATH untouched. kvd must not be serving\n"
+                 "PATH meanwhile. Streams are self-describing: 'zstd -dc FILE | kvload --dir\n"
+                 "PATH' restores a compressed one.\n",
+        .epilog = "Exit status: 0 ok, 1 no such input file, 2 usage, 3 corrupt or truncated\n"
+                  "stream, 4 full stream onto a non-empty directory, 5 incremental stream\n"
+                  "leaves a gap, 6 cannot open the directory, 7 load failed, 8 incremental\n"
+                  "stream from another database, onto a diverged directory, or of unknown\n"
+                  "identity (a version 1 stream).\n",
+        .opts = opts,
+    };
+    int prc = rcu_opt_parse(&prog, argc, argv, NULL);
+    if (prc != RCU_OPT_GO_ON)
+        return prc;
     if (!dir && !verify_only)
         return usage_error("%s", "--dir PATH is required (or --verify-only)");
     if (strcmp(input, "-") == 0 && isatty(STDIN_FILENO))
