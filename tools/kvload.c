@@ -193,7 +193,9 @@ int main(int argc, char **argv)
         {"input", 'i', RCU_OPT_STRING, &input, .meta = "FILE|-",
          .help = "the stream to read ('-': stdin)"},
         {"verify-only", 0, RCU_OPT_BOOL, &verify_only,
-         .help = "check the stream and print its header and counts; writes nothing"},
+         .help = "check the stream and print its header (the source database's id) and counts; "
+                 "writes nothing. With --dir, a dry run: says whether the stream would apply "
+                 "there and exits as the load would"},
         {0},
     };
     const rcu_opt_prog prog = {
