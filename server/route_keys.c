@@ -210,7 +210,10 @@ static void key_get(kvd_request *req)
     }
     const char *inm = http_header(req, MHD_HTTP_HEADER_IF_NONE_MATCH);
     uint64_t seq = 0;
-    if (inm != NULL && parse_etag(inm, &seq) && seq == v.seq) {
+    /* "*" matches any current value (RFC 9110 section 13.1.2) */
+    bool star = inm != NULL && strcmp(inm, "*") == 0;
+    if (star || (inm != NULL && parse_etag(inm, &seq) && seq == v.seq)) {
+        seq = v.seq;
         rc_value_free(&v);
         v.type = RC_TYPE_RAW;
         struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);

@@ -564,6 +564,28 @@ Test(hostile, a_creation_answers_201)
     served_after("creations");
 }
 
+Test(hostile, if_none_match_on_get)
+{
+    resp r = call("PUT", "/t/k", "v");
+    EXPECT(r, 201);
+    char etag[64], buf[64];
+    snprintf(etag, sizeof etag, "If-None-Match: %s", resp_header(&r, "ETag", buf, sizeof buf));
+    resp_free(&r);
+    r = call_as(NULL, "GET", "/t/k", NULL, etag, NULL);
+    EXPECT(r, 304);
+    resp_free(&r);
+    r = call_as(NULL, "GET", "/t/k", NULL, "If-None-Match: *", NULL);
+    EXPECT(r, 304);
+    resp_free(&r);
+    r = call_as(NULL, "GET", "/t/k", NULL, "If-None-Match: \"0\"", NULL);
+    EXPECT(r, 200);
+    resp_free(&r);
+    r = call_as(NULL, "GET", "/t/absent", NULL, "If-None-Match: *", NULL);
+    EXPECT(r, 404);
+    resp_free(&r);
+    served_after("If-None-Match on GET");
+}
+
 /* ---------------------------------------------------------------- numbers */
 
 Test(hostile, a_float_overflow_says_float)
