@@ -36,7 +36,12 @@ void route_metrics(kvd_request *req)
     char fmt[16];
     size_t n = 0, len = 0;
     bool json = http_query(req, "format", fmt, sizeof fmt, &n) == 0 && strcmp(fmt, "json") == 0;
-    char *text = json ? metrics_json(req->srv, &len) : metrics_prometheus(req->srv, &len);
+    char *text;
+    if (req->has_policy) /* ?bucket=NAME, authorised by the router */
+        text = json ? metrics_bucket_json(req->srv, &req->pol, &len)
+                    : metrics_bucket_prometheus(req->srv, &req->pol, &len);
+    else
+        text = json ? metrics_json(req->srv, &len) : metrics_prometheus(req->srv, &len);
     if (text == NULL) {
         http_error(req, 500, "internal", "could not render metrics");
         return;
@@ -57,6 +62,7 @@ typedef struct backup_job {
     int rc;
     char why[256];
     rc_backup_info info;
+    uint64_t *sent;        /* the request's resp_bytes: the reader never runs after completion */
     char first[64 * 1024]; /* read before answering, so a failing start gets a status */
     size_t first_len, first_off;
 } backup_job;
@@ -112,12 +118,15 @@ static ssize_t backup_read(void *cls, uint64_t pos, char *buf, size_t max)
             n = max;
         memcpy(buf, job->first + job->first_off, n);
         job->first_off += n;
+        *job->sent += n;
         return (ssize_t)n;
     }
     for (;;) {
         ssize_t n = read(job->rfd, buf, max);
-        if (n > 0)
+        if (n > 0) {
+            *job->sent += (uint64_t)n;
             return n;
+        }
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -163,6 +172,7 @@ void route_backup(kvd_request *req)
         return;
     }
     job->srv = req->srv;
+    job->sent = &req->resp_bytes;
     job->since = (uint64_t)since;
     job->rfd = fds[0];
     job->wfd = fds[1];
