@@ -27,6 +27,7 @@
 
 struct policy_cache;
 struct metrics;
+struct backup_shipper;
 
 typedef enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 } log_level;
 typedef enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON = 1 } log_format;
@@ -49,6 +50,9 @@ typedef struct kvd_config {
     uint64_t script_timeout_ms;
     unsigned shutdown_grace_s; /* how long SIGTERM waits for in-flight requests */
     log_level log_level;
+    const char *backup_to;    /* s3://BUCKET/PREFIX, NULL: no continuous backups */
+    uint64_t backup_every_ms; /* --backup-every */
+    unsigned backup_keep_full;
     log_format log_format;
     const char *log_file;           /* NULL: stderr */
     const char *metrics_token_file; /* NULL: /metrics needs no credential */
@@ -63,7 +67,8 @@ typedef struct kvd {
     char *metrics_token; /* NULL when --metrics-token-file was not given */
     struct policy_cache *policies;
     struct metrics *metrics;
-    void *scripts; /* owned by the scripts module (route_scripts.c) */
+    void *scripts;                  /* owned by the scripts module (route_scripts.c) */
+    struct backup_shipper *shipper; /* --backup-to, else NULL */
     atomic_bool shutting_down;
     atomic_long in_flight; /* requests between first header call and completion */
 } kvd;

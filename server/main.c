@@ -31,6 +31,7 @@
 
 #include <sodium.h>
 
+#include "backup_shipper.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -134,6 +135,15 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
          .help = "append the log to FILE; SIGHUP reopens it (for logrotate)"},
         {"metrics-token-file", 0, RCU_OPT_STRING, &c->metrics_token_file, .meta = "FILE",
          .help = "GET /metrics needs the token in FILE's first line (or the admin token)"},
+        {"backup-to", 0, RCU_OPT_STRING, &c->backup_to, .meta = "s3://BUCKET/PREFIX",
+         .help = "ship backups continuously to an S3-compatible object store (AWS_* "
+                 "environment: see kvdump --help)"},
+        {"backup-every", 0, RCU_OPT_DURATION, U(c->backup_every_ms), .min = 0,
+         .max = 366ull * 86400 * 1000, .unit_ms = 1000, .store_ms = 1, .meta = "DURATION",
+         .flags = RCU_OPT_NODEFAULT,
+         .help = "how often to ship (needed with --backup-to; 0: not set)"},
+        {"backup-keep-full", 0, RCU_OPT_INT, U(c->backup_keep_full), .min = 1, .max = 1000,
+         .meta = "N", .help = "full backups kept in the store, each with its incrementals"},
         {"config", 'c', RCU_OPT_STRING, &f.config, .meta = "FILE", .flags = RCU_OPT_NOCONFIG,
          .help = "read settings from FILE (INI: 'name = value' with the long names above, "
                  "optionally under [kvd]); flags given too override it"},
@@ -169,6 +179,7 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
     c->script_memory = 16u << 20;
     c->script_timeout_ms = 1000;
     c->log_level = LOG_INFO;
+    c->backup_keep_full = 2;
     /* the config file first, then every flag over it */
     for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
         const char *cfg = NULL;
@@ -192,6 +203,22 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
          rcu_bucket_name_reserved(c->default_bucket, strlen(c->default_bucket)))) {
         fprintf(stderr, "kvd: --default-bucket: '%s' is not a valid bucket name (see kvd --help)\n",
                 c->default_bucket);
+        exit(EXIT_USAGE);
+    }
+    if (c->backup_to != NULL && strncmp(c->backup_to, "s3://", 5) != 0) {
+        fprintf(stderr,
+                "kvd: --backup-to: expected s3://BUCKET/PREFIX, got '%s' (see kvd --help)\n",
+                c->backup_to);
+        exit(EXIT_USAGE);
+    }
+    if (c->backup_every_ms != 0 && c->backup_every_ms < 100) {
+        fprintf(stderr, "kvd: --backup-every: at least 100ms (see kvd --help)\n");
+        exit(EXIT_USAGE);
+    }
+    if ((c->backup_to != NULL) != (c->backup_every_ms != 0)) {
+        fprintf(stderr, "kvd: %s (see kvd --help)\n",
+                c->backup_to ? "--backup-to: needs --backup-every DURATION"
+                             : "--backup-every: goes with --backup-to");
         exit(EXIT_USAGE);
     }
     if (f.segment_bytes_seen)
@@ -442,6 +469,10 @@ int main(int argc, char **argv)
         goto fail;
     }
     scripts_ready = true;
+    if (srv.cfg.backup_to != NULL &&
+        backup_shipper_start(&srv, srv.cfg.backup_to, srv.cfg.backup_every_ms,
+                             srv.cfg.backup_keep_full, &srv.shipper) != 0)
+        goto fail;
     daemon = http_start(&srv, listen_fd);
     if (daemon == NULL) {
         fprintf(stderr, "kvd: --listen %s: the HTTP server did not start\n", srv.cfg.listen);
@@ -482,6 +513,8 @@ fail:
         MHD_stop_daemon(daemon);
     if (listen_fd >= 0)
         close(listen_fd);
+    backup_shipper_stop(srv.shipper);
+    srv.shipper = NULL;
     if (scripts_ready)
         route_scripts_shutdown(&srv);
     policy_store_close(&srv);
