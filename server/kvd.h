@@ -48,7 +48,12 @@ typedef struct kvd_config {
     uint64_t script_instructions;
     uint64_t script_memory;
     uint64_t script_timeout_ms;
-    unsigned shutdown_grace_s; /* how long SIGTERM waits for in-flight requests */
+    unsigned shutdown_grace_s;      /* how long SIGTERM waits for in-flight requests */
+    uint64_t max_response_bytes;    /* memory one request may hold for its answer; 0: none */
+    uint64_t max_inflight_bytes;    /* memory all requests together may hold; 0: none */
+    bool allow_anonymous_buckets;   /* POST / without credentials (no admin token) */
+    unsigned bucket_create_per_min; /* bucket creations per client address per minute; 0: none */
+    uint64_t max_buckets;           /* buckets in all; 0: no limit */
     log_level log_level;
     const char *backup_to;    /* s3://BUCKET/PREFIX, NULL: no continuous backups */
     uint64_t backup_every_ms; /* --backup-every */
@@ -70,7 +75,11 @@ typedef struct kvd {
     void *scripts;                  /* owned by the scripts module (route_scripts.c) */
     struct backup_shipper *shipper; /* --backup-to, else NULL */
     atomic_bool shutting_down;
-    atomic_long in_flight; /* requests between first header call and completion */
+    atomic_long in_flight;                 /* requests between first header call and completion */
+    _Atomic uint64_t mem_inflight;         /* bytes charged by requests (budget.c) */
+    _Atomic uint64_t budget_refused_large; /* 413 response_too_large answers */
+    _Atomic uint64_t budget_refused_busy;  /* 503 busy answers */
+    struct bucket_limiter *bucket_limiter; /* bucket_limits.c */
 } kvd;
 
 /* Log one line with a timestamp and LEVEL (log.c: stderr or --log-file, text

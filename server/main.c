@@ -31,6 +31,7 @@
 
 #include <sodium.h>
 
+#include "bucket_limits.h"
 #include "backup_shipper.h"
 #include "http.h"
 #include "log.h"
@@ -135,6 +136,23 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
          .help = "append the log to FILE; SIGHUP reopens it (for logrotate)"},
         {"metrics-token-file", 0, RCU_OPT_STRING, &c->metrics_token_file, .meta = "FILE",
          .help = "GET /metrics needs the token in FILE's first line (or the admin token)"},
+        {"max-response-bytes", 0, RCU_OPT_SIZE, U(c->max_response_bytes), .min = 64 * 1024,
+         .max = 1ull << 40,
+         .help = "memory one request may hold for its answer (at least --max-value): past it 413"},
+        {"max-inflight-bytes", 0, RCU_OPT_SIZE, U(c->max_inflight_bytes), .max = 1ull << 42,
+         .help = "memory all requests together may hold for answers and bodies (0: no limit): "
+                 "past it 503 with Retry-After"},
+        {"allow-anonymous-buckets", 0, RCU_OPT_BOOL, &c->allow_anonymous_buckets,
+         .help = "without --admin-token-file: let clients without credentials create buckets "
+                 "(default off: 403)"},
+        {"bucket-create-rate", 0, RCU_OPT_INT, U(c->bucket_create_per_min), .max = 1000000,
+         .help = "buckets one address may create per minute without the admin token (0: no "
+                 "limit)"},
+        {"max-buckets", 0, RCU_OPT_INT, U(c->max_buckets), .max = 1ull << 24,
+         .help = "buckets in all (0: no limit)"},
+        {"strict", 0, RCU_OPT_BOOL, &c->engine.strict,
+         .help = "refuse to start when recovery would drop acknowledged data (a cut or corrupt "
+                 "segment); without it the data is dropped and each file logged"},
         {"backup-to", 0, RCU_OPT_STRING, &c->backup_to, .meta = "s3://BUCKET/PREFIX",
          .help = "ship backups continuously to an S3-compatible object store (AWS_* "
                  "environment: see kvdump --help)"},
@@ -179,6 +197,10 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
     c->script_memory = 16u << 20;
     c->script_timeout_ms = 1000;
     c->log_level = LOG_INFO;
+    c->max_response_bytes = 128u << 20;
+    c->max_inflight_bytes = 512u << 20;
+    c->bucket_create_per_min = 30;
+    c->max_buckets = 100000;
     c->backup_keep_full = 2;
     /* the config file first, then every flag over it */
     for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
@@ -203,6 +225,21 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
          rcu_bucket_name_reserved(c->default_bucket, strlen(c->default_bucket)))) {
         fprintf(stderr, "kvd: --default-bucket: '%s' is not a valid bucket name (see kvd --help)\n",
                 c->default_bucket);
+        exit(EXIT_USAGE);
+    }
+    if (c->max_response_bytes < c->max_value) {
+        fprintf(stderr,
+                "kvd: --max-response-bytes: %llu is below --max-value %llu: a GET of the largest "
+                "value could never be answered (see kvd --help)\n",
+                (unsigned long long)c->max_response_bytes, (unsigned long long)c->max_value);
+        exit(EXIT_USAGE);
+    }
+    if (c->max_inflight_bytes != 0 && c->max_inflight_bytes < c->max_response_bytes) {
+        fprintf(stderr,
+                "kvd: --max-inflight-bytes: %llu is below --max-response-bytes %llu (see kvd "
+                "--help)\n",
+                (unsigned long long)c->max_inflight_bytes,
+                (unsigned long long)c->max_response_bytes);
         exit(EXIT_USAGE);
     }
     if (c->backup_to != NULL && strncmp(c->backup_to, "s3://", 5) != 0) {
@@ -376,6 +413,24 @@ static void reopen_log(void)
                 kvd_log_path(), strerror(-rc));
 }
 
+/* One line per segment file recovery dropped bytes from (rc_damage_report). */
+static void log_damage(rc_db *db)
+{
+    rc_damage *d = NULL;
+    size_t n = 0;
+    if (rc_damage_report(db, &d, &n) != 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        kvd_log(d[i].torn_tail ? LOG_WARN : LOG_ERROR,
+                "recovery dropped %llu bytes of %08llu.data at offset %llu: %s",
+                (unsigned long long)d[i].bytes, (unsigned long long)d[i].segment_id,
+                (unsigned long long)d[i].offset,
+                d[i].torn_tail ? "a torn tail (the last writes before a crash)"
+                               : "acknowledged data lost to a cut or damaged file "
+                                 "(--strict refuses to start instead)");
+    rc_damage_free(d);
+}
+
 static void wait_in_flight(kvd *srv)
 {
     uint64_t deadline = kvd_mono_ns() + (uint64_t)srv->cfg.shutdown_grace_s * 1000000000u;
@@ -446,6 +501,7 @@ int main(int argc, char **argv)
         goto fail;
     }
     uint64_t open_ms = (kvd_mono_ns() - t0) / 1000000u;
+    log_damage(srv.db);
     rc = policy_store_open(&srv);
     if (rc != 0) {
         fprintf(stderr, "kvd: --dir %s: cannot open the system keyspace: %s\n", srv.cfg.dir,
@@ -453,7 +509,7 @@ int main(int argc, char **argv)
         goto fail;
     }
     srv.metrics = metrics_new();
-    if (srv.metrics == NULL)
+    if (srv.metrics == NULL || bucket_limits_init(&srv) != 0)
         goto fail;
     if (srv.cfg.default_bucket != NULL) {
         rc = ensure_default_bucket(&srv, srv.cfg.default_bucket, loopback);
@@ -526,6 +582,7 @@ fail:
         }
     }
     metrics_free(srv.metrics);
+    bucket_limits_free(&srv);
     free(srv.admin_token);
     free(srv.metrics_token);
     if (status == 0)

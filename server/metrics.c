@@ -174,6 +174,16 @@ static void render_engine(textbuf *t, const rc_stats *s)
         F("ringcask_hint_files_used", "gauge", "Hint files used at open", hint_files_used),
         F("ringcask_corrupt_records", "gauge", "Corrupt records skipped at open", corrupt_records),
         F("ringcask_torn_bytes", "gauge", "Bytes truncated from the tail at open", torn_bytes),
+        F("ringcask_lost_bytes", "gauge",
+          "Acknowledged bytes dropped at open (cut or damaged segments)", lost_bytes),
+        F("ringcask_damaged_files", "gauge", "Segment files that lost bytes at open",
+          damaged_files),
+        F("ringcask_corrupt_reads_total", "counter",
+          "Records found corrupt by reads (each dropped once, then absent)", corrupt_reads),
+        F("ringcask_dropped_keyspaces", "gauge",
+          "Keyspaces dropped since start (their keydirs freed)", dropped_keyspaces),
+        F("ringcask_keyspace_bytes", "gauge", "RAM held by keyspace handles and keydirs",
+          keyspace_bytes),
         F("ringcask_write_errors_total", "counter", "Failed writes", write_errors),
 #undef F
     };
@@ -224,6 +234,16 @@ char *metrics_prometheus(kvd *srv, size_t *len)
               "# HELP kvd_value_bytes_stored Value bytes stored in all buckets\n"
               "# TYPE kvd_value_bytes_stored gauge\nkvd_value_bytes_stored %" PRIu64 "\n",
               bytes);
+    tb_printf(&t,
+              "# HELP kvd_inflight_bytes Memory held by requests in flight (answers, bodies)\n"
+              "# TYPE kvd_inflight_bytes gauge\nkvd_inflight_bytes %" PRIu64 "\n"
+              "# HELP kvd_memory_refusals_total Requests refused by a memory budget\n"
+              "# TYPE kvd_memory_refusals_total counter\n"
+              "kvd_memory_refusals_total{limit=\"max_response_bytes\"} %" PRIu64 "\n"
+              "kvd_memory_refusals_total{limit=\"max_inflight_bytes\"} %" PRIu64 "\n",
+              (uint64_t)atomic_load(&srv->mem_inflight),
+              (uint64_t)atomic_load(&srv->budget_refused_large),
+              (uint64_t)atomic_load(&srv->budget_refused_busy));
     tb_printf(&t, "# HELP kvd_operations_total Key operations, counted per key\n"
                   "# TYPE kvd_operations_total counter\n");
     for (int i = 0; i < MOP_COUNT; i++)

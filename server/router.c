@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bucket_limits.h"
 #include "auth.h"
 #include "routes.h"
 
@@ -338,10 +339,8 @@ bool router_prepare(kvd_request *req)
         }
         return true;
     case ROUTE_ROOT:
-        if (!auth_is_server_admin(req, true)) {
-            http_error(req, 401, "unauthorized", "creating buckets needs the server's admin token");
+        if (!bucket_create_admitted(req))
             return false;
-        }
         return check_declared_length(req);
     default:
         if (!prepare_bucket_route(req, &m))
