@@ -3,8 +3,8 @@
  * the Debian package.
  *
  * Configuration, chosen to be the fair comparison documented in
- * BENCHMARKS.md: RocksDB defaults (the figures PERFORMANCE.md quotes are
- * "defaults") except compression, which is off everywhere in kvbench since
+ * BENCHMARKS.md: RocksDB defaults (the peer figures BENCHMARKS.md quotes
+ * are "defaults") except compression, which is off everywhere in kvbench since
  * the values are incompressible anyway. The WAL is on. sync=true per write
  * only under --sync always (and so for fillsync); otherwise sync=false, and
  * for --sync interval:MS kvbench's syncer calls rocksdb_flush_wal(sync=1).

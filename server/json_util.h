@@ -24,4 +24,10 @@ int json_get_int(const json_t *obj, const char *name, long long *out);
 /* base64 (standard, padded) of DATA, malloc'ed; NULL on allocation failure. */
 char *base64_encode(const void *data, size_t len, int variant);
 
+/* Refuse misspelt fields: the first member of object O whose name is not
+ * one of the N names in KNOWN, copied into SHOWN (at most CAP - 1 bytes,
+ * bytes outside printable ASCII as '?'); false when every member is known. */
+bool json_unknown_field(const json_t *o, const char *const *known, size_t n, char *shown,
+                        size_t cap);
+
 #endif

@@ -1,5 +1,5 @@
 /*
- * route_admin.c — server-wide routes: /healthz, /metrics, /admin/backup.
+ * route_admin.c — server-wide routes: GET /, /healthz, /metrics, /admin/backup.
  *
  * The backup is streamed, never buffered: a thread runs rc_backup into a
  * pipe and MHD reads the other end through a content-reader callback, so
@@ -28,6 +28,16 @@ void route_healthz(kvd_request *req)
     json_t *o = json_object();
     if (o != NULL)
         json_object_set_new(o, "status", json_string("ok"));
+    http_json(req, 200, o);
+}
+
+/* What answers here, for someone who points a browser or curl at kvd. */
+void route_root(kvd_request *req)
+{
+    json_t *o = json_pack("{s:s, s:s, s:{s:s, s:s, s:s}, s:s}", "name", "kvd", "version",
+                          KVD_VERSION, "links", "healthz", "/healthz", "metrics", "/metrics",
+                          "metrics_json", "/metrics?format=json", "docs",
+                          "docs/HTTP.md in the ringcask source tree");
     http_json(req, 200, o);
 }
 

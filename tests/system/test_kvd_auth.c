@@ -40,6 +40,41 @@ Test(auth, bucket_create_random_named_duplicate)
     resp_free(&r);
 }
 
+static void expect_unknown_field(const char *method, const char *path, const char *body,
+                                 const char *field)
+{
+    resp r = call(method, path, body);
+    EXPECT_ERR(r, 400, "bad_request");
+    cr_assert(strstr(r.body, field) != NULL, "the message does not name %s: %s", field, r.body);
+    resp_free(&r);
+}
+
+Test(auth, unknown_fields_are_refused_by_name)
+{
+    /* {"bucket": ...} is not {"name": ...}: no random bucket appears */
+    expect_unknown_field("POST", "/", "{\"bucket\":\"demo\"}", "bucket");
+    expect_unknown_field("POST", "/", "{\"name\":\"demo\",\"publik\":[\"read\"]}", "publik");
+    resp r = call_as("", "HEAD", "/demo", NULL, NULL, NULL);
+    EXPECT(r, 404);
+    resp_free(&r);
+    /* a misspelt PATCH changes nothing */
+    expect_unknown_field("PATCH", "/t", "{\"public\":[\"read\"],\"new_key\":[\"read\"]}",
+                         "new_key");
+    r = call("GET", "/t", NULL);
+    EXPECT(r, 200);
+    json_t *j = resp_json(&r);
+    cr_assert_eq(json_array_size(json_object_get(j, "public")), 0, "%s", r.body);
+    json_decref(j);
+    resp_free(&r);
+    /* a misspelt prefix must not mint a token for the whole bucket */
+    expect_unknown_field("POST", "/t/tokens/",
+                         "{\"prefx\":\"u:\",\"permissions\":[\"read\"]}", "prefx");
+    /* the known fields still work */
+    r = call("POST", "/", "{\"name\":\"demo\",\"default_ttl\":5,\"public\":[\"read\"]}");
+    EXPECT(r, 201);
+    resp_free(&r);
+}
+
 Test(auth, bucket_head_get_patch_delete)
 {
     resp r = call_as("", "HEAD", "/t", NULL, NULL, NULL);

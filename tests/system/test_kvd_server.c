@@ -28,6 +28,37 @@ Test(server, ready_line_and_healthz)
     resp_free(&r);
 }
 
+Test(server, root_describes_the_server)
+{
+    /* no credential needed, even with an admin token configured elsewhere */
+    resp r = call_as("", "GET", "/", NULL, NULL, NULL);
+    EXPECT(r, 200);
+    char ct[128];
+    cr_assert(resp_header(&r, "Content-Type", ct, sizeof ct) != NULL);
+    cr_assert(strstr(ct, "application/json") != NULL, "%s", ct);
+    json_t *j = resp_json(&r);
+    cr_assert(j != NULL, "%s", r.body);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "name")), "kvd");
+    const char *v = json_string_value(json_object_get(j, "version"));
+    cr_assert(v != NULL && v[0] >= '0' && v[0] <= '9', "version: %s", r.body);
+    json_t *links = json_object_get(j, "links");
+    cr_assert_str_eq(json_string_value(json_object_get(links, "healthz")), "/healthz");
+    cr_assert_str_eq(json_string_value(json_object_get(links, "metrics")), "/metrics");
+    cr_assert(json_is_string(json_object_get(j, "docs")), "no docs: %s", r.body);
+    json_decref(j);
+    resp_free(&r);
+    /* every link it gives answers 200 */
+    const char *paths[] = {"/healthz", "/metrics", "/metrics?format=json"};
+    for (size_t i = 0; i < 3; i++) {
+        r = call_as("", "GET", paths[i], NULL, NULL, NULL);
+        EXPECT(r, 200);
+        resp_free(&r);
+    }
+    r = call_as("", "HEAD", "/", NULL, NULL, NULL);
+    EXPECT(r, 200);
+    resp_free(&r);
+}
+
 static int run_kvd(const char *const *args)
 {
     pid_t pid = fork();
