@@ -34,10 +34,10 @@ void route_healthz(kvd_request *req)
 /* What answers here, for someone who points a browser or curl at kvd. */
 void route_root(kvd_request *req)
 {
-    json_t *o = json_pack("{s:s, s:s, s:{s:s, s:s, s:s}, s:s}", "name", "kvd", "version",
-                          KVD_VERSION, "links", "healthz", "/healthz", "metrics", "/metrics",
-                          "metrics_json", "/metrics?format=json", "docs",
-                          "docs/HTTP.md in the ringcask source tree");
+    json_t *o =
+        json_pack("{s:s, s:s, s:{s:s, s:s, s:s}, s:s}", "name", "kvd", "version", KVD_VERSION,
+                  "links", "healthz", "/healthz", "metrics", "/metrics", "metrics_json",
+                  "/metrics?format=json", "docs", "docs/HTTP.md in the ringcask source tree");
     http_json(req, 200, o);
 }
 

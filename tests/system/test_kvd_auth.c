@@ -67,8 +67,8 @@ Test(auth, unknown_fields_are_refused_by_name)
     json_decref(j);
     resp_free(&r);
     /* a misspelt prefix must not mint a token for the whole bucket */
-    expect_unknown_field("POST", "/t/tokens/",
-                         "{\"prefx\":\"u:\",\"permissions\":[\"read\"]}", "prefx");
+    expect_unknown_field("POST", "/t/tokens/", "{\"prefx\":\"u:\",\"permissions\":[\"read\"]}",
+                         "prefx");
     /* the known fields still work */
     r = call("POST", "/", "{\"name\":\"demo\",\"default_ttl\":5,\"public\":[\"read\"]}");
     EXPECT(r, 201);
