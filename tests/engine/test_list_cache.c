@@ -44,7 +44,7 @@ static void teardown(void)
     rc_close(db);
     th_rmdir(dir);
 }
-TestSuite(list_cache, .init = setup, .fini = teardown, .timeout = 240);
+TestSuite(list_cache, .init = setup, .fini = teardown, .timeout = 600);
 
 /* ------------------------------------------------------------ the model */
 
@@ -321,7 +321,7 @@ Test(list_cache, model_reopened)
 static void wait_for_release(void)
 {
     rc_stats st;
-    for (int i = 0; i < 500; i++) {
+    for (int i = 0; i < 12000; i++) { /* 120 s: a net for a hang */
         cr_assert_eq(rc_stats_db(db, &st), 0);
         if (st.list_cache_bytes == 0)
             return;

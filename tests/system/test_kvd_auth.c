@@ -3,13 +3,14 @@
  * including the ways a token must not escape its scope.
  */
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
 #include "kvdtest.h"
 
-TestSuite(auth, .init = kvd_setup, .fini = kvd_teardown, .timeout = 120);
+TestSuite(auth, .init = kvd_setup, .fini = kvd_teardown, .timeout = 600);
 
 Test(auth, bucket_create_random_named_duplicate)
 {
@@ -281,10 +282,13 @@ Test(auth, token_expiry_and_rotation)
     char tok[2048], tok2[2048];
     resp r = call("PUT", "/t/k", "v");
     resp_free(&r);
+    long long issued = (long long)time(NULL);
     token("{\"permissions\": [\"read\"], \"ttl\": 1}", tok, sizeof tok);
     token("{\"permissions\": [\"read\"], \"ttl\": 600}", tok2, sizeof tok2);
     r = call_as(tok, "GET", "/t/k", NULL, NULL, NULL);
-    EXPECT(r, 200);
+    /* works until its second is over; a slow machine may already be past it */
+    cr_assert(r.status == 200 || (r.status == 401 && (long long)time(NULL) >= issued + 1),
+              "a fresh 1 s token answered %ld", r.status);
     resp_free(&r);
     long status = 200;
     for (int i = 0; i < 40 && status == 200; i++) {
