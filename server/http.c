@@ -20,6 +20,8 @@
  */
 #include "http.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -27,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "log.h"
 #include "metrics.h"
 #include "routes.h"
 
@@ -159,8 +162,14 @@ int http_query_foreach(const kvd_request *req, http_query_fn fn, void *ctx)
 
 /* ----------------------------------------------------------- responses */
 
+/* The body length of the last response this thread built with an
+ * http_response_* constructor; http_send takes it (and resets it), since a
+ * handler builds and sends its response on one thread. */
+static _Thread_local uint64_t built_len;
+
 struct MHD_Response *http_response_copy(const void *data, size_t len)
 {
+    built_len = len;
     return MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
 }
 
@@ -172,6 +181,7 @@ static void free_engine_data(void *p)
 
 struct MHD_Response *http_response_engine(void *data, size_t len)
 {
+    built_len = len;
     struct MHD_Response *r =
         MHD_create_response_from_buffer_with_free_callback(len, data, free_engine_data);
     if (r == NULL)
@@ -181,6 +191,7 @@ struct MHD_Response *http_response_engine(void *data, size_t len)
 
 struct MHD_Response *http_response_take(void *data, size_t len)
 {
+    built_len = len;
     struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(len, data, free);
     if (r == NULL)
         free(data);
@@ -189,13 +200,18 @@ struct MHD_Response *http_response_take(void *data, size_t len)
 
 void http_send(kvd_request *req, unsigned status, struct MHD_Response *resp)
 {
+    uint64_t len = built_len;
+    built_len = 0;
     if (req->responded) {
         if (resp != NULL)
             MHD_destroy_response(resp);
         return;
     }
     req->responded = true;
+    /* a HEAD answer carries no body, whatever the response object holds */
+    req->resp_bytes += req->method == METHOD_HEAD ? 0 : len;
     if (resp == NULL) {
+        req->resp_bytes = 0;
         status = MHD_HTTP_INTERNAL_SERVER_ERROR;
         resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
         if (resp == NULL) {
@@ -371,6 +387,7 @@ static bool start_request(kvd *srv, struct MHD_Connection *conn, const char *url
     req->method_name = method;
     req->raw_path = url;
     req->start_ns = kvd_mono_ns();
+    built_len = 0;
     atomic_fetch_add(&srv->in_flight, 1);
     *out = req;
     return true;
@@ -483,6 +500,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
+        req->bytes_in += *upload_data_size;
         if (req->responded) {
             /* answered at header time: drain what the client sends anyway */
             *upload_data_size = 0;
@@ -513,6 +531,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
 }
 
+/* The peer of CONN as "ADDR:PORT" or "[ADDR6]:PORT" in BUF. */
+static const char *client_address(struct MHD_Connection *conn, char *buf, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char addr[INET6_ADDRSTRLEN] = "?";
+    snprintf(buf, cap, "-");
+    if (ci == NULL || ci->client_addr == NULL)
+        return buf;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, addr, sizeof addr);
+        snprintf(buf, cap, "%s:%u", addr, (unsigned)ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof addr);
+        snprintf(buf, cap, "[%s]:%u", addr, (unsigned)ntohs(in6->sin6_port));
+    }
+    return buf;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -522,10 +562,21 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     uint64_t ns = kvd_mono_ns() - req->start_ns;
     metrics_observe(srv->metrics, req->route, req->status, ns);
-    if (kvd_log_level >= LOG_INFO)
-        kvd_log(LOG_INFO, "%s %s %u %lluus%s", req->method_name, req->raw_path, req->status,
-                (unsigned long long)(ns / 1000),
-                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+    if (kvd_log_level >= LOG_INFO) {
+        char client[INET6_ADDRSTRLEN + 16];
+        access_entry e = {
+            .method = req->method_name,
+            .path = req->raw_path,
+            .client = client_address(conn, client, sizeof client),
+            .bucket = req->bucket,
+            .status = req->status,
+            .duration_us = ns / 1000,
+            .bytes_in = req->bytes_in,
+            .bytes_out = req->resp_bytes,
+            .aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK,
+        };
+        kvd_log_access(&e);
+    }
     free(req->body);
     free(req);
     *con_cls = NULL;

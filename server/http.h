@@ -81,10 +81,11 @@ typedef struct kvd_request {
     bool body_overflow;
     bool body_nomem;
     uint64_t discarded; /* body bytes dropped after the limit */
+    uint64_t bytes_in;  /* every body byte received (the access log's "in") */
 
     /* response bookkeeping */
     unsigned status;
-    uint64_t resp_bytes;
+    uint64_t resp_bytes; /* body bytes of the response (the access log's "out") */
     uint64_t start_ns;
     bool responded;
     bool prepared;
@@ -117,7 +118,9 @@ int http_query_foreach(const kvd_request *req, http_query_fn fn, void *ctx);
  * INLEN bytes. 0, or -1 for a malformed escape. */
 int pct_decode(const char *in, size_t inlen, char *out, size_t *outlen);
 
-/* Responses. Each queues the answer for REQ and must be called once. */
+/* Responses. Each queues the answer for REQ and must be called once. The
+ * http_response_* constructors remember their length (per thread) so that
+ * http_send can record req->resp_bytes for the access log. */
 struct MHD_Response *http_response_copy(const void *data, size_t len);
 /* Takes DATA, which is released with rc_value_free semantics (engine memory). */
 struct MHD_Response *http_response_engine(void *data, size_t len);

@@ -28,6 +28,7 @@ struct policy_cache;
 struct metrics;
 
 typedef enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 } log_level;
+typedef enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON = 1 } log_format;
 
 typedef struct kvd_config {
     const char *dir;
@@ -47,6 +48,9 @@ typedef struct kvd_config {
     uint64_t script_timeout_ms;
     unsigned shutdown_grace_s; /* how long SIGTERM waits for in-flight requests */
     log_level log_level;
+    log_format log_format;
+    const char *log_file;           /* NULL: stderr */
+    const char *metrics_token_file; /* NULL: /metrics needs no credential */
 } kvd_config;
 
 typedef struct kvd {
@@ -54,7 +58,8 @@ typedef struct kvd {
     rc_db *db;
     rc_keyspace *sys; /* policies, server secret, scripts of the scripts module */
     unsigned char secret[KVD_SECRET_BYTES];
-    char *admin_token; /* NULL when --admin-token-file was not given */
+    char *admin_token;   /* NULL when --admin-token-file was not given */
+    char *metrics_token; /* NULL when --metrics-token-file was not given */
     struct policy_cache *policies;
     struct metrics *metrics;
     void *scripts; /* owned by the scripts module (route_scripts.c) */
@@ -62,7 +67,8 @@ typedef struct kvd {
     atomic_long in_flight; /* requests between first header call and completion */
 } kvd;
 
-/* Logging to stderr with a level and a timestamp; thread-safe (one fprintf). */
+/* Log one line with a timestamp and LEVEL (log.c: stderr or --log-file, text
+ * or JSON); thread-safe. Lines above kvd_log_level are dropped. */
 extern log_level kvd_log_level;
 void kvd_log(log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

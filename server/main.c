@@ -2,11 +2,13 @@
  * main.c — kvd: flags, start-up, the ready line, and graceful shutdown.
  *
  * Start-up: parse flags (exit 2 with a one-line reason naming the flag),
- * block SIGTERM/SIGINT in every thread (the engine's and MHD's inherit the
+ * open the log (--log-file, --log-format), block SIGTERM/SIGINT/SIGHUP in
+ * every thread (the engine's and MHD's inherit the
  * mask), open the engine (recovery runs here), open the policy store, create
  * the --default-bucket, bind the listening socket ourselves (so
  * --listen 127.0.0.1:0 works and the ready line names the real port), start
- * MHD, print one ready line on stdout, then wait in sigwait.
+ * MHD, print one ready line on stdout, then wait in sigwait. SIGHUP reopens
+ * the log file (logrotate) and logs one line; it never stops or restarts kvd.
  *
  * Shutdown on SIGTERM/SIGINT: new requests (also on open keep-alive
  * connections) get 503 with Connection: close; MHD is quiesced (the listening
@@ -31,6 +33,7 @@
 #include <sodium.h>
 
 #include "http.h"
+#include "log.h"
 #include "metrics.h"
 #include "policy.h"
 #include "routes.h"
@@ -62,6 +65,10 @@ static const char usage_text[] =
     "  --merge-threshold PCT       dead percentage that makes a segment a merge candidate (40)\n"
     "  --tombstone-retention SECONDS  how long merge keeps tombstones (default 604800)\n"
     "  --log-level error|warn|info|debug   (default info: one line per request)\n"
+    "  --log-format text|json      log lines as text or as JSON objects (default text)\n"
+    "  --log-file FILE             append the log to FILE instead of stderr; SIGHUP\n"
+    "                              reopens it (for logrotate)\n"
+    "  --metrics-token-file FILE   GET /metrics needs this token (or the admin token)\n"
     "  --help\n"
     "Sizes accept K, M, G suffixes (powers of 1024).\n";
 
@@ -149,6 +156,9 @@ enum {
     OPT_TOMBSTONE,
     OPT_LOG_LEVEL,
     OPT_MAX_CONN_IP,
+    OPT_LOG_FORMAT,
+    OPT_LOG_FILE,
+    OPT_METRICS_TOKEN_FILE,
     OPT_HELP,
 };
 
@@ -175,6 +185,9 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
         {"merge-threshold", required_argument, NULL, OPT_MERGE},
         {"tombstone-retention", required_argument, NULL, OPT_TOMBSTONE},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+        {"log-file", required_argument, NULL, OPT_LOG_FILE},
+        {"metrics-token-file", required_argument, NULL, OPT_METRICS_TOKEN_FILE},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -276,6 +289,22 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
             else
                 usage_error("--log-level", "expected error, warn, info or debug, got '%s'", optarg);
             break;
+        case OPT_LOG_FORMAT:
+            if (strcmp(optarg, "text") == 0)
+                c->log_format = LOG_FORMAT_TEXT;
+            else if (strcmp(optarg, "json") == 0)
+                c->log_format = LOG_FORMAT_JSON;
+            else
+                usage_error("--log-format", "expected text or json, got '%s'", optarg);
+            break;
+        case OPT_LOG_FILE:
+            if (optarg[0] == '\0')
+                usage_error("--log-file", "needs a file name");
+            c->log_file = optarg;
+            break;
+        case OPT_METRICS_TOKEN_FILE:
+            c->metrics_token_file = optarg;
+            break;
         case OPT_HELP:
             fputs(usage_text, stdout);
             exit(0);
@@ -305,13 +334,13 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
         c->threads = c->max_connections;
 }
 
-/* Read the admin token: the file's first line, trimmed. NULL on failure. */
-static char *read_admin_token(const char *path)
+/* Read a token for FLAG: the file's first line, trimmed. NULL on failure. */
+static char *read_token(const char *flag, const char *path)
 {
     FILE *f = fopen(path, "r");
     char buf[1024];
     if (f == NULL) {
-        fprintf(stderr, "kvd: --admin-token-file %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "kvd: %s %s: %s\n", flag, path, strerror(errno));
         return NULL;
     }
     size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -324,8 +353,7 @@ static char *read_admin_token(const char *path)
     while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
         buf[--n] = '\0';
     if (n < 16) {
-        fprintf(stderr, "kvd: --admin-token-file %s: the token must be at least 16 characters\n",
-                path);
+        fprintf(stderr, "kvd: %s %s: the token must be at least 16 characters\n", flag, path);
         return NULL;
     }
     return strdup(buf);
@@ -422,6 +450,20 @@ static int ensure_default_bucket(kvd *srv, const char *name, bool loopback)
     return 0;
 }
 
+/* SIGHUP: reopen the --log-file (logrotate moved it); never a restart. */
+static void reopen_log(void)
+{
+    int rc = kvd_log_reopen();
+    if (rc == 0)
+        kvd_log(LOG_INFO, "SIGHUP: reopened the log file %s", kvd_log_path());
+    else if (rc == 1)
+        kvd_log(LOG_INFO, "SIGHUP: the log goes to stderr; nothing to reopen");
+    else
+        kvd_log(LOG_ERROR,
+                "SIGHUP: cannot reopen the log file %s: %s; still writing to the old one",
+                kvd_log_path(), strerror(-rc));
+}
+
 static void wait_in_flight(kvd *srv)
 {
     uint64_t deadline = kvd_mono_ns() + (uint64_t)srv->cfg.shutdown_grace_s * 1000000000u;
@@ -441,6 +483,11 @@ int main(int argc, char **argv)
     memset(&srv, 0, sizeof srv);
     parse_flags(argc, argv, &srv.cfg);
     kvd_log_level = srv.cfg.log_level;
+    int lrc = kvd_log_open(srv.cfg.log_file, srv.cfg.log_format);
+    if (lrc != 0) {
+        fprintf(stderr, "kvd: --log-file %s: %s\n", srv.cfg.log_file, strerror(-lrc));
+        return EXIT_FAILURE_RUNTIME;
+    }
     atomic_init(&srv.shutting_down, false);
     atomic_init(&srv.in_flight, 0);
     int status = EXIT_FAILURE_RUNTIME, listen_fd = -1;
@@ -452,15 +499,23 @@ int main(int argc, char **argv)
         return EXIT_FAILURE_RUNTIME;
     }
     if (srv.cfg.admin_token_file != NULL) {
-        srv.admin_token = read_admin_token(srv.cfg.admin_token_file);
+        srv.admin_token = read_token("--admin-token-file", srv.cfg.admin_token_file);
         if (srv.admin_token == NULL)
             return EXIT_FAILURE_RUNTIME;
+    }
+    if (srv.cfg.metrics_token_file != NULL) {
+        srv.metrics_token = read_token("--metrics-token-file", srv.cfg.metrics_token_file);
+        if (srv.metrics_token == NULL) {
+            free(srv.admin_token);
+            return EXIT_FAILURE_RUNTIME;
+        }
     }
     /* every thread created from here on inherits this mask */
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -516,8 +571,13 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     int sig = 0;
-    while (sigwait(&stop, &sig) != 0)
-        ;
+    for (;;) {
+        if (sigwait(&stop, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            break;
+        reopen_log();
+    }
     kvd_log(LOG_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     atomic_store(&srv.shutting_down, true);
     MHD_socket lfd = MHD_quiesce_daemon(daemon);
@@ -546,6 +606,7 @@ fail:
     }
     metrics_free(srv.metrics);
     free(srv.admin_token);
+    free(srv.metrics_token);
     if (status == 0)
         kvd_log(LOG_INFO, "stopped");
     return status;

@@ -67,6 +67,7 @@ typedef struct backup_job {
     int rc;
     char why[256];
     rc_backup_info info;
+    uint64_t *sent;        /* the request's resp_bytes: the reader never runs after completion */
     char first[64 * 1024]; /* read before answering, so a failing start gets a status */
     size_t first_len, first_off;
 } backup_job;
@@ -122,12 +123,15 @@ static ssize_t backup_read(void *cls, uint64_t pos, char *buf, size_t max)
             n = max;
         memcpy(buf, job->first + job->first_off, n);
         job->first_off += n;
+        *job->sent += n;
         return (ssize_t)n;
     }
     for (;;) {
         ssize_t n = read(job->rfd, buf, max);
-        if (n > 0)
+        if (n > 0) {
+            *job->sent += (uint64_t)n;
             return n;
+        }
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -173,6 +177,7 @@ void route_backup(kvd_request *req)
         return;
     }
     job->srv = req->srv;
+    job->sent = &req->resp_bytes;
     job->since = (uint64_t)since;
     job->rfd = fds[0];
     job->wfd = fds[1];
