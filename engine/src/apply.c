@@ -1,16 +1,19 @@
 /*
  * apply.c — rc_apply: every write, alone or in an atomic batch.
  *
- * 1. Validate every op (sizes, kinds, keyspaces) before touching anything.
- * 2. Lock the key stripes of every key involved, in ascending order. Holding
- *    them makes the batch's reads and writes atomic with respect to every
- *    other writer and to every multi-key read (which takes the same stripes).
- * 3. Evaluate the ops in order against the current state seen through an
- *    overlay of the batch's own earlier writes: conditions, increments,
+ * 1. apply_validate: every op (sizes, kinds, keyspaces) before touching
+ *    anything.
+ * 2. apply_lock: the key stripes of every key involved, in ascending order.
+ *    Holding them makes the batch's reads and writes atomic with respect to
+ *    every other writer and to every multi-key read (which takes the same
+ *    stripes).
+ * 3. apply_evaluate: the ops in order against the current state seen through
+ *    an overlay of the batch's own earlier writes: conditions, increments,
  *    appends. The first failing op aborts the batch with nothing written.
- * 4. Append the resulting records as one framed run (log.c), update the
- *    keydir, release the stripes, then wait for durability outside the locks
- *    so that one fdatasync covers many writers (group commit).
+ * 4. apply_append_publish: the resulting records as one framed run (log.c),
+ *    into the keydir; then rc_apply releases the stripes and waits for
+ *    durability outside the locks so that one fdatasync covers many writers
+ *    (group commit).
  *
  * Values at or above compress_min_bytes are zstd-compressed when that saves
  * space. A writer's new value is visible to readers as soon as the keydir

@@ -412,13 +412,20 @@ Test(merge, background_merge_reaches_the_active_segment, .timeout = 600)
     /* the churn never fills a segment, so any merge below is the merger
      * sealing the active segment (it may already have, while churning) */
     cr_assert_lt(st.last_seq * 64, (uint64_t)o.segment_bytes, "the churn could rotate by size");
+    /* How much stays dead at the end depends on when the merger looked: if
+     * it sealed the segment halfway through the churn, the rest of the
+     * churn lands in an active segment that may stay below the size worth
+     * sealing (segment_bytes / 8), dead data and all. What holds however
+     * the scheduler runs the two threads: the segment was sealed (no write
+     * could rotate it), merged, and bytes were reclaimed. */
     for (int i = 0; i < 6000; i++) { /* 120 s: a net for a hang */
         rc_stats_db(db, &st);
-        if (st.merges > 0 && st.dead_bytes < st.disk_bytes / 4)
+        if (st.merges > 0 && st.merge_bytes_reclaimed > 0)
             break;
         usleep(20000);
     }
     cr_assert_gt(st.merges, 0, "the dead-heavy active segment was never merged");
-    cr_assert_lt(st.dead_bytes, st.disk_bytes / 4);
+    cr_assert_gt(st.merge_bytes_reclaimed, 0,
+                 "merging the sealed active segment reclaimed nothing");
     check_model("after merging the sealed active segment");
 }
