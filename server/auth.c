@@ -99,15 +99,30 @@ bool auth_require(kvd_request *req, unsigned perms, const void *key, size_t klen
     return false;
 }
 
-static bool server_admin_matches(const kvd *srv, const char *cred, size_t len)
+/* CRED equals the configured token WANT (NULL: none), compared in constant time. */
+static bool token_matches(const char *want, const char *cred, size_t len)
 {
     unsigned char a[32], b[32];
-    if (srv->admin_token == NULL)
+    if (want == NULL)
         return false;
     crypto_generichash(a, sizeof a, (const unsigned char *)cred, len, NULL, 0);
-    crypto_generichash(b, sizeof b, (const unsigned char *)srv->admin_token,
-                       strlen(srv->admin_token), NULL, 0);
+    crypto_generichash(b, sizeof b, (const unsigned char *)want, strlen(want), NULL, 0);
     return sodium_memcmp(a, b, sizeof a) == 0;
+}
+
+static bool server_admin_matches(const kvd *srv, const char *cred, size_t len)
+{
+    return token_matches(srv->admin_token, cred, len);
+}
+
+bool auth_is_metrics_reader(const kvd_request *req)
+{
+    char cred[CRED_MAX];
+    size_t len = 0;
+    if (auth_credential(req, cred, sizeof cred, &len) != 0)
+        return false;
+    return token_matches(req->srv->metrics_token, cred, len) ||
+           server_admin_matches(req->srv, cred, len);
 }
 
 bool auth_is_server_admin(const kvd_request *req, bool allow_unset)

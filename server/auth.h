@@ -28,4 +28,8 @@ bool scope_allows(const scope *s, unsigned perms, const void *key, size_t klen);
  * When no admin token is configured, true only if ALLOW_UNSET. */
 bool auth_is_server_admin(const kvd_request *req, bool allow_unset);
 
+/* True when REQ presents the --metrics-token-file token or the server's
+ * admin token (constant-time compares); false when neither is configured. */
+bool auth_is_metrics_reader(const kvd_request *req);
+
 #endif

@@ -562,6 +562,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     uint64_t ns = kvd_mono_ns() - req->start_ns;
     metrics_observe(srv->metrics, req->route, req->status, ns);
+    if (req->has_policy) {
+        if (req->route == ROUTE_BUCKET && req->method == METHOD_DELETE && req->status == 204)
+            metrics_bucket_forget(srv->metrics, req->bucket, req->bucket_len);
+        else
+            metrics_bucket_request(srv->metrics, req->bucket, req->bucket_len, req->status,
+                                   req->bytes_in, req->resp_bytes);
+    }
     if (kvd_log_level >= LOG_INFO) {
         char client[INET6_ADDRSTRLEN + 16];
         access_entry e = {

@@ -562,6 +562,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "kvd: --listen %s: the HTTP server did not start\n", srv.cfg.listen);
         goto fail;
     }
+    if (!loopback && srv.metrics_token == NULL)
+        kvd_log(LOG_WARN, "GET /metrics is readable without credentials on a non-loopback address "
+                          "(give --metrics-token-file to restrict it)");
     rc_stats st;
     memset(&st, 0, sizeof st);
     rc_stats_db(srv.db, &st);

@@ -16,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics_bucket.h"
+#include "metrics_process.h"
+#include "metrics_text.h"
 #include "routes.h"
 
 static const double hist_bounds_s[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -34,6 +37,8 @@ struct metrics {
     atomic_uint_fast64_t script_runs, script_limit_hits;
     route_hist routes[ROUTE_COUNT];
     uint64_t start_ns;
+    double start_time_s; /* process start, seconds since the epoch */
+    bucket_table *buckets;
 };
 
 static const char *const op_names[MOP_COUNT] = {"get", "set", "delete", "patch"};
@@ -41,14 +46,34 @@ static const char *const op_names[MOP_COUNT] = {"get", "set", "delete", "patch"}
 struct metrics *metrics_new(void)
 {
     struct metrics *m = calloc(1, sizeof *m);
-    if (m != NULL)
-        m->start_ns = kvd_mono_ns();
+    if (m == NULL)
+        return NULL;
+    m->start_ns = kvd_mono_ns();
+    m->start_time_s = process_start_time();
+    m->buckets = bucket_table_new();
+    if (m->buckets == NULL) {
+        free(m);
+        return NULL;
+    }
     return m;
 }
 
 void metrics_free(struct metrics *m)
 {
+    if (m != NULL)
+        bucket_table_free(m->buckets);
     free(m);
+}
+
+void metrics_bucket_request(struct metrics *m, const char *bucket, size_t len, unsigned status,
+                            uint64_t bytes_in, uint64_t bytes_out)
+{
+    bucket_table_count(m->buckets, bucket, len, status, bytes_in, bytes_out);
+}
+
+void metrics_bucket_forget(struct metrics *m, const char *bucket, size_t len)
+{
+    bucket_table_forget(m->buckets, bucket, len);
 }
 
 void metrics_count_op(struct metrics *m, metric_op op, uint64_t n)
@@ -79,43 +104,6 @@ void metrics_observe(struct metrics *m, route_id route, unsigned status, uint64_
     unsigned cls = status / 100;
     if (cls < 6)
         atomic_fetch_add_explicit(&m->status_class[cls], 1, memory_order_relaxed);
-}
-
-typedef struct textbuf {
-    char *data;
-    size_t len, cap;
-    bool failed;
-} textbuf;
-
-static void tb_printf(textbuf *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tb_printf(textbuf *t, const char *fmt, ...)
-{
-    if (t->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->data ? t->data + t->len : NULL, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->failed = true;
-            return;
-        }
-        if ((size_t)n < t->cap - t->len) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap ? t->cap * 2 : 8192;
-        while (cap < t->len + (size_t)n + 1)
-            cap *= 2;
-        char *nd = realloc(t->data, cap);
-        if (nd == NULL) {
-            t->failed = true;
-            return;
-        }
-        t->data = nd;
-        t->cap = cap;
-    }
 }
 
 /* User-visible figures: the whole database minus the system keyspace. */
@@ -191,26 +179,16 @@ static void render_engine(textbuf *t, const rc_stats *s)
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) {
         uint64_t v;
         memcpy(&v, (const char *)s + g[i].off, sizeof v);
-        tb_printf(t, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", g[i].name, g[i].help,
-                  g[i].name, g[i].type, g[i].name, v);
+        tb_metric_u64(t, g[i].name, g[i].type, g[i].help, v);
     }
-    tb_printf(t,
-              "# HELP ringcask_fsync_seconds_total Time spent in fdatasync\n"
-              "# TYPE ringcask_fsync_seconds_total counter\n"
-              "ringcask_fsync_seconds_total %.6f\n",
-              (double)s->fsync_ns_total / 1e9);
-    tb_printf(t,
-              "# HELP ringcask_fsync_seconds_max Longest fdatasync\n"
-              "# TYPE ringcask_fsync_seconds_max gauge\nringcask_fsync_seconds_max %.6f\n",
-              (double)s->fsync_ns_max / 1e9);
-    tb_printf(t,
-              "# HELP ringcask_recovery_seconds Time the last open spent recovering\n"
-              "# TYPE ringcask_recovery_seconds gauge\nringcask_recovery_seconds %.3f\n",
-              (double)s->recovery_ms / 1e3);
-    tb_printf(t,
-              "# HELP ringcask_read_only 1 when the engine turned read-only\n"
-              "# TYPE ringcask_read_only gauge\nringcask_read_only %d\n",
-              s->read_only ? 1 : 0);
+    tb_metric_f64(t, "ringcask_fsync_seconds_total", "counter", "Time spent in fdatasync",
+                  (double)s->fsync_ns_total / 1e9);
+    tb_metric_f64(t, "ringcask_fsync_seconds_max", "gauge", "Longest fdatasync",
+                  (double)s->fsync_ns_max / 1e9);
+    tb_metric_f64(t, "ringcask_recovery_seconds", "gauge", "Time the last open spent recovering",
+                  (double)s->recovery_ms / 1e3);
+    tb_metric_u64(t, "ringcask_read_only", "gauge", "1 when the engine turned read-only",
+                  s->read_only ? 1 : 0);
 }
 
 char *metrics_prometheus(kvd *srv, size_t *len)
@@ -274,6 +252,8 @@ char *metrics_prometheus(kvd *srv, size_t *len)
               "gauge\nkvd_uptime_seconds %.1f\n",
               (double)(kvd_mono_ns() - m->start_ns) / 1e9);
     render_engine(&t, &s);
+    metrics_render_build_info(&t);
+    metrics_render_process(&t, m->start_time_s);
     if (t.failed) {
         free(t.data);
         return NULL;
@@ -306,6 +286,70 @@ char *metrics_json(kvd *srv, size_t *len)
     json_object_set_new(o, "last_seq", json_integer((json_int_t)s.last_seq));
     json_object_set_new(o, "uptime_s",
                         json_integer((json_int_t)((kvd_mono_ns() - m->start_ns) / 1000000000u)));
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (text != NULL)
+        *len = strlen(text);
+    return text;
+}
+
+/* The figures of one bucket: keys and value bytes from the engine, request
+ * counters from the bucket table. */
+static void bucket_figures_of(kvd *srv, const policy *p, uint64_t *keys, uint64_t *bytes,
+                              bucket_figures *f)
+{
+    rc_stats ks;
+    memset(&ks, 0, sizeof ks);
+    rc_stats_keyspace(srv->db, p->ks, &ks);
+    *keys = ks.live_keys;
+    *bytes = ks.live_value_bytes;
+    bucket_table_get(srv->metrics->buckets, p->name, strlen(p->name), f);
+}
+
+char *metrics_bucket_prometheus(kvd *srv, const policy *p, size_t *len)
+{
+    textbuf t = {0};
+    uint64_t keys, bytes;
+    bucket_figures f;
+    bucket_figures_of(srv, p, &keys, &bytes, &f);
+    tb_family(&t, "kvd_bucket_keys_stored", "gauge", "Keys stored in the bucket");
+    tb_printf(&t, "kvd_bucket_keys_stored{bucket=\"%s\"} %" PRIu64 "\n", p->name, keys);
+    tb_family(&t, "kvd_bucket_value_bytes_stored", "gauge", "Value bytes stored in the bucket");
+    tb_printf(&t, "kvd_bucket_value_bytes_stored{bucket=\"%s\"} %" PRIu64 "\n", p->name, bytes);
+    tb_family(&t, "kvd_bucket_http_responses_total", "counter",
+              "Responses to requests on the bucket, by status class");
+    for (int c = 1; c < 6; c++)
+        tb_printf(&t, "kvd_bucket_http_responses_total{bucket=\"%s\",class=\"%dxx\"} %" PRIu64 "\n",
+                  p->name, c, f.status_class[c]);
+    tb_family(&t, "kvd_bucket_received_bytes_total", "counter",
+              "Request body bytes received for the bucket");
+    tb_printf(&t, "kvd_bucket_received_bytes_total{bucket=\"%s\"} %" PRIu64 "\n", p->name,
+              f.bytes_in);
+    tb_family(&t, "kvd_bucket_sent_bytes_total", "counter",
+              "Response body bytes sent for the bucket");
+    tb_printf(&t, "kvd_bucket_sent_bytes_total{bucket=\"%s\"} %" PRIu64 "\n", p->name, f.bytes_out);
+    if (t.failed) {
+        free(t.data);
+        return NULL;
+    }
+    *len = t.len;
+    return t.data;
+}
+
+char *metrics_bucket_json(kvd *srv, const policy *p, size_t *len)
+{
+    uint64_t keys, bytes;
+    bucket_figures f;
+    bucket_figures_of(srv, p, &keys, &bytes, &f);
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    json_object_set_new(o, "bucket", json_string(p->name));
+    json_object_set_new(o, "keys", json_integer((json_int_t)keys));
+    json_object_set_new(o, "bytes", json_integer((json_int_t)bytes));
+    json_object_set_new(o, "requests", json_integer((json_int_t)f.requests));
+    json_object_set_new(o, "bytes_in", json_integer((json_int_t)f.bytes_in));
+    json_object_set_new(o, "bytes_out", json_integer((json_int_t)f.bytes_out));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (text != NULL)

@@ -1,6 +1,10 @@
 /*
  * metrics.h — request counters and latency histograms per route, operation
- * counts per key; rendered as Prometheus text or as one flat JSON object.
+ * counts per key, per-bucket request counters; rendered as Prometheus text
+ * or as one flat JSON object. To add figures: count them in struct metrics
+ * (or read them from their module at render time) and write each family in
+ * metrics_prometheus with the metrics_text.h helpers; document the name in
+ * docs/OPERATIONS.md.
  */
 #ifndef KVD_METRICS_H
 #define KVD_METRICS_H
@@ -20,8 +24,18 @@ void metrics_count_op(struct metrics *m, metric_op op, uint64_t n);
 void metrics_script_run(struct metrics *m, bool limit_hit);
 void metrics_observe(struct metrics *m, route_id route, unsigned status, uint64_t ns);
 
-/* Rendered bodies, malloc'ed (free()). NULL on allocation failure. */
+/* A request to existing bucket BUCKET (LEN bytes) finished: count it for
+ * GET /metrics?bucket=. Forget drops a deleted bucket's counters. */
+void metrics_bucket_request(struct metrics *m, const char *bucket, size_t len, unsigned status,
+                            uint64_t bytes_in, uint64_t bytes_out);
+void metrics_bucket_forget(struct metrics *m, const char *bucket, size_t len);
+
+/* Rendered bodies, malloc'ed (free()). NULL on allocation failure. The
+ * server-wide ones (every bucket's totals, engine, build_info, process_*),
+ * and those of bucket P alone. */
 char *metrics_prometheus(kvd *srv, size_t *len);
 char *metrics_json(kvd *srv, size_t *len);
+char *metrics_bucket_prometheus(kvd *srv, const policy *p, size_t *len);
+char *metrics_bucket_json(kvd *srv, const policy *p, size_t *len);
 
 #endif

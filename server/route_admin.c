@@ -31,12 +31,16 @@ void route_healthz(kvd_request *req)
     http_json(req, 200, o);
 }
 
-/* What answers here, for someone who points a browser or curl at kvd. */
+/* What answers here, for someone who points a browser or curl at kvd. The
+ * version is the engine's (ringcask.h), as in ringcask_build_info. */
 void route_root(kvd_request *req)
 {
+    char version[32];
+    snprintf(version, sizeof version, "%d.%d.%d", RC_VERSION_MAJOR, RC_VERSION_MINOR,
+             RC_VERSION_PATCH);
     json_t *o =
-        json_pack("{s:s, s:s, s:{s:s, s:s, s:s}, s:s}", "name", "kvd", "version", KVD_VERSION,
-                  "links", "healthz", "/healthz", "metrics", "/metrics", "metrics_json",
+        json_pack("{s:s, s:s, s:{s:s, s:s, s:s}, s:s}", "name", "kvd", "version", version, "links",
+                  "healthz", "/healthz", "metrics", "/metrics", "metrics_json",
                   "/metrics?format=json", "docs", "docs/HTTP.md in the ringcask source tree");
     http_json(req, 200, o);
 }
@@ -46,7 +50,12 @@ void route_metrics(kvd_request *req)
     char fmt[16];
     size_t n = 0, len = 0;
     bool json = http_query(req, "format", fmt, sizeof fmt, &n) == 0 && strcmp(fmt, "json") == 0;
-    char *text = json ? metrics_json(req->srv, &len) : metrics_prometheus(req->srv, &len);
+    char *text;
+    if (req->has_policy) /* ?bucket=NAME, authorised by the router */
+        text = json ? metrics_bucket_json(req->srv, &req->pol, &len)
+                    : metrics_bucket_prometheus(req->srv, &req->pol, &len);
+    else
+        text = json ? metrics_json(req->srv, &len) : metrics_prometheus(req->srv, &len);
     if (text == NULL) {
         http_error(req, 500, "internal", "could not render metrics");
         return;

@@ -259,6 +259,52 @@ static bool prepare_bucket_route(kvd_request *req, const route_match *m)
     return true;
 }
 
+/* GET /metrics: server-wide figures for everyone, or only for the
+ * --metrics-token-file token and the admin token when that flag is given.
+ * GET /metrics?bucket=NAME: that bucket's figures for its admin key (or a
+ * token carrying admin), the metrics token or the admin token. */
+static bool prepare_metrics(kvd_request *req)
+{
+    char name[KVD_BUCKET_NAME_MAX + 2];
+    size_t len = 0;
+    int q = http_query(req, "bucket", name, sizeof name, &len);
+    if (q == 1) {
+        if (req->srv->metrics_token == NULL || auth_is_metrics_reader(req))
+            return true;
+        char cred[8];
+        size_t clen = 0;
+        if (auth_credential(req, cred, sizeof cred, &clen) == 1)
+            http_error(req, 401, "unauthorized",
+                       "/metrics needs the metrics token (or the admin token); a bucket's admin "
+                       "key reads /metrics?bucket=NAME");
+        else
+            http_error(req, 401, "invalid_credentials", "not the metrics token or the admin token");
+        return false;
+    }
+    if (q != 0 || !bucket_name_valid(name, len) || bucket_name_reserved(name, len)) {
+        http_error(req, 404, "no_such_bucket", "no such bucket");
+        return false;
+    }
+    memcpy(req->bucket, name, len);
+    req->bucket[len] = '\0';
+    req->bucket_len = len;
+    int rc = policy_get(req->srv, req->bucket, req->bucket_len, &req->pol);
+    if (rc == RC_ENOTFOUND) {
+        http_error(req, 404, "no_such_bucket", "no such bucket");
+        return false;
+    }
+    if (rc != 0) {
+        http_engine_error(req, rc, -1);
+        return false;
+    }
+    req->has_policy = true;
+    if (auth_is_metrics_reader(req))
+        return true;
+    if (!auth_resolve_scope(req))
+        return false;
+    return auth_require(req, PERM_ADMIN, NULL, 0, -1);
+}
+
 bool router_prepare(kvd_request *req)
 {
     route_match m;
@@ -278,8 +324,9 @@ bool router_prepare(kvd_request *req)
     }
     switch (m.id) {
     case ROUTE_HEALTHZ:
-    case ROUTE_METRICS:
         return true;
+    case ROUTE_METRICS:
+        return prepare_metrics(req);
     case ROUTE_BACKUP:
         if (req->srv->admin_token == NULL) {
             http_error(req, 403, "forbidden", "kvd runs without --admin-token-file");

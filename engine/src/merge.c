@@ -163,7 +163,15 @@ int rci_merge_recover(rc_db *db)
     if (rc == 0) {
         uint64_t *ids;
         uint32_t n;
-        if (fmt_merging_decode(b, len, &ids, &n) == FMT_OK) {
+        int d = fmt_merging_decode(b, len, &ids, &n);
+        if (d == FMT_EVERSION) { /* a newer build's manifest: neither act on it nor drop it */
+            free(b);
+            return rc_fail(RC_EVERSION,
+                           "%s/MERGING was written by a newer ringcask; this build cannot read it "
+                           "(nothing was changed)",
+                           db->dir);
+        }
+        if (d == FMT_OK) {
             if (!db->opt.read_only) {
                 for (uint32_t i = 0; i < n; i++)
                     unlink_segment_files(db, ids[i]);
@@ -179,8 +187,14 @@ int rci_merge_recover(rc_db *db)
     rc = read_small_file(db, "HORIZON", &b, &len);
     if (rc == 0) {
         uint64_t h;
-        if (fmt_horizon_decode(b, len, &h) != FMT_OK) {
+        int d = fmt_horizon_decode(b, len, &h);
+        if (d != FMT_OK) {
             free(b);
+            if (d == FMT_EVERSION)
+                return rc_fail(RC_EVERSION,
+                               "%s/HORIZON was written by a newer ringcask; this build cannot "
+                               "read it (nothing was changed)",
+                               db->dir);
             return rc_fail(RC_ECORRUPT, "%s/HORIZON is corrupt", db->dir);
         }
         atomic_store(&db->tombstone_horizon, h);

@@ -751,6 +751,35 @@ static uint64_t now_ms_mono(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* Refuse, before anything is read or truncated, a directory holding a
+ * segment of a format version newer than this build knows (FORMAT.md
+ * section 2): the scan would take its header for a torn one and cut the
+ * file to nothing. The magic and version sit at bytes 0..5 in every version. */
+static int check_segment_versions(rc_db *db, const uint64_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char name[32];
+        uint8_t head[6];
+        rci_seg_name(name, sizeof(name), ids[i], "data");
+        int fd = openat(db->dir_fd, name, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue; /* vanished or unreadable: the open that follows reports it */
+        ssize_t got = pread(fd, head, sizeof head, 0);
+        close(fd);
+        if (got != (ssize_t)sizeof head)
+            continue;
+        uint32_t magic = (uint32_t)head[0] | (uint32_t)head[1] << 8 | (uint32_t)head[2] << 16 |
+                         (uint32_t)head[3] << 24;
+        unsigned version = (unsigned)head[4] | (unsigned)head[5] << 8;
+        if (magic == FMT_SEG_MAGIC && version > FMT_SEG_VERSION)
+            return rc_fail(RC_EVERSION,
+                           "%s/%s has version %u, written by a newer ringcask; this build reads "
+                           "up to %u (nothing was changed)",
+                           db->dir, name, version, FMT_SEG_VERSION);
+    }
+    return 0;
+}
+
 int rci_recover(rc_db *db)
 {
     uint64_t t0 = now_ms_mono();
@@ -766,6 +795,11 @@ int rci_recover(rc_db *db)
     err = list_segments(db, &ids, &n);
     if (err)
         return err;
+    err = check_segment_versions(db, ids, n);
+    if (err) {
+        free(ids);
+        return err;
+    }
     rci_fault_listed();
     err = rci_load_recover(db, ids, &n); /* an interrupted full load: undone */
     if (!err && loading && !rci_load_marker_present(db)) {

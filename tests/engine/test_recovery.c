@@ -414,3 +414,80 @@ Test(recovery, absurd_keyspace_id_is_damage_not_an_allocation)
     cr_assert(th_has(db, NULL, "good", "yes"));
     rc_close(db);
 }
+
+/* A segment written by a newer format version (FORMAT.md section 2): the open
+ * is refused with RC_EVERSION naming the file, and nothing on disk changes —
+ * an older build must never take the newer header for a torn one and cut the
+ * segment (an operator going back a version after an upgrade). */
+static void read_all(const char *path, unsigned char *buf, long long len)
+{
+    int fd = open(path, O_RDONLY);
+    cr_assert(fd >= 0);
+    cr_assert_eq(pread(fd, buf, (size_t)len, 0), (ssize_t)len);
+    close(fd);
+}
+
+Test(recovery, newer_segment_version_is_refused_and_left_untouched)
+{
+    rc_db *db = open_db(false); /* no hints: the open must scan */
+    fill(db, 20, 1);
+    cr_assert_eq(rc_close(db), 0);
+    char names[8][64];
+    cr_assert_eq(th_list(dir, ".data", names, 8), 1);
+    const char *seg = th_path(dir, names[0]);
+    long long len = th_file_size(seg);
+    cr_assert_gt(len, FMT_SEG_HEADER_LEN);
+    unsigned char *before = malloc((size_t)len), *after = malloc((size_t)len);
+    read_all(seg, before, len);
+    unsigned char v2[2] = {FMT_SEG_VERSION + 1, 0};
+    int fd = open(seg, O_WRONLY);
+    cr_assert_eq(pwrite(fd, v2, 2, 4), 2);
+    close(fd);
+    before[4] = v2[0];
+    before[5] = v2[1];
+
+    rc_options o;
+    th_options(&o);
+    cr_assert_eq(rc_open(dir, &o, &db), RC_EVERSION);
+    cr_expect(strstr(rc_last_error_message(), names[0]) != NULL, "%s", rc_last_error_message());
+    cr_expect(strstr(rc_last_error_message(), "newer") != NULL, "%s", rc_last_error_message());
+    cr_assert_eq(th_file_size(seg), len, "the newer segment was truncated");
+    read_all(seg, after, len);
+    cr_assert(memcmp(before, after, (size_t)len) == 0, "the newer segment was modified");
+    cr_assert_eq(th_list(dir, ".data", names, 8), 1, "the refused open created a segment");
+    free(before);
+    free(after);
+}
+
+/* The small files follow the same rule: a HORIZON or MERGING of a newer
+ * version is refused with RC_EVERSION, and a MERGING is neither acted on nor
+ * removed. */
+Test(recovery, newer_small_file_versions_are_refused)
+{
+    rc_db *db = open_db(true);
+    fill(db, 5, 1);
+    cr_assert_eq(rc_close(db), 0);
+    static const char *const files[] = {"HORIZON", "MERGING"};
+    static const unsigned char magic[][4] = {{'R', 'C', 'H', 'Z'}, {'R', 'C', 'M', 'G'}};
+    for (int i = 0; i < 2; i++) {
+        unsigned char buf[32] = {0};
+        memcpy(buf, magic[i], 4);
+        buf[4] = 9; /* version 9 */
+        const char *path = th_path(dir, files[i]);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        cr_assert(fd >= 0);
+        cr_assert_eq(write(fd, buf, sizeof buf), (ssize_t)sizeof buf);
+        close(fd);
+        rc_options o;
+        th_options(&o);
+        cr_assert_eq(rc_open(dir, &o, &db), RC_EVERSION, "%s v9: %s", files[i],
+                     rc_last_error_message());
+        cr_expect(strstr(rc_last_error_message(), files[i]) != NULL, "%s", rc_last_error_message());
+        cr_assert_eq(th_file_size(th_path(dir, files[i])), (long long)sizeof buf, "%s was changed",
+                     files[i]);
+        unlink(th_path(dir, files[i]));
+    }
+    db = open_db(true);
+    cr_assert_eq(th_has(db, NULL, "key0004", "v1-4"), 1);
+    cr_assert_eq(rc_close(db), 0);
+}
