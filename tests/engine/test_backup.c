@@ -667,7 +667,7 @@ static void count_progress(void *ctx, uint64_t done, uint64_t total)
     *last = done;
 }
 
-Test(backup, round_trip_200k_keys, .timeout = 600)
+Test(backup, round_trip_200k_keys, .timeout = 1800)
 {
     const int n = 200000;
     char *sdir = th_tmpdir(), *ddir = th_tmpdir();
@@ -821,7 +821,7 @@ Test(backup, dropped_keyspaces_do_not_travel)
 
 /* A load killed at a random moment leaves the target as it was or wholly
  * loaded, never in between, and running it again finishes the job. */
-Test(backup, killed_load_is_all_or_nothing_and_reruns, .timeout = 600)
+Test(backup, killed_load_is_all_or_nothing_and_reruns, .timeout = 1800)
 {
     char *sdir = th_tmpdir(), *rdir = th_tmpdir();
     rc_db *src = open_db(sdir, false);

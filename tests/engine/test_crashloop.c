@@ -155,7 +155,7 @@ static int matches(rc_db *db, const model *m)
     return c == m->ctr;
 }
 
-Test(crashloop, hundred_kills_lose_nothing_acknowledged, .timeout = 600)
+Test(crashloop, hundred_kills_lose_nothing_acknowledged, .timeout = 1800)
 {
     char *dir = th_tmpdir();
     srand((unsigned)time(NULL) ^ (unsigned)getpid());

@@ -44,7 +44,7 @@ static void teardown(void)
     rc_close(db);
     th_rmdir(dir);
 }
-TestSuite(list_cache, .init = setup, .fini = teardown, .timeout = 600);
+TestSuite(list_cache, .init = setup, .fini = teardown, .timeout = 1800);
 
 /* ------------------------------------------------------------ the model */
 
