@@ -20,8 +20,9 @@
 #include "report.h"
 #include "workloads.h"
 
+#include "rcu_opt.h"
+
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,52 +51,9 @@ static const char default_workloads[] =
     "fillseq,fillrandom,overwrite,readrandom,readmissing,readwhilewriting,mixed,scan,"
     "recovery,compact,deleterandom,fillbatch,fillsync";
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: kvbench [--engine ringcask|rocksdb|leveldb|lmdb|all|LIST] [--workload LIST]\n"
-            "               [--n N] [--key-size B] [--value-size B] [--threads T]\n"
-            "               [--sync always|interval:MS|none] [--dir PATH] [--json]\n"
-            "               [--read-pct P] [--delete-pct P] [--batch B] [--scan-limit L] "
-            "[--seconds S] [--seed X]\n"
-            "               [--interleave [--repeat R]]\n"
-            "\n"
-            "  --engine     engines to run back to back (comma list or 'all'); default all\n"
-            "  --workload   comma list; NAME@T runs NAME with T threads. Default:\n"
-            "               %s\n"
-            "  --n          keys to load and ops per workload (default 1000000)\n"
-            "  --key-size   key bytes, 8..1024 (default 16)\n"
-            "  --value-size value bytes (default 100), incompressible\n"
-            "  --threads    worker threads (default 1)\n"
-            "  --sync       durability of writes (default none); fillsync is always 'always'\n"
-            "  --dir        parent of the engines' data dirs (default: a new /tmp/kvbench.XXXXXX)\n"
-            "  --json       one JSON object per workload on stdout\n"
-            "  --interleave run each workload on every engine in turn (best ratios on a\n"
-            "               noisy machine) instead of each engine's whole list in turn\n"
-            "  --repeat R   with --interleave: run each workload R times round-robin over\n"
-            "               the engines and report each engine's best (highest ops/s) run\n"
-            "  --read-pct   mixed: percentage of reads (default 95)\n"
-            "  --delete-pct deleterandom: percentage of the present keys to delete (100)\n"
-            "  --batch      fillbatch: puts per batch/transaction (default 1000)\n"
-            "  --scan-limit scan: keys per ordered listing (default 100)\n"
-            "  --seconds    cap on each workload's timed phase (default 10)\n"
-            "  --seed       seed of keys' order and values (default 1)\n"
-            "  --keep       leave each engine's data directory behind (for a look at it)\n"
-            "Workloads: fillseq fillrandom fillbatch overwrite readrandom readmissing\n"
-            "  readwhilewriting fillsync deleterandom mixed scan recovery compact\n"
-            "  idle (no ops for --seconds: lets background merge/compaction run)\n"
-            "  mixedwhilecompact (mixed while one compaction runs beside it: compare\n"
-            "  with a mixed row of the same run for latency during a merge)\n"
-            "Engines compiled in:",
-            default_workloads);
-    for (int i = 0; all_backends[i]; i++)
-        fprintf(f, " %s", all_backends[i]->name);
-    fprintf(f, "\n");
-}
-
 static void usage_error(const char *flag, const char *why)
 {
-    fprintf(stderr, "kvbench: %s: %s (see --help)\n", flag, why);
+    fprintf(stderr, "kvbench: %s: %s (see kvbench --help)\n", flag, why);
     exit(2);
 }
 
@@ -111,6 +69,27 @@ static uint64_t parse_u64(const char *flag, const char *s, uint64_t min, uint64_
         usage_error(flag, why);
     }
     return v;
+}
+
+static int parse_sync(const char *s, void *dest, char *why, size_t cap)
+{
+    kvb_params *p = dest;
+    rcu_sync mode;
+    if (rcu_sync_parse(s, &mode, &p->sync_interval_ms, why, cap) != 0)
+        return -1;
+    p->sync = mode == RCU_SYNC_ALWAYS     ? KVB_SYNC_ALWAYS
+              : mode == RCU_SYNC_INTERVAL ? KVB_SYNC_INTERVAL
+                                          : KVB_SYNC_NONE;
+    return 0;
+}
+
+static void show_sync(const void *dest, char *out, size_t cap)
+{
+    const kvb_params *p = dest;
+    rcu_sync_format(p->sync == KVB_SYNC_ALWAYS     ? RCU_SYNC_ALWAYS
+                    : p->sync == KVB_SYNC_INTERVAL ? RCU_SYNC_INTERVAL
+                                                   : RCU_SYNC_NONE,
+                    p->sync_interval_ms, out, cap);
 }
 
 static const kvb_backend *find_backend(const char *name)
@@ -169,123 +148,81 @@ int main(int argc, char **argv)
         .seconds = 10,
         .seed = 1,
     };
-    const char *engines_arg = "all";
-    char workloads_buf[1024];
-    snprintf(workloads_buf, sizeof workloads_buf, "%s", default_workloads);
+    const char *engines_arg = "all", *workloads_arg = default_workloads;
     const char *dir_arg = NULL;
     bool json = false;
     bool interleave = false;
-    int repeat = 1;
-    enum {
-        O_DELETE_PCT = 250,
-        O_READ_PCT = 256,
-        O_BATCH,
-        O_SCAN_LIMIT,
-        O_SECONDS,
-        O_SEED,
-        O_KEY,
-        O_VAL
+    uint64_t repeat = 1, seconds = 10;
+    char epilog[512];
+    int at = snprintf(epilog, sizeof epilog,
+                      "Workloads: fillseq fillrandom fillbatch overwrite readrandom readmissing\n"
+                      "  readwhilewriting fillsync deleterandom mixed scan recovery compact\n"
+                      "  idle (no ops for --seconds: lets background merge/compaction run)\n"
+                      "  mixedwhilecompact (mixed while one compaction runs beside it: compare\n"
+                      "  with a mixed row of the same run for latency during a merge)\n"
+                      "Engines compiled in:");
+    for (int i = 0; all_backends[i] && at > 0 && (size_t)at < sizeof epilog - 32; i++)
+        at += snprintf(epilog + at, sizeof epilog - (size_t)at, " %s", all_backends[i]->name);
+    snprintf(epilog + at, sizeof epilog - (size_t)at, "\n");
+    const rcu_opt opts[] = {
+        {"engine", 'e', RCU_OPT_STRING, &engines_arg, .meta = "LIST",
+         .help = "engines to run back to back: a comma list of ringcask, rocksdb, leveldb, lmdb, "
+                 "or all"},
+        {"workload", 'w', RCU_OPT_STRING, &workloads_arg, .meta = "LIST",
+         .help = "comma list; NAME@T runs NAME with T threads"},
+        {"n", 'n', RCU_OPT_INT, &p.n, sizeof p.n, .min = 1, .max = 1000000000,
+         .help = "keys to load and ops per workload"},
+        {"key-size", 0, RCU_OPT_INT, &p.key_size, sizeof p.key_size, .min = 8, .max = KVB_KEY_MAX,
+         .meta = "B", .help = "key bytes"},
+        {"value-size", 0, RCU_OPT_INT, &p.value_size, sizeof p.value_size, .max = 64u << 20,
+         .meta = "B", .help = "value bytes, incompressible"},
+        {"threads", 't', RCU_OPT_INT, &p.threads, sizeof p.threads, .min = 1, .max = 256,
+         .meta = "T", .help = "worker threads"},
+        {"sync", 's', RCU_OPT_FUNC, &p, .meta = "always|interval:MS|none", .parse = parse_sync,
+         .show = show_sync, .help = "durability of writes; fillsync is always 'always'"},
+        {"dir", 'd', RCU_OPT_STRING, &dir_arg, .meta = "PATH", .def = "a new /tmp/kvbench.XXXXXX",
+         .help = "parent of the engines' data dirs"},
+        {"json", 'j', RCU_OPT_BOOL, &json, .help = "one JSON object per workload on stdout"},
+        {"interleave", 'i', RCU_OPT_BOOL, &interleave,
+         .help = "run each workload on every engine in turn (best ratios on a noisy machine) "
+                 "instead of each engine's whole list in turn"},
+        {"repeat", 'r', RCU_OPT_INT, &repeat, sizeof repeat, .min = 1, .max = 100, .meta = "R",
+         .help = "with --interleave: run each workload R times round-robin over the engines and "
+                 "report each engine's best (highest ops/s) run"},
+        {"read-pct", 0, RCU_OPT_INT, &p.read_pct, sizeof p.read_pct, .max = 100, .meta = "P",
+         .help = "mixed: percentage of reads"},
+        {"delete-pct", 0, RCU_OPT_INT, &p.delete_pct, sizeof p.delete_pct, .min = 1, .max = 100,
+         .meta = "P", .help = "deleterandom: percentage of the present keys to delete"},
+        {"batch", 0, RCU_OPT_INT, &p.batch, sizeof p.batch, .min = 1, .max = 100000, .meta = "B",
+         .help = "fillbatch: puts per batch/transaction"},
+        {"scan-limit", 0, RCU_OPT_INT, &p.scan_limit, sizeof p.scan_limit, .min = 1, .max = 1000000,
+         .meta = "L", .help = "scan: keys per ordered listing"},
+        {"seconds", 0, RCU_OPT_INT, &seconds, sizeof seconds, .min = 1, .max = 86400, .meta = "S",
+         .help = "cap on each workload's timed phase"},
+        {"seed", 0, RCU_OPT_INT, &p.seed, sizeof p.seed, .meta = "X",
+         .help = "seed of keys' order and values"},
+        {"keep", 'k', RCU_OPT_BOOL, &p.keep,
+         .help = "leave each engine's data directory behind (for a look at it)"},
+        {0},
     };
-    static const struct option longopts[] = {
-        {"engine", required_argument, NULL, 'e'},
-        {"workload", required_argument, NULL, 'w'},
-        {"n", required_argument, NULL, 'n'},
-        {"key-size", required_argument, NULL, O_KEY},
-        {"value-size", required_argument, NULL, O_VAL},
-        {"threads", required_argument, NULL, 't'},
-        {"sync", required_argument, NULL, 's'},
-        {"dir", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"interleave", no_argument, NULL, 'i'},
-        {"keep", no_argument, NULL, 'k'},
-        {"repeat", required_argument, NULL, 'r'},
-        {"read-pct", required_argument, NULL, O_READ_PCT},
-        {"delete-pct", required_argument, NULL, O_DELETE_PCT},
-        {"batch", required_argument, NULL, O_BATCH},
-        {"scan-limit", required_argument, NULL, O_SCAN_LIMIT},
-        {"seconds", required_argument, NULL, O_SECONDS},
-        {"seed", required_argument, NULL, O_SEED},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const rcu_opt_prog prog = {
+        .name = "kvbench",
+        .usage = "[--engine LIST] [--workload LIST] [--n N] [--key-size B] [--value-size B]\n"
+                 "[--threads T] [--sync always|interval:MS|none] [--dir PATH] [--json]\n"
+                 "[--interleave [--repeat R]] [OPTIONS]",
+        .about = "Run workloads against ringcask and the peer engines compiled in, each on a\n"
+                 "fresh directory, and report ops/s, latency percentiles, memory and disk use.\n",
+        .epilog = epilog,
+        .opts = opts,
     };
-    int c;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'e':
-            engines_arg = optarg;
-            break;
-        case 'w':
-            if (snprintf(workloads_buf, sizeof workloads_buf, "%s", optarg) >=
-                (int)sizeof workloads_buf)
-                usage_error("--workload", "list too long");
-            break;
-        case 'n':
-            p.n = parse_u64("--n", optarg, 1, 1000000000);
-            break;
-        case O_KEY:
-            p.key_size = parse_u64("--key-size", optarg, 8, KVB_KEY_MAX);
-            break;
-        case O_VAL:
-            p.value_size = parse_u64("--value-size", optarg, 0, 64u << 20);
-            break;
-        case 't':
-            p.threads = (int)parse_u64("--threads", optarg, 1, 256);
-            break;
-        case 's':
-            if (strcmp(optarg, "always") == 0) {
-                p.sync = KVB_SYNC_ALWAYS;
-            } else if (strcmp(optarg, "none") == 0) {
-                p.sync = KVB_SYNC_NONE;
-            } else if (strncmp(optarg, "interval:", 9) == 0) {
-                p.sync = KVB_SYNC_INTERVAL;
-                p.sync_interval_ms = (uint32_t)parse_u64("--sync", optarg + 9, 1, 3600000);
-            } else {
-                usage_error("--sync", "expected always, interval:MS or none");
-            }
-            break;
-        case 'd':
-            dir_arg = optarg;
-            break;
-        case 'j':
-            json = true;
-            break;
-        case 'i':
-            interleave = true;
-            break;
-        case 'k':
-            p.keep = true;
-            break;
-        case 'r':
-            repeat = (int)parse_u64("--repeat", optarg, 1, 100);
-            break;
-        case O_DELETE_PCT:
-            p.delete_pct = (unsigned)parse_u64("--delete-pct", optarg, 1, 100);
-            break;
-        case O_READ_PCT:
-            p.read_pct = (unsigned)parse_u64("--read-pct", optarg, 0, 100);
-            break;
-        case O_BATCH:
-            p.batch = parse_u64("--batch", optarg, 1, 100000);
-            break;
-        case O_SCAN_LIMIT:
-            p.scan_limit = parse_u64("--scan-limit", optarg, 1, 1000000);
-            break;
-        case O_SECONDS:
-            p.seconds = (double)parse_u64("--seconds", optarg, 1, 86400);
-            break;
-        case O_SEED:
-            p.seed = parse_u64("--seed", optarg, 0, UINT64_MAX);
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default: /* getopt_long already named the flag */
-            fprintf(stderr, "kvbench: bad command line (see --help)\n");
-            return 2;
-        }
-    }
-    if (optind < argc)
-        usage_error(argv[optind], "unexpected argument");
+    int prc = rcu_opt_parse(&prog, argc, argv, NULL);
+    if (prc != RCU_OPT_GO_ON)
+        return prc;
+    p.seconds = (double)seconds;
+    char workloads_buf[1024];
+    if (snprintf(workloads_buf, sizeof workloads_buf, "%s", workloads_arg) >=
+        (int)sizeof workloads_buf)
+        usage_error("--workload", "list too long");
 
     const kvb_backend *engines[MAX_ENGINES];
     int n_engines = 0;

@@ -6,7 +6,7 @@
  * them): strings are escaped as Jansson escapes valid UTF-8 without
  * JSON_ENSURE_ASCII or JSON_ESCAPE_SLASH — '"' and '\\' and the control
  * characters below 0x20 (\b \f \n \r \t by name, the others as \u00XX with
- * upper-case hex), every other byte as is. Only strings that utf8_valid()
+ * upper-case hex), every other byte as is. Only strings that rcu_utf8_valid()
  * accepts are written as strings, as json_stringn() would refuse the others.
  * Reals (incr of a float) go through Jansson itself, being rare.
  */
@@ -53,12 +53,12 @@ json_t *batch_result_json(const rc_op *op)
     case RC_OP_GET:
         if (op->result.seq == 0) {
             json_object_set_new(r, "value", json_null());
-        } else if (utf8_valid(op->result.data ? op->result.data : "", op->result.len)) {
+        } else if (rcu_utf8_valid(op->result.data ? op->result.data : "", op->result.len)) {
             json_object_set_new(
                 r, "value", json_stringn(op->result.data ? op->result.data : "", op->result.len));
         } else {
             char *b64 =
-                base64_encode(op->result.data, op->result.len, sodium_base64_VARIANT_ORIGINAL);
+                rcu_base64_encode(op->result.data, op->result.len, sodium_base64_VARIANT_ORIGINAL);
             json_object_set_new(r, "value_base64", json_string(b64 ? b64 : ""));
             free(b64);
         }
@@ -123,7 +123,6 @@ static const char escape_as[256] = {
 /* S (N bytes, valid UTF-8) as a JSON string, quotes included. */
 static void put_string(outbuf *b, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789ABCDEF";
     if (n > (SIZE_MAX - 2) / 6 || !reserve(b, n * 6 + 2)) {
         b->failed = true;
         return;
@@ -140,8 +139,8 @@ static void put_string(outbuf *b, const char *s, size_t n)
             *o++ = e;
         } else {
             memcpy(o, "\\u00", 4);
-            o[4] = hex[c >> 4];
-            o[5] = hex[c & 15];
+            o[4] = rcu_hex_upper[c >> 4];
+            o[5] = rcu_hex_upper[c & 15];
             o += 6;
         }
     }
@@ -182,7 +181,7 @@ static void put_incr(outbuf *b, const rc_op *op)
         PUT_LIT(b, "{\"value\":");
         put(b, tmp, k);
         PUT_LIT(b, "}");
-    } else if (utf8_valid(t, n)) {
+    } else if (rcu_utf8_valid(t, n)) {
         PUT_LIT(b, "{\"value\":");
         put_string(b, t, n);
         PUT_LIT(b, "}");
@@ -197,7 +196,7 @@ static void put_get(outbuf *b, const rc_op *op)
     size_t n = op->result.len;
     if (op->result.seq == 0) {
         PUT_LIT(b, "{\"value\":null}");
-    } else if (utf8_valid(d, n)) {
+    } else if (rcu_utf8_valid(d, n)) {
         PUT_LIT(b, "{\"value\":");
         put_string(b, d, n);
         PUT_LIT(b, "}");

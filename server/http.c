@@ -50,17 +50,6 @@ static http_method method_from_name(const char *m)
     return METHOD_OTHER;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int pct_decode(const char *in, size_t inlen, char *out, size_t *outlen)
 {
     size_t o = 0;
@@ -71,7 +60,7 @@ int pct_decode(const char *in, size_t inlen, char *out, size_t *outlen)
         }
         if (i + 2 >= inlen)
             return -1;
-        int hi = hexval(in[i + 1]), lo = hexval(in[i + 2]);
+        int hi = rcu_hex_value(in[i + 1]), lo = rcu_hex_value(in[i + 2]);
         if (hi < 0 || lo < 0)
             return -1;
         out[o++] = (char)(hi << 4 | lo);

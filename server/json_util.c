@@ -10,68 +10,13 @@
 
 #include <sodium.h>
 
-bool utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = p[i];
-        size_t n;
-        uint32_t cp;
-        /* eight ASCII bytes at a time: no byte has its high bit set */
-        if (c < 0x80 && len - i >= 8) {
-            uint64_t w;
-            memcpy(&w, p + i, sizeof w);
-            if ((w & UINT64_C(0x8080808080808080)) == 0) {
-                i += 8;
-                continue;
-            }
-        }
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + n >= len)
-            return false;
-        for (size_t k = 1; k <= n; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += n + 1;
-    }
-    return true;
-}
-
-char *base64_encode(const void *data, size_t len, int variant)
-{
-    size_t cap = sodium_base64_ENCODED_LEN(len, variant);
-    char *out = malloc(cap);
-    if (out == NULL)
-        return NULL;
-    sodium_bin2base64(out, cap, data, len, variant);
-    return out;
-}
+#include "rcu_text.h"
 
 json_t *json_bytes(const void *data, size_t len)
 {
-    if (utf8_valid(data, len))
+    if (rcu_utf8_valid(data, len))
         return json_stringn(data, len);
-    char *b64 = base64_encode(data, len, sodium_base64_VARIANT_ORIGINAL);
+    char *b64 = rcu_base64_encode(data, len, sodium_base64_VARIANT_ORIGINAL);
     if (b64 == NULL)
         return NULL;
     json_t *o = json_object();

@@ -9,8 +9,7 @@
 
 #include <jansson.h>
 
-/* True when DATA is valid UTF-8 (Jansson strings must be). */
-bool utf8_valid(const char *data, size_t len);
+#include "rcu_text.h" /* rcu_utf8_valid, rcu_base64_encode */
 
 /* A JSON string of DATA when it is UTF-8, else {"base64": "..."}. New ref. */
 json_t *json_bytes(const void *data, size_t len);
@@ -20,9 +19,6 @@ json_t *json_parse_object(const char *data, size_t len, const char **why);
 
 /* An integer member: 0 ok (or absent: *OUT untouched), -1 wrong type. */
 int json_get_int(const json_t *obj, const char *name, long long *out);
-
-/* base64 (standard, padded) of DATA, malloc'ed; NULL on allocation failure. */
-char *base64_encode(const void *data, size_t len, int variant);
 
 /* Refuse misspelt fields: the first member of object O whose name is not
  * one of the N names in KNOWN, copied into SHOWN (at most CAP - 1 bytes,

@@ -15,10 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rcu_text.h"
 #include "ringcask.h"
 
 #define KVD_SECRET_BYTES 32u
-#define KVD_BUCKET_NAME_MAX 64u
+#define KVD_BUCKET_NAME_MAX RCU_BUCKET_NAME_MAX
 #define KVD_BATCH_OPS_MAX 10000u
 #define KVD_SYS_KEYSPACE "sys"
 #define KVD_BUCKET_KS_PREFIX "b:"

@@ -18,7 +18,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -35,161 +34,124 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "metrics_process.h"
 #include "policy.h"
+#include "rcu_opt.h"
 #include "routes.h"
 
 #define EXIT_USAGE 2
 #define EXIT_FAILURE_RUNTIME 3
 
-static const char usage_text[] =
-    "usage: kvd [options]\n"
-    "  --dir PATH                  data directory (default ./ringcask-data)\n"
-    "  --listen HOST:PORT          address (default 127.0.0.1:7070; port 0 picks one)\n"
-    "  --sync always|interval:MS|none   durability of acknowledged writes (default always)\n"
-    "  --default-bucket NAME       create NAME if missing, open to clients without credentials\n"
-    "  --admin-token-file FILE     server admin token (bucket creation, /admin/backup)\n"
-    "  --max-value BYTES           largest value (default 16M)\n"
-    "  --max-batch-bytes BYTES     largest batch body (default 64M)\n"
-    "  --threads N                 HTTP worker threads (default: 128 with --sync always,\n"
-    "                              else 4 x cores, at least 8)\n"
-    "  --max-connections N         concurrent connections (default 1024)\n"
-    "  --max-connections-per-ip N  concurrent connections from one address (default 0: no\n"
-    "                              limit besides --max-connections)\n"
-    "  --timeout SECONDS           close idle or stalled connections after this (default 30)\n"
-    "  --max-header-bytes BYTES    request line + headers per connection (default 32K)\n"
-    "  --shutdown-grace SECONDS    how long SIGTERM waits for in-flight requests (default 10)\n"
-    "  --script-instructions N     instruction budget of a script run (default 10000000)\n"
-    "  --script-memory BYTES       memory cap of a script run (default 16M)\n"
-    "  --script-timeout MS         wall-clock cap of a script run (default 1000)\n"
-    "  --segment-bytes BYTES       segment rotation size (default 256M)\n"
-    "  --merge-threshold PCT       dead percentage that makes a segment a merge candidate (40)\n"
-    "  --tombstone-retention SECONDS  how long merge keeps tombstones (default 604800)\n"
-    "  --log-level error|warn|info|debug   (default info: one line per request)\n"
-    "  --log-format text|json      log lines as text or as JSON objects (default text)\n"
-    "  --log-file FILE             append the log to FILE instead of stderr; SIGHUP\n"
-    "                              reopens it (for logrotate)\n"
-    "  --metrics-token-file FILE   GET /metrics needs this token (or the admin token)\n"
-    "  --help\n"
-    "Sizes accept K, M, G suffixes (powers of 1024).\n";
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const log_formats[] = {"text", "json", NULL}; /* log_format's order */
 
-static void usage_error(const char *flag, const char *fmt, ...) __attribute__((noreturn));
-static void usage_error(const char *flag, const char *fmt, ...)
+static int parse_sync(const char *s, void *dest, char *why, size_t cap)
 {
-    va_list ap;
-    fprintf(stderr, "kvd: %s: ", flag);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, " (see kvd --help)\n");
-    exit(EXIT_USAGE);
+    rc_options *o = dest;
+    rcu_sync mode;
+    if (rcu_sync_parse(s, &mode, &o->sync_interval_ms, why, cap) != 0)
+        return -1;
+    o->sync = mode == RCU_SYNC_ALWAYS     ? RC_SYNC_ALWAYS
+              : mode == RCU_SYNC_INTERVAL ? RC_SYNC_INTERVAL
+                                          : RC_SYNC_NONE;
+    return 0;
 }
 
-static uint64_t parse_size(const char *flag, const char *s, uint64_t min, uint64_t max)
+static void show_sync(const void *dest, char *out, size_t cap)
 {
-    char *end = NULL;
-    errno = 0;
-    if (s[0] < '0' || s[0] > '9')
-        usage_error(flag, "expected a size such as 1048576 or 1M, got '%s'", s);
-    unsigned long long v = strtoull(s, &end, 10);
-    uint64_t mul = 1;
-    if (*end == 'K' || *end == 'k')
-        mul = 1024;
-    else if (*end == 'M' || *end == 'm')
-        mul = 1024 * 1024;
-    else if (*end == 'G' || *end == 'g')
-        mul = 1024ull * 1024 * 1024;
-    if (mul != 1)
-        end++;
-    if (*end != '\0' || errno == ERANGE || v > UINT64_MAX / mul)
-        usage_error(flag, "expected a size such as 1048576 or 1M, got '%s'", s);
-    uint64_t r = v * mul;
-    if (r < min || r > max)
-        usage_error(flag, "%s is out of range %llu .. %llu", s, (unsigned long long)min,
-                    (unsigned long long)max);
-    return r;
+    const rc_options *o = dest;
+    rcu_sync_format(o->sync == RC_SYNC_ALWAYS     ? RCU_SYNC_ALWAYS
+                    : o->sync == RC_SYNC_INTERVAL ? RCU_SYNC_INTERVAL
+                                                  : RCU_SYNC_NONE,
+                    o->sync_interval_ms, out, cap);
 }
 
-static uint64_t parse_count(const char *flag, const char *s, uint64_t min, uint64_t max)
-{
-    char *end = NULL;
-    errno = 0;
-    if (s[0] < '0' || s[0] > '9')
-        usage_error(flag, "expected a number, got '%s'", s);
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != '\0' || errno == ERANGE || v < min || v > max)
-        usage_error(flag, "expected a number %llu .. %llu, got '%s'", (unsigned long long)min,
-                    (unsigned long long)max, s);
-    return v;
-}
+/* The command line, the config file and --print-config come from this table. */
+typedef struct flags {
+    kvd_config *c;
+    const char *config;
+    bool print_config;
+    bool segment_bytes_seen;
+} flags;
 
-static void parse_sync(const char *s, rc_options *o)
-{
-    if (strcmp(s, "always") == 0)
-        o->sync = RC_SYNC_ALWAYS;
-    else if (strcmp(s, "none") == 0)
-        o->sync = RC_SYNC_NONE;
-    else if (strncmp(s, "interval:", 9) == 0) {
-        o->sync = RC_SYNC_INTERVAL;
-        o->sync_interval_ms = (uint32_t)parse_count("--sync", s + 9, 1, 3600000);
-    } else
-        usage_error("--sync", "expected always, interval:MS or none, got '%s'", s);
-}
-
-enum {
-    OPT_DIR = 256,
-    OPT_LISTEN,
-    OPT_SYNC,
-    OPT_DEFAULT_BUCKET,
-    OPT_ADMIN_TOKEN_FILE,
-    OPT_MAX_VALUE,
-    OPT_MAX_BATCH,
-    OPT_THREADS,
-    OPT_MAX_CONN,
-    OPT_TIMEOUT,
-    OPT_MAX_HEADER,
-    OPT_GRACE,
-    OPT_SCRIPT_INSN,
-    OPT_SCRIPT_MEM,
-    OPT_SCRIPT_TIMEOUT,
-    OPT_SEGMENT,
-    OPT_MERGE,
-    OPT_TOMBSTONE,
-    OPT_LOG_LEVEL,
-    OPT_MAX_CONN_IP,
-    OPT_LOG_FORMAT,
-    OPT_LOG_FILE,
-    OPT_METRICS_TOKEN_FILE,
-    OPT_HELP,
-};
+#define U(field) .dest = &(field), .width = sizeof(field)
 
 static void parse_flags(int argc, char **argv, kvd_config *c)
 {
-    static const struct option opts[] = {
-        {"dir", required_argument, NULL, OPT_DIR},
-        {"listen", required_argument, NULL, OPT_LISTEN},
-        {"sync", required_argument, NULL, OPT_SYNC},
-        {"default-bucket", required_argument, NULL, OPT_DEFAULT_BUCKET},
-        {"admin-token-file", required_argument, NULL, OPT_ADMIN_TOKEN_FILE},
-        {"max-value", required_argument, NULL, OPT_MAX_VALUE},
-        {"max-batch-bytes", required_argument, NULL, OPT_MAX_BATCH},
-        {"threads", required_argument, NULL, OPT_THREADS},
-        {"max-connections", required_argument, NULL, OPT_MAX_CONN},
-        {"max-connections-per-ip", required_argument, NULL, OPT_MAX_CONN_IP},
-        {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"max-header-bytes", required_argument, NULL, OPT_MAX_HEADER},
-        {"shutdown-grace", required_argument, NULL, OPT_GRACE},
-        {"script-instructions", required_argument, NULL, OPT_SCRIPT_INSN},
-        {"script-memory", required_argument, NULL, OPT_SCRIPT_MEM},
-        {"script-timeout", required_argument, NULL, OPT_SCRIPT_TIMEOUT},
-        {"segment-bytes", required_argument, NULL, OPT_SEGMENT},
-        {"merge-threshold", required_argument, NULL, OPT_MERGE},
-        {"tombstone-retention", required_argument, NULL, OPT_TOMBSTONE},
-        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
-        {"log-file", required_argument, NULL, OPT_LOG_FILE},
-        {"metrics-token-file", required_argument, NULL, OPT_METRICS_TOKEN_FILE},
-        {"help", no_argument, NULL, OPT_HELP},
-        {NULL, 0, NULL, 0},
+    static flags f;
+    f.c = c;
+    const rcu_opt opts[] = {
+        {"dir", 'd', RCU_OPT_STRING, &c->dir, .meta = "PATH", .help = "data directory"},
+        {"listen", 'l', RCU_OPT_STRING, &c->listen, .meta = "HOST:PORT",
+         .help = "address to listen on ([v6]:PORT for IPv6; port 0 picks a free one)"},
+        {"sync", 0, RCU_OPT_FUNC, &c->engine, .meta = "always|interval:MS|none",
+         .parse = parse_sync, .show = show_sync,
+         .help = "durability of acknowledged writes: always = on stable storage; interval:MS = "
+                 "in the kernel, fdatasync at least every MS ms; none = in the kernel"},
+        {"default-bucket", 0, RCU_OPT_STRING, &c->default_bucket, .meta = "NAME",
+         .help = "create NAME if missing, open to clients without credentials"},
+        {"admin-token-file", 0, RCU_OPT_STRING, &c->admin_token_file, .meta = "FILE",
+         .help = "file whose first line is the server admin token (bucket creation, "
+                 "/admin/backup)"},
+        {"max-value", 0, RCU_OPT_SIZE, U(c->max_value), .min = 1, .max = RC_VALUE_MAX,
+         .help = "largest value"},
+        {"max-batch-bytes", 0, RCU_OPT_SIZE, U(c->max_batch_bytes), .min = 1024, .max = 1ull << 32,
+         .help = "largest batch body"},
+        {"threads", 0, RCU_OPT_INT, U(c->threads), .min = 1, .max = 1024,
+         .def = "128 with --sync always, else 4 x cores, at least 8",
+         .help = "HTTP worker threads"},
+        {"max-connections", 0, RCU_OPT_INT, U(c->max_connections), .min = 1, .max = 1000000,
+         .help = "concurrent connections"},
+        {"max-connections-per-ip", 0, RCU_OPT_INT, U(c->max_connections_per_ip), .max = 1000000,
+         .help = "concurrent connections from one address (0: no limit besides "
+                 "--max-connections)"},
+        {"timeout", 0, RCU_OPT_DURATION, U(c->conn_timeout_s), .min = 1, .max = 86400,
+         .unit_ms = 1000, .store_ms = 1000, .meta = "SECONDS",
+         .help = "close idle or stalled connections after this"},
+        {"max-header-bytes", 0, RCU_OPT_SIZE, U(c->max_header_bytes), .min = 4096, .max = 16u << 20,
+         .help = "request line + headers per connection"},
+        {"shutdown-grace", 0, RCU_OPT_DURATION, U(c->shutdown_grace_s), .max = 3600,
+         .unit_ms = 1000, .store_ms = 1000, .meta = "SECONDS",
+         .help = "how long SIGTERM waits for in-flight requests"},
+        {"script-instructions", 0, RCU_OPT_INT, U(c->script_instructions), .min = 1000,
+         .max = 1ull << 40, .help = "instruction budget of a script run"},
+        {"script-memory", 0, RCU_OPT_SIZE, U(c->script_memory), .min = 64 * 1024, .max = 1ull << 34,
+         .help = "memory cap of a script run"},
+        {"script-timeout", 0, RCU_OPT_DURATION, U(c->script_timeout_ms), .min = 1, .max = 3600000,
+         .unit_ms = 1, .store_ms = 1, .meta = "MS", .help = "wall-clock cap of a script run"},
+        {"segment-bytes", 0, RCU_OPT_SIZE, U(c->engine.segment_bytes), .min = 4096,
+         .max = 1ull << 40, .seen = &f.segment_bytes_seen, .help = "segment rotation size"},
+        {"merge-threshold", 0, RCU_OPT_INT, U(c->engine.merge_dead_pct), .min = 1, .max = 100,
+         .meta = "PCT", .help = "dead percentage that makes a segment a merge candidate"},
+        {"tombstone-retention", 0, RCU_OPT_DURATION, U(c->engine.tombstone_retention_ms),
+         .max = 100ull * 365 * 86400 * 1000, .unit_ms = 1000, .store_ms = 1, .meta = "SECONDS",
+         .help = "how long merge keeps tombstones"},
+        {"log-level", 0, RCU_OPT_ENUM, &c->log_level, .choices = log_levels,
+         .help = "how much to log; info: one line per request"},
+        {"log-format", 0, RCU_OPT_ENUM, &c->log_format, .choices = log_formats,
+         .help = "log lines as text or as JSON objects"},
+        {"log-file", 0, RCU_OPT_STRING, &c->log_file, .meta = "FILE", .def = "stderr",
+         .help = "append the log to FILE; SIGHUP reopens it (for logrotate)"},
+        {"metrics-token-file", 0, RCU_OPT_STRING, &c->metrics_token_file, .meta = "FILE",
+         .help = "GET /metrics needs the token in FILE's first line (or the admin token)"},
+        {"config", 'c', RCU_OPT_STRING, &f.config, .meta = "FILE", .flags = RCU_OPT_NOCONFIG,
+         .help = "read settings from FILE (INI: 'name = value' with the long names above, "
+                 "optionally under [kvd]); flags given too override it"},
+        {"print-config", 0, RCU_OPT_BOOL, &f.print_config, .flags = RCU_OPT_NOCONFIG,
+         .help = "print the effective settings in config-file syntax and exit"},
+        {0},
+    };
+    const rcu_opt_prog prog = {
+        .name = "kvd",
+        .usage = "[OPTIONS]",
+        .about = "The ringcask HTTP key-value server. It prints one line when ready to serve\n"
+                 "and exits 0 after a graceful SIGTERM or SIGINT.\n",
+        .epilog = "Sizes accept K, M, G suffixes (powers of 1024); durations a unit (250ms, 30s,\n"
+                  "10m, 2h, 7d) besides the bare number of the unit shown.\n"
+                  "Exit status: 0 ok, 2 usage error, 3 failure.\n",
+        .opts = opts,
+        .max_operands = 0,
+        .version_extra = kvd_build_describe,
     };
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     memset(c, 0, sizeof *c);
@@ -207,115 +169,33 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
     c->script_memory = 16u << 20;
     c->script_timeout_ms = 1000;
     c->log_level = LOG_INFO;
-    opterr = 0;
-    for (;;) {
-        int longindex = 0;
-        int o = getopt_long(argc, argv, ":", opts, &longindex);
-        if (o == -1)
-            break;
-        switch (o) {
-        case OPT_DIR:
-            c->dir = optarg;
-            break;
-        case OPT_LISTEN:
-            c->listen = optarg;
-            break;
-        case OPT_SYNC:
-            parse_sync(optarg, &c->engine);
-            break;
-        case OPT_DEFAULT_BUCKET:
-            if (!bucket_name_valid(optarg, strlen(optarg)) ||
-                bucket_name_reserved(optarg, strlen(optarg)))
-                usage_error("--default-bucket", "'%s' is not a valid bucket name", optarg);
-            c->default_bucket = optarg;
-            break;
-        case OPT_ADMIN_TOKEN_FILE:
-            c->admin_token_file = optarg;
-            break;
-        case OPT_MAX_VALUE:
-            c->max_value = parse_size("--max-value", optarg, 1, RC_VALUE_MAX);
-            break;
-        case OPT_MAX_BATCH:
-            c->max_batch_bytes = parse_size("--max-batch-bytes", optarg, 1024, 1ull << 32);
-            break;
-        case OPT_THREADS:
-            c->threads = (unsigned)parse_count("--threads", optarg, 1, 1024);
-            break;
-        case OPT_MAX_CONN:
-            c->max_connections = (unsigned)parse_count("--max-connections", optarg, 1, 1000000);
-            break;
-        case OPT_MAX_CONN_IP:
-            c->max_connections_per_ip =
-                (unsigned)parse_count("--max-connections-per-ip", optarg, 0, 1000000);
-            break;
-        case OPT_TIMEOUT:
-            c->conn_timeout_s = (unsigned)parse_count("--timeout", optarg, 1, 86400);
-            break;
-        case OPT_MAX_HEADER:
-            c->max_header_bytes = (size_t)parse_size("--max-header-bytes", optarg, 4096, 16u << 20);
-            break;
-        case OPT_GRACE:
-            c->shutdown_grace_s = (unsigned)parse_count("--shutdown-grace", optarg, 0, 3600);
-            break;
-        case OPT_SCRIPT_INSN:
-            c->script_instructions = parse_count("--script-instructions", optarg, 1000, 1ull << 40);
-            break;
-        case OPT_SCRIPT_MEM:
-            c->script_memory = parse_size("--script-memory", optarg, 64 * 1024, 1ull << 34);
-            break;
-        case OPT_SCRIPT_TIMEOUT:
-            c->script_timeout_ms = parse_count("--script-timeout", optarg, 1, 3600000);
-            break;
-        case OPT_SEGMENT:
-            c->engine.segment_bytes = parse_size("--segment-bytes", optarg, 4096, 1ull << 40);
-            c->engine.merge_dead_bytes = c->engine.segment_bytes / 2;
-            break;
-        case OPT_MERGE:
-            c->engine.merge_dead_pct = (uint32_t)parse_count("--merge-threshold", optarg, 1, 100);
-            break;
-        case OPT_TOMBSTONE:
-            c->engine.tombstone_retention_ms =
-                parse_count("--tombstone-retention", optarg, 0, 100ull * 365 * 86400) * 1000;
-            break;
-        case OPT_LOG_LEVEL:
-            if (strcmp(optarg, "error") == 0)
-                c->log_level = LOG_ERROR;
-            else if (strcmp(optarg, "warn") == 0)
-                c->log_level = LOG_WARN;
-            else if (strcmp(optarg, "info") == 0)
-                c->log_level = LOG_INFO;
-            else if (strcmp(optarg, "debug") == 0)
-                c->log_level = LOG_DEBUG;
-            else
-                usage_error("--log-level", "expected error, warn, info or debug, got '%s'", optarg);
-            break;
-        case OPT_LOG_FORMAT:
-            if (strcmp(optarg, "text") == 0)
-                c->log_format = LOG_FORMAT_TEXT;
-            else if (strcmp(optarg, "json") == 0)
-                c->log_format = LOG_FORMAT_JSON;
-            else
-                usage_error("--log-format", "expected text or json, got '%s'", optarg);
-            break;
-        case OPT_LOG_FILE:
-            if (optarg[0] == '\0')
-                usage_error("--log-file", "needs a file name");
-            c->log_file = optarg;
-            break;
-        case OPT_METRICS_TOKEN_FILE:
-            c->metrics_token_file = optarg;
-            break;
-        case OPT_HELP:
-            fputs(usage_text, stdout);
-            exit(0);
-        case ':':
-            usage_error(argv[optind - 1], "needs a value");
-        default:
-            usage_error(optind > 0 && optind <= argc ? argv[optind - 1] : "?", "unknown option");
-        }
+    /* the config file first, then every flag over it */
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *cfg = NULL;
+        if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) && i + 1 < argc)
+            cfg = argv[++i];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            cfg = argv[i] + 9;
+        int rc = cfg != NULL ? rcu_opt_load_ini(&prog, cfg, "kvd") : 0;
+        if (rc != 0)
+            exit(rc);
     }
-    if (optind < argc)
-        usage_error(argv[optind], "unexpected argument");
+    int rc = rcu_opt_parse(&prog, argc, argv, NULL);
+    if (rc != RCU_OPT_GO_ON)
+        exit(rc);
+    if (c->log_file != NULL && c->log_file[0] == '\0') {
+        fprintf(stderr, "kvd: --log-file: needs a file name (see kvd --help)\n");
+        exit(EXIT_USAGE);
+    }
+    if (c->default_bucket != NULL &&
+        (!rcu_bucket_name_valid(c->default_bucket, strlen(c->default_bucket)) ||
+         rcu_bucket_name_reserved(c->default_bucket, strlen(c->default_bucket)))) {
+        fprintf(stderr, "kvd: --default-bucket: '%s' is not a valid bucket name (see kvd --help)\n",
+                c->default_bucket);
+        exit(EXIT_USAGE);
+    }
+    if (f.segment_bytes_seen)
+        c->engine.merge_dead_bytes = c->engine.segment_bytes / 2;
     if (c->threads == 0) {
         /* Under --sync always a handler blocks on fdatasync, and only writers
          * waiting at the same moment share a group commit, so the pool must be
@@ -332,6 +212,11 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
     /* libmicrohttpd splits the connection limit among its threads */
     if (c->threads > c->max_connections)
         c->threads = c->max_connections;
+    if (f.print_config) {
+        printf("# kvd settings (kvd --print-config); read back with kvd --config FILE\n");
+        rcu_opt_print_config(&prog, stdout);
+        exit(fflush(stdout) == 0 ? 0 : EXIT_FAILURE_RUNTIME);
+    }
 }
 
 /* Read a token for FLAG: the file's first line, trimmed. NULL on failure. */

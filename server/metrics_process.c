@@ -143,3 +143,10 @@ void metrics_render_build_info(textbuf *t)
     tb_label_value(t, KVD_BUILD_SCRIPTS);
     tb_printf(t, "\"} 1\n");
 }
+
+void kvd_build_describe(FILE *out)
+{
+    fprintf(out, "build: %s, sanitizers: %s, compiler: %s, fault injection: %s, scripts: %s\n",
+            KVD_BUILD_TYPE, KVD_BUILD_SANITIZE[0] ? KVD_BUILD_SANITIZE : "none", KVD_BUILD_COMPILER,
+            KVD_BUILD_FAULT_INJECTION, KVD_BUILD_SCRIPTS);
+}

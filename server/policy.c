@@ -95,29 +95,6 @@ json_t *perms_to_json(unsigned perms)
     return a;
 }
 
-bool bucket_name_valid(const char *name, size_t len)
-{
-    if (len == 0 || len > KVD_BUCKET_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '_' || c == '-';
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
-bool bucket_name_reserved(const char *name, size_t len)
-{
-    static const char *const reserved[] = {"metrics", "healthz", "admin"};
-    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
-        if (strlen(reserved[i]) == len && memcmp(name, reserved[i], len) == 0)
-            return true;
-    return false;
-}
-
 /* ------------------------------------------------------------ storage */
 
 json_t *policy_to_storage_json(const policy *p)
@@ -153,7 +130,7 @@ int policy_from_storage_json(const json_t *o, policy *out)
     memset(out, 0, sizeof *out);
     const char *name = json_string_value(json_object_get(o, "name"));
     json_t *hashes = json_object_get(o, "key_hashes");
-    if (name == NULL || !bucket_name_valid(name, strlen(name)) || !json_is_object(hashes))
+    if (name == NULL || !rcu_bucket_name_valid(name, strlen(name)) || !json_is_object(hashes))
         return -1;
     snprintf(out->name, sizeof out->name, "%s", name);
     out->created_at = json_integer_value(json_object_get(o, "created_at"));
@@ -338,7 +315,7 @@ static int get_locked(kvd *srv, const char *name, size_t len, policy *out)
 
 int policy_get(kvd *srv, const char *name, size_t len, policy *out)
 {
-    if (!bucket_name_valid(name, len))
+    if (!rcu_bucket_name_valid(name, len))
         return RC_ENOTFOUND;
     if (cache_lookup(srv->policies, name, len, out))
         return 0;

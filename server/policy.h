@@ -50,10 +50,8 @@ unsigned role_perms(int role);
 int perms_from_json(const json_t *arr, unsigned *out);
 json_t *perms_to_json(unsigned perms);
 
-/* True when NAME (LEN bytes) is a valid bucket name: 1..64 of [A-Za-z0-9_-]. */
-bool bucket_name_valid(const char *name, size_t len);
-/* True for names kvd reserves for its own routes (metrics, healthz, admin). */
-bool bucket_name_reserved(const char *name, size_t len);
+/* Bucket-name rules: rcu_bucket_name_valid, rcu_bucket_name_reserved. */
+#include "rcu_text.h"
 
 /* Open the policy store: load or create the server secret in the system
  * keyspace. 0 or an RC_E* code. */

@@ -80,12 +80,12 @@ void route_bucket_create(kvd_request *req)
         if (jn != NULL && !json_is_null(jn)) {
             const char *n = json_string_value(jn);
             if (n == NULL || json_string_length(jn) != strlen(n) ||
-                !bucket_name_valid(n, strlen(n))) {
+                !rcu_bucket_name_valid(n, strlen(n))) {
                 http_error(req, 400, "bad_bucket_name",
                            "bucket names are 1-64 characters of A-Z a-z 0-9 _ -");
                 goto done;
             }
-            if (bucket_name_reserved(n, strlen(n))) {
+            if (rcu_bucket_name_reserved(n, strlen(n))) {
                 http_error(req, 400, "bad_bucket_name", "%s is reserved", n);
                 goto done;
             }

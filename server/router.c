@@ -224,8 +224,8 @@ static unsigned route_permission(const kvd_request *req)
 
 static bool prepare_bucket_route(kvd_request *req, const route_match *m)
 {
-    if (!bucket_name_valid(m->bucket, m->bucket_len) ||
-        bucket_name_reserved(m->bucket, m->bucket_len)) {
+    if (!rcu_bucket_name_valid(m->bucket, m->bucket_len) ||
+        rcu_bucket_name_reserved(m->bucket, m->bucket_len)) {
         http_error(req, 404, "no_such_bucket", "no such bucket");
         return false;
     }
@@ -281,7 +281,7 @@ static bool prepare_metrics(kvd_request *req)
             http_error(req, 401, "invalid_credentials", "not the metrics token or the admin token");
         return false;
     }
-    if (q != 0 || !bucket_name_valid(name, len) || bucket_name_reserved(name, len)) {
+    if (q != 0 || !rcu_bucket_name_valid(name, len) || rcu_bucket_name_reserved(name, len)) {
         http_error(req, 404, "no_such_bucket", "no such bucket");
         return false;
     }

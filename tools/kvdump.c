@@ -19,10 +19,10 @@
 #include "stream_io.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "rcu_opt.h"
 #include "ringcask.h"
 
 enum {
@@ -35,25 +35,25 @@ enum {
     DUMP_FAILED = 6,
 };
 
-static const char usage[] =
-    "usage: kvdump --dir PATH [--since SEQ] [-o FILE|-]\n"
-    "\n"
-    "Write a backup stream of every live record and tombstone with a sequence\n"
-    "number above SEQ (default 0: a full backup) of the data directory PATH,\n"
-    "also while kvd serves it. The stream goes to FILE (written under a temporary\n"
-    "name, renamed when complete) or to stdout ('-', the default).\n"
-    "On stderr: 'records R, tombstones T, seq N..M'; M is the next --since.\n"
-    "\n"
-    "Exit status: 0 ok, 1 no such directory, 2 usage, 3 SEQ is below the\n"
-    "directory's tombstone horizon (take a full backup), 4 cannot open the\n"
-    "directory, 5 cannot write the output, 6 backup failed.\n";
-
 static int usage_error(const char *fmt, const char *arg)
 {
     fputs("kvdump: ", stderr);
     fprintf(stderr, fmt, arg);
     fputs(" (see kvdump --help)\n", stderr);
     return DUMP_USAGE;
+}
+
+static int parse_since(const char *s, void *dest, char *why, size_t cap)
+{
+    if (rct_parse_seq(s, dest) == 0)
+        return 0;
+    snprintf(why, cap, "'%s' is not a sequence number", s);
+    return -1;
+}
+
+static void show_since(const void *dest, char *out, size_t cap)
+{
+    snprintf(out, cap, "%llu", (unsigned long long)*(const uint64_t *)dest);
 }
 
 static const char *engine_detail(int err)
@@ -64,38 +64,33 @@ static const char *engine_detail(int err)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
-                                         {"since", required_argument, NULL, 's'},
-                                         {"output", required_argument, NULL, 'o'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {0}};
     const char *dir = NULL, *output = "-";
     uint64_t since = 0;
-    int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":d:s:o:h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'd':
-            dir = optarg;
-            break;
-        case 's':
-            if (rct_parse_seq(optarg, &since) != 0)
-                return usage_error("--since '%s' is not a sequence number", optarg);
-            break;
-        case 'o':
-            output = optarg;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return DUMP_OK;
-        case ':':
-            return usage_error("option '%s' needs a value", argv[optind - 1]);
-        default:
-            return usage_error("unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return usage_error("unexpected argument '%s'", argv[optind]);
+    const rcu_opt opts[] = {
+        {"dir", 'd', RCU_OPT_STRING, &dir, .meta = "PATH", .help = "the data directory (required)"},
+        {"since", 's', RCU_OPT_FUNC, &since, .meta = "SEQ", .parse = parse_since,
+         .show = show_since,
+         .help = "only records and tombstones with a sequence number above SEQ (0: a full "
+                 "backup)"},
+        {"output", 'o', RCU_OPT_STRING, &output, .meta = "FILE|-",
+         .help = "where the stream goes ('-': stdout)"},
+        {0},
+    };
+    const rcu_opt_prog prog = {
+        .name = "kvdump",
+        .usage = "--dir PATH [--since SEQ] [-o FILE|-]",
+        .about = "Write a backup stream of every live record and tombstone with a sequence\n"
+                 "number above SEQ of the data directory PATH, also while kvd serves it.\n"
+                 "A FILE is written under a temporary name and renamed when complete.\n"
+                 "On stderr: 'records R, tombstones T, seq N..M'; M is the next --since.\n",
+        .epilog = "Exit status: 0 ok, 1 no such directory, 2 usage, 3 SEQ is below the\n"
+                  "directory's tombstone horizon (take a full backup), 4 cannot open the\n"
+                  "directory, 5 cannot write the output, 6 backup failed.\n",
+        .opts = opts,
+    };
+    int prc = rcu_opt_parse(&prog, argc, argv, NULL);
+    if (prc != RCU_OPT_GO_ON)
+        return prc;
     if (!dir)
         return usage_error("%s", "--dir PATH is required");
     bool to_stdout = strcmp(output, "-") == 0;

@@ -21,10 +21,10 @@
 #include "stream_io.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "rcu_opt.h"
 #include "ringcask.h"
 
 enum {
@@ -37,21 +37,6 @@ enum {
     LOAD_OPEN = 6,
     LOAD_FAILED = 7,
 };
-
-static const char usage[] =
-    "usage: kvload --dir PATH [-i FILE|-]\n"
-    "       kvload --verify-only [-i FILE|-]\n"
-    "\n"
-    "Apply a backup stream written by kvdump (from FILE, or stdin: '-', the\n"
-    "default) to the data directory PATH, created if missing. A full stream\n"
-    "needs an empty directory; an incremental one must start at or below the\n"
-    "directory's highest sequence number. The stream is verified entirely before\n"
-    "anything is applied. kvd must not be serving PATH meanwhile.\n"
-    "--verify-only checks the stream and prints its header and counts.\n"
-    "\n"
-    "Exit status: 0 ok, 1 no such input file, 2 usage, 3 corrupt or truncated\n"
-    "stream, 4 full stream onto a non-empty directory, 5 incremental stream\n"
-    "leaves a gap, 6 cannot open the directory, 7 load failed.\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -123,37 +108,32 @@ static int report(int err, const rct_input *in, const char *dir, const rc_backup
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
-                                         {"input", required_argument, NULL, 'i'},
-                                         {"verify-only", no_argument, NULL, 'V'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {0}};
     const char *dir = NULL, *input = "-";
     bool verify_only = false;
-    int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":d:i:h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'd':
-            dir = optarg;
-            break;
-        case 'i':
-            input = optarg;
-            break;
-        case 'V':
-            verify_only = true;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return LOAD_OK;
-        case ':':
-            return usage_error("option '%s' needs a value", argv[optind - 1]);
-        default:
-            return usage_error("unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return usage_error("unexpected argument '%s'", argv[optind]);
+    const rcu_opt opts[] = {
+        {"dir", 'd', RCU_OPT_STRING, &dir, .meta = "PATH",
+         .help = "the data directory to load into (created if missing)"},
+        {"input", 'i', RCU_OPT_STRING, &input, .meta = "FILE|-",
+         .help = "the stream to read ('-': stdin)"},
+        {"verify-only", 0, RCU_OPT_BOOL, &verify_only,
+         .help = "check the stream and print its header and counts; writes nothing"},
+        {0},
+    };
+    const rcu_opt_prog prog = {
+        .name = "kvload",
+        .usage = "--dir PATH [-i FILE|-]\n--verify-only [-i FILE|-]",
+        .about = "Apply a backup stream written by kvdump to the data directory PATH. A full\n"
+                 "stream needs an empty directory; an incremental one must start at or below\n"
+                 "the directory's highest sequence number. The stream is verified entirely\n"
+                 "before anything is applied. kvd must not be serving PATH meanwhile.\n",
+        .epilog = "Exit status: 0 ok, 1 no such input file, 2 usage, 3 corrupt or truncated\n"
+                  "stream, 4 full stream onto a non-empty directory, 5 incremental stream\n"
+                  "leaves a gap, 6 cannot open the directory, 7 load failed.\n",
+        .opts = opts,
+    };
+    int prc = rcu_opt_parse(&prog, argc, argv, NULL);
+    if (prc != RCU_OPT_GO_ON)
+        return prc;
     if (!dir && !verify_only)
         return usage_error("%s", "--dir PATH is required (or --verify-only)");
     if (dir && verify_only)

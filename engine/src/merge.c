@@ -10,11 +10,15 @@
  * Per victim record, in file order:
  *   - a value record is kept iff the keydir still points at exactly it;
  *   - a tombstone, or an expired record (which hides older versions just as
- *     a delete does), is dropped only when no segment outside the victims can
+ *     a delete does; it leaves the keydir here if the sweeper had not yet
+ *     taken it), is dropped only when no segment outside the victims can
  *     hold an older version of its key (every other segment's min_seq is
  *     above its seq) and it is older than tombstone_retention (judged by the
  *     victim file's mtime, which is no earlier than the record); dropping one
- *     raises the tombstone horizon that incremental backups check;
+ *     raises the tombstone horizon that incremental backups check; an
+ *     expired record kept for that reason keeps no value: it is rewritten as
+ *     a stub (key, seq, expiry), so TTL'd data is reclaimed at the first merge
+ *     after it expires, whatever the retention;
  *   - records of dropped keyspaces are dropped.
  * Kept records are copied (re-encoded without batch framing) into output segments
  * written through io_uring as NNNNNNNN.data.tmp, fdatasync'ed, renamed, given
@@ -309,8 +313,8 @@ static int out_append(merge_run *m, const fmt_record *r, const uint8_t *bytes, k
      * (same size: the flags byte stays one byte). */
     fmt_record plain = *r;
     plain.flags &= (uint8_t) ~(FMT_REC_BATCH | FMT_REC_BATCH_END);
-    bool reframe = plain.flags != r->flags;
-    if (r->total_len > MERGE_BUF) { /* a huge record: write it on its own */
+    bool reframe = plain.flags != r->flags || !bytes; /* no BYTES: a stub to encode */
+    if (r->total_len > MERGE_BUF) {                   /* a huge record: write it on its own */
         int err = out_flush(m);
         if (err)
             return err;
@@ -387,21 +391,38 @@ static int merge_visit(void *ctx, const fmt_record *r, uint32_t off)
     }
     k.live = here;
     k.old = loc;
+    const fmt_record *out_rec = r;
+    const uint8_t *out_bytes = victim->map + off;
+    fmt_record stub;
     if (tomb || expired) {
+        if (here && expired) { /* an expired record the sweeper had not reached */
+            rci_keydir_wrlock(ks->kd, s);
+            bool gone = rci_keydir_remove_if(ks->kd, h, r->key, r->klen, &loc);
+            rci_keydir_unlock(ks->kd, s);
+            if (gone)
+                rci_index_account_removed(db, ks, &loc, r->klen);
+            k.live = false; /* what is kept below is a marker, not a live key */
+        }
         /* the newest word on this key is "absent": keep it while an older
          * version might exist outside this merge or a backup might need it */
         if (droppable_marker(m, r)) {
             if (r->seq > m->horizon)
                 m->horizon = r->seq;
-            if (here) { /* an expired record the sweeper had not reached */
-                rci_keydir_wrlock(ks->kd, s);
-                bool gone = rci_keydir_remove_if(ks->kd, h, r->key, r->klen, &loc);
-                rci_keydir_unlock(ks->kd, s);
-                if (gone)
-                    rci_index_account_removed(db, ks, &loc, r->klen);
-            }
             ks_dead_sub(ks, r->total_len); /* the marker itself: reclaimed */
             return 0;
+        }
+        if (expired && r->vlen) {
+            /* Kept only as a marker: its value is never served again, so keep
+             * a stub (key, seq, expiry, no value) the size of a tombstone. */
+            stub = *r;
+            stub.flags &= (uint8_t) ~(FMT_REC_COMPRESSED | FMT_REC_TYPE_MASK);
+            stub.val = NULL;
+            stub.vlen = 0;
+            stub.total_len = (uint32_t)fmt_record_size(&stub);
+            ks_dead_sub(ks, r->total_len - stub.total_len); /* the value: reclaimed */
+            out_rec = &stub;
+            out_bytes = NULL;
+            k.total_len = stub.total_len;
         }
     }
     if (m->nkeep == m->capkeep) {
@@ -412,7 +433,7 @@ static int merge_visit(void *ctx, const fmt_record *r, uint32_t off)
         m->keep = n;
         m->capkeep = cap;
     }
-    int err = out_append(m, r, victim->map + off, &k, tomb || expired);
+    int err = out_append(m, out_rec, out_bytes, &k, tomb || expired);
     if (err)
         return m->err = err;
     m->keep[m->nkeep++] = k;

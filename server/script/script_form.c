@@ -11,18 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rcu_text.h"
 #include "script.h"
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Decode S[0..N) into OUT; returns the decoded length or -1. */
 static long decode(const char *s, size_t n, char *out)
@@ -34,8 +24,8 @@ static long decode(const char *s, size_t n, char *out)
         } else if (s[i] == '%') {
             if (i + 2 >= n)
                 return -1;
-            int hi = hex_value(s[i + 1]);
-            int lo = hex_value(s[i + 2]);
+            int hi = rcu_hex_value(s[i + 1]);
+            int lo = rcu_hex_value(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             out[o++] = (char)(hi * 16 + lo);

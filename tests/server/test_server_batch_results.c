@@ -239,7 +239,7 @@ Test(batch_results, large_value_grows_the_buffer)
     free(v);
 }
 
-/* utf8_valid() skips ASCII eight bytes at a time: a bad or good sequence at
+/* rcu_utf8_valid() skips ASCII eight bytes at a time: a bad or good sequence at
  * every offset and alignment of an ASCII run is still seen. */
 Test(batch_results, utf8_valid_at_every_offset)
 {
@@ -260,12 +260,12 @@ Test(batch_results, utf8_valid_at_every_offset)
                 size_t len = at + sl + tail;
                 memset(buf, 'a', sizeof buf);
                 memcpy(buf + at, seqs[s].seq, sl);
-                cr_assert_eq(utf8_valid(buf, len), seqs[s].ok, "seq %zu at %zu tail %zu", s, at,
+                cr_assert_eq(rcu_utf8_valid(buf, len), seqs[s].ok, "seq %zu at %zu tail %zu", s, at,
                              tail);
             }
         }
     }
     memset(buf, 'a', sizeof buf);
     for (size_t len = 0; len <= sizeof buf; len++)
-        cr_assert(utf8_valid(buf, len));
+        cr_assert(rcu_utf8_valid(buf, len));
 }

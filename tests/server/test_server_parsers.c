@@ -203,14 +203,14 @@ Test(router, raw_path_matching)
 
 Test(policy, names_and_permissions)
 {
-    cr_assert(bucket_name_valid("a-Z_9", 5));
-    cr_assert(!bucket_name_valid("a.b", 3));
-    cr_assert(!bucket_name_valid("", 0));
+    cr_assert(rcu_bucket_name_valid("a-Z_9", 5));
+    cr_assert(!rcu_bucket_name_valid("a.b", 3));
+    cr_assert(!rcu_bucket_name_valid("", 0));
     char long_name[65];
     memset(long_name, 'a', 65);
-    cr_assert(bucket_name_valid(long_name, 64));
-    cr_assert(!bucket_name_valid(long_name, 65));
-    cr_assert(bucket_name_reserved("metrics", 7));
+    cr_assert(rcu_bucket_name_valid(long_name, 64));
+    cr_assert(!rcu_bucket_name_valid(long_name, 65));
+    cr_assert(rcu_bucket_name_reserved("metrics", 7));
     cr_assert_eq(perm_from_name("enumerate"), PERM_ENUMERATE);
     cr_assert_eq(perm_from_name("root"), 0);
     cr_assert_eq(role_perms(ROLE_ADMIN), PERM_ALL);

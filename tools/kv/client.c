@@ -55,13 +55,12 @@ void kv_client_cleanup(kv_ctx *ctx)
 
 int kv_buf_append_escaped(kv_ctx *ctx, kv_buf *b, const void *s, size_t len)
 {
-    static const char hex[] = "0123456789ABCDEF";
     const unsigned char *p = s;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = p[i];
         bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
                           (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
-        char enc[3] = {'%', hex[c >> 4], hex[c & 15]};
+        char enc[3] = {'%', rcu_hex_upper[c >> 4], rcu_hex_upper[c & 15]};
         if (kv_buf_append(b, unreserved ? (const char *)&p[i] : enc, unreserved ? 1 : 3) != 0)
             return kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
     }
@@ -181,8 +180,7 @@ static char *server_message(kv_ctx *ctx)
     char *copy;
     if (msg) {
         copy = strdup(msg);
-    } else if (ctx->body.len && ctx->body.len < 200 &&
-               kv_utf8_valid(ctx->body.data, ctx->body.len)) {
+    } else if (ctx->body.len && ctx->body.len < 200 && kv_is_text(ctx->body.data, ctx->body.len)) {
         copy = strndup(ctx->body.data, strcspn(ctx->body.data, "\r\n"));
     } else {
         copy = strdup("");

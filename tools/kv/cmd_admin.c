@@ -32,19 +32,14 @@ static int print_body_json(kv_ctx *ctx)
     return kv_finish_stdout(ctx);
 }
 
-static int flag_json(kv_ctx *ctx, int opt, const char *arg, void *state)
-{
-    *(bool *)state = true;
-    return 0;
-}
-
-static const struct option json_opts[] = {{"json", no_argument, NULL, 'j'}, {0}};
+#define JSON_OPT(flag)                                                                             \
+    {                                                                                              \
+        "json", 'j', RCU_OPT_BOOL, &(flag), .help = "print kvd's JSON answer"                      \
+    }
 
 /* -------------------------------------------------------------- metrics */
 
-static const char metrics_usage[] =
-    "usage: kv metrics [--json]\n"
-    "\n"
+static const char metrics_about[] =
     "Print keys stored, value bytes stored (the byte length of the live values)\n"
     "and the set/get/delete operation counts since kvd started. --json prints\n"
     "kvd's JSON (GET /metrics?format=json), which has more figures.\n";
@@ -52,9 +47,9 @@ static const char metrics_usage[] =
 int kv_cmd_metrics(kv_ctx *ctx, int argc, char **argv)
 {
     bool json = false;
-    int first;
-    int rc = kv_parse_options(ctx, argc, argv, "", json_opts, flag_json, &json, metrics_usage,
-                              false, &first);
+    const rcu_opt opts[] = {JSON_OPT(json), {0}};
+    int first = 1;
+    int rc = kv_parse_options(ctx, &argc, argv, opts, "[--json]", metrics_about);
     if (rc >= 0)
         return rc;
     if (first < argc)
@@ -88,12 +83,12 @@ int kv_cmd_metrics(kv_ctx *ctx, int argc, char **argv)
 
 /* --------------------------------------------------------------- bucket */
 
-static const char bucket_usage[] =
-    "usage: kv bucket create [NAME] [--json]\n"
-    "       kv bucket delete NAME\n"
-    "\n"
+static const char bucket_synopsis[] = "create [NAME] [--json]\n"
+                                      "delete NAME";
+static const char bucket_about[] =
     "create: make a bucket (a random name without NAME) and print its name and\n"
-    "        admin key (shown only this once); --key is kvd's --admin-token if it has one.\n"
+    "        admin key (shown only this once). When kvd runs with\n"
+    "        --admin-token-file, --key must be that token.\n"
     "delete: delete the bucket and all its keys; --key must be its admin key.\n";
 
 static int bucket_create(kv_ctx *ctx, const char *name, bool json)
@@ -154,9 +149,9 @@ static int bucket_delete(kv_ctx *ctx, const char *name)
 int kv_cmd_bucket(kv_ctx *ctx, int argc, char **argv)
 {
     bool json = false;
-    int first;
-    int rc = kv_parse_options(ctx, argc, argv, "", json_opts, flag_json, &json, bucket_usage, false,
-                              &first);
+    const rcu_opt opts[] = {JSON_OPT(json), {0}};
+    int first = 1;
+    int rc = kv_parse_options(ctx, &argc, argv, opts, bucket_synopsis, bucket_about);
     if (rc >= 0)
         return rc;
     int n = argc - first;
@@ -166,7 +161,7 @@ int kv_cmd_bucket(kv_ctx *ctx, int argc, char **argv)
         return kv_usage_error(ctx, "missing subcommand: create or delete (see --help)");
     if (n > 2)
         return kv_usage_error(ctx, "unexpected argument '%s'", argv[first + 2]);
-    if (name && !kv_bucket_name_valid(name))
+    if (name && !rcu_bucket_name_valid(name, strlen(name)))
         return kv_usage_error(ctx, "invalid bucket name '%s' (1-64 of A-Z a-z 0-9 _ -)", name);
     if (strcmp(sub, "create") == 0)
         return bucket_create(ctx, name, json);
@@ -180,43 +175,17 @@ int kv_cmd_bucket(kv_ctx *ctx, int argc, char **argv)
 
 /* ---------------------------------------------------------------- token */
 
-static const char token_usage[] =
-    "usage: kv token create --perm PERMS [--prefix P] [--ttl DURATION] [--json]\n"
-    "\n"
-    "Issue an access token for the bucket (needs its admin key as --key).\n"
-    "  --perm PERMS   comma-separated: read, write, delete, enumerate, admin\n"
-    "  --prefix P     confine the token to keys starting with P (default: all)\n"
-    "  --ttl D        lifetime: 90, 30s, 10m, 2h, 7d (default: kvd's)\n"
-    "Prints the token.\n";
+static const char token_about[] =
+    "Issue an access token for the bucket (needs its admin key as --key) and\n"
+    "print it.\n";
 
 typedef struct token_state {
     const char *prefix;
     const char *perms;
-    int64_t ttl;
+    uint64_t ttl;
+    bool ttl_given;
     bool json;
 } token_state;
-
-static int token_option(kv_ctx *ctx, int opt, const char *arg, void *state)
-{
-    token_state *st = state;
-    switch (opt) {
-    case 'p':
-        st->prefix = arg;
-        return 0;
-    case 'P':
-        st->perms = arg;
-        return 0;
-    case 'j':
-        st->json = true;
-        return 0;
-    default:
-        st->ttl = kv_parse_duration(arg);
-        if (st->ttl <= 0)
-            return kv_usage_error(ctx, "--ttl '%s' is not a duration such as 30s, 10m, 2h, 7d",
-                                  arg);
-        return 0;
-    }
-}
 
 static int parse_perms(kv_ctx *ctx, const char *list, json_t *out)
 {
@@ -244,15 +213,22 @@ static int parse_perms(kv_ctx *ctx, const char *list, json_t *out)
 
 int kv_cmd_token(kv_ctx *ctx, int argc, char **argv)
 {
-    static const struct option opts[] = {{"prefix", required_argument, NULL, 'p'},
-                                         {"perm", required_argument, NULL, 'P'},
-                                         {"ttl", required_argument, NULL, 't'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {0}};
     token_state st = {.prefix = ""};
-    int first;
+    const rcu_opt opts[] = {
+        {"perm", 0, RCU_OPT_STRING, &st.perms, .meta = "PERMS", .flags = RCU_OPT_NODEFAULT,
+         .help = "comma-separated: read, write, delete, enumerate, admin (required)"},
+        {"prefix", 0, RCU_OPT_STRING, &st.prefix, .meta = "P", .def = "all keys",
+         .help = "confine the token to keys starting with P"},
+        {"ttl", 0, RCU_OPT_DURATION, &st.ttl, sizeof st.ttl, .min = 1, .max = INT64_MAX / 1000,
+         .unit_ms = 1000, .store_ms = 1000, .seen = &st.ttl_given, .def = "kvd's, 1h",
+         .help = "lifetime: 90, 30s, 10m, 2h, 7d"},
+        JSON_OPT(st.json),
+        {0},
+    };
+    int first = 1;
     int rc =
-        kv_parse_options(ctx, argc, argv, "", opts, token_option, &st, token_usage, false, &first);
+        kv_parse_options(ctx, &argc, argv, opts,
+                         "create --perm PERMS [--prefix P] [--ttl DURATION] [--json]", token_about);
     if (rc >= 0)
         return rc;
     if (first >= argc || strcmp(argv[first], "create") != 0)
@@ -267,8 +243,8 @@ int kv_cmd_token(kv_ctx *ctx, int argc, char **argv)
     if (!req)
         return kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
     rc = parse_perms(ctx, st.perms, json_object_get(req, "permissions"));
-    if (rc == 0 && st.ttl > 0)
-        json_object_set_new(req, "ttl", json_integer(st.ttl));
+    if (rc == 0 && st.ttl_given)
+        json_object_set_new(req, "ttl", json_integer((json_int_t)st.ttl));
     char *body = rc == 0 ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     if (rc != 0)

@@ -27,30 +27,17 @@ typedef struct kv_pair {
 
 /* ------------------------------------------------------------------ set */
 
-static const char set_usage[] =
-    "usage: kv set [--ttl DURATION] k=v [k=v ...]\n"
-    "\n"
+static const char set_about[] =
     "Set one key, or several atomically (all or none).\n"
     "  k=v        the value is the literal text v\n"
     "  k=@FILE    the value is the content of FILE (binary-safe); k=@@x sets the literal '@x'\n"
     "  k=-        the value is read from stdin (at most one key)\n"
-    "  --ttl D    expire the keys after D: 90, 30s, 10m, 2h, 7d (default: the bucket's)\n"
     "Prints 'Key set' / 'Keys set'.\n";
 
 typedef struct set_state {
-    int64_t ttl;
+    uint64_t ttl; /* seconds; 0: no expiry */
+    bool ttl_given;
 } set_state;
-
-static int set_option(kv_ctx *ctx, int opt, const char *arg, void *state)
-{
-    set_state *st = state;
-    if (opt != 't')
-        return kv_usage_error(ctx, "unknown option (see --help)");
-    st->ttl = kv_parse_duration(arg);
-    if (st->ttl <= 0)
-        return kv_usage_error(ctx, "--ttl '%s' is not a duration such as 30s, 10m, 2h, 7d", arg);
-    return 0;
-}
 
 static int parse_assignment(kv_ctx *ctx, char *arg, kv_pair *pair, bool *stdin_used)
 {
@@ -136,7 +123,7 @@ static int run_key_batch(kv_ctx *ctx, char **keys, size_t n, const char *op, jso
 {
     json_t *ops = json_array();
     for (size_t i = 0; i < n; i++) {
-        if (!kv_utf8_valid(keys[i], strlen(keys[i]))) {
+        if (!kv_is_text(keys[i], strlen(keys[i]))) {
             json_decref(ops);
             return kv_usage_error(ctx, "key '%s' is not UTF-8: %s it alone", keys[i], op);
         }
@@ -147,11 +134,12 @@ static int run_key_batch(kv_ctx *ctx, char **keys, size_t n, const char *op, jso
     return rc;
 }
 
-static int set_one(kv_ctx *ctx, kv_pair *p, int64_t ttl)
+static int set_one(kv_ctx *ctx, kv_pair *p, const set_state *st)
 {
     kv_buf path = {0};
     int rc = kv_key_path(ctx, &path, p->key);
-    if (rc == 0 && ttl > 0 && kv_buf_printf(&path, "?ttl=%lld", (long long)ttl) != 0)
+    if (rc == 0 && st->ttl_given &&
+        kv_buf_printf(&path, "?ttl=%llu", (unsigned long long)st->ttl) != 0)
         rc = kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
     if (rc == 0)
         rc = kv_http(ctx, "PUT", path.data, p->value.data ? p->value.data : "", p->value.len, NULL);
@@ -168,20 +156,20 @@ static int set_one(kv_ctx *ctx, kv_pair *p, int64_t ttl)
     return rc;
 }
 
-static int set_many(kv_ctx *ctx, kv_pair *pairs, char **keys, size_t n, int64_t ttl)
+static int set_many(kv_ctx *ctx, kv_pair *pairs, char **keys, size_t n, const set_state *st)
 {
     json_t *ops = json_array();
     kv_buf b64 = {0};
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         kv_pair *p = &pairs[i];
-        if (!kv_utf8_valid(p->key, strlen(p->key))) {
+        if (!kv_is_text(p->key, strlen(p->key))) {
             rc = kv_usage_error(ctx, "key '%s' is not UTF-8: set it alone (one key per call)",
                                 p->key);
             break;
         }
         json_t *op;
-        if (kv_utf8_valid(p->value.data, p->value.len)) {
+        if (kv_is_text(p->value.data, p->value.len)) {
             op = json_pack("{s:s, s:s#}", "set", p->key, "value", p->value.data, p->value.len);
         } else {
             kv_buf_reset(&b64);
@@ -189,8 +177,8 @@ static int set_many(kv_ctx *ctx, kv_pair *pairs, char **keys, size_t n, int64_t 
                      ? json_pack("{s:s, s:s}", "set", p->key, "value_base64", b64.data)
                      : NULL;
         }
-        if (op && ttl > 0)
-            json_object_set_new(op, "ttl", json_integer(ttl));
+        if (op && st->ttl_given)
+            json_object_set_new(op, "ttl", json_integer((json_int_t)st->ttl));
         if (!op || json_array_append_new(ops, op) != 0)
             rc = kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
     }
@@ -207,10 +195,16 @@ static int set_many(kv_ctx *ctx, kv_pair *pairs, char **keys, size_t n, int64_t 
 
 int kv_cmd_set(kv_ctx *ctx, int argc, char **argv)
 {
-    static const struct option opts[] = {{"ttl", required_argument, NULL, 't'}, {0}};
     set_state st = {0};
-    int first;
-    int rc = kv_parse_options(ctx, argc, argv, "", opts, set_option, &st, set_usage, false, &first);
+    const rcu_opt opts[] = {
+        {"ttl", 0, RCU_OPT_DURATION, &st.ttl, sizeof st.ttl, .unit_ms = 1000, .store_ms = 1000,
+         .max = INT64_MAX / 1000, .seen = &st.ttl_given, .flags = RCU_OPT_NODEFAULT,
+         .help = "expire the keys after this: 90, 30s, 10m, 2h, 7d; 0 means never (default: the "
+                 "bucket's default TTL)"},
+        {0},
+    };
+    int first = 1;
+    int rc = kv_parse_options(ctx, &argc, argv, opts, "[--ttl DURATION] k=v [k=v ...]", set_about);
     if (rc >= 0)
         return rc;
     size_t n = (size_t)(argc - first);
@@ -229,7 +223,7 @@ int kv_cmd_set(kv_ctx *ctx, int argc, char **argv)
         keys[i] = (char *)pairs[i].key;
     }
     if (rc == 0)
-        rc = n == 1 ? set_one(ctx, &pairs[0], st.ttl) : set_many(ctx, pairs, keys, n, st.ttl);
+        rc = n == 1 ? set_one(ctx, &pairs[0], &st) : set_many(ctx, pairs, keys, n, &st);
     if (rc == 0)
         rc = kv_finish_stdout(ctx);
 done:
@@ -242,12 +236,10 @@ done:
 
 /* ------------------------------------------------------------------ get */
 
-static const char get_usage[] =
-    "usage: kv get k [k ...]\n"
-    "\n"
-    "One key: its raw value on stdout (binary-safe, no newline added).\n"
-    "Several keys: one consistent read, printed as 'k: value' lines.\n"
-    "Exit 1 if any key is absent (after printing the others).\n";
+static const char get_about[] =
+    "One key: its raw value on stdout (binary-safe; a newline is added only when\n"
+    "stdout is a terminal). Several keys: one consistent read, printed as\n"
+    "'k: value' lines. Exit 1 if any key is absent (after printing the others).\n";
 
 /* Join the keys named in ABSENT ("'a', 'b'") for a one-line message. */
 static void absent_message(kv_ctx *ctx, char **keys, const bool *absent, size_t n, size_t count)
@@ -288,8 +280,8 @@ static int print_json_value(kv_ctx *ctx, json_t *result, const char *key)
 
 int kv_cmd_get(kv_ctx *ctx, int argc, char **argv)
 {
-    int first;
-    int rc = kv_parse_options(ctx, argc, argv, "", NULL, NULL, NULL, get_usage, false, &first);
+    int first = 1;
+    int rc = kv_parse_options(ctx, &argc, argv, NULL, "k [k ...]", get_about);
     if (rc >= 0)
         return rc;
     size_t n = (size_t)(argc - first);
@@ -302,7 +294,12 @@ int kv_cmd_get(kv_ctx *ctx, int argc, char **argv)
         if (rc == 0)
             rc = kv_http(ctx, "GET", path.data, NULL, 0, NULL);
         if (rc == 0 && ctx->status >= 200 && ctx->status <= 299) {
-            if (kv_write_stdout(ctx->body.data, ctx->body.len) != 0)
+            /* a terminal gets a final newline (the prompt stays on its own
+             * line); a pipe or file gets the value byte for byte */
+            size_t len = ctx->body.len;
+            bool add_nl = kv_stdout_is_tty() && (len == 0 || ctx->body.data[len - 1] != '\n');
+            if (kv_write_stdout(ctx->body.data, len) != 0 ||
+                (add_nl && kv_write_stdout("\n", 1) != 0))
                 rc = kv_fail(ctx, KV_EXIT_LOCAL, "cannot write to stdout: %s", strerror(errno));
         } else if (rc == 0) {
             char label[KV_LABEL_MAX];
@@ -348,27 +345,19 @@ int kv_cmd_get(kv_ctx *ctx, int argc, char **argv)
 
 /* ------------------------------------------------------------------ del */
 
-static const char del_usage[] =
-    "usage: kv del [-f] k [k ...]\n"
-    "\n"
+static const char del_about[] =
     "Delete one key, or several atomically. Exit 1 if a key was absent (the\n"
     "others are still deleted) unless -f/--force is given.\n";
 
-static int del_option(kv_ctx *ctx, int opt, const char *arg, void *state)
-{
-    if (opt != 'f')
-        return kv_usage_error(ctx, "unknown option (see --help)");
-    *(bool *)state = true;
-    return 0;
-}
-
 int kv_cmd_del(kv_ctx *ctx, int argc, char **argv)
 {
-    static const struct option opts[] = {{"force", no_argument, NULL, 'f'}, {0}};
     bool force = false;
-    int first;
-    int rc =
-        kv_parse_options(ctx, argc, argv, "f", opts, del_option, &force, del_usage, false, &first);
+    const rcu_opt opts[] = {
+        {"force", 'f', RCU_OPT_BOOL, &force, .help = "an absent key is no error"},
+        {0},
+    };
+    int first = 1;
+    int rc = kv_parse_options(ctx, &argc, argv, opts, "[-f] k [k ...]", del_about);
     if (rc >= 0)
         return rc;
     size_t n = (size_t)(argc - first);

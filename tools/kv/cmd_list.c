@@ -19,30 +19,14 @@
 
 #define KV_LS_PAGE 1000
 
-static const char ls_usage[] =
-    "usage: kv ls [PREFIX] [--limit N] [--values]\n"
-    "\n"
-    "List keys in byte order, one per line (all of them unless --limit).\n"
-    "  --limit N   at most N keys\n"
-    "  --values    print 'k: value' lines\n";
+static const char ls_about[] =
+    "List keys in byte order, one per line (all of them unless --limit).\n";
 
 typedef struct ls_state {
-    int64_t limit; /* -1: all */
+    uint64_t limit;
+    bool limit_given;
     bool values;
 } ls_state;
-
-static int ls_option(kv_ctx *ctx, int opt, const char *arg, void *state)
-{
-    ls_state *st = state;
-    if (opt == 'v') {
-        st->values = true;
-        return 0;
-    }
-    st->limit = kv_parse_count(arg);
-    if (st->limit < 0)
-        return kv_usage_error(ctx, "--limit '%s' is not a count", arg);
-    return 0;
-}
 
 /* The bytes of a listed key or value: a JSON string, or {"base64": ...}
  * (kvd's form for bytes that are not UTF-8; "value_base64" also accepted);
@@ -101,26 +85,28 @@ static int ls_page(kv_ctx *ctx, const char *prefix, const ls_state *st, const kv
 
 int kv_cmd_ls(kv_ctx *ctx, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"limit", required_argument, NULL, 'n'}, {"values", no_argument, NULL, 'v'}, {0}};
-    ls_state st = {.limit = -1};
-    int first;
-    int rc = kv_parse_options(ctx, argc, argv, "n:", opts, ls_option, &st, ls_usage, false, &first);
+    ls_state st = {0};
+    const rcu_opt opts[] = {
+        {"limit", 'n', RCU_OPT_INT, &st.limit, sizeof st.limit, .min = 1, .max = INT64_MAX,
+         .seen = &st.limit_given, .flags = RCU_OPT_NODEFAULT,
+         .help = "at most N keys (1 or more, as kvd's limit; default: all)"},
+        {"values", 'v', RCU_OPT_BOOL, &st.values, .help = "print 'k: value' lines"},
+        {0},
+    };
+    int first = 1;
+    int rc = kv_parse_options(ctx, &argc, argv, opts, "[PREFIX] [--limit N] [--values]", ls_about);
     if (rc >= 0)
         return rc;
     if (argc - first > 1)
         return kv_usage_error(ctx, "at most one PREFIX (got '%s' too)", argv[first + 1]);
     const char *prefix = argc - first == 1 ? argv[first] : NULL;
-    if (st.limit == 0)
-        return 0;
     kv_buf last = {0}, key = {0}, value = {0}; /* last: the last key printed */
     bool have_last = false;
     uint64_t printed = 0;
     rc = 0;
     for (;;) {
         /* one more than needed after the first page: it starts with `last` */
-        uint64_t want64 =
-            st.limit < 0 ? KV_LS_PAGE : (uint64_t)st.limit - printed + (have_last ? 1 : 0);
+        uint64_t want64 = !st.limit_given ? KV_LS_PAGE : st.limit - printed + (have_last ? 1 : 0);
         size_t want = want64 < KV_LS_PAGE ? (size_t)want64 : KV_LS_PAGE;
         json_t *items = NULL;
         if ((rc = ls_page(ctx, prefix, &st, have_last ? &last : NULL, want, &items)) != 0)
@@ -135,7 +121,7 @@ int kv_cmd_ls(kv_ctx *ctx, int argc, char **argv)
             }
             if (have_last && key.len == last.len && memcmp(key.data, last.data, key.len) == 0)
                 continue;
-            if (st.limit >= 0 && printed >= (uint64_t)st.limit)
+            if (st.limit_given && printed >= st.limit)
                 break;
             if (kv_write_stdout(key.data, key.len) != 0 ||
                 (st.values &&
@@ -150,7 +136,7 @@ int kv_cmd_ls(kv_ctx *ctx, int argc, char **argv)
             have_last = true;
         }
         json_decref(items);
-        if (rc != 0 || got < want || fresh == 0 || (st.limit >= 0 && printed >= (uint64_t)st.limit))
+        if (rc != 0 || got < want || fresh == 0 || (st.limit_given && printed >= st.limit))
             break;
     }
     kv_buf_free(&last);
@@ -161,9 +147,7 @@ int kv_cmd_ls(kv_ctx *ctx, int argc, char **argv)
 
 /* ----------------------------------------------------------------- incr */
 
-static const char incr_usage[] = "usage: kv incr k [BY]\n"
-                                 "\n"
-                                 "Atomically add BY (default 1; may be negative or a decimal\n"
+static const char incr_about[] = "Atomically add BY (default 1; may be negative or a decimal\n"
                                  "fraction) to the number stored at k, creating it at 0 if\n"
                                  "absent, and print the new value.\n";
 
@@ -179,8 +163,8 @@ static bool is_number(const char *s)
 
 int kv_cmd_incr(kv_ctx *ctx, int argc, char **argv)
 {
-    int first;
-    int rc = kv_parse_options(ctx, argc, argv, "", NULL, NULL, NULL, incr_usage, true, &first);
+    int first = 1;
+    int rc = kv_parse_options(ctx, &argc, argv, NULL, "k [BY]", incr_about);
     if (rc >= 0)
         return rc;
     int n = argc - first;

@@ -16,14 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char script_usage[] =
-    "usage: kv script put NAME FILE     store Lua source (FILE '-' = stdin)\n"
-    "       kv script get NAME          print the source\n"
-    "       kv script run NAME [k=v...] run it; k=v become kv.args; prints its output\n"
-    "       kv script ls                list script names\n"
-    "       kv script rm NAME           remove it\n"
-    "\n"
-    "put, get, ls and rm need the bucket's admin key (--key).\n";
+static const char script_synopsis[] =
+    "put NAME FILE     store Lua source (FILE '-' = stdin)\n"
+    "get NAME          print the source\n"
+    "run NAME [k=v...] run it; k=v become kv.args; prints its output\n"
+    "ls                list script names\n"
+    "rm NAME           remove it";
+static const char script_about[] = "put, get, ls and rm need the bucket's admin key (--key).\n";
 
 static int script_path(kv_ctx *ctx, kv_buf *path, const char *name, const char *suffix)
 {
@@ -125,8 +124,8 @@ static int script_run(kv_ctx *ctx, const char *name, int argc, char **argv)
 
 int kv_cmd_script(kv_ctx *ctx, int argc, char **argv)
 {
-    int first;
-    int rc = kv_parse_options(ctx, argc, argv, "", NULL, NULL, NULL, script_usage, true, &first);
+    int first = 1;
+    int rc = kv_parse_options(ctx, &argc, argv, NULL, script_synopsis, script_about);
     if (rc >= 0)
         return rc;
     int n = argc - first;

@@ -10,13 +10,15 @@
 #ifndef KV_H
 #define KV_H
 
-#include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
+
+#include "rcu_opt.h"
+#include "rcu_text.h"
 
 /* Exit statuses (docs/CLI.md lists them for users). */
 enum {
@@ -50,6 +52,9 @@ typedef struct kv_ctx {
     const char *key;    /* credential, or NULL */
     const char *cmd;    /* "kv set", for messages */
     char *url_storage;
+    /* the global options as given (validated by kv_parse_options) */
+    const char *opt_url, *opt_bucket, *opt_key;
+    rcu_opt globals[4];
     CURL *curl;
     struct curl_slist *headers; /* rebuilt per request */
     char curl_error[CURL_ERROR_SIZE];
@@ -60,25 +65,14 @@ typedef struct kv_ctx {
 
 /* ---- options (main.c) */
 
-/* Long options every command accepts besides its own. */
-#define KV_GLOBAL_LONG_OPTIONS                                                                     \
-    {"url", required_argument, NULL, 'U'}, {"bucket", required_argument, NULL, 'B'},               \
-        {"key", required_argument, NULL, 'K'},                                                     \
-    {                                                                                              \
-        "help", no_argument, NULL, 'h'                                                             \
-    }
-
-/* Called for each command-specific option; returns 0 or an exit status. */
-typedef int (*kv_option_fn)(kv_ctx *ctx, int opt, const char *arg, void *state);
-
-/* Parse ARGV (ARGV[0] is the command name) with getopt_long: the command's
- * SHORTOPTS/LONGOPTS plus the global ones, which may appear anywhere. USAGE is
- * printed for --help. Returns -1 to go on (positional arguments start at
- * *FIRST_ARG), or an exit status to return at once (0 after --help).
- * IN_ORDER stops at the first positional argument (so "-5" can be an argument). */
-int kv_parse_options(kv_ctx *ctx, int argc, char **argv, const char *shortopts,
-                     const struct option *longopts, kv_option_fn fn, void *state, const char *usage,
-                     bool in_order, int *first_arg);
+/* Parse a command's ARGV (ARGV[0] is the command name) against OPTS (an
+ * rcu_opt table, may be NULL) plus the global options (--url, --bucket,
+ * --key), which may appear anywhere, GNU style; `--` ends the options.
+ * SYNOPSIS and ABOUT head the generated --help. Afterwards the operands are
+ * ARGV[1 .. *ARGC). Returns -1 to go on, or an exit status to return at once
+ * (0 after --help). */
+int kv_parse_options(kv_ctx *ctx, int *argc, char **argv, const rcu_opt *opts, const char *synopsis,
+                     const char *about);
 
 /* Print "kv CMD: MESSAGE" to stderr and return KV_EXIT_USAGE. */
 int kv_usage_error(kv_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -117,7 +111,8 @@ json_t *kv_json_body(kv_ctx *ctx, const char *what);
 
 /* ---- helpers (util.c) */
 
-bool kv_utf8_valid(const void *s, size_t len);
+/* UTF-8 without NUL bytes: what kv sends as a JSON string ("value"). */
+bool kv_is_text(const void *s, size_t len);
 int kv_base64_encode(kv_buf *out, const void *data, size_t len);
 /* Decode standard base64 (padding optional); returns 0 or -1 on bad input. */
 int kv_base64_decode(kv_buf *out, const char *s, size_t len);
@@ -127,11 +122,12 @@ int kv_read_file(kv_ctx *ctx, const char *path, kv_buf *out);
 int64_t kv_parse_duration(const char *s);
 /* Parse a non-negative decimal count; -1 if malformed. */
 int64_t kv_parse_count(const char *s);
-bool kv_bucket_name_valid(const char *name);
 /* KEY shortened for a one-line message: at most ~60 bytes (cut on a UTF-8
  * boundary, "..." appended), control characters shown as '?'. Returns BUF. */
 #define KV_LABEL_MAX 80
 const char *kv_key_label(const char *key, char buf[KV_LABEL_MAX]);
+/* True when stdout is a terminal. */
+bool kv_stdout_is_tty(void);
 /* Write DATA to stdout; returns 0 or -1 (errno set). */
 int kv_write_stdout(const void *data, size_t len);
 /* Flush stdout and report a failure; returns 0 or an exit status. */

@@ -2,11 +2,12 @@
  * main.c — kv's entry point: global options, the command table, --help, and
  * the option parser every command shares.
  *
- * Global options (--url, --bucket, --key) may come before the command or
- * among its arguments, so `kv get k --bucket b` works as well as
+ * Options come from rcu_opt tables (common/rcu_opt.h), one per command plus
+ * the global one (--url, --bucket, --key), which may come before the
+ * command or among its arguments, so `kv get k --bucket b` works as well as
  * `kv --bucket b get k`; their defaults come from $KV_URL, $KV_BUCKET and
- * $KV_KEY. getopt's own messages are silenced so that a bad flag is reported
- * in kv's one-line form ("kv get: unknown option '--x'") with exit 2.
+ * $KV_KEY. A bad flag is reported in one line ("kv get: unknown option
+ * '--x' (see kv get --help)") with exit 2.
  */
 #include "kv.h"
 
@@ -36,27 +37,47 @@ static const kv_command commands[] = {
     {"script", kv_cmd_script, "script put NAME FILE | run NAME [k=v...] | ls | rm NAME"},
 };
 
-static void print_main_help(FILE *out)
+static const char main_epilog[] =
+    "Exit status: 0 ok, 1 absent (key, script, bucket asked for), 2 usage error,\n"
+    "3 kvd unreachable, 4 credential missing/invalid/not permitted, 5 no such bucket,\n"
+    "6 request refused by kvd, 7 kvd failed, 8 local failure (file, stdout).\n";
+
+static void init_globals(kv_ctx *ctx)
 {
-    fprintf(out, "usage: kv [--url URL] [--bucket NAME] [--key CREDENTIAL] COMMAND [ARGS...]\n"
-                 "\n"
-                 "Client of the kvd key-value server.\n"
-                 "\n"
-                 "Commands:\n");
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out,
-            "\n"
-            "Options (also accepted after the command):\n"
-            "  --url URL          kvd base URL (default $KV_URL or " KV_DEFAULT_URL ")\n"
-            "  --bucket NAME      bucket (default $KV_BUCKET or 'default')\n"
-            "  --key CREDENTIAL   bucket key or access token, sent as 'Authorization: Bearer'\n"
-            "                     (default $KV_KEY)\n"
-            "  -h, --help         this help; 'kv COMMAND --help' for a command\n"
-            "\n"
-            "Exit status: 0 ok, 1 absent (key, script, bucket asked for), 2 usage error,\n"
-            "3 kvd unreachable, 4 credential missing/invalid/not permitted, 5 no such bucket,\n"
-            "6 request refused by kvd, 7 kvd failed, 8 local failure (file, stdout).\n");
+    const rcu_opt g[] = {
+        {"url", 0, RCU_OPT_STRING, &ctx->opt_url, .meta = "URL",
+         .def = "$KV_URL or " KV_DEFAULT_URL, .help = "kvd base URL"},
+        {"bucket", 0, RCU_OPT_STRING, &ctx->opt_bucket, .meta = "NAME",
+         .def = "$KV_BUCKET or 'default'", .help = "bucket"},
+        {"key", 0, RCU_OPT_STRING, &ctx->opt_key, .meta = "CREDENTIAL", .def = "$KV_KEY",
+         .help = "bucket key or access token, sent as 'Authorization: Bearer'"},
+        {0},
+    };
+    memcpy(ctx->globals, g, sizeof g);
+}
+
+/* kv's own program: the commands in --help, then the global options */
+static rcu_opt_prog main_prog(kv_ctx *ctx)
+{
+    static char about[2048];
+    size_t n =
+        (size_t)snprintf(about, sizeof about, "Client of the kvd key-value server.\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0] && n < sizeof about; i++)
+        n += (size_t)snprintf(about + n, sizeof about - n, "  %-8s %s\n", commands[i].name,
+                              commands[i].summary);
+    if (n < sizeof about)
+        snprintf(about + n, sizeof about - n,
+                 "'kv COMMAND --help' (or 'kv help COMMAND') for a command.\n");
+    return (rcu_opt_prog){
+        .name = "kv",
+        .usage = "[--url URL] [--bucket NAME] [--key CREDENTIAL] COMMAND [ARGS...]",
+        .about = about,
+        .epilog = main_epilog,
+        .opts = ctx->globals,
+        .more_title = "Global options",
+        .stop_at_operand = true,
+        .max_operands = SIZE_MAX,
+    };
 }
 
 static int vfail(kv_ctx *ctx, int status, const char *fmt, va_list ap)
@@ -105,69 +126,51 @@ static int set_url(kv_ctx *ctx, const char *url)
 
 static int set_bucket(kv_ctx *ctx, const char *bucket)
 {
-    if (!kv_bucket_name_valid(bucket))
+    if (!rcu_bucket_name_valid(bucket, strlen(bucket)))
         return kv_usage_error(ctx, "invalid bucket name '%s' (1-64 of A-Z a-z 0-9 _ -)", bucket);
     ctx->bucket = bucket;
     return 0;
 }
 
-static int global_option(kv_ctx *ctx, int opt, const char *arg)
+/* Check and apply the global options given (or from the environment). */
+static int apply_globals(kv_ctx *ctx)
 {
-    switch (opt) {
-    case 'U':
-        return set_url(ctx, arg);
-    case 'B':
-        return set_bucket(ctx, arg);
-    case 'K':
-        ctx->key = *arg ? arg : NULL;
-        return 0;
-    default:
-        return -1;
+    int rc = 0;
+    if (ctx->opt_url) {
+        rc = set_url(ctx, ctx->opt_url);
+        ctx->opt_url = NULL;
     }
+    if (rc == 0 && ctx->opt_bucket) {
+        rc = set_bucket(ctx, ctx->opt_bucket);
+        ctx->opt_bucket = NULL;
+    }
+    if (rc == 0 && ctx->opt_key) {
+        ctx->key = *ctx->opt_key ? ctx->opt_key : NULL;
+        ctx->opt_key = NULL;
+    }
+    return rc;
 }
 
-static int bad_option(kv_ctx *ctx, int opt, char **argv)
+int kv_parse_options(kv_ctx *ctx, int *argc, char **argv, const rcu_opt *opts, const char *synopsis,
+                     const char *about)
 {
-    const char *arg = argv[optind - 1];
-    if (opt == ':')
-        return kv_usage_error(ctx, "option '%s' needs a value (see --help)", arg);
-    if (optopt && strncmp(arg, "--", 2) != 0)
-        return kv_usage_error(ctx, "unknown option '-%c' (see --help)", optopt);
-    return kv_usage_error(ctx, "unknown option '%s' (see --help)", arg);
-}
-
-int kv_parse_options(kv_ctx *ctx, int argc, char **argv, const char *shortopts,
-                     const struct option *longopts, kv_option_fn fn, void *state, const char *usage,
-                     bool in_order, int *first_arg)
-{
-    struct option all[32];
-    size_t n = 0;
-    for (const struct option *o = longopts; o && o->name && n < 27; o++)
-        all[n++] = *o;
-    const struct option globals[] = {KV_GLOBAL_LONG_OPTIONS, {0}};
-    for (const struct option *o = globals; o->name; o++)
-        all[n++] = *o;
-    all[n] = (struct option){0};
-    char spec[64];
-    snprintf(spec, sizeof spec, "%s:h%s", in_order ? "+" : "", shortopts ? shortopts : "");
-    optind = 0; /* full reinitialisation (glibc) */
-    opterr = 0;
-    int opt;
-    while ((opt = getopt_long(argc, argv, spec, all, NULL)) != -1) {
-        if (opt == 'h') {
-            fputs(usage, stdout);
-            return KV_EXIT_OK;
-        }
-        if (opt == '?' || opt == ':')
-            return bad_option(ctx, opt, argv);
-        int rc = global_option(ctx, opt, optarg);
-        if (rc == -1)
-            rc = fn ? fn(ctx, opt, optarg, state) : bad_option(ctx, '?', argv);
-        if (rc != 0)
-            return rc;
-    }
-    *first_arg = optind;
-    return -1;
+    static const rcu_opt none[] = {{0}};
+    const rcu_opt_prog prog = {
+        .name = ctx->cmd,
+        .usage = synopsis,
+        .about = about,
+        .opts = opts ? opts : none,
+        .more = ctx->globals,
+        .more_title = "Global options (also before the command)",
+        .max_operands = SIZE_MAX,
+    };
+    int n = 0;
+    int rc = rcu_opt_parse(&prog, *argc, argv, &n);
+    if (rc != RCU_OPT_GO_ON)
+        return rc;
+    *argc = 1 + n;
+    rc = apply_globals(ctx);
+    return rc != 0 ? rc : -1;
 }
 
 int main(int argc, char **argv)
@@ -182,30 +185,24 @@ int main(int argc, char **argv)
         goto done;
     ctx.key = env_key && *env_key ? env_key : NULL;
 
-    static const struct option main_opts[] = {KV_GLOBAL_LONG_OPTIONS, {0}};
-    optind = 0;
-    opterr = 0;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "+:h", main_opts, NULL)) != -1) {
-        if (opt == 'h') {
-            print_main_help(stdout);
-            goto done;
-        }
-        if (opt == '?' || opt == ':') {
-            rc = bad_option(&ctx, opt, argv);
-            goto done;
-        }
-        if ((rc = global_option(&ctx, opt, optarg)) != 0)
-            goto done;
-    }
-    if (optind >= argc) {
+    init_globals(&ctx);
+    const rcu_opt_prog prog = main_prog(&ctx);
+    int nops = 0;
+    rc = rcu_opt_parse(&prog, argc, argv, &nops);
+    if (rc != RCU_OPT_GO_ON)
+        goto done;
+    if ((rc = apply_globals(&ctx)) != 0)
+        goto done;
+    int optind = 1;
+    argc = 1 + nops;
+    if (nops == 0) {
         rc = kv_usage_error(&ctx, "no command given (see kv --help)");
         goto done;
     }
     const char *name = argv[optind];
     if (strcmp(name, "help") == 0) {
         if (optind + 1 >= argc) {
-            print_main_help(stdout);
+            rcu_opt_print_help(&prog, stdout);
             goto done;
         }
         /* "kv help CMD" is "kv CMD --help" */

@@ -1,7 +1,7 @@
 /*
  * util.c — small helpers of the kv client: a growable buffer, UTF-8
- * validation and base64 (values that are not UTF-8 travel as "value_base64"
- * in batch JSON), whole-file reads for k=@file and k=-, and the parsers for
+ * text check and base64 over rcu_text (values that are not UTF-8 travel as
+ * "value_base64" in batch JSON), whole-file reads for k=@file and k=-, and the parsers for
  * durations and counts.
  *
  * Values are read whole into memory: kvd caps a value at --max-value
@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
 
 static int buf_reserve(kv_buf *b, size_t extra)
 {
@@ -72,99 +75,26 @@ void kv_buf_free(kv_buf *b)
     *b = (kv_buf){0};
 }
 
-/* RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF. NUL bytes
- * count as invalid here because JSON decoders commonly refuse "\u0000". */
-bool kv_utf8_valid(const void *s, size_t len)
+bool kv_is_text(const void *s, size_t len)
 {
-    const unsigned char *p = s, *end = p + len;
-    while (p < end) {
-        unsigned c = *p;
-        if (c == 0)
-            return false;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        size_t n;
-        unsigned min;
-        uint32_t cp;
-        if ((c & 0xE0) == 0xC0) {
-            n = 1, min = 0x80, cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            n = 2, min = 0x800, cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            n = 3, min = 0x10000, cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if ((size_t)(end - p) <= n)
-            return false;
-        for (size_t i = 1; i <= n; i++) {
-            if ((p[i] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        p += n + 1;
-    }
-    return true;
+    return rcu_utf8_valid(s, len) && (len == 0 || memchr(s, 0, len) == NULL);
 }
-
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 int kv_base64_encode(kv_buf *out, const void *data, size_t len)
 {
-    const unsigned char *p = data;
-    if (len / 3 > SIZE_MAX / 4 - 1 || buf_reserve(out, (len / 3 + 1) * 4) != 0)
-        return -1;
-    char *o = out->data + out->len;
-    size_t i = 0;
-    for (; i + 3 <= len; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        *o++ = b64_alphabet[v >> 18];
-        *o++ = b64_alphabet[(v >> 12) & 63];
-        *o++ = b64_alphabet[(v >> 6) & 63];
-        *o++ = b64_alphabet[v & 63];
-    }
-    if (i < len) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < len ? (uint32_t)p[i + 1] << 8 : 0);
-        *o++ = b64_alphabet[v >> 18];
-        *o++ = b64_alphabet[(v >> 12) & 63];
-        *o++ = i + 1 < len ? b64_alphabet[(v >> 6) & 63] : '=';
-        *o++ = '=';
-    }
-    out->len = (size_t)(o - out->data);
-    out->data[out->len] = '\0';
-    return 0;
-}
-
-static int b64_value(char c)
-{
-    const char *hit = c ? strchr(b64_alphabet, c) : NULL;
-    return hit ? (int)(hit - b64_alphabet) : -1;
+    char *text = rcu_base64_encode(data, len, sodium_base64_VARIANT_ORIGINAL);
+    int rc = text ? kv_buf_append(out, text, strlen(text)) : -1;
+    free(text);
+    return rc;
 }
 
 int kv_base64_decode(kv_buf *out, const char *s, size_t len)
 {
-    while (len > 0 && s[len - 1] == '=')
-        len--;
-    if (len % 4 == 1 || buf_reserve(out, len / 4 * 3 + 3) != 0)
+    size_t n = 0;
+    if (buf_reserve(out, len / 4 * 3 + 3) != 0 ||
+        rcu_base64_decode(s, len, (unsigned char *)out->data + out->len, len / 4 * 3 + 3, &n) != 0)
         return -1;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64_value(s[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out->data[out->len++] = (char)((acc >> bits) & 0xFF);
-        }
-    }
+    out->len += n;
     out->data[out->len] = '\0';
     return 0;
 }
@@ -242,21 +172,6 @@ int64_t kv_parse_count(const char *s)
     return v;
 }
 
-bool kv_bucket_name_valid(const char *name)
-{
-    size_t n = strlen(name);
-    if (n < 1 || n > 64)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '_' || c == '-';
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
 const char *kv_key_label(const char *key, char buf[KV_LABEL_MAX])
 {
     size_t len = strlen(key), keep = len;
@@ -272,6 +187,11 @@ const char *kv_key_label(const char *key, char buf[KV_LABEL_MAX])
     else
         buf[keep] = '\0';
     return buf;
+}
+
+bool kv_stdout_is_tty(void)
+{
+    return isatty(STDOUT_FILENO) == 1;
 }
 
 int kv_write_stdout(const void *data, size_t len)
