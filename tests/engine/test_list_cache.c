@@ -273,20 +273,25 @@ static void model_reset(uint64_t seed)
 
 Test(list_cache, model_cached)
 {
-    /* idle release a day away: however slowly a loaded machine runs the
-     * deletes, the cache this test checks at the end is still there */
+    /* idle release a day away: the cache is never freed for being unused */
     open_db(86400000);
+    bool built = false;
     for (uint64_t seed = 1; seed <= 6; seed++) {
         model_reset(seed * 0x9E3779B97F4A7C15ull);
         random_ops(1500, seed % 2 == 0);
+        /* checked while keys are present: once all are deleted, a cache
+         * rebuilt (the sweeper, on its own real-time schedule, can overflow
+         * the change buffers) is rightly empty */
+        check_list(&(rc_list_opts){0});
+        rc_stats st;
+        cr_assert_eq(rc_stats_db(db, &st), 0);
+        built = built || st.list_cache_bytes > 0;
         for (size_t i = 0; i < model_n; i++)
             if (model[i].present)
                 do_delete(&model[i]);
         check_list(&(rc_list_opts){0});
     }
-    rc_stats st;
-    cr_assert_eq(rc_stats_db(db, &st), 0);
-    cr_assert_gt(st.list_cache_bytes, 0, "the cache was never built");
+    cr_assert(built, "the cache was never built");
 }
 
 Test(list_cache, model_uncached)
