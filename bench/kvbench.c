@@ -169,7 +169,8 @@ int main(int argc, char **argv)
          .help = "engines to run back to back: a comma list of ringcask, rocksdb, leveldb, lmdb, "
                  "or all"},
         {"workload", 'w', RCU_OPT_STRING, &workloads_arg, .meta = "LIST",
-         .help = "comma list; NAME@T runs NAME with T threads"},
+         .help = "comma list; NAME@T runs NAME with T threads (also: ycsb-a .. ycsb-f, the "
+                 "YCSB core workloads, and mixedwhilecompact, idle)"},
         {"n", 'n', RCU_OPT_INT, &p.n, sizeof p.n, .min = 1, .max = 1000000000,
          .help = "keys to load and ops per workload"},
         {"key-size", 0, RCU_OPT_INT, &p.key_size, sizeof p.key_size, .min = 8, .max = KVB_KEY_MAX,

@@ -24,6 +24,7 @@
  */
 #include "workloads.h"
 #include "keys.h"
+#include "ycsb.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -33,9 +34,28 @@
 #include <time.h>
 
 const char *const kvb_workload_names[] = {
-    "fillseq",          "fillrandom", "fillbatch",         "overwrite", "readrandom", "readmissing",
-    "readwhilewriting", "fillsync",   "deleterandom",      "mixed",     "idle",       "scan",
-    "recovery",         "compact",    "mixedwhilecompact", NULL,
+    "fillseq",
+    "fillrandom",
+    "fillbatch",
+    "overwrite",
+    "readrandom",
+    "readmissing",
+    "readwhilewriting",
+    "fillsync",
+    "deleterandom",
+    "mixed",
+    "idle",
+    "scan",
+    "recovery",
+    "compact",
+    "mixedwhilecompact",
+    "ycsb-a",
+    "ycsb-b",
+    "ycsb-c",
+    "ycsb-d",
+    "ycsb-e",
+    "ycsb-f",
+    NULL,
 };
 
 bool kvb_workload_known(const char *name)
@@ -58,6 +78,12 @@ typedef enum op_kind {
     OP_DELETE,
     OP_MIXED,
     OP_SCAN,
+    OP_YCSB_A, /* 50 % read, 50 % update; zipfian */
+    OP_YCSB_B, /* 95 % read, 5 % update; zipfian */
+    OP_YCSB_C, /* 100 % read; zipfian */
+    OP_YCSB_D, /* 95 % read of the latest, 5 % insert */
+    OP_YCSB_E, /* 95 % short scan (1..100 keys) from a zipfian key, 5 % insert */
+    OP_YCSB_F, /* 50 % read, 50 % read-modify-write; zipfian */
 } op_kind;
 
 typedef struct shared {
@@ -69,6 +95,8 @@ typedef struct shared {
     uint64_t deadline_ns;
     _Atomic bool readers_done; /* readwhilewriting: stops the writer */
     _Atomic bool capped;
+    const kvb_zipf *zipf;      /* YCSB workloads: over the loaded keys */
+    _Atomic uint64_t inserted; /* YCSB D and E: keys [loaded, loaded + inserted) */
     pthread_barrier_t start;
 } shared;
 
@@ -80,6 +108,57 @@ typedef struct worker {
     kvb_hist hist;
     uint64_t ops, found, missing, errors;
 } worker;
+
+static int count_get(worker *w, int rc)
+{
+    if (rc == KVB_FOUND)
+        w->found++;
+    else if (rc == KVB_MISSING)
+        w->missing++;
+    return rc < 0 ? -1 : 0;
+}
+
+/* One YCSB operation (reads and updates on zipfian keys, inserts of new
+ * keys, short scans, read-modify-writes): the op mixes of the paper's core
+ * workloads A-F. An insert takes the next key index after the loaded ones,
+ * so the keys stay those of fillrandom. */
+static int ycsb_op(shared *sh, void *tctx, op_kind kind, uint64_t *rng, unsigned char *key,
+                   const unsigned char *val, kvb_buf *buf, worker *w)
+{
+    kvb_session *s = sh->s;
+    size_t ks = s->p->key_size, vs = s->p->value_size;
+    unsigned pct = (unsigned)(rng_next(rng) % 100);
+    double u = kvb_unit(rng_next(rng));
+    static const unsigned read_pct[] = {50, 95, 100, 95, 95, 50}; /* A..F */
+    bool read = pct < read_pct[kind - OP_YCSB_A];
+    if ((kind == OP_YCSB_D || kind == OP_YCSB_E) && !read) { /* insert */
+        uint64_t idx = s->loaded + atomic_fetch_add(&sh->inserted, 1);
+        key_format(mix64(idx), ks, key);
+        return s->be->put(s->db, tctx, key, ks, val, vs);
+    }
+    if (kind == OP_YCSB_D) {
+        uint64_t count = s->loaded + atomic_load(&sh->inserted);
+        key_format(mix64(kvb_zipf_latest(sh->zipf, u, count)), ks, key);
+        return count_get(w, s->be->get(s->db, tctx, key, ks, buf));
+    }
+    key_format(mix64(kvb_zipf_scrambled(sh->zipf, u)), ks, key);
+    if (kind == OP_YCSB_E) {
+        size_t len = 1 + (size_t)(rng_next(rng) % KVB_YCSB_MAX_SCAN);
+        long got = s->be->scan(s->db, tctx, key, ks, len, buf);
+        if (got < 0)
+            return -1;
+        w->found += (uint64_t)got;
+        return 0;
+    }
+    if (read)
+        return count_get(w, s->be->get(s->db, tctx, key, ks, buf));
+    if (kind == OP_YCSB_F) { /* read-modify-write: the read, then the write */
+        int rc = s->be->get(s->db, tctx, key, ks, buf);
+        if (rc < 0 || count_get(w, rc) != 0)
+            return -1;
+    }
+    return s->be->put(s->db, tctx, key, ks, val, vs);
+}
 
 static int do_op(shared *sh, void *tctx, op_kind kind, uint64_t idx, uint64_t *rng,
                  unsigned char *key, const unsigned char *pool, size_t pool_len, kvb_buf *buf,
@@ -126,14 +205,17 @@ static int do_op(shared *sh, void *tctx, op_kind kind, uint64_t idx, uint64_t *r
         w->found += (uint64_t)got; /* keys listed */
         return 0;
     }
+    case OP_YCSB_A:
+    case OP_YCSB_B:
+    case OP_YCSB_C:
+    case OP_YCSB_D:
+    case OP_YCSB_E:
+    case OP_YCSB_F:
+        return ycsb_op(sh, tctx, kind, rng, key, val, buf, w);
     default:
         return -1;
     }
-    if (rc == KVB_FOUND)
-        w->found++;
-    else if (rc == KVB_MISSING)
-        w->missing++;
-    return rc < 0 ? -1 : 0;
+    return count_get(w, rc);
 }
 
 static void *worker_main(void *arg)
@@ -245,12 +327,13 @@ static void touch_some(kvb_session *s, uint64_t loaded)
 
 /* Run KIND over op indexes [0, TOTAL) on THREADS threads (+1 writer when
  * SIDE_WRITER), merging what they measured into R. */
-static int run_phase(kvb_session *s, op_kind kind, uint64_t total, int threads, bool side_writer,
-                     kvb_result *r)
+static int run_phase_z(kvb_session *s, op_kind kind, uint64_t total, int threads, bool side_writer,
+                       const kvb_zipf *zipf, kvb_result *r)
 {
     shared sh;
     memset(&sh, 0, sizeof sh);
     sh.s = s;
+    sh.zipf = zipf;
     sh.kind = kind;
     sh.total = total;
     sh.chunk = kind == OP_SCAN ? 1 : s->open_sync == KVB_SYNC_ALWAYS ? 4 : 1024;
@@ -307,7 +390,33 @@ static int run_phase(kvb_session *s, op_kind kind, uint64_t total, int threads, 
     }
     pthread_barrier_destroy(&sh.start);
     free(ws);
+    s->loaded += atomic_load(&sh.inserted); /* YCSB D and E inserted after them */
     return r->errors ? -1 : 0;
+}
+
+static int run_phase(kvb_session *s, op_kind kind, uint64_t total, int threads, bool side_writer,
+                     kvb_result *r)
+{
+    return run_phase_z(s, kind, total, threads, side_writer, NULL, r);
+}
+
+/* YCSB workload LETTER ('a'..'f') over the loaded keys: N operations. */
+static int workload_ycsb(kvb_session *s, char letter, int threads, kvb_result *r)
+{
+    if (s->deleted) { /* the zipfian ranges over [0, loaded): all present */
+        fprintf(stderr, "kvbench: ycsb after deleterandom: reload first\n");
+        return -1;
+    }
+    kvb_zipf z;
+    kvb_zipf_init(&z, s->loaded);
+    op_kind kind = (op_kind)(OP_YCSB_A + (letter - 'a'));
+    uint64_t before = s->loaded;
+    int rc = run_phase_z(s, kind, s->p->n, threads, false, &z, r);
+    static const unsigned write_pct[] = {50, 5, 0, 5, 5, 50};
+    r->user_bytes = r->ops * write_pct[letter - 'a'] / 100 * (s->p->key_size + s->p->value_size);
+    snprintf(r->note, sizeof r->note, "zipfian theta %.2f over %llu keys; %llu inserted",
+             KVB_YCSB_THETA, (unsigned long long)before, (unsigned long long)(s->loaded - before));
+    return rc;
 }
 
 /* Load N keys untimed (batched) unless something is loaded already. */
@@ -495,6 +604,10 @@ int kvb_run(kvb_session *s, const char *name, int threads, kvb_result *r)
         if (ensure_loaded(s) != 0)
             return -1;
         rc = workload_mixed_while_compact(s, threads, r);
+    } else if (strncmp(name, "ycsb-", 5) == 0 && name[5] >= 'a' && name[5] <= 'f' && !name[6]) {
+        if (ensure_loaded(s) != 0)
+            return -1;
+        rc = workload_ycsb(s, name[5], threads, r);
     } else {
         if (ensure_loaded(s) != 0)
             return -1;

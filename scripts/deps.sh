@@ -9,6 +9,7 @@ SUDO=""
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format curl
       liburing-dev libxxhash-dev libzstd-dev libcriterion-dev
       liblua5.4-dev libmicrohttpd-dev libjansson-dev libsodium-dev libcurl4-openssl-dev
+      libexpat1-dev nodejs npm
       libinih-dev help2man zstd wrk)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -120,10 +120,21 @@ static const char escape_as[256] = {
     [0x1e] = 'u', [0x1f] = 'u', ['"'] = '"',  ['\\'] = '\\',
 };
 
+/* Bytes of S (N bytes) as a JSON string, quotes included. */
+static size_t string_size(const char *s, size_t n)
+{
+    size_t k = 2;
+    for (size_t i = 0; i < n; i++) {
+        char e = escape_as[(unsigned char)s[i]];
+        k += e == 0 ? 1 : e == 'u' ? 6 : 2;
+    }
+    return k;
+}
+
 /* S (N bytes, valid UTF-8) as a JSON string, quotes included. */
 static void put_string(outbuf *b, const char *s, size_t n)
 {
-    if (n > (SIZE_MAX - 2) / 6 || !reserve(b, n * 6 + 2)) {
+    if (n > (SIZE_MAX - 2) / 6 || !reserve(b, string_size(s, n))) {
         b->failed = true;
         return;
     }
@@ -213,13 +224,33 @@ static void put_get(outbuf *b, const rc_op *op)
     }
 }
 
+size_t batch_results_size(const rc_op *ops, size_t n)
+{
+    size_t k = 16;
+    for (size_t i = 0; i < n; i++) {
+        const rc_op *op = &ops[i];
+        const char *d = op->result.data ? op->result.data : "";
+        k += 48; /* {"etag":"\"<20 digits>\""}, and the comma */
+        if (op->kind == RC_OP_INCR)
+            k += 64 + (rcu_utf8_valid(d, op->result.len) ? string_size(d, op->result.len) : 0);
+        else if (op->kind == RC_OP_GET && op->result.seq != 0)
+            k += rcu_utf8_valid(d, op->result.len)
+                     ? string_size(d, op->result.len)
+                     : sodium_base64_ENCODED_LEN(op->result.len, sodium_base64_VARIANT_ORIGINAL);
+    }
+    return k;
+}
+
 char *batch_results_dump(const rc_op *ops, size_t n, size_t *len)
 {
     outbuf b = {0};
-    size_t guess = 16;
-    for (size_t i = 0; i < n; i++)
-        guess += 24 + (ops[i].kind == RC_OP_GET ? ops[i].result.len + ops[i].result.len / 8 : 0);
-    reserve(&b, guess);
+    /* one allocation of the exact size: put_string's worst-case reservation
+     * (6 bytes a byte) then never grows the buffer */
+    size_t exact = batch_results_size(ops, n);
+    b.p = malloc(exact + 1);
+    if (b.p == NULL)
+        return NULL;
+    b.cap = exact + 1;
     PUT_LIT(&b, "{\"results\":[");
     for (size_t i = 0; i < n; i++) {
         const rc_op *op = &ops[i];

@@ -27,4 +27,8 @@ json_t *batch_result_json(const rc_op *op);
  * NULL on allocation failure. */
 char *batch_results_dump(const rc_op *ops, size_t n, size_t *len);
 
+/* An upper bound (exact but for reals) of the bytes batch_results_dump
+ * writes for OPS, NUL included: what the answer costs in memory. */
+size_t batch_results_size(const rc_op *ops, size_t n);
+
 #endif

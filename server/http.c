@@ -29,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "budget.h"
 #include "log.h"
 #include "metrics.h"
 #include "routes.h"
@@ -402,7 +403,13 @@ static void body_append(kvd_request *req, const char *data, size_t len)
             cap *= 2;
         if (cap > req->body_limit + 1)
             cap = req->body_limit + 1;
-        char *nb = realloc(req->body, cap + 1);
+        char *nb = NULL;
+        if (cap > req->body_charged && !budget_charge_body(req, cap - req->body_charged)) {
+            req->body_overflow = true;
+            req->body_nomem = true;
+            return;
+        }
+        nb = realloc(req->body, cap + 1);
         if (nb == NULL) {
             req->body_overflow = true;
             req->body_nomem = true;
@@ -482,6 +489,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             const char *cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
             unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
             if (n > 0 && n <= req->body_limit) {
+                if (!budget_charge_body(req, n)) {
+                    budget_refuse_busy(req, n);
+                    return MHD_YES; /* answered; the body is drained */
+                }
                 req->body = malloc((size_t)n + 1);
                 req->body_cap = req->body ? (size_t)n : 0;
             }
@@ -503,7 +514,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (req->responded)
         return MHD_YES;
     if (req->body_nomem) {
-        http_error(req, 503, "out_of_memory", "no memory for the request body; retry later");
+        budget_refuse_busy(req, req->body_len + 1);
         return MHD_YES;
     }
     if (req->body_overflow) {
@@ -574,6 +585,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         kvd_log_access(&e);
     }
     free(req->body);
+    budget_release(req);
     free(req);
     *con_cls = NULL;
     atomic_fetch_sub(&srv->in_flight, 1);

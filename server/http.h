@@ -83,6 +83,10 @@ typedef struct kvd_request {
     uint64_t discarded; /* body bytes dropped after the limit */
     uint64_t bytes_in;  /* every body byte received (the access log's "in") */
 
+    /* memory budgets (budget.c): bytes charged for the answer / the body */
+    uint64_t mem_charged;
+    uint64_t body_charged;
+
     /* response bookkeeping */
     unsigned status;
     uint64_t resp_bytes; /* body bytes of the response (the access log's "out") */

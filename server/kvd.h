@@ -27,6 +27,7 @@
 
 struct policy_cache;
 struct metrics;
+struct backup_shipper;
 
 typedef enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 } log_level;
 typedef enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON = 1 } log_format;
@@ -47,8 +48,16 @@ typedef struct kvd_config {
     uint64_t script_instructions;
     uint64_t script_memory;
     uint64_t script_timeout_ms;
-    unsigned shutdown_grace_s; /* how long SIGTERM waits for in-flight requests */
+    unsigned shutdown_grace_s;      /* how long SIGTERM waits for in-flight requests */
+    uint64_t max_response_bytes;    /* memory one request may hold for its answer; 0: none */
+    uint64_t max_inflight_bytes;    /* memory all requests together may hold; 0: none */
+    bool allow_anonymous_buckets;   /* POST / without credentials (no admin token) */
+    unsigned bucket_create_per_min; /* bucket creations per client address per minute; 0: none */
+    uint64_t max_buckets;           /* buckets in all; 0: no limit */
     log_level log_level;
+    const char *backup_to;    /* s3://BUCKET/PREFIX, NULL: no continuous backups */
+    uint64_t backup_every_ms; /* --backup-every */
+    unsigned backup_keep_full;
     log_format log_format;
     const char *log_file;           /* NULL: stderr */
     const char *metrics_token_file; /* NULL: /metrics needs no credential */
@@ -63,9 +72,14 @@ typedef struct kvd {
     char *metrics_token; /* NULL when --metrics-token-file was not given */
     struct policy_cache *policies;
     struct metrics *metrics;
-    void *scripts; /* owned by the scripts module (route_scripts.c) */
+    void *scripts;                  /* owned by the scripts module (route_scripts.c) */
+    struct backup_shipper *shipper; /* --backup-to, else NULL */
     atomic_bool shutting_down;
-    atomic_long in_flight; /* requests between first header call and completion */
+    atomic_long in_flight;                 /* requests between first header call and completion */
+    _Atomic uint64_t mem_inflight;         /* bytes charged by requests (budget.c) */
+    _Atomic uint64_t budget_refused_large; /* 413 response_too_large answers */
+    _Atomic uint64_t budget_refused_busy;  /* 503 busy answers */
+    struct bucket_limiter *bucket_limiter; /* bucket_limits.c */
 } kvd;
 
 /* Log one line with a timestamp and LEVEL (log.c: stderr or --log-file, text

@@ -31,6 +31,8 @@
 
 #include <sodium.h>
 
+#include "bucket_limits.h"
+#include "backup_shipper.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -134,6 +136,32 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
          .help = "append the log to FILE; SIGHUP reopens it (for logrotate)"},
         {"metrics-token-file", 0, RCU_OPT_STRING, &c->metrics_token_file, .meta = "FILE",
          .help = "GET /metrics needs the token in FILE's first line (or the admin token)"},
+        {"max-response-bytes", 0, RCU_OPT_SIZE, U(c->max_response_bytes), .min = 64 * 1024,
+         .max = 1ull << 40,
+         .help = "memory one request may hold for its answer (at least --max-value): past it 413"},
+        {"max-inflight-bytes", 0, RCU_OPT_SIZE, U(c->max_inflight_bytes), .max = 1ull << 42,
+         .help = "memory all requests together may hold for answers and bodies (0: no limit): "
+                 "past it 503 with Retry-After"},
+        {"allow-anonymous-buckets", 0, RCU_OPT_BOOL, &c->allow_anonymous_buckets,
+         .help = "without --admin-token-file: let clients without credentials create buckets "
+                 "(default off: 403)"},
+        {"bucket-create-rate", 0, RCU_OPT_INT, U(c->bucket_create_per_min), .max = 1000000,
+         .help = "buckets one address may create per minute without the admin token (0: no "
+                 "limit)"},
+        {"max-buckets", 0, RCU_OPT_INT, U(c->max_buckets), .max = 1ull << 24,
+         .help = "buckets in all (0: no limit)"},
+        {"strict", 0, RCU_OPT_BOOL, &c->engine.strict,
+         .help = "refuse to start when recovery would drop acknowledged data (a cut or corrupt "
+                 "segment); without it the data is dropped and each file logged"},
+        {"backup-to", 0, RCU_OPT_STRING, &c->backup_to, .meta = "s3://BUCKET/PREFIX",
+         .help = "ship backups continuously to an S3-compatible object store (AWS_* "
+                 "environment: see kvdump --help)"},
+        {"backup-every", 0, RCU_OPT_DURATION, U(c->backup_every_ms), .min = 0,
+         .max = 366ull * 86400 * 1000, .unit_ms = 1000, .store_ms = 1, .meta = "DURATION",
+         .flags = RCU_OPT_NODEFAULT,
+         .help = "how often to ship (needed with --backup-to; 0: not set)"},
+        {"backup-keep-full", 0, RCU_OPT_INT, U(c->backup_keep_full), .min = 1, .max = 1000,
+         .meta = "N", .help = "full backups kept in the store, each with its incrementals"},
         {"config", 'c', RCU_OPT_STRING, &f.config, .meta = "FILE", .flags = RCU_OPT_NOCONFIG,
          .help = "read settings from FILE (INI: 'name = value' with the long names above, "
                  "optionally under [kvd]); flags given too override it"},
@@ -169,6 +197,11 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
     c->script_memory = 16u << 20;
     c->script_timeout_ms = 1000;
     c->log_level = LOG_INFO;
+    c->max_response_bytes = 128u << 20;
+    c->max_inflight_bytes = 512u << 20;
+    c->bucket_create_per_min = 30;
+    c->max_buckets = 100000;
+    c->backup_keep_full = 2;
     /* the config file first, then every flag over it */
     for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
         const char *cfg = NULL;
@@ -192,6 +225,37 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
          rcu_bucket_name_reserved(c->default_bucket, strlen(c->default_bucket)))) {
         fprintf(stderr, "kvd: --default-bucket: '%s' is not a valid bucket name (see kvd --help)\n",
                 c->default_bucket);
+        exit(EXIT_USAGE);
+    }
+    if (c->max_response_bytes < c->max_value) {
+        fprintf(stderr,
+                "kvd: --max-response-bytes: %llu is below --max-value %llu: a GET of the largest "
+                "value could never be answered (see kvd --help)\n",
+                (unsigned long long)c->max_response_bytes, (unsigned long long)c->max_value);
+        exit(EXIT_USAGE);
+    }
+    if (c->max_inflight_bytes != 0 && c->max_inflight_bytes < c->max_response_bytes) {
+        fprintf(stderr,
+                "kvd: --max-inflight-bytes: %llu is below --max-response-bytes %llu (see kvd "
+                "--help)\n",
+                (unsigned long long)c->max_inflight_bytes,
+                (unsigned long long)c->max_response_bytes);
+        exit(EXIT_USAGE);
+    }
+    if (c->backup_to != NULL && strncmp(c->backup_to, "s3://", 5) != 0) {
+        fprintf(stderr,
+                "kvd: --backup-to: expected s3://BUCKET/PREFIX, got '%s' (see kvd --help)\n",
+                c->backup_to);
+        exit(EXIT_USAGE);
+    }
+    if (c->backup_every_ms != 0 && c->backup_every_ms < 100) {
+        fprintf(stderr, "kvd: --backup-every: at least 100ms (see kvd --help)\n");
+        exit(EXIT_USAGE);
+    }
+    if ((c->backup_to != NULL) != (c->backup_every_ms != 0)) {
+        fprintf(stderr, "kvd: %s (see kvd --help)\n",
+                c->backup_to ? "--backup-to: needs --backup-every DURATION"
+                             : "--backup-every: goes with --backup-to");
         exit(EXIT_USAGE);
     }
     if (f.segment_bytes_seen)
@@ -349,6 +413,24 @@ static void reopen_log(void)
                 kvd_log_path(), strerror(-rc));
 }
 
+/* One line per segment file recovery dropped bytes from (rc_damage_report). */
+static void log_damage(rc_db *db)
+{
+    rc_damage *d = NULL;
+    size_t n = 0;
+    if (rc_damage_report(db, &d, &n) != 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        kvd_log(d[i].torn_tail ? LOG_WARN : LOG_ERROR,
+                "recovery dropped %llu bytes of %08llu.data at offset %llu: %s",
+                (unsigned long long)d[i].bytes, (unsigned long long)d[i].segment_id,
+                (unsigned long long)d[i].offset,
+                d[i].torn_tail ? "a torn tail (the last writes before a crash)"
+                               : "acknowledged data lost to a cut or damaged file "
+                                 "(--strict refuses to start instead)");
+    rc_damage_free(d);
+}
+
 static void wait_in_flight(kvd *srv)
 {
     uint64_t deadline = kvd_mono_ns() + (uint64_t)srv->cfg.shutdown_grace_s * 1000000000u;
@@ -419,6 +501,7 @@ int main(int argc, char **argv)
         goto fail;
     }
     uint64_t open_ms = (kvd_mono_ns() - t0) / 1000000u;
+    log_damage(srv.db);
     rc = policy_store_open(&srv);
     if (rc != 0) {
         fprintf(stderr, "kvd: --dir %s: cannot open the system keyspace: %s\n", srv.cfg.dir,
@@ -426,7 +509,7 @@ int main(int argc, char **argv)
         goto fail;
     }
     srv.metrics = metrics_new();
-    if (srv.metrics == NULL)
+    if (srv.metrics == NULL || bucket_limits_init(&srv) != 0)
         goto fail;
     if (srv.cfg.default_bucket != NULL) {
         rc = ensure_default_bucket(&srv, srv.cfg.default_bucket, loopback);
@@ -442,6 +525,10 @@ int main(int argc, char **argv)
         goto fail;
     }
     scripts_ready = true;
+    if (srv.cfg.backup_to != NULL &&
+        backup_shipper_start(&srv, srv.cfg.backup_to, srv.cfg.backup_every_ms,
+                             srv.cfg.backup_keep_full, &srv.shipper) != 0)
+        goto fail;
     daemon = http_start(&srv, listen_fd);
     if (daemon == NULL) {
         fprintf(stderr, "kvd: --listen %s: the HTTP server did not start\n", srv.cfg.listen);
@@ -482,6 +569,8 @@ fail:
         MHD_stop_daemon(daemon);
     if (listen_fd >= 0)
         close(listen_fd);
+    backup_shipper_stop(srv.shipper);
+    srv.shipper = NULL;
     if (scripts_ready)
         route_scripts_shutdown(&srv);
     policy_store_close(&srv);
@@ -493,6 +582,7 @@ fail:
         }
     }
     metrics_free(srv.metrics);
+    bucket_limits_free(&srv);
     free(srv.admin_token);
     free(srv.metrics_token);
     if (status == 0)

@@ -19,6 +19,7 @@
 #include "metrics_bucket.h"
 #include "metrics_process.h"
 #include "metrics_text.h"
+#include "backup_shipper.h"
 #include "routes.h"
 
 static const double hist_bounds_s[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -173,6 +174,16 @@ static void render_engine(textbuf *t, const rc_stats *s)
         F("ringcask_hint_files_used", "gauge", "Hint files used at open", hint_files_used),
         F("ringcask_corrupt_records", "gauge", "Corrupt records skipped at open", corrupt_records),
         F("ringcask_torn_bytes", "gauge", "Bytes truncated from the tail at open", torn_bytes),
+        F("ringcask_lost_bytes", "gauge",
+          "Acknowledged bytes dropped at open (cut or damaged segments)", lost_bytes),
+        F("ringcask_damaged_files", "gauge", "Segment files that lost bytes at open",
+          damaged_files),
+        F("ringcask_corrupt_reads_total", "counter",
+          "Records found corrupt by reads (each dropped once, then absent)", corrupt_reads),
+        F("ringcask_dropped_keyspaces", "gauge",
+          "Keyspaces dropped since start (their keydirs freed)", dropped_keyspaces),
+        F("ringcask_keyspace_bytes", "gauge", "RAM held by keyspace handles and keydirs",
+          keyspace_bytes),
         F("ringcask_write_errors_total", "counter", "Failed writes", write_errors),
 #undef F
     };
@@ -191,6 +202,23 @@ static void render_engine(textbuf *t, const rc_stats *s)
                   s->read_only ? 1 : 0);
 }
 
+/* kvd --backup-to: what the shipper reports. */
+static void render_backup(textbuf *t, struct backup_shipper *b)
+{
+    backup_stats bs;
+    backup_shipper_stats(b, &bs);
+    tb_metric_u64(t, "kvd_backup_last_shipped_seq", "gauge",
+                  "Until of the newest backup known in the store", bs.last_shipped_seq);
+    tb_metric_f64(t, "kvd_backup_last_shipped_timestamp_seconds", "gauge",
+                  "Unix time of the last upload", (double)bs.last_shipped_ms / 1e3);
+    tb_metric_u64(t, "kvd_backup_consecutive_failures", "gauge",
+                  "Failed backup rounds since the last success", bs.consecutive_failures);
+    tb_metric_u64(t, "kvd_backup_uploads_total", "counter", "Backups uploaded", bs.uploads);
+    tb_metric_u64(t, "kvd_backup_failures_total", "counter", "Failed backup rounds", bs.failures);
+    tb_metric_u64(t, "kvd_backup_pruned_objects_total", "counter", "Objects deleted by retention",
+                  bs.pruned);
+}
+
 char *metrics_prometheus(kvd *srv, size_t *len)
 {
     struct metrics *m = srv->metrics;
@@ -206,6 +234,16 @@ char *metrics_prometheus(kvd *srv, size_t *len)
               "# HELP kvd_value_bytes_stored Value bytes stored in all buckets\n"
               "# TYPE kvd_value_bytes_stored gauge\nkvd_value_bytes_stored %" PRIu64 "\n",
               bytes);
+    tb_printf(&t,
+              "# HELP kvd_inflight_bytes Memory held by requests in flight (answers, bodies)\n"
+              "# TYPE kvd_inflight_bytes gauge\nkvd_inflight_bytes %" PRIu64 "\n"
+              "# HELP kvd_memory_refusals_total Requests refused by a memory budget\n"
+              "# TYPE kvd_memory_refusals_total counter\n"
+              "kvd_memory_refusals_total{limit=\"max_response_bytes\"} %" PRIu64 "\n"
+              "kvd_memory_refusals_total{limit=\"max_inflight_bytes\"} %" PRIu64 "\n",
+              (uint64_t)atomic_load(&srv->mem_inflight),
+              (uint64_t)atomic_load(&srv->budget_refused_large),
+              (uint64_t)atomic_load(&srv->budget_refused_busy));
     tb_printf(&t, "# HELP kvd_operations_total Key operations, counted per key\n"
                   "# TYPE kvd_operations_total counter\n");
     for (int i = 0; i < MOP_COUNT; i++)
@@ -254,6 +292,8 @@ char *metrics_prometheus(kvd *srv, size_t *len)
     render_engine(&t, &s);
     metrics_render_build_info(&t);
     metrics_render_process(&t, m->start_time_s);
+    if (srv->shipper != NULL)
+        render_backup(&t, srv->shipper);
     if (t.failed) {
         free(t.data);
         return NULL;
@@ -286,6 +326,18 @@ char *metrics_json(kvd *srv, size_t *len)
     json_object_set_new(o, "last_seq", json_integer((json_int_t)s.last_seq));
     json_object_set_new(o, "uptime_s",
                         json_integer((json_int_t)((kvd_mono_ns() - m->start_ns) / 1000000000u)));
+    if (srv->shipper != NULL) {
+        backup_stats bs;
+        backup_shipper_stats(srv->shipper, &bs);
+        json_object_set_new(o, "backup_last_shipped_seq",
+                            json_integer((json_int_t)bs.last_shipped_seq));
+        json_object_set_new(o, "backup_last_shipped_ms",
+                            json_integer((json_int_t)bs.last_shipped_ms));
+        json_object_set_new(o, "backup_consecutive_failures",
+                            json_integer((json_int_t)bs.consecutive_failures));
+        json_object_set_new(o, "backup_uploads", json_integer((json_int_t)bs.uploads));
+        json_object_set_new(o, "backup_pruned_objects", json_integer((json_int_t)bs.pruned));
+    }
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (text != NULL)

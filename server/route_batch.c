@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "auth.h"
 #include "batch_parse.h"
 #include "batch_results.h"
@@ -33,6 +34,11 @@ void route_batch(kvd_request *req)
 {
     batch b;
     batch_error err;
+    /* the parsed tree costs about the body again (server-wide budget) */
+    if (!budget_charge_body(req, req->body_len)) {
+        budget_refuse_busy(req, req->body_len);
+        return;
+    }
     int parsed = batch_parse(req->body, req->body_len, req->srv->cfg.max_value, req->pol.ks,
                              authorize_op, req, &b, &err);
     if (parsed != 0) {
@@ -44,6 +50,22 @@ void route_batch(kvd_request *req)
     }
     size_t n = b.n;
     size_t failed = 0;
+    /* what the ops will read (engine copies) and the answer will hold */
+    uint64_t engine_bytes = 0, answer_bytes = 16;
+    for (size_t i = 0; i < n; i++) {
+        rc_op *op = &b.ops[i];
+        rc_value m = {0};
+        answer_bytes += 48;
+        if (op->kind != RC_OP_GET && op->kind != RC_OP_GETSET && op->kind != RC_OP_APPEND)
+            continue;
+        if (rc_get_meta(req->srv->db, op->ks, op->key, op->klen, &m) != 0)
+            m.len = 0;
+        engine_bytes += m.len + (op->kind == RC_OP_APPEND ? op->vlen : 0);
+        if (op->kind == RC_OP_GET)
+            answer_bytes += m.len;
+    }
+    if (!budget_charge(req, engine_bytes + answer_bytes))
+        goto done;
     int rc = rc_apply(req->srv->db, b.ops, n, &failed);
     if (rc != 0) {
         if (rc == RC_EEXISTS)
@@ -63,6 +85,9 @@ void route_batch(kvd_request *req)
             metrics_count_op(req->srv->metrics, (metric_op)m, b.counts[m]);
     /* the answer is written straight into one buffer (batch_results.c) */
     size_t len = 0;
+    size_t exact = batch_results_size(b.ops, n);
+    if (exact > answer_bytes && !budget_charge(req, exact - answer_bytes))
+        goto done;
     char *text = batch_results_dump(b.ops, n, &len);
     struct MHD_Response *resp = text ? http_response_take(text, len) : NULL;
     if (resp != NULL)

@@ -13,6 +13,7 @@
 
 #include <sodium.h>
 
+#include "bucket_limits.h"
 #include "json_util.h"
 #include "routes.h"
 
@@ -100,6 +101,8 @@ void route_bucket_create(kvd_request *req)
         sodium_bin2base64(name, sizeof name, raw, sizeof raw,
                           sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     }
+    if (!bucket_cap_ok(req))
+        goto done;
     int rc = policy_create(req->srv, name, ttl, pub, admin_key);
     if (rc == RC_EEXISTS) {
         http_error(req, 409, "exists", "bucket %s exists", name);

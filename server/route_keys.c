@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "auth.h"
 #include "content_type.h"
 #include "metrics.h"
@@ -186,6 +187,10 @@ static void key_get(kvd_request *req)
     kvd *srv = req->srv;
     rc_value v = {0};
     char *ctype = NULL;
+    /* the value is copied out of the engine and held until it is sent */
+    if (rc_get_meta(srv->db, req->pol.ks, req->key, req->klen, &v) == 0 &&
+        !budget_charge(req, v.len))
+        return;
     int rc = read_value(req, &v, &ctype);
     metrics_count_op(srv->metrics, MOP_GET, 1);
     if (rc == RC_ENOTFOUND) {

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "auth.h"
 #include "json_util.h"
 #include "routes.h"
@@ -176,6 +177,56 @@ static struct MHD_Response *render_json(const rc_list *l, bool values)
     return http_json_response(arr);
 }
 
+/* Bytes of a value in the JSON form: the string with its escapes, or the
+ * {"base64": "..."} object. */
+static uint64_t json_value_size(const char *d, size_t n)
+{
+    if (!rcu_utf8_valid(d, n))
+        return 14 + (n + 2) / 3 * 4;
+    uint64_t k = 2;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)d[i];
+        k += c == '"' || c == '\\' ? 2 : c < 0x20 ? 6 : 1;
+    }
+    return k;
+}
+
+/* Read the values of L's keys one by one, charging each to the request's
+ * memory budget before it is read (the engine's copy plus what rendering
+ * adds: the text line, or the JSON tree's copy and its dump). Keys deleted
+ * since the listing are left out. false: refused or failed (answered). */
+static bool read_values(kvd_request *req, rc_list *l, bool json)
+{
+    size_t w = 0;
+    bool ok = true;
+    for (size_t i = 0; i < l->count; i++) {
+        rc_list_item *it = &l->items[i];
+        rc_value m = {0};
+        int rc = ok ? rc_get_meta(req->srv->db, req->pol.ks, it->key, it->klen, &m) : 0;
+        if (ok && rc == 0 && !budget_charge(req, m.len + (json ? 0 : it->klen + m.len + 2)))
+            ok = false;
+        if (ok && rc == 0)
+            rc = rc_get(req->srv->db, req->pol.ks, it->key, it->klen, &it->value);
+        if (ok && rc == 0 && json) {
+            uint64_t js = json_value_size(it->value.data, it->value.len);
+            if (!budget_charge(req, js * 3 + it->klen * 2))
+                ok = false;
+        }
+        if (ok && rc != 0 && rc != RC_ENOTFOUND) {
+            http_engine_error(req, rc, -1);
+            ok = false;
+        }
+        if (!ok || rc != 0) {
+            free(it->key);
+            rc_value_free(&it->value);
+            continue;
+        }
+        l->items[w++] = *it;
+    }
+    l->count = w;
+    return ok;
+}
+
 void route_list(kvd_request *req)
 {
     list_query q;
@@ -194,11 +245,24 @@ void route_list(kvd_request *req)
                           .end = q.has_end ? q.end : NULL,
                           .end_len = q.end_len,
                           .limit = q.limit,
-                          .reverse = q.reverse,
-                          .values = q.values};
+                          .reverse = q.reverse};
         int rc = rc_list_keys(req->srv->db, req->pol.ks, &o, &l);
         if (rc != 0) {
             http_engine_error(req, rc, -1);
+            return;
+        }
+        /* the keys (up to limit x 1 KiB) and their rendering: text holds a
+         * copy, JSON a tree and its dump; values are read below, each
+         * charged to the memory budget before it is read */
+        uint64_t kb = 0;
+        for (size_t i = 0; i < l->count; i++)
+            kb += l->items[i].klen + 16;
+        if (!budget_charge(req, kb * (q.json ? 4 : 2))) {
+            rc_list_free(l);
+            return;
+        }
+        if (q.values && !read_values(req, l, q.json)) {
+            rc_list_free(l);
             return;
         }
     }

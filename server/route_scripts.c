@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "budget.h"
 #include "metrics.h"
 #include "routes.h"
 #include "script.h"
@@ -248,8 +249,17 @@ typedef struct run_host {
 static int host_get(void *ctx, const void *key, size_t klen, rc_value *out)
 {
     run_host *h = ctx;
-    metrics_count_op(h->req->srv->metrics, MOP_GET, 1);
-    return rc_get(h->req->srv->db, h->req->pol.ks, key, klen, out);
+    kvd *srv = h->req->srv;
+    metrics_count_op(srv->metrics, MOP_GET, 1);
+    /* the engine's copy is made outside the script's memory cap, which it
+     * could never fit into: refuse it before it is made */
+    rc_value m = {0};
+    int rc = rc_get_meta(srv->db, h->req->pol.ks, key, klen, &m);
+    if (rc != 0)
+        return rc;
+    if (m.len > srv->cfg.script_memory)
+        return RC_ELIMIT;
+    return rc_get(srv->db, h->req->pol.ks, key, klen, out);
 }
 
 static void host_release(void *ctx, rc_value *v)
@@ -344,6 +354,8 @@ static void answer_result(kvd_request *req, script_result *res)
     for (size_t i = 0; i < res->nheaders; i++)
         if (strcasecmp(res->headers[i].name, "Content-Type") == 0)
             has_type = true;
+    if (!budget_charge(req, res->body_len))
+        return; /* answered 413/503; RES (and its body) is freed by the caller */
     struct MHD_Response *r = http_response_take(res->body, res->body_len);
     res->body = NULL;
     if (r) {

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bucket_limits.h"
 #include "auth.h"
 #include "routes.h"
 
@@ -340,10 +341,8 @@ bool router_prepare(kvd_request *req)
     case ROUTE_ROOT:
         if (req->method != METHOD_POST)
             return true; /* GET / describes the server to anyone */
-        if (!auth_is_server_admin(req, true)) {
-            http_error(req, 401, "unauthorized", "creating buckets needs the server's admin token");
+        if (!bucket_create_admitted(req))
             return false;
-        }
         return check_declared_length(req);
     default:
         if (!prepare_bucket_route(req, &m))

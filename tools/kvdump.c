@@ -24,6 +24,9 @@
 
 #include "rcu_opt.h"
 #include "ringcask.h"
+#ifdef RC_HAVE_S3
+#include "s3_cli.h"
+#endif
 
 enum {
     DUMP_OK = 0,
@@ -64,33 +67,67 @@ static const char *engine_detail(int err)
 
 int main(int argc, char **argv)
 {
-    const char *dir = NULL, *output = "-";
+    const char *dir = NULL, *output = "-", *to = NULL, *list = NULL, *database = NULL;
+    bool full = false, output_given = false, since_given = false;
     uint64_t since = 0;
     const rcu_opt opts[] = {
         {"dir", 'd', RCU_OPT_STRING, &dir, .meta = "PATH", .help = "the data directory (required)"},
         {"since", 's', RCU_OPT_FUNC, &since, .meta = "SEQ", .parse = parse_since,
-         .show = show_since,
+         .show = show_since, .seen = &since_given,
          .help = "only records and tombstones with a sequence number above SEQ (0: a full "
                  "backup)"},
-        {"output", 'o', RCU_OPT_STRING, &output, .meta = "FILE|-",
+        {"output", 'o', RCU_OPT_STRING, &output, .meta = "FILE|-", .seen = &output_given,
          .help = "where the stream goes ('-': stdout)"},
+        {"to", 0, RCU_OPT_STRING, &to, .meta = "s3://BUCKET/PREFIX",
+         .help = "upload the next backup to an S3-compatible object store: an incremental "
+                 "since this database's newest manifest there, else a full one; objects "
+                 "first, the manifest naming the whole chain last"},
+        {"full", 0, RCU_OPT_BOOL, &full, .help = "with --to: a full backup whatever is there"},
+        {"list", 0, RCU_OPT_STRING, &list, .meta = "s3://BUCKET/PREFIX",
+         .help = "print one line per manifest: until, time, chain length, bytes, database id"},
+        {"database", 0, RCU_OPT_STRING, &database, .meta = "ID",
+         .help = "with --list: only this database"},
         {0},
     };
     const rcu_opt_prog prog = {
         .name = "kvdump",
-        .usage = "--dir PATH [--since SEQ] [-o FILE|-]",
+        .usage = "--dir PATH [--since SEQ] [-o FILE|-]\n--dir PATH --to s3://BUCKET/PREFIX "
+                 "[--full]\n--list s3://BUCKET/PREFIX [--database ID]",
         .about = "Write a backup stream of every live record and tombstone with a sequence\n"
                  "number above SEQ of the data directory PATH, also while kvd serves it.\n"
                  "A FILE is written under a temporary name and renamed when complete.\n"
-                 "On stderr: 'records R, tombstones T, seq N..M'; M is the next --since.\n",
-        .epilog = "Exit status: 0 ok, 1 no such directory, 2 usage, 3 SEQ is below the\n"
-                  "directory's tombstone horizon (take a full backup), 4 cannot open the\n"
-                  "directory, 5 cannot write the output, 6 backup failed.\n",
+                 "On stderr: 'records R, tombstones T, seq N..M'; M is the next --since.\n"
+                 "The object store comes from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,\n"
+                 "AWS_SESSION_TOKEN, AWS_REGION (or AWS_DEFAULT_REGION) and AWS_ENDPOINT_URL\n"
+                 "(path-style addressing).\n",
+        .epilog = "Exit status: 0 ok, 1 no such directory (--list: no backup there), 2 usage,\n"
+                  "3 SEQ is below the directory's tombstone horizon (take a full backup),\n"
+                  "4 cannot open the directory, 5 cannot write the output, 6 backup failed,\n"
+                  "9 the object store failed.\n",
         .opts = opts,
     };
     int prc = rcu_opt_parse(&prog, argc, argv, NULL);
     if (prc != RCU_OPT_GO_ON)
         return prc;
+    if (list && (dir || to || full || since_given || output_given))
+        return usage_error("%s", "--list takes only the URL (and --database)");
+    if (database && !list)
+        return usage_error("%s", "--database goes with --list");
+    if (full && !to)
+        return usage_error("%s", "--full goes with --to");
+    if (to && (since_given || output_given))
+        return usage_error("%s", "--to chooses the since itself and writes no -o output");
+    if (list || to) {
+#ifdef RC_HAVE_S3
+        if (list)
+            return rcs3_cli_list(list, database);
+        if (!dir)
+            return usage_error("%s", "--dir PATH is required");
+        return rcs3_cli_dump_to(dir, to, full);
+#else
+        return usage_error("%s", "this kvdump was built without object-store support");
+#endif
+    }
     if (!dir)
         return usage_error("%s", "--dir PATH is required");
     bool to_stdout = strcmp(output, "-") == 0;

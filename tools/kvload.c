@@ -26,6 +26,9 @@
 
 #include "rcu_opt.h"
 #include "ringcask.h"
+#ifdef RC_HAVE_S3
+#include "s3_cli.h"
+#endif
 
 enum {
     LOAD_OK = 0,
@@ -108,32 +111,71 @@ static int report(int err, const rct_input *in, const char *dir, const rc_backup
 
 int main(int argc, char **argv)
 {
-    const char *dir = NULL, *input = "-";
-    bool verify_only = false;
+    const char *dir = NULL, *input = "-", *from = NULL, *database = NULL;
+    bool verify_only = false, input_given = false, by_seq = false, by_time = false;
+    uint64_t until_seq = 0;
+    const char *until_time = NULL;
     const rcu_opt opts[] = {
         {"dir", 'd', RCU_OPT_STRING, &dir, .meta = "PATH",
          .help = "the data directory to load into (created if missing)"},
-        {"input", 'i', RCU_OPT_STRING, &input, .meta = "FILE|-",
+        {"input", 'i', RCU_OPT_STRING, &input, .meta = "FILE|-", .seen = &input_given,
          .help = "the stream to read ('-': stdin)"},
         {"verify-only", 0, RCU_OPT_BOOL, &verify_only,
          .help = "check the stream and print its header and counts; writes nothing"},
+        {"from", 0, RCU_OPT_STRING, &from, .meta = "s3://BUCKET/PREFIX",
+         .help = "restore the newest backup chain in an S3-compatible object store into PATH "
+                 "(new or empty); every object is checked (SHA-256, stream) before any is "
+                 "applied"},
+        {"until-seq", 0, RCU_OPT_INT, &until_seq, .width = sizeof until_seq, .meta = "N",
+         .max = UINT64_MAX, .seen = &by_seq, .flags = RCU_OPT_NODEFAULT,
+         .help = "with --from: the newest chain whose until is at most N"},
+        {"until-time", 0, RCU_OPT_STRING, &until_time, .meta = "RFC3339", .seen = &by_time,
+         .help = "with --from: the newest chain whose time is at most this (inclusive)"},
+        {"database", 0, RCU_OPT_STRING, &database, .meta = "ID",
+         .help = "with --from: the database, when the prefix holds several"},
         {0},
     };
     const rcu_opt_prog prog = {
         .name = "kvload",
-        .usage = "--dir PATH [-i FILE|-]\n--verify-only [-i FILE|-]",
+        .usage = "--dir PATH [-i FILE|-]\n--verify-only [-i FILE|-]\n--dir PATH --from "
+                 "s3://BUCKET/PREFIX [--until-seq N | --until-time RFC3339] [--database ID]",
         .about = "Apply a backup stream written by kvdump to the data directory PATH. A full\n"
                  "stream needs an empty directory; an incremental one must start at or below\n"
                  "the directory's highest sequence number. The stream is verified entirely\n"
-                 "before anything is applied. kvd must not be serving PATH meanwhile.\n",
-        .epilog = "Exit status: 0 ok, 1 no such input file, 2 usage, 3 corrupt or truncated\n"
-                  "stream, 4 full stream onto a non-empty directory, 5 incremental stream\n"
-                  "leaves a gap, 6 cannot open the directory, 7 load failed.\n",
+                 "before anything is applied. kvd must not be serving PATH meanwhile.\n"
+                 "--from takes the object store from the AWS_* environment variables (see\n"
+                 "kvdump --help); PATH appears only when the whole chain has loaded.\n",
+        .epilog = "Exit status: 0 ok, 1 no such input file (--from: no backup at or before the\n"
+                  "point), 2 usage, 3 corrupt or truncated stream or object, 4 full stream\n"
+                  "onto a non-empty directory, 5 incremental stream leaves a gap, 6 cannot\n"
+                  "open the directory, 7 load failed, 9 the object store failed.\n",
         .opts = opts,
     };
     int prc = rcu_opt_parse(&prog, argc, argv, NULL);
     if (prc != RCU_OPT_GO_ON)
         return prc;
+    if ((by_seq || by_time || database) && !from)
+        return usage_error("%s", "--until-seq, --until-time and --database go with --from");
+    if (by_seq && by_time)
+        return usage_error("%s", "give --until-seq or --until-time, not both");
+    if (from) {
+        if (verify_only || input_given)
+            return usage_error("%s", "--from reads the object store: no -i, no --verify-only");
+        if (!dir)
+            return usage_error("%s", "--dir PATH is required");
+#ifdef RC_HAVE_S3
+        int64_t time_ms = 0;
+        if (by_time && rcm_parse_time(until_time, &time_ms) != 0)
+            return usage_error("--until-time '%s' is not an RFC 3339 time such as "
+                               "2026-12-05T18:40:00Z",
+                               until_time);
+        rcbs_point point = {
+            .by_seq = by_seq, .by_time = by_time, .seq = until_seq, .time_ms = time_ms};
+        return rcs3_cli_load_from(dir, from, database, &point);
+#else
+        return usage_error("%s", "this kvload was built without object-store support");
+#endif
+    }
     if (!dir && !verify_only)
         return usage_error("%s", "--dir PATH is required (or --verify-only)");
     if (dir && verify_only)

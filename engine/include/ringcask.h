@@ -326,7 +326,10 @@ int rc_put(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, const void 
            uint64_t *seq);
 
 /* Copy the value of KEY into *OUT (free with rc_value_free()).
- * Errors: RC_ENOTFOUND (absent or expired), RC_ECORRUPT, RC_EKEYSIZE. */
+ * Errors: RC_ENOTFOUND (absent or expired), RC_EKEYSIZE. A record that fails
+ * its checksum when read is dropped from the keydir and counted once in
+ * rc_stats.corrupt_reads; this read and every later one answer RC_ENOTFOUND
+ * (the same holds for rc_apply's reads and rc_list_keys with values). */
 int rc_get(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, rc_value *out);
 
 /* Like rc_get without the value: OUT->data stays NULL, OUT->len is the
@@ -399,6 +402,12 @@ typedef struct rc_stats {
                                           reclaim (per keyspace: its own records') */
     /* database-wide only (zero in rc_stats_keyspace) */
     uint64_t keyspaces;
+    uint64_t dropped_keyspaces; /* handles of keyspaces dropped since open,
+                                   kept (small) until rc_close */
+    uint64_t keyspace_bytes;    /* RAM held by all keyspace handles: each
+                                   live one's keydir, list cache and counters,
+                                   and ~150 bytes per dropped one (whose
+                                   keydir is freed with the drop) */
     uint64_t segments;
     uint64_t disk_bytes; /* segment + hint bytes */
     uint64_t last_seq;
@@ -417,12 +426,43 @@ typedef struct rc_stats {
     uint64_t segments_scanned;
     uint64_t corrupt_records; /* skipped while recovering */
     uint64_t torn_bytes;      /* truncated from the active tail at open */
+    uint64_t lost_bytes;      /* dropped at open from segments that were not
+                                 being written (a cut or damaged sealed
+                                 segment, corrupt regions skipped): data that
+                                 had been acknowledged; see rc_damage_report */
+    uint64_t damaged_files;   /* segment files that lost bytes at open (torn
+                                 tails included): rc_damage_report's count */
+    uint64_t corrupt_reads;   /* records found corrupt by reads since open;
+                                 each is dropped from the keydir once, and
+                                 reads of its key answer RC_ENOTFOUND */
     uint64_t write_errors;
     bool read_only; /* opened read-only or turned read-only */
 } rc_stats;
 
 int rc_stats_db(rc_db *db, rc_stats *out);
 int rc_stats_keyspace(rc_db *db, rc_keyspace *ks, rc_stats *out);
+
+/* ----------------------------------------------------------------- damage
+ * Recovery keeps what verifies and drops the rest: a torn tail of the segment
+ * that was being written when the process stopped (expected after a crash),
+ * and, in any other segment, a cut end or a corrupt region (data that had
+ * been acknowledged). It never does so silently: each segment file that lost
+ * bytes gets one entry here, which a server logs at open (one line naming
+ * the file and offset); rc_options.strict refuses to open instead, except
+ * for a torn tail. */
+
+typedef struct rc_damage {
+    uint64_t segment_id; /* the file NNNNNNNN.data (8 digits) in the directory */
+    uint64_t offset;     /* first byte dropped */
+    uint64_t bytes;      /* non-zero bytes dropped from this file */
+    bool torn_tail;      /* only a torn tail of the segment being written */
+} rc_damage;
+
+/* The damage rc_open's recovery found, one entry per file, in file order.
+ * *OUT (NULL when *N is 0) is owned by the caller: free it with
+ * rc_damage_free(). Errors: RC_EINVAL, RC_ENOMEM. */
+int rc_damage_report(rc_db *db, rc_damage **out, size_t *n);
+void rc_damage_free(rc_damage *d);
 
 /* ------------------------------------------------------------ maintenance */
 

@@ -125,6 +125,7 @@ static void db_free(rc_db *db)
     pthread_mutex_destroy(&db->sweep_mu);
     pthread_rwlock_destroy(&db->files_gate);
     pthread_mutex_destroy(&db->merge_mu);
+    free(db->damage);
     free(db->dir);
     free(db);
 }
@@ -190,6 +191,9 @@ static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool 
     err = take_lock(db);
     if (err)
         goto fail;
+    err = rci_ks_init_retired(db);
+    if (err)
+        goto fail;
     rc_keyspace *cat = rci_ks_new(db, "", FMT_KS_CATALOG, 0);
     rc_keyspace *def = rci_ks_new(db, "default", FMT_KS_DEFAULT, 0);
     if (!cat || !def || rci_ks_register(db, cat) || rci_ks_register(db, def)) {
@@ -251,7 +255,7 @@ static void ks_stats_add(rc_keyspace *ks, rc_stats *o)
     o->live_value_bytes += atomic_load(&ks->live_value_bytes);
     o->live_key_bytes += atomic_load(&ks->live_key_bytes);
     o->keydir_bytes += rci_keydir_bytes(ks->kd);
-    o->list_cache_bytes += atomic_load_explicit(&ks->lc.bytes, memory_order_relaxed);
+    o->list_cache_bytes += atomic_load_explicit(&ks->lc->bytes, memory_order_relaxed);
     o->dead_bytes += atomic_load(&ks->dead_bytes);
     for (unsigned i = 0; i < COUNTER_SHARDS; i++) {
         o->gets += atomic_load_explicit(&ks->counters[i].v[CNT_GET], memory_order_relaxed);
@@ -289,6 +293,16 @@ int rc_stats_db(rc_db *db, rc_stats *o)
         }
     }
     o->keydir_bytes += rci_keydir_bytes(db->ks_by_id[FMT_KS_CATALOG]->kd);
+    for (size_t i = 0; i < db->ks_all_n; i++) {
+        rc_keyspace *ks = db->ks_all[i];
+        o->keyspace_bytes += sizeof(*ks) + strlen(ks->name) + 1;
+        if (ks->lc != db->retired_lc)
+            o->keyspace_bytes += sizeof(*ks->lc) + COUNTER_SHARDS * sizeof(*ks->counters) +
+                                 rci_keydir_bytes(ks->kd) +
+                                 atomic_load_explicit(&ks->lc->bytes, memory_order_relaxed);
+    }
+    o->keyspace_bytes += (db->ks_cap + db->ks_all_cap) * sizeof(rc_keyspace *);
+    o->dropped_keyspaces = db->retired_handles;
     rci_epoch_exit(ep);
     pthread_mutex_unlock(&db->ks_mu);
     o->dead_bytes = 0; /* database-wide: by segment, which also counts dropped keyspaces */
@@ -317,7 +331,32 @@ int rc_stats_db(rc_db *db, rc_stats *o)
     o->segments_scanned = db->segments_scanned;
     o->corrupt_records = db->corrupt_records;
     o->torn_bytes = db->torn_bytes;
+    o->lost_bytes = db->lost_bytes;
+    o->damaged_files = db->damage_n;
+    o->corrupt_reads = atomic_load(&db->corrupt_reads);
     o->write_errors = atomic_load(&db->write_errors);
     o->read_only = db->opt.read_only || atomic_load(&db->write_error) != 0;
     return 0;
+}
+
+int rc_damage_report(rc_db *db, rc_damage **out, size_t *n)
+{
+    if (!db || !out || !n)
+        return rc_fail(RC_EINVAL, "NULL database or output");
+    *out = NULL;
+    *n = 0;
+    if (db->damage_n == 0)
+        return 0;
+    rc_damage *d = malloc(db->damage_n * sizeof(*d));
+    if (!d)
+        return RC_ENOMEM;
+    memcpy(d, db->damage, db->damage_n * sizeof(*d));
+    *out = d;
+    *n = db->damage_n;
+    return 0;
+}
+
+void rc_damage_free(rc_damage *d)
+{
+    free(d);
 }

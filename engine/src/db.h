@@ -90,9 +90,13 @@ struct rc_keyspace {
     _Atomic uint64_t live_value_bytes;
     _Atomic uint64_t live_key_bytes;
     _Atomic uint64_t dead_bytes; /* its records' bytes that merge can reclaim */
-    counter_line counters[COUNTER_SHARDS];
+    /* The large parts live apart, so that a dropped keyspace's handle, which
+     * stays valid until rc_close, shrinks to this struct and its name once
+     * they are freed: after the drop they point at the database's shared
+     * retired_* stand-ins (never used: every caller checks `dropped`). */
+    counter_line *counters;           /* COUNTER_SHARDS lines */
     size_t sweep_shard, sweep_cursor; /* sweeper position (sweeper thread only) */
-    list_cache lc;
+    list_cache *lc;
 };
 
 typedef struct epoch_slot {
@@ -140,6 +144,11 @@ struct rc_db {
     uint32_t next_ks_id;
     rc_keyspace **ks_all; /* every handle ever made (freed at close) */
     size_t ks_all_n, ks_all_cap;
+    /* what the handles of dropped keyspaces point at (see rc_keyspace) */
+    keydir *retired_kd;
+    list_cache *retired_lc;
+    counter_line retired_counters[COUNTER_SHARDS];
+    uint64_t retired_handles; /* handles of dropped keyspaces kept till close */
 
     /* Merge holds this exclusively while it unlinks segment files; a backup
      * holds it shared while it streams, so its snapshot's files stay put. */
@@ -164,7 +173,10 @@ struct rc_db {
     _Atomic uint64_t tombstone_horizon;
     _Atomic uint64_t write_errors;
     uint64_t recovery_ms, recovered_keys, hint_files_used, segments_scanned;
-    uint64_t corrupt_records, torn_bytes;
+    uint64_t corrupt_records, torn_bytes, lost_bytes;
+    rc_damage *damage; /* recovery's report (rc_damage_report) */
+    size_t damage_n, damage_cap;
+    _Atomic uint64_t corrupt_reads;
     bool segment_vanished; /* read-only open raced a merge: retry the open */
 };
 
@@ -192,6 +204,8 @@ rc_keyspace *rci_ks_by_id(rc_db *db, uint32_t id);
 rc_keyspace *rci_ks_new(rc_db *db, const char *name, uint32_t id, int64_t ttl);
 int rci_ks_register(rc_db *db, rc_keyspace *ks);
 int rci_ks_load_catalog(rc_db *db);
+/* Make the stand-ins that dropped keyspaces' handles point at. */
+int rci_ks_init_retired(rc_db *db);
 /* rc_load: make the keyspace handles match keydir 0 (ks_mu held, no epoch). */
 int rci_ks_refresh_catalog(rc_db *db);
 void rci_ks_free_all(rc_db *db);
@@ -283,9 +297,9 @@ void rci_lc_note_slow(lc_shard *sh, list_cache *lc, const void *key, size_t klen
 /* A write made KEY new in KS's keydir (shard SHARD write-locked). */
 static inline void lc_note_new_key(rc_keyspace *ks, unsigned shard, const void *key, size_t klen)
 {
-    lc_shard *sh = &ks->lc.shards[shard];
+    lc_shard *sh = &ks->lc->shards[shard];
     if (sh->on)
-        rci_lc_note_slow(sh, &ks->lc, key, klen);
+        rci_lc_note_slow(sh, ks->lc, key, klen);
 }
 
 /* ---- recovery.c / hintfile.c */

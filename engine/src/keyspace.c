@@ -30,9 +30,15 @@ rc_keyspace *rci_ks_new(rc_db *db, const char *name, uint32_t id, int64_t ttl)
     ks->name = strdup(name ? name : "");
     ks->kd = rci_keydir_new();
     atomic_store(&ks->default_ttl_ms, ttl);
-    rci_lc_init(&ks->lc);
-    if (!ks->name || !ks->kd) {
-        rci_lc_destroy(&ks->lc);
+    ks->lc = malloc(sizeof(*ks->lc));
+    ks->counters = calloc(COUNTER_SHARDS, sizeof(*ks->counters));
+    if (ks->lc)
+        rci_lc_init(ks->lc);
+    if (!ks->name || !ks->kd || !ks->lc || !ks->counters) {
+        if (ks->lc)
+            rci_lc_destroy(ks->lc);
+        free(ks->lc);
+        free(ks->counters);
         rci_keydir_free(ks->kd);
         free(ks->name);
         free(ks);
@@ -41,12 +47,48 @@ rc_keyspace *rci_ks_new(rc_db *db, const char *name, uint32_t id, int64_t ttl)
     return ks;
 }
 
-static void ks_destroy(rc_keyspace *ks)
+/* Free the large parts of KS (nobody can be inside them) and point the
+ * handle at the database's stand-ins: what a dropped keyspace keeps until
+ * rc_close is its small handle and its name. */
+static void ks_release_body(rc_db *db, rc_keyspace *ks)
 {
-    rci_lc_destroy(&ks->lc);
-    rci_keydir_free(ks->kd);
+    if (ks->lc != db->retired_lc) {
+        rci_lc_destroy(ks->lc);
+        free(ks->lc);
+        free(ks->counters);
+        rci_keydir_free(ks->kd);
+        db->retired_handles++;
+    }
+    ks->lc = db->retired_lc;
+    ks->counters = db->retired_counters;
+    ks->kd = db->retired_kd;
+}
+
+static void ks_destroy(rc_db *db, rc_keyspace *ks)
+{
+    if (ks->lc != db->retired_lc) {
+        rci_lc_destroy(ks->lc);
+        free(ks->lc);
+        free(ks->counters);
+        rci_keydir_free(ks->kd);
+    }
     free(ks->name);
     free(ks);
+}
+
+int rci_ks_init_retired(rc_db *db)
+{
+    db->retired_kd = rci_keydir_new();
+    db->retired_lc = malloc(sizeof(*db->retired_lc));
+    if (!db->retired_kd || !db->retired_lc) {
+        rci_keydir_free(db->retired_kd);
+        free(db->retired_lc);
+        db->retired_kd = NULL;
+        db->retired_lc = NULL;
+        return RC_ENOMEM;
+    }
+    rci_lc_init(db->retired_lc);
+    return 0;
 }
 
 int rci_ks_register(rc_db *db, rc_keyspace *ks)
@@ -80,7 +122,14 @@ int rci_ks_register(rc_db *db, rc_keyspace *ks)
 void rci_ks_free_all(rc_db *db)
 {
     for (size_t i = 0; i < db->ks_all_n; i++)
-        ks_destroy(db->ks_all[i]);
+        ks_destroy(db, db->ks_all[i]);
+    if (db->retired_lc) {
+        rci_lc_destroy(db->retired_lc);
+        free(db->retired_lc);
+    }
+    rci_keydir_free(db->retired_kd);
+    db->retired_lc = NULL;
+    db->retired_kd = NULL;
     free(db->ks_all);
     free(db->ks_by_id);
     db->ks_all = NULL;
@@ -196,7 +245,7 @@ int rc_keyspace_open(rc_db *db, const char *name, int flags, rc_keyspace **out)
     if (!err)
         err = rci_ks_register(db, ks);
     if (err) {
-        ks_destroy(ks);
+        ks_destroy(db, ks);
         goto out;
     }
     *out = ks;
@@ -225,10 +274,7 @@ static void ks_retire(rc_db *db, rc_keyspace *ks)
     rci_epoch_exit(ep);
     /* no lister, writer or background task is inside the cache either: each
      * holds an epoch and checks `dropped` inside it */
-    rci_lc_destroy(&ks->lc);
-    rci_lc_init(&ks->lc);
-    rci_keydir_free(ks->kd);
-    ks->kd = rci_keydir_new(); /* an empty one, so stray handles stay safe */
+    ks_release_body(db, ks);
     db->ks_by_id[ks->id] = NULL;
 }
 
@@ -399,13 +445,22 @@ int rci_ks_load_catalog(rc_db *db)
     for (uint32_t id = FMT_KS_DEFAULT + 1; id < db->ks_cap; id++) {
         rc_keyspace *ks = db->ks_by_id[id];
         if (ks && (id >= cs.live_cap || !cs.live[id]) && ks->name[0] == 0) {
-            /* records of a dropped or unknown keyspace: dead */
+            /* records of a dropped or unknown keyspace: dead. Nobody has
+             * seen this provisional handle, so it goes entirely */
             atomic_store(&ks->dropped, true);
             db->ks_by_id[id] = NULL;
-            rci_keydir_free(ks->kd);
-            ks->kd = rci_keydir_new();
         }
     }
+    /* drop those handles from ks_all (one pass) and free them */
+    size_t w = 0;
+    for (size_t i = 0; i < db->ks_all_n; i++) {
+        rc_keyspace *ks = db->ks_all[i];
+        if (atomic_load(&ks->dropped) && ks->id > FMT_KS_DEFAULT && db->ks_by_id[ks->id] != ks)
+            ks_destroy(db, ks);
+        else
+            db->ks_all[w++] = ks;
+    }
+    db->ks_all_n = w;
     free(cs.live);
     return 0;
 }
@@ -491,7 +546,7 @@ int rci_ks_refresh_catalog(rc_db *db)
             if (!ks)
                 err = RC_ENOMEM;
             else if ((err = rci_ks_register(db, ks)) != 0)
-                ks_destroy(ks);
+                ks_destroy(db, ks);
         }
         if (!err)
             atomic_store(&ks->default_ttl_ms, it->ttl);

@@ -772,7 +772,7 @@ static void src_bounds(source *s, size_t n, const rc_list_opts *o)
  * until the limit, and look for one more (cache held shared). */
 static int lc_emit(rc_db *db, rc_keyspace *k, const rc_list_opts *o, items *it, bool *more)
 {
-    const list_cache *lc = &k->lc;
+    const list_cache *lc = k->lc;
     source S = {.lc = lc, .delta = false}, D = {.lc = lc, .delta = true};
     src_bounds(&S, lc->n, o);
     src_bounds(&D, lc->dn, o);
@@ -818,7 +818,7 @@ static int lc_emit(rc_db *db, rc_keyspace *k, const rc_list_opts *o, items *it, 
 
 static int list_cached(rc_db *db, rc_keyspace *k, const rc_list_opts *opts, rc_list **out)
 {
-    list_cache *lc = &k->lc;
+    list_cache *lc = k->lc;
     /* the snapshot's 32-bit offsets reach 4 GiB of keys: scan beyond that */
     size_t keys = rci_keydir_count(k->kd);
     if (atomic_load_explicit(&k->live_key_bytes, memory_order_relaxed) + 2 * (uint64_t)keys >=
@@ -861,8 +861,8 @@ void rci_lc_release_idle(rc_db *db)
         if (!ks)
             continue;
         epoch_slot *ep = rci_epoch_enter(db);
-        list_cache *lc = &ks->lc;
-        if (!atomic_load(&ks->dropped) && atomic_load_explicit(&lc->bytes, memory_order_relaxed) &&
+        list_cache *lc = atomic_load(&ks->dropped) ? NULL : ks->lc;
+        if (lc && atomic_load_explicit(&lc->bytes, memory_order_relaxed) &&
             now - atomic_load_explicit(&lc->last_used, memory_order_relaxed) >=
                 (int64_t)db->opt.list_cache_idle_ms &&
             pthread_rwlock_trywrlock(&lc->rw) == 0) {

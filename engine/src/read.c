@@ -4,8 +4,10 @@
  * decompression when flagged) into a buffer the caller owns.
  *
  * The mapping is read inside an epoch (epoch.c), so merge cannot unmap the
- * segment underneath. A record that fails its checksum is reported as
- * RC_ECORRUPT, never returned.
+ * segment underneath. A record that fails its checksum is never returned:
+ * rci_read_record reports RC_ECORRUPT, and a read by key drops the entry
+ * from the keydir and counts it (rc_stats.corrupt_reads), so the key reads
+ * as absent from then on.
  */
 #include "db.h"
 #include "fault.h"
@@ -99,6 +101,26 @@ int rci_record_sizes(rc_db *db, const kd_loc *loc, uint32_t *total, uint64_t *va
     return 0;
 }
 
+/* The record at LOC failed its checksum (or no longer decodes): take KEY out
+ * of the keydir if it still points there, so that the damage is counted once
+ * and every later read agrees that the key is absent instead of failing now
+ * and then. Called with an epoch and no keydir lock held; the entry is
+ * removed only if unchanged, so a writer that replaced it meanwhile wins
+ * (the same rule as the TTL sweeper's). */
+static int drop_corrupt(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *key, size_t klen,
+                        const kd_loc *loc)
+{
+    unsigned shard = keydir_shard_of(hash);
+    rci_keydir_wrlock(ks->kd, shard);
+    bool removed = rci_keydir_remove_if(ks->kd, hash, key, klen, loc);
+    rci_keydir_unlock(ks->kd, shard);
+    if (!removed)
+        return RC_ENOTFOUND; /* another reader dropped it, or a writer replaced it */
+    atomic_fetch_add_explicit(&db->corrupt_reads, 1, memory_order_relaxed);
+    rci_index_account_removed(db, ks, loc, klen);
+    return RC_ENOTFOUND;
+}
+
 int rci_read_key(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *key, size_t klen,
                  rc_value *out, bool want_data)
 {
@@ -111,7 +133,12 @@ int rci_read_key(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *key, siz
         return RC_ENOTFOUND;
     if (loc.expires_at_ms && db_now_ms(db) >= loc.expires_at_ms)
         return RC_ENOTFOUND;
-    return rci_read_record(db, &loc, out, want_data);
+    int err = rci_read_record(db, &loc, out, want_data);
+    if (err == RC_ECORRUPT) {
+        memset(out, 0, sizeof(*out));
+        err = drop_corrupt(db, ks, hash, key, klen, &loc);
+    }
+    return err;
 }
 
 void rc_value_free(rc_value *v)

@@ -28,6 +28,9 @@
 #include "format/segment.h"
 
 #include <dirent.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -219,6 +222,21 @@ static void publish_seqs(rc_db *db, segment *seg, const seq_range *r)
     seg->min_seq = r->min;
 }
 
+/* Add one entry to the damage report (rc_damage_report). */
+static int note_damage(rc_db *db, const rc_damage *d)
+{
+    if (db->damage_n == db->damage_cap) {
+        size_t cap = db->damage_cap ? db->damage_cap * 2 : 4;
+        rc_damage *n = realloc(db->damage, cap * sizeof(*n));
+        if (!n)
+            return RC_ENOMEM;
+        db->damage = n;
+        db->damage_cap = cap;
+    }
+    db->damage[db->damage_n++] = *d;
+    return 0;
+}
+
 /* Read SEG by scanning its records (no usable hint). */
 static int scan_one(rc_db *db, segment *seg, bool tail)
 {
@@ -231,11 +249,21 @@ static int scan_one(rc_db *db, segment *seg, bool tail)
     db->corrupt_records += c.acct.corrupt;
     db->segments_scanned++;
     db->corrupt_records += res.corrupt;
+    /* a torn tail of the segment being written is what a crash leaves; any
+     * other dropped byte is acknowledged data lost to damage */
+    uint64_t cut = res.committed_end < atomic_load(&seg->size) ? res.torn_bytes : 0;
+    uint64_t lost = res.corrupt_bytes + (tail ? 0 : cut);
     if (res.corrupt && db->opt.strict) {
         err = rc_fail(RC_ECORRUPT, "segment %08llu has %llu corrupt region(s) (strict mode)",
                       (unsigned long long)seg->id, (unsigned long long)res.corrupt);
     } else if (!res.header_ok && seg->file_len > 0 && res.torn_bytes > 0 && db->opt.strict) {
         err = rc_fail(RC_ECORRUPT, "segment %08llu has a bad header", (unsigned long long)seg->id);
+    } else if (!tail && cut > 0 && db->opt.strict) {
+        err = rc_fail(RC_ECORRUPT,
+                      "segment %08llu.data lost %llu bytes at offset %llu: its end is cut or "
+                      "damaged (strict mode)",
+                      (unsigned long long)seg->id, (unsigned long long)cut,
+                      (unsigned long long)res.committed_end);
     } else if (res.committed_end < atomic_load(&seg->size)) {
         db->torn_bytes += res.torn_bytes;
         atomic_store(&seg->size, res.committed_end);
@@ -244,6 +272,15 @@ static int scan_one(rc_db *db, segment *seg, bool tail)
             if (!err && fsync(seg->fd) != 0)
                 err = rc_fail(rc_from_errno(errno), "cannot sync truncated segment");
         }
+    }
+    if (!err && (cut > 0 || res.corrupt > 0)) {
+        db->lost_bytes += lost;
+        uint64_t at = res.corrupt && res.corrupt_bytes ? res.first_bad : res.committed_end;
+        rc_damage d = {.segment_id = seg->id,
+                       .offset = at,
+                       .bytes = res.corrupt_bytes + cut,
+                       .torn_tail = tail && res.corrupt == 0};
+        err = note_damage(db, &d);
     }
     if (c.err)
         err = c.err;
@@ -904,5 +941,10 @@ int rci_recover(rc_db *db)
         if (db->ks_by_id[id])
             db->recovered_keys += rci_keydir_count(db->ks_by_id[id]->kd);
     db->recovery_ms = now_ms_mono() - t0;
+#ifdef __GLIBC__
+    /* the provisional keydirs of dropped keyspaces were freed just now, but
+     * glibc keeps freed heap in the process: give it back */
+    malloc_trim(0);
+#endif
     return 0;
 }

@@ -118,7 +118,9 @@ int rci_scan_segment(const segment *seg, bool tail_mode, scan_fn fn, void *ctx, 
             res->torn_bytes = last_nonzero_end(map, res->committed_end, size) - res->committed_end;
             break;
         }
-        res->corrupt++;
+        if (!res->corrupt++)
+            res->first_bad = off;
+        res->corrupt_bytes += next - off;
         nb = 0;                /* a batch interrupted by corruption is not applied... */
         skipping_batch = true; /* ...nor what follows of it */
         off = next;

@@ -15,6 +15,8 @@ typedef struct scan_result {
     uint64_t torn_bytes;    /* non-zero bytes after committed_end that did not
                                form committed records (a torn tail) */
     uint64_t corrupt;       /* bad regions skipped before valid records */
+    uint64_t corrupt_bytes; /* bytes of those regions */
+    uint64_t first_bad;     /* offset of the first one (when corrupt > 0) */
     uint64_t records;       /* committed records visited */
     uint64_t max_seq;
     bool header_ok;

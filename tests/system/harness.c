@@ -31,6 +31,11 @@ static long long now_ms(void)
 
 bool kvd_start(kvd_proc *k, const char *dir, const char *const *extra)
 {
+    return kvd_start_as(k, dir, extra, true);
+}
+
+bool kvd_start_as(kvd_proc *k, const char *dir, const char *const *extra, bool anonymous_buckets)
+{
     const char *args[64];
     size_t n = 0;
     int out[2];
@@ -48,6 +53,8 @@ bool kvd_start(kvd_proc *k, const char *dir, const char *const *extra)
     args[n++] = "127.0.0.1:0";
     args[n++] = "--log-level";
     args[n++] = getenv("KVD_TEST_LOG") ? getenv("KVD_TEST_LOG") : "warn";
+    if (anonymous_buckets)
+        args[n++] = "--allow-anonymous-buckets";
     for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 62; i++)
         args[n++] = extra[i];
     args[n] = NULL;

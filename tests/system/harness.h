@@ -23,6 +23,9 @@ typedef struct kvd_proc {
 /* Start kvd with a fresh temp dir (or DIR when not NULL) and extra flags
  * (NULL-terminated, may be NULL). Returns false when it did not get ready. */
 bool kvd_start(kvd_proc *k, const char *dir, const char *const *extra);
+/* kvd_start passes --allow-anonymous-buckets (most suites create buckets
+ * without credentials); this one only when ANONYMOUS_BUCKETS. */
+bool kvd_start_as(kvd_proc *k, const char *dir, const char *const *extra, bool anonymous_buckets);
 /* Send SIG (SIGTERM), wait up to 15 s (then SIGKILL). Returns the exit code,
  * or -1 when it had to be killed / died of a signal. */
 int kvd_stop(kvd_proc *k, int sig);

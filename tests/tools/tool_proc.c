@@ -237,6 +237,7 @@ int tp_kvd_start_in(tp_kvd *k, const char *program, bool via_kv_serve, const cha
         argv[n++] = data;
         argv[n++] = "--listen";
         argv[n++] = listen;
+        argv[n++] = "--allow-anonymous-buckets"; /* the tests create buckets */
         for (size_t i = 0; args && args[i] && n < 62; i++)
             argv[n++] = args[i];
         argv[n] = NULL;

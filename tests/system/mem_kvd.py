@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+# mem_kvd.py — the RSS figures of docs/HTTP.md "Limits: memory": kvd under the
+# worst requests at the defaults, and across 4,000 bucket create/delete cycles.
+#   usage: tests/system/mem_kvd.py buckets|worst [KVD_BINARY]   (a release build)
+import http.client, json, os, subprocess, sys, time, threading, shutil
+KVD = sys.argv[2] if len(sys.argv) > 2 else "build-release/server/kvd"
+def rss(pid, field="VmRSS"):
+    if field == "VmRSS":
+        return "%s (anon %s, file %s)" % (rss(pid, "VmRSS2"), rss(pid, "RssAnon"), rss(pid, "RssFile"))
+    if field == "VmRSS2": field = "VmRSS"
+    for l in open(f"/proc/{pid}/status"):
+        if l.startswith(field + ":"):
+            return round(int(l.split()[1]) / 1024, 1)  # MiB
+def start(d, extra=()):
+    p = subprocess.Popen([KVD, "--dir", d, "--listen", "127.0.0.1:0", "--log-level", "warn", "--sync", "none", *extra],
+                         stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    port = int(line.split("http://127.0.0.1:")[1].split(",")[0])
+    return p, port
+def req(c, m, path, body=None, hdr=None):
+    c.request(m, path, body=body, headers=hdr or {})
+    r = c.getresponse(); b = r.read(); return r.status, b
+mode = sys.argv[1]
+d = "/tmp/mem_kvd-data-" + mode
+shutil.rmtree(d, ignore_errors=True)
+if mode == "buckets":
+    p, port = start(d, ["--allow-anonymous-buckets", "--bucket-create-rate", "0"])
+    c = http.client.HTTPConnection("127.0.0.1", port)
+    st, b = req(c, "POST", "/", json.dumps({"name": "warm"}))
+    time.sleep(0.5)
+    r0 = rss(p.pid, "VmRSS")
+    for i in range(4000):
+        st, b = req(c, "POST", "/", json.dumps({"name": f"b{i}"})); assert st == 201, (st, b)
+        key = json.loads(b)["admin_key"]; h = {"Authorization": "Bearer " + key}
+        st, _ = req(c, "PUT", f"/b{i}/k", b"v", h); assert st == 201
+        st, _ = req(c, "DELETE", f"/b{i}", None, h); assert st == 204
+        if i == 0:
+            r1 = rss(p.pid)
+    time.sleep(1)
+    r2 = rss(p.pid)
+    st, m = req(c, "GET", "/metrics")
+    ks = [l for l in m.decode().splitlines() if l.startswith("ringcask_keyspace_bytes") or l.startswith("ringcask_dropped")]
+    p.terminate(); p.wait()
+    p, port = start(d, ["--allow-anonymous-buckets"])
+    time.sleep(0.5)
+    r3 = rss(p.pid)
+    c = http.client.HTTPConnection("127.0.0.1", port)
+    st, m = req(c, "GET", "/metrics")
+    ks2 = [l for l in m.decode().splitlines() if l.startswith("ringcask_keyspace_bytes")]
+    p.terminate(); p.wait()
+    print(f"RSS MiB: start {r0}, after 1 cycle {r1}, after 4000 cycles {r2}, after restart {r3}")
+    print(ks, ks2)
+else:
+    p, port = start(d, ["--allow-anonymous-buckets"])
+    c = http.client.HTTPConnection("127.0.0.1", port)
+    st, b = req(c, "POST", "/", json.dumps({"name": "t", "public": ["read", "write", "enumerate"]}))
+    big = b"x" * (4 << 20)
+    st, _ = req(c, "PUT", "/t/big", big); assert st == 201, st
+    for i in range(4):
+        st, _ = req(c, "PUT", f"/t/v{i}", b"y" * (16 << 20) if False else big)
+    time.sleep(0.3)
+    r0 = rss(p.pid)
+    results = {}
+    def hammer(tag, n, body):
+        cc = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        for _ in range(n):
+            if body is None:
+                st, _ = req(cc, "GET", "/t/?values=true")
+            else:
+                st, _ = req(cc, "POST", "/t/", body, {"Content-Type": "application/json"})
+            results[st] = results.get(st, 0) + 1
+    worst = json.dumps({"ops": [{"get": "big"}] * 200})
+    fits = json.dumps({"ops": [{"get": "big"}] * 15})
+    for name, body in (("200 gets of 4 MiB", worst), ("15 gets of 4 MiB (fits)", fits), ("listing values", None)):
+        results.clear()
+        ts = [threading.Thread(target=hammer, args=(name, 10, body)) for _ in range(4)]
+        [t.start() for t in ts]; [t.join() for t in ts]
+        print(f"{name}: 4 clients x 10: statuses {results}, VmHWM {rss(p.pid, 'VmHWM')} MiB, RSS now {rss(p.pid)} MiB")
+    print(f"start RSS {r0} MiB")
+    p.terminate(); p.wait()
