@@ -522,7 +522,8 @@ void rcu_opt_print_help(const rcu_opt_prog *prog, FILE *out)
     bool first = true;
     while (*u) {
         size_t len = strcspn(u, "\n");
-        fprintf(out, "%s %s %.*s\n", first ? "usage:" : "      ", prog->name, (int)len, u);
+        /* GNU's form, which help2man turns into the SYNOPSIS of a manual page */
+        fprintf(out, "%s %s %.*s\n", first ? "Usage:" : "   or:", prog->name, (int)len, u);
         first = false;
         u += len;
         if (*u == '\n')

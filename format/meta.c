@@ -1,9 +1,10 @@
 /*
- * meta.c — MERGING, HORIZON and LOADING files (see meta.h). Every length is checked
+ * meta.c — MERGING, HORIZON, LOADING and IDENTITY files (see meta.h). Every length is checked
  * against the buffer before use; the checksum covers every byte before it.
  */
 #include "meta.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 
 static void put_head(uint8_t *out, uint32_t magic)
@@ -107,5 +108,52 @@ int fmt_loading_decode(const uint8_t *buf, size_t len, uint64_t *first, uint32_t
         return FMT_ELIMIT;
     *first = f;
     *count = n;
+    return FMT_OK;
+}
+
+void fmt_identity_encode(uint8_t out[FMT_IDENTITY_LEN], const fmt_identity *id)
+{
+    put_head(out, FMT_IDENTITY_MAGIC);
+    fmt_put_u16(out + 6, id->flags);
+    memcpy(out + 8, id->id, 16);
+    memcpy(out + 24, id->parent, 16);
+    fmt_put_u64(out + 40, id->forked_at);
+    fmt_put_u64(out + 48, fmt_hash64(out, 48));
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
+int fmt_identity_decode(const uint8_t *buf, size_t len, fmt_identity *out)
+{
+    if (len < 8)
+        return FMT_ESHORT;
+    if (fmt_get_u32(buf) != FMT_IDENTITY_MAGIC)
+        return FMT_ECORRUPT;
+    uint16_t version = fmt_get_u16(buf + 4);
+    if (version != FMT_META_VERSION)
+        return version > FMT_META_VERSION ? FMT_EVERSION : FMT_ECORRUPT;
+    if (len < FMT_IDENTITY_LEN)
+        return FMT_ESHORT;
+    if (len != FMT_IDENTITY_LEN || fmt_get_u64(buf + 48) != fmt_hash64(buf, 48))
+        return FMT_ECORRUPT;
+    fmt_identity id;
+    id.flags = fmt_get_u16(buf + 6);
+    memcpy(id.id, buf + 8, 16);
+    memcpy(id.parent, buf + 24, 16);
+    id.forked_at = fmt_get_u64(buf + 40);
+    if (id.flags & ~(FMT_IDENTITY_REPLICA | FMT_IDENTITY_FORKED) ||
+        id.flags == (FMT_IDENTITY_REPLICA | FMT_IDENTITY_FORKED) || all_zero(id.id, 16))
+        return FMT_ECORRUPT;
+    if (!(id.flags & FMT_IDENTITY_FORKED) && (!all_zero(id.parent, 16) || id.forked_at != 0))
+        return FMT_ECORRUPT;
+    if ((id.flags & FMT_IDENTITY_FORKED) && all_zero(id.parent, 16))
+        return FMT_ECORRUPT;
+    *out = id;
     return FMT_OK;
 }

@@ -19,6 +19,11 @@
  *   8 u64 first (1..FMT_SEGMENT_ID_MAX)  16 u32 count (1..FMT_LOADING_MAX,
  *   first + count - 1 <= FMT_SEGMENT_ID_MAX)  20 u32 reserved (0)
  *   24 u64 XXH3-64 over bytes 0..23
+ * IDENTITY (the database identity; FORMAT.md 10.4):
+ *   0 u32 magic "RCID" (0x44494352)  4 u16 version (1)  6 u16 flags
+ *   (bit 0 REPLICA, bit 1 FORKED; never both)  8 16 bytes id
+ *   24 16 bytes parent (FORKED only, else zero)  40 u64 forked_at (FORKED
+ *   only, else 0)  48 u64 XXH3-64 over bytes 0..47
  * All are written to NAME.tmp, fsynced and renamed.
  */
 #ifndef RC_FMT_META_H
@@ -34,6 +39,10 @@
 #define FMT_LOADING_MAGIC 0x444C4352u
 #define FMT_LOADING_LEN 32u
 #define FMT_LOADING_MAX 65536u
+#define FMT_IDENTITY_MAGIC 0x44494352u
+#define FMT_IDENTITY_LEN 56u
+#define FMT_IDENTITY_REPLICA 0x1u      /* filled by loads of ID's streams, no local write since */
+#define FMT_IDENTITY_FORKED 0x2u       /* loaded from PARENT, then written locally */
 #define FMT_SEGMENT_ID_MAX 99999999ull /* 8 decimal digits in the file name */
 
 static inline size_t fmt_merging_len(uint32_t count)
@@ -54,5 +63,18 @@ void fmt_loading_encode(uint8_t out[FMT_LOADING_LEN], uint64_t first, uint32_t c
  * non-zero reserved bytes), FMT_EVERSION, FMT_ELIMIT (count or ids out of
  * range). */
 int fmt_loading_decode(const uint8_t *buf, size_t len, uint64_t *first, uint32_t *count);
+
+typedef struct fmt_identity {
+    uint16_t flags; /* FMT_IDENTITY_* */
+    uint8_t id[16];
+    uint8_t parent[16];
+    uint64_t forked_at;
+} fmt_identity;
+
+void fmt_identity_encode(uint8_t out[FMT_IDENTITY_LEN], const fmt_identity *id);
+/* FMT_ESHORT, FMT_ECORRUPT (length other than FMT_IDENTITY_LEN, checksum,
+ * unknown or both flags, parent or forked_at set without FORKED, an all-zero
+ * id), FMT_EVERSION. */
+int fmt_identity_decode(const uint8_t *buf, size_t len, fmt_identity *out);
 
 #endif

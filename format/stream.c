@@ -75,41 +75,84 @@ static int count_records(const uint8_t *raw, size_t len, frame_counts *out)
 
 /* ------------------------------------------------------------------ writer */
 
-void fmt_stream_header_encode(uint8_t out[FMT_STREAM_HEADER_LEN], const fmt_stream_header *h)
+size_t fmt_stream_header_len(unsigned version)
+{
+    switch (version) {
+    case 1:
+        return FMT_STREAM_HEADER_LEN_V1;
+    case 2:
+        return FMT_STREAM_HEADER_LEN;
+    default:
+        return 0;
+    }
+}
+
+size_t fmt_stream_header_encode(uint8_t out[FMT_STREAM_HEADER_MAX], const fmt_stream_header *h)
 {
     fmt_put_u32(out + 0, FMT_STREAM_MAGIC);
-    fmt_put_u16(out + 4, FMT_STREAM_VERSION);
     fmt_put_u16(out + 6, 0);
-    fmt_put_u64(out + 8, h->db_id);
-    fmt_put_u64(out + 16, h->since);
-    fmt_put_u64(out + 24, h->created_ms);
-    fmt_put_u64(out + 32, fmt_hash64(out, 32));
+    if (h->version == 1) {
+        fmt_put_u16(out + 4, 1);
+        fmt_put_u64(out + 8, h->db_id);
+        fmt_put_u64(out + 16, h->since);
+        fmt_put_u64(out + 24, h->created_ms);
+        fmt_put_u64(out + 32, fmt_hash64(out, 32));
+        return FMT_STREAM_HEADER_LEN_V1;
+    }
+    fmt_put_u16(out + 4, FMT_STREAM_VERSION);
+    memcpy(out + 8, h->id, FMT_STREAM_ID_LEN);
+    fmt_put_u64(out + 24, h->since);
+    fmt_put_u64(out + 32, h->until);
+    fmt_put_u64(out + 40, h->created_ms);
+    fmt_put_u64(out + 48, fmt_hash64(out, 48));
+    return FMT_STREAM_HEADER_LEN;
 }
 
 int fmt_stream_header_decode(const uint8_t *buf, size_t avail, fmt_stream_header *out)
 {
-    if (avail < FMT_STREAM_HEADER_LEN)
+    if (avail < 8)
         return FMT_ESHORT;
     if (fmt_get_u32(buf) != FMT_STREAM_MAGIC)
         return FMT_ECORRUPT;
     uint16_t version = fmt_get_u16(buf + 4);
     if (version > FMT_STREAM_VERSION)
         return FMT_EVERSION;
-    if (version == 0 || fmt_get_u64(buf + 32) != fmt_hash64(buf, 32) || fmt_get_u16(buf + 6) != 0)
+    size_t len = fmt_stream_header_len(version);
+    if (len == 0)
+        return FMT_ECORRUPT; /* version 0 */
+    if (avail < len)
+        return FMT_ESHORT;
+    if (fmt_get_u64(buf + len - 8) != fmt_hash64(buf, len - 8) || fmt_get_u16(buf + 6) != 0)
         return FMT_ECORRUPT;
-    out->db_id = fmt_get_u64(buf + 8);
-    out->since = fmt_get_u64(buf + 16);
-    out->created_ms = fmt_get_u64(buf + 24);
+    fmt_stream_header h;
+    memset(&h, 0, sizeof h);
+    h.version = version;
+    if (version == 1) {
+        h.db_id = fmt_get_u64(buf + 8);
+        h.since = fmt_get_u64(buf + 16);
+        h.created_ms = fmt_get_u64(buf + 24);
+    } else {
+        memcpy(h.id, buf + 8, FMT_STREAM_ID_LEN);
+        h.since = fmt_get_u64(buf + 24);
+        h.until = fmt_get_u64(buf + 32);
+        h.created_ms = fmt_get_u64(buf + 40);
+        if (h.until < h.since)
+            return FMT_ECORRUPT;
+    }
+    *out = h;
     return FMT_OK;
 }
 
-void fmt_stream_writer_init(fmt_stream_writer *w, const fmt_stream_header *h,
-                            uint8_t out[FMT_STREAM_HEADER_LEN])
+size_t fmt_stream_writer_init(fmt_stream_writer *w, const fmt_stream_header *h,
+                              uint8_t out[FMT_STREAM_HEADER_MAX])
 {
-    fmt_stream_header_encode(out, h);
+    size_t len = fmt_stream_header_encode(out, h);
     memset(w, 0, sizeof *w);
     w->since = h->since;
-    w->chain = fmt_hash64(out, FMT_STREAM_HEADER_LEN);
+    w->version = h->version == 1 ? 1 : FMT_STREAM_VERSION;
+    w->until = h->until;
+    w->chain = fmt_hash64(out, len);
+    return len;
 }
 
 size_t fmt_stream_frame_bound(size_t raw_len)
@@ -165,6 +208,8 @@ int fmt_stream_trailer_encode(fmt_stream_writer *w, uint64_t until,
 {
     if (w->finished || until < w->max_seq || until < w->since)
         return FMT_ECORRUPT;
+    if (w->version >= 2 && until != w->until)
+        return FMT_ECORRUPT;
     fmt_stream_trailer t = {
         .until = until,
         .records = w->records,
@@ -194,7 +239,7 @@ int fmt_stream_reader_init(fmt_stream_reader *rd, const uint8_t *buf, size_t ava
     int rc = fmt_stream_header_decode(buf, avail, &rd->header);
     if (rc != FMT_OK)
         return rc;
-    rd->chain = fmt_hash64(buf, FMT_STREAM_HEADER_LEN);
+    rd->chain = fmt_hash64(buf, fmt_stream_header_len(rd->header.version));
     rd->state = READER_FRAMES;
     return FMT_OK;
 }
@@ -312,6 +357,8 @@ int fmt_stream_read_trailer(fmt_stream_reader *rd, const fmt_stream_frame *f,
         t.chain != rd->chain)
         goto fail;
     if (t.until < rd->max_seq || t.until < rd->header.since)
+        goto fail;
+    if (rd->header.version >= 2 && t.until != rd->header.until)
         goto fail;
     rd->state = READER_DONE;
     *out = t;

@@ -3,10 +3,14 @@
  * sequence of records (FORMAT.md "Backup stream"). Pure: the writer encodes
  * into caller buffers and the reader decodes caller-fed bytes; no I/O.
  *
- *   header   40 bytes
- *     0 u32 magic "RCBK" (0x4B424352)   4 u16 version (1)   6 u16 flags (0)
- *     8 u64 database id   16 u64 since   24 u64 created, ms since the epoch
- *    32 u64 XXH3-64 over bytes 0..32
+ *   header, version 2 (written): 56 bytes
+ *     0 u32 magic "RCBK" (0x4B424352)   4 u16 version (2)   6 u16 flags (0)
+ *     8 16 bytes database identity   24 u64 since   32 u64 until
+ *    40 u64 created, ms since the epoch   48 u64 XXH3-64 over bytes 0..47
+ *   header, version 1 (still read; identity unknown, until only in the
+ *     trailer): 40 bytes
+ *     0 u32 magic   4 u16 version (1)   6 u16 flags (0)   8 u64 source id
+ *    16 u64 since   24 u64 created   32 u64 XXH3-64 over bytes 0..31
  *   frames, each a 17-byte frame header and a payload:
  *     0 u8 type (1 records, 2 trailer)   1 u32 stored length
  *     5 u32 raw length   9 u64 XXH3-64 of the stored payload bytes
@@ -16,7 +20,8 @@
  *   trailer frame (exactly one, last): stored = raw = 40, payload
  *     0 u64 until   8 u64 live records   16 u64 tombstones
  *    24 u64 records frames   32 u64 chain
- *   chain: c0 = XXH3-64(the 40 header bytes); for each records frame in
+ *   v2: the trailer's until equals the header's.
+ *   chain: c0 = XXH3-64(the header bytes, 56 or 40); for each records frame in
  *     order, c = XXH3-64(u64 c || the 17 frame header bytes). Since every
  *     frame header carries its payload's hash, the chain in the trailer
  *     binds the header and every frame, in order: a dropped, repeated,
@@ -48,8 +53,12 @@
 #include <stdbool.h>
 
 #define FMT_STREAM_MAGIC 0x4B424352u
-#define FMT_STREAM_VERSION 1u
-#define FMT_STREAM_HEADER_LEN 40u
+#define FMT_STREAM_VERSION 2u     /* written; 1 is still read */
+#define FMT_STREAM_HEADER_LEN 56u /* of the version written */
+#define FMT_STREAM_HEADER_LEN_V1 40u
+#define FMT_STREAM_HEADER_MIN 40u /* enough to decode any version's header */
+#define FMT_STREAM_HEADER_MAX 56u
+#define FMT_STREAM_ID_LEN 16u
 #define FMT_STREAM_FRAME_HEADER_LEN 17u
 #define FMT_STREAM_TRAILER_LEN 40u
 #define FMT_STREAM_TRAILER_FRAME_LEN (FMT_STREAM_FRAME_HEADER_LEN + FMT_STREAM_TRAILER_LEN)
@@ -64,8 +73,11 @@
 #define FMT_STREAM_RAW_MAX (FMT_STREAM_FRAME_TARGET + FMT_STREAM_RECORD_MAX)
 
 typedef struct fmt_stream_header {
-    uint64_t db_id;
+    uint16_t version;              /* writers: 0 means FMT_STREAM_VERSION; 1 writes a v1 header */
+    uint8_t id[FMT_STREAM_ID_LEN]; /* v2: the source database's identity */
+    uint64_t db_id;                /* v1 only: the source's 64-bit segment-header id */
     uint64_t since;
+    uint64_t until; /* v2 only (v1: 0, the trailer has it) */
     uint64_t created_ms;
 } fmt_stream_header;
 
@@ -87,6 +99,8 @@ typedef struct fmt_stream_trailer {
 /* Writer state: initialise with fmt_stream_writer_init, no teardown. */
 typedef struct fmt_stream_writer {
     uint64_t since;
+    uint64_t until; /* v2: the header's; the trailer must repeat it */
+    uint16_t version;
     uint64_t chain;
     uint64_t max_seq;
     uint64_t records;
@@ -106,17 +120,24 @@ typedef struct fmt_stream_reader {
     int state; /* internal */
 } fmt_stream_reader;
 
-/* The 40-byte stream header, stateless (the writer and reader use these). */
-void fmt_stream_header_encode(uint8_t out[FMT_STREAM_HEADER_LEN], const fmt_stream_header *h);
-/* FMT_ESHORT, FMT_ECORRUPT (magic, checksum, flags), FMT_EVERSION. */
+/* The stream header's length for VERSION (0 for an unknown version). */
+size_t fmt_stream_header_len(unsigned version);
+/* The stream header, stateless (the writer and reader use these). Encodes
+ * version H->version (0: FMT_STREAM_VERSION) into OUT and returns its length
+ * (FMT_STREAM_HEADER_LEN for v2, FMT_STREAM_HEADER_LEN_V1 for v1). */
+size_t fmt_stream_header_encode(uint8_t out[FMT_STREAM_HEADER_MAX], const fmt_stream_header *h);
+/* Decode a header of any known version: FMT_ESHORT (fewer bytes than that
+ * version's header), FMT_ECORRUPT (magic, checksum, flags, v2 until below
+ * since), FMT_EVERSION. OUT->version tells which. */
 int fmt_stream_header_decode(const uint8_t *buf, size_t avail, fmt_stream_header *out);
 
 /* ---- writer */
 
-/* Start a stream: encode H into OUT (the first FMT_STREAM_HEADER_LEN bytes
- * of the stream) and seed W's chain. */
-void fmt_stream_writer_init(fmt_stream_writer *w, const fmt_stream_header *h,
-                            uint8_t out[FMT_STREAM_HEADER_LEN]);
+/* Start a stream: encode H into OUT (the first bytes of the stream) and seed
+ * W's chain; returns the header's length (FMT_STREAM_HEADER_LEN unless
+ * H->version is 1). */
+size_t fmt_stream_writer_init(fmt_stream_writer *w, const fmt_stream_header *h,
+                              uint8_t out[FMT_STREAM_HEADER_MAX]);
 
 /* Bytes a records frame of RAW_LEN raw bytes may need (frame header and
  * worst-case zstd output); 0 if RAW_LEN is 0 or above FMT_STREAM_RAW_MAX. */
@@ -134,15 +155,17 @@ int fmt_stream_frame_encode(fmt_stream_writer *w, const uint8_t *raw, size_t raw
 
 /* Encode the trailer frame (the last FMT_STREAM_TRAILER_FRAME_LEN bytes of
  * the stream) with UNTIL as the highest seq covered. FMT_ECORRUPT if UNTIL
- * is below a record's seq or below the header's since, or if the trailer
- * was already written. */
+ * is below a record's seq or below the header's since, differs from a v2
+ * header's until, or if the trailer was already written. */
 int fmt_stream_trailer_encode(fmt_stream_writer *w, uint64_t until,
                               uint8_t out[FMT_STREAM_TRAILER_FRAME_LEN]);
 
 /* ---- reader */
 
-/* Decode and check the stream header at BUF[0..avail). FMT_ESHORT,
- * FMT_ECORRUPT (magic, checksum, flags), FMT_EVERSION (newer version). */
+/* Decode and check the stream header at BUF[0..avail) (of any known
+ * version; the header's length is fmt_stream_header_len(rd->header.version)).
+ * FMT_ESHORT, FMT_ECORRUPT (magic, checksum, flags), FMT_EVERSION (newer
+ * version). */
 int fmt_stream_reader_init(fmt_stream_reader *rd, const uint8_t *buf, size_t avail);
 
 /* Decode a frame header at BUF[0..avail) and check its type and lengths
@@ -168,7 +191,8 @@ int fmt_stream_read_records(fmt_stream_reader *rd, const fmt_stream_frame *f,
 int fmt_stream_record_next(const uint8_t *raw, size_t len, size_t *pos, fmt_record *out);
 
 /* Verify and decode the trailer frame and check it against everything read:
- * counts, frame count, chained checksum, until >= every seq and >= since.
+ * counts, frame count, chained checksum, until >= every seq and >= since,
+ * and (v2) until equal to the header's.
  * *OUT receives the trailer. FMT_ECORRUPT on any mismatch. */
 int fmt_stream_read_trailer(fmt_stream_reader *rd, const fmt_stream_frame *f,
                             const uint8_t *payload, fmt_stream_trailer *out);

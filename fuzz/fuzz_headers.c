@@ -1,9 +1,9 @@
 /*
  * fuzz_headers.c — the small fixed-layout decoders on arbitrary bytes:
  * segment header, catalogue value, stream header, the zstd helpers, and the
- * MERGING and HORIZON files.
+ * MERGING, HORIZON and IDENTITY files.
  *
- * The first byte picks the decoder (so one corpus serves all six); bit 7
+ * The first byte picks the decoder (so one corpus serves all seven); bit 7
  * asks to reseal the segment/stream header checksums. Checks: whatever
  * decodes re-encodes byte for byte, and decompression never writes past the
  * declared size nor accepts a size beyond the limit.
@@ -43,15 +43,17 @@ static void fuzz_catalog(const uint8_t *buf, size_t len)
 
 static void fuzz_stream_header(uint8_t *buf, size_t len, int reseal)
 {
-    if (reseal && len >= FMT_STREAM_HEADER_LEN)
-        fmt_put_u64(buf + 32, fmt_hash64(buf, 32));
+    size_t hl = len >= FMT_STREAM_HEADER_MIN ? fmt_stream_header_len(fmt_get_u16(buf + 4)) : 0;
+    if (reseal && hl && len >= hl)
+        fmt_put_u64(buf + hl - 8, fmt_hash64(buf, hl - 8));
     fmt_stream_reader rd;
     if (fmt_stream_reader_init(&rd, buf, len) != FMT_OK)
         return;
-    uint8_t out[FMT_STREAM_HEADER_LEN];
+    uint8_t out[FMT_STREAM_HEADER_MAX];
     fmt_stream_writer w;
-    fmt_stream_writer_init(&w, &rd.header, out);
-    FUZZ_CHECK(memcmp(out, buf, sizeof out) == 0);
+    size_t n = fmt_stream_writer_init(&w, &rd.header, out);
+    FUZZ_CHECK(n == fmt_stream_header_len(rd.header.version));
+    FUZZ_CHECK(memcmp(out, buf, n) == 0);
     FUZZ_CHECK(w.chain == rd.chain);
 }
 
@@ -111,6 +113,19 @@ static void fuzz_horizon(uint8_t *buf, size_t len, int reseal)
     FUZZ_CHECK(len == FMT_HORIZON_LEN && memcmp(out, buf, sizeof out) == 0);
 }
 
+static void fuzz_identity(uint8_t *buf, size_t len, int reseal)
+{
+    if (reseal && len >= FMT_IDENTITY_LEN)
+        fmt_put_u64(buf + 48, fmt_hash64(buf, 48));
+    fmt_identity id;
+    if (fmt_identity_decode(buf, len, &id) != FMT_OK)
+        return;
+    uint8_t out[FMT_IDENTITY_LEN];
+    fmt_identity_encode(out, &id);
+    FUZZ_CHECK(len == FMT_IDENTITY_LEN && memcmp(out, buf, sizeof out) == 0);
+    FUZZ_CHECK((id.flags & (FMT_IDENTITY_REPLICA | FMT_IDENTITY_FORKED)) != 3);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -134,6 +149,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 5:
         fuzz_horizon(buf, len, reseal);
+        break;
+    case 6:
+        fuzz_identity(buf, len, reseal);
         break;
     default:
         fuzz_zstd(buf, len);

@@ -27,19 +27,26 @@ static uint64_t chain_step(uint64_t chain, const uint8_t *frame_header)
 
 static void reseal(uint8_t *b, size_t n)
 {
-    if (n < FMT_STREAM_HEADER_LEN)
+    if (n < FMT_STREAM_HEADER_MIN)
         return;
-    fmt_put_u64(b + 32, fmt_hash64(b, 32));
-    uint64_t chain = fmt_hash64(b, FMT_STREAM_HEADER_LEN);
-    size_t pos = FMT_STREAM_HEADER_LEN;
+    unsigned version = fmt_get_u16(b + 4);
+    size_t hl = fmt_stream_header_len(version);
+    if (hl == 0 || n < hl)
+        return;
+    fmt_put_u64(b + hl - 8, fmt_hash64(b, hl - 8));
+    uint64_t chain = fmt_hash64(b, hl);
+    size_t pos = hl;
     while (n - pos >= FMT_STREAM_FRAME_HEADER_LEN) {
         uint8_t *fh = b + pos;
         uint32_t stored = fmt_get_u32(fh + 1);
         if (stored > n - pos - FMT_STREAM_FRAME_HEADER_LEN)
             return;
         uint8_t *payload = fh + FMT_STREAM_FRAME_HEADER_LEN;
-        if (fh[0] == FMT_STREAM_FRAME_TRAILER && stored == FMT_STREAM_TRAILER_LEN)
+        if (fh[0] == FMT_STREAM_FRAME_TRAILER && stored == FMT_STREAM_TRAILER_LEN) {
             fmt_put_u64(payload + 32, chain);
+            if (version >= 2) /* v2: the trailer repeats the header's until */
+                memcpy(payload, b + 32, 8);
+        }
         fmt_put_u64(fh + 9, fmt_hash64(payload, stored));
         if (fh[0] == FMT_STREAM_FRAME_TRAILER)
             return;
@@ -58,7 +65,7 @@ static int read_stream(const uint8_t *buf, size_t len, seen *s, fmt_stream_trail
     int rc = fmt_stream_reader_init(&rd, buf, len);
     if (rc != FMT_OK)
         return rc;
-    size_t pos = FMT_STREAM_HEADER_LEN;
+    size_t pos = fmt_stream_header_len(rd.header.version);
     while (pos < len) {
         fmt_stream_frame f;
         if ((rc = fmt_stream_frame_header_decode(buf + pos, len - pos, &f)) != FMT_OK)

@@ -161,12 +161,18 @@ static void seeds_hint(void)
     seed2("fuzz_hint", "four", buf, pos + FMT_HINT_TRAILER_LEN);
 }
 
-static size_t stream(uint8_t *out, size_t cap, int frames, uint64_t since)
+/* A stream of VERSION (2: the identity and until in the header; 1: the old
+ * 40-byte header, still read). */
+static size_t stream_v(uint8_t *out, size_t cap, int frames, uint64_t since, unsigned version)
 {
     fmt_stream_writer w;
-    fmt_stream_header h = {.db_id = 0x5EED, .since = since, .created_ms = 1767225600000ull};
-    fmt_stream_writer_init(&w, &h, out);
-    size_t pos = FMT_STREAM_HEADER_LEN;
+    fmt_stream_header h = {.version = (uint16_t)version,
+                           .db_id = version == 1 ? 0x5EED : 0,
+                           .id = {0x5E, 0xED, 0x01, 0x02},
+                           .since = since,
+                           .until = version == 1 ? 0 : 100000,
+                           .created_ms = 1767225600000ull};
+    size_t pos = fmt_stream_writer_init(&w, &h, out);
     uint8_t raw[4096];
     for (int f = 0; f < frames; f++) {
         size_t raw_len = segment_body(raw, sizeof raw), n = 0;
@@ -185,6 +191,11 @@ static size_t stream(uint8_t *out, size_t cap, int frames, uint64_t since)
     return pos + FMT_STREAM_TRAILER_FRAME_LEN;
 }
 
+static size_t stream(uint8_t *out, size_t cap, int frames, uint64_t since)
+{
+    return stream_v(out, cap, frames, since, FMT_STREAM_VERSION);
+}
+
 static void seeds_stream(void)
 {
     uint8_t buf[16384];
@@ -195,6 +206,8 @@ static void seeds_stream(void)
     n = stream(buf, sizeof buf, 3, 5);
     seed2("fuzz_stream", "three-frames", buf, n);
     seed2("fuzz_stream", "truncated", buf, n - 1);
+    n = stream_v(buf, sizeof buf, 2, 5, 1);
+    seed2("fuzz_stream", "v1-two-frames", buf, n);
 }
 
 static void seeds_headers(void)
@@ -210,10 +223,13 @@ static void seeds_headers(void)
     put_seed("fuzz_headers", "catalog", 0x01, buf, FMT_CATALOG_VALUE_LEN);
 
     fmt_stream_writer w;
-    fmt_stream_header h = {.db_id = 1, .since = 2, .created_ms = 3};
-    fmt_stream_writer_init(&w, &h, buf);
-    put_seed("fuzz_headers", "stream", 0x02, buf, FMT_STREAM_HEADER_LEN);
-    put_seed("fuzz_headers", "stream", 0x82, buf, FMT_STREAM_HEADER_LEN);
+    fmt_stream_header h = {.id = {1}, .since = 2, .until = 4, .created_ms = 3};
+    size_t hl = fmt_stream_writer_init(&w, &h, buf);
+    put_seed("fuzz_headers", "stream", 0x02, buf, hl);
+    put_seed("fuzz_headers", "stream", 0x82, buf, hl);
+    fmt_stream_header h1 = {.version = 1, .db_id = 1, .since = 2, .created_ms = 3};
+    hl = fmt_stream_writer_init(&w, &h1, buf);
+    put_seed("fuzz_headers", "stream-v1", 0x02, buf, hl);
 
     static const char text[] = "zstd zstd zstd zstd zstd zstd zstd zstd zstd zstd zstd zstd";
     size_t n = fmt_compress(buf, sizeof buf, text, sizeof text - 1, 3);
@@ -226,6 +242,10 @@ static void seeds_headers(void)
     fmt_horizon_encode(buf, 123456);
     put_seed("fuzz_headers", "horizon", 0x05, buf, FMT_HORIZON_LEN);
     put_seed("fuzz_headers", "horizon", 0x85, buf, FMT_HORIZON_LEN);
+    fmt_identity fid = {.flags = FMT_IDENTITY_FORKED, .id = {7, 7}, .parent = {9}, .forked_at = 5};
+    fmt_identity_encode(buf, &fid);
+    put_seed("fuzz_headers", "identity", 0x06, buf, FMT_IDENTITY_LEN);
+    put_seed("fuzz_headers", "identity", 0x86, buf, FMT_IDENTITY_LEN);
 }
 
 int main(int argc, char **argv)

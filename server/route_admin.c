@@ -9,6 +9,10 @@
  * and rc_backup stops. A failure mid-stream ends the chunked response
  * without its terminating chunk, so the client sees a truncated transfer as
  * well as a stream without its trailer, which kvload refuses.
+ *
+ * The response headers X-Ringcask-Database, X-Ringcask-Since and
+ * X-Ringcask-Until come from the stream's own header (read before the
+ * response starts), so a shipper knows the next since without parsing it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -197,15 +201,16 @@ void route_backup(kvd_request *req)
         http_error(req, 503, "unavailable", "could not start the backup");
         return;
     }
-    /* wait for the first bytes (or the end): an error before any byte was
-     * written can still be answered with a proper status */
-    while (job->first_len == 0) {
-        ssize_t n = read(job->rfd, job->first, sizeof job->first);
+    /* wait for the stream's header (or the end): an error before any byte
+     * was written can still be answered with a proper status, and the
+     * header names the database, since and until for the response headers */
+    while (job->first_len < RC_STREAM_HEADER_MAX) {
+        ssize_t n = read(job->rfd, job->first + job->first_len, sizeof job->first - job->first_len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             break;
-        job->first_len = (size_t)n;
+        job->first_len += (size_t)n;
     }
     if (job->first_len == 0) {
         job_join(job);
@@ -234,5 +239,14 @@ void route_backup(kvd_request *req)
         return;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    rc_stream_header h;
+    if (rc_stream_header_parse(job->first, job->first_len, &h) == 0) {
+        char num[24];
+        MHD_add_response_header(r, "X-Ringcask-Database", h.database);
+        snprintf(num, sizeof num, "%" PRIu64, h.since);
+        MHD_add_response_header(r, "X-Ringcask-Since", num);
+        snprintf(num, sizeof num, "%" PRIu64, h.until);
+        MHD_add_response_header(r, "X-Ringcask-Until", num);
+    }
     http_send(req, 200, r);
 }

@@ -156,12 +156,39 @@ int rct_input_open(rct_input *in, const char *path)
     return in->file ? 0 : -1;
 }
 
+long rct_input_peek(rct_input *in, size_t want)
+{
+    if (want > sizeof(in->peeked))
+        want = sizeof(in->peeked);
+    while (in->peek_len < want) {
+        size_t n = fread(in->peeked + in->peek_len, 1, want - in->peek_len, in->file);
+        if (n == 0) {
+            if (ferror(in->file)) {
+                in->error = errno ? errno : EIO;
+                return -1;
+            }
+            break;
+        }
+        in->peek_len += n;
+        in->bytes += n;
+    }
+    return (long)(in->peek_len - in->peek_off);
+}
+
 long rct_input_read(void *ctx, void *buf, size_t len)
 {
     rct_input *in = ctx;
     if (rct_interrupted) {
         in->error = EINTR;
         return -1;
+    }
+    if (in->peek_off < in->peek_len) {
+        size_t n = in->peek_len - in->peek_off;
+        if (n > len)
+            n = len;
+        memcpy(buf, in->peeked + in->peek_off, n);
+        in->peek_off += n;
+        return (long)n;
     }
     if (len > (size_t)LONG_MAX)
         len = (size_t)LONG_MAX;

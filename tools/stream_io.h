@@ -44,9 +44,15 @@ typedef struct rct_input {
     const char *name; /* for messages: the path or "stdin" */
     int error;        /* errno of a failed read */
     uint64_t bytes;
+    unsigned char peeked[64]; /* read ahead by rct_input_peek, served first */
+    size_t peek_len, peek_off;
 } rct_input;
 
 int rct_input_open(rct_input *in, const char *path);
+/* Read ahead up to WANT (<= 64) bytes without consuming them, so the stream
+ * header can be checked before anything is opened (a pipe cannot seek).
+ * Returns the bytes available (fewer only at the end), or -1 (in->error). */
+long rct_input_peek(rct_input *in, size_t want);
 /* rc_read_fn: CTX is an rct_input. */
 long rct_input_read(void *ctx, void *buf, size_t len);
 void rct_input_close(rct_input *in);

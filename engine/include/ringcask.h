@@ -95,6 +95,9 @@ extern "C" {
 #define RC_EVERSION (-19)  /* a file or stream of an unsupported version */
 #define RC_ECLOSED (-20)   /* the database is closing */
 #define RC_ENOTEMPTY (-21) /* a full backup can only load into an empty db */
+#define RC_EIDENTITY                                                                               \
+    (-22) /* an incremental stream from another database, onto a                                   \
+             diverged one, or from a stream naming none */
 
 /* A static English description of an RC_E* code ("unknown error" for others).
  * Never NULL; the caller does not free it. */
@@ -483,13 +486,49 @@ typedef int (*rc_write_fn)(void *ctx, const void *buf, size_t len);
 /* Fills BUF with up to LEN bytes; returns the count, 0 at end, < 0 on error. */
 typedef long (*rc_read_fn)(void *ctx, void *buf, size_t len);
 
+/* A database identity as text: 32 lowercase hex digits (128 random bits
+ * chosen when the directory was created, or adopted by a full load). */
+#define RC_DATABASE_ID_LEN 32
+
+/* Copy DB's identity, NUL-terminated, into OUT (the caller's buffer of
+ * RC_DATABASE_ID_LEN + 1 bytes). A directory is one database: its identity
+ * is created with it and persisted (FORMAT.md IDENTITY); a full load makes
+ * the target the source's database; the first local write after a load
+ * makes it a new database (diverged). Every backup stream names it. Works on
+ * read-only handles; thread-safe. Errors: RC_EINVAL. */
+int rc_database_id(rc_db *db, char out[RC_DATABASE_ID_LEN + 1]);
+
 typedef struct rc_backup_info {
     uint64_t since;      /* as asked */
     uint64_t until;      /* highest seq included: the next incremental's since */
     uint64_t records;    /* live records written */
     uint64_t tombstones; /* tombstones written */
     uint64_t bytes;      /* stream bytes */
+    /* the source database's identity ("" for a version 1 stream, which
+     * names none; also "" when the header could not be read) */
+    char database[RC_DATABASE_ID_LEN + 1];
+    unsigned version; /* stream format version (0 when the header could not be read) */
 } rc_backup_info;
+
+/* What a stream's header says, before its body: the header alone tells a
+ * reader (or a shipper) which database and which range the stream holds. */
+typedef struct rc_stream_header {
+    unsigned version;                      /* stream format version: 1 or 2 */
+    char database[RC_DATABASE_ID_LEN + 1]; /* the source ("" when version 1: unknown) */
+    uint64_t since;                        /* records with seq > since (0: a full backup) */
+    uint64_t until;                        /* the next since (version 1: 0, unknown) */
+    uint64_t created_ms;                   /* ms since the epoch */
+    size_t length;                         /* the header's bytes */
+} rc_stream_header;
+
+/* Enough bytes to decode the header of any stream version. */
+#define RC_STREAM_HEADER_MAX 56
+
+/* Decode the header at the start of a stream, BUF[0..LEN). Needs the whole
+ * header (version 2: 56 bytes, version 1: 40; RC_STREAM_HEADER_MAX always
+ * suffices). Errors: RC_ECORRUPT (not a stream, damaged or short header),
+ * RC_EVERSION (a newer version). Writes only *OUT. */
+int rc_stream_header_parse(const void *buf, size_t len, rc_stream_header *out);
 
 /* Progress callback for long work: DONE of TOTAL units (bytes or records). */
 typedef void (*rc_progress_fn)(void *ctx, uint64_t done, uint64_t total);
@@ -498,10 +537,12 @@ typedef void (*rc_progress_fn)(void *ctx, uint64_t done, uint64_t total);
  * Works on a read-only handle (kvdump on a live directory) and while writes
  * continue on a read-write one. PROGRESS may be NULL. INFO (if not NULL) is
  * filled, until = the highest seq included (SINCE when nothing changed): the
- * next incremental's since. Errors: RC_EHORIZON (since below the tombstone
- * horizon: take a full backup), RC_EGAP (since beyond this database's last
- * seq: another database, or one restored from an older backup),
- * RC_ECORRUPT (a record failed its checksum), RC_EIO (WRITE failed). */
+ * next incremental's since. The stream's header (version 2) names this
+ * database (rc_database_id), SINCE and until before any record, so a reader
+ * knows what it holds from its first bytes (rc_stream_header_parse). Errors: RC_EHORIZON (since
+ * below the tombstone horizon: take a full backup), RC_EGAP (since beyond this database's last seq:
+ * another database, or one restored from an older backup), RC_ECORRUPT (a record failed its
+ * checksum), RC_EIO (WRITE failed). */
 int rc_backup(rc_db *db, uint64_t since, rc_write_fn write, void *ctx, rc_progress_fn progress,
               void *progress_ctx, rc_backup_info *info);
 
@@ -515,11 +556,16 @@ int rc_verify_stream(rc_read_fn read, void *ctx, rc_backup_info *info);
  * directory as load.tmp) before anything is applied; its records keep their
  * sequence numbers, and a crash leaves all or nothing, so a rerun of the
  * same stream completes. A full stream (since 0) needs a database with no
- * history (last seq 0): RC_ENOTEMPTY; it is written as new segments of
+ * history (last seq 0): RC_ENOTEMPTY; the database adopts the stream's
+ * identity (rc_database_id) at its until (a version 1 stream, naming none,
+ * leaves it a new database of its own); it is written as new segments of
  * segment_bytes under a LOADING marker that the next rc_open undoes after a
  * crash, and has no size limit (RC_ELIMIT only if it needs more segments
  * than the database can hold: use a larger segment_bytes). An incremental
- * one needs since <= the database's last seq: RC_EGAP; its records at or
+ * one needs the stream to come from this database's own history — the same
+ * identity, and no local write since the last load: RC_EIDENTITY otherwise,
+ * see rc_load_check — and since <= the database's last seq: RC_EGAP; its
+ * records at or
  * below the database's last seq are skipped (loading it twice is a no-op)
  * and the rest appended as ONE atomic batch, limited to one segment's worth
  * of records (3.75 GiB): RC_ELIMIT. A write by another thread that lands
@@ -529,6 +575,15 @@ int rc_verify_stream(rc_read_fn read, void *ctx, rc_backup_info *info);
  * PROGRESS may be NULL. */
 int rc_load(rc_db *db, rc_read_fn read, void *ctx, rc_progress_fn progress, void *progress_ctx,
             rc_backup_info *info);
+
+/* Would a stream with header H apply to DB? The checks rc_load makes on the
+ * header, in its order, without reading the stream or writing anything
+ * (works on a read-only handle, so a caller can check a directory before
+ * opening it for writing): 0, or the refusal rc_load would return —
+ * RC_EIDENTITY (an incremental from another database, onto a directory that
+ * diverged from it, or from a version 1 stream, whose identity is unknown;
+ * the message says which), RC_EGAP, RC_ENOTEMPTY. */
+int rc_load_check(rc_db *db, const rc_stream_header *h);
 
 #ifdef __cplusplus
 }

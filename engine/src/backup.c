@@ -70,7 +70,9 @@ typedef struct snap_seg {
 typedef struct backup_run {
     rc_db *db;
     uint64_t since;
-    uint64_t snap_seq; /* last_seq at the snapshot: nothing newer is read */
+    uint64_t snap_seq;        /* last_seq at the snapshot: nothing newer is read */
+    uint8_t id[RCI_ID_BYTES]; /* the database's identity at the snapshot */
+    uint64_t max_seq;         /* highest seq collected: the stream's until */
     snap_seg *segs;
     size_t nseg;
     uint8_t *live; /* by keyspace id: 1 if live at the snapshot (0 always) */
@@ -167,6 +169,7 @@ static int snapshot(backup_run *b)
     }
     pthread_mutex_lock(&db->append_mu);
     b->snap_seq = atomic_load(&db->last_seq);
+    memcpy(b->id, db->ident.id, RCI_ID_BYTES);
     for (uint32_t slot = 0; slot < SEG_SLOTS; slot++) {
         segment *seg = seg_at(&db->segs, (uint16_t)slot);
         if (!seg)
@@ -256,6 +259,8 @@ static int loc_visit(void *ctx, const uint8_t *key, size_t klen, const kd_loc *l
         b->caplocs = cap;
     }
     b->locs[b->nlocs++] = (uint64_t)loc->seg << 32 | loc->off;
+    if (loc->seq > b->max_seq)
+        b->max_seq = loc->seq;
     return 0;
 }
 
@@ -368,16 +373,20 @@ static int add_record(backup_run *b, uint64_t loc)
 
 static int write_stream(backup_run *b, rc_backup_info *info)
 {
-    uint8_t head[FMT_STREAM_HEADER_LEN];
+    uint8_t head[FMT_STREAM_HEADER_MAX];
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    /* every record is collected already, so until is known before the body
+     * and goes into the header (a shipper learns the next since from it) */
+    uint64_t until = b->max_seq > b->since ? b->max_seq : b->since;
     fmt_stream_header h = {
-        .db_id = b->db->db_id,
         .since = b->since,
+        .until = until,
         .created_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u,
     };
-    fmt_stream_writer_init(&b->w, &h, head);
-    int err = emit(b, head, sizeof(head));
+    memcpy(h.id, b->id, RCI_ID_BYTES);
+    size_t hlen = fmt_stream_writer_init(&b->w, &h, head);
+    int err = emit(b, head, hlen);
     if (b->progress)
         b->progress(b->progress_ctx, 0, b->nlocs);
     for (size_t i = 0; i < b->nlocs && !err; i++) {
@@ -389,7 +398,6 @@ static int write_stream(backup_run *b, rc_backup_info *info)
         err = flush_frame(b);
     if (err)
         return err;
-    uint64_t until = b->w.max_seq > b->since ? b->w.max_seq : b->since;
     uint8_t trailer[FMT_STREAM_TRAILER_FRAME_LEN];
     if (fmt_stream_trailer_encode(&b->w, until, trailer) != FMT_OK)
         return rc_fail(RC_ECORRUPT, "cannot encode the backup trailer");
@@ -404,6 +412,8 @@ static int write_stream(backup_run *b, rc_backup_info *info)
         info->records = b->w.records;
         info->tombstones = b->w.tombstones;
         info->bytes = b->bytes;
+        info->version = FMT_STREAM_VERSION;
+        rci_id_hex(b->id, info->database);
     }
     return 0;
 }

@@ -206,6 +206,8 @@ static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool 
         *retry = true;
         err = rc_fail(RC_ENOTFOUND, "segments of %s kept changing while it was opened", dir);
     }
+    if (!err)
+        err = rci_identity_open(db, db->had_segments);
     if (err)
         goto fail;
     if (!db->opt.read_only) {

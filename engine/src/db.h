@@ -99,6 +99,15 @@ struct rc_keyspace {
     list_cache *lc;
 };
 
+/* identity.c: the database identity (FORMAT.md 10.4) */
+#define RCI_ID_BYTES 16u
+typedef struct rci_ident {
+    uint8_t id[RCI_ID_BYTES];
+    uint8_t parent[RCI_ID_BYTES]; /* FORKED: the database it was loaded from */
+    uint64_t forked_at;           /* FORKED: its last seq before the first local write */
+    uint16_t flags;               /* FMT_IDENTITY_REPLICA / FMT_IDENTITY_FORKED */
+} rci_ident;
+
 typedef struct epoch_slot {
     _Atomic uint64_t active;
     char pad[64 - sizeof(uint64_t)];
@@ -109,7 +118,9 @@ struct rc_db {
     char *dir;
     int dir_fd;
     int lock_fd;
-    uint64_t db_id;
+    uint64_t db_id;             /* the segment headers' 64-bit id */
+    rci_ident ident;            /* guarded by append_mu */
+    _Atomic bool ident_replica; /* ident.flags has REPLICA: a local write diverges */
 
     /* segments */
     segment_table segs;
@@ -178,6 +189,7 @@ struct rc_db {
     size_t damage_n, damage_cap;
     _Atomic uint64_t corrupt_reads;
     bool segment_vanished; /* read-only open raced a merge: retry the open */
+    bool had_segments;     /* recovery found at least one segment */
 };
 
 /* ---- errors.c */
@@ -252,6 +264,11 @@ typedef struct log_rec {
 /* Append RECS as one contiguous run (framed as a batch when N > 1), assigning
  * sequence numbers; fills seq/seg/off/total_len. *END_LSN for log_wait. */
 int rci_log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn);
+/* rc_load's incremental: RECS keep the stream's seqs; RC_ECONFLICT (nothing
+ * appended) unless last_seq is still EXPECT_LAST (no write since the check).
+ * A loaded append is not a local write: the identity stays. */
+int rci_log_append_loaded(rc_db *db, log_rec *recs, size_t n, uint64_t expect_last,
+                          uint64_t *end_lsn);
 /* Wait until END_LSN is durable per the sync mode (no-op unless ALWAYS). */
 int rci_log_wait(rc_db *db, uint64_t end_lsn);
 /* fdatasync the active segment now and advance durable_lsn. */
@@ -310,6 +327,24 @@ int rci_hint_write(rc_db *db, segment *seg);
 int rci_load_recover(rc_db *db, uint64_t *ids, size_t *n);
 /* load.c: whether DIR holds a LOADING marker (a full load in progress). */
 bool rci_load_marker_present(rc_db *db);
+
+/* ---- identity.c */
+struct fmt_stream_header;
+/* At open, after recovery: read DIR/IDENTITY, or create it (a new directory:
+ * random; one from before the file: derived from the segment headers' id,
+ * HAD_SEGMENTS). A read-only opener writes nothing. */
+int rci_identity_open(rc_db *db, bool had_segments);
+/* append_mu held, before a local write is appended: a replica becomes a
+ * fork (new id, durable) first. No-op unless a replica. */
+int rci_identity_diverge(rc_db *db);
+/* After a full load committed: become a replica of SOURCE (16 bytes) at
+ * UNTIL, or a fork of it if a write raced the load, or a new database when
+ * SOURCE is NULL (the stream named none). Takes append_mu. */
+int rci_identity_adopt(rc_db *db, const uint8_t *source, uint64_t until);
+/* Would a stream with header H apply here, identity-wise? 0 or
+ * RC_EIDENTITY with the case in the message. */
+int rci_identity_check(rc_db *db, const struct fmt_stream_header *h);
+void rci_id_hex(const uint8_t id[RCI_ID_BYTES], char out[RC_DATABASE_ID_LEN + 1]);
 
 /* ---- sweep.c / background */
 int rci_bg_start(rc_db *db);

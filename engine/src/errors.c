@@ -60,6 +60,8 @@ const char *rc_strerror(int err)
         return "the database is closing";
     case RC_ENOTEMPTY:
         return "the database is not empty";
+    case RC_EIDENTITY:
+        return "the stream is not from this database's history";
     default:
         return "unknown error";
     }

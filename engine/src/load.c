@@ -139,13 +139,23 @@ static int read_payload(stream_walk *w, size_t need)
 
 static int walk(stream_walk *w)
 {
-    uint8_t head[FMT_STREAM_HEADER_LEN];
-    size_t got;
-    int err = read_full(w, head, sizeof(head), &got);
+    uint8_t head[FMT_STREAM_HEADER_MAX];
+    size_t got, more = 0;
+    int err = read_full(w, head, FMT_STREAM_HEADER_MIN, &got);
     if (err)
         return err;
-    if (got < sizeof(head))
+    if (got < FMT_STREAM_HEADER_MIN)
         return truncated(w, "inside its header");
+    /* the version (bytes 4..5, never moving) says how long the header is */
+    size_t len = fmt_stream_header_len(fmt_get_u16(head + 4));
+    if (fmt_get_u32(head) == FMT_STREAM_MAGIC && len > got) {
+        err = read_full(w, head + got, len - got, &more);
+        if (err)
+            return err;
+        if (more < len - got)
+            return truncated(w, "inside its header");
+        got += more;
+    }
     int rc = fmt_stream_reader_init(&w->rd, head, got);
     if (rc == FMT_EVERSION)
         return rc_fail(RC_EVERSION, "the stream has format version %u; this build reads up to %u",
@@ -211,7 +221,11 @@ static void walk_info(const stream_walk *w, rc_backup_info *info)
     if (!info)
         return;
     info->since = w->rd.header.since;
-    info->until = w->trailer.until;
+    info->until = w->trailer.until ? w->trailer.until : w->rd.header.until;
+    info->version = w->rd.header.version;
+    info->database[0] = '\0';
+    if (w->rd.header.version >= 2)
+        rci_id_hex(w->rd.header.id, info->database);
     info->records = w->trailer.records;
     info->tombstones = w->trailer.tombstones;
     info->bytes = w->pos;
@@ -240,9 +254,13 @@ typedef struct load_run {
     void *progress_ctx;
 } load_run;
 
-/* Can a stream starting at SINCE go onto DB? (ks_mu held) */
-static int check_target(rc_db *db, uint64_t since)
+/* Can a stream with header H go onto DB? (ks_mu held) */
+static int check_target(rc_db *db, const fmt_stream_header *h)
 {
+    uint64_t since = h->since;
+    int err = rci_identity_check(db, h);
+    if (err)
+        return err;
     uint64_t last = atomic_load(&db->last_seq);
     if (since > 0) {
         if (since > last)
@@ -281,7 +299,7 @@ static int load_on_header(void *cb, const fmt_stream_header *h)
 {
     load_run *L = cb;
     pthread_mutex_lock(&L->db->ks_mu);
-    int err = check_target(L->db, h->since); /* early: checked again before applying */
+    int err = check_target(L->db, h); /* early: checked again before applying */
     pthread_mutex_unlock(&L->db->ks_mu);
     return err;
 }
@@ -799,7 +817,7 @@ static int index_full(full_load *F)
     return err;
 }
 
-static int load_full(load_run *L, const uint8_t *map, size_t len)
+static int load_full(load_run *L, const uint8_t *map, size_t len, uint64_t until)
 {
     rc_db *db = L->db;
     full_load F = {.L = L, .map = map, .len = len};
@@ -814,6 +832,10 @@ static int load_full(load_run *L, const uint8_t *map, size_t len)
      * a fresh read: a put that landed since (during plan_full's pass) must
      * make the reservation fail, not share its seqs with the stream */
     uint64_t before = 0;
+    /* the database continues at the stream's until (>= every record's seq),
+     * where the source's next incremental starts */
+    if (until > F.max_seq)
+        F.max_seq = until;
     err = rci_log_reserve_ids(db, F.nseg, before, F.max_seq, &F.first);
     if (err)
         goto out;
@@ -902,17 +924,20 @@ int rci_load_recover(rc_db *db, uint64_t *ids, size_t *n)
     return 0;
 }
 
-/* Apply the staged, verified stream (starting at SINCE). */
-static int apply_staged(load_run *L, uint64_t since)
+/* Apply the staged, verified stream (header H, trailer T). */
+static int apply_staged(load_run *L, const fmt_stream_header *h, const fmt_stream_trailer *t)
 {
     rc_db *db = L->db;
     uint8_t *map = NULL;
     log_rec *recs = NULL;
     size_t n = 0;
+    uint64_t since = h->since, base = 0;
     pthread_mutex_lock(&db->ks_mu);
-    int err = check_target(db, since);
+    int err = check_target(db, h);
     if (err)
         goto out;
+    if (since == 0 && L->staged == 0) /* an empty full stream: only the identity */
+        goto adopt;
     if (L->staged > 0) {
         map = mmap(NULL, L->staged, PROT_READ, MAP_SHARED, L->fd, 0);
         if (map == MAP_FAILED) {
@@ -922,10 +947,13 @@ static int apply_staged(load_run *L, uint64_t since)
         }
         madvise(map, L->staged, MADV_SEQUENTIAL);
         if (since == 0) { /* a full stream: its own segments, any size */
-            err = load_full(L, map, L->staged);
-            goto out;
+            err = load_full(L, map, L->staged, t->until);
+            if (err)
+                goto out;
+            goto adopt;
         }
-        err = build_batch(map, L->staged, atomic_load(&db->last_seq), &recs, &n);
+        base = atomic_load(&db->last_seq);
+        err = build_batch(map, L->staged, base, &recs, &n);
         if (err)
             goto out;
     }
@@ -934,7 +962,7 @@ static int apply_staged(load_run *L, uint64_t since)
          * the segment holding the batch before the batch is indexed. */
         pthread_mutex_lock(&db->merge_mu);
         uint64_t lsn = 0;
-        err = rci_log_append(db, recs, n, &lsn);
+        err = rci_log_append_loaded(db, recs, n, base, &lsn);
         if (err) {
             pthread_mutex_unlock(&db->merge_mu);
             goto out;
@@ -948,6 +976,11 @@ static int apply_staged(load_run *L, uint64_t since)
         if (!err)
             err = rci_log_sync(db);
     }
+    goto out;
+adopt:
+    /* the full load is committed: the directory is now the source's
+     * database at the stream's until (or a new one: a v1 stream names none) */
+    err = rci_identity_adopt(db, h->version >= 2 ? h->id : NULL, t->until);
 out:
     pthread_mutex_unlock(&db->ks_mu);
     free(recs);
@@ -979,7 +1012,7 @@ int rc_load(rc_db *db, rc_read_fn read, void *ctx, rc_progress_fn progress, void
     free(L.w.raw);
     L.w.payload = L.w.raw = NULL;
     if (!err)
-        err = apply_staged(&L, L.w.rd.header.since);
+        err = apply_staged(&L, &L.w.rd.header, &L.w.trailer);
     close(L.fd);
     unlinkat(db->dir_fd, LOAD_TMP, 0);
     walk_info(&L.w, info);
@@ -988,5 +1021,64 @@ int rc_load(rc_db *db, rc_read_fn read, void *ctx, rc_progress_fn progress, void
         if (progress)
             progress(progress_ctx, total, total);
     }
+    return err;
+}
+
+int rc_stream_header_parse(const void *buf, size_t len, rc_stream_header *out)
+{
+    if (!buf || !out)
+        return rc_fail(RC_EINVAL, "rc_stream_header_parse needs a buffer and a result");
+    fmt_stream_header h;
+    int rc = fmt_stream_header_decode(buf, len, &h);
+    if (rc == FMT_EVERSION)
+        return rc_fail(RC_EVERSION, "the stream has format version %u; this build reads up to %u",
+                       (unsigned)fmt_get_u16((const uint8_t *)buf + 4), FMT_STREAM_VERSION);
+    if (rc == FMT_ESHORT)
+        return rc_fail(RC_ECORRUPT, "the stream ends inside its header (%zu bytes)", len);
+    if (rc != FMT_OK)
+        return rc_fail(RC_ECORRUPT, "not a ringcask backup stream, or its header is corrupt");
+    memset(out, 0, sizeof(*out));
+    out->version = h.version;
+    if (h.version >= 2)
+        rci_id_hex(h.id, out->database);
+    out->since = h.since;
+    out->until = h.until;
+    out->created_ms = h.created_ms;
+    out->length = fmt_stream_header_len(h.version);
+    return 0;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+int rc_load_check(rc_db *db, const rc_stream_header *h)
+{
+    if (!db || !h)
+        return rc_fail(RC_EINVAL, "rc_load_check needs a database and a header");
+    fmt_stream_header fh;
+    memset(&fh, 0, sizeof(fh));
+    fh.version = (uint16_t)h->version;
+    fh.since = h->since;
+    fh.until = h->until;
+    if (h->version >= 2) {
+        if (strlen(h->database) != RC_DATABASE_ID_LEN)
+            return rc_fail(RC_EINVAL, "the header's database id is not %d hex digits",
+                           RC_DATABASE_ID_LEN);
+        for (size_t i = 0; i < RCI_ID_BYTES; i++) {
+            int hi = hex_digit(h->database[2 * i]), lo = hex_digit(h->database[2 * i + 1]);
+            if (hi < 0 || lo < 0)
+                return rc_fail(RC_EINVAL, "the header's database id is not lowercase hex");
+            fh.id[i] = (uint8_t)(hi << 4 | lo);
+        }
+    }
+    pthread_mutex_lock(&db->ks_mu);
+    int err = check_target(db, &fh);
+    pthread_mutex_unlock(&db->ks_mu);
     return err;
 }

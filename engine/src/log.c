@@ -147,7 +147,8 @@ static inline fmt_record to_fmt(const log_rec *r, uint8_t extra_flags)
     return f;
 }
 
-int rci_log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn)
+static int log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn, bool loading,
+                      uint64_t expect_last)
 {
     if (n == 0)
         return 0;
@@ -162,6 +163,20 @@ int rci_log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn)
     }
     uint64_t seq = atomic_load_explicit(&db->last_seq, memory_order_relaxed);
     const uint64_t before = seq;
+    if (loading && seq != expect_last) {
+        err = rc_fail(RC_ECONFLICT,
+                      "a write landed while the stream was being applied (last seq %llu, "
+                      "expected %llu): nothing was loaded",
+                      (unsigned long long)seq, (unsigned long long)expect_last);
+        goto out;
+    }
+    if (!loading && atomic_load_explicit(&db->ident_replica, memory_order_relaxed)) {
+        /* the first local write after a load: this directory leaves the
+         * loaded database's history (identity.c), durably, before the write */
+        err = rci_identity_diverge(db);
+        if (err)
+            goto out;
+    }
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
         if (recs[i].seq == 0) {
@@ -234,6 +249,17 @@ unassign:
 out:
     pthread_mutex_unlock(&db->append_mu);
     return err;
+}
+
+int rci_log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn)
+{
+    return log_append(db, recs, n, end_lsn, false, 0);
+}
+
+int rci_log_append_loaded(rc_db *db, log_rec *recs, size_t n, uint64_t expect_last,
+                          uint64_t *end_lsn)
+{
+    return log_append(db, recs, n, end_lsn, true, expect_last);
 }
 
 /* Wait until END_LSN is durable, leading a group fdatasync when needed. */

@@ -922,6 +922,7 @@ int rci_recover(rc_db *db)
     free(ids);
     if (err)
         return err;
+    db->had_segments = have_db_id;
     if (!have_db_id) {
         FILE *f = fopen("/dev/urandom", "rb");
         if (!f || fread(&db->db_id, sizeof(db->db_id), 1, f) != 1)

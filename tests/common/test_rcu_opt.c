@@ -156,7 +156,7 @@ Test(rcu_opt, help_comes_from_the_table_with_defaults)
     FILE *f = open_memstream(&text, &len);
     rcu_opt_print_help(&prog, f);
     fclose(f);
-    cr_assert(strstr(text, "usage: t [OPTIONS] FILE...") != NULL, "%s", text);
+    cr_assert(strstr(text, "Usage: t [OPTIONS] FILE...") != NULL, "%s", text);
     cr_assert(strstr(text, "  -d, --dir PATH") != NULL, "%s", text);
     cr_assert(strstr(text, "(default: ./data)") != NULL, "%s", text);
     cr_assert(strstr(text, "--bytes BYTES") != NULL, "%s", text);

@@ -89,3 +89,56 @@ Test(meta, loading_round_trip_and_rejections)
     fmt_put_u64(buf + 24, fmt_hash64(buf, 24));
     cr_assert_eq(fmt_loading_decode(buf, FMT_LOADING_LEN, &first, &n), FMT_ECORRUPT);
 }
+
+Test(meta, identity_round_trip_layout_and_rejections)
+{
+    fmt_identity id = {.flags = FMT_IDENTITY_FORKED, .forked_at = 77}, d;
+    for (int i = 0; i < 16; i++) {
+        id.id[i] = (uint8_t)(i + 1);
+        id.parent[i] = (uint8_t)(0xF0 + i);
+    }
+    uint8_t buf[FMT_IDENTITY_LEN + 1];
+    fmt_identity_encode(buf, &id);
+    /* FORMAT.md 10.4, byte by byte */
+    cr_assert_eq(memcmp(buf, "RCID", 4), 0);
+    cr_assert_eq(fmt_get_u16(buf + 4), 1);
+    cr_assert_eq(fmt_get_u16(buf + 6), FMT_IDENTITY_FORKED);
+    cr_assert_eq(memcmp(buf + 8, id.id, 16), 0);
+    cr_assert_eq(memcmp(buf + 24, id.parent, 16), 0);
+    cr_assert_eq(fmt_get_u64(buf + 40), 77);
+    cr_assert_eq(fmt_get_u64(buf + 48), fmt_hash64(buf, 48));
+    cr_assert_eq(fmt_identity_decode(buf, FMT_IDENTITY_LEN, &d), FMT_OK);
+    cr_assert_eq(memcmp(&d.id, &id.id, 16), 0);
+    cr_assert_eq(memcmp(&d.parent, &id.parent, 16), 0);
+    cr_assert_eq(d.forked_at, 77);
+    cr_assert_eq(d.flags, FMT_IDENTITY_FORKED);
+    cr_assert_eq(fmt_identity_decode(buf, FMT_IDENTITY_LEN - 1, &d), FMT_ESHORT);
+    cr_assert_eq(fmt_identity_decode(buf, FMT_IDENTITY_LEN + 1, &d), FMT_ECORRUPT);
+    for (size_t i = 0; i < FMT_IDENTITY_LEN; i++) {
+        buf[i] ^= 0x04;
+        cr_assert_neq(fmt_identity_decode(buf, FMT_IDENTITY_LEN, &d), FMT_OK, "byte %zu", i);
+        buf[i] ^= 0x04;
+    }
+    /* field rules, each with a valid checksum */
+    fmt_identity bad = id;
+    bad.flags = FMT_IDENTITY_FORKED | FMT_IDENTITY_REPLICA;
+    fmt_identity_encode(buf, &bad);
+    cr_assert_eq(fmt_identity_decode(buf, FMT_IDENTITY_LEN, &d), FMT_ECORRUPT, "both flags");
+    bad.flags = 0x4;
+    fmt_identity_encode(buf, &bad);
+    cr_assert_eq(fmt_identity_decode(buf, FMT_IDENTITY_LEN, &d), FMT_ECORRUPT, "unknown flag");
+    bad.flags = FMT_IDENTITY_REPLICA;
+    fmt_identity_encode(buf, &bad);
+    cr_assert_eq(fmt_identity_decode(buf, FMT_IDENTITY_LEN, &d), FMT_ECORRUPT,
+                 "a parent without FORKED");
+    memset(bad.parent, 0, 16);
+    bad.forked_at = 0;
+    fmt_identity_encode(buf, &bad);
+    cr_assert_eq(fmt_identity_decode(buf, FMT_IDENTITY_LEN, &d), FMT_OK, "a replica");
+    memset(bad.id, 0, 16);
+    fmt_identity_encode(buf, &bad);
+    cr_assert_eq(fmt_identity_decode(buf, FMT_IDENTITY_LEN, &d), FMT_ECORRUPT, "the zero id");
+    fmt_identity_encode(buf, &id);
+    fmt_put_u16(buf + 4, 2);
+    cr_assert_eq(fmt_identity_decode(buf, FMT_IDENTITY_LEN, &d), FMT_EVERSION);
+}

@@ -55,15 +55,23 @@ static size_t frame_records(int f, uint8_t *raw, size_t cap, uint64_t *tombstone
     return pos;
 }
 
-static built build_stream(int nframes, uint64_t db_id)
+/* VERSION 2 (current): DB_ID fills the first 8 bytes of the identity and
+ * the header says until 1000; version 1: the old 40-byte header. */
+static built build_stream_v(int nframes, uint64_t db_id, unsigned version)
 {
     built b = {.buf = malloc(MAX_BYTES), .nframes = nframes};
     uint8_t raw[16384];
     uint64_t tombstones = 0;
     fmt_stream_writer w;
-    fmt_stream_header h = {.db_id = db_id, .since = 99, .created_ms = 1767225600000ull};
-    fmt_stream_writer_init(&w, &h, b.buf);
-    b.len = FMT_STREAM_HEADER_LEN;
+    fmt_stream_header h = {.version = (uint16_t)version,
+                           .db_id = version == 1 ? db_id : 0,
+                           .since = 99,
+                           .until = version == 1 ? 0 : 1000,
+                           .created_ms = 1767225600000ull};
+    if (version != 1)
+        fmt_put_u64(h.id, db_id);
+    b.len = fmt_stream_writer_init(&w, &h, b.buf);
+    cr_assert_eq(b.len, version == 1 ? FMT_STREAM_HEADER_LEN_V1 : FMT_STREAM_HEADER_LEN);
     for (int f = 0; f < nframes; f++) {
         size_t raw_len = frame_records(f, raw, sizeof raw, &tombstones);
         size_t n = 0;
@@ -81,6 +89,11 @@ static built build_stream(int nframes, uint64_t db_id)
     return b;
 }
 
+static built build_stream(int nframes, uint64_t db_id)
+{
+    return build_stream_v(nframes, db_id, FMT_STREAM_VERSION);
+}
+
 typedef struct read_result {
     fmt_stream_header header;
     fmt_stream_trailer trailer;
@@ -96,7 +109,7 @@ static int read_stream(const uint8_t *buf, size_t len, read_result *res)
     if (rc != FMT_OK)
         return rc;
     res->header = rd.header;
-    size_t pos = FMT_STREAM_HEADER_LEN;
+    size_t pos = fmt_stream_header_len(rd.header.version);
     while (pos < len) {
         fmt_stream_frame f;
         if ((rc = fmt_stream_frame_header_decode(buf + pos, len - pos, &f)) != FMT_OK)
@@ -138,7 +151,9 @@ Test(stream, multi_frame_round_trip)
     built b = build_stream(FRAMES, 0xABCDEFull);
     read_result res;
     cr_assert_eq(read_stream(b.buf, b.len, &res), FMT_OK);
-    cr_assert_eq(res.header.db_id, 0xABCDEFull);
+    cr_assert_eq(res.header.version, 2);
+    cr_assert_eq(fmt_get_u64(res.header.id), 0xABCDEFull);
+    cr_assert_eq(res.header.until, 1000);
     cr_assert_eq(res.header.since, 99);
     cr_assert_eq(res.header.created_ms, 1767225600000ull);
     cr_assert_eq(res.trailer.until, 1000);
@@ -152,6 +167,42 @@ Test(stream, multi_frame_round_trip)
     uint64_t n = FRAMES * PER_FRAME;
     cr_assert_eq(res.seq_sum, 100 * n + n * (n - 1) / 2);
     cr_assert_eq(memcmp(b.buf, "RCBK", 4), 0);
+    free(b.buf);
+}
+
+Test(stream, version_1_streams_still_read)
+{
+    built b = build_stream_v(FRAMES, 0xABCDEFull, 1);
+    cr_assert_eq(fmt_get_u16(b.buf + 4), 1);
+    read_result res;
+    cr_assert_eq(read_stream(b.buf, b.len, &res), FMT_OK);
+    cr_assert_eq(res.header.version, 1);
+    cr_assert_eq(res.header.db_id, 0xABCDEFull);
+    cr_assert_eq(res.header.until, 0, "a v1 header has no until");
+    cr_assert_eq(res.trailer.until, 1000);
+    cr_assert_eq(res.trailer.frames, FRAMES);
+    free(b.buf);
+}
+
+Test(stream, v2_trailer_must_repeat_the_headers_until)
+{
+    built b = build_stream(1, 7);
+    /* rewrite the header's until (and its checksum): the trailer now disagrees */
+    fmt_put_u64(b.buf + 32, 999);
+    fmt_put_u64(b.buf + 48, fmt_hash64(b.buf, 48));
+    read_result res;
+    cr_assert_neq(read_stream(b.buf, b.len, &res), FMT_OK);
+    /* and a writer cannot produce such a stream */
+    fmt_stream_writer w;
+    uint8_t hdr[FMT_STREAM_HEADER_MAX], trailer[FMT_STREAM_TRAILER_FRAME_LEN];
+    fmt_stream_header h = {.since = 5, .until = 9};
+    fmt_stream_writer_init(&w, &h, hdr);
+    cr_assert_eq(fmt_stream_trailer_encode(&w, 8, trailer), FMT_ECORRUPT);
+    cr_assert_eq(fmt_stream_trailer_encode(&w, 9, trailer), FMT_OK);
+    /* a v2 header whose until is below its since is corrupt */
+    fmt_stream_header bad = {.since = 10, .until = 9}, d;
+    fmt_stream_header_encode(hdr, &bad);
+    cr_assert_eq(fmt_stream_header_decode(hdr, sizeof hdr, &d), FMT_ECORRUPT);
     free(b.buf);
 }
 
@@ -280,16 +331,18 @@ Test(stream, header_rejections)
     built b = build_stream(0, 7);
     fmt_stream_reader rd;
     cr_assert_eq(fmt_stream_reader_init(&rd, b.buf, FMT_STREAM_HEADER_LEN - 1), FMT_ESHORT);
-    fmt_put_u16(b.buf + 4, 2);
-    fmt_put_u64(b.buf + 32, fmt_hash64(b.buf, 32));
+    fmt_put_u16(b.buf + 4, 3);
+    fmt_put_u64(b.buf + 48, fmt_hash64(b.buf, 48));
     cr_assert_eq(fmt_stream_reader_init(&rd, b.buf, b.len), FMT_EVERSION);
-    fmt_put_u16(b.buf + 4, 1);
+    fmt_put_u16(b.buf + 4, 0);
+    cr_assert_eq(fmt_stream_reader_init(&rd, b.buf, b.len), FMT_ECORRUPT, "version 0");
+    fmt_put_u16(b.buf + 4, 2);
     fmt_put_u16(b.buf + 6, 4);
-    fmt_put_u64(b.buf + 32, fmt_hash64(b.buf, 32));
+    fmt_put_u64(b.buf + 48, fmt_hash64(b.buf, 48));
     cr_assert_eq(fmt_stream_reader_init(&rd, b.buf, b.len), FMT_ECORRUPT);
     fmt_put_u16(b.buf + 6, 0);
     b.buf[0] = 'X';
-    fmt_put_u64(b.buf + 32, fmt_hash64(b.buf, 32));
+    fmt_put_u64(b.buf + 48, fmt_hash64(b.buf, 48));
     cr_assert_eq(fmt_stream_reader_init(&rd, b.buf, b.len), FMT_ECORRUPT);
     free(b.buf);
 }
@@ -332,8 +385,8 @@ Test(stream, frame_holding_a_partial_record_is_rejected)
     fmt_stream_writer w;
     fmt_stream_header h = {.db_id = 1};
     fmt_stream_writer_init(&w, &h, stream);
-    size_t n;
-    cr_assert_eq(fmt_stream_frame_encode(&w, raw, raw_len, 1, stream + 40, sizeof stream - 40, &n),
+    size_t n, at = FMT_STREAM_HEADER_LEN;
+    cr_assert_eq(fmt_stream_frame_encode(&w, raw, raw_len, 1, stream + at, sizeof stream - at, &n),
                  FMT_ECORRUPT);
     /* forge the frame by hand, as a buggy writer would */
     uint8_t *fh = stream + FMT_STREAM_HEADER_LEN;
@@ -374,7 +427,8 @@ Test(stream, writer_refusals)
     uint64_t tomb = 0;
     size_t raw_len = frame_records(1, raw, sizeof raw, &tomb), n;
     fmt_stream_writer w;
-    fmt_stream_header h = {.db_id = 1, .since = 10};
+    /* a v1 writer: the header names no until, so the trailer's is free */
+    fmt_stream_header h = {.version = 1, .db_id = 1, .since = 10};
     fmt_stream_writer_init(&w, &h, hdr);
     cr_assert_eq(fmt_stream_frame_encode(&w, raw, 0, 1, out, sizeof out, &n), FMT_ELIMIT);
     cr_assert_eq(
@@ -422,14 +476,17 @@ Test(stream, layout_matches_format_md)
     built b = build_stream(2, 0x0102030405060708ull);
     const uint8_t *p = b.buf;
     cr_assert_eq(memcmp(p, "RCBK", 4), 0);
-    cr_assert_eq(fmt_get_u16(p + 4), 1);
+    cr_assert_eq(fmt_get_u16(p + 4), 2);
     cr_assert_eq(fmt_get_u16(p + 6), 0);
-    cr_assert_eq(fmt_get_u64(p + 8), 0x0102030405060708ull);
-    cr_assert_eq(fmt_get_u64(p + 16), 99);
-    cr_assert_eq(fmt_get_u64(p + 24), 1767225600000ull);
-    cr_assert_eq(fmt_get_u64(p + 32), fmt_hash64(p, 32));
+    cr_assert_eq(fmt_get_u64(p + 8), 0x0102030405060708ull); /* identity, 16 bytes */
+    cr_assert_eq(fmt_get_u64(p + 16), 0);
+    cr_assert_eq(fmt_get_u64(p + 24), 99);   /* since */
+    cr_assert_eq(fmt_get_u64(p + 32), 1000); /* until */
+    cr_assert_eq(fmt_get_u64(p + 40), 1767225600000ull);
+    cr_assert_eq(fmt_get_u64(p + 48), fmt_hash64(p, 48));
+    cr_assert_eq(b.frame_at[0], 56);
 
-    uint64_t chain = fmt_hash64(p, 40);
+    uint64_t chain = fmt_hash64(p, 56);
     for (int f = 0; f < 2; f++) {
         const uint8_t *fh = p + b.frame_at[f];
         cr_assert_eq(fh[0], 1);
@@ -458,16 +515,30 @@ Test(stream, layout_matches_format_md)
 
 Test(stream, header_encode_decode_round_trip)
 {
-    uint8_t buf[FMT_STREAM_HEADER_LEN];
-    fmt_stream_header h = {.db_id = 11, .since = 22, .created_ms = 33}, d;
-    fmt_stream_header_encode(buf, &h);
-    cr_assert_eq(fmt_stream_header_decode(buf, sizeof buf, &d), FMT_OK);
-    cr_assert_eq(d.db_id, 11);
-    cr_assert_eq(d.since, 22);
-    cr_assert_eq(d.created_ms, 33);
-    for (size_t i = 0; i < sizeof buf; i++) {
-        buf[i] ^= 0x20;
-        cr_assert_neq(fmt_stream_header_decode(buf, sizeof buf, &d), FMT_OK, "byte %zu", i);
-        buf[i] ^= 0x20;
+    for (unsigned version = 1; version <= 2; version++) {
+        uint8_t buf[FMT_STREAM_HEADER_MAX];
+        fmt_stream_header h = {.version = (uint16_t)version,
+                               .db_id = version == 1 ? 11 : 0,
+                               .since = 22,
+                               .until = version == 1 ? 0 : 44,
+                               .created_ms = 33},
+                          d;
+        memset(h.id, version == 1 ? 0 : 0xA5, sizeof h.id);
+        size_t len = fmt_stream_header_encode(buf, &h);
+        cr_assert_eq(len, fmt_stream_header_len(version));
+        cr_assert_eq(fmt_stream_header_decode(buf, len - 1, &d), FMT_ESHORT);
+        cr_assert_eq(fmt_stream_header_decode(buf, len, &d), FMT_OK);
+        cr_assert_eq(d.version, version);
+        cr_assert_eq(d.db_id, version == 1 ? 11 : 0);
+        cr_assert_eq(memcmp(d.id, h.id, sizeof h.id), 0);
+        cr_assert_eq(d.since, 22);
+        cr_assert_eq(d.until, h.until);
+        cr_assert_eq(d.created_ms, 33);
+        for (size_t i = 0; i < len; i++) {
+            buf[i] ^= 0x20;
+            cr_assert_neq(fmt_stream_header_decode(buf, len, &d), FMT_OK, "v%u byte %zu", version,
+                          i);
+            buf[i] ^= 0x20;
+        }
     }
 }

@@ -72,6 +72,25 @@ static rc_backup_info fetch_and_load(uint64_t since, const char *dir)
     memset(&info, 0, sizeof info);
     cr_assert_eq(rc_verify_stream(mem_read, &m, &info), 0, "stream does not verify: %s",
                  rc_last_error_message());
+    /* the response headers say what the stream holds, before the body */
+    char hv[64], want[32];
+    cr_assert_str_eq(resp_header(&r, "X-Ringcask-Database", hv, sizeof hv), info.database);
+    cr_assert_eq(strlen(info.database), RC_DATABASE_ID_LEN);
+    snprintf(want, sizeof want, "%llu", (unsigned long long)since);
+    cr_assert_str_eq(resp_header(&r, "X-Ringcask-Since", hv, sizeof hv), want);
+    snprintf(want, sizeof want, "%llu", (unsigned long long)info.until);
+    cr_assert_str_eq(resp_header(&r, "X-Ringcask-Until", hv, sizeof hv), want);
+    /* and the database is kvd's own (read-only beside the running server) */
+    rc_options ro;
+    rc_options_default(&ro);
+    ro.read_only = true;
+    rc_db *live = NULL;
+    char live_dir[300], live_id[RC_DATABASE_ID_LEN + 1];
+    snprintf(live_dir, sizeof live_dir, "%s", K.dir);
+    cr_assert_eq(rc_open(live_dir, &ro, &live), 0, "%s", rc_last_error_message());
+    cr_assert_eq(rc_database_id(live, live_id), 0);
+    cr_assert_str_eq(live_id, info.database);
+    rc_close(live);
     rc_db *db = NULL;
     cr_assert_eq(rc_open(dir, NULL, &db), 0);
     m.off = 0;

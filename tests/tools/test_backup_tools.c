@@ -344,6 +344,6 @@ Test(backup_tools, usage_errors_exit_2)
     tp_result_free(&r);
     r = run(KVDUMP_BIN, "--help", NULL, NULL, NULL, NULL);
     cr_expect_eq(r.status, 0);
-    cr_expect(strstr(r.out, "usage: kvdump") != NULL);
+    cr_expect(strstr(r.out, "Usage: kvdump") != NULL);
     tp_result_free(&r);
 }

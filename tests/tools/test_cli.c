@@ -27,7 +27,7 @@ Test(cli, help_and_version_on_all_five)
     for (size_t i = 0; i < 5; i++) {
         tp_result r = run(bins[i], "--help", NULL, NULL, NULL, NULL);
         char want[64];
-        snprintf(want, sizeof want, "usage: %s ", names[i]);
+        snprintf(want, sizeof want, "Usage: %s ", names[i]);
         cr_expect_eq(r.status, 0, "%s --help: %d", names[i], r.status);
         cr_expect(strstr(r.out, want) != NULL, "%s --help: %s", names[i], r.out);
         cr_expect(strstr(r.out, "--version") != NULL, "%s --help lacks --version", names[i]);

@@ -12,22 +12,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "test_kv.h"
 #include "tool_proc.h"
 
-static tp_kvd kvd;
+tp_kvd kvd;
 
-static void start_kvd(void)
+void start_kvd(void)
 {
     cr_assert_eq(tp_kvd_start(&kvd, KVD_BIN, false, NULL), 0, "kvd did not start");
 }
 
-static void stop_kvd(void)
+void stop_kvd(void)
 {
     tp_kvd_stop(&kvd);
 }
 
-/* Run kv with the NULL-terminated arguments, stdin from STDIN_PATH. */
-static tp_result kv_in(const char *stdin_path, const char *first, ...)
+tp_result kv_in(const char *stdin_path, const char *first, ...)
 {
     char *argv[4096];
     size_t n = 0;
@@ -42,9 +42,7 @@ static tp_result kv_in(const char *stdin_path, const char *first, ...)
     return tp_run(argv, stdin_path, env);
 }
 
-#define kv(...) kv_in(NULL, __VA_ARGS__, NULL)
-
-static void expect(tp_result r, int status, const char *out)
+void expect(tp_result r, int status, const char *out)
 {
     cr_expect_eq(r.status, status, "exit %d (want %d); stderr: %s", r.status, status, r.err);
     if (out)
@@ -195,11 +193,11 @@ Test(kv, usage_errors_exit_2_with_a_message)
     tp_result_free(&r);
     r = kv("--help");
     expect(r, 0, NULL);
-    cr_expect(strstr(r.out, "usage: kv") != NULL);
+    cr_expect(strstr(r.out, "Usage: kv") != NULL);
     tp_result_free(&r);
     r = kv("set", "--help");
     expect(r, 0, NULL);
-    cr_expect(strstr(r.out, "usage: kv set") != NULL);
+    cr_expect(strstr(r.out, "Usage: kv set") != NULL);
     tp_result_free(&r);
 }
 

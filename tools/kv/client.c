@@ -15,13 +15,58 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <strings.h>
 
 static size_t collect_body(char *data, size_t size, size_t nmemb, void *arg)
 {
-    kv_buf *body = arg;
+    kv_ctx *ctx = arg;
     size_t n = size * nmemb;
-    return kv_buf_append(body, data, n) == 0 ? n : 0;
+    long status = 0;
+    curl_easy_getinfo(ctx->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (ctx->sink && status >= 200 && status <= 299) {
+        if (fwrite(data, 1, n, ctx->sink) != n) {
+            ctx->sink_failed = true;
+            return 0;
+        }
+        ctx->sink_bytes += n;
+        return n;
+    }
+    return kv_buf_append(&ctx->body, data, n) == 0 ? n : 0;
+}
+
+static size_t collect_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+    kv_buf *headers = arg;
+    size_t n = size * nmemb;
+    if (n > 5 && memcmp(data, "HTTP/", 5) == 0)
+        kv_buf_reset(headers); /* a new response (after 100 Continue, say) */
+    return kv_buf_append(headers, data, n) == 0 ? n : 0;
+}
+
+int kv_header(const kv_ctx *ctx, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    const char *p = ctx->resp_headers.data, *end = p ? p + ctx->resp_headers.len : NULL;
+    while (p && p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        size_t len = eol ? (size_t)(eol - p) : (size_t)(end - p);
+        if (len > nl && p[nl] == ':' && strncasecmp(p, name, nl) == 0) {
+            const char *v = p + nl + 1, *ve = p + len;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' '))
+                ve--;
+            if ((size_t)(ve - v) >= cap)
+                return -1;
+            memcpy(out, v, (size_t)(ve - v));
+            out[ve - v] = '\0';
+            return 0;
+        }
+        p = eol ? eol + 1 : end;
+    }
+    return -1;
 }
 
 int kv_client_init(kv_ctx *ctx)
@@ -33,7 +78,9 @@ int kv_client_init(kv_ctx *ctx)
     CURL *h = ctx->curl;
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ctx->curl_error);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &ctx->body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, ctx);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, collect_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &ctx->resp_headers);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "kv/0.1");
@@ -49,6 +96,7 @@ void kv_client_cleanup(kv_ctx *ctx)
     }
     curl_slist_free_all(ctx->headers);
     kv_buf_free(&ctx->body);
+    kv_buf_free(&ctx->resp_headers);
     ctx->curl = NULL;
     ctx->headers = NULL;
 }
@@ -100,6 +148,18 @@ static int build_headers(kv_ctx *ctx, const char *content_type)
         rc = kv_buf_printf(&line, "Content-Type:");
     if (rc == 0)
         rc = add_header(ctx, line.data);
+    if (rc == 0 && ctx->if_match) {
+        kv_buf_reset(&line);
+        rc = kv_buf_printf(&line, "If-Match: %s", ctx->if_match);
+        if (rc == 0)
+            rc = add_header(ctx, line.data);
+    }
+    if (rc == 0 && ctx->if_none_match) {
+        kv_buf_reset(&line);
+        rc = kv_buf_printf(&line, "If-None-Match: %s", ctx->if_none_match);
+        if (rc == 0)
+            rc = add_header(ctx, line.data);
+    }
     if (rc == 0 && ctx->key) {
         kv_buf_reset(&line);
         rc = kv_buf_printf(&line, "Authorization: Bearer %s", ctx->key);
@@ -123,6 +183,7 @@ int kv_http(kv_ctx *ctx, const char *method, const char *path, const void *body,
         return kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
     }
     kv_buf_reset(&ctx->body);
+    kv_buf_reset(&ctx->resp_headers);
     ctx->status = 0;
     ctx->curl_error[0] = '\0';
     curl_easy_setopt(h, CURLOPT_URL, url.data);
@@ -155,6 +216,10 @@ int kv_http(kv_ctx *ctx, const char *method, const char *path, const void *body,
         case CURLE_UNSUPPORTED_PROTOCOL:
             return kv_fail(ctx, KV_EXIT_UNREACHABLE, "cannot reach kvd at %s: %s", ctx->url, why);
         case CURLE_WRITE_ERROR:
+            if (ctx->sink_failed)
+                return kv_fail(ctx, KV_EXIT_LOCAL, "cannot write the answer of %s: %s", ctx->url,
+                               strerror(errno));
+            /* fall through */
         case CURLE_OUT_OF_MEMORY:
             return kv_fail(ctx, KV_EXIT_LOCAL, "out of memory reading the answer of %s", ctx->url);
         default:
@@ -218,9 +283,10 @@ int kv_http_error(kv_ctx *ctx, const char *what, const char *absent_what)
     long st = ctx->status;
     int rc;
     if (st == 401 && !ctx->key) {
+        /* kvd's message says the same ("this needs a credential"): not repeated */
         rc = kv_fail(ctx, KV_EXIT_AUTH,
-                     "cannot %s: bucket '%s' needs a credential (pass --key or set KV_KEY)%s%s",
-                     what, ctx->bucket, sep, m);
+                     "cannot %s: bucket '%s' needs a credential (pass --key or set KV_KEY)", what,
+                     ctx->bucket);
     } else if (st == 401) {
         rc = kv_fail(ctx, KV_EXIT_AUTH, "cannot %s: the credential was rejected (HTTP 401)%s%s",
                      what, sep, m);
@@ -255,4 +321,25 @@ json_t *kv_json_body(kv_ctx *ctx, const char *what)
     if (!root)
         kv_fail(ctx, KV_EXIT_SERVER, "cannot %s: kvd answered malformed JSON (%s)", what, err.text);
     return root;
+}
+
+int kv_key_call(kv_ctx *ctx, const char *method, const char *key, const char *query,
+                const void *body, size_t len, const char *content_type, const char *verb,
+                bool absent_is_error)
+{
+    kv_buf path = {0};
+    int rc = kv_key_path(ctx, &path, key);
+    if (rc == 0 && query && kv_buf_append(&path, query, strlen(query)) != 0)
+        rc = kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+    if (rc == 0)
+        rc = kv_http(ctx, method, path.data, body, len, content_type);
+    kv_buf_free(&path);
+    if (rc == 0 && (ctx->status < 200 || ctx->status > 299)) {
+        char label[KV_LABEL_MAX], what[KV_LABEL_MAX + 64], absent[KV_LABEL_MAX + 16];
+        kv_key_label(key, label);
+        snprintf(what, sizeof what, "%s key '%s'", verb, label);
+        snprintf(absent, sizeof absent, "key '%s'", label);
+        rc = kv_http_error(ctx, what, absent_is_error ? absent : NULL);
+    }
+    return rc;
 }

@@ -1,5 +1,5 @@
 /*
- * cmd_admin.c — kv's non-key commands: metrics, bucket, token, script, serve.
+ * cmd_admin.c — kv's non-key commands: metrics, token, serve.
  *
  * Each is one or two requests with a fixed JSON shape from docs/HTTP.md; the
  * human-readable output follows the KVD seed where it shows one (metrics) and
@@ -23,20 +23,6 @@ static bool is_2xx(const kv_ctx *ctx)
     return ctx->status >= 200 && ctx->status <= 299;
 }
 
-static int print_body_json(kv_ctx *ctx)
-{
-    size_t len = ctx->body.len;
-    if (kv_write_stdout(ctx->body.data, len) != 0 ||
-        ((len == 0 || ctx->body.data[len - 1] != '\n') && kv_write_stdout("\n", 1) != 0))
-        return kv_fail(ctx, KV_EXIT_LOCAL, "cannot write to stdout: %s", strerror(errno));
-    return kv_finish_stdout(ctx);
-}
-
-#define JSON_OPT(flag)                                                                             \
-    {                                                                                              \
-        "json", 'j', RCU_OPT_BOOL, &(flag), .help = "print kvd's JSON answer"                      \
-    }
-
 /* -------------------------------------------------------------- metrics */
 
 static const char metrics_about[] =
@@ -47,7 +33,7 @@ static const char metrics_about[] =
 int kv_cmd_metrics(kv_ctx *ctx, int argc, char **argv)
 {
     bool json = false;
-    const rcu_opt opts[] = {JSON_OPT(json), {0}};
+    const rcu_opt opts[] = {KV_JSON_OPT(json), {0}};
     int first = 1;
     int rc = kv_parse_options(ctx, &argc, argv, opts, "[--json]", metrics_about);
     if (rc >= 0)
@@ -59,7 +45,7 @@ int kv_cmd_metrics(kv_ctx *ctx, int argc, char **argv)
     if (!is_2xx(ctx))
         return kv_http_error(ctx, "read metrics", NULL);
     if (json)
-        return print_body_json(ctx);
+        return kv_print_body_json(ctx);
     json_t *root = kv_json_body(ctx, "read metrics");
     if (!root)
         return KV_EXIT_SERVER;
@@ -79,98 +65,6 @@ int kv_cmd_metrics(kv_ctx *ctx, int argc, char **argv)
     }
     json_decref(root);
     return rc == 0 ? kv_finish_stdout(ctx) : rc;
-}
-
-/* --------------------------------------------------------------- bucket */
-
-static const char bucket_synopsis[] = "create [NAME] [--json]\n"
-                                      "delete NAME";
-static const char bucket_about[] =
-    "create: make a bucket (a random name without NAME) and print its name and\n"
-    "        admin key (shown only this once). When kvd runs with\n"
-    "        --admin-token-file, --key must be that token.\n"
-    "delete: delete the bucket and all its keys; --key must be its admin key.\n";
-
-static int bucket_create(kv_ctx *ctx, const char *name, bool json)
-{
-    char *body = NULL;
-    if (name) {
-        json_t *req = json_pack("{s:s}", "name", name);
-        body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-        json_decref(req);
-        if (!body)
-            return kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
-    }
-    int rc = kv_http(ctx, "POST", "/", body ? body : "", body ? strlen(body) : 0,
-                     body ? "application/json" : NULL);
-    free(body);
-    if (rc != 0)
-        return rc;
-    if (ctx->status == 409)
-        return kv_fail(ctx, KV_EXIT_REFUSED, "bucket '%s' already exists", name ? name : "?");
-    if (ctx->status == 401 || ctx->status == 403)
-        return kv_fail(ctx, KV_EXIT_AUTH,
-                       "cannot create a bucket: kvd at %s wants its admin token (--key)%s",
-                       ctx->url, ctx->key ? ", and rejected the one given" : "");
-    if (!is_2xx(ctx))
-        return kv_http_error(ctx, "create the bucket", NULL);
-    if (json)
-        return print_body_json(ctx);
-    json_t *root = kv_json_body(ctx, "create the bucket");
-    if (!root)
-        return KV_EXIT_SERVER;
-    const char *bucket = json_string_value(json_object_get(root, "bucket"));
-    const char *admin = json_string_value(json_object_get(root, "admin_key"));
-    if (!bucket || !admin)
-        rc = kv_fail(ctx, KV_EXIT_SERVER, "kvd's answer lacks 'bucket' or 'admin_key'");
-    else
-        printf("bucket: %s\nadmin key: %s\n", bucket, admin);
-    json_decref(root);
-    return rc == 0 ? kv_finish_stdout(ctx) : rc;
-}
-
-static int bucket_delete(kv_ctx *ctx, const char *name)
-{
-    ctx->bucket = name; /* for the messages of kv_http_error */
-    kv_buf path = {0};
-    int rc = kv_buf_printf(&path, "/%s", name) == 0
-                 ? kv_http(ctx, "DELETE", path.data, NULL, 0, NULL)
-                 : kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
-    kv_buf_free(&path);
-    if (rc != 0)
-        return rc;
-    if (ctx->status == 404)
-        return kv_fail(ctx, KV_EXIT_ABSENT, "no bucket '%s' at %s", name, ctx->url);
-    if (!is_2xx(ctx))
-        return kv_http_error(ctx, "delete the bucket", NULL);
-    return 0;
-}
-
-int kv_cmd_bucket(kv_ctx *ctx, int argc, char **argv)
-{
-    bool json = false;
-    const rcu_opt opts[] = {JSON_OPT(json), {0}};
-    int first = 1;
-    int rc = kv_parse_options(ctx, &argc, argv, opts, bucket_synopsis, bucket_about);
-    if (rc >= 0)
-        return rc;
-    int n = argc - first;
-    const char *sub = n > 0 ? argv[first] : NULL;
-    const char *name = n > 1 ? argv[first + 1] : NULL;
-    if (!sub)
-        return kv_usage_error(ctx, "missing subcommand: create or delete (see --help)");
-    if (n > 2)
-        return kv_usage_error(ctx, "unexpected argument '%s'", argv[first + 2]);
-    if (name && !rcu_bucket_name_valid(name, strlen(name)))
-        return kv_usage_error(ctx, "invalid bucket name '%s' (1-64 of A-Z a-z 0-9 _ -)", name);
-    if (strcmp(sub, "create") == 0)
-        return bucket_create(ctx, name, json);
-    if (strcmp(sub, "delete") == 0) {
-        if (!name)
-            return kv_usage_error(ctx, "bucket delete needs the bucket NAME");
-        return bucket_delete(ctx, name);
-    }
-    return kv_usage_error(ctx, "unknown subcommand '%s': create or delete", sub);
 }
 
 /* ---------------------------------------------------------------- token */
@@ -222,7 +116,7 @@ int kv_cmd_token(kv_ctx *ctx, int argc, char **argv)
         {"ttl", 0, RCU_OPT_DURATION, &st.ttl, sizeof st.ttl, .min = 1, .max = INT64_MAX / 1000,
          .unit_ms = 1000, .store_ms = 1000, .seen = &st.ttl_given, .def = "kvd's, 1h",
          .help = "lifetime: 90, 30s, 10m, 2h, 7d"},
-        JSON_OPT(st.json),
+        KV_JSON_OPT(st.json),
         {0},
     };
     int first = 1;
@@ -261,7 +155,7 @@ int kv_cmd_token(kv_ctx *ctx, int argc, char **argv)
     if (!is_2xx(ctx))
         return kv_http_error(ctx, "create a token", NULL);
     if (st.json)
-        return print_body_json(ctx);
+        return kv_print_body_json(ctx);
     json_t *root = kv_json_body(ctx, "create a token");
     if (!root)
         return KV_EXIT_SERVER;

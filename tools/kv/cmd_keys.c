@@ -34,9 +34,16 @@ static const char set_about[] =
     "  k=-        the value is read from stdin (at most one key)\n"
     "Prints 'Key set' / 'Keys set'.\n";
 
+static const char setnx_about[] =
+    "Set keys only if they are absent: one key, or several atomically (if any\n"
+    "is present, none is set). k=v, k=@FILE and k=- as for kv set. Prints\n"
+    "'Key set' / 'Keys set'; exit 6 when a key exists.\n";
+
 typedef struct set_state {
     uint64_t ttl; /* seconds; 0: no expiry */
     bool ttl_given;
+    bool if_absent;       /* --if-absent, kv setnx */
+    const char *if_match; /* --if-match ETAG */
 } set_state;
 
 static int parse_assignment(kv_ctx *ctx, char *arg, kv_pair *pair, bool *stdin_used)
@@ -136,21 +143,14 @@ static int run_key_batch(kv_ctx *ctx, char **keys, size_t n, const char *op, jso
 
 static int set_one(kv_ctx *ctx, kv_pair *p, const set_state *st)
 {
-    kv_buf path = {0};
-    int rc = kv_key_path(ctx, &path, p->key);
-    if (rc == 0 && st->ttl_given &&
-        kv_buf_printf(&path, "?ttl=%llu", (unsigned long long)st->ttl) != 0)
-        rc = kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
-    if (rc == 0)
-        rc = kv_http(ctx, "PUT", path.data, p->value.data ? p->value.data : "", p->value.len, NULL);
-    kv_buf_free(&path);
-    if (rc == 0 && (ctx->status < 200 || ctx->status > 299)) {
-        kv_buf what = {0};
-        char label[KV_LABEL_MAX];
-        kv_buf_printf(&what, "set key '%s'", kv_key_label(p->key, label));
-        rc = kv_http_error(ctx, what.data ? what.data : "set", NULL);
-        kv_buf_free(&what);
-    }
+    char query[32] = "";
+    if (st->ttl_given)
+        snprintf(query, sizeof query, "?ttl=%llu", (unsigned long long)st->ttl);
+    ctx->if_match = st->if_match;
+    ctx->if_none_match = st->if_absent ? "*" : NULL;
+    int rc = kv_key_call(ctx, "PUT", p->key, query, p->value.data ? p->value.data : "",
+                         p->value.len, NULL, "set", false);
+    ctx->if_match = ctx->if_none_match = NULL;
     if (rc == 0)
         puts("Key set");
     return rc;
@@ -179,6 +179,8 @@ static int set_many(kv_ctx *ctx, kv_pair *pairs, char **keys, size_t n, const se
         }
         if (op && st->ttl_given)
             json_object_set_new(op, "ttl", json_integer((json_int_t)st->ttl));
+        if (op && st->if_absent)
+            json_object_set_new(op, "if_absent", json_true());
         if (!op || json_array_append_new(ops, op) != 0)
             rc = kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
     }
@@ -193,20 +195,34 @@ static int set_many(kv_ctx *ctx, kv_pair *pairs, char **keys, size_t n, const se
     return rc;
 }
 
-int kv_cmd_set(kv_ctx *ctx, int argc, char **argv)
+/* kv set and kv setnx (IF_ABSENT from the start) */
+static int set_command(kv_ctx *ctx, int argc, char **argv, bool setnx)
 {
-    set_state st = {0};
+    set_state st = {.if_absent = setnx};
     const rcu_opt opts[] = {
         {"ttl", 0, RCU_OPT_DURATION, &st.ttl, sizeof st.ttl, .unit_ms = 1000, .store_ms = 1000,
          .max = INT64_MAX / 1000, .seen = &st.ttl_given, .flags = RCU_OPT_NODEFAULT,
          .help = "expire the keys after this: 90, 30s, 10m, 2h, 7d; 0 means never (default: the "
                  "bucket's default TTL)"},
+        {"if-absent", 0, RCU_OPT_BOOL, &st.if_absent,
+         .help = "set only keys that are absent; if one is present nothing is set (exit 6)"},
+        {"if-match", 0, RCU_OPT_STRING, &st.if_match, .meta = "ETAG", .flags = RCU_OPT_NODEFAULT,
+         .help = "set only if the key's ETag (kv get --etag) is still ETAG, else exit 6; one key"},
         {0},
     };
+    const rcu_opt nx_opts[] = {opts[0], {0}}; /* setnx: --ttl only */
+    const rcu_opt *shown = setnx ? nx_opts : opts;
     int first = 1;
-    int rc = kv_parse_options(ctx, &argc, argv, opts, "[--ttl DURATION] k=v [k=v ...]", set_about);
+    int rc = kv_parse_options(ctx, &argc, argv, shown,
+                              setnx ? "[--ttl DURATION] k=v [k=v ...]"
+                                    : "[--ttl DURATION] [--if-absent | --if-match ETAG] k=v "
+                                      "[k=v ...]",
+                              setnx ? setnx_about : set_about);
     if (rc >= 0)
         return rc;
+    if (st.if_match && (st.if_absent || argc - first != 1))
+        return kv_usage_error(ctx, st.if_absent ? "--if-match and --if-absent exclude each other"
+                                                : "--if-match takes exactly one key");
     size_t n = (size_t)(argc - first);
     if (n == 0)
         return kv_usage_error(ctx, "nothing to set: give k=v (see --help)");
@@ -232,6 +248,16 @@ done:
     free(pairs);
     free(keys);
     return rc;
+}
+
+int kv_cmd_set(kv_ctx *ctx, int argc, char **argv)
+{
+    return set_command(ctx, argc, argv, false);
+}
+
+int kv_cmd_setnx(kv_ctx *ctx, int argc, char **argv)
+{
+    return set_command(ctx, argc, argv, true);
 }
 
 /* ------------------------------------------------------------------ get */
@@ -278,39 +304,47 @@ static int print_json_value(kv_ctx *ctx, json_t *result, const char *key)
     return rc;
 }
 
+int kv_print_value(kv_ctx *ctx)
+{
+    /* a terminal gets a final newline (the prompt stays on its own line); a
+     * pipe or file gets the value byte for byte */
+    size_t len = ctx->body.len;
+    bool add_nl = kv_stdout_is_tty() && (len == 0 || ctx->body.data[len - 1] != '\n');
+    if (kv_write_stdout(ctx->body.data, len) != 0 || (add_nl && kv_write_stdout("\n", 1) != 0))
+        return kv_fail(ctx, KV_EXIT_LOCAL, "cannot write to stdout: %s", strerror(errno));
+    return kv_finish_stdout(ctx);
+}
+
 int kv_cmd_get(kv_ctx *ctx, int argc, char **argv)
 {
+    bool etag = false;
+    const rcu_opt opts[] = {
+        {"etag", 0, RCU_OPT_BOOL, &etag,
+         .help = "print the key's ETag instead of its value (for kv set --if-match); one key"},
+        {0},
+    };
     int first = 1;
-    int rc = kv_parse_options(ctx, &argc, argv, NULL, "k [k ...]", get_about);
+    int rc = kv_parse_options(ctx, &argc, argv, opts, "[--etag] k [k ...]", get_about);
     if (rc >= 0)
         return rc;
     size_t n = (size_t)(argc - first);
     char **keys = argv + first;
     if (n == 0)
         return kv_usage_error(ctx, "no key given (see --help)");
-    if (n == 1) {
-        kv_buf path = {0}, what = {0}, absent = {0};
-        rc = kv_key_path(ctx, &path, keys[0]);
+    if (etag && n > 1)
+        return kv_usage_error(ctx, "--etag takes exactly one key");
+    if (etag) {
+        char tag[128];
+        rc = kv_key_call(ctx, "HEAD", keys[0], NULL, NULL, 0, NULL, "get", true);
+        if (rc == 0 && kv_header(ctx, "ETag", tag, sizeof tag) != 0)
+            return kv_fail(ctx, KV_EXIT_SERVER, "kvd's answer has no ETag");
         if (rc == 0)
-            rc = kv_http(ctx, "GET", path.data, NULL, 0, NULL);
-        if (rc == 0 && ctx->status >= 200 && ctx->status <= 299) {
-            /* a terminal gets a final newline (the prompt stays on its own
-             * line); a pipe or file gets the value byte for byte */
-            size_t len = ctx->body.len;
-            bool add_nl = kv_stdout_is_tty() && (len == 0 || ctx->body.data[len - 1] != '\n');
-            if (kv_write_stdout(ctx->body.data, len) != 0 ||
-                (add_nl && kv_write_stdout("\n", 1) != 0))
-                rc = kv_fail(ctx, KV_EXIT_LOCAL, "cannot write to stdout: %s", strerror(errno));
-        } else if (rc == 0) {
-            char label[KV_LABEL_MAX];
-            kv_buf_printf(&what, "get key '%s'", kv_key_label(keys[0], label));
-            kv_buf_printf(&absent, "key '%s'", label);
-            rc = kv_http_error(ctx, what.data, absent.data);
-        }
-        kv_buf_free(&path);
-        kv_buf_free(&what);
-        kv_buf_free(&absent);
+            puts(tag);
         return rc == 0 ? kv_finish_stdout(ctx) : rc;
+    }
+    if (n == 1) {
+        rc = kv_key_call(ctx, "GET", keys[0], NULL, NULL, 0, NULL, "get", true);
+        return rc == 0 ? kv_print_value(ctx) : rc;
     }
     json_t *results = NULL;
     rc = run_key_batch(ctx, keys, n, "get", &results);
@@ -352,32 +386,29 @@ static const char del_about[] =
 int kv_cmd_del(kv_ctx *ctx, int argc, char **argv)
 {
     bool force = false;
+    const char *if_match = NULL;
     const rcu_opt opts[] = {
         {"force", 'f', RCU_OPT_BOOL, &force, .help = "an absent key is no error"},
+        {"if-match", 0, RCU_OPT_STRING, &if_match, .meta = "ETAG", .flags = RCU_OPT_NODEFAULT,
+         .help = "delete only if the key's ETag (kv get --etag) is still ETAG, else exit 6; one "
+                 "key"},
         {0},
     };
     int first = 1;
-    int rc = kv_parse_options(ctx, &argc, argv, opts, "[-f] k [k ...]", del_about);
+    int rc =
+        kv_parse_options(ctx, &argc, argv, opts, "[-f] [--if-match ETAG] k [k ...]", del_about);
     if (rc >= 0)
         return rc;
     size_t n = (size_t)(argc - first);
     char **keys = argv + first;
     if (n == 0)
         return kv_usage_error(ctx, "no key given (see --help)");
-    if (n == 1 && !force) {
-        kv_buf path = {0}, what = {0}, absent = {0};
-        rc = kv_key_path(ctx, &path, keys[0]);
-        if (rc == 0)
-            rc = kv_http(ctx, "DELETE", path.data, NULL, 0, NULL);
-        if (rc == 0 && (ctx->status < 200 || ctx->status > 299)) {
-            char label[KV_LABEL_MAX];
-            kv_buf_printf(&what, "delete key '%s'", kv_key_label(keys[0], label));
-            kv_buf_printf(&absent, "key '%s'", label);
-            rc = kv_http_error(ctx, what.data, absent.data);
-        }
-        kv_buf_free(&path);
-        kv_buf_free(&what);
-        kv_buf_free(&absent);
+    if (if_match && n != 1)
+        return kv_usage_error(ctx, "--if-match takes exactly one key");
+    if (n == 1 && (!force || if_match)) {
+        ctx->if_match = if_match;
+        rc = kv_key_call(ctx, "DELETE", keys[0], NULL, NULL, 0, NULL, "delete", !force);
+        ctx->if_match = NULL;
         return rc;
     }
     json_t *results = NULL;

@@ -16,13 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char script_synopsis[] =
-    "put NAME FILE     store Lua source (FILE '-' = stdin)\n"
-    "get NAME          print the source\n"
-    "run NAME [k=v...] run it; k=v become kv.args; prints its output\n"
-    "ls                list script names\n"
-    "rm NAME           remove it";
-static const char script_about[] = "put, get, ls and rm need the bucket's admin key (--key).\n";
+static const char script_synopsis[] = "put NAME FILE\n"
+                                      "get NAME\n"
+                                      "run NAME [k=v...]\n"
+                                      "ls\n"
+                                      "rm NAME";
+static const char script_about[] =
+    "put: store Lua source (FILE '-' = stdin); get: print the source; run: run\n"
+    "it (k=v become kv.args) and print its output; ls: list script names;\n"
+    "rm: remove it. put, get, ls and rm need the bucket's admin key (--key).\n";
 
 static int script_path(kv_ctx *ctx, kv_buf *path, const char *name, const char *suffix)
 {

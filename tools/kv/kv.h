@@ -58,9 +58,15 @@ typedef struct kv_ctx {
     CURL *curl;
     struct curl_slist *headers; /* rebuilt per request */
     char curl_error[CURL_ERROR_SIZE];
+    const char *if_match; /* sent as If-Match on the next requests when set */
+    const char *if_none_match;
+    FILE *sink; /* when set, response bodies of 2xx answers go here, not to body */
+    uint64_t sink_bytes;
+    bool sink_failed;
     /* the last response */
     long status;
     kv_buf body;
+    kv_buf resp_headers; /* the response header lines, as received */
 } kv_ctx;
 
 /* ---- options (main.c) */
@@ -99,6 +105,10 @@ int kv_key_path(kv_ctx *ctx, kv_buf *path, const char *key);
 int kv_http(kv_ctx *ctx, const char *method, const char *path, const void *body, size_t len,
             const char *content_type);
 
+/* Copy the value of response header NAME (case-insensitive) of the last
+ * response into OUT; 0, or -1 when it was absent or does not fit. */
+int kv_header(const kv_ctx *ctx, const char *name, char *out, size_t cap);
+
 /* Report the non-2xx response in ctx as a failure of WHAT ("set key 'k'"),
  * with kvd's message; 401/403/404 get their own wording. Returns the exit
  * status. A 404 is checked against the bucket (HEAD /bucket) and reported as
@@ -106,8 +116,27 @@ int kv_http(kv_ctx *ctx, const char *method, const char *path, const void *body,
  * with KV_EXIT_ABSENT. */
 int kv_http_error(kv_ctx *ctx, const char *what, const char *absent_what);
 
+/* METHOD /<bucket>/<key><QUERY> with BODY (NULL: none): 0 on a 2xx answer
+ * (in ctx), else the failure reported as "cannot VERB key 'k'" (a 404 as
+ * "key 'k' not found", exit 1, when ABSENT_IS_ERROR) and its exit status. */
+int kv_key_call(kv_ctx *ctx, const char *method, const char *key, const char *query,
+                const void *body, size_t len, const char *content_type, const char *verb,
+                bool absent_is_error);
+
 /* Parse ctx->body as JSON; on failure print a message and return NULL. */
 json_t *kv_json_body(kv_ctx *ctx, const char *what);
+
+/* Write the body of the last answer to stdout as `kv get` does: byte for
+ * byte, plus a newline when stdout is a terminal and it lacks one. */
+int kv_print_value(kv_ctx *ctx);
+
+/* Print kvd's JSON answer (a final newline added); returns the exit status. */
+int kv_print_body_json(kv_ctx *ctx);
+/* The --json option of several commands. */
+#define KV_JSON_OPT(flag)                                                                          \
+    {                                                                                              \
+        "json", 'j', RCU_OPT_BOOL, &(flag), .help = "print kvd's JSON answer"                      \
+    }
 
 /* ---- helpers (util.c) */
 
@@ -136,6 +165,11 @@ int kv_finish_stdout(kv_ctx *ctx);
 /* ---- commands */
 
 int kv_cmd_set(kv_ctx *ctx, int argc, char **argv);
+int kv_cmd_setnx(kv_ctx *ctx, int argc, char **argv);
+int kv_cmd_append(kv_ctx *ctx, int argc, char **argv);
+int kv_cmd_getset(kv_ctx *ctx, int argc, char **argv);
+int kv_cmd_ttl(kv_ctx *ctx, int argc, char **argv);
+int kv_cmd_backup(kv_ctx *ctx, int argc, char **argv);
 int kv_cmd_get(kv_ctx *ctx, int argc, char **argv);
 int kv_cmd_del(kv_ctx *ctx, int argc, char **argv);
 int kv_cmd_ls(kv_ctx *ctx, int argc, char **argv);

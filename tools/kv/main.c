@@ -27,14 +27,19 @@ typedef struct kv_command {
 static const kv_command commands[] = {
     {"serve", kv_cmd_serve, "run kvd in the foreground with an open 'default' bucket"},
     {"set", kv_cmd_set, "set one or many keys atomically: k=v, k=@file, k=- (stdin)"},
+    {"setnx", kv_cmd_setnx, "set keys only if absent (all or none)"},
     {"get", kv_cmd_get, "print one value (raw) or many as 'k: value' lines"},
+    {"getset", kv_cmd_getset, "set a key and print the value it had"},
+    {"append", kv_cmd_append, "append text to a value; print the new length"},
     {"del", kv_cmd_del, "delete one or many keys atomically"},
     {"ls", kv_cmd_ls, "list keys: [PREFIX] [--limit N] [--values]"},
     {"incr", kv_cmd_incr, "atomically add BY (default 1) to a number; print the result"},
+    {"ttl", kv_cmd_ttl, "seconds until a key expires (-1: never)"},
     {"metrics", kv_cmd_metrics, "keys, value bytes and operation counts [--json]"},
-    {"bucket", kv_cmd_bucket, "bucket create [NAME] | bucket delete NAME"},
+    {"bucket", kv_cmd_bucket, "bucket create [NAME] | delete NAME | info | rotate"},
     {"token", kv_cmd_token, "token create --prefix P --perm read,... --ttl 10m"},
     {"script", kv_cmd_script, "script put NAME FILE | run NAME [k=v...] | ls | rm NAME"},
+    {"backup", kv_cmd_backup, "the server's backup stream to a file (admin token)"},
 };
 
 static const char main_epilog[] =

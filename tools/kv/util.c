@@ -205,3 +205,12 @@ int kv_finish_stdout(kv_ctx *ctx)
         return kv_fail(ctx, KV_EXIT_LOCAL, "cannot write to stdout: %s", strerror(errno));
     return 0;
 }
+
+int kv_print_body_json(kv_ctx *ctx)
+{
+    size_t len = ctx->body.len;
+    if (kv_write_stdout(ctx->body.data, len) != 0 ||
+        ((len == 0 || ctx->body.data[len - 1] != '\n') && kv_write_stdout("\n", 1) != 0))
+        return kv_fail(ctx, KV_EXIT_LOCAL, "cannot write to stdout: %s", strerror(errno));
+    return kv_finish_stdout(ctx);
+}
