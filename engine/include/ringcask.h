@@ -29,8 +29,8 @@
  *
  * The price
  *   - Every live key lives in RAM: about 16 bytes of entry plus the key bytes,
- *     plus the hash slot (8 bytes at 60-90 % load) — see docs/CAPACITY in the
- *     project. Keys with a TTL cost 8 bytes more.
+ *     plus the hash slot (8 bytes at 60-90 % load) — see the capacity table in
+ *     BENCHMARKS.md. Keys with a TTL cost 8 bytes more.
  *   - Overwritten and deleted data stays on disk until merge rewrites the
  *     segment; merge costs sequential I/O proportional to live data.
  *   - Listing keys in order needs a sorted copy of a keyspace's keys, built
@@ -88,7 +88,7 @@ extern "C" {
 #define RC_EEXISTS (-3)    /* set-if-absent on a present key; keyspace exists */
 #define RC_ECONFLICT (-4)  /* compare-and-swap: the sequence number differs */
 #define RC_ETYPE (-5)      /* the operation does not fit the value's type */
-#define RC_EOVERFLOW (-6)  /* an increment would overflow int64 */
+#define RC_EOVERFLOW (-6)  /* an increment would overflow int64 or a float */
 #define RC_EKEYSIZE (-7)   /* key empty or longer than RC_KEY_MAX */
 #define RC_EVALUESIZE (-8) /* value longer than RC_VALUE_MAX */
 #define RC_ENOMEM (-9)     /* out of memory */
@@ -118,14 +118,20 @@ RC_API const char *rc_strerror(int err);
 
 /* A description of the most recent failure in the calling thread, with
  * details (the path, the offset, the pid holding a lock) that the code alone
- * cannot carry. Thread-local; valid until the thread's next ringcask call.
- * Empty string when there is nothing to add. Never NULL; do not free. */
+ * cannot carry. Thread-local; every ringcask call that returns an int code
+ * empties it first, so it describes the latest such call only (empty after a
+ * success). Empty string when there is nothing to add. Never NULL; do not
+ * free. */
 RC_API const char *rc_last_error_message(void);
 
 /* The library's version as "MAJOR.MINOR.PATCH" (of the library linked, which
  * may differ from the RC_VERSION_* this program was compiled with). Static
  * string, never NULL; the caller does not free it. */
 RC_API const char *rc_version(void);
+
+/* Empty the calling thread's detail message (a server does it when it starts
+ * a request, so no detail of an earlier request can reach its answer). */
+RC_API void rc_error_clear(void);
 
 /* --------------------------------------------------------------- options */
 
@@ -142,19 +148,21 @@ typedef struct rc_options {
     rc_sync_mode sync;               /* default RC_SYNC_ALWAYS */
     uint32_t sync_interval_ms;       /* RC_SYNC_INTERVAL period; default 100 */
     uint64_t segment_bytes;          /* rotate the active segment before a write
-                                        would pass this; default 256 MiB, min 4 KiB */
-    bool create_if_missing;          /* default true */
-    bool read_only;                  /* never write, take a shared lock; for
-                                        kvdump on a live directory. Default false */
+                                        would pass this; 4 KiB .. 4 GiB - 1;
+                                        default 256 MiB */
+    bool create_if_missing;          /* create DIR if absent; default true */
+    bool read_only;                  /* never write, take no lock (for kvdump
+                                        beside a live kvd); default false */
     bool strict;                     /* a corrupt record inside an immutable
                                         segment fails rc_open with RC_ECORRUPT
                                         instead of being skipped; default false */
     bool write_hints;                /* write hint files; default true */
     uint32_t compress_min_bytes;     /* zstd-compress values at least this long
                                         when it saves space; 0 = never; default 512 */
-    int compress_level;              /* zstd level; default 1 */
-    uint32_t merge_dead_pct;         /* a segment with this % dead bytes is a
-                                        merge candidate; default 40 */
+    int compress_level;              /* zstd level 1..19; default 1 */
+    uint32_t merge_dead_pct;         /* a sealed segment with this % dead bytes
+                                        (0..100) is merged in the background;
+                                        default 40 */
     uint64_t merge_dead_bytes;       /* ... or this many dead bytes; default
                                         segment_bytes / 2 */
     uint32_t merge_check_ms;         /* how often the background merger looks
@@ -238,6 +246,13 @@ RC_API void rc_names_free(char **names, size_t count);
 
 /* The keyspace's name; owned by the handle. */
 RC_API const char *rc_keyspace_name(const rc_keyspace *ks);
+
+/* Limit the values writes may leave in KS to BYTES (0: the engine's
+ * RC_VALUE_MAX): a put, append, getset or increment whose resulting value
+ * would be longer fails with RC_EVALUESIZE and its batch applies nothing.
+ * Held in memory by this handle only (not persistent): set it after each
+ * open. RC_EINVAL when BYTES is over RC_VALUE_MAX. */
+RC_API int rc_keyspace_set_max_value(rc_keyspace *ks, uint64_t bytes);
 
 /* Set the keyspace's default TTL in ms (0 = none), used by writes whose
  * ttl_ms is RC_TTL_DEFAULT. Persistent. KS stays owned by its database;

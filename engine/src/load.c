@@ -233,6 +233,7 @@ static void walk_info(const stream_walk *w, rc_backup_info *info)
 
 int rc_verify_stream(rc_read_fn read, void *ctx, rc_backup_info *info)
 {
+    rci_error_clear();
     if (!read)
         return rc_fail(RC_EINVAL, "rc_verify_stream needs a read callback");
     stream_walk w = {.read = read, .ctx = ctx};
@@ -1007,6 +1008,7 @@ out:
 int rc_load(rc_db *db, rc_read_fn read, void *ctx, rc_progress_fn progress, void *progress_ctx,
             rc_backup_info *info)
 {
+    rci_error_clear();
     if (!db || !read)
         return rc_fail(RC_EINVAL, "rc_load needs a database and a read callback");
     if (db->opt.read_only)
