@@ -350,6 +350,7 @@ int rc_stats_db(rc_db *db, rc_stats *o)
 
 int rc_damage_report(rc_db *db, rc_damage **out, size_t *n)
 {
+    rci_error_clear();
     if (!db || !out || !n)
         return rc_fail(RC_EINVAL, "NULL database or output");
     *out = NULL;

@@ -1043,6 +1043,7 @@ int rc_load(rc_db *db, rc_read_fn read, void *ctx, rc_progress_fn progress, void
 
 int rc_stream_header_parse(const void *buf, size_t len, rc_stream_header *out)
 {
+    rci_error_clear();
     if (!buf || !out)
         return rc_fail(RC_EINVAL, "rc_stream_header_parse needs a buffer and a result");
     fmt_stream_header h;
@@ -1076,6 +1077,7 @@ static int hex_digit(char c)
 
 int rc_load_check(rc_db *db, const rc_stream_header *h)
 {
+    rci_error_clear();
     if (!db || !h)
         return rc_fail(RC_EINVAL, "rc_load_check needs a database and a header");
     fmt_stream_header fh;
