@@ -230,6 +230,7 @@ static int log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn, boo
         recs[i].off = (uint32_t)off;
         off += w;
     }
+    rci_seg_ckpt_note(seg, size, seq);
     if (seq > seg->max_seq)
         seg->max_seq = seq;
     if (!seg->min_seq || recs[0].seq < seg->min_seq)
