@@ -10,7 +10,8 @@
  * LMDB allows); other modes open with MDB_NOSYNC and --sync interval:MS
  * relies on kvbench's syncer calling mdb_env_sync(force). Every single put
  * is its own write transaction; put_batch (the "fillbatch" workload) puts a
- * whole batch in one transaction, as PERFORMANCE.md's 1000 puts/txn figure.
+ * whole batch in one transaction, as the 1000 puts/txn peer figure of
+ * BENCHMARKS.md.
  * LMDB has no compaction step, so compact is NULL.
  */
 #include "backend.h"

@@ -1,6 +1,6 @@
 /*
  * kvbench.c — command line, engine loop and reporting of the benchmark tool
- * (contract: TOOLS.md "kvbench"; what the numbers are for: PERFORMANCE.md).
+ * (user manual: docs/CLI.md "kvbench"; goals and results: BENCHMARKS.md).
  *
  * kvbench runs a list of workloads against one or several engines, each on
  * its own fresh directory that is deleted afterwards. With several (--engine

@@ -57,3 +57,25 @@ int json_get_int(const json_t *obj, const char *name, long long *out)
     *out = json_integer_value(v);
     return 0;
 }
+
+bool json_unknown_field(const json_t *o, const char *const *known, size_t n, char *shown,
+                        size_t cap)
+{
+    const char *field;
+    json_t *v;
+    json_object_foreach((json_t *)o, field, v)
+    {
+        bool ok = false;
+        for (size_t i = 0; i < n && !ok; i++)
+            ok = strcmp(field, known[i]) == 0;
+        if (ok)
+            continue;
+        size_t len = 0;
+        for (; field[len] != '\0' && len + 1 < cap; len++)
+            shown[len] = field[len] >= 0x20 && field[len] < 0x7f ? field[len] : '?';
+        if (cap > 0)
+            shown[len] = '\0';
+        return true;
+    }
+    return false;
+}

@@ -20,4 +20,10 @@ json_t *json_parse_object(const char *data, size_t len, const char **why);
 /* An integer member: 0 ok (or absent: *OUT untouched), -1 wrong type. */
 int json_get_int(const json_t *obj, const char *name, long long *out);
 
+/* Refuse misspelt fields: the first member of object O whose name is not
+ * one of the N names in KNOWN, copied into SHOWN (at most CAP - 1 bytes,
+ * bytes outside printable ASCII as '?'); false when every member is known. */
+bool json_unknown_field(const json_t *o, const char *const *known, size_t n, char *shown,
+                        size_t cap);
+
 #endif

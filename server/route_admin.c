@@ -1,5 +1,5 @@
 /*
- * route_admin.c — server-wide routes: /healthz, /metrics, /admin/backup.
+ * route_admin.c — server-wide routes: GET /, /healthz, /metrics, /admin/backup.
  *
  * The backup is streamed, never buffered: a thread runs rc_backup into a
  * pipe and MHD reads the other end through a content-reader callback, so
@@ -32,6 +32,20 @@ void route_healthz(kvd_request *req)
     json_t *o = json_object();
     if (o != NULL)
         json_object_set_new(o, "status", json_string("ok"));
+    http_json(req, 200, o);
+}
+
+/* What answers here, for someone who points a browser or curl at kvd. The
+ * version is the engine's (ringcask.h), as in ringcask_build_info. */
+void route_root(kvd_request *req)
+{
+    char version[32];
+    snprintf(version, sizeof version, "%d.%d.%d", RC_VERSION_MAJOR, RC_VERSION_MINOR,
+             RC_VERSION_PATCH);
+    json_t *o =
+        json_pack("{s:s, s:s, s:{s:s, s:s, s:s}, s:s}", "name", "kvd", "version", version, "links",
+                  "healthz", "/healthz", "metrics", "/metrics", "metrics_json",
+                  "/metrics?format=json", "docs", "docs/HTTP.md in the ringcask source tree");
     http_json(req, 200, o);
 }
 

@@ -43,6 +43,23 @@ static bool parse_public_field(kvd_request *req, const json_t *o, unsigned *out)
     return true;
 }
 
+/* Refuse a field not in KNOWN by name: a misspelt field such as
+ * {"bucket": "demo"} must not silently create a randomly named bucket, nor a
+ * PATCH do nothing. */
+static bool only_known_fields(kvd_request *req, json_t *o, const char *const *known, size_t n,
+                              const char *what)
+{
+    char shown[65];
+    if (!json_unknown_field(o, known, n, shown, sizeof shown))
+        return true;
+    http_error(req, 400, "bad_request", "unknown field \"%s\": %s", shown, what);
+    return false;
+}
+
+static const char *const create_fields[] = {"name", "default_ttl", "public"};
+static const char *const patch_fields[] = {"default_ttl", "public", "new_keys",
+                                           "rotate_signing_key"};
+
 void route_bucket_create(kvd_request *req)
 {
     char name[KVD_BUCKET_NAME_MAX + 1], admin_key[BUCKET_KEY_TEXT_MAX + 1];
@@ -57,6 +74,9 @@ void route_bucket_create(kvd_request *req)
             http_error(req, 400, "bad_request", "%s", why);
             return;
         }
+        if (!only_known_fields(req, o, create_fields, sizeof create_fields / sizeof *create_fields,
+                               "POST / takes name, default_ttl and public"))
+            goto done;
         json_t *jn = json_object_get(o, "name");
         if (jn != NULL && !json_is_null(jn)) {
             const char *n = json_string_value(jn);
@@ -139,8 +159,11 @@ static int apply_edit(policy *p, void *ctx)
     return 0;
 }
 
-static bool parse_edit(kvd_request *req, const json_t *o, bucket_edit *e)
+static bool parse_edit(kvd_request *req, json_t *o, bucket_edit *e)
 {
+    if (!only_known_fields(req, o, patch_fields, sizeof patch_fields / sizeof *patch_fields,
+                           "PATCH takes default_ttl, public, new_keys and rotate_signing_key"))
+        return false;
     e->ttl = req->pol.default_ttl_s;
     e->set_ttl = json_object_get(o, "default_ttl") != NULL;
     e->set_public = json_object_get(o, "public") != NULL;

@@ -27,6 +27,14 @@ void route_tokens(kvd_request *req)
         http_error(req, 400, "bad_request", "%s", why);
         return;
     }
+    /* a misspelt "prefix" must not mint a token for the whole bucket */
+    static const char *const fields[] = {"prefix", "permissions", "ttl"};
+    char shown[65];
+    if (json_unknown_field(o, fields, sizeof fields / sizeof *fields, shown, sizeof shown)) {
+        http_error(req, 400, "bad_request",
+                   "unknown field \"%s\": a token takes prefix, permissions and ttl", shown);
+        goto done;
+    }
     json_t *jp = json_object_get(o, "prefix");
     if (jp != NULL && !json_is_null(jp)) {
         if (!json_is_string(jp) || json_string_length(jp) > TOKEN_PREFIX_MAX) {

@@ -90,7 +90,7 @@ static const struct {
     unsigned mask;
     const char *allow;
 } route_methods[ROUTE_COUNT] = {
-    [ROUTE_ROOT] = {MB(METHOD_POST), "POST"},
+    [ROUTE_ROOT] = {MB(METHOD_GET) | MB(METHOD_HEAD) | MB(METHOD_POST), "GET, HEAD, POST"},
     [ROUTE_HEALTHZ] = {MB(METHOD_GET) | MB(METHOD_HEAD), "GET, HEAD"},
     [ROUTE_METRICS] = {MB(METHOD_GET) | MB(METHOD_HEAD), "GET, HEAD"},
     [ROUTE_BACKUP] = {MB(METHOD_GET), "GET"},
@@ -339,6 +339,8 @@ bool router_prepare(kvd_request *req)
         }
         return true;
     case ROUTE_ROOT:
+        if (req->method != METHOD_POST)
+            return true; /* GET / describes the server to anyone */
         if (!bucket_create_admitted(req))
             return false;
         return check_declared_length(req);
@@ -353,7 +355,10 @@ void router_dispatch(kvd_request *req)
 {
     switch (req->route) {
     case ROUTE_ROOT:
-        route_bucket_create(req);
+        if (req->method == METHOD_POST)
+            route_bucket_create(req);
+        else
+            route_root(req);
         break;
     case ROUTE_HEALTHZ:
         route_healthz(req);

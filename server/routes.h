@@ -38,6 +38,7 @@ void route_batch(kvd_request *req);  /* POST /:bucket/ */
 void route_tokens(kvd_request *req); /* POST /:bucket/tokens/ */
 void route_metrics(kvd_request *req);
 void route_healthz(kvd_request *req);
+void route_root(kvd_request *req); /* GET / : name, version, links */
 void route_backup(kvd_request *req);
 /* The seam for the scripts module: every /:bucket/scripts/... request, and
  * its set-up (after the engine and policies are open, before serving; a

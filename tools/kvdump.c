@@ -1,7 +1,7 @@
 /*
  * kvdump — write a backup stream of a ringcask data directory.
  *
- * The directory is opened read-only (a shared lock, no merges, no sweeps,
+ * The directory is opened read-only (no lock, no merges, no sweeps,
  * no writes), so kvdump can run while kvd serves the same directory without
  * disturbing it; rc_backup takes a consistent snapshot. Everything stream-
  * related (framing, checksums, compression, the tombstone-horizon check)

@@ -7,10 +7,10 @@
 # Preloads the same NKEYS keys (key:0..) with VALUE_SIZE-byte values into
 # both, then for each test runs wrk against kvd and then against webdis, back
 # to back. wrk saturates both cores near the same request rate for any
-# server here (PERFORMANCE.md), so the figure that ranks servers is the
-# server's CPU time per request: utime+stime from /proc/PID/stat over the
-# run (kvd; webdis + redis-server together), divided by the requests wrk
-# completed. Everything started is stopped on exit (trap), by PID.
+# server here (BENCHMARKS.md, "The machine and the goals"), so the figure
+# that ranks servers is the server's CPU time per request: utime+stime
+# from /proc/PID/stat over the run (kvd; webdis + redis-server together),
+# divided by the requests wrk completed. Everything started is stopped on exit (trap), by PID.
 #
 # Usage: bench/http/run.sh [--build DIR] [--duration S] [--threads T]
 #          [--conns C] [--keys N] [--value-size B] [--tests LIST]

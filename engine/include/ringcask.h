@@ -29,8 +29,8 @@
  *
  * The price
  *   - Every live key lives in RAM: about 16 bytes of entry plus the key bytes,
- *     plus the hash slot (8 bytes at 60-90 % load) — see docs/CAPACITY in the
- *     project. Keys with a TTL cost 8 bytes more.
+ *     plus the hash slot (8 bytes at 60-90 % load) — see the capacity table in
+ *     BENCHMARKS.md. Keys with a TTL cost 8 bytes more.
  *   - Overwritten and deleted data stays on disk until merge rewrites the
  *     segment; merge costs sequential I/O proportional to live data.
  *   - Listing keys in order needs a sorted copy of a keyspace's keys, built
@@ -124,19 +124,21 @@ typedef struct rc_options {
     rc_sync_mode sync;               /* default RC_SYNC_ALWAYS */
     uint32_t sync_interval_ms;       /* RC_SYNC_INTERVAL period; default 100 */
     uint64_t segment_bytes;          /* rotate the active segment before a write
-                                        would pass this; default 256 MiB, min 4 KiB */
-    bool create_if_missing;          /* default true */
-    bool read_only;                  /* never write, take a shared lock; for
-                                        kvdump on a live directory. Default false */
+                                        would pass this; 4 KiB .. 4 GiB - 1;
+                                        default 256 MiB */
+    bool create_if_missing;          /* create DIR if absent; default true */
+    bool read_only;                  /* never write, take no lock (for kvdump
+                                        beside a live kvd); default false */
     bool strict;                     /* a corrupt record inside an immutable
                                         segment fails rc_open with RC_ECORRUPT
                                         instead of being skipped; default false */
     bool write_hints;                /* write hint files; default true */
     uint32_t compress_min_bytes;     /* zstd-compress values at least this long
                                         when it saves space; 0 = never; default 512 */
-    int compress_level;              /* zstd level; default 1 */
-    uint32_t merge_dead_pct;         /* a segment with this % dead bytes is a
-                                        merge candidate; default 40 */
+    int compress_level;              /* zstd level 1..19; default 1 */
+    uint32_t merge_dead_pct;         /* a sealed segment with this % dead bytes
+                                        (0..100) is merged in the background;
+                                        default 40 */
     uint64_t merge_dead_bytes;       /* ... or this many dead bytes; default
                                         segment_bytes / 2 */
     uint32_t merge_check_ms;         /* how often the background merger looks

@@ -1,16 +1,19 @@
 /*
  * apply.c — rc_apply: every write, alone or in an atomic batch.
  *
- * 1. Validate every op (sizes, kinds, keyspaces) before touching anything.
- * 2. Lock the key stripes of every key involved, in ascending order. Holding
- *    them makes the batch's reads and writes atomic with respect to every
- *    other writer and to every multi-key read (which takes the same stripes).
- * 3. Evaluate the ops in order against the current state seen through an
- *    overlay of the batch's own earlier writes: conditions, increments,
+ * 1. apply_validate: every op (sizes, kinds, keyspaces) before touching
+ *    anything.
+ * 2. apply_lock: the key stripes of every key involved, in ascending order.
+ *    Holding them makes the batch's reads and writes atomic with respect to
+ *    every other writer and to every multi-key read (which takes the same
+ *    stripes).
+ * 3. apply_evaluate: the ops in order against the current state seen through
+ *    an overlay of the batch's own earlier writes: conditions, increments,
  *    appends. The first failing op aborts the batch with nothing written.
- * 4. Append the resulting records as one framed run (log.c), update the
- *    keydir, release the stripes, then wait for durability outside the locks
- *    so that one fdatasync covers many writers (group commit).
+ * 4. apply_append_publish: the resulting records as one framed run (log.c),
+ *    into the keydir; then rc_apply releases the stripes and waits for
+ *    durability outside the locks so that one fdatasync covers many writers
+ *    (group commit).
  *
  * Values at or above compress_min_bytes are zstd-compressed when that saves
  * space. A writer's new value is visible to readers as soon as the keydir
@@ -401,6 +404,136 @@ static void free_pending(batch_ctx *b)
     }
 }
 
+/* Step 1: reset every op's outputs, validate it, resolve its keyspace, hash
+ * its key and note its stripe; refuse writes to a read-only database. On
+ * failure *BAD is the failing op (ops[*BAD].status its error). */
+static int apply_validate(batch_ctx *b, uint32_t *stripes, bool *writes, size_t *bad)
+{
+    rc_db *db = b->db;
+    rc_op *ops = b->ops;
+    *writes = false;
+    for (size_t i = 0; i < b->n; i++) {
+        memset(&ops[i].result, 0, sizeof(ops[i].result));
+        ops[i].seq = 0;
+        ops[i].status = 0;
+        ops[i].existed = false;
+        int err = validate_op(db, &ops[i]);
+        if (!err) {
+            b->ks[i] = rci_ks_resolve(db, ops[i].ks);
+            if (!b->ks[i])
+                err = rc_fail(RC_ENOKEYSPACE, "the keyspace was dropped");
+        }
+        if (err) {
+            *bad = i;
+            ops[i].status = err;
+            return err;
+        }
+        b->hash[i] = rci_keydir_hash(ops[i].key, ops[i].klen);
+        stripes[i] = stripe_of(b->ks[i]->id, b->hash[i]);
+        *writes |= is_write(ops[i].kind);
+    }
+    if (*writes && (db->opt.read_only || atomic_load(&db->write_error)))
+        return rc_fail(RC_EREADONLY, db->opt.read_only ? "the database was opened read-only"
+                                                       : "an earlier fdatasync failed: the "
+                                                         "database is read-only until reopened");
+    return 0;
+}
+
+/* The distinct stripes of a batch, locked in ascending order. */
+typedef struct stripe_locks {
+    uint32_t small[8];
+    uint32_t *order;
+    size_t n;
+} stripe_locks;
+
+/* Step 2: lock the distinct stripes of STRIPES[0..N) in ascending order. */
+static int apply_lock(rc_db *db, const uint32_t *stripes, size_t n, stripe_locks *l)
+{
+    l->order = n <= 8 ? l->small : malloc(n * sizeof(*l->order));
+    if (!l->order)
+        return RC_ENOMEM;
+    memcpy(l->order, stripes, n * sizeof(*l->order));
+    qsort(l->order, n, sizeof(*l->order), cmp_u32);
+    l->n = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || l->order[i] != l->order[i - 1])
+            l->order[l->n++] = l->order[i];
+    for (size_t i = 0; i < l->n; i++)
+        pthread_mutex_lock(&db->stripes[l->order[i]]);
+    return 0;
+}
+
+static void apply_unlock(rc_db *db, stripe_locks *l)
+{
+    for (size_t i = l->n; i-- > 0;)
+        pthread_mutex_unlock(&db->stripes[l->order[i]]);
+    if (l->order != l->small)
+        free(l->order);
+}
+
+/* Step 3: evaluate the ops in order; the first failure stops (*BAD). */
+static int apply_evaluate(batch_ctx *b, size_t *bad)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        rc_op *op = &b->ops[i];
+        int err = op->kind == RC_OP_GET ? evaluate_get(b, i) : evaluate_write(b, i);
+        if (err) {
+            *bad = i;
+            op->status = err;
+            return err;
+        }
+    }
+    return 0;
+}
+
+/* Step 4, under the locks: the pending records' results once appended. */
+static int publish_one(batch_ctx *b, pending *p)
+{
+    rc_op *op = &b->ops[p->op];
+    rc_type type = (rc_type)((p->rec.flags & FMT_REC_TYPE_MASK) >> FMT_REC_TYPE_SHIFT);
+    int err = 0;
+    op->existed = rci_index_apply(b->db, p->ks, p->hash, &p->rec, p->user_vlen);
+    op->seq = p->rec.seq;
+    if (op->kind == RC_OP_PUT) {
+        op->result.type = type;
+        op->result.seq = p->rec.seq;
+        op->result.expires_at_ms = (int64_t)p->rec.expires_at_ms;
+    }
+    if (op->kind == RC_OP_INCR || op->kind == RC_OP_APPEND)
+        err = copy_result(&op->result, p->plain, p->plain_len, type, p->rec.seq,
+                          (int64_t)p->rec.expires_at_ms);
+    int which = op->kind == RC_OP_PUT ? CNT_PUT : op->kind == RC_OP_DELETE ? CNT_DEL : CNT_OP;
+    ks_count(p->ks, which, 1);
+    return err;
+}
+
+/* Step 4, under the locks: append the pending records as one framed run,
+ * publish them in the keydir and fill the ops' results. *LSN is what
+ * durability waits for, after the locks are released. */
+static int apply_append_publish(batch_ctx *b, uint64_t *lsn)
+{
+    log_rec recs_small[4];
+    log_rec *recs = b->npend <= 4 ? recs_small : malloc(b->npend * sizeof(*recs));
+    if (!recs)
+        return RC_ENOMEM;
+    for (size_t k = 0; k < b->npend; k++)
+        recs[k] = b->pend[k].rec;
+    int err = rci_log_append(b->db, recs, b->npend, lsn);
+    if (!err) {
+        for (size_t k = 0; k < b->npend; k++) {
+            b->pend[k].rec = recs[k];
+            int perr = publish_one(b, &b->pend[k]);
+            if (perr)
+                err = perr;
+        }
+        if (b->npend > 1)
+            atomic_fetch_add_explicit(&b->db->batches, 1, memory_order_relaxed);
+    }
+    if (recs != recs_small)
+        free(recs);
+    return err;
+}
+
 int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
 {
     if (!db || (!ops && n))
@@ -439,101 +572,25 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
 
     epoch_slot *ep = rci_epoch_enter(db);
     bool writes = false;
-    for (size_t i = 0; i < n; i++) {
-        memset(&ops[i].result, 0, sizeof(ops[i].result));
-        ops[i].seq = 0;
-        ops[i].status = 0;
-        ops[i].existed = false;
-        err = validate_op(db, &ops[i]);
-        if (!err) {
-            b.ks[i] = rci_ks_resolve(db, ops[i].ks);
-            if (!b.ks[i])
-                err = rc_fail(RC_ENOKEYSPACE, "the keyspace was dropped");
-        }
-        if (err) {
-            bad = i;
-            ops[i].status = err;
-            goto done;
-        }
-        b.hash[i] = rci_keydir_hash(ops[i].key, ops[i].klen);
-        stripes[i] = stripe_of(b.ks[i]->id, b.hash[i]);
-        writes |= is_write(ops[i].kind);
-    }
-    if (writes && (db->opt.read_only || atomic_load(&db->write_error))) {
-        err = rc_fail(RC_EREADONLY, db->opt.read_only ? "the database was opened read-only"
-                                                      : "an earlier fdatasync failed: the "
-                                                        "database is read-only until reopened");
+    err = apply_validate(&b, stripes, &writes, &bad);
+    if (err)
         goto done;
-    }
     /* count this writer in until its records are appended (group commit:
      * a sync leader waits briefly for such writers to join its sync) */
     bool counted = writes && db->opt.sync == RC_SYNC_ALWAYS;
     if (counted)
         atomic_fetch_add_explicit(&db->appending, 1, memory_order_acq_rel);
-    /* lock the distinct stripes in ascending order */
-    uint32_t order_small[8];
-    uint32_t *order = n <= 8 ? order_small : malloc(n * sizeof(*order));
-    if (!order) {
+    stripe_locks locks;
+    err = apply_lock(db, stripes, n, &locks);
+    if (err) {
         if (counted)
             atomic_fetch_sub_explicit(&db->appending, 1, memory_order_acq_rel);
-        err = RC_ENOMEM;
         goto done;
     }
-    memcpy(order, stripes, n * sizeof(*order));
-    qsort(order, n, sizeof(*order), cmp_u32);
-    size_t nlocks = 0;
-    for (size_t i = 0; i < n; i++)
-        if (i == 0 || order[i] != order[i - 1])
-            order[nlocks++] = order[i];
-    for (size_t i = 0; i < nlocks; i++)
-        pthread_mutex_lock(&db->stripes[order[i]]);
-
-    for (size_t i = 0; i < n && !err; i++) {
-        err = ops[i].kind == RC_OP_GET ? evaluate_get(&b, i) : evaluate_write(&b, i);
-        if (err) {
-            bad = i;
-            ops[i].status = err;
-        }
-    }
+    err = apply_evaluate(&b, &bad);
     uint64_t lsn = 0;
     if (!err && b.npend) {
-        log_rec recs_small[4];
-        log_rec *recs = b.npend <= 4 ? recs_small : malloc(b.npend * sizeof(*recs));
-        if (!recs) {
-            err = RC_ENOMEM;
-        } else {
-            for (size_t k = 0; k < b.npend; k++)
-                recs[k] = b.pend[k].rec;
-            err = rci_log_append(db, recs, b.npend, &lsn);
-            if (!err) {
-                for (size_t k = 0; k < b.npend; k++) {
-                    pending *p = &b.pend[k];
-                    p->rec = recs[k];
-                    rc_op *op = &ops[p->op];
-                    op->existed = rci_index_apply(db, p->ks, p->hash, &p->rec, p->user_vlen);
-                    op->seq = p->rec.seq;
-                    if (op->kind == RC_OP_PUT) {
-                        op->result.type =
-                            (rc_type)((p->rec.flags & FMT_REC_TYPE_MASK) >> FMT_REC_TYPE_SHIFT);
-                        op->result.seq = p->rec.seq;
-                        op->result.expires_at_ms = (int64_t)p->rec.expires_at_ms;
-                    }
-                    if (op->kind == RC_OP_INCR || op->kind == RC_OP_APPEND)
-                        err = copy_result(
-                            &op->result, p->plain, p->plain_len,
-                            (rc_type)((p->rec.flags & FMT_REC_TYPE_MASK) >> FMT_REC_TYPE_SHIFT),
-                            p->rec.seq, (int64_t)p->rec.expires_at_ms);
-                    int which = op->kind == RC_OP_PUT      ? CNT_PUT
-                                : op->kind == RC_OP_DELETE ? CNT_DEL
-                                                           : CNT_OP;
-                    ks_count(p->ks, which, 1);
-                }
-                if (b.npend > 1)
-                    atomic_fetch_add_explicit(&db->batches, 1, memory_order_relaxed);
-            }
-            if (recs != recs_small)
-                free(recs);
-        }
+        err = apply_append_publish(&b, &lsn);
         if (err)
             bad = 0;
     }
@@ -542,10 +599,7 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
     for (size_t i = 0; i < n; i++)
         if (ops[i].kind == RC_OP_GET)
             ks_count(b.ks[i], CNT_GET, 1);
-    for (size_t i = nlocks; i-- > 0;)
-        pthread_mutex_unlock(&db->stripes[order[i]]);
-    if (order != order_small)
-        free(order);
+    apply_unlock(db, &locks);
     rci_epoch_exit(ep);
     ep = NULL;
     if (!err && lsn)

@@ -217,7 +217,7 @@ static void *reader(void *p)
     return NULL;
 }
 
-Test(batch, readers_never_see_half_a_batch, .timeout = 120)
+Test(batch, readers_never_see_half_a_batch, .timeout = 600)
 {
     flip f = {.db = db};
     pthread_t w, r1, r2;

@@ -143,7 +143,7 @@ Test(faults, failed_rotation_is_refused_and_retried)
 }
 
 /* A real full disk: a 4 MiB tmpfs. Skipped where mounting is not allowed. */
-Test(faults, real_full_disk_on_tmpfs, .timeout = 60)
+Test(faults, real_full_disk_on_tmpfs, .timeout = 600)
 {
     char *mnt = th_tmpdir();
     if (mount("tmpfs", mnt, "tmpfs", 0, "size=4m") != 0) {

@@ -224,7 +224,7 @@ static void *race_writer(void *p)
     return NULL;
 }
 
-Test(merge, writes_racing_a_merge_win, .timeout = 120)
+Test(merge, writes_racing_a_merge_win, .timeout = 600)
 {
     churn();
     racer r = {.db = db};
@@ -263,7 +263,7 @@ Test(merge, failed_merge_leaves_everything_in_place)
 }
 #endif
 
-Test(merge, sigkill_during_merge_loses_nothing, .timeout = 300)
+Test(merge, sigkill_during_merge_loses_nothing, .timeout = 600)
 {
     churn();
     rc_close(db);
@@ -303,20 +303,20 @@ Test(merge, sigkill_during_merge_loses_nothing, .timeout = 300)
     open_opts(0, 0);
 }
 
-Test(merge, background_merge_runs_without_being_asked, .timeout = 60)
+Test(merge, background_merge_runs_without_being_asked, .timeout = 600)
 {
     rc_close(db);
     open_opts(0, 20);
     churn();
     cr_assert_eq(rc_sync(db), 0);
     rc_stats st;
-    for (int i = 0; i < 1000; i++) {
+    for (int i = 0; i < 6000; i++) { /* 120 s: a net for a hang */
         rc_stats_db(db, &st);
         if (st.merges > 0 && st.disk_bytes < 3 * (st.live_key_bytes + st.live_value_bytes))
             break;
         usleep(20000);
     }
-    cr_assert_gt(st.merges, 0, "no background merge within 20 s");
+    cr_assert_gt(st.merges, 0, "no background merge within 120 s");
     check_model("after background merges");
 }
 
@@ -367,7 +367,7 @@ static void *merge_loop(void *p)
 }
 
 /* kvdump's situation: read-only opens of a directory whose writer merges. */
-Test(merge, read_only_opens_beside_a_merging_writer_see_everything, .timeout = 120)
+Test(merge, read_only_opens_beside_a_merging_writer_see_everything, .timeout = 600)
 {
     churn();
     merger m = {.db = db};
@@ -396,7 +396,7 @@ Test(merge, read_only_opens_beside_a_merging_writer_see_everything, .timeout = 1
 
 /* Dead data in the active segment used to wait for a rotation; the
  * background merger now seals a dead-heavy active segment and reclaims it. */
-Test(merge, background_merge_reaches_the_active_segment, .timeout = 300)
+Test(merge, background_merge_reaches_the_active_segment, .timeout = 600)
 {
     rc_close(db);
     rc_options o;
@@ -412,16 +412,21 @@ Test(merge, background_merge_reaches_the_active_segment, .timeout = 300)
     /* the churn never fills a segment, so any merge below is the merger
      * sealing the active segment (it may already have, while churning) */
     cr_assert_lt(st.last_seq * 64, (uint64_t)o.segment_bytes, "the churn could rotate by size");
-    for (int i = 0; i < 12000; i++) { /* up to 4 min: a loaded machine is slow, not wrong */
+    /* How much stays dead at the end depends on when the merger looked: if
+     * it sealed the segment halfway through the churn, the rest of the
+     * churn lands in an active segment that may stay below the size worth
+     * sealing (segment_bytes / 8), dead data and all. What holds however
+     * the scheduler runs the two threads: the segment was sealed (no write
+     * could rotate it), merged, and bytes were reclaimed. */
+    for (int i = 0; i < 12000; i++) { /* 4 min: a net for a hang */
         rc_stats_db(db, &st);
-        if (st.merges > 0 && st.dead_bytes < st.disk_bytes / 4)
+        if (st.merges > 0 && st.merge_bytes_reclaimed > 0)
             break;
         usleep(20000);
     }
     cr_assert_gt(st.merges, 0, "the dead-heavy active segment was never merged");
-    cr_assert_lt(st.dead_bytes, st.disk_bytes / 4, "dead %llu of %llu bytes after %llu merges",
-                 (unsigned long long)st.dead_bytes, (unsigned long long)st.disk_bytes,
-                 (unsigned long long)st.merges);
+    cr_assert_gt(st.merge_bytes_reclaimed, 0,
+                 "merging the sealed active segment reclaimed nothing");
     check_model("after merging the sealed active segment");
 }
 

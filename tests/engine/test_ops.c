@@ -208,7 +208,7 @@ static void *incr_many(void *p)
     return NULL;
 }
 
-Test(ops, eight_threads_increment_exactly, .timeout = 300)
+Test(ops, eight_threads_increment_exactly, .timeout = 600)
 {
     pthread_t th[8];
     counter_arg a[8];

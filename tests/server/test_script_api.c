@@ -14,7 +14,10 @@ static fake_host host;
 
 static void setup(void)
 {
-    cr_assert_eq(script_engine_create(NULL, &eng), 0);
+    script_config cfg;
+    script_config_default(&cfg);
+    cfg.timeout_ms = 600000; /* no wall-clock limit can race a test here */
+    cr_assert_eq(script_engine_create(&cfg, &eng), 0);
     fake_init(&host);
 }
 

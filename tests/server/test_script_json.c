@@ -12,7 +12,10 @@ static fake_host host;
 
 static void setup(void)
 {
-    cr_assert_eq(script_engine_create(NULL, &eng), 0);
+    script_config cfg;
+    script_config_default(&cfg);
+    cfg.timeout_ms = 600000; /* no wall-clock limit can race a test here */
+    cr_assert_eq(script_engine_create(&cfg, &eng), 0);
     fake_init(&host);
 }
 
@@ -152,6 +155,7 @@ Test(script_json, decoding_is_bounded_by_the_memory_cap)
     script_config cfg;
     script_config_default(&cfg);
     cfg.memory_bytes = 4u << 20;
+    cfg.timeout_ms = 600000;
     cr_assert_eq(script_engine_create(&cfg, &eng), 0);
     script_result res;
     /* 1 MB of empty objects: Jansson would have built ~79 MB outside the cap */

@@ -18,6 +18,7 @@ static void setup(void)
     script_config_default(&cfg);
     cfg.instructions = 2000000;
     cfg.memory_bytes = 8u << 20;
+    cfg.timeout_ms = 600000; /* no wall-clock limit can race a test here */
     cr_assert_eq(script_engine_create(&cfg, &eng), 0);
     fake_init(&host);
 }
@@ -279,6 +280,7 @@ Test(script_sandbox, a_fresh_state_per_run_behaves_the_same)
     script_config cfg;
     script_config_default(&cfg);
     cfg.state_max_runs = 1;
+    cfg.timeout_ms = 600000;
     cr_assert_eq(script_engine_create(&cfg, &eng), 0);
     expect_body("x = 1 kv.say(kv.incr('c'))", "1");
     expect_body("kv.say(tostring(x), kv.incr('c'))", "nil2");

@@ -76,7 +76,7 @@ bool kvd_start_as(kvd_proc *k, const char *dir, const char *const *extra, bool a
     k->pid = pid;
     k->port = 0;
     size_t got = 0;
-    long long deadline = now_ms() + 20000;
+    long long deadline = now_ms() + 120000; /* a net for a hang, not a speed test */
     k->ready_line[0] = '\0';
     while (now_ms() < deadline && got < sizeof k->ready_line - 1) {
         struct pollfd p = {.fd = out[0], .events = POLLIN};
@@ -111,7 +111,7 @@ int kvd_stop(kvd_proc *k, int sig)
     if (k->pid <= 0)
         return -1;
     kill(k->pid, sig);
-    long long deadline = now_ms() + 15000;
+    long long deadline = now_ms() + 120000;
     for (;;) {
         pid_t w = waitpid(k->pid, &st, WNOHANG);
         if (w == k->pid)
@@ -194,7 +194,7 @@ resp http(const kvd_proc *k, const char *method, const char *path, const char *b
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L); /* a net for a hang */
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     if (curl_easy_perform(c) == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);

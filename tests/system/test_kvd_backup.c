@@ -45,7 +45,7 @@ static void backup_teardown(void)
     }
 }
 
-TestSuite(backup, .init = backup_setup, .fini = backup_teardown, .timeout = 120);
+TestSuite(backup, .init = backup_setup, .fini = backup_teardown, .timeout = 600);
 
 typedef struct membuf {
     const char *data;

@@ -10,7 +10,7 @@
 
 #include "kvdtest.h"
 
-TestSuite(concurrency, .init = kvd_setup, .fini = kvd_teardown, .timeout = 300);
+TestSuite(concurrency, .init = kvd_setup, .fini = kvd_teardown, .timeout = 600);
 
 #define THREADS 8
 #define PER_THREAD 500
@@ -36,7 +36,7 @@ static void *incr_worker(void *arg)
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L); /* a net for a hang */
     for (int i = 0; i < PER_THREAD; i++) {
         long status = 0;
         if (curl_easy_perform(c) != CURLE_OK)

@@ -62,10 +62,11 @@ static char *slurp(const char *path)
     return data;
 }
 
-/* Wait (bounded, 20 s) until the file at PATH contains NEEDLE. */
+/* Wait until the file at PATH contains NEEDLE (bounded at 120 s: a net for
+ * a hang, never reached by a correct kvd however loaded the machine). */
 static char *wait_for(const char *path, const char *needle)
 {
-    for (int i = 0; i < 2000; i++) {
+    for (int i = 0; i < 12000; i++) {
         char *text = slurp(path);
         if (text != NULL && strstr(text, needle) != NULL)
             return text;

@@ -6,7 +6,7 @@
 
 #include "kvdtest.h"
 
-TestSuite(many, .init = kvd_setup, .fini = kvd_teardown, .timeout = 120);
+TestSuite(many, .init = kvd_setup, .fini = kvd_teardown, .timeout = 600);
 
 static void put_keys(const char *const *keys)
 {

@@ -13,7 +13,7 @@
 
 #include <signal.h>
 
-TestSuite(scripts, .init = kvd_setup, .fini = kvd_teardown, .timeout = 120);
+TestSuite(scripts, .init = kvd_setup, .fini = kvd_teardown, .timeout = 600);
 
 static void put_script(const char *name, const char *src)
 {
@@ -274,14 +274,14 @@ static void kvd_setup_tight(void)
                            "200000",
                            "--script-memory",
                            "2097152",
-                           "--script-timeout",
-                           "300",
+                           "--script-timeout", /* never before the other two */
+                           "600000",
                            NULL};
     cr_assert(kvd_start(&K, NULL, flags), "kvd did not become ready");
     cr_assert(make_bucket(&K, "{\"name\":\"t\"}", B, sizeof B, AK, sizeof AK));
 }
 
-TestSuite(script_limits, .init = kvd_setup_tight, .fini = kvd_teardown, .timeout = 120);
+TestSuite(script_limits, .init = kvd_setup_tight, .fini = kvd_teardown, .timeout = 600);
 
 Test(script_limits, limits_answer_422_and_leave_no_trace)
 {

@@ -16,7 +16,7 @@
 
 #include "kvdtest.h"
 
-TestSuite(server, .init = kvd_setup, .fini = kvd_teardown, .timeout = 120);
+TestSuite(server, .init = kvd_setup, .fini = kvd_teardown, .timeout = 600);
 
 Test(server, ready_line_and_healthz)
 {
@@ -24,6 +24,37 @@ Test(server, ready_line_and_healthz)
     cr_assert(strstr(K.ready_line, "keys recovered") != NULL, "%s", K.ready_line);
     cr_assert(strstr(K.ready_line, " ms") != NULL, "%s", K.ready_line);
     resp r = call_as("", "GET", "/healthz", NULL, NULL, NULL);
+    EXPECT(r, 200);
+    resp_free(&r);
+}
+
+Test(server, root_describes_the_server)
+{
+    /* no credential needed, even with an admin token configured elsewhere */
+    resp r = call_as("", "GET", "/", NULL, NULL, NULL);
+    EXPECT(r, 200);
+    char ct[128];
+    cr_assert(resp_header(&r, "Content-Type", ct, sizeof ct) != NULL);
+    cr_assert(strstr(ct, "application/json") != NULL, "%s", ct);
+    json_t *j = resp_json(&r);
+    cr_assert(j != NULL, "%s", r.body);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "name")), "kvd");
+    const char *v = json_string_value(json_object_get(j, "version"));
+    cr_assert(v != NULL && v[0] >= '0' && v[0] <= '9', "version: %s", r.body);
+    json_t *links = json_object_get(j, "links");
+    cr_assert_str_eq(json_string_value(json_object_get(links, "healthz")), "/healthz");
+    cr_assert_str_eq(json_string_value(json_object_get(links, "metrics")), "/metrics");
+    cr_assert(json_is_string(json_object_get(j, "docs")), "no docs: %s", r.body);
+    json_decref(j);
+    resp_free(&r);
+    /* every link it gives answers 200 */
+    const char *paths[] = {"/healthz", "/metrics", "/metrics?format=json"};
+    for (size_t i = 0; i < 3; i++) {
+        r = call_as("", "GET", paths[i], NULL, NULL, NULL);
+        EXPECT(r, 200);
+        resp_free(&r);
+    }
+    r = call_as("", "HEAD", "/", NULL, NULL, NULL);
     EXPECT(r, 200);
     resp_free(&r);
 }
@@ -39,7 +70,7 @@ static int run_kvd(const char *const *args)
         _exit(127);
     }
     int st = 0;
-    for (int i = 0; i < 500; i++) {
+    for (int i = 0; i < 12000; i++) { /* 120 s: a net for a hang */
         if (waitpid(pid, &st, WNOHANG) == pid)
             return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
         usleep(10000);
@@ -234,6 +265,11 @@ static void read_head(int fd, char *buf, size_t cap)
 Test(server, sigterm_finishes_in_flight_and_refuses_new_work)
 {
     char head[4096], req[512];
+    /* a grace no loaded machine can outlast: the in-flight PUT must finish */
+    const char *flags[] = {"--shutdown-grace", "600", NULL};
+    kvd_cleanup(&K);
+    cr_assert(kvd_start(&K, NULL, flags));
+    cr_assert(make_bucket(&K, "{\"name\":\"t\"}", B, sizeof B, AK, sizeof AK));
     /* connection B: keep-alive, one request done */
     int b = connect_port(K.port);
     cr_assert(b >= 0);
@@ -244,17 +280,25 @@ Test(server, sigterm_finishes_in_flight_and_refuses_new_work)
     /* connection A: a PUT whose body is half sent: in flight */
     int a = connect_port(K.port);
     cr_assert(a >= 0);
+    /* "100 Continue" says kvd has taken the request: it is in flight */
     snprintf(req, sizeof req,
              "PUT /t/slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-             "Content-Length: 10\r\n\r\n01234",
+             "Content-Length: 10\r\nExpect: 100-continue\r\n\r\n",
              AK);
     send_all(a, req);
-    usleep(300000);
+    read_head(a, head, sizeof head);
+    cr_assert(strncmp(head, "HTTP/1.1 100", 12) == 0, "no 100 Continue: %s", head);
+    send_all(a, "01234");
     cr_assert_eq(kill(K.pid, SIGTERM), 0);
-    usleep(300000);
-    /* new work on the open connection is refused while shutting down */
-    send_all(b, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-    read_head(b, head, sizeof head);
+    /* new work on the open connection is refused once kvd has seen the
+     * signal: until then it is served (200), however long that takes */
+    for (int i = 0;; i++) {
+        send_all(b, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        read_head(b, head, sizeof head);
+        if (strncmp(head, "HTTP/1.1 200", 12) != 0 || i == 6000)
+            break;
+        usleep(20000);
+    }
     cr_assert(strncmp(head, "HTTP/1.1 503", 12) == 0, "after SIGTERM: %s", head);
     /* the in-flight request completes */
     send_all(a, "56789");

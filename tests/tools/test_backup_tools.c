@@ -46,7 +46,7 @@ static void make_workdir(void)
     }
 }
 
-TestSuite(backup_tools, .init = make_workdir, .fini = remove_workdir, .timeout = 120);
+TestSuite(backup_tools, .init = make_workdir, .fini = remove_workdir, .timeout = 600);
 
 static char *path_in(const char *name)
 {

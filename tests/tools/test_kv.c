@@ -49,7 +49,7 @@ void expect(tp_result r, int status, const char *out)
         cr_expect_str_eq(r.out, out);
 }
 
-TestSuite(kv, .init = start_kvd, .fini = stop_kvd, .timeout = 120);
+TestSuite(kv, .init = start_kvd, .fini = stop_kvd, .timeout = 600);
 
 Test(kv, seed_session_verbatim)
 {
@@ -390,7 +390,7 @@ Test(kv, scripts_put_run_ls_rm)
 }
 
 /* kv serve runs kvd with an open default bucket. */
-Test(kv_serve, serve_runs_kvd_with_the_default_bucket, .timeout = 60)
+Test(kv_serve, serve_runs_kvd_with_the_default_bucket, .timeout = 600)
 {
     tp_kvd served;
     cr_assert_eq(tp_kvd_start(&served, KV_BIN, true, NULL), 0, "kv serve did not start kvd");
@@ -403,7 +403,7 @@ Test(kv_serve, serve_runs_kvd_with_the_default_bucket, .timeout = 60)
 }
 
 /* With --admin-token-file, creating a bucket needs that token. */
-Test(kv_admin, bucket_create_needs_kvds_admin_token, .timeout = 60)
+Test(kv_admin, bucket_create_needs_kvds_admin_token, .timeout = 600)
 {
     char *dir = tp_tempdir();
     cr_assert(dir);

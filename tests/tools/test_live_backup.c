@@ -18,7 +18,7 @@ static void stop_both(void)
     tp_kvd_stop(&source);
 }
 
-TestSuite(live_backup, .fini = stop_both, .timeout = 120);
+TestSuite(live_backup, .fini = stop_both, .timeout = 600);
 
 static tp_result kv_at(const tp_kvd *k, char *a1, char *a2, char *a3, char *a4, char *a5, char *a6,
                        char *a7)

@@ -140,7 +140,7 @@ tp_result tp_run(char *const argv[], const char *stdin_path, char *const env[])
         _exit(127);
     }
     if (pid > 0)
-        r.status = wait_bounded(pid, 60000);
+        r.status = wait_bounded(pid, 300000); /* nets for a hang, not speed tests */
     long n = tp_read_file(out_path, &r.out);
     r.out_len = n > 0 ? (size_t)n : 0;
     n = tp_read_file(err_path, &r.err);
@@ -256,7 +256,7 @@ int tp_kvd_start_in(tp_kvd *k, const char *program, bool via_kv_serve, const cha
         if (pid < 0)
             return -1;
         k->pid = pid;
-        for (int waited = 0; waited < 20000; waited += 20) {
+        for (int waited = 0; waited < 120000; waited += 20) {
             if (healthz_ok(k->port))
                 return 0;
             int st;
@@ -284,7 +284,7 @@ int tp_kvd_stop(tp_kvd *k)
     int status = -1;
     if (k->pid > 0) {
         kill(k->pid, SIGTERM);
-        status = wait_bounded(k->pid, 10000);
+        status = wait_bounded(k->pid, 120000);
         k->pid = -1;
     }
     if (k->dir) {

@@ -1,7 +1,7 @@
 /*
  * cmd_admin.c — kv's non-key commands: metrics, token, serve.
  *
- * Each is one or two requests with a fixed JSON shape from HTTP_API.md; the
+ * Each is one or two requests with a fixed JSON shape from docs/HTTP.md; the
  * human-readable output follows the KVD seed where it shows one (metrics) and
  * is line-oriented elsewhere, with --json printing kvd's own answer for
  * scripts. `serve` is not a client at all: it execs kvd (found next to the kv

@@ -1,7 +1,7 @@
 /*
  * kv.h — internals shared by the files of the kv command-line client.
  *
- * kv is a thin client of the kvd HTTP API (docs HTTP_API.md): one process runs
+ * kv is a thin client of the kvd HTTP API (docs/HTTP.md): one process runs
  * one command, which makes one or a few requests over one libcurl easy handle
  * (so they share a keep-alive connection). Every command is a function
  * kv_cmd_NAME(ctx, argc, argv) that returns the process exit status; every
