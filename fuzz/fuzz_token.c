@@ -53,7 +53,7 @@ static uint64_t take_le(cursor *c, int bytes)
 static token_status verify_copy(const char *text, size_t len, token_claims *out)
 {
     char *copy = (char *)fuzz_copy((const uint8_t *)text, len);
-    token_status st = token_verify(copy, len, secret, out);
+    token_status st = token_verify(copy, len, secret, NULL, out);
     free(copy);
     return st;
 }

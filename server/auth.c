@@ -169,7 +169,7 @@ bool auth_resolve_scope(kvd_request *req)
         return true;
     }
     token_claims c;
-    if (token_verify(cred, len, req->srv->secret, &c) != TOKEN_OK)
+    if (token_verify(cred, len, req->srv->secret, policy_incarnation(&req->pol), &c) != TOKEN_OK)
         return reject(req, "not a valid bucket key or access token");
     if (c.bucket_len != req->bucket_len || memcmp(c.bucket, req->bucket, c.bucket_len) != 0)
         return reject(req, "the access token belongs to another bucket");

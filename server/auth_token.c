@@ -6,7 +6,10 @@
  *   perms u8 | bucket_len u8 | bucket | prefix_len u16le | prefix |
  *   HMAC-SHA256(signing key, everything before)
  * The signing key is derived, never stored: HMAC-SHA256(server secret,
- * "kvd-token-key" | bucket_len | bucket | signing_version). The server secret
+ * "kvd-token-key" | bucket_len | bucket | signing_version | incarnation),
+ * the incarnation being 16 random bytes made when the bucket was created (a
+ * bucket deleted and created again under its name gets new ones, so its old
+ * tokens die with it, also in a restored backup). The server secret
  * is one random value in the system keyspace, so a backup restores every
  * bucket's tokens along with the data, and rotating a bucket's signing key is
  * just incrementing its version (every older token stops verifying).
@@ -38,7 +41,8 @@ static uint64_t get_le(const unsigned char *p, int n)
 }
 
 void token_signing_key(const unsigned char secret[KVD_SECRET_BYTES], const char *bucket,
-                       size_t bucket_len, uint32_t version, unsigned char out[TOKEN_KEY_BYTES])
+                       size_t bucket_len, const unsigned char *incarnation, uint32_t version,
+                       unsigned char out[TOKEN_KEY_BYTES])
 {
     crypto_auth_hmacsha256_state st;
     unsigned char blen = (unsigned char)bucket_len, ver[4];
@@ -48,6 +52,8 @@ void token_signing_key(const unsigned char secret[KVD_SECRET_BYTES], const char 
     crypto_auth_hmacsha256_update(&st, &blen, 1);
     crypto_auth_hmacsha256_update(&st, (const unsigned char *)bucket, bucket_len);
     crypto_auth_hmacsha256_update(&st, ver, 4);
+    if (incarnation != NULL)
+        crypto_auth_hmacsha256_update(&st, incarnation, TOKEN_INCARNATION_BYTES);
     crypto_auth_hmacsha256_final(&st, out);
     sodium_memzero(&st, sizeof st);
 }
@@ -73,7 +79,7 @@ long token_encode(const token_claims *c, const unsigned char secret[KVD_SECRET_B
     n += 2;
     memcpy(raw + n, c->prefix, c->prefix_len);
     n += c->prefix_len;
-    token_signing_key(secret, c->bucket, c->bucket_len, c->signing_version, key);
+    token_signing_key(secret, c->bucket, c->bucket_len, c->incarnation, c->signing_version, key);
     crypto_auth_hmacsha256(raw + n, raw, n, key);
     n += TOKEN_MAC_BYTES;
     sodium_memzero(key, sizeof key);
@@ -85,7 +91,8 @@ long token_encode(const token_claims *c, const unsigned char secret[KVD_SECRET_B
 }
 
 token_status token_verify(const char *text, size_t len,
-                          const unsigned char secret[KVD_SECRET_BYTES], token_claims *c)
+                          const unsigned char secret[KVD_SECRET_BYTES],
+                          const unsigned char *incarnation, token_claims *c)
 {
     unsigned char raw[TOKEN_RAW_MAX], key[TOKEN_KEY_BYTES];
     size_t n = 0;
@@ -117,11 +124,12 @@ token_status token_verify(const char *text, size_t len,
     if (plen > TOKEN_PREFIX_MAX || p + plen != body)
         return TOKEN_MALFORMED;
     uint32_t sigver = (uint32_t)get_le(raw + 1, 4);
-    token_signing_key(secret, (const char *)raw + bstart, blen, sigver, key);
+    token_signing_key(secret, (const char *)raw + bstart, blen, incarnation, sigver, key);
     int bad = crypto_auth_hmacsha256_verify(raw + body, raw, body, key);
     sodium_memzero(key, sizeof key);
     if (bad != 0)
         return TOKEN_BAD_MAC;
+    c->incarnation = incarnation;
     c->signing_version = sigver;
     c->expires_at = (int64_t)get_le(raw + 5, 8);
     c->perms = perms;

@@ -14,12 +14,16 @@
 #define TOKEN_PREFIX_MAX RC_KEY_MAX
 #define TOKEN_MAC_BYTES 32u
 #define TOKEN_KEY_BYTES 32u
+#define TOKEN_INCARNATION_BYTES 16u
 /* version 1 + signing version 4 + expiry 8 + perms 1 + bucket len 1 + bucket
  * + prefix len 2 + prefix + mac */
 #define TOKEN_RAW_MAX (1u + 4u + 8u + 1u + 1u + KVD_BUCKET_NAME_MAX + 2u + TOKEN_PREFIX_MAX + 32u)
 #define TOKEN_TEXT_MAX (TOKEN_RAW_MAX / 3u * 4u + 8u)
 
 typedef struct token_claims {
+    /* Not encoded: the bucket incarnation the signing key is bound to
+     * (policy.incarnation; NULL for a bucket made before incarnations). */
+    const unsigned char *incarnation;
     uint32_t signing_version;
     int64_t expires_at; /* unix seconds */
     unsigned perms;
@@ -35,10 +39,15 @@ typedef enum token_status {
     TOKEN_BAD_MAC = -2,   /* tampered, or signed under another key */
 } token_status;
 
-/* The signing key of BUCKET at VERSION: HMAC-SHA256(secret, "kvd-token-key"
- * || bucket_len || bucket || version_le32). */
+/* The signing key of BUCKET's incarnation INCARNATION (TOKEN_INCARNATION_BYTES
+ * random bytes made when the bucket was created) at VERSION:
+ * HMAC-SHA256(secret, "kvd-token-key" || bucket_len || bucket || version_le32
+ * || incarnation). INCARNATION NULL: a bucket from before incarnations (the
+ * derivation without it). A deleted and re-created bucket has a new
+ * incarnation, so no token of the old one verifies on the new one. */
 void token_signing_key(const unsigned char secret[KVD_SECRET_BYTES], const char *bucket,
-                       size_t bucket_len, uint32_t version, unsigned char out[TOKEN_KEY_BYTES]);
+                       size_t bucket_len, const unsigned char *incarnation, uint32_t version,
+                       unsigned char out[TOKEN_KEY_BYTES]);
 
 /* Encode and sign C into OUT (NUL-terminated). Returns the text length, or -1
  * when a field is out of range or CAP is too small. */
@@ -46,9 +55,12 @@ long token_encode(const token_claims *c, const unsigned char secret[KVD_SECRET_B
                   size_t cap);
 
 /* Decode TEXT and verify its MAC (constant time) under the key derived from
- * SECRET and the claimed bucket and version. On TOKEN_OK *C holds the claims;
- * the caller still checks bucket, signing version and expiry. */
+ * SECRET, INCARNATION (the incarnation of the bucket the request names; NULL
+ * for a bucket from before incarnations) and the claimed bucket and version.
+ * On TOKEN_OK *C holds the claims (C->incarnation = INCARNATION); the caller
+ * still checks bucket, signing version and expiry. */
 token_status token_verify(const char *text, size_t len,
-                          const unsigned char secret[KVD_SECRET_BYTES], token_claims *c);
+                          const unsigned char secret[KVD_SECRET_BYTES],
+                          const unsigned char *incarnation, token_claims *c);
 
 #endif

@@ -91,6 +91,8 @@ static bool parse_set_value(const json_t *o, size_t i, uint64_t max_value, batch
     if (json_is_true(json_object_get(o, "if_absent")))
         op->cond = RC_IF_ABSENT;
     json_t *im = json_object_get(o, "if_match");
+    if (im != NULL && op->cond == RC_IF_ABSENT)
+        return refuse(err, 400, "bad_request", at, "use either if_absent or if_match");
     if (im != NULL) {
         const char *s = json_string_value(im);
         int64_t seq = 0;
@@ -105,6 +107,9 @@ static bool parse_set_value(const json_t *o, size_t i, uint64_t max_value, batch
             return refuse(err, 400, "bad_request", at, "if_match takes an ETag");
         if (seq < 0)
             return refuse(err, 400, "bad_request", at, "if_match takes an ETag");
+        if (seq == 0)
+            return refuse(err, 409, "conflict", at,
+                          "if_match \"0\" matches nothing: an absent key never matches");
         op->cond = RC_IF_SEQ;
         op->if_seq = (uint64_t)seq;
     }

@@ -422,53 +422,171 @@ static void body_append(kvd_request *req, const char *data, size_t len)
     req->body_len += len;
 }
 
-/* Framing checks RFC 9112 requires and libmicrohttpd 0.9.75 leaves to us: an
- * HTTP/1.1 request must carry Host (section 3.2); Content-Length headers
- * that disagree make the message length ambiguous (section 6.3) — the way
- * request smuggling starts behind a proxy; and whitespace between a header
- * name and its colon (section 5.1: libmicrohttpd keeps it in the name, so
- * "Content-Length : 5" would silently not frame the body). All answer 400. */
+/* Framing checks RFC 9112 requires and libmicrohttpd 0.9.75 leaves to us.
+ * libmicrohttpd frames a body as chunked when the first Transfer-Encoding
+ * header is exactly "chunked", ignores Content-Length whenever any
+ * Transfer-Encoding is present, and reads an unknown coding until the client
+ * closes. A proxy in front may frame the same bytes by Content-Length or by
+ * another Transfer-Encoding header, so every request whose framing is not
+ * unambiguous is refused at header time, before a byte of its body is read
+ * (an answer queued then makes libmicrohttpd close the connection after it,
+ * and kvd adds "Connection: close" to say so):
+ *   - an HTTP/1.1 request without Host (section 3.2): 400;
+ *   - Content-Length headers that disagree (section 6.3): 400;
+ *   - a header name that is not a token (section 5.1): whitespace before
+ *     the colon, which libmicrohttpd keeps in the name, so
+ *     "Content-Length : 5" would silently not frame the body; and an
+ *     obs-fold line (section 5.2), which libmicrohttpd 0.9.75 glues onto
+ *     the previous header's *name* ("Transfer-Encoding: gzip" + " chunked"
+ *     becomes a header "Transfer-Encodingchunked"): a name with a colon or
+ *     whitespace in it, or a framing header's name with more glued on, is
+ *     refused: 400;
+ *   - Transfer-Encoding together with Content-Length (section 6.1, the
+ *     classic smuggling request), in an HTTP/1.0 request (section 6.1), or
+ *     where chunked is missing, repeated or not the final coding (section
+ *     6.3): 400;
+ *   - a coding other than chunked (gzip, deflate, identity...) before a
+ *     final chunked, or Transfer-Encoding split over several headers: 501,
+ *     since kvd decodes only chunked (section 6.1).
+ * Transfer-Encoding is accepted only as exactly one header whose value is
+ * "chunked" (any case) — the one form libmicrohttpd decodes. */
 typedef struct framing {
     unsigned lengths;
     char first[64];
     bool conflict;
-    bool spaced_name;
+    bool bad_name;
+    unsigned encodings;   /* Transfer-Encoding headers */
+    bool te_chunked;      /* the only one is exactly "chunked" */
+    bool te_chunked_seen; /* in any header */
+    bool te_malformed;    /* chunked repeated or not last, an empty element */
+    bool te_unsupported;  /* another coding */
 } framing;
 
-static enum MHD_Result collect_lengths(void *cls, enum MHD_ValueKind kind, const char *key,
+/* Classify one Transfer-Encoding value, a comma-separated list of codings
+ * (each a token, maybe with ";parameters"), continuing the list of the
+ * headers before it. */
+static void scan_codings(framing *f, const char *v)
+{
+    const char *s = v;
+    for (;;) {
+        while (*s == ' ' || *s == '\t')
+            s++;
+        const char *tok = s;
+        while (*s != '\0' && *s != ',' && *s != ';' && *s != ' ' && *s != '\t')
+            s++;
+        size_t n = (size_t)(s - tok);
+        while (*s != '\0' && *s != ',')
+            s++; /* parameters and trailing spaces */
+        if (n == 0) {
+            f->te_malformed = true; /* empty element: "", "chunked,", "a,,b" */
+        } else if (n == 7 && strncasecmp(tok, "chunked", 7) == 0) {
+            if (f->te_chunked_seen)
+                f->te_malformed = true; /* chunked twice */
+            f->te_chunked_seen = true;
+        } else {
+            if (f->te_chunked_seen)
+                f->te_malformed = true; /* a coding after chunked */
+            f->te_unsupported = true;
+        }
+        if (*s == '\0')
+            break;
+        s++;
+    }
+}
+
+/* A token (RFC 9110 section 5.6.2) and not a framing header's name with a
+ * folded line glued on. */
+static bool header_name_ok(const char *key)
+{
+    static const char *const framing_names[] = {MHD_HTTP_HEADER_CONTENT_LENGTH,
+                                                MHD_HTTP_HEADER_TRANSFER_ENCODING};
+    if (key[0] == '\0')
+        return false;
+    for (const char *p = key; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c <= ' ' || c >= 127 || strchr("\"(),/:;<=>?@[\\]{}", c) != NULL)
+            return false;
+    }
+    for (size_t i = 0; i < sizeof framing_names / sizeof framing_names[0]; i++) {
+        size_t n = strlen(framing_names[i]);
+        if (strlen(key) > n && strncasecmp(key, framing_names[i], n) == 0)
+            return false;
+    }
+    return true;
+}
+
+static enum MHD_Result collect_framing(void *cls, enum MHD_ValueKind kind, const char *key,
                                        const char *value)
 {
     framing *f = cls;
     (void)kind;
-    if (key != NULL && strpbrk(key, " \t") != NULL)
-        f->spaced_name = true;
-    if (key != NULL && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+    if (key == NULL)
+        return MHD_YES;
+    if (!header_name_ok(key))
+        f->bad_name = true;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
         if (f->lengths++ == 0)
             snprintf(f->first, sizeof f->first, "%s", value ? value : "");
         else if (strcmp(f->first, value ? value : "") != 0)
             f->conflict = true;
     }
+    if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->encodings++;
+        f->te_chunked = f->encodings == 1 && value != NULL && strcasecmp(value, "chunked") == 0;
+        scan_codings(f, value ? value : "");
+    }
     return MHD_YES;
+}
+
+/* Refuse at header time with STATUS and make sure the connection closes. */
+static void framing_refuse(kvd_request *req, unsigned status, const char *code, const char *msg)
+{
+    struct MHD_Response *r = http_json_response(http_error_json(code, -1, msg));
+    if (r != NULL)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    http_send(req, status, r);
 }
 
 static bool framing_ok(kvd_request *req, struct MHD_Connection *conn, const char *version)
 {
     if (version != NULL && strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST) == NULL) {
-        http_error(req, 400, "bad_request", "an HTTP/1.1 request needs a Host header");
+        framing_refuse(req, 400, "bad_request", "an HTTP/1.1 request needs a Host header");
         return false;
     }
     framing f = {0};
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_lengths, &f);
-    if (f.spaced_name) {
-        http_error(req, 400, "bad_request", "whitespace between a header name and its colon");
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_framing, &f);
+    if (f.bad_name) {
+        framing_refuse(req, 400, "bad_request",
+                       "a header name is not a token (whitespace before its colon, or a folded "
+                       "line)");
         return false;
     }
     if (f.conflict) {
-        http_error(req, 400, "bad_request", "Content-Length headers disagree");
+        framing_refuse(req, 400, "bad_request", "Content-Length headers disagree");
         return false;
     }
-    return true;
+    if (f.encodings == 0)
+        return true;
+    if (f.lengths > 0) {
+        framing_refuse(req, 400, "bad_request",
+                       "a request must not carry both Content-Length and Transfer-Encoding");
+        return false;
+    }
+    if (version == NULL || strcmp(version, MHD_HTTP_VERSION_1_1) != 0) {
+        framing_refuse(req, 400, "bad_request", "Transfer-Encoding needs HTTP/1.1");
+        return false;
+    }
+    if (f.te_chunked)
+        return true;
+    if (f.te_malformed || (!f.te_chunked_seen && !f.te_unsupported)) {
+        framing_refuse(req, 400, "bad_request",
+                       "Transfer-Encoding must end in chunked, once: the body length is ambiguous");
+        return false;
+    }
+    framing_refuse(req, 501, "not_implemented",
+                   "the only Transfer-Encoding kvd supports is chunked, alone, in one header");
+    return false;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -477,6 +595,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     kvd *srv = cls;
     kvd_request *req = *con_cls;
+    /* engine details are per thread; other connections run on this one
+     * between our calls: never let their detail reach this answer */
+    rc_error_clear();
     if (req == NULL) {
         if (!start_request(srv, conn, url, method, &req))
             return MHD_NO;
@@ -605,13 +726,24 @@ struct MHD_Daemon *http_start(kvd *srv, int listen_fd)
 {
     unsigned flags =
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    return MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)srv->cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)srv->cfg.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned int)srv->cfg.max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)srv->cfg.conn_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)srv->cfg.max_header_bytes, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-        MHD_OPTION_END);
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)srv->cfg.threads, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->cfg.max_connections, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)srv->cfg.max_connections_per_ip, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)srv->cfg.conn_timeout_s, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)srv->cfg.max_header_bytes, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape_none, srv},
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, srv},
+        /* last, so that without a socket it ends the list instead */
+        {MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (listen_fd < 0) {
+        /* connections come only from MHD_add_connection (fuzz_http) */
+        flags |= MHD_USE_NO_LISTEN_SOCKET;
+        opts[sizeof opts / sizeof opts[0] - 2].option = MHD_OPTION_END;
+    }
+    return MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, opts,
+                            MHD_OPTION_END);
 }

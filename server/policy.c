@@ -115,6 +115,11 @@ json_t *policy_to_storage_json(const policy *p)
     json_object_set_new(o, "default_ttl", json_integer(p->default_ttl_s));
     json_object_set_new(o, "public", perms_to_json(p->public_perms));
     json_object_set_new(o, "signing_key_version", json_integer(p->signing_version));
+    if (p->has_incarnation) {
+        char hex[2 * INCARNATION_BYTES + 1];
+        sodium_bin2hex(hex, sizeof hex, p->incarnation, INCARNATION_BYTES);
+        json_object_set_new(o, "incarnation", json_string(hex));
+    }
     json_object_set_new(o, "key_hashes", hashes);
     if (p->content_types)
         json_object_set_new(o, "content_types", json_true());
@@ -139,6 +144,17 @@ int policy_from_storage_json(const json_t *o, policy *out)
     out->content_types = json_is_true(json_object_get(o, "content_types"));
     if (perms_from_json(json_object_get(o, "public"), &out->public_perms) != 0)
         return -1;
+    json_t *inc = json_object_get(o, "incarnation");
+    if (inc != NULL) {
+        const char *hex = json_string_value(inc);
+        size_t n = 0;
+        if (hex == NULL ||
+            sodium_hex2bin(out->incarnation, INCARNATION_BYTES, hex, strlen(hex), NULL, &n, NULL) !=
+                0 ||
+            n != INCARNATION_BYTES)
+            return -1;
+        out->has_incarnation = true;
+    }
     for (int r = 0; r < ROLE_COUNT; r++) {
         const char *hex = json_string_value(json_object_get(hashes, role_names[r]));
         size_t n = 0;
@@ -171,6 +187,19 @@ json_t *policy_public_json(const policy *p)
     json_object_set_new(o, "roles", roles);
     json_object_set_new(o, "signing_key_version", json_integer(p->signing_version));
     return o;
+}
+
+const unsigned char *policy_incarnation(const policy *p)
+{
+    return p->has_incarnation ? p->incarnation : NULL;
+}
+
+void policy_incarnation_text(const policy *p, char out[2 * INCARNATION_BYTES + 1])
+{
+    if (p->has_incarnation)
+        sodium_bin2hex(out, 2 * INCARNATION_BYTES + 1, p->incarnation, INCARNATION_BYTES);
+    else
+        snprintf(out, 2 * INCARNATION_BYTES + 1, "%lld", (long long)p->created_at);
 }
 
 static void storage_key(const char *name, char *out, size_t cap)
@@ -291,6 +320,8 @@ static int load_policy(kvd *srv, const char *name, policy *out)
     json_decref(o);
     keyspace_name(name, ksname, sizeof ksname);
     rc = rc_keyspace_open(srv->db, ksname, RC_KS_CREATE, &out->ks);
+    if (rc == 0)
+        rc = rc_keyspace_set_max_value(out->ks, srv->cfg.max_value);
     if (rc == 0 && out->content_types) {
         ctype_keyspace_name(name, ksname, sizeof ksname);
         rc = rc_keyspace_open(srv->db, ksname, RC_KS_CREATE, &out->ctype_ks);
@@ -358,6 +389,8 @@ int policy_create(kvd *srv, const char *name, int64_t default_ttl_s, unsigned pu
     p.default_ttl_s = default_ttl_s;
     p.public_perms = public_perms;
     p.signing_version = 1;
+    p.has_incarnation = true;
+    randombytes_buf(p.incarnation, sizeof p.incarnation);
     p.created_at = kvd_now_ms() / 1000;
     policy_new_key(&p, ROLE_ADMIN, admin_key);
     keyspace_name(name, ksname, sizeof ksname);
@@ -378,6 +411,8 @@ int policy_create(kvd *srv, const char *name, int64_t default_ttl_s, unsigned pu
         if (rc == 0)
             rc = rc_keyspace_open(srv->db, ksname, RC_KS_CREATE | RC_KS_EXCL, &p.ks);
     }
+    if (rc == 0)
+        rc = rc_keyspace_set_max_value(p.ks, srv->cfg.max_value);
     if (rc != 0)
         goto done;
     /* recorded Content-Types of an earlier bucket of this name never apply

@@ -27,6 +27,7 @@ enum { ROLE_READ, ROLE_WRITE, ROLE_DELETE, ROLE_ENUMERATE, ROLE_ADMIN, ROLE_COUN
 #define KEY_HASH_BYTES 32u
 #define BUCKET_KEY_RAW_BYTES 32u
 #define BUCKET_KEY_TEXT_MAX 64u /* base64url of 32 bytes is 43 characters */
+#define INCARNATION_BYTES 16u
 
 typedef struct policy {
     char name[KVD_BUCKET_NAME_MAX + 1];
@@ -34,12 +35,25 @@ typedef struct policy {
     int64_t default_ttl_s; /* 0: none */
     unsigned public_perms;
     uint32_t signing_version; /* tokens carry it; incremented to revoke them */
-    int64_t created_at;       /* unix seconds */
-    bool content_types;       /* some key was set with its own Content-Type */
-    rc_keyspace *ctype_ks;    /* "c:" + name, open when content_types */
+    /* random, made when the bucket is created and never reused: every
+     * credential derived from the bucket (token signing keys, script keys)
+     * is bound to it, so nothing of a deleted bucket works on a new bucket
+     * of the same name. has_incarnation false: a bucket stored before
+     * incarnations existed (its credentials keep the old derivation). */
+    bool has_incarnation;
+    unsigned char incarnation[INCARNATION_BYTES];
+    int64_t created_at;    /* unix seconds */
+    bool content_types;    /* some key was set with its own Content-Type */
+    rc_keyspace *ctype_ks; /* "c:" + name, open when content_types */
     bool has_key[ROLE_COUNT];
     unsigned char key_hash[ROLE_COUNT][KEY_HASH_BYTES];
 } policy;
+
+/* P's incarnation for key derivation, or NULL for a bucket without one. */
+const unsigned char *policy_incarnation(const policy *p);
+/* P's incarnation as 32 hex digits (or its creation time for a bucket
+ * without one) into OUT: a name part that differs per incarnation. */
+void policy_incarnation_text(const policy *p, char out[2 * INCARNATION_BYTES + 1]);
 
 /* Name <-> bit helpers. perm_from_name answers 0 for an unknown name. */
 unsigned perm_from_name(const char *name);

@@ -9,7 +9,10 @@
  *
  * PUT answers 201 when the key was absent just before (a keydir lookup with
  * rc_get_meta; under a concurrent writer of the same key the 200/201
- * distinction is best effort, the write itself is not) and 200 otherwise.
+ * distinction is best effort, the write itself is not) and 200 otherwise;
+ * so do a PATCH incr or append (which create an absent key), and a PATCH
+ * setnx that wrote always answers 201. If-Match never matches an absent key:
+ * If-Match "0" is a 409 before anything is read.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -84,7 +87,7 @@ static bool parse_etag(const char *s, uint64_t *seq)
     return true;
 }
 
-/* Fold If-Match / If-None-Match into OP. False when answered (400). */
+/* Fold If-Match / If-None-Match into OP. False when answered (400, 409). */
 static bool parse_conditions(kvd_request *req, rc_op *op, bool allow_none_match)
 {
     const char *im = http_header(req, MHD_HTTP_HEADER_IF_MATCH);
@@ -98,6 +101,15 @@ static bool parse_conditions(kvd_request *req, rc_op *op, bool allow_none_match)
             op->cond = RC_IF_PRESENT;
         } else if (parse_etag(im, &op->if_seq)) {
             op->cond = RC_IF_SEQ;
+            if (op->if_seq == 0) {
+                /* sequence numbers start at 1: "0" names no value, and an
+                 * absent key matches no ETag (the engine's seq-0-is-absent
+                 * rule is for scripts' read checks, not for clients) */
+                http_error(req, 409, "conflict",
+                           "If-Match \"0\" matches nothing: no value has that ETag and an "
+                           "absent key never matches");
+                return false;
+            }
         } else {
             http_error(req, 400, "bad_request", "If-Match needs one ETag (\"<seq>\") or *");
             return false;
@@ -203,7 +215,10 @@ static void key_get(kvd_request *req)
     }
     const char *inm = http_header(req, MHD_HTTP_HEADER_IF_NONE_MATCH);
     uint64_t seq = 0;
-    if (inm != NULL && parse_etag(inm, &seq) && seq == v.seq) {
+    /* "*" matches any current value (RFC 9110 section 13.1.2) */
+    bool star = inm != NULL && strcmp(inm, "*") == 0;
+    if (star || (inm != NULL && parse_etag(inm, &seq) && seq == v.seq)) {
+        seq = v.seq;
         rc_value_free(&v);
         v.type = RC_TYPE_RAW;
         struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
@@ -361,6 +376,13 @@ static void key_patch(kvd_request *req)
         op.kind = RC_OP_GETSET;
         break;
     }
+    /* incr and append create an absent key: best effort, as for PUT */
+    bool created = p.kind == PATCH_SETNX;
+    if (p.kind == PATCH_INCR || p.kind == PATCH_APPEND) {
+        rc_value meta = {0};
+        created = rc_get_meta(srv->db, req->pol.ks, req->key, req->klen, &meta) == RC_ENOTFOUND;
+        rc_value_free(&meta);
+    }
     int rc = rc_apply(srv->db, &op, 1, NULL);
     if (rc != 0) {
         write_error(req, &op, rc);
@@ -372,7 +394,7 @@ static void key_patch(kvd_request *req)
         struct MHD_Response *r = http_response_copy(v.data ? v.data : "", v.len);
         if (r != NULL)
             add_value_headers(r, &v, op.seq, NULL);
-        http_send(req, 200, r);
+        http_send(req, 201, r);
         goto done;
     }
     if (p.kind == PATCH_GETSET && op.result.seq == 0) {
@@ -387,7 +409,7 @@ static void key_patch(kvd_request *req)
         http_send(req, 200, r);
         goto done;
     }
-    send_value(req, 200, &op.result, op.seq);
+    send_value(req, created ? 201 : 200, &op.result, op.seq);
 done:
     patch_free(&p);
 }

@@ -3,9 +3,10 @@
  * them through rcscript (server/script/, docs/SCRIPTS.md).
  *
  * Storage. A script is a record of the system keyspace, key
- * "script/<bucket>/<created_at>/<name>", value the source. The bucket's
- * creation time in the key ties scripts to one incarnation of the bucket
- * name: after DELETE /:bucket and a new POST / with the same name, the old
+ * "script/<bucket>/<incarnation>/<name>", value the source. The bucket's
+ * incarnation (random, made at creation; the creation time for a bucket from
+ * before incarnations) in the key ties scripts to one incarnation of the
+ * bucket name: after DELETE /:bucket and a new POST / with the same name, the old
  * scripts are unreachable, and the next upload removes them. Keeping them out
  * of the bucket's keyspace keeps them out of key listings, counts and
  * metrics, and the system keyspace is small, so listing scripts (a scan of
@@ -79,12 +80,16 @@ static bool name_valid(const char *s, size_t n)
     return true;
 }
 
-/* "script/<bucket>/<created_at>/" + NAME into BUF; returns the length. */
+/* "script/<bucket>/<incarnation>/" + NAME into BUF; returns the length. The
+ * incarnation (policy_incarnation_text: the creation time for a bucket from
+ * before incarnations) keeps a deleted bucket's scripts out of a new one of
+ * the same name even when deleting them failed. */
 static size_t script_key(const kvd_request *req, const char *name, size_t nlen, char *buf,
                          size_t cap)
 {
-    int n = snprintf(buf, cap, SCRIPT_KEY_PREFIX "%s/%lld/", req->bucket,
-                     (long long)req->pol.created_at);
+    char inc[2 * INCARNATION_BYTES + 1];
+    policy_incarnation_text(&req->pol, inc);
+    int n = snprintf(buf, cap, SCRIPT_KEY_PREFIX "%s/%s/", req->bucket, inc);
     if (n < 0 || (size_t)n + nlen >= cap)
         return 0;
     memcpy(buf + n, name, nlen);

@@ -64,6 +64,7 @@ void route_tokens(kvd_request *req)
         http_error(req, 403, "forbidden", "a token cannot grant more than its issuer holds");
         goto done;
     }
+    c.incarnation = policy_incarnation(&req->pol);
     c.signing_version = req->pol.signing_version;
     c.expires_at = kvd_now_ms() / 1000 + ttl;
     memcpy(c.bucket, req->bucket, req->bucket_len);

@@ -202,6 +202,20 @@ static bool parse_number(const char *s, size_t len, rc_number *out)
     return false;
 }
 
+size_t float_text(double v, char *out, size_t cap)
+{
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(out, cap, "%.*g", prec, v);
+        if (strtod(out, NULL) == v)
+            break;
+    }
+    /* keep it a float when read back ("1" would be an int), as the engine
+     * formats the floats it computes */
+    if (strpbrk(out, ".eEn") == NULL && strlen(out) + 2 < cap)
+        strcat(out, ".0");
+    return strlen(out);
+}
+
 int value_from_json(const json_t *v, char **out, size_t *len, rc_type *type)
 {
     char *text = NULL;
@@ -224,7 +238,7 @@ int value_from_json(const json_t *v, char **out, size_t *len, rc_type *type)
         text = malloc(40);
         if (text == NULL)
             return -1;
-        n = (size_t)snprintf(text, 40, "%.17g", json_real_value(v));
+        n = float_text(json_real_value(v), text, 40);
         *type = RC_TYPE_FLOAT;
     } else if (v != NULL) {
         text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);

@@ -46,9 +46,15 @@ typedef struct patch_op {
 int patch_parse(const char *body, size_t len, patch_op *out, const char **why);
 void patch_free(patch_op *op);
 
+/* The shortest text of finite V that reads back as V, with ".0" added when
+ * it would otherwise read as an integer ("1.0", not "1"). Returns its length;
+ * CAP >= 32. */
+size_t float_text(double v, char *out, size_t cap);
+
 /* A JSON value of a batch set / PATCH op as stored bytes and type: a string
- * is detected like a PUT body, an integer is int64, a real float64, anything
- * else its compact JSON text. *OUT is malloc'ed (free()). -1 on failure. */
+ * is detected like a PUT body, an integer is int64, a real float64 (in
+ * float_text form), anything else its compact JSON text. *OUT is malloc'ed
+ * (free()). -1 on failure. */
 int value_from_json(const json_t *v, char **out, size_t *len, rc_type *type);
 
 #endif

@@ -61,9 +61,13 @@ static int usage_error(const char *fmt, const char *arg)
     return LOAD_USAGE;
 }
 
+/* The engine's detail of the failed call; kept_detail holds it when other
+ * engine calls (rc_close) ran after the failure and emptied it. */
+static char kept_detail[512];
+
 static const char *engine_detail(int err)
 {
-    const char *detail = rc_last_error_message();
+    const char *detail = kept_detail[0] ? kept_detail : rc_last_error_message();
     return detail && *detail ? detail : rc_strerror(err);
 }
 
@@ -329,6 +333,8 @@ int main(int argc, char **argv)
     rct_progress_finish(&progress);
     if (err == 0)
         err = rc_sync(db);
+    if (err != 0)
+        snprintf(kept_detail, sizeof kept_detail, "%s", rc_last_error_message());
     int close_err = rc_close(db);
     if (err == 0)
         err = close_err;

@@ -75,7 +75,7 @@ extern "C" {
 #define RC_EEXISTS (-3)    /* set-if-absent on a present key; keyspace exists */
 #define RC_ECONFLICT (-4)  /* compare-and-swap: the sequence number differs */
 #define RC_ETYPE (-5)      /* the operation does not fit the value's type */
-#define RC_EOVERFLOW (-6)  /* an increment would overflow int64 */
+#define RC_EOVERFLOW (-6)  /* an increment would overflow int64 or a float */
 #define RC_EKEYSIZE (-7)   /* key empty or longer than RC_KEY_MAX */
 #define RC_EVALUESIZE (-8) /* value longer than RC_VALUE_MAX */
 #define RC_ENOMEM (-9)     /* out of memory */
@@ -105,9 +105,15 @@ const char *rc_strerror(int err);
 
 /* A description of the most recent failure in the calling thread, with
  * details (the path, the offset, the pid holding a lock) that the code alone
- * cannot carry. Thread-local; valid until the thread's next ringcask call.
- * Empty string when there is nothing to add. Never NULL; do not free. */
+ * cannot carry. Thread-local; every ringcask call that returns an int code
+ * empties it first, so it describes the latest such call only (empty after a
+ * success). Empty string when there is nothing to add. Never NULL; do not
+ * free. */
 const char *rc_last_error_message(void);
+
+/* Empty the calling thread's detail message (a server does it when it starts
+ * a request, so no detail of an earlier request can reach its answer). */
+void rc_error_clear(void);
 
 /* --------------------------------------------------------------- options */
 
@@ -217,6 +223,13 @@ void rc_names_free(char **names, size_t count);
 
 /* The keyspace's name; owned by the handle. */
 const char *rc_keyspace_name(const rc_keyspace *ks);
+
+/* Limit the values writes may leave in KS to BYTES (0: the engine's
+ * RC_VALUE_MAX): a put, append, getset or increment whose resulting value
+ * would be longer fails with RC_EVALUESIZE and its batch applies nothing.
+ * Held in memory by this handle only (not persistent): set it after each
+ * open. RC_EINVAL when BYTES is over RC_VALUE_MAX. */
+int rc_keyspace_set_max_value(rc_keyspace *ks, uint64_t bytes);
 
 /* Set the keyspace's default TTL in ms (0 = none), used by writes whose
  * ttl_ms is RC_TTL_DEFAULT. Persistent. */

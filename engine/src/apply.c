@@ -248,6 +248,7 @@ static int evaluate_write(batch_ctx *b, size_t i)
     bool need_value =
         op->kind == RC_OP_INCR || op->kind == RC_OP_APPEND || op->kind == RC_OP_GETSET;
     int err = 0;
+    pending *p = NULL;
     if (op->kind == RC_OP_PUT && op->cond == RC_IF_ANY)
         memset(&st, 0, sizeof(st)); /* a blind write needs no read */
     else
@@ -257,7 +258,7 @@ static int evaluate_write(batch_ctx *b, size_t i)
     err = check_cond(op, &st);
     if (err)
         goto out;
-    pending *p = &b->pend[b->npend];
+    p = &b->pend[b->npend];
     memset(p, 0, sizeof(*p));
     p->op = i;
     p->ks = b->ks[i];
@@ -349,6 +350,14 @@ static int evaluate_write(batch_ctx *b, size_t i)
         break;
     }
     if (op->kind != RC_OP_DELETE) {
+        /* every write that leaves a value (a put, an append, an increment's
+         * text) keeps to the keyspace's limit: the batch fails, nothing applies */
+        uint64_t limit = atomic_load(&b->ks[i]->max_value);
+        if (limit != 0 && vlen > limit) {
+            err = rc_fail(RC_EVALUESIZE, "the value would be %zu bytes, over this keyspace's %llu",
+                          vlen, (unsigned long long)limit);
+            goto out;
+        }
         p->rec.flags = (uint8_t)((unsigned)type << FMT_REC_TYPE_SHIFT);
         p->rec.expires_at_ms = exp;
         p->plain = val;
@@ -375,6 +384,12 @@ static int evaluate_write(batch_ctx *b, size_t i)
 out:
     if (err)
         rc_value_free(&op->result);
+    if (err && p != NULL) {
+        /* the entry is not kept (npend not advanced): its buffers go now */
+        free(p->owned_plain);
+        free(p->owned_disk);
+        p->owned_plain = p->owned_disk = NULL;
+    }
     rc_value_free(&st.fetched);
     return err;
 }
@@ -536,6 +551,7 @@ static int apply_append_publish(batch_ctx *b, uint64_t *lsn)
 
 int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
 {
+    rci_error_clear();
     if (!db || (!ops && n))
         return rc_fail(RC_EINVAL, "NULL database or ops");
     if (n == 0)
@@ -624,6 +640,7 @@ done:
 int rc_put(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, const void *val, size_t vlen,
            uint64_t *seq)
 {
+    rci_error_clear();
     rc_op op = {.kind = RC_OP_PUT, .ks = ks, .key = key, .klen = klen, .val = val, .vlen = vlen};
     int err = rc_apply(db, &op, 1, NULL);
     if (!err && seq)
@@ -633,6 +650,7 @@ int rc_put(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, const void 
 
 int rc_delete(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, uint64_t *seq)
 {
+    rci_error_clear();
     rc_op op = {.kind = RC_OP_DELETE, .ks = ks, .key = key, .klen = klen, .cond = RC_IF_PRESENT};
     int err = rc_apply(db, &op, 1, NULL);
     if (!err && seq)
@@ -663,10 +681,12 @@ static int get_common(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, 
 
 int rc_get(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, rc_value *out)
 {
+    rci_error_clear();
     return get_common(db, ks, key, klen, out, true);
 }
 
 int rc_get_meta(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, rc_value *out)
 {
+    rci_error_clear();
     return get_common(db, ks, key, klen, out, false);
 }

@@ -153,6 +153,7 @@ size_t rci_sweep_expired(rc_db *db, size_t budget)
 
 int rc_expire_now(rc_db *db)
 {
+    rci_error_clear();
     if (!db)
         return RC_EINVAL;
     pthread_mutex_lock(&db->sweep_mu);

@@ -445,6 +445,7 @@ static int write_stream(backup_run *b, rc_backup_info *info)
 int rc_backup(rc_db *db, uint64_t since, rc_write_fn write, void *ctx, rc_progress_fn progress,
               void *progress_ctx, rc_backup_info *info)
 {
+    rci_error_clear();
     if (!db || !write)
         return rc_fail(RC_EINVAL, "rc_backup needs a database and a write callback");
     int err = check_horizon(db, since); /* early, before any work */

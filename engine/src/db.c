@@ -134,6 +134,7 @@ static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool 
 
 int rc_open(const char *dir, const rc_options *opts, rc_db **out)
 {
+    rci_error_clear();
     /* a read-only opener of a directory that a live writer merges may find
      * a segment gone between listing and opening: it then lists again */
     for (int attempt = 0;; attempt++) {
@@ -227,6 +228,7 @@ fail:
 
 int rc_close(rc_db *db)
 {
+    rci_error_clear();
     if (!db)
         return 0;
     rci_bg_stop(db);
@@ -246,6 +248,7 @@ int rc_close(rc_db *db)
 
 int rc_sync(rc_db *db)
 {
+    rci_error_clear();
     if (!db)
         return RC_EINVAL;
     return rci_log_sync(db);
@@ -269,6 +272,7 @@ static void ks_stats_add(rc_keyspace *ks, rc_stats *o)
 
 int rc_stats_keyspace(rc_db *db, rc_keyspace *ks, rc_stats *out)
 {
+    rci_error_clear();
     if (!db || !out)
         return RC_EINVAL;
     memset(out, 0, sizeof(*out));
@@ -282,6 +286,7 @@ int rc_stats_keyspace(rc_db *db, rc_keyspace *ks, rc_stats *out)
 
 int rc_stats_db(rc_db *db, rc_stats *o)
 {
+    rci_error_clear();
     if (!db || !o)
         return RC_EINVAL;
     memset(o, 0, sizeof(*o));
@@ -343,6 +348,7 @@ int rc_stats_db(rc_db *db, rc_stats *o)
 
 int rc_damage_report(rc_db *db, rc_damage **out, size_t *n)
 {
+    rci_error_clear();
     if (!db || !out || !n)
         return rc_fail(RC_EINVAL, "NULL database or output");
     *out = NULL;

@@ -86,6 +86,7 @@ struct rc_keyspace {
     uint32_t id;
     _Atomic bool dropped;
     _Atomic int64_t default_ttl_ms;
+    _Atomic uint64_t max_value; /* longest value a write may leave; 0: RC_VALUE_MAX */
     keydir *kd;
     _Atomic uint64_t live_value_bytes;
     _Atomic uint64_t live_key_bytes;
@@ -196,6 +197,9 @@ struct rc_db {
 /* ---- errors.c */
 /* Record a detail message for rc_last_error_message(); returns ERR. */
 int rc_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Empty the calling thread's detail message: the first thing every public
+ * rc_ call does, so a message never outlives the call that set it. */
+void rci_error_clear(void);
 /* Map an errno value to an RC_E* code. */
 int rc_from_errno(int e);
 

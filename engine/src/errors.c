@@ -4,6 +4,11 @@
  * Codes stay small integers so callers can switch on them; the detail (which
  * file, which pid holds the lock) lives in a per-thread buffer that the
  * failing call fills, so that nothing global is shared between threads.
+ * Every public rc_ call that can fail starts by emptying it (rci_error_clear)
+ * and every detail is written by rc_fail, so a message always belongs to the
+ * call that just returned — never to an earlier one on the same thread (kvd
+ * serves many tenants per worker thread: a stale detail would leak a key
+ * name across them).
  */
 #include "db.h"
 
@@ -29,7 +34,7 @@ const char *rc_strerror(int err)
     case RC_ETYPE:
         return "the operation does not fit the value's type";
     case RC_EOVERFLOW:
-        return "integer overflow";
+        return "numeric overflow";
     case RC_EKEYSIZE:
         return "key is empty or longer than 1024 bytes";
     case RC_EVALUESIZE:
@@ -70,6 +75,16 @@ const char *rc_strerror(int err)
 const char *rc_last_error_message(void)
 {
     return last_message;
+}
+
+void rci_error_clear(void)
+{
+    last_message[0] = '\0';
+}
+
+void rc_error_clear(void)
+{
+    rci_error_clear();
 }
 
 int rc_fail(int err, const char *fmt, ...)

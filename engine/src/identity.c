@@ -246,6 +246,7 @@ int rci_identity_check(rc_db *db, const fmt_stream_header *h)
 
 int rc_database_id(rc_db *db, char out[RC_DATABASE_ID_LEN + 1])
 {
+    rci_error_clear();
     if (!db || !out)
         return rc_fail(RC_EINVAL, "rc_database_id needs a database and a buffer");
     pthread_mutex_lock(&db->append_mu);

@@ -215,6 +215,7 @@ static int write_catalog(rc_db *db, const char *name, const fmt_catalog_entry *e
 
 int rc_keyspace_open(rc_db *db, const char *name, int flags, rc_keyspace **out)
 {
+    rci_error_clear();
     int err = check_name(name);
     if (err)
         return err;
@@ -280,6 +281,7 @@ static void ks_retire(rc_db *db, rc_keyspace *ks)
 
 int rc_keyspace_drop(rc_db *db, const char *name)
 {
+    rci_error_clear();
     int err = check_name(name);
     if (err)
         return err;
@@ -308,6 +310,7 @@ static int cmp_names(const void *a, const void *b)
 
 int rc_keyspace_list(rc_db *db, char ***names, size_t *count)
 {
+    rci_error_clear();
     pthread_mutex_lock(&db->ks_mu);
     size_t n = 0;
     for (uint32_t i = 1; i < db->ks_cap; i++)
@@ -349,8 +352,21 @@ void rc_names_free(char **names, size_t count)
     free(names);
 }
 
+int rc_keyspace_set_max_value(rc_keyspace *ks, uint64_t bytes)
+{
+    rci_error_clear();
+    if (!ks)
+        return rc_fail(RC_EINVAL, "NULL keyspace");
+    if (bytes > RC_VALUE_MAX)
+        return rc_fail(RC_EINVAL, "a value limit of %llu bytes is over the engine's %u",
+                       (unsigned long long)bytes, RC_VALUE_MAX);
+    atomic_store(&ks->max_value, bytes);
+    return 0;
+}
+
 int rc_keyspace_set_default_ttl(rc_keyspace *ks, int64_t ttl_ms)
 {
+    rci_error_clear();
     if (!ks || ttl_ms < 0)
         return rc_fail(RC_EINVAL, "default TTL must be >= 0 ms");
     rc_db *db = ks->db;

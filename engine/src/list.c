@@ -891,6 +891,7 @@ void rc_list_free(rc_list *list)
 
 int rc_list_keys(rc_db *db, rc_keyspace *ks, const rc_list_opts *opts, rc_list **out)
 {
+    rci_error_clear();
     rc_list_opts none = {0};
     if (!db || !out)
         return rc_fail(RC_EINVAL, "NULL database or output");

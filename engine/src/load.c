@@ -233,6 +233,7 @@ static void walk_info(const stream_walk *w, rc_backup_info *info)
 
 int rc_verify_stream(rc_read_fn read, void *ctx, rc_backup_info *info)
 {
+    rci_error_clear();
     if (!read)
         return rc_fail(RC_EINVAL, "rc_verify_stream needs a read callback");
     stream_walk w = {.read = read, .ctx = ctx};
@@ -993,6 +994,7 @@ out:
 int rc_load(rc_db *db, rc_read_fn read, void *ctx, rc_progress_fn progress, void *progress_ctx,
             rc_backup_info *info)
 {
+    rci_error_clear();
     if (!db || !read)
         return rc_fail(RC_EINVAL, "rc_load needs a database and a read callback");
     if (db->opt.read_only)
@@ -1027,6 +1029,7 @@ int rc_load(rc_db *db, rc_read_fn read, void *ctx, rc_progress_fn progress, void
 
 int rc_stream_header_parse(const void *buf, size_t len, rc_stream_header *out)
 {
+    rci_error_clear();
     if (!buf || !out)
         return rc_fail(RC_EINVAL, "rc_stream_header_parse needs a buffer and a result");
     fmt_stream_header h;
@@ -1060,6 +1063,7 @@ static int hex_digit(char c)
 
 int rc_load_check(rc_db *db, const rc_stream_header *h)
 {
+    rci_error_clear();
     if (!db || !h)
         return rc_fail(RC_EINVAL, "rc_load_check needs a database and a header");
     fmt_stream_header fh;

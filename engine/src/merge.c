@@ -726,6 +726,7 @@ int rci_merge_maybe(rc_db *db)
 
 int rc_merge(rc_db *db)
 {
+    rci_error_clear();
     if (!db)
         return RC_EINVAL;
     if (db->opt.read_only)

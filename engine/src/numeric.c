@@ -44,8 +44,8 @@ int rci_num_add(const num_value *a, const num_value *b, num_value *out)
     if (!a->is_float && !b->is_float) {
         int64_t r;
         if (__builtin_add_overflow(a->i, b->i, &r))
-            return rc_fail(RC_EOVERFLOW, "%lld + %lld overflows int64", (long long)a->i,
-                           (long long)b->i);
+            return rc_fail(RC_EOVERFLOW, "integer overflow: %lld + %lld is past int64",
+                           (long long)a->i, (long long)b->i);
         out->is_float = false;
         out->i = r;
         return 0;
@@ -54,7 +54,8 @@ int rci_num_add(const num_value *a, const num_value *b, num_value *out)
     double y = b->is_float ? b->f : (double)b->i;
     double r = x + y;
     if (!isfinite(r))
-        return rc_fail(RC_EOVERFLOW, "the sum is not a finite number");
+        return rc_fail(RC_EOVERFLOW, "float overflow: %.17g + %.17g is past the largest float", x,
+                       y);
     out->is_float = true;
     out->f = r;
     return 0;

@@ -495,8 +495,11 @@ static void format_number(lua_State *L, int idx, number_text out)
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(out, sizeof(number_text), "%.*g", prec, v);
         if (strtod(out, NULL) == v)
-            return;
+            break;
     }
+    /* stored as a float: keep it one when read back ("1.0", not "1") */
+    if (strpbrk(out, ".eEn") == NULL)
+        strcat(out, ".0");
 }
 
 size_t api_collect_ops(lua_State *L, rc_op **opsp)

@@ -338,3 +338,52 @@ Test(basic, strerror_names_every_code)
         cr_assert_str_neq(rc_strerror(e), "unknown error", "code %d", e);
     cr_assert_str_eq(rc_strerror(-999), "unknown error");
 }
+
+Test(basic, a_call_never_reports_an_earlier_calls_detail)
+{
+    /* a failure with a detail naming another keyspace ... */
+    cr_assert_eq(rc_keyspace_drop(db, "someone-elses"), RC_ENOKEYSPACE);
+    cr_assert_not_null(strstr(rc_last_error_message(), "someone-elses"));
+    /* ... is gone after the next call: one that succeeds, and one that
+     * fails on a path with no detail of its own (a plain absent key) */
+    cr_assert_eq(rc_put(db, NULL, "k", 1, "v", 1, NULL), 0);
+    cr_assert_str_eq(rc_last_error_message(), "");
+    cr_assert_eq(rc_keyspace_drop(db, "someone-elses"), RC_ENOKEYSPACE);
+    rc_value v;
+    cr_assert_eq(rc_get(db, NULL, "absent", 6, &v), RC_ENOTFOUND);
+    cr_assert(strstr(rc_last_error_message(), "someone-elses") == NULL, "stale detail: %s",
+              rc_last_error_message());
+    rc_error_clear();
+    cr_assert_str_eq(rc_last_error_message(), "");
+}
+
+Test(basic, a_keyspace_value_limit_covers_every_growing_write)
+{
+    rc_keyspace *ks = NULL;
+    cr_assert_eq(rc_keyspace_open(db, "small", RC_KS_CREATE, &ks), 0);
+    cr_assert_eq(rc_keyspace_set_max_value(ks, 8), 0);
+    cr_assert_eq(rc_keyspace_set_max_value(ks, (uint64_t)RC_VALUE_MAX + 1), RC_EINVAL);
+    cr_assert_eq(rc_put(db, ks, "p", 1, "123456789", 9, NULL), RC_EVALUESIZE);
+    cr_assert_eq(rc_put(db, ks, "p", 1, "12345678", 8, NULL), 0);
+    rc_op app = {.kind = RC_OP_APPEND, .ks = ks, .key = "p", .klen = 1, .val = "9", .vlen = 1};
+    cr_assert_eq(rc_apply(db, &app, 1, NULL), RC_EVALUESIZE);
+    rc_op inc = {.kind = RC_OP_INCR, .ks = ks, .key = "n", .klen = 1};
+    inc.by.type = RC_TYPE_INT;
+    inc.by.i = 99999999;
+    cr_assert_eq(rc_apply(db, &inc, 1, NULL), 0);
+    rc_value_free(&inc.result);
+    inc.by.i = 1;
+    cr_assert_eq(rc_apply(db, &inc, 1, NULL), RC_EVALUESIZE, "9 digits passed an 8-byte limit");
+    rc_op gs = {
+        .kind = RC_OP_GETSET, .ks = ks, .key = "p", .klen = 1, .val = "123456789", .vlen = 9};
+    cr_assert_eq(rc_apply(db, &gs, 1, NULL), RC_EVALUESIZE);
+    rc_value v;
+    cr_assert_eq(rc_get(db, ks, "p", 1, &v), 0);
+    cr_assert_eq(v.len, 8);
+    rc_value_free(&v);
+    cr_assert_eq(rc_get(db, ks, "n", 1, &v), 0);
+    cr_assert_eq(v.len, 8);
+    rc_value_free(&v);
+    /* other keyspaces keep the engine's limit */
+    cr_assert_eq(rc_put(db, NULL, "p", 1, "123456789", 9, NULL), 0);
+}

@@ -43,7 +43,7 @@ Test(token, round_trip)
     char text[TOKEN_TEXT_MAX + 1];
     long n = token_encode(&c, secret, text, sizeof text);
     cr_assert(n > 0);
-    cr_assert_eq(token_verify(text, (size_t)n, secret, &d), TOKEN_OK);
+    cr_assert_eq(token_verify(text, (size_t)n, secret, NULL, &d), TOKEN_OK);
     cr_assert_eq(d.signing_version, 3);
     cr_assert_eq(d.expires_at, 1900000000);
     cr_assert_eq(d.perms, 9);
@@ -64,7 +64,7 @@ Test(token, every_flipped_character_is_rejected)
     for (long i = 0; i < n; i++) {
         char saved = text[i];
         text[i] = saved == 'A' ? 'B' : 'A';
-        cr_assert_neq(token_verify(text, (size_t)n, secret, &d), TOKEN_OK, "flip at %ld", i);
+        cr_assert_neq(token_verify(text, (size_t)n, secret, NULL, &d), TOKEN_OK, "flip at %ld", i);
         text[i] = saved;
     }
 }
@@ -76,20 +76,48 @@ Test(token, other_secret_and_garbage_are_rejected)
     unsigned char other[KVD_SECRET_BYTES];
     memset(other, 8, sizeof other);
     long n = token_encode(&c, secret, text, sizeof text);
-    cr_assert_eq(token_verify(text, (size_t)n, other, &d), TOKEN_BAD_MAC);
-    cr_assert_eq(token_verify("", 0, secret, &d), TOKEN_MALFORMED);
-    cr_assert_eq(token_verify("!!!!", 4, secret, &d), TOKEN_MALFORMED);
-    cr_assert_neq(token_verify(text, (size_t)n - 3, secret, &d), TOKEN_OK);
+    cr_assert_eq(token_verify(text, (size_t)n, other, NULL, &d), TOKEN_BAD_MAC);
+    cr_assert_eq(token_verify("", 0, secret, NULL, &d), TOKEN_MALFORMED);
+    cr_assert_eq(token_verify("!!!!", 4, secret, NULL, &d), TOKEN_MALFORMED);
+    cr_assert_neq(token_verify(text, (size_t)n - 3, secret, NULL, &d), TOKEN_OK);
 }
 
 Test(token, signing_keys_differ_by_bucket_and_version)
 {
     unsigned char a[32], b[32], c[32];
-    token_signing_key(secret, "b1", 2, 1, a);
-    token_signing_key(secret, "b1", 2, 2, b);
-    token_signing_key(secret, "b2", 2, 1, c);
+    token_signing_key(secret, "b1", 2, NULL, 1, a);
+    token_signing_key(secret, "b1", 2, NULL, 2, b);
+    token_signing_key(secret, "b2", 2, NULL, 1, c);
     cr_assert(memcmp(a, b, 32) != 0);
     cr_assert(memcmp(a, c, 32) != 0);
+}
+
+Test(token, signing_keys_differ_by_incarnation)
+{
+    unsigned char inc1[TOKEN_INCARNATION_BYTES], inc2[TOKEN_INCARNATION_BYTES];
+    unsigned char a[32], b[32], c[32];
+    memset(inc1, 1, sizeof inc1);
+    memset(inc2, 2, sizeof inc2);
+    token_signing_key(secret, "b1", 2, inc1, 1, a);
+    token_signing_key(secret, "b1", 2, inc2, 1, b);
+    token_signing_key(secret, "b1", 2, NULL, 1, c);
+    cr_assert(memcmp(a, b, 32) != 0);
+    cr_assert(memcmp(a, c, 32) != 0);
+}
+
+Test(token, a_token_verifies_only_under_its_incarnation)
+{
+    unsigned char inc1[TOKEN_INCARNATION_BYTES], inc2[TOKEN_INCARNATION_BYTES];
+    memset(inc1, 1, sizeof inc1);
+    memset(inc2, 2, sizeof inc2);
+    token_claims c = sample(), d;
+    c.incarnation = inc1;
+    char text[TOKEN_TEXT_MAX + 1];
+    long n = token_encode(&c, secret, text, sizeof text);
+    cr_assert(n > 0);
+    cr_assert_eq(token_verify(text, (size_t)n, secret, inc1, &d), TOKEN_OK);
+    cr_assert_eq(token_verify(text, (size_t)n, secret, inc2, &d), TOKEN_BAD_MAC);
+    cr_assert_eq(token_verify(text, (size_t)n, secret, NULL, &d), TOKEN_BAD_MAC);
 }
 
 Test(valuetype, detection)
@@ -257,7 +285,7 @@ Test(robustness, random_inputs)
         /* heap copies of the exact length, so ASan sees any over-read */
         char *in = malloc(len ? len : 1);
         memcpy(in, buf, len);
-        token_verify(in, len, secret, &d);
+        token_verify(in, len, secret, NULL, &d);
         patch_op p;
         const char *why;
         if (patch_parse(in, len, &p, &why) == 0)
@@ -273,7 +301,7 @@ Test(robustness, random_inputs)
         char ch = (char)(rand_r(&seed) % 256);
         if (ch != mutated[at]) {
             mutated[at] = ch;
-            cr_assert_neq(token_verify(mutated, (size_t)tn, secret, &d), TOKEN_OK);
+            cr_assert_neq(token_verify(mutated, (size_t)tn, secret, NULL, &d), TOKEN_OK);
         }
     }
 }

@@ -3,8 +3,10 @@
  */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,7 +49,10 @@ bool kvd_start_as(kvd_proc *k, const char *dir, const char *const *extra, bool a
     } else if (dir != k->dir) {
         snprintf(k->dir, sizeof k->dir, "%s", dir);
     }
-    args[n++] = KVD_BIN;
+    /* KVD_TEST_BIN runs the suite against another build (e.g. one without
+     * a fix, to see its test fail) */
+    const char *bin = getenv("KVD_TEST_BIN") ? getenv("KVD_TEST_BIN") : KVD_BIN;
+    args[n++] = bin;
     args[n++] = "--dir";
     args[n++] = k->dir;
     args[n++] = "--listen";
@@ -69,7 +75,7 @@ bool kvd_start_as(kvd_proc *k, const char *dir, const char *const *extra, bool a
         if (getppid() != parent)
             _exit(127);
         dup2(out[1], 1);
-        execv(KVD_BIN, (char *const *)args);
+        execv(bin, (char *const *)args);
         _exit(127);
     }
     close(out[1]);
@@ -204,6 +210,60 @@ resp http(const kvd_proc *k, const char *method, const char *path, const char *b
     r.len = b.len;
     r.headers = h.data ? h.data : calloc(1, 1);
     return r;
+}
+
+size_t raw_exchange(const kvd_proc *k, const char *req, size_t len, char *buf, size_t cap,
+                    int wait_ms, bool *closed)
+{
+    size_t got = 0, off = 0;
+    *closed = false;
+    buf[0] = '\0';
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)k->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0)
+        return 0;
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return 0;
+    }
+    while (off < len) {
+        ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    long long deadline = now_ms() + wait_ms;
+    while (got < cap - 1) {
+        long long left = deadline - now_ms();
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            break;
+        ssize_t r = recv(fd, buf + got, cap - 1 - got, 0);
+        if (r <= 0) {
+            *closed = true;
+            break;
+        }
+        got += (size_t)r;
+        buf[got] = '\0';
+    }
+    close(fd);
+    return got;
+}
+
+int raw_status(const char *answer, int *count)
+{
+    int first = 0, n = 0;
+    for (const char *s = answer; (s = strstr(s, "HTTP/1.")) != NULL; s += 7) {
+        int st = 0;
+        if (strlen(s) >= 12 && s[8] == ' ' && sscanf(s + 9, "%3d", &st) == 1) {
+            if (n++ == 0)
+                first = st;
+        }
+    }
+    if (count != NULL)
+        *count = n;
+    return first;
 }
 
 resp http_get(const kvd_proc *k, const char *path)

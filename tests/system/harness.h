@@ -53,6 +53,16 @@ const char *resp_header(const resp *r, const char *name, char *buf, size_t cap);
 json_t *resp_json(const resp *r);
 void resp_free(resp *r);
 
+/* Raw bytes over one new connection: send REQ (LEN bytes, as much as the
+ * server takes), then read until the server closes or WAIT_MS passes.
+ * Returns the bytes read (NUL-terminated in BUF); *CLOSED tells whether the
+ * server closed the connection. */
+size_t raw_exchange(const kvd_proc *k, const char *req, size_t len, char *buf, size_t cap,
+                    int wait_ms, bool *closed);
+/* How many HTTP/1.x status lines ANSWER holds, and the first one's status
+ * (0 when none). */
+int raw_status(const char *answer, int *count);
+
 /* Create a bucket (NAME may be NULL) and copy its name and admin key. */
 bool make_bucket(const kvd_proc *k, const char *body, char *name, size_t ncap, char *key,
                  size_t kcap);

@@ -233,7 +233,7 @@ Test(auth, token_scope_prefix_and_permissions)
     EXPECT(r, 403);
     resp_free(&r);
     r = call_as(tok, "PATCH", "/t/users:1:n", "+1", NULL, NULL);
-    EXPECT(r, 200);
+    EXPECT(r, 201);
     resp_free(&r);
     r = call_as(tok, "DELETE", "/t/users:1:x", NULL, NULL, NULL);
     EXPECT(r, 403);

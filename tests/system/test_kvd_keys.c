@@ -221,7 +221,7 @@ Test(keys, etag_conditions)
 Test(keys, patch_increments)
 {
     resp r = call("PATCH", "/t/n", "+5");
-    EXPECT(r, 200);
+    EXPECT(r, 201); /* it created the key */
     BODY_IS(r, "5");
     resp_free(&r);
     r = call("PATCH", "/t/n", "-7");
@@ -239,7 +239,7 @@ Test(keys, patch_increments)
     cr_assert(strncmp(resp_header(&r, "Content-Type", ct, sizeof ct), "text/plain", 10) == 0);
     resp_free(&r);
     r = call("PATCH", "/t/fl", "+1.5");
-    EXPECT(r, 200);
+    EXPECT(r, 201);
     cr_assert_float_eq(strtod(r.body, NULL), 1.5, 1e-9);
     resp_free(&r);
     r = call("PATCH", "/t/fl", "+1");
@@ -288,14 +288,14 @@ Test(keys, patch_type_and_body_errors)
 Test(keys, patch_append_setnx_getset)
 {
     resp r = call("PATCH", "/t/log", "{\"op\":\"append\",\"value\":\"ab\"}");
-    EXPECT(r, 200);
+    EXPECT(r, 201); /* it created the key */
     BODY_IS(r, "ab");
     resp_free(&r);
     r = call("PATCH", "/t/log", "{\"op\":\"append\",\"value\":\"cd\"}");
     BODY_IS(r, "abcd");
     resp_free(&r);
     r = call("PATCH", "/t/once", "{\"op\":\"setnx\",\"value\":\"first\"}");
-    EXPECT(r, 200);
+    EXPECT(r, 201);
     BODY_IS(r, "first");
     resp_free(&r);
     r = call("PATCH", "/t/once", "{\"op\":\"setnx\",\"value\":\"second\"}");

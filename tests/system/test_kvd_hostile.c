@@ -1,0 +1,646 @@
+/*
+ * test_kvd_hostile.c — the real kvd against a hostile client. Each test
+ * attacks one boundary (credentials of a deleted bucket, request smuggling,
+ * values grown past --max-value, conditions that must not match, numbers
+ * that must stay what they are) and then checks that kvd still answers
+ * /healthz and serves another client normally (served_after). Every test
+ * here failed against the kvd before its fix; new limits get a test here.
+ *
+ * Raw requests go over their own connection (raw_exchange) so the framing is
+ * exactly what is written, and a connection kvd must close is seen closing.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "kvdtest.h"
+#include "ringcask.h"
+
+/* The longest a raw exchange waits for an answer and the close after it. */
+#define RAW_WAIT_MS 5000
+
+static const char admin_token[] = "hostile-admin-token-0123456789";
+static char tokfile[64];
+static char restored[64];
+
+/* kvd with EXTRA flags and the server admin token, bucket "t" made. */
+static void start_with(const char *const *extra)
+{
+    const char *args[16];
+    size_t n = 0;
+    snprintf(tokfile, sizeof tokfile, "/tmp/kvdtok.XXXXXX");
+    int fd = mkstemp(tokfile);
+    cr_assert(fd >= 0);
+    cr_assert(write(fd, admin_token, strlen(admin_token)) > 0);
+    close(fd);
+    args[n++] = "--admin-token-file";
+    args[n++] = tokfile;
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 15; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    cr_assert(kvd_start(&K, NULL, args), "kvd did not become ready");
+    resp r = call_as(admin_token, "POST", "/", "{\"name\":\"t\"}", NULL, NULL);
+    EXPECT(r, 201);
+    json_t *j = resp_json(&r);
+    snprintf(B, sizeof B, "t");
+    snprintf(AK, sizeof AK, "%s", json_string_value(json_object_get(j, "admin_key")));
+    json_decref(j);
+    resp_free(&r);
+}
+
+static void hostile_setup(void)
+{
+    start_with(NULL);
+}
+
+static void small_values_setup(void)
+{
+    static const char *const extra[] = {"--max-value", "4K", NULL};
+    start_with(extra);
+}
+
+static void tiny_values_setup(void)
+{
+    static const char *const extra[] = {"--max-value", "16", NULL};
+    start_with(extra);
+}
+
+static void hostile_teardown(void)
+{
+    kvd_cleanup(&K);
+    if (tokfile[0] != '\0')
+        unlink(tokfile);
+    if (restored[0] != '\0') {
+        kvd_proc other = {0};
+        snprintf(other.dir, sizeof other.dir, "%s", restored);
+        kvd_cleanup(&other);
+    }
+}
+
+TestSuite(hostile, .init = hostile_setup, .fini = hostile_teardown, .timeout = 120);
+/* the same attacks under --max-value 4K and --max-value 16 */
+TestSuite(hostile_4k, .init = small_values_setup, .fini = hostile_teardown, .timeout = 120);
+TestSuite(hostile_16b, .init = tiny_values_setup, .fini = hostile_teardown, .timeout = 120);
+
+/* After an attack: /healthz answers and another client is served. */
+static void served_after(const char *attack)
+{
+    resp r = call_as("", "GET", "/healthz", NULL, NULL, NULL);
+    cr_assert_eq(r.status, 200, "/healthz after %s: %ld", attack, r.status);
+    resp_free(&r);
+    r = call("PUT", "/t/bystander", "still here");
+    cr_assert(r.status == 200 || r.status == 201, "a PUT after %s: %ld", attack, r.status);
+    resp_free(&r);
+    r = call("GET", "/t/bystander", NULL);
+    cr_assert_eq(r.status, 200, "a GET after %s: %ld", attack, r.status);
+    BODY_IS(r, "still here");
+    resp_free(&r);
+}
+
+static void make_named(const char *name, char *key, size_t cap)
+{
+    char body[128], got[96];
+    snprintf(body, sizeof body, "{\"name\":\"%s\"}", name);
+    resp r = call_as(admin_token, "POST", "/", body, NULL, NULL);
+    EXPECT(r, 201);
+    json_t *j = resp_json(&r);
+    snprintf(got, sizeof got, "%s", json_string_value(json_object_get(j, "bucket")));
+    snprintf(key, cap, "%s", json_string_value(json_object_get(j, "admin_key")));
+    json_decref(j);
+    resp_free(&r);
+    cr_assert_str_eq(got, name);
+}
+
+/* ------------------------------------------------------------ credentials */
+
+Test(hostile, a_token_dies_with_its_bucket)
+{
+    char old_key[96], new_key[96], tok[2048], newtok[2048];
+    make_named("shared", old_key, sizeof old_key);
+    cr_assert(make_token(&K, "shared", old_key,
+                         "{\"permissions\":[\"read\",\"write\","
+                         "\"enumerate\"]}",
+                         tok, sizeof tok));
+    resp r = call_as(tok, "PUT", "/shared/mine", "old", NULL, NULL);
+    EXPECT(r, 201);
+    resp_free(&r);
+    r = call_as(old_key, "DELETE", "/shared", NULL, NULL, NULL);
+    EXPECT(r, 204);
+    resp_free(&r);
+    make_named("shared", new_key, sizeof new_key);
+    r = call_as(new_key, "PUT", "/shared/theirs", "new", NULL, NULL);
+    EXPECT(r, 201);
+    resp_free(&r);
+
+    /* nothing the old bucket handed out works on the new one */
+    r = call_as(tok, "GET", "/shared/theirs", NULL, NULL, NULL);
+    EXPECT_ERR(r, 401, "invalid_credentials");
+    resp_free(&r);
+    r = call_as(tok, "PUT", "/shared/theirs", "overwritten", NULL, NULL);
+    EXPECT(r, 401);
+    resp_free(&r);
+    r = call_as(tok, "GET", "/shared/", NULL, NULL, NULL);
+    EXPECT(r, 401);
+    resp_free(&r);
+    r = call_as(old_key, "GET", "/shared/theirs", NULL, NULL, NULL);
+    EXPECT(r, 401);
+    resp_free(&r);
+    /* the new bucket's own credentials do */
+    cr_assert(
+        make_token(&K, "shared", new_key, "{\"permissions\":[\"read\"]}", newtok, sizeof newtok));
+    r = call_as(newtok, "GET", "/shared/theirs", NULL, NULL, NULL);
+    EXPECT(r, 200);
+    BODY_IS(r, "new");
+    resp_free(&r);
+    served_after("a token of a deleted bucket");
+}
+
+Test(hostile, a_token_of_a_rotated_then_recreated_bucket_stays_dead)
+{
+    /* the signing-key version restarts at 1 in a new bucket: a token of
+     * version 2 of the old one must not come back once the new one rotates */
+    char old_key[96], new_key[96], tok[2048];
+    make_named("shared", old_key, sizeof old_key);
+    resp r = call_as(old_key, "PATCH", "/shared", "{\"rotate_signing_key\":true}", NULL, NULL);
+    EXPECT(r, 200);
+    resp_free(&r);
+    cr_assert(make_token(&K, "shared", old_key, "{\"permissions\":[\"read\"]}", tok, sizeof tok));
+    r = call_as(old_key, "DELETE", "/shared", NULL, NULL, NULL);
+    EXPECT(r, 204);
+    resp_free(&r);
+    make_named("shared", new_key, sizeof new_key);
+    r = call_as(new_key, "PATCH", "/shared", "{\"rotate_signing_key\":true}", NULL, NULL);
+    EXPECT(r, 200);
+    resp_free(&r);
+    r = call_as(tok, "GET", "/shared/", NULL, NULL, NULL);
+    EXPECT(r, 401);
+    resp_free(&r);
+    served_after("a token of a rotated, deleted bucket");
+}
+
+Test(hostile, scripts_of_a_deleted_bucket_do_not_reach_its_successor)
+{
+    char old_key[96], new_key[96];
+    make_named("shared", old_key, sizeof old_key);
+    resp r = call_as(old_key, "PUT", "/shared/scripts/leak", "kv.say('old script')", NULL, NULL);
+    cr_assert(r.status == 200 || r.status == 201, "script upload: %ld", r.status);
+    resp_free(&r);
+    r = call_as(old_key, "DELETE", "/shared", NULL, NULL, NULL);
+    EXPECT(r, 204);
+    resp_free(&r);
+    make_named("shared", new_key, sizeof new_key);
+    r = call_as(new_key, "GET", "/shared/scripts/leak/run", NULL, NULL, NULL);
+    EXPECT(r, 404);
+    resp_free(&r);
+    r = call_as(new_key, "GET", "/shared/scripts/", NULL, NULL, NULL);
+    EXPECT(r, 200);
+    cr_assert(strstr(r.body, "leak") == NULL, "old script listed: %s", r.body);
+    resp_free(&r);
+    served_after("scripts of a deleted bucket");
+}
+
+typedef struct membuf {
+    const char *data;
+    size_t len, off;
+} membuf;
+
+static long mem_read(void *ctx, void *buf, size_t len)
+{
+    membuf *m = ctx;
+    size_t n = m->len - m->off < len ? m->len - m->off : len;
+    memcpy(buf, m->data + m->off, n);
+    m->off += n;
+    return (long)n;
+}
+
+/* Fetch /admin/backup?since=SINCE and load it into DIR; returns its end. */
+static uint64_t backup_into(uint64_t since, const char *dir)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/admin/backup?since=%llu", (unsigned long long)since);
+    resp r = call_as(admin_token, "GET", path, NULL, NULL, NULL);
+    EXPECT(r, 200);
+    membuf m = {r.body, r.len, 0};
+    rc_db *db = NULL;
+    cr_assert_eq(rc_open(dir, NULL, &db), 0);
+    rc_backup_info li;
+    memset(&li, 0, sizeof li);
+    cr_assert_eq(rc_load(db, mem_read, &m, NULL, NULL, &li), 0, "load: %s",
+                 rc_last_error_message());
+    cr_assert_eq(rc_close(db), 0);
+    resp_free(&r);
+    return li.until;
+}
+
+Test(hostile, a_token_of_a_deleted_bucket_stays_dead_after_restore)
+{
+    char old_key[96], new_key[96], tok[2048], newtok[2048];
+    make_named("shared", old_key, sizeof old_key);
+    cr_assert(make_token(&K, "shared", old_key, "{\"permissions\":[\"read\"]}", tok, sizeof tok));
+    /* a full backup with the old bucket, an incremental one after the
+     * delete and re-create: the restore ends with the new bucket only */
+    snprintf(restored, sizeof restored, "/tmp/kvdtest.XXXXXX");
+    cr_assert(mkdtemp(restored) != NULL);
+    uint64_t until = backup_into(0, restored);
+    resp r = call_as(old_key, "DELETE", "/shared", NULL, NULL, NULL);
+    EXPECT(r, 204);
+    resp_free(&r);
+    make_named("shared", new_key, sizeof new_key);
+    cr_assert(
+        make_token(&K, "shared", new_key, "{\"permissions\":[\"read\"]}", newtok, sizeof newtok));
+    r = call_as(new_key, "PUT", "/shared/k", "v", NULL, NULL);
+    EXPECT(r, 201);
+    resp_free(&r);
+    backup_into(until, restored);
+
+    char old_dir[256];
+    snprintf(old_dir, sizeof old_dir, "%s", K.dir);
+    cr_assert_eq(kvd_stop(&K, SIGTERM), 0);
+    cr_assert(kvd_start(&K, restored, NULL), "kvd did not start on the restored dir");
+    r = call_as(tok, "GET", "/shared/k", NULL, NULL, NULL);
+    EXPECT(r, 401);
+    resp_free(&r);
+    r = call_as(newtok, "GET", "/shared/k", NULL, NULL, NULL);
+    EXPECT(r, 200);
+    BODY_IS(r, "v");
+    resp_free(&r);
+    served_after("a restored backup");
+    kvd_proc orig = {0};
+    snprintf(orig.dir, sizeof orig.dir, "%s", old_dir);
+    kvd_cleanup(&orig);
+}
+
+/* -------------------------------------------------------------- smuggling */
+
+/* A request to /t/k with the admin key, EXTRA header lines and BODY. */
+static size_t raw_req(char *out, size_t cap, const char *method, const char *version,
+                      const char *extra, const char *body)
+{
+    int n = snprintf(out, cap, "%s /t/k %s\r\nHost: x\r\nAuthorization: Bearer %s\r\n%s\r\n%s",
+                     method, version, AK, extra, body);
+    cr_assert(n > 0 && (size_t)n < cap);
+    return (size_t)n;
+}
+
+/* Send it; the answer must be STATUS (or STATUS_B when not 0), exactly one
+ * answer, and the connection closed after it. */
+static void expect_refused_and_closed(const char *name, const char *req, size_t len, int status,
+                                      int status_b)
+{
+    char buf[8192];
+    bool closed = false;
+    raw_exchange(&K, req, len, buf, sizeof buf, RAW_WAIT_MS, &closed);
+    int count = 0, st = raw_status(buf, &count);
+    cr_assert(st == status || (status_b != 0 && st == status_b), "%s: expected %d, got '%.200s'",
+              name, status, buf);
+    cr_assert_eq(count, 1, "%s: %d answers (a smuggled request ran): %.400s", name, count, buf);
+    cr_assert(closed, "%s: the connection stayed open", name);
+    served_after(name);
+}
+
+/* The smuggled request: a PUT of /t/smuggled hidden in the body. */
+static void smuggled_body(char *out, size_t cap)
+{
+    snprintf(out, cap,
+             "0\r\n\r\nPUT /t/smuggled HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+             "Content-Length: 1\r\n\r\nx",
+             AK);
+}
+
+static void expect_not_smuggled(void)
+{
+    resp r = call("GET", "/t/smuggled", NULL);
+    EXPECT(r, 404);
+    resp_free(&r);
+    r = call("GET", "/t/k", NULL);
+    EXPECT(r, 404);
+    resp_free(&r);
+}
+
+Test(hostile, content_length_with_chunked_is_400_and_closed)
+{
+    char body[512], req[2048], extra[128];
+    smuggled_body(body, sizeof body);
+    snprintf(extra, sizeof extra, "Content-Length: %zu\r\nTransfer-Encoding: chunked\r\n",
+             strlen(body));
+    size_t n = raw_req(req, sizeof req, "PUT", "HTTP/1.1", extra, body);
+    expect_refused_and_closed("Content-Length and chunked", req, n, 400, 0);
+    /* the other order of the two headers, and a PATCH (whose early answer
+     * libmicrohttpd would otherwise follow by reading the body) */
+    snprintf(extra, sizeof extra, "Transfer-Encoding: chunked\r\nContent-Length: 0\r\n");
+    n = raw_req(req, sizeof req, "PATCH", "HTTP/1.1", extra, body);
+    expect_refused_and_closed("chunked then Content-Length", req, n, 400, 0);
+    expect_not_smuggled();
+}
+
+Test(hostile, an_unsupported_transfer_encoding_is_501_and_closed)
+{
+    char req[2048];
+    size_t n = raw_req(req, sizeof req, "PUT", "HTTP/1.1", "Transfer-Encoding: gzip\r\n", "abc");
+    expect_refused_and_closed("Transfer-Encoding: gzip", req, n, 501, 0);
+    resp r = call("GET", "/t/k", NULL);
+    EXPECT(r, 404);
+    resp_free(&r);
+}
+
+typedef struct te_case {
+    const char *name;
+    const char *version;
+    const char *headers;
+    int status, status_b;
+} te_case;
+
+Test(hostile, every_ambiguous_framing_is_refused_and_closed)
+{
+    static const te_case cases[] = {
+        {"chunked not last", "HTTP/1.1", "Transfer-Encoding: chunked, gzip\r\n", 400, 0},
+        {"gzip before chunked", "HTTP/1.1", "Transfer-Encoding: gzip, chunked\r\n", 501, 0},
+        {"chunked twice", "HTTP/1.1", "Transfer-Encoding: chunked, chunked\r\n", 400, 0},
+        {"chunked in two headers", "HTTP/1.1",
+         "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", 400, 0},
+        {"gzip header then chunked header", "HTTP/1.1",
+         "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", 501, 0},
+        {"chunked header then gzip header", "HTTP/1.1",
+         "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n", 400, 0},
+        {"identity", "HTTP/1.1", "Transfer-Encoding: identity\r\n", 501, 0},
+        {"empty Transfer-Encoding", "HTTP/1.1", "Transfer-Encoding: \r\n", 400, 0},
+        {"a trailing comma", "HTTP/1.1", "Transfer-Encoding: chunked,\r\n", 400, 0},
+        {"obs-fold", "HTTP/1.1", "Transfer-Encoding: gzip\r\n chunked\r\n", 400, 0},
+        {"obs-fold of Content-Length", "HTTP/1.1", "Content-Length: 1\r\n\t0\r\n", 400, 0},
+        {"a framing header folded into another", "HTTP/1.1",
+         "X-Pad: a\r\n\tTransfer-Encoding:chunked\r\n", 400, 0},
+        {"chunked in HTTP/1.0", "HTTP/1.0", "Transfer-Encoding: chunked\r\n", 400, 0},
+        {"Content-Length: 0 and chunked", "HTTP/1.1",
+         "Content-Length: 0\r\nTransfer-Encoding: chunked\r\n", 400, 0},
+        {"Content-Lengths that disagree", "HTTP/1.1", "Content-Length: 3\r\nContent-Length: 40\r\n",
+         400, 0},
+    };
+    char body[512], req[2048];
+    smuggled_body(body, sizeof body);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = raw_req(req, sizeof req, "PUT", cases[i].version, cases[i].headers, body);
+        expect_refused_and_closed(cases[i].name, req, n, cases[i].status, cases[i].status_b);
+    }
+    expect_not_smuggled();
+}
+
+Test(hostile, plain_chunked_still_works)
+{
+    char req[1024], buf[4096];
+    bool closed = false;
+    size_t n =
+        raw_req(req, sizeof req, "PUT", "HTTP/1.1",
+                "Transfer-Encoding: Chunked\r\nConnection: close\r\n", "3\r\nabc\r\n0\r\n\r\n");
+    raw_exchange(&K, req, n, buf, sizeof buf, RAW_WAIT_MS, &closed);
+    cr_assert_eq(raw_status(buf, NULL), 201, "chunked PUT: %.200s", buf);
+    resp r = call("GET", "/t/k", NULL);
+    EXPECT(r, 200);
+    BODY_IS(r, "abc");
+    resp_free(&r);
+    served_after("a chunked PUT");
+}
+
+/* ------------------------------------------------------- growing values */
+
+static size_t value_len(const char *key)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/t/%s", key);
+    resp r = call("GET", path, NULL);
+    size_t n = r.status == 200 ? r.len : 0;
+    resp_free(&r);
+    return n;
+}
+
+Test(hostile_4k, append_keeps_to_max_value)
+{
+    char chunk[1001], body[1100];
+    memset(chunk, 'a', 1000);
+    chunk[1000] = '\0';
+    snprintf(body, sizeof body, "{\"op\":\"append\",\"value\":\"%s\"}", chunk);
+    int ok = 0, refused = 0;
+    for (int i = 0; i < 12; i++) {
+        resp r = call("PATCH", "/t/grow", body);
+        if (r.status == 413) {
+            EXPECT_ERR(r, 413, "value_too_large");
+            refused++;
+        } else {
+            cr_assert(r.status == 200 || r.status == 201, "append %d: %ld", i, r.status);
+            ok++;
+        }
+        resp_free(&r);
+    }
+    cr_assert_eq(ok, 4, "4 appends fit in 4 KiB, %d did", ok);
+    cr_assert_eq(refused, 8);
+    cr_assert_eq(value_len("grow"), 4000, "the value grew past --max-value");
+    served_after("appends past --max-value");
+}
+
+Test(hostile_16b, an_increment_keeps_to_max_value)
+{
+    resp r = call("PUT", "/t/n", "9999999999999999");
+    EXPECT(r, 201);
+    resp_free(&r);
+    r = call("PATCH", "/t/n", "+1");
+    EXPECT_ERR(r, 413, "value_too_large");
+    resp_free(&r);
+    r = call("GET", "/t/n", NULL);
+    BODY_IS(r, "9999999999999999");
+    resp_free(&r);
+    /* in a batch too: nothing of it applies */
+    r = call("POST", "/t/",
+             "{\"ops\":[{\"set\":\"m\",\"value\":\"1\"},{\"incr\":\"n\",\"by\":1}]}");
+    EXPECT_ERR(r, 413, "value_too_large");
+    resp_free(&r);
+    r = call("GET", "/t/m", NULL);
+    EXPECT(r, 404);
+    resp_free(&r);
+    /* and a float that needs more digits than the limit */
+    r = call("PATCH", "/t/f", "+0.1234567890123456");
+    EXPECT_ERR(r, 413, "value_too_large");
+    resp_free(&r);
+    cr_assert_eq(value_len("f"), 0);
+    served_after("increments past --max-value");
+}
+
+Test(hostile_16b, a_script_write_keeps_to_max_value)
+{
+    resp r = call("PUT", "/t/n", "9999999999999999");
+    EXPECT(r, 201);
+    resp_free(&r);
+    r = call("PUT", "/t/scripts/grow", "kv.incr('n',1)");
+    cr_assert(r.status == 200 || r.status == 201, "script upload: %ld %s", r.status, r.body);
+    resp_free(&r);
+    r = call("POST", "/t/scripts/grow/run", "");
+    EXPECT_ERR(r, 413, "value_too_large");
+    resp_free(&r);
+    r = call("GET", "/t/n", NULL);
+    BODY_IS(r, "9999999999999999");
+    resp_free(&r);
+    served_after("a script growing a value past --max-value");
+}
+
+/* ------------------------------------------------------------- conditions */
+
+Test(hostile, if_match_zero_never_matches_an_absent_key)
+{
+    resp r = call_as(NULL, "PUT", "/t/k", "v", "If-Match: \"0\"", NULL);
+    EXPECT_ERR(r, 409, "conflict");
+    resp_free(&r);
+    r = call("GET", "/t/k", NULL);
+    EXPECT(r, 404);
+    resp_free(&r);
+    r = call_as(NULL, "DELETE", "/t/k", NULL, "If-Match: \"0\"", NULL);
+    EXPECT_ERR(r, 409, "conflict");
+    resp_free(&r);
+    r = call_as(NULL, "PATCH", "/t/k", "+5", "If-Match: \"0\"", NULL);
+    EXPECT_ERR(r, 409, "conflict");
+    resp_free(&r);
+    r = call("GET", "/t/k", NULL);
+    EXPECT(r, 404);
+    resp_free(&r);
+    r = call("POST", "/t/",
+             "{\"ops\":[{\"set\":\"k\",\"value\":\"v\",\"if_match\":\"\\\"0\\\"\"}]}");
+    EXPECT_ERR(r, 409, "conflict");
+    resp_free(&r);
+    r = call("POST", "/t/", "{\"ops\":[{\"set\":\"k\",\"value\":\"v\",\"if_match\":0}]}");
+    EXPECT_ERR(r, 409, "conflict");
+    resp_free(&r);
+    r = call("GET", "/t/k", NULL);
+    EXPECT(r, 404);
+    resp_free(&r);
+    /* two conditions that contradict each other are refused, not merged */
+    r = call("POST", "/t/",
+             "{\"ops\":[{\"set\":\"k\",\"value\":\"v\",\"if_absent\":true,\"if_match\":"
+             "\"\\\"1\\\"\"}]}");
+    EXPECT_ERR(r, 400, "bad_request");
+    resp_free(&r);
+    r = call_as(NULL, "PUT", "/t/k", "v", "If-Match: *", "If-None-Match: *");
+    EXPECT_ERR(r, 400, "bad_request");
+    resp_free(&r);
+    /* W/"0" and a bare 0 are the same ETag */
+    r = call_as(NULL, "PUT", "/t/k", "v", "If-Match: W/\"0\"", NULL);
+    EXPECT_ERR(r, 409, "conflict");
+    resp_free(&r);
+    /* a present key does not match "0" either */
+    r = call("PUT", "/t/p", "v");
+    EXPECT(r, 201);
+    resp_free(&r);
+    r = call_as(NULL, "DELETE", "/t/p", NULL, "If-Match: 0", NULL);
+    EXPECT_ERR(r, 409, "conflict");
+    resp_free(&r);
+    r = call("GET", "/t/p", NULL);
+    EXPECT(r, 200);
+    resp_free(&r);
+    served_after("If-Match \"0\"");
+}
+
+Test(hostile, a_creation_answers_201)
+{
+    resp r = call("PATCH", "/t/counter", "+1");
+    EXPECT(r, 201);
+    BODY_IS(r, "1");
+    resp_free(&r);
+    r = call("PATCH", "/t/counter", "+1");
+    EXPECT(r, 200);
+    BODY_IS(r, "2");
+    resp_free(&r);
+    r = call("PATCH", "/t/log", "{\"op\":\"append\",\"value\":\"a\"}");
+    EXPECT(r, 201);
+    resp_free(&r);
+    r = call("PATCH", "/t/log", "{\"op\":\"append\",\"value\":\"b\"}");
+    EXPECT(r, 200);
+    BODY_IS(r, "ab");
+    resp_free(&r);
+    r = call("PATCH", "/t/once", "{\"op\":\"setnx\",\"value\":\"x\"}");
+    EXPECT(r, 201);
+    resp_free(&r);
+    r = call("PATCH", "/t/once", "{\"op\":\"setnx\",\"value\":\"y\"}");
+    EXPECT(r, 409);
+    resp_free(&r);
+    r = call_as(NULL, "PUT", "/t/fresh", "v", "If-None-Match: *", NULL);
+    EXPECT(r, 201);
+    resp_free(&r);
+    served_after("creations");
+}
+
+Test(hostile, if_none_match_on_get)
+{
+    resp r = call("PUT", "/t/k", "v");
+    EXPECT(r, 201);
+    char etag[64], buf[64];
+    snprintf(etag, sizeof etag, "If-None-Match: %s", resp_header(&r, "ETag", buf, sizeof buf));
+    resp_free(&r);
+    r = call_as(NULL, "GET", "/t/k", NULL, etag, NULL);
+    EXPECT(r, 304);
+    resp_free(&r);
+    r = call_as(NULL, "GET", "/t/k", NULL, "If-None-Match: *", NULL);
+    EXPECT(r, 304);
+    resp_free(&r);
+    r = call_as(NULL, "GET", "/t/k", NULL, "If-None-Match: \"0\"", NULL);
+    EXPECT(r, 200);
+    resp_free(&r);
+    r = call_as(NULL, "GET", "/t/absent", NULL, "If-None-Match: *", NULL);
+    EXPECT(r, 404);
+    resp_free(&r);
+    served_after("If-None-Match on GET");
+}
+
+/* ---------------------------------------------------------------- numbers */
+
+Test(hostile, a_float_overflow_says_float)
+{
+    resp r = call("PATCH", "/t/f", "{\"op\":\"incr\",\"by\":1e308}");
+    EXPECT(r, 201);
+    resp_free(&r);
+    r = call("PATCH", "/t/f", "{\"op\":\"incr\",\"by\":1e308}");
+    EXPECT_ERR(r, 409, "overflow");
+    cr_assert(strstr(r.body, "float") != NULL, "message: %s", r.body);
+    cr_assert(strstr(r.body, "integer") == NULL, "message: %s", r.body);
+    resp_free(&r);
+    r = call("PUT", "/t/i", "9223372036854775807");
+    resp_free(&r);
+    r = call("PATCH", "/t/i", "+1");
+    EXPECT_ERR(r, 409, "overflow");
+    cr_assert(strstr(r.body, "integer") != NULL, "message: %s", r.body);
+    resp_free(&r);
+    served_after("overflowing increments");
+}
+
+Test(hostile, a_float_stays_a_float)
+{
+    resp r = call("POST", "/t/",
+                  "{\"ops\":[{\"set\":\"f\",\"value\":1.0},{\"set\":\"g\",\"value\":-2.0},"
+                  "{\"set\":\"h\",\"value\":0.5}]}");
+    EXPECT(r, 200);
+    resp_free(&r);
+    r = call("GET", "/t/f", NULL);
+    BODY_IS(r, "1.0");
+    resp_free(&r);
+    r = call("GET", "/t/g", NULL);
+    BODY_IS(r, "-2.0");
+    resp_free(&r);
+    r = call("GET", "/t/h", NULL);
+    BODY_IS(r, "0.5");
+    resp_free(&r);
+    r = call("PATCH", "/t/s", "{\"op\":\"setnx\",\"value\":3.0}");
+    resp_free(&r);
+    r = call("GET", "/t/s", NULL);
+    BODY_IS(r, "3.0");
+    resp_free(&r);
+    /* incrementing it keeps it a float */
+    r = call("PATCH", "/t/f", "+1");
+    BODY_IS(r, "2.0");
+    resp_free(&r);
+    /* and a script's float too */
+    r = call("PUT", "/t/scripts/fl", "kv.set('sf', 4.0) kv.say('ok')");
+    cr_assert(r.status == 200 || r.status == 201);
+    resp_free(&r);
+    r = call("POST", "/t/scripts/fl/run", "");
+    EXPECT(r, 200);
+    resp_free(&r);
+    r = call("GET", "/t/sf", NULL);
+    BODY_IS(r, "4.0");
+    resp_free(&r);
+    served_after("floats");
+}
