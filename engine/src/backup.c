@@ -15,6 +15,17 @@
  * released as soon as they exist: a long backup never holds merge up, and
  * writers are never blocked beyond the moment of the snapshot.
  *
+ * An incremental costs what changed: a segment whose highest seq is <= since
+ * is not even mapped, and the others are scanned from rci_seg_ckpt_start
+ * (segment.h: a sparse prefix index, one checkpoint per 64 KiB, noting the
+ * highest seq before each; built at open from hints or scans, by appends and
+ * by full loads), i.e. from a record boundary before which nothing is newer
+ * than since. The index bounds a prefix's maximum, so it is right whatever
+ * the seq order inside a segment (merge outputs and loaded segments are not
+ * in seq order; a merge output made since open has no index and is scanned
+ * whole). The output is the same as with a scan of everything
+ * (rci_backup_skip = false; test_backup_skip compares byte for byte).
+ *
  * Collection. Every mapped segment is scanned (scan.c: batch framing, the
  * same rules recovery uses) and, per (keyspace id, key), the location of the
  * newest record with since < seq <= SNAP_SEQ is kept in a temporary keydir
@@ -64,6 +75,7 @@ typedef struct snap_seg {
     uint64_t id;
     uint8_t *map;
     size_t len;
+    uint64_t from; /* where its scan starts (rci_seg_ckpt_start) */
     bool borrowed; /* the segment's own memory (a read-only handle's copy) */
 } snap_seg;
 
@@ -94,6 +106,8 @@ typedef struct backup_run {
     size_t out_cap;
     uint64_t bytes;
 } backup_run;
+
+bool rci_backup_skip = true;
 
 static int cmp_snap_id(const void *a, const void *b)
 {
@@ -145,9 +159,10 @@ static int snapshot(backup_run *b)
     rc_db *db = b->db;
     segment **found = malloc(SEG_SLOTS * sizeof(*found));
     uint64_t *sizes = malloc(SEG_SLOTS * sizeof(*sizes));
+    uint64_t *froms = malloc(SEG_SLOTS * sizeof(*froms));
     int err = 0;
     size_t n = 0;
-    if (!found || !sizes) {
+    if (!found || !sizes || !froms) {
         err = RC_ENOMEM;
         goto out;
     }
@@ -178,8 +193,15 @@ static int snapshot(backup_run *b)
         segment *seg = seg_at(&db->segs, (uint16_t)slot);
         if (!seg)
             continue;
+        uint64_t max = atomic_load(&seg->max_seq);
+        if (rci_backup_skip && b->since > 0 && max != 0 && max <= b->since)
+            continue; /* every record in it is at or below since */
         found[n] = seg;
         sizes[n] = atomic_load_explicit(&seg->size, memory_order_acquire);
+        /* the index is extended under append_mu, which is held */
+        froms[n] = rci_backup_skip ? rci_seg_ckpt_start(seg, b->since) : FMT_SEG_HEADER_LEN;
+        if (froms[n] > sizes[n])
+            froms[n] = sizes[n];
         n++;
     }
     pthread_mutex_unlock(&db->append_mu);
@@ -195,6 +217,7 @@ static int snapshot(backup_run *b)
     for (size_t i = 0; i < n; i++) {
         snap_seg *s = &b->segs[b->nseg++];
         s->id = found[i]->id;
+        s->from = froms[i];
         if (sizes[i] <= FMT_SEG_HEADER_LEN || !found[i]->map)
             continue; /* no record in it */
         if (found[i]->fd < 0) {
@@ -211,7 +234,8 @@ static int snapshot(backup_run *b)
                           (unsigned long long)s->id, (unsigned long long)sizes[i], strerror(errno));
             goto out_gate;
         }
-        madvise(map, sizes[i], MADV_SEQUENTIAL);
+        if (sizes[i] > froms[i] + 65536u)
+            madvise(map, sizes[i], MADV_SEQUENTIAL);
         s->map = map;
         s->len = sizes[i];
     }
@@ -224,6 +248,7 @@ out_gate:
 out:
     free(found);
     free(sizes);
+    free(froms);
     return err;
 }
 
@@ -291,12 +316,13 @@ static int collect(backup_run *b)
         /* not tail mode: within the noted sizes every record is committed
          * (the tail of the newest segment was cut at open, and appends past
          * the noted size are not mapped) */
-        if (rci_scan_segment(&view, false, collect_visit, b, &res) != 0 && !b->err)
+        if (rci_scan_segment_from(&view, s->from, false, collect_visit, b, &res) != 0 && !b->err)
             b->err = RC_ENOMEM;
         scanned += res.records;
         if (b->progress) /* total 0: records scanned, the total is not known yet */
             b->progress(b->progress_ctx, scanned, 0);
     }
+    atomic_fetch_add(&b->db->backup_scanned, scanned);
     for (uint32_t id = 0; id < b->live_cap && !b->err; id++) {
         keydir *kd = b->kds[id];
         for (unsigned s = 0; kd && s < KEYDIR_SHARDS && !b->err; s++) {
@@ -381,15 +407,13 @@ static int add_record(backup_run *b, uint64_t loc)
 static int write_stream(backup_run *b, rc_backup_info *info)
 {
     uint8_t head[FMT_STREAM_HEADER_MAX];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     /* every record is collected already, so until is known before the body
      * and goes into the header (a shipper learns the next since from it) */
     uint64_t until = b->max_seq > b->since ? b->max_seq : b->since;
     fmt_stream_header h = {
         .since = b->since,
         .until = until,
-        .created_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u,
+        .created_ms = (uint64_t)db_now_ms(b->db), /* the database's clock (tests fake it) */
     };
     memcpy(h.id, b->id, RCI_ID_BYTES);
     size_t hlen = fmt_stream_writer_init(&b->w, &h, head);

@@ -185,6 +185,7 @@ struct rc_db {
     _Atomic uint64_t merges, merge_bytes_read, merge_bytes_written, merge_bytes_reclaimed;
     _Atomic uint64_t tombstone_horizon;
     _Atomic uint64_t write_errors;
+    _Atomic uint64_t backup_scanned; /* records rc_backup scanned (tests, bench) */
     uint64_t recovery_ms, recovered_keys, hint_files_used, segments_scanned;
     uint64_t corrupt_records, torn_bytes, lost_bytes;
     rc_damage *damage; /* recovery's report (rc_damage_report) */
@@ -332,6 +333,11 @@ int rci_hint_write(rc_db *db, segment *seg);
 int rci_load_recover(rc_db *db, uint64_t *ids, size_t *n);
 /* load.c: whether DIR holds a LOADING marker (a full load in progress). */
 bool rci_load_marker_present(rc_db *db);
+
+/* ---- backup.c */
+/* White box: false makes rc_backup scan every segment from its start (the
+ * output must not change; tests compare). Default true. */
+extern bool rci_backup_skip;
 
 /* ---- identity.c */
 struct fmt_stream_header;

@@ -736,6 +736,7 @@ static int write_full(full_load *F)
         }
         if (f.ks == FMT_KS_CATALOG && (err = note_catalog(F, (uint32_t)cur)) != 0)
             break;
+        rci_seg_ckpt_note(seg, cur, f.seq);
         if (!seg->min_seq || f.seq < seg->min_seq)
             seg->min_seq = f.seq;
         if (f.seq > seg->max_seq)

@@ -234,6 +234,7 @@ static int log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn, boo
     /* batch framing: the records, a batch's BATCH..BATCH_END included, are one
      * contiguous run inside one segment's mapping */
     RCI_ASSERT(off == size + total && off <= seg->map_len);
+    rci_seg_ckpt_note(seg, size, seq);
     if (seq > seg->max_seq)
         seg->max_seq = seq;
     if (!seg->min_seq || recs[0].seq < seg->min_seq)

@@ -197,6 +197,7 @@ typedef struct scan_ctx {
     rc_db *db;
     rec_acct acct;
     seq_range seqs;
+    bool in_batch; /* the previous record carried BATCH */
     int err;
 } scan_ctx;
 
@@ -204,6 +205,11 @@ static int scan_insert(void *ctx, const fmt_record *r, uint32_t off)
 {
     scan_ctx *c = ctx;
     rc_keyspace *ks = NULL;
+    if (!c->in_batch) /* a run (record or batch) starts here */
+        rci_seg_ckpt_note(c->acct.seg, off, r->seq);
+    else if (r->seq > c->acct.seg->ck_max)
+        c->acct.seg->ck_max = r->seq;
+    c->in_batch = (r->flags & FMT_REC_BATCH) != 0;
     if (r->ks <= KS_ID_MAX) {
         seq_note(&c->seqs, r->seq);
         if (!(ks = ks_for_id(c->db, r->ks)))
@@ -243,6 +249,7 @@ static int scan_one(rc_db *db, segment *seg, bool tail)
     scan_ctx c = {.db = db, .acct = {.db = db, .seg = seg}};
     scan_result res;
     int err = 0;
+    rci_seg_ckpt_reset(seg); /* a hint that failed may have begun it */
     if (rci_scan_segment(seg, tail, scan_insert, &c, &res) != 0 && !c.err)
         c.err = RC_ENOMEM;
     acct_flush(&c.acct);
@@ -370,6 +377,7 @@ static int prep_entry(void *ctx, const fmt_hint_header *h, uint64_t i, const fmt
     c->tmp[i].hash = hash;
     c->tmp[i].ent = s->map + pos;
     c->count[keydir_shard_of(hash)]++;
+    rci_seg_ckpt_note(s->seg, e->offset, e->seq);
     if (e->ks > KS_ID_MAX)
         return 0; /* damage, counted by step 2 */
     seq_note(&s->seqs, e->seq);

@@ -42,6 +42,12 @@ static uint64_t last_nonzero_end(const uint8_t *p, uint64_t from, uint64_t to)
 
 int rci_scan_segment(const segment *seg, bool tail_mode, scan_fn fn, void *ctx, scan_result *res)
 {
+    return rci_scan_segment_from(seg, 0, tail_mode, fn, ctx, res);
+}
+
+int rci_scan_segment_from(const segment *seg, uint64_t from, bool tail_mode, scan_fn fn, void *ctx,
+                          scan_result *res)
+{
     memset(res, 0, sizeof(*res));
     uint64_t size = atomic_load(&((segment *)seg)->size);
     const uint8_t *map = seg->map;
@@ -52,7 +58,7 @@ int rci_scan_segment(const segment *seg, bool tail_mode, scan_fn fn, void *ctx, 
         return 0;
     }
     res->header_ok = true;
-    uint64_t off = FMT_SEG_HEADER_LEN;
+    uint64_t off = from > FMT_SEG_HEADER_LEN ? from : FMT_SEG_HEADER_LEN;
     res->committed_end = off;
     held *batch = NULL;
     size_t nb = 0, cap = 0;

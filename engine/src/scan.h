@@ -33,5 +33,9 @@ typedef struct scan_result {
  * with nothing valid after it ends the scan. A non-zero return of FN stops
  * the scan and is returned. */
 int rci_scan_segment(const segment *seg, bool tail_mode, scan_fn fn, void *ctx, scan_result *res);
+/* The same from offset FROM (a record boundary, e.g. rci_seg_ckpt_start;
+ * below the header's end means from the first record). */
+int rci_scan_segment_from(const segment *seg, uint64_t from, bool tail_mode, scan_fn fn, void *ctx,
+                          scan_result *res);
 
 #endif

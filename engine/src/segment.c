@@ -262,10 +262,62 @@ int rci_seg_truncate(segment *seg)
     return 0;
 }
 
+void rci_seg_ckpt_reset(segment *seg)
+{
+    free(seg->ck);
+    seg->ck = NULL;
+    seg->ck_n = seg->ck_cap = 0;
+    seg->ck_next = seg->ck_max = seg->ck_last_off = 0;
+    seg->ck_broken = false;
+}
+
+void rci_seg_ckpt_note(segment *seg, uint64_t off, uint64_t max)
+{
+    if (seg->ck_broken)
+        return;
+    if (off < seg->ck_last_off) {
+        seg->ck_broken = true;
+        return;
+    }
+    seg->ck_last_off = off;
+    if (off >= seg->ck_next && off > FMT_SEG_HEADER_LEN) {
+        if (seg->ck_n == seg->ck_cap) {
+            uint32_t cap = seg->ck_cap ? seg->ck_cap * 2 : 16;
+            seg_ckpt *n = realloc(seg->ck, cap * sizeof(*n));
+            if (!n) {
+                seg->ck_broken = true;
+                return;
+            }
+            seg->ck = n;
+            seg->ck_cap = cap;
+        }
+        seg->ck[seg->ck_n++] = (seg_ckpt){.max_before = seg->ck_max, .off = off};
+        seg->ck_next = off + SEG_CKPT_STEP;
+    }
+    if (max > seg->ck_max)
+        seg->ck_max = max;
+}
+
+uint64_t rci_seg_ckpt_start(const segment *seg, uint64_t since)
+{
+    if (seg->ck_broken || seg->ck_n == 0 || seg->ck[0].max_before > since)
+        return FMT_SEG_HEADER_LEN;
+    uint32_t lo = 0, hi = seg->ck_n - 1; /* ck[lo].max_before <= since */
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo + 1) / 2;
+        if (seg->ck[mid].max_before <= since)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return seg->ck[lo].off;
+}
+
 void rci_seg_close(segment *seg)
 {
     if (!seg)
         return;
+    free(seg->ck);
     if (seg->map)
         munmap(seg->map, seg->map_len);
     if (seg->fd >= 0)

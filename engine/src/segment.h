@@ -16,6 +16,15 @@
 #define SEG_SLOTS 65536u
 #define SEG_GROW_STEP (8u * 1024u * 1024u) /* preallocation step of the active file */
 
+/* A checkpoint of a segment's sparse prefix index (backup.c): every record
+ * before OFF has a seq <= MAX_BEFORE. */
+typedef struct seg_ckpt {
+    uint64_t max_before;
+    uint64_t off;
+} seg_ckpt;
+
+#define SEG_CKPT_STEP (64u * 1024u) /* at most one checkpoint per this many bytes */
+
 typedef struct segment {
     uint64_t id;
     uint16_t slot;
@@ -33,7 +42,28 @@ typedef struct segment {
     int64_t created_ms;                 /* from its header */
     _Atomic uint64_t kept_marker_bytes; /* tombstones/expired records merge kept */
     _Atomic bool doomed;                /* merged away: delete files when unreferenced */
+    /* The sparse prefix index: checkpoints in file order, offsets and
+     * max_before nondecreasing, so an incremental backup starts where every
+     * earlier record is at or below its since, whatever the seq order inside
+     * the segment (merge outputs and loaded segments are not in seq order).
+     * Built in file order at open, by appends and full loads; once the
+     * segment is published, read and extended under append_mu only. */
+    seg_ckpt *ck;
+    uint32_t ck_n, ck_cap;
+    uint64_t ck_next;     /* no checkpoint before this offset */
+    uint64_t ck_max;      /* highest seq of the records noted so far */
+    uint64_t ck_last_off; /* offset of the last run noted */
+    bool ck_broken;       /* out of order or out of memory: scan from the start */
 } segment;
+
+/* Note a committed run of records (one record, or a whole batch) that starts
+ * at OFF and whose highest seq is MAX; runs must be noted in file order. */
+void rci_seg_ckpt_note(segment *seg, uint64_t off, uint64_t max);
+/* Forget the index (the segment is about to be noted again from its start). */
+void rci_seg_ckpt_reset(segment *seg);
+/* Where a scan for records with seq > SINCE may start: a record boundary
+ * before which every record's seq is <= SINCE (the header's end at worst). */
+uint64_t rci_seg_ckpt_start(const segment *seg, uint64_t since);
 
 typedef struct segment_table {
     segment **slots; /* SEG_SLOTS pointers; readers index without a lock */
