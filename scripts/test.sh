@@ -5,7 +5,7 @@
 # FUZZ_SECONDS (default 45) bounds each fuzz target; FUZZ_SECONDS=0 skips them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
+bash scripts/deps.sh --test
 jobs=$(nproc)
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DRC_SANITIZE=address,undefined \
       -DRC_PEERS=OFF -DCMAKE_C_COMPILER=clang >/dev/null
