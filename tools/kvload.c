@@ -172,6 +172,8 @@ static int precheck(const char *dir, const rc_stream_header *h, const rct_input 
         return LOAD_OPEN;
     }
     err = rc_load_check(db, h);
+    if (err != 0) /* rc_close empties the thread's detail */
+        snprintf(kept_detail, sizeof kept_detail, "%s", rc_last_error_message());
     rc_close(db);
     if (err == 0)
         return LOAD_OK;
