@@ -25,7 +25,7 @@
 #include "routes.h"
 #include "valuetype.h"
 
-static int rcu_hex_value(unsigned char c)
+static int ref_hex_value(unsigned char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -44,11 +44,11 @@ static long ref_decode(const char *in, size_t len, unsigned char *out)
             out[o++] = (unsigned char)in[i];
             continue;
         }
-        if (len - i < 3 || rcu_hex_value((unsigned char)in[i + 1]) < 0 ||
-            rcu_hex_value((unsigned char)in[i + 2]) < 0)
+        if (len - i < 3 || ref_hex_value((unsigned char)in[i + 1]) < 0 ||
+            ref_hex_value((unsigned char)in[i + 2]) < 0)
             return -1;
-        out[o++] = (unsigned char)(rcu_hex_value((unsigned char)in[i + 1]) * 16 +
-                                   rcu_hex_value((unsigned char)in[i + 2]));
+        out[o++] = (unsigned char)(ref_hex_value((unsigned char)in[i + 1]) * 16 +
+                                   ref_hex_value((unsigned char)in[i + 2]));
         i += 2;
     }
     return (long)o;
