@@ -3,6 +3,7 @@
 # 50 connections, 2 wrk threads, DUR seconds (default 10), one sync mode.
 # Prints req/s, p50/p99 latency and server CPU per request (utime+stime of
 # the kvd process from /proc, in microseconds). A tool, not a test.
+# OPS="get put putu" picks the runs (putu: unique keys, every PUT a new key).
 #   usage: tests/system/wrk_kvd.sh [KVD_BINARY] [always|none|interval:MS] [extra kvd flags...]
 set -euo pipefail
 kvd=${1:-build/server/kvd}
@@ -28,6 +29,20 @@ request = function()
   return wrk.format("PUT", "/default/k" .. math.random(0, 9999), {["Content-Type"]="application/octet-stream"}, body)
 end
 LUA
+# unique keys: every PUT a new key (per wrk thread a prefix and a counter)
+cat >"$dir/putu.lua" <<LUA
+local body = string.rep("v", 100)
+local counter = 0
+local threads = {}
+setup = function(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+request = function()
+  counter = counter + 1
+  return wrk.format("PUT", "/default/u" .. tid .. "-" .. counter, {["Content-Type"]="application/octet-stream"}, body)
+end
+LUA
 cat >"$dir/get.lua" <<LUA
 request = function()
   return wrk.format("GET", "/default/k" .. math.random(0, 999))
@@ -35,7 +50,7 @@ end
 LUA
 ticks=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
-for op in get put; do
+for op in ${OPS:-get put}; do
     c0=$(cpu)
     out=$(wrk -t2 -c"$conns" -d"${dur}s" --latency -s "$dir/$op.lua" "$url")
     c1=$(cpu)

@@ -2,6 +2,7 @@
 # The peer for tests/system/wrk_kvd.sh: the same wrk runs (GET and PUT of
 # 100-byte values, 50 connections, 2 threads) against Redis behind webdis.
 # sync=always maps to appendonly + appendfsync always, none to no AOF.
+# OPS="get put putu" picks the runs, as in wrk_kvd.sh.
 #   usage: tests/system/wrk_webdis.sh [always|none]
 set -euo pipefail
 sync=${1:-always}
@@ -35,6 +36,20 @@ request = function()
   return wrk.format("PUT", "/SET/k" .. math.random(0, 9999), nil, body)
 end
 LUA
+# unique keys: every PUT a new key (per wrk thread a prefix and a counter)
+cat >"$dir/putu.lua" <<LUA
+local body = string.rep("v", 100)
+local counter = 0
+local threads = {}
+setup = function(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+request = function()
+  counter = counter + 1
+  return wrk.format("PUT", "/SET/u" .. tid .. "-" .. counter, nil, body)
+end
+LUA
 cat >"$dir/get.lua" <<LUA
 request = function()
   return wrk.format("GET", "/GET/k" .. math.random(0, 999))
@@ -42,7 +57,7 @@ end
 LUA
 ticks=$(getconf CLK_TCK)
 cpu() { echo $(( $(awk '{print $14 + $15}' "/proc/$wpid/stat") + $(awk '{print $14 + $15}' "/proc/$rpid/stat") )); }
-for op in get put; do
+for op in ${OPS:-get put}; do
     c0=$(cpu)
     out=$(wrk -t2 -c"$conns" -d"${dur}s" --latency -s "$dir/$op.lua" "$url")
     c1=$(cpu)
