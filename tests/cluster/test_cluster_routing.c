@@ -237,6 +237,8 @@ static int run_kvd(const char *const *args, char *last, size_t cap)
     const char *argv[40];
     size_t n = 0;
     argv[n++] = getenv("KVD_TEST_BIN") ? getenv("KVD_TEST_BIN") : KVD_BIN;
+    argv[n++] = "--admin-token-file"; /* every member needs one: not what is tested */
+    argv[n++] = G.token_file;
     for (size_t k = 0; args[k] && n < 39; k++)
         argv[n++] = args[k];
     argv[n] = NULL;
