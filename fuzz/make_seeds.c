@@ -117,7 +117,7 @@ static void seeds_record(void)
 static void seeds_hint(void)
 {
     uint8_t buf[4096];
-    fmt_hint_header h = {.segment_id = 1, .covered = 4096, .count = 0};
+    fmt_hint_header h = {.segment_id = 1, .covered = 4096, .count = 0, .version = 1};
     fmt_hint_header_encode(buf, &h);
     fmt_put_u64(buf + FMT_HINT_HEADER_LEN, fmt_hash64(buf, FMT_HINT_HEADER_LEN));
     seed2("fuzz_hint", "empty", buf, FMT_HINT_HEADER_LEN + FMT_HINT_TRAILER_LEN);
@@ -159,6 +159,33 @@ static void seeds_hint(void)
         pos += fmt_hint_entry_encode(buf + pos, sizeof buf - pos, &entries[i]);
     fmt_put_u64(buf + pos, fmt_hash64(buf, pos));
     seed2("fuzz_hint", "four", buf, pos + FMT_HINT_TRAILER_LEN);
+
+    /* version 2: empty, and the four entries (keyless) in blocks of 2 and 4 */
+    fmt_hint_header h2 = {.segment_id = 1, .covered = 4096, .version = 2, .block = 4096};
+    fmt_hint_header_encode(buf, &h2);
+    fmt_put_u64(buf + FMT_HINT_HEADER_LEN, fmt_hash64(buf, FMT_HINT_HEADER_LEN));
+    seed2("fuzz_hint", "empty2", buf, FMT_HINT_HEADER_LEN + FMT_HINT_TRAILER_LEN);
+    for (uint32_t block = 2; block <= 4; block += 2) {
+        h2.count = sizeof entries / sizeof entries[0];
+        h2.covered = 402;
+        h2.block = block;
+        fmt_hint_header_encode(buf, &h2);
+        uint64_t index[4];
+        size_t nb = 0;
+        fmt_hint2_ctx c = {0, 0};
+        pos = FMT_HINT_HEADER_LEN;
+        for (size_t i = 0; i < h2.count; i++) {
+            if (i % block == 0) {
+                index[nb++] = pos;
+                c = (fmt_hint2_ctx){0, 0};
+            }
+            pos += fmt_hint2_entry_encode(buf + pos, sizeof buf - pos, &entries[i], &c);
+        }
+        for (size_t b = 0; b < nb; b++, pos += 8)
+            fmt_put_u64(buf + pos, index[b]);
+        fmt_put_u64(buf + pos, fmt_hash64(buf, pos));
+        seed2("fuzz_hint", block == 2 ? "four2-blocks2" : "four2", buf, pos + FMT_HINT_TRAILER_LEN);
+    }
 }
 
 /* A stream of VERSION (2: the identity and until in the header; 1: the old

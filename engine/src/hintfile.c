@@ -3,7 +3,10 @@
  *
  * A hint is written for a segment once it is immutable (at rotation, by the
  * background thread, and at clean close for the active one): a scan of the
- * segment's committed records emits key + location entries into a buffer
+ * segment's committed records emits location entries (version 2: no key,
+ * seq and offset delta-coded in blocks of FMT_HINT2_BLOCK entries, with an
+ * index of the blocks so that a reader splits one hint across threads;
+ * FORMAT.md 6) into a buffer
  * that is written through io_uring to NNNNNNNN.hint.tmp, fdatasync'ed and
  * renamed, so a hint is either whole or absent. Loading verifies the whole
  * file (trailer checksum, exact entry count) before using any entry; a bad
@@ -27,12 +30,27 @@ typedef struct hint_buf {
     uint8_t *p;
     size_t len, cap;
     uint64_t count;
+    fmt_hint2_ctx ctx;
+    uint64_t *index; /* file offset of every block's first entry */
+    size_t nblocks, index_cap;
 } hint_buf;
 
 static int hint_emit(void *ctx, const fmt_record *r, uint32_t off)
 {
     hint_buf *b = ctx;
-    if (b->len + FMT_HINT_ENTRY_MAX + FMT_HINT_TRAILER_LEN > b->cap) {
+    if (b->count % FMT_HINT2_BLOCK == 0) { /* a block starts: absolute seq and offset */
+        if (b->nblocks == b->index_cap) {
+            size_t cap = b->index_cap ? b->index_cap * 2 : 64;
+            uint64_t *n = realloc(b->index, cap * sizeof(*n));
+            if (!n)
+                return -1;
+            b->index = n;
+            b->index_cap = cap;
+        }
+        b->index[b->nblocks++] = b->len;
+        b->ctx = (fmt_hint2_ctx){0, 0};
+    }
+    if (b->len + FMT_HINT2_ENTRY_MAX > b->cap) {
         size_t cap = b->cap * 2;
         uint8_t *n = realloc(b->p, cap);
         if (!n)
@@ -50,7 +68,7 @@ static int hint_emit(void *ctx, const fmt_record *r, uint32_t off)
         .offset = off,
         .total_len = r->total_len,
     };
-    size_t w = fmt_hint_entry_encode(b->p + b->len, b->cap - b->len, &e);
+    size_t w = fmt_hint2_entry_encode(b->p + b->len, b->cap - b->len, &e, &b->ctx);
     if (!w)
         return -1;
     b->len += w;
@@ -71,8 +89,21 @@ int rci_hint_write(rc_db *db, segment *seg)
         err = RC_ENOMEM;
         goto out;
     }
-    fmt_hint_header h = {
-        .segment_id = seg->id, .covered = atomic_load(&seg->size), .count = b.count};
+    if (b.len + b.nblocks * 8u + FMT_HINT_TRAILER_LEN > b.cap) {
+        uint8_t *n = realloc(b.p, b.len + b.nblocks * 8u + FMT_HINT_TRAILER_LEN);
+        if (!n) {
+            err = RC_ENOMEM;
+            goto out;
+        }
+        b.p = n;
+    }
+    for (size_t i = 0; i < b.nblocks; i++, b.len += 8u)
+        fmt_put_u64(b.p + b.len, b.index[i]);
+    fmt_hint_header h = {.segment_id = seg->id,
+                         .covered = atomic_load(&seg->size),
+                         .count = b.count,
+                         .version = FMT_HINT_VERSION,
+                         .block = FMT_HINT2_BLOCK};
     fmt_hint_header_encode(b.p, &h);
     fmt_put_u64(b.p + b.len, fmt_hash64(b.p, b.len));
     b.len += FMT_HINT_TRAILER_LEN;
@@ -109,6 +140,7 @@ int rci_hint_write(rc_db *db, segment *seg)
     seg->hint_bytes = b.len;
     atomic_store(&seg->has_hint, true);
 out:
+    free(b.index);
     free(b.p);
     return err;
 }

@@ -315,8 +315,25 @@ static int scan_one(rc_db *db, segment *seg, bool tail)
 
 typedef struct rec_item {
     uint64_t hash;
-    const uint8_t *ent; /* the entry in the mapped hint */
+    union {
+        const uint8_t *ent; /* version 1: the entry in the mapped hint */
+        uint64_t off;       /* version 2: the record's offset in the segment */
+    };
 } rec_item;
+
+struct hint_src;
+
+/* Version 2: a run of blocks of one hint, decoded by one thread in step 1. */
+typedef struct hint_part {
+    struct hint_src *s;
+    uint64_t b0, b1; /* blocks [b0, b1) */
+    size_t count[KEYDIR_SHARDS];
+    seq_range seqs;
+    uint32_t *ks_ids;
+    size_t n_ks, ids_cap;
+    uint32_t last_ks;
+    int fail; /* 0, FMT_* (hint or record mismatch), or -1 (ENOMEM) */
+} hint_part;
 
 typedef struct hint_src {
     segment *seg;
@@ -330,7 +347,22 @@ typedef struct hint_src {
     size_t n_ks;
     rec_item *items;                  /* the entries, grouped by shard */
     size_t start[KEYDIR_SHARDS + 1u]; /* shard s: items[start[s] .. start[s + 1]) */
+    /* version 2 (keyless, in blocks): opened by the opening thread, whose
+     * blocks step 1 decodes in parts on several threads */
+    uint16_t version;
+    fmt_hint_header h;
+    uint64_t nblocks;
+    rec_item *tmp;  /* the entries in file order */
+    uint64_t *seqv; /* their seqs, for the segment's checkpoints */
+    hint_part *parts;
+    size_t nparts;
 } hint_src;
+
+/* One job of step 1: a whole version 1 hint, or a part of a version 2 one. */
+typedef struct prep_job {
+    hint_src *s;
+    hint_part *part; /* NULL: version 1 */
+} prep_job;
 
 typedef struct rec_window {
     rc_db *db;
@@ -338,7 +370,9 @@ typedef struct rec_window {
     size_t n, cap;
     size_t bytes;
     unsigned threads;
-    /* the current step's work: hints (step 1) or the run src[lo, hi) (step 2) */
+    /* the current step's work: jobs (step 1) or the run src[lo, hi) (step 2) */
+    prep_job *jobs;
+    size_t njobs;
     size_t lo, hi;
     uint32_t run_ks; /* the one keyspace id the run names, else UINT32_MAX */
     _Atomic size_t next;
@@ -399,12 +433,7 @@ static int prep_entry(void *ctx, const fmt_hint_header *h, uint64_t i, const fmt
  * not verify is left !ok (and its segment will be scanned). */
 static void src_prepare(hint_src *s)
 {
-    uint8_t *p = mmap(NULL, s->len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, s->fd, 0);
-    close(s->fd);
-    s->fd = -1;
-    if (p == MAP_FAILED)
-        return;
-    s->map = p;
+    uint8_t *p = s->map;
     prep_ctx c = {.s = s, .last_ks = UINT32_MAX};
     fmt_hint_header h;
     /* one pass: every entry is checked before prep_entry sees it, and
@@ -445,6 +474,208 @@ static void src_prepare(hint_src *s)
     s->ok = true;
 }
 
+/* ---- version 2 hints: step 1 split within a file
+ *
+ * A v2 hint holds no keys: each entry names a record of the segment, whose
+ * key is read from the segment's mapping. The opening thread maps the hint
+ * and checks its header, trailer checksum and block index (fmt_hint2_file_open,
+ * one pass of XXH3); its blocks (4096 entries each) are then decoded in
+ * parts by all threads, each entry checked against the record it names (the
+ * header of the record, decoded without its checksum, must say the same
+ * flags, seq, keyspace, expiry, key length and total length, else the hint
+ * is not used and the segment is scanned) and its key hashed. The opening
+ * thread then joins the parts: per-shard counts, keyspaces, seqs, the
+ * segment's checkpoints, and the counting sort by shard. The key bytes are
+ * not checked at open; the record's checksum covers them when the value is
+ * read, as it covers everything a v1 entry pointed at. */
+
+static int prep2_entry(void *ctx, const fmt_hint_header *h, uint64_t i, const fmt_hint_entry *e,
+                       size_t pos)
+{
+    (void)h;
+    (void)pos;
+    hint_part *p = ctx;
+    hint_src *s = p->s;
+    segment *seg = s->seg;
+    uint64_t size = atomic_load_explicit(&seg->size, memory_order_relaxed);
+    fmt_record r;
+    const uint8_t ign = FMT_REC_BATCH | FMT_REC_BATCH_END | FMT_REC_HAS_KS | FMT_REC_HAS_EXPIRY;
+    if (!seg->map || e->offset >= size ||
+        fmt_record_peek(seg->map + e->offset, size - e->offset, &r) != FMT_OK || !r.key ||
+        (r.flags & (uint8_t)~ign) != (e->flags & (uint8_t)~ign) || r.seq != e->seq ||
+        r.ks != e->ks || r.expires_at_ms != e->expires_at_ms || r.klen != e->klen ||
+        r.total_len != e->total_len)
+        return p->fail = FMT_ECORRUPT;
+    uint64_t hash = rci_keydir_hash(r.key, r.klen);
+    s->tmp[i].hash = hash;
+    s->tmp[i].off = e->offset;
+    s->seqv[i] = e->seq;
+    p->count[keydir_shard_of(hash)]++;
+    if (e->ks > KS_ID_MAX)
+        return 0; /* damage, counted by step 2 */
+    seq_note(&p->seqs, e->seq);
+    if (e->ks != p->last_ks) {
+        p->last_ks = e->ks;
+        if (p->n_ks == p->ids_cap) {
+            p->ids_cap = p->ids_cap ? p->ids_cap * 2 : 4;
+            uint32_t *n = realloc(p->ks_ids, p->ids_cap * sizeof(*n));
+            if (!n)
+                return p->fail = -1;
+            p->ks_ids = n;
+        }
+        p->ks_ids[p->n_ks++] = e->ks;
+    }
+    return 0;
+}
+
+static void part_prepare(hint_part *p)
+{
+    hint_src *s = p->s;
+    for (uint64_t b = p->b0; b < p->b1 && !p->fail; b++) {
+        int rc = fmt_hint2_block_walk(s->map, s->len, &s->h, b, prep2_entry, p);
+        if (rc && !p->fail)
+            p->fail = rc;
+    }
+}
+
+/* Map SRC's hint (the opening thread): a version 2 hint is checked and cut
+ * into parts for step 1; anything else is left to src_prepare (version 1,
+ * or a file that does not verify, which it will reject). */
+static int src_open(rec_window *w, hint_src *s)
+{
+    uint8_t *p = mmap(NULL, s->len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, s->fd, 0);
+    close(s->fd);
+    s->fd = -1;
+    if (p == MAP_FAILED)
+        return 0;
+    s->map = p;
+    s->version = fmt_get_u16(p + 4);
+    if (s->version != 2)
+        return 0;
+    if (fmt_hint2_file_open(p, s->len, &s->h, &s->nblocks) != FMT_OK ||
+        s->h.segment_id != s->seg->id || s->h.covered != atomic_load(&s->seg->size)) {
+        munmap(p, s->len); /* not used: its segment is scanned */
+        s->map = NULL;
+        s->version = 0;
+        return 0;
+    }
+    size_t n = s->h.count;
+    size_t nparts = s->nblocks < (size_t)w->threads * 4u ? s->nblocks : (size_t)w->threads * 4u;
+    if (n == 0) {
+        s->ok = true;
+        return 0;
+    }
+    s->tmp = malloc(n * sizeof(*s->tmp));
+    s->seqv = malloc(n * sizeof(*s->seqv));
+    s->parts = calloc(nparts, sizeof(*s->parts));
+    if (!s->tmp || !s->seqv || !s->parts)
+        return RC_ENOMEM;
+    s->nparts = nparts;
+    for (size_t i = 0; i < nparts; i++) {
+        hint_part *hp = &s->parts[i];
+        hp->s = s;
+        hp->b0 = s->nblocks * i / nparts;
+        hp->b1 = s->nblocks * (i + 1) / nparts;
+        hp->last_ks = UINT32_MAX;
+    }
+    return 0;
+}
+
+/* Join the parts of a version 2 hint after step 1. */
+static int src_join(hint_src *s)
+{
+    if (s->version != 2 || !s->nparts)
+        return 0;
+    for (size_t i = 0; i < s->nparts; i++) {
+        if (s->parts[i].fail == -1)
+            return RC_ENOMEM;
+        if (s->parts[i].fail)
+            return 0; /* the hint does not match its segment: scan it */
+    }
+    size_t n = s->h.count, nks = 0, count[KEYDIR_SHARDS] = {0};
+    for (size_t i = 0; i < s->nparts; i++) {
+        hint_part *hp = &s->parts[i];
+        for (unsigned sh = 0; sh < KEYDIR_SHARDS; sh++)
+            count[sh] += hp->count[sh];
+        if (hp->seqs.max) {
+            seq_note(&s->seqs, hp->seqs.min);
+            seq_note(&s->seqs, hp->seqs.max);
+        }
+        nks += hp->n_ks;
+    }
+    if (nks) {
+        if (!(s->ks_ids = malloc(nks * sizeof(*s->ks_ids))))
+            return RC_ENOMEM;
+        for (size_t i = 0; i < s->nparts; i++) {
+            memcpy(s->ks_ids + s->n_ks, s->parts[i].ks_ids, s->parts[i].n_ks * sizeof(uint32_t));
+            s->n_ks += s->parts[i].n_ks;
+        }
+        qsort(s->ks_ids, s->n_ks, sizeof(*s->ks_ids), cmp_u32);
+        size_t k = 1;
+        for (size_t i = 1; i < s->n_ks; i++)
+            if (s->ks_ids[i] != s->ks_ids[k - 1])
+                s->ks_ids[k++] = s->ks_ids[i];
+        s->n_ks = k;
+    }
+    for (size_t i = 0; i < n; i++)
+        rci_seg_ckpt_note(s->seg, s->tmp[i].off, s->seqv[i]);
+    free(s->seqv);
+    s->seqv = NULL;
+    if (!(s->items = malloc(n * sizeof(*s->items))))
+        return RC_ENOMEM;
+    s->start[0] = 0;
+    for (unsigned sh = 0; sh < KEYDIR_SHARDS; sh++)
+        s->start[sh + 1] = s->start[sh] + count[sh];
+    size_t fill[KEYDIR_SHARDS];
+    memcpy(fill, s->start, sizeof(fill));
+    for (size_t i = 0; i < n; i++)
+        s->items[fill[keydir_shard_of(s->tmp[i].hash)]++] = s->tmp[i];
+    free(s->tmp);
+    s->tmp = NULL;
+    s->ok = true;
+    return 0;
+}
+
+/* Step 2, version 2: insert N entries IT of hint S, reading each record's
+ * header and key from the segment (checked against the hint by step 1):
+ * fetched 2 * AHEAD before its insertion, decoded and its slot fetched
+ * AHEAD before, as for version 1. */
+static int load_shard2(rc_db *db, hint_src *s, const rec_item *it, size_t n, rec_acct *a)
+{
+    const uint8_t *map = s->seg->map;
+    uint64_t size = atomic_load_explicit(&s->seg->size, memory_order_relaxed);
+    fmt_record win[AHEAD];
+    rc_keyspace *wks[AHEAD];
+    rc_keyspace *pks = NULL;
+    uint32_t pks_id = UINT32_MAX;
+    for (size_t i = 0; i < n && i < 2 * AHEAD; i++)
+        __builtin_prefetch(map + it[i].off);
+    for (size_t i = 0, decoded = 0; i < n; i++) {
+        while (decoded < n && decoded - i < AHEAD) {
+            if (decoded + 2 * AHEAD < n)
+                __builtin_prefetch(map + it[decoded + 2 * AHEAD].off);
+            fmt_record *r = &win[decoded % AHEAD];
+            uint64_t off = it[decoded].off;
+            fmt_record_peek(map + off, size - off, r); /* checked by step 1 */
+            if (r->ks != pks_id) {
+                pks_id = r->ks;
+                pks = r->ks <= KS_ID_MAX ? rci_ks_by_id(db, r->ks) : NULL;
+            }
+            wks[decoded % AHEAD] = pks;
+            if (pks)
+                rci_keydir_prefetch(pks->kd, it[decoded].hash);
+            decoded++;
+        }
+        const fmt_record *r = &win[i % AHEAD];
+        uint8_t flags = r->flags & (uint8_t) ~(FMT_REC_BATCH | FMT_REC_BATCH_END);
+        int err = insert(a, wks[i % AHEAD], flags, r->seq, r->ks, r->expires_at_ms, r->key, r->klen,
+                         (uint32_t)it[i].off, r->total_len, it[i].hash);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
 /* Step 2 for one shard: its entries of the run w->src[lo, hi). */
 static int load_shard(rec_window *w, unsigned shard, rec_acct *a)
 {
@@ -465,6 +696,10 @@ static int load_shard(rec_window *w, unsigned shard, rec_acct *a)
         const rec_item *it = s->items + s->start[shard];
         size_t n = s->start[shard + 1] - s->start[shard];
         acct_seg(a, s->seg);
+        if (s->version == 2) {
+            err = load_shard2(db, s, it, n, a);
+            continue;
+        }
         /* Inserting is bound by cache misses on the table slot and on the
          * entry in the hint (1/64 of the entries: a stride of ~1.5 KiB):
          * fetch an entry 2 * AHEAD before its insertion, decode it and
@@ -509,8 +744,12 @@ static void *step_prepare(void *arg)
 {
     rec_window *w = arg;
     size_t i;
-    while ((i = atomic_fetch_add(&w->next, 1)) < w->n)
-        src_prepare(&w->src[i]);
+    while ((i = atomic_fetch_add(&w->next, 1)) < w->njobs) {
+        if (w->jobs[i].part)
+            part_prepare(w->jobs[i].part);
+        else
+            src_prepare(w->jobs[i].s);
+    }
     return NULL;
 }
 
@@ -554,6 +793,11 @@ static void src_release(hint_src *s)
         munmap(s->map, s->len);
     free(s->items);
     free(s->ks_ids);
+    free(s->tmp);
+    free(s->seqv);
+    for (size_t i = 0; i < s->nparts; i++)
+        free(s->parts[i].ks_ids);
+    free(s->parts);
     memset(s, 0, sizeof(*s));
     s->fd = -1;
 }
@@ -566,9 +810,33 @@ static int window_flush(rec_window *w, uint64_t tail_id)
     int err = 0;
     if (!w->n)
         return 0;
-    run_step(w, step_prepare, w->n);
+    /* step 1's jobs: a version 1 hint whole, a version 2 one in parts */
+    size_t njobs = 0;
+    for (size_t i = 0; i < w->n && !err; i++) {
+        err = src_open(w, &w->src[i]);
+        njobs += w->src[i].version == 2 ? w->src[i].nparts : w->src[i].map != NULL;
+    }
+    prep_job *jobs = err ? NULL : malloc((njobs ? njobs : 1) * sizeof(*jobs));
+    if (!err && !jobs)
+        err = RC_ENOMEM;
+    if (err)
+        goto out;
+    w->njobs = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        hint_src *s = &w->src[i];
+        if (s->version == 2)
+            for (size_t k = 0; k < s->nparts; k++)
+                jobs[w->njobs++] = (prep_job){s, &s->parts[k]};
+        else if (s->map)
+            jobs[w->njobs++] = (prep_job){s, NULL};
+    }
+    w->jobs = jobs;
+    run_step(w, step_prepare, w->njobs);
+    w->jobs = NULL;
+    free(jobs);
     for (size_t i = 0; i < w->n && !err; i++) {
         hint_src *s = &w->src[i];
+        err = src_join(s);
         if (s->err)
             err = s->err;
         for (size_t k = 0; k < s->n_ks && !err && s->ok; k++)
@@ -613,6 +881,7 @@ static int window_flush(rec_window *w, uint64_t tail_id)
             src_release(s);
         }
     }
+out:
     for (size_t i = 0; i < w->n; i++)
         src_release(&w->src[i]);
     w->n = 0;
