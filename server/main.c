@@ -534,6 +534,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "kvd: --listen %s: the HTTP server did not start\n", srv.cfg.listen);
         goto fail;
     }
+    if (!loopback && srv.admin_token == NULL && srv.cfg.allow_anonymous_buckets)
+        kvd_log(LOG_WARN, "--allow-anonymous-buckets: any client can create buckets on a "
+                          "non-loopback address (give --admin-token-file to restrict it)");
     if (!loopback && srv.metrics_token == NULL)
         kvd_log(LOG_WARN, "GET /metrics is readable without credentials on a non-loopback address "
                           "(give --metrics-token-file to restrict it)");

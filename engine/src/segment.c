@@ -51,6 +51,7 @@ void rci_seg_table_free(segment_table *t)
 
 int rci_seg_table_add(segment_table *t, segment *seg)
 {
+    RCI_LOCKING(RANK_SEGS_MU, 0);
     pthread_mutex_lock(&t->mu);
     for (uint32_t n = 0; n < SEG_SLOTS; n++) {
         uint32_t i = (t->next_free_hint + n) % SEG_SLOTS;
@@ -59,19 +60,23 @@ int rci_seg_table_add(segment_table *t, segment *seg)
             __atomic_store_n(&t->slots[i], seg, __ATOMIC_RELEASE);
             t->next_free_hint = i + 1;
             pthread_mutex_unlock(&t->mu);
+            RCI_UNLOCKED(RANK_SEGS_MU, 0);
             return 0;
         }
     }
     pthread_mutex_unlock(&t->mu);
+    RCI_UNLOCKED(RANK_SEGS_MU, 0);
     return rc_fail(RC_ELIMIT, "more than %u segments are open: run a merge", SEG_SLOTS);
 }
 
 void rci_seg_table_remove(segment_table *t, segment *seg)
 {
+    RCI_LOCKING(RANK_SEGS_MU, 0);
     pthread_mutex_lock(&t->mu);
     if (t->slots[seg->slot] == seg)
         __atomic_store_n(&t->slots[seg->slot], NULL, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&t->mu);
+    RCI_UNLOCKED(RANK_SEGS_MU, 0);
 }
 
 void rci_seg_name(char *buf, size_t cap, uint64_t id, const char *ext)

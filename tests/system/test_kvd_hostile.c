@@ -13,39 +13,17 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "kvdtest.h"
-#include "ringcask.h"
+#include "kvdbackup.h"
 
 /* The longest a raw exchange waits for an answer and the close after it. */
 #define RAW_WAIT_MS 5000
 
 static const char admin_token[] = "hostile-admin-token-0123456789";
-static char tokfile[64];
-static char restored[64];
 
 /* kvd with EXTRA flags and the server admin token, bucket "t" made. */
 static void start_with(const char *const *extra)
 {
-    const char *args[16];
-    size_t n = 0;
-    snprintf(tokfile, sizeof tokfile, "/tmp/kvdtok.XXXXXX");
-    int fd = mkstemp(tokfile);
-    cr_assert(fd >= 0);
-    cr_assert(write(fd, admin_token, strlen(admin_token)) > 0);
-    close(fd);
-    args[n++] = "--admin-token-file";
-    args[n++] = tokfile;
-    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 15; i++)
-        args[n++] = extra[i];
-    args[n] = NULL;
-    cr_assert(kvd_start(&K, NULL, args), "kvd did not become ready");
-    resp r = call_as(admin_token, "POST", "/", "{\"name\":\"t\"}", NULL, NULL);
-    EXPECT(r, 201);
-    json_t *j = resp_json(&r);
-    snprintf(B, sizeof B, "t");
-    snprintf(AK, sizeof AK, "%s", json_string_value(json_object_get(j, "admin_key")));
-    json_decref(j);
-    resp_free(&r);
+    kvd_admin_setup(admin_token, extra);
 }
 
 static void hostile_setup(void)
@@ -67,14 +45,7 @@ static void tiny_values_setup(void)
 
 static void hostile_teardown(void)
 {
-    kvd_cleanup(&K);
-    if (tokfile[0] != '\0')
-        unlink(tokfile);
-    if (restored[0] != '\0') {
-        kvd_proc other = {0};
-        snprintf(other.dir, sizeof other.dir, "%s", restored);
-        kvd_cleanup(&other);
-    }
+    kvd_admin_teardown();
 }
 
 TestSuite(hostile, .init = hostile_setup, .fini = hostile_teardown, .timeout = 120);
@@ -199,37 +170,16 @@ Test(hostile, scripts_of_a_deleted_bucket_do_not_reach_its_successor)
     served_after("scripts of a deleted bucket");
 }
 
-typedef struct membuf {
-    const char *data;
-    size_t len, off;
-} membuf;
-
-static long mem_read(void *ctx, void *buf, size_t len)
-{
-    membuf *m = ctx;
-    size_t n = m->len - m->off < len ? m->len - m->off : len;
-    memcpy(buf, m->data + m->off, n);
-    m->off += n;
-    return (long)n;
-}
-
 /* Fetch /admin/backup?since=SINCE and load it into DIR; returns its end. */
 static uint64_t backup_into(uint64_t since, const char *dir)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/admin/backup?since=%llu", (unsigned long long)since);
-    resp r = call_as(admin_token, "GET", path, NULL, NULL, NULL);
-    EXPECT(r, 200);
-    membuf m = {r.body, r.len, 0};
+    resp r = kvd_backup_since(admin_token, since);
     rc_db *db = NULL;
     cr_assert_eq(rc_open(dir, NULL, &db), 0);
-    rc_backup_info li;
-    memset(&li, 0, sizeof li);
-    cr_assert_eq(rc_load(db, mem_read, &m, NULL, NULL, &li), 0, "load: %s",
-                 rc_last_error_message());
+    uint64_t until = kvd_load_stream(db, &r);
     cr_assert_eq(rc_close(db), 0);
     resp_free(&r);
-    return li.until;
+    return until;
 }
 
 Test(hostile, a_token_of_a_deleted_bucket_stays_dead_after_restore)
@@ -239,9 +189,9 @@ Test(hostile, a_token_of_a_deleted_bucket_stays_dead_after_restore)
     cr_assert(make_token(&K, "shared", old_key, "{\"permissions\":[\"read\"]}", tok, sizeof tok));
     /* a full backup with the old bucket, an incremental one after the
      * delete and re-create: the restore ends with the new bucket only */
-    snprintf(restored, sizeof restored, "/tmp/kvdtest.XXXXXX");
-    cr_assert(mkdtemp(restored) != NULL);
-    uint64_t until = backup_into(0, restored);
+    snprintf(kvd_restored, sizeof kvd_restored, "/tmp/kvdtest.XXXXXX");
+    cr_assert(mkdtemp(kvd_restored) != NULL);
+    uint64_t until = backup_into(0, kvd_restored);
     resp r = call_as(old_key, "DELETE", "/shared", NULL, NULL, NULL);
     EXPECT(r, 204);
     resp_free(&r);
@@ -251,12 +201,12 @@ Test(hostile, a_token_of_a_deleted_bucket_stays_dead_after_restore)
     r = call_as(new_key, "PUT", "/shared/k", "v", NULL, NULL);
     EXPECT(r, 201);
     resp_free(&r);
-    backup_into(until, restored);
+    backup_into(until, kvd_restored);
 
     char old_dir[256];
     snprintf(old_dir, sizeof old_dir, "%s", K.dir);
     cr_assert_eq(kvd_stop(&K, SIGTERM), 0);
-    cr_assert(kvd_start(&K, restored, NULL), "kvd did not start on the restored dir");
+    cr_assert(kvd_start(&K, kvd_restored, NULL), "kvd did not start on the restored dir");
     r = call_as(tok, "GET", "/shared/k", NULL, NULL, NULL);
     EXPECT(r, 401);
     resp_free(&r);
