@@ -646,7 +646,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->body != NULL)
         req->body[req->body_len] = '\0';
+    budget_json_begin(req);
     router_dispatch(req);
+    budget_json_end();
     if (!req->responded)
         http_send(req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
     return MHD_YES;

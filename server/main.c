@@ -31,6 +31,7 @@
 
 #include <sodium.h>
 
+#include "json_cap.h"
 #include "bucket_limits.h"
 #include "backup_shipper.h"
 #include "http.h"
@@ -138,10 +139,11 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
          .help = "GET /metrics needs the token in FILE's first line (or the admin token)"},
         {"max-response-bytes", 0, RCU_OPT_SIZE, U(c->max_response_bytes), .min = 64 * 1024,
          .max = 1ull << 40,
-         .help = "memory one request may hold for its answer (at least --max-value): past it 413"},
+         .help = "memory one request may hold for its answer, and for its body's parsed JSON "
+                 "(at least --max-value): past it 413"},
         {"max-inflight-bytes", 0, RCU_OPT_SIZE, U(c->max_inflight_bytes), .max = 1ull << 42,
-         .help = "memory all requests together may hold for answers and bodies (0: no limit): "
-                 "past it 503 with Retry-After"},
+         .help = "memory all requests together may hold for answers, bodies and parsed JSON (0: "
+                 "no limit): past it 503 with Retry-After"},
         {"allow-anonymous-buckets", 0, RCU_OPT_BOOL, &c->allow_anonymous_buckets,
          .help = "without --admin-token-file: let clients without credentials create buckets "
                  "(default off: 403)"},
@@ -446,6 +448,7 @@ static void wait_in_flight(kvd *srv)
 
 int main(int argc, char **argv)
 {
+    json_cap_install(); /* before Jansson allocates anything */
     kvd srv;
     memset(&srv, 0, sizeof srv);
     parse_flags(argc, argv, &srv.cfg);

@@ -53,6 +53,24 @@ TestSuite(hostile, .init = hostile_setup, .fini = hostile_teardown, .timeout = 1
 TestSuite(hostile_4k, .init = small_values_setup, .fini = hostile_teardown, .timeout = 120);
 TestSuite(hostile_16b, .init = tiny_values_setup, .fini = hostile_teardown, .timeout = 120);
 
+/* JSON bodies under a 1 MiB per-request budget (values up to 64 KiB) */
+static void json_budget_setup(void)
+{
+    static const char *const extra[] = {"--max-value", "64K", "--max-response-bytes", "1M", NULL};
+    start_with(extra);
+}
+
+/* and under a server-wide budget of 8 MiB */
+static void json_inflight_setup(void)
+{
+    static const char *const extra[] = {
+        "--max-value", "1M", "--max-response-bytes", "8M", "--max-inflight-bytes", "8M", NULL};
+    start_with(extra);
+}
+
+TestSuite(hostile_json, .init = json_budget_setup, .fini = hostile_teardown, .timeout = 120);
+TestSuite(hostile_json8m, .init = json_inflight_setup, .fini = hostile_teardown, .timeout = 120);
+
 /* After an attack: /healthz answers and another client is served. */
 static void served_after(const char *attack)
 {
@@ -593,4 +611,120 @@ Test(hostile, a_float_stays_a_float)
     BODY_IS(r, "4.0");
     resp_free(&r);
     served_after("floats");
+}
+
+/* ------------------------------------------------------------ JSON bodies */
+
+/* A batch body of N ops {"get":"k"} (12 bytes of JSON each, a few hundred
+ * bytes each once Jansson parsed them); the caller frees it. */
+static char *tiny_ops(size_t n)
+{
+    static const char op[] = "{\"get\":\"k\"},";
+    size_t cap = 16 + n * (sizeof op - 1);
+    char *b = malloc(cap);
+    cr_assert(b != NULL);
+    size_t len = (size_t)snprintf(b, cap, "{\"ops\":[");
+    for (size_t i = 0; i < n; i++) {
+        memcpy(b + len, op, sizeof op - 1);
+        len += sizeof op - 1;
+    }
+    b[len - 1] = ']'; /* the last comma */
+    b[len++] = '}';
+    b[len] = '\0';
+    return b;
+}
+
+/* 10,000 ops (the batch maximum) in a 120 KB body need more than 1 MiB once
+ * parsed: refused while parsing, naming the limit (before: parsed in full,
+ * and a 57 MiB body of such ops made kvd allocate 1.9 GiB just to count
+ * them). */
+Test(hostile_json, a_batch_whose_parsed_tree_outgrows_the_budget_is_413)
+{
+    char *body = tiny_ops(10000);
+    resp r = call_as(NULL, "POST", "/t/", body, "Content-Type: application/json", NULL);
+    EXPECT_ERR(r, 413, "too_large");
+    cr_assert(strstr(r.body, "--max-response-bytes") != NULL, "%s", r.body);
+    resp_free(&r);
+    free(body);
+    /* a batch that fits still runs */
+    body = tiny_ops(100);
+    r = call_as(NULL, "POST", "/t/", body, "Content-Type: application/json", NULL);
+    EXPECT(r, 200);
+    resp_free(&r);
+    free(body);
+    served_after("a batch of many tiny ops");
+}
+
+/* A JSON value of 30,000 small elements (60 KB, under --max-value) needs
+ * ~2 MB to check: 413 and nothing stored; with Content-Type and without
+ * (kvd then checks whether the text is JSON), and as a PATCH value. */
+Test(hostile_json, a_json_value_whose_tree_outgrows_the_budget_is_413)
+{
+    size_t n = 30000, len = 0;
+    char *v = malloc(2 * n + 2);
+    cr_assert(v != NULL);
+    v[len++] = '[';
+    for (size_t i = 0; i < n; i++) {
+        v[len++] = '0';
+        v[len++] = ',';
+    }
+    v[len - 1] = ']';
+    v[len] = '\0';
+    resp r = call_as(NULL, "PUT", "/t/j", v, "Content-Type: application/json", NULL);
+    EXPECT_ERR(r, 413, "too_large");
+    resp_free(&r);
+    r = call("PUT", "/t/j", v);
+    EXPECT_ERR(r, 413, "too_large");
+    resp_free(&r);
+    r = call("GET", "/t/j", NULL);
+    EXPECT(r, 404);
+    resp_free(&r);
+    free(v);
+    served_after("a JSON value of many small elements");
+}
+
+/* The parsed tree counts against --max-inflight-bytes past its first MiB:
+ * a 2 MB body of tiny ops (4 MB charged for the body and its tree as it
+ * was) stops at the server-wide budget with 503 and Retry-After. */
+Test(hostile_json8m, a_batch_tree_is_charged_to_the_server_budget)
+{
+    char *body = tiny_ops(170000);
+    resp r = call_as(NULL, "POST", "/t/", body, "Content-Type: application/json", NULL);
+    EXPECT_ERR(r, 503, "busy");
+    char ra[16];
+    cr_assert(resp_header(&r, "Retry-After", ra, sizeof ra) != NULL);
+    resp_free(&r);
+    free(body);
+    /* everything it charged was given back */
+    r = call_as("", "GET", "/metrics", NULL, NULL, NULL);
+    EXPECT(r, 200);
+    cr_assert(strstr(r.body, "\nkvd_inflight_bytes 0\n") != NULL, "in flight after: %.2000s",
+              strstr(r.body, "kvd_inflight_bytes") ? strstr(r.body, "kvd_inflight_bytes") : "");
+    resp_free(&r);
+    served_after("a batch tree past the server budget");
+}
+
+/* "." and ".." are not script names: a URL holding them is rewritten on
+ * the way (/t/scripts/../run is /t/run), so such a script could be created
+ * but never reached, and a proxy would send its run to a key. */
+Test(hostile, dot_segments_are_not_script_names)
+{
+    const char *names[] = {"/t/scripts/.", "/t/scripts/..", "/t/scripts/../run"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        /* raw, so that libcurl keeps the dot-segments */
+        char req[512], buf[2048];
+        bool closed = false;
+        int n = snprintf(req, sizeof req,
+                         "PUT %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                         "Content-Length: 8\r\n\r\nreturn 1",
+                         names[i], AK);
+        raw_exchange(&K, req, (size_t)n, buf, sizeof buf, RAW_WAIT_MS, &closed);
+        int count = 0;
+        cr_assert_eq(raw_status(buf, &count), 404, "%s: %.300s", names[i], buf);
+    }
+    resp r = call("GET", "/t/scripts/", NULL);
+    EXPECT(r, 200);
+    cr_assert(strstr(r.body, "\"..\"") == NULL && strstr(r.body, "\".\"") == NULL, "%s", r.body);
+    resp_free(&r);
+    served_after("dot-segment script names");
 }
