@@ -170,6 +170,7 @@ int rci_seg_open(int dir_fd, uint64_t id, bool writable, segment **out)
             return rc_fail(RC_ENOMEM, "cannot map segment %s: %s", name, strerror(errno));
         }
         madvise(seg->map, seg->map_len, MADV_RANDOM);
+        seg->map_of_file = true;
         fmt_segment_header h;
         if (fmt_segment_header_decode(seg->map, seg->map_len, &h) == FMT_OK)
             seg->created_ms = (int64_t)h.created_ms;

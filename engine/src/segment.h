@@ -31,6 +31,8 @@ typedef struct segment {
     int fd;
     uint8_t *map; /* MAP_SHARED over [0, map_len) */
     size_t map_len;
+    bool map_of_file;      /* rci_seg_open's read-only mapping of the file (pages
+                              dropped from it are read again from the page cache) */
     _Atomic uint64_t size; /* end of the valid records */
     uint64_t file_len;     /* allocated length (active: preallocated) */
     _Atomic bool writable; /* the active segment */
