@@ -106,8 +106,8 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
         {"max-connections", 0, RCU_OPT_INT, U(c->max_connections), .min = 1, .max = 1000000,
          .help = "concurrent connections"},
         {"max-connections-per-ip", 0, RCU_OPT_INT, U(c->max_connections_per_ip), .max = 1000000,
-         .help = "concurrent connections from one address (0: no limit besides "
-                 "--max-connections)"},
+         .help = "concurrent connections from one address, so that one client cannot take "
+                 "them all (0: no limit besides --max-connections)"},
         {"timeout", 0, RCU_OPT_DURATION, U(c->conn_timeout_s), .min = 1, .max = 86400,
          .unit_ms = 1000, .store_ms = 1000, .meta = "SECONDS",
          .help = "close idle or stalled connections after this"},
@@ -192,6 +192,9 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
     c->max_batch_bytes = 64u << 20;
     c->threads = 0; /* chosen after the flags: depends on --sync */
     c->max_connections = 1024;
+    /* one address holding every connection (idle, or trickling a header
+     * byte at a time past --timeout) would lock every other client out */
+    c->max_connections_per_ip = 256;
     c->conn_timeout_s = 30;
     c->max_header_bytes = 32 * 1024;
     c->shutdown_grace_s = 10;

@@ -9,7 +9,11 @@
  * Raw requests go over their own connection (raw_exchange) so the framing is
  * exactly what is written, and a connection kvd must close is seen closing.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -68,6 +72,14 @@ static void json_inflight_setup(void)
     start_with(extra);
 }
 
+/* at most 300 connections, and a long idle timeout */
+static void conns_setup(void)
+{
+    static const char *const extra[] = {"--max-connections", "300", "--timeout", "120", NULL};
+    start_with(extra);
+}
+
+TestSuite(hostile_conns, .init = conns_setup, .fini = hostile_teardown, .timeout = 120);
 TestSuite(hostile_json, .init = json_budget_setup, .fini = hostile_teardown, .timeout = 120);
 TestSuite(hostile_json8m, .init = json_inflight_setup, .fini = hostile_teardown, .timeout = 120);
 
@@ -727,4 +739,79 @@ Test(hostile, dot_segments_are_not_script_names)
     cr_assert(strstr(r.body, "\"..\"") == NULL && strstr(r.body, "\".\"") == NULL, "%s", r.body);
     resp_free(&r);
     served_after("dot-segment script names");
+}
+
+/* ------------------------------------------------------------ connections */
+
+/* A TCP connection to kvd from the loopback address SRC (127.0.0.2 is a
+ * client other than the test's usual 127.0.0.1); -1 when refused. */
+static int connect_from(const char *src)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, src, &a.sin_addr);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0, "bind %s", src);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)K.port)};
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    if (connect(fd, (struct sockaddr *)&to, sizeof to) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* One address opens more connections than kvd takes in all and leaves each
+ * with half a request (as a client trickling a header byte now and then,
+ * which the idle timeout never closes): past --max-connections-per-ip
+ * (256 by default) its connections are closed, so a client at another
+ * address is still answered (before: the 301st connection of anyone waited
+ * until the attacker's timed out). */
+Test(hostile_conns, one_address_cannot_take_every_connection)
+{
+    enum { ATTACK = 310 };
+    static const char partial[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    int fds[ATTACK];
+    for (int i = 0; i < ATTACK; i++) {
+        fds[i] = connect_from("127.0.0.1");
+        if (fds[i] >= 0 && send(fds[i], partial, sizeof partial - 1, MSG_NOSIGNAL) < 0) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+    }
+    /* the bystander, from another address */
+    int fd = connect_from("127.0.0.2");
+    cr_assert(fd >= 0, "the bystander could not connect");
+    static const char get[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    cr_assert_eq(send(fd, get, sizeof get - 1, MSG_NOSIGNAL), (ssize_t)(sizeof get - 1));
+    char buf[1024];
+    size_t got = 0;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    while (got < sizeof buf - 1 && poll(&pfd, 1, RAW_WAIT_MS) > 0) {
+        ssize_t n = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    close(fd);
+    cr_assert(strncmp(buf, "HTTP/1.1 200", 12) == 0, "the bystander got: '%.200s'", buf);
+    /* the attacker's connections past 256 were closed: each reads EOF */
+    int closed = 0;
+    for (int i = 0; i < ATTACK; i++) {
+        if (fds[i] < 0) {
+            closed++;
+            continue;
+        }
+        struct pollfd q = {.fd = fds[i], .events = POLLIN};
+        char c;
+        if (poll(&q, 1, 0) > 0 && recv(fds[i], &c, 1, MSG_DONTWAIT) == 0)
+            closed++;
+    }
+    cr_assert_geq(closed, ATTACK - 256, "only %d of the attacker's connections were closed",
+                  closed);
+    for (int i = 0; i < ATTACK; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    served_after("one address holding every connection");
 }
