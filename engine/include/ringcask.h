@@ -9,8 +9,9 @@
  * Guarantees
  *   - Durability per sync mode (rc_options.sync):
  *       RC_SYNC_ALWAYS   a call returns success only after the record is on
- *                        stable storage (fdatasync, group-committed: one sync
- *                        covers every writer waiting at that moment).
+ *                        stable storage (fdatasync, or an O_DIRECT RWF_DSYNC
+ *                        write on the io_uring path; group-committed: one
+ *                        sync covers every writer waiting at that moment).
  *       RC_SYNC_INTERVAL success once the record is in the kernel's page
  *                        cache; a background fdatasync runs at least every
  *                        sync_interval_ms. A machine crash may lose at most

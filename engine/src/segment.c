@@ -6,8 +6,13 @@
  * is in the page cache at once, so it survives a crash of the process without
  * a system call per write, and a full disk shows up as a clean ENOSPC from
  * fallocate before anything is copied, never as a SIGBUS. Durability is the
- * log's job (fdatasync through io_uring, group-committed). A crash leaves a
- * zero-filled preallocated tail that recovery truncates.
+ * log's job (group-committed). A crash leaves a zero-filled preallocated
+ * tail that recovery truncates.
+ *
+ * On the io_uring append path (DIRECT, see segment.h) the active segment's
+ * map is anonymous staging memory instead, the preallocation is zero-filled
+ * with O_DIRECT (so that group writes overwrite written extents), and durable
+ * chunks are mapped from the file over the staging memory (rci_seg_remap).
  *
  * Immutable segments are mapped read-only over their length; reads are
  * memcpy from the mapping (no system call). Slots are 16-bit so that a keydir
