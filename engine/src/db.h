@@ -141,8 +141,9 @@ struct rc_db {
     /* group commit */
     pthread_mutex_t sync_mu;
     pthread_cond_t sync_cv;
-    uint64_t durable_lsn; /* guarded by sync_mu */
-    bool sync_in_flight;  /* guarded by sync_mu */
+    uint64_t durable_lsn;        /* guarded by sync_mu */
+    bool sync_in_flight;         /* guarded by sync_mu */
+    struct rci_commitq *commitq; /* rc_apply_async's completions (commit.c) */
     /* the io_uring append path (rc_options.append_io; append_uring.h):
      * DIRECT is resolved at open; DW is its writer, used under flush_mu,
      * which also guards every segment's flushed/remapped. flush_mu is taken
@@ -301,6 +302,17 @@ int rci_log_seal_active(rc_db *db);
  * last_seq is no longer EXPECT_LAST. */
 int rci_log_reserve_ids(rc_db *db, uint32_t n, uint64_t expect_last, uint64_t new_last,
                         uint64_t *first);
+
+/* ---- commit.c */
+typedef struct rci_commitq rci_commitq;
+int rci_commit_init(rc_db *db);
+/* Call FN(CTX, status) once the log is durable up to LSN: inline when
+ * nothing needs a sync (LSN 0 or not RC_SYNC_ALWAYS), else from the
+ * completion thread (or inline after waiting, if it cannot be queued). */
+void rci_commit_complete(rc_db *db, uint64_t lsn, rc_durable_fn fn, void *ctx);
+/* Drain the queue (every pending callback is called) and stop the thread. */
+void rci_commit_stop(rc_db *db);
+void rci_commit_free(rc_db *db);
 
 /* ---- merge.c */
 int rci_merge_recover(rc_db *db);
