@@ -14,6 +14,10 @@
  *   last block while a leader writes it), the buffer needs no pinning per
  *   call, and a group is usually well under one block, so the copy is free.
  * - The file is registered too (slot 0, updated when the segment changes).
+ * - What remains: on a device without FUA (this one) the kernel completes a
+ *   DSYNC direct write — the cache flush — from its dio-done workqueue, a
+ *   kworker hop that a synchronous pwritev2 from the leader would not take
+ *   (ENGINE.md has the measurement).
  * Registration failures (RLIMIT_MEMLOCK, old kernels) fall back to plain
  * buffers and descriptors: slower, same bytes.
  */

@@ -51,13 +51,6 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* fdatasync SEG, with stats and the sticky failure. The leader calls
- * fdatasync itself rather than through io_uring: IORING_OP_FSYNC always runs
- * on an io-wq kernel worker, and that hop measured ~20 us per sync here (avg
- * sync 104-110 us through the ring, 84-91 us direct; one writer 9.2k vs
- * 11.3k durable writes/s in the same run), which group commit pays once per
- * group on the critical path. io_uring keeps the large writes (hints, merge
- * outputs), where it batches and overlaps. */
 /* Count one durable point (a sync or a group write) of NS; a failure turns
  * the database read-only. */
 static void note_sync(rc_db *db, uint64_t ns, int err)
@@ -73,6 +66,13 @@ static void note_sync(rc_db *db, uint64_t ns, int err)
     }
 }
 
+/* fdatasync SEG, with stats and the sticky failure. The leader calls
+ * fdatasync itself rather than through io_uring: IORING_OP_FSYNC always runs
+ * on an io-wq kernel worker, and that hop measured ~20 us per sync here (avg
+ * sync 104-110 us through the ring, 84-91 us direct; one writer 9.2k vs
+ * 11.3k durable writes/s in the same run), which group commit pays once per
+ * group on the critical path. io_uring keeps the large writes (hints, merge
+ * outputs), where it batches and overlaps. */
 static int sync_segment(rc_db *db, segment *seg)
 {
     uint64_t t0 = mono_ns();
