@@ -112,8 +112,8 @@ static int flush_locked(rc_db *db, segment *seg, uint64_t target)
     atomic_fetch_add(&db->uring_writes, 1);
     if (err)
         return rc_fail(RC_EIO,
-                       "O_DIRECT write of segment %08llu up to %llu failed (%s): the database is "
-                       "now read-only; reopen it",
+                       "fdatasync (an O_DIRECT RWF_DSYNC write) of segment %08llu up to %llu "
+                       "failed (%s): the database is now read-only; reopen it",
                        (unsigned long long)seg->id, (unsigned long long)target, strerror(err));
     seg->flushed = target;
     /* a failed remap only keeps the staged copy longer: readers see the same
