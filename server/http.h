@@ -39,6 +39,7 @@ typedef enum route_id {
     ROUTE_KEY,     /* /:bucket/:key */
     ROUTE_TOKENS,  /* /:bucket/tokens/ */
     ROUTE_SCRIPTS, /* /:bucket/scripts/...   (route_scripts.c) */
+    ROUTE_CLUSTER, /* /cluster               (cluster_http.c) */
     ROUTE_COUNT,
 } route_id;
 
