@@ -80,6 +80,11 @@ cluster_role cluster_current_role(const kvd *srv);
  * the leader (or 503 no_leader); ?consistent=1 reads likewise. True when the
  * request goes on here; false when it has been answered. */
 bool cluster_route(struct kvd_request *req);
+/* Body time, POST /:bucket/: on a non-leader a batch of gets only is a
+ * read, served here, and one with a write goes to the leader (307 / 503);
+ * on a sync-mode leader without a standby, one with a write is refused (503
+ * no_sync_standby, nothing written). True when the request goes on here. */
+bool cluster_route_batch(struct kvd_request *req);
 /* GET /cluster (no credential). */
 void cluster_route_info(struct kvd_request *req);
 /* GET /healthz?role=leader: 200 on the leader, else 503. True when it

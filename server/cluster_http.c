@@ -31,6 +31,8 @@ static bool is_write(http_method m)
     return m == METHOD_PUT || m == METHOD_POST || m == METHOD_PATCH || m == METHOD_DELETE;
 }
 
+static bool route_elsewhere(kvd_request *req, cluster *c, cluster_role role);
+
 static void answer_no_leader(kvd_request *req, const char *why)
 {
     struct MHD_Response *r = http_json_response(http_error_json("no_leader", -1, why));
@@ -104,12 +106,40 @@ static void redirect(kvd_request *req, const char *leader)
     http_send(req, 307, r);
 }
 
+/* Sync mode, on the leader: no standby named means nothing written now
+ * could be acknowledged; refuse before writing (no write left in doubt). */
+static bool standby_missing(cluster *c)
+{
+    if (c->cfg.async)
+        return false;
+    pthread_mutex_lock(&c->mu);
+    bool missing = c->standby[0] == '\0';
+    pthread_mutex_unlock(&c->mu);
+    return missing;
+}
+
+static void answer_no_standby(kvd_request *req)
+{
+    struct MHD_Response *r = http_json_response(
+        http_error_json("no_sync_standby", -1,
+                        "no follower is caught up to confirm writes (sync replication); nothing "
+                        "was written"));
+    if (r != NULL)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    http_send(req, 503, r);
+}
+
 bool cluster_route(kvd_request *req)
 {
     cluster *c = req->srv->cluster;
     if (c == NULL)
         return true;
     bool write = is_write(req->method);
+    /* a batch is a write only if it holds one: decided with its body
+     * (cluster_route_batch), except on the leader */
+    if (write && req->route == ROUTE_LIST && req->method == METHOD_POST &&
+        cluster_current_role(req->srv) != CLUSTER_LEADER)
+        return true;
     if (!write) {
         char v[8];
         size_t n = 0;
@@ -119,8 +149,20 @@ bool cluster_route(kvd_request *req)
             return true;
     }
     cluster_role role = cluster_current_role(req->srv);
-    if (role == CLUSTER_LEADER)
+    if (role == CLUSTER_LEADER) {
+        /* a batch may hold only gets: cluster_route_batch decides */
+        if (write && req->route != ROUTE_LIST && standby_missing(c)) {
+            answer_no_standby(req);
+            return false;
+        }
         return true;
+    }
+    return route_elsewhere(req, c, role);
+}
+
+/* Not the leader: 307 to it, or 503 while none is known. */
+static bool route_elsewhere(kvd_request *req, cluster *c, cluster_role role)
+{
     char leader[CLUSTER_URL_MAX], id[CLUSTER_ID_MAX];
     cluster_leader_url(c, leader, sizeof leader, id, sizeof id);
     if (role == CLUSTER_FOLLOWER && leader[0] != '\0' && strcmp(id, c->cfg.node_id) != 0) {
@@ -132,6 +174,42 @@ bool cluster_route(kvd_request *req)
                                 "an election is under way"
                               : "no leader is known yet: an election is under way");
     return false;
+}
+
+/* Does a batch body hold anything but gets? */
+static bool batch_writes(const kvd_request *req)
+{
+    json_t *o = json_loadb(req->body ? req->body : "", req->body_len, 0, NULL);
+    json_t *ops = json_object_get(o, "ops");
+    bool writes = !json_is_array(ops);
+    for (size_t i = 0; !writes && i < json_array_size(ops); i++) {
+        json_t *op = json_array_get(ops, i);
+        writes = !json_is_object(op) || json_object_get(op, "get") == NULL ||
+                 json_object_get(op, "set") || json_object_get(op, "delete") ||
+                 json_object_get(op, "incr");
+    }
+    json_decref(o);
+    return writes;
+}
+
+bool cluster_route_batch(kvd_request *req)
+{
+    cluster *c = req->srv->cluster;
+    if (c == NULL)
+        return true;
+    cluster_role role = cluster_current_role(req->srv);
+    if (role == CLUSTER_LEADER) {
+        if (standby_missing(c) && batch_writes(req)) {
+            answer_no_standby(req);
+            return false;
+        }
+        return true;
+    }
+    if (!batch_writes(req)) {
+        req->cluster_read = true; /* gets only: a read, served here */
+        return true;
+    }
+    return route_elsewhere(req, c, role);
 }
 
 bool cluster_healthz(kvd_request *req)
@@ -214,10 +292,13 @@ bool cluster_gate_response(kvd_request *req, unsigned *status, struct MHD_Respon
 {
     kvd *srv = req->srv;
     if (srv->cluster == NULL || *status < 200 || *status >= 300 || !is_write(req->method) ||
-        req->route == ROUTE_CLUSTER || req->route == ROUTE_BACKUP)
+        req->route == ROUTE_CLUSTER || req->route == ROUTE_BACKUP || req->cluster_read)
         return true;
     uint64_t seq = cluster_last_seq(srv);
-    uint64_t deadline = kvd_mono_ns() + (uint64_t)srv->cluster->cfg.lease_ttl_s * 1000000000u;
+    /* long enough for a busy standby; a standby that stops pulling is
+     * replaced after 2 TTLs, and losing the lease ends the wait at once */
+    uint64_t deadline =
+        kvd_mono_ns() + ((uint64_t)srv->cluster->cfg.lease_ttl_s + 10) * 1000000000u;
     char why[200];
     if (cluster_await_replicated_wait(srv, seq, deadline, why, sizeof why) == 0)
         return true;

@@ -94,6 +94,7 @@ typedef struct kvd_request {
     uint64_t start_ns;
     bool responded;
     bool prepared;
+    bool cluster_read; /* a replica-group follower serves this POST as a read */
 
     /* large buffers last: a new request zeroes only what comes before them */
     scope scope;

@@ -461,6 +461,7 @@ static void restart_on_clone(char **argv, const char *dir)
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     self[n > 0 ? n : 0] = '\0';
     execv(n > 0 ? self : "/proc/self/exe", argv);
+    execvp(argv[0], argv); /* the binary was replaced (an upgrade): its new version */
     fprintf(stderr, "kvd: --cluster: cannot restart after the re-clone: %s\n", strerror(errno));
 }
 

@@ -389,6 +389,8 @@ void router_dispatch(kvd_request *req)
         route_bucket(req);
         break;
     case ROUTE_LIST:
+        if (req->method == METHOD_POST && !cluster_route_batch(req))
+            break;
         if (req->method == METHOD_POST)
             route_batch(req);
         else

@@ -561,17 +561,17 @@ typedef struct rc_lineage {
 } rc_lineage;
 RC_API int rc_database_lineage(rc_db *db, rc_lineage *out);
 
-/* Follow a fork of the database DB replicates: database CHILD was a replica
- * of PARENT up to seq FORKED_AT and then took local writes (its
- * rc_database_lineage says so). DB, a replica of PARENT whose last seq is at
- * most FORKED_AT, holds a prefix of CHILD's history too, so it becomes a
- * replica of CHILD (durably: IDENTITY is rewritten) and CHILD's
- * incrementals apply to it. This is how the followers of a replica group
- * keep following when a former follower becomes the leader and writes.
- * CHILD and PARENT are 32 lowercase hex digits. Errors: RC_EINVAL (malformed
- * ids), RC_EIDENTITY (DB is not a replica of PARENT), RC_EGAP (DB holds
- * seqs past FORKED_AT: its history diverged from CHILD's), RC_EIO. Nothing
- * to free. */
+/* Follow a fork of DB's database: database CHILD was a replica of PARENT up
+ * to seq FORKED_AT and then took local writes (its rc_database_lineage says
+ * so). DB, database PARENT itself (a replica of it, or the original) with a
+ * last seq of at most FORKED_AT, holds a prefix of CHILD's history too, so
+ * it becomes a replica of CHILD (durably: IDENTITY is rewritten) and
+ * CHILD's incrementals apply to it. This is how the members of a replica
+ * group keep following when a former follower becomes the leader and
+ * writes. CHILD and PARENT are 32 lowercase hex digits. Errors: RC_EINVAL
+ * (malformed ids), RC_EREADONLY, RC_EIDENTITY (DB is not database PARENT),
+ * RC_EGAP (DB holds seqs past FORKED_AT: its history diverged from
+ * CHILD's), RC_EIO. Nothing to free. */
 RC_API int rc_follow_fork(rc_db *db, const char *child, const char *parent, uint64_t forked_at);
 
 typedef struct rc_backup_info {

@@ -294,12 +294,12 @@ int rc_follow_fork(rc_db *db, const char *child, const char *parent, uint64_t fo
     int err = 0;
     pthread_mutex_lock(&db->append_mu);
     uint64_t last = atomic_load(&db->last_seq);
-    if (!(db->ident.flags & FMT_IDENTITY_REPLICA) || memcmp(db->ident.id, p, RCI_ID_BYTES) != 0) {
+    if (memcmp(db->ident.id, p, RCI_ID_BYTES) != 0) {
         char mine[RC_DATABASE_ID_LEN + 1];
         rci_id_hex(db->ident.id, mine);
         err = rc_fail(RC_EIDENTITY,
-                      "%s (database %s) is not a replica of %s: it cannot follow "
-                      "that database's fork",
+                      "%s is database %s, not %s: it cannot follow that "
+                      "database's fork",
                       db->dir, mine, parent);
     } else if (last > forked_at) {
         err =
