@@ -471,26 +471,37 @@ Test(cluster, two_members_route_replicate_and_fail_over)
     r = http_get(&b, "/pub/k1");
     cr_assert_eq(r.status, 200);
     resp_free(&r);
-    /* alone in sync mode: nothing more is acknowledged (no standby) */
+    /* alone in sync mode: writes are refused before they are made */
     r = http_put(&b, "/pub/k2", "v2");
     cr_assert_eq(r.status, 503, "%ld %s", r.status, r.body);
+    cr_assert(strstr(r.body, "no_sync_standby") != NULL, "%s", r.body);
+    resp_free(&r);
+    r = http_get(&b, "/pub/k2");
+    cr_assert_eq(r.status, 404, "nothing was written");
     resp_free(&r);
 
-    /* a comes back: it follows b, and b's write (never acknowledged) reaches it */
+    /* a comes back as a follower of b, becomes its standby, and has what b
+     * acknowledges */
     kvd_proc a2 = {0};
-    a2.pid = 0;
     cr_assert(member_start(&a2, a.dir, "two", "a", "sync"), "a restarts on its directory");
     await_role(&a2, "follower", 30);
     deadline = ms_now() + 30000;
     for (;;) {
-        r = http_get(&a2, "/pub/k2");
+        r = http_put(&b, "/pub/k2", "v2");
         long st = r.status;
         resp_free(&r);
-        if (st == 200)
+        if (st == 201 || st == 200)
             break;
-        cr_assert(ms_now() < deadline, "a caught up with b within 30 s");
+        cr_assert_eq(st, 503);
+        cr_assert(ms_now() < deadline, "b acknowledged a write within 30 s of a's return");
         usleep(100000);
     }
+    r = http_get(&a2, "/pub/k2");
+    cr_assert_eq(r.status, 200, "the standby has what was acknowledged");
+    resp_free(&r);
+    r = http_get(&a2, "/pub/k1");
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
     kvd_cleanup(&a2);
     kvd_cleanup(&b);
     a.pid = 0;
