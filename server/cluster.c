@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 
 #include "cluster_int.h"
@@ -517,6 +518,12 @@ int cluster_start(kvd *srv, const cluster_config *cc)
     if (srv->admin_token == NULL) {
         fprintf(stderr, "kvd: --cluster: needs --admin-token-file (the same token on every "
                         "member: followers pull from the leader with it)\n");
+        return -1;
+    }
+    /* before any thread: curl_easy_init would otherwise initialise libcurl
+     * from several threads at once */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "kvd: --cluster: libcurl failed to initialise\n");
         return -1;
     }
     cluster *c = calloc(1, sizeof *c);

@@ -140,6 +140,13 @@ static int fetch(cluster *c, CURL *curl, const char *leader, const char *dir, ui
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 10L);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    /* a new connection per pull: kvd's HTTP threads each serve the
+     * connections they accepted, and one of them may be holding a write
+     * until this very pull confirms it (sync mode); a kept-alive pull
+     * connection on that thread would wait for the write's deadline. A new
+     * connection is accepted by a thread that is free. */
+    curl_easy_setopt(curl, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(curl, CURLOPT_FORBID_REUSE, 1L);
     CURLcode cc = curl_easy_perform(curl);
     curl_slist_free_all(h);
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &p->status);
