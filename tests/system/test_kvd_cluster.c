@@ -457,6 +457,17 @@ Test(cluster, two_members_route_replicate_and_fail_over)
     cr_assert_str_eq(loc, want);
     resp_free(&r);
 
+    /* kv given both URLs, the follower first: follows the 307 with the body */
+    char urls[160], cmd[512];
+    snprintf(urls, sizeof urls, "%s,%s", b.url, a.url);
+    snprintf(cmd, sizeof cmd, "'%s' --url '%s' --bucket pub set kvk=kvv >/dev/null 2>&1", KV_BIN,
+             urls);
+    cr_assert_eq(system(cmd), 0, "kv set through the follower");
+    r = http_get(&a, "/pub/kvk");
+    cr_assert_eq(r.status, 200);
+    cr_assert(r.len == 3 && memcmp(r.body, "kvv", 3) == 0);
+    resp_free(&r);
+
     /* failover: a dies; b (the standby) leads within the TTL + 3 s, with k1 */
     ca = cluster_of(&a);
     json_int_t epoch = jint(ca, "epoch");
