@@ -62,7 +62,7 @@ int cluster_config_check(const cluster_config *cc, char *why, size_t cap);
 int cluster_start(kvd *srv, const cluster_config *cc);
 /* Start pulling from the leader (after the policy store is open). */
 int cluster_serve(kvd *srv);
-/* A re-clone waits in DIR.reclone (main restarts on it after SIGUSR2). */
+/* A re-clone waits in DIR.reclone (main restarts on it after SIGUSR1). */
 bool cluster_reclone_ready(const kvd *srv);
 /* Before the engine opens DIR: put a completed re-clone in its place. 1
  * swapped, 0 nothing to do, -1 with WHY. */

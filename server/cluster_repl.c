@@ -252,7 +252,7 @@ static void reclone(cluster *c, const char *leader, const char *why)
             "clone",
             leader, why);
     atomic_store(&c->reclone, true);
-    kill(getpid(), SIGUSR2); /* main's sigwait: swap the directories, re-execute */
+    kill(getpid(), SIGUSR1); /* main's sigwait: swap the directories, re-execute */
 }
 
 /* One pull and apply. Returns the milliseconds to sleep before the next. */

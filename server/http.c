@@ -31,6 +31,7 @@
 
 #include "budget.h"
 #include "cluster.h"
+#include "durable.h"
 #include "log.h"
 #include "metrics.h"
 #include "routes.h"
@@ -342,9 +343,13 @@ unsigned http_status_for(int rc, const char **code)
 
 void http_engine_error(kvd_request *req, int rc, long op)
 {
+    http_engine_error_detail(req, rc, op, rc_last_error_message());
+}
+
+void http_engine_error_detail(kvd_request *req, int rc, long op, const char *detail)
+{
     const char *code = "internal";
     unsigned status = http_status_for(rc, &code);
-    const char *detail = rc_last_error_message();
     char msg[512];
     if (detail != NULL && detail[0] != '\0')
         snprintf(msg, sizeof msg, "%s: %s", rc_strerror(rc), detail);
@@ -623,6 +628,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         return MHD_YES;
     }
+    if (durable_resume(req))
+        return MHD_YES; /* a write waiting for durability (durable.c) */
     if (*upload_data_size > 0) {
         req->bytes_in += *upload_data_size;
         if (req->responded) {
@@ -650,7 +657,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (req->body != NULL)
         req->body[req->body_len] = '\0';
     router_dispatch(req);
-    if (!req->responded)
+    /* a write waiting for durability is answered after its resume */
+    if (!req->responded && req->park_finish == NULL)
         http_send(req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
     return MHD_YES;
 }
@@ -727,8 +735,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 struct MHD_Daemon *http_start(kvd *srv, int listen_fd)
 {
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    /* suspend/resume: durable writes wait for their group commit (durable.c) */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)srv->cfg.threads, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->cfg.max_connections, NULL},

@@ -96,9 +96,17 @@ typedef struct kvd_request {
     bool prepared;
     bool cluster_read; /* a replica-group follower serves this POST as a read */
 
+    /* a write waiting for durability (durable.c) */
+    _Atomic int park_state;
+    int park_status;
+    void (*park_finish)(struct kvd_request *req, int status);
+    uint64_t park_seq;  /* what the finish answers with */
+    unsigned park_http; /* its success status */
+
     /* large buffers last: a new request zeroes only what comes before them */
     scope scope;
     char key[RC_KEY_MAX + 1]; /* decoded (klen bytes); NUL-terminated for convenience */
+    char park_msg[256];       /* the engine's detail of a failed sync (park_status) */
 } kvd_request;
 
 /* Start the HTTP daemon on the listening socket FD. NULL on failure. */
@@ -144,6 +152,8 @@ void http_error(kvd_request *req, unsigned status, const char *code, const char 
 void http_error_op(kvd_request *req, unsigned status, const char *code, long op, const char *msg);
 /* Map an RC_E* code onto a status and error body (OP >= 0 adds "op"). */
 void http_engine_error(kvd_request *req, int rc, long op);
+/* The same with the engine's detail given (captured on another thread). */
+void http_engine_error_detail(kvd_request *req, int rc, long op, const char *detail);
 unsigned http_status_for(int rc, const char **code);
 
 #endif

@@ -18,6 +18,11 @@
 #include "cluster.h"
 
 static group G;
+/* The writers and their ledger live here, not on a test's stack: an
+ * assertion leaves the test function while they still run; the teardown
+ * stops them first. */
+static ledger LED;
+static writers W;
 
 /* The lease TTL every suite runs with (the contract's minimum, to keep CI
  * short): failover must take at most this + 3 s. */
@@ -41,6 +46,8 @@ static inline bool kvd_has_cluster(void)
 
 static inline void group_teardown(void)
 {
+    if (W.threads > 0)
+        writers_stop(&W);
     group_cleanup(&G);
 }
 

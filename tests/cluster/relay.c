@@ -165,11 +165,17 @@ static bool pump_out(rlink *l, int side)
     return true;
 }
 
-static void accept_one(relay *r, relay_mode mode, int target)
+static void accept_one(relay *r)
 {
     int fd = accept4(r->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0)
         return;
+    /* the mode now, not the one this turn of the loop started with: a
+     * switch to PASS just before a connect must let it through */
+    pthread_mutex_lock(&r->mu);
+    relay_mode mode = r->mode;
+    int target = r->target;
+    pthread_mutex_unlock(&r->mu);
     atomic_fetch_add(&r->accepted, 1);
     if (mode == RELAY_REFUSE || target <= 0) {
         reset_close(fd);
@@ -278,7 +284,7 @@ static void *relay_main(void *arg)
             }
         }
         if (pf[1].revents & POLLIN)
-            accept_one(r, mode, target);
+            accept_one(r);
         for (int k = 2; k < n; k++) {
             if (pf[k].revents == 0)
                 continue;

@@ -16,10 +16,8 @@ static const char *const sync3[] = {"--replication", "sync", NULL};
 Test(failover, sigkill_the_leader_20_times_loses_no_acknowledged_write)
 {
     start_group(3, sync3);
-    ledger led;
-    ledger_init(&led);
-    writers w;
-    writers_start(&w, &G, &led, 3, false, "k");
+    ledger_init(&LED);
+    writers_start(&W, &G, &LED, 3, false, "k");
     long long took[20];
     unsigned seed = (unsigned)getpid();
     int kills = getenv("CLUSTER_KILLS") ? atoi(getenv("CLUSTER_KILLS")) : 20;
@@ -35,38 +33,36 @@ Test(failover, sigkill_the_leader_20_times_loses_no_acknowledged_write)
         long long t_kill = mono_ms();
         node_kill(&G, l, SIGKILL);
         long long t_ok = 0;
-        int n = first_ack(&led, l, 60000, &t_ok);
+        int n = first_ack(&LED, l, 60000, &t_ok);
         cr_assert(n >= 0, "round %d: no node took a write within 60 s of %s's death", k,
                   G.nodes[l].id);
         took[k] = t_ok - t_kill;
         cr_assert_leq(took[k], FAILOVER_BOUND_MS,
                       "round %d: failover took %lld ms (bound: lease-ttl %d s + 3 s)", k, took[k],
                       TTL_S);
-        size_t miss = missing_on(&led, n);
+        size_t miss = missing_on(&LED, n);
         cr_assert_eq(miss, 0, "round %d: %zu acknowledged writes are not on the new leader %s", k,
                      miss, G.nodes[n].id);
         cr_assert(node_start(&G, l), "round %d: %s did not restart", k, G.nodes[l].id);
     }
-    writers_stop(&w);
+    writers_stop(&W);
     figures("failover after SIGKILL (sync, lease-ttl 2 s)", took, (size_t)kills);
     int l = leader_now(NULL);
     cr_assert(wait_converged(&G, 120000), "the group did not converge");
     for (int i = 0; i < G.n; i++)
-        cr_assert_eq(missing_on(&led, i), 0, "acknowledged writes missing on %s", G.nodes[i].id);
+        cr_assert_eq(missing_on(&LED, i), 0, "acknowledged writes missing on %s", G.nodes[i].id);
     fprintf(stderr, "failover: %zu acknowledged writes (%llu sent, %llu in doubt), leader %s\n",
-            led.n, (unsigned long long)led.attempts, (unsigned long long)led.unknown,
+            LED.n, (unsigned long long)LED.attempts, (unsigned long long)LED.unknown,
             G.nodes[l].id);
-    ledger_free(&led);
+    ledger_free(&LED);
 }
 
 Test(failover, sigstopped_leader_is_fenced_and_rejoins_as_follower)
 {
     start_group(3, sync3);
-    ledger led;
-    ledger_init(&led);
-    writers w;
+    ledger_init(&LED);
     /* to every node, no redirect followed: an ack names who gave it */
-    writers_start(&w, &G, &led, 3, true, "s");
+    writers_start(&W, &G, &LED, 3, true, "s");
     usleep(500000);
     long long e0 = 0, e1 = 0;
     int l = leader_now(&e0);
@@ -82,14 +78,14 @@ Test(failover, sigstopped_leader_is_fenced_and_rejoins_as_follower)
     long long t_cont = mono_ms();
     node_kill(&G, l, SIGCONT);
     usleep(3000000); /* the old leader wakes among writers hitting it */
-    writers_stop(&w);
-    cr_assert_eq(acks_after(&led, l, t_cont, true), 0,
+    writers_stop(&W);
+    cr_assert_eq(acks_after(&LED, l, t_cont, true), 0,
                  "the old leader acknowledged writes after it was resumed, %lld ms after the "
                  "new election",
                  t_cont - t_elected);
-    cr_assert_eq(acks_after(&led, l, t_elected, false), 0,
+    cr_assert_eq(acks_after(&LED, l, t_elected, false), 0,
                  "the old leader acknowledged writes sent after the new election");
-    cr_assert_eq(acks_after(&led, l, t_stop + TTL_S * 1000LL, false), 0,
+    cr_assert_eq(acks_after(&LED, l, t_stop + TTL_S * 1000LL, false), 0,
                  "the old leader acknowledged writes sent after its lease expired");
     /* it rejoins as a follower */
     long long deadline = mono_ms() + 60000;
@@ -108,6 +104,6 @@ Test(failover, sigstopped_leader_is_fenced_and_rejoins_as_follower)
     json_decref(j);
     cr_assert(wait_converged(&G, 120000), "the group did not converge");
     for (int i = 0; i < G.n; i++)
-        cr_assert_eq(missing_on(&led, i), 0, "acknowledged writes missing on %s", G.nodes[i].id);
-    ledger_free(&led);
+        cr_assert_eq(missing_on(&LED, i), 0, "acknowledged writes missing on %s", G.nodes[i].id);
+    ledger_free(&LED);
 }
