@@ -384,16 +384,15 @@ typedef void (*rc_durable_fn)(void *ctx, int status);
  *     waits for a sync: the sync mode is not RC_SYNC_ALWAYS, the batch wrote
  *     no record (reads only, a delete of an absent key), or the engine could
  *     not queue the wait (it then waits for the sync itself, like rc_apply);
- *   - otherwise on the database's completion thread (one per rc_db, started
- *     by the first call that needs it), which leads or joins the group
- *     commit that covers the writes and then calls every DONE it covered, in
- *     no promised order.
+ *   - otherwise on one of the database's completion threads (two per rc_db,
+ *     started by the first call that needs them), which leads or joins the
+ *     group commit that covers the writes and then calls every DONE it
+ *     covered, in no promised order (two DONEs may run at the same time).
  * DONE must be quick and must not block: it may copy results, signal, wake
  * another thread, call rc_get/rc_get_meta/rc_list_keys and rc_apply_async;
  * it must not call rc_close, rc_sync, rc_apply or any other call that waits
  * for a sync (under RC_SYNC_ALWAYS they would stall every pending DONE) and
- * must not free the rc_db. DONE never runs while the caller's ops are still
- * being evaluated, and never after rc_close returns: rc_close first syncs
+ * must not free the rc_db. DONE never runs after rc_close returns: rc_close first syncs
  * and completes every pending write (status 0, or the sync's error).
  * OPS stays the caller's and may be reused or freed as soon as
  * rc_apply_async returns; the result buffers are the caller's (rc_value_free).

@@ -70,12 +70,24 @@ typedef struct list_cache {
     size_t arena_len;
     uint32_t *offs;
     size_t n;
+    /* fence[b]: the first 8 bytes (big-endian, zero-padded) of key
+     * b * LC_FENCE_EVERY, so that a seek binary-searches this small array
+     * and then one block of keys instead of the whole snapshot; NULL if it
+     * could not be allocated (seeks search the snapshot then) */
+    uint64_t *fence;
+    size_t nfence;
     /* the delta: keys drained from the shards since the snapshot, sorted,
      * without duplicates (some may also be in the snapshot) */
     uint8_t *darena;
     size_t dlen, dcap;
     lc_ref *drefs;
     size_t dn, dcapn;
+    /* bumped by every note (and overflow) of a writer: a listing that finds
+     * it unchanged since the last refresh (seen_noted) skips the drain's walk
+     * over the shard buffers; only a hint, the drain itself is under locks */
+    _Atomic uint64_t noted_total;
+    uint64_t seen_noted;
+    unsigned refreshes;        /* the live-count check runs on every 32nd quiet one */
     _Atomic int64_t last_used; /* CLOCK_MONOTONIC ms of the last listing */
     _Atomic size_t bytes;      /* RAM held, shard buffers included */
     lc_shard shards[KEYDIR_SHARDS];
