@@ -287,9 +287,7 @@ done:
     return 0;
 }
 
-/* kvd's "message" (or "error") from a JSON error body; else the body's first
- * line if it is short text; else "". The result is a copy the caller frees. */
-static char *server_message(kv_ctx *ctx)
+char *kv_server_message(kv_ctx *ctx)
 {
     json_t *root = ctx->body.len ? json_loadb(ctx->body.data, ctx->body.len, 0, NULL) : NULL;
     const char *msg = NULL;
@@ -333,7 +331,7 @@ static bool bucket_exists(kv_ctx *ctx, int *rc)
 
 int kv_http_error(kv_ctx *ctx, const char *what, const char *absent_what)
 {
-    char *msg = server_message(ctx);
+    char *msg = kv_server_message(ctx);
     const char *sep = msg && *msg ? ": " : "";
     const char *m = msg ? msg : "";
     long st = ctx->status;
