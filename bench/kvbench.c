@@ -35,6 +35,8 @@
 static const kvb_backend *const all_backends[] = {
 #ifdef KVB_HAVE_RINGCASK
     &kvb_backend_ringcask,
+    &kvb_backend_ringcask_mmap,
+    &kvb_backend_ringcask_uring,
 #endif
 #ifdef KVB_HAVE_ROCKSDB
     &kvb_backend_rocksdb,
@@ -47,6 +49,8 @@ static const kvb_backend *const all_backends[] = {
 #endif
     NULL,
 };
+
+static const char *const append_ios[] = {"auto", "mmap", "uring", NULL};
 
 static const char default_workloads[] =
     "fillseq,fillrandom,overwrite,readrandom,readmissing,readwhilewriting,mixed,scan,"
@@ -184,6 +188,9 @@ int main(int argc, char **argv)
          .meta = "T", .help = "worker threads"},
         {"sync", 's', RCU_OPT_FUNC, &p, .meta = "always|interval:MS|none", .parse = parse_sync,
          .show = show_sync, .help = "durability of writes; fillsync is always 'always'"},
+        {"append-io", 0, RCU_OPT_ENUM, &p.append_io, .choices = append_ios,
+         .help = "ringcask's append path (rc_options.append_io): auto = uring when the workload "
+                 "syncs always; the engines ringcask-mmap and ringcask-uring fix it"},
         {"dir", 'd', RCU_OPT_STRING, &dir_arg, .meta = "PATH", .def = "a new /tmp/kvbench.XXXXXX",
          .help = "parent of the engines' data dirs"},
         {"json", 'j', RCU_OPT_BOOL, &json, .help = "one JSON object per workload on stdout"},

@@ -22,6 +22,7 @@ typedef struct kvb_params {
     size_t value_size;
     int threads;   /* default worker threads */
     kvb_sync sync; /* --sync for every workload but fillsync */
+    int append_io; /* --append-io for ringcask: 0 auto, 1 mmap, 2 uring */
     uint32_t sync_interval_ms;
     unsigned read_pct;   /* mixed: % of ops that read */
     size_t batch;        /* fillbatch: puts per batch / transaction */

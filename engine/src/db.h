@@ -5,6 +5,7 @@
  * Locking order (take in this order, release in reverse):
  *   key stripes (ascending index) -> append_mu -> keydir shard locks
  *   ks_mu (catalogue) is taken before key stripes of keyspace 0.
+ *   segs.mu (segment slots) is a leaf: nothing is taken under it.
  * Readers take only one keydir shard read lock and an epoch slot.
  */
 #ifndef RC_DB_H
@@ -156,8 +157,16 @@ struct rc_db {
     uint64_t durable_lsn;        /* guarded by sync_mu */
     bool sync_in_flight;         /* guarded by sync_mu */
     struct rci_commitq *commitq; /* rc_apply_async's completions (commit.c) */
-    struct ring *ring;           /* io_uring for fdatasync, guarded by ring_mu */
-    bool ring_tried;             /* rci_db_ring() ran rci_ring_new once */
+    /* the io_uring append path (rc_options.append_io; append_uring.h):
+     * DIRECT is resolved at open; DW is its writer, used under flush_mu,
+     * which also guards every segment's flushed/remapped. flush_mu is taken
+     * after append_mu (rotation) or alone (a leader), never before it. */
+    bool direct;
+    struct rci_dw *dw;
+    pthread_mutex_t flush_mu;
+    _Atomic uint64_t uring_writes;
+    struct ring *ring; /* io_uring for hint and merge writes, guarded by ring_mu */
+    bool ring_tried;   /* rci_db_ring() ran rci_ring_new once */
     pthread_mutex_t ring_mu;
 
     /* key locks */
@@ -292,6 +301,10 @@ int rci_log_append_loaded(rc_db *db, log_rec *recs, size_t n, uint64_t expect_la
 int rci_log_wait(rc_db *db, uint64_t end_lsn);
 /* fdatasync the active segment now and advance durable_lsn. */
 int rci_log_sync(rc_db *db);
+/* Make [0, SIZE) of SEG readable through its file (a backup maps files):
+ * with the io_uring append path, write (durably) what no leader wrote yet.
+ * No-op for the mapping. */
+int rci_log_flush_to(rc_db *db, segment *seg, uint64_t size);
 int rci_log_open_active(rc_db *db);
 int rci_log_close_active(rc_db *db);
 /* Seal the active segment (if it holds records) and start a new one. */
@@ -366,6 +379,12 @@ bool rci_load_marker_present(rc_db *db);
 /* White box: false makes rc_backup scan every segment from its start (the
  * output must not change; tests compare). Default true. */
 extern bool rci_backup_skip;
+
+/* ---- dirfile.c */
+/* Write LEN bytes of BUF as DIR/NAME durably: NAME.tmp, fdatasync, rename,
+ * fsync of the directory; on failure the temporary file is removed and the
+ * old NAME, if any, stays. 0 or the errno's code with the detail set. */
+int rci_dir_write_file(rc_db *db, const char *name, const void *buf, size_t len);
 
 /* ---- identity.c */
 struct fmt_stream_header;
