@@ -553,6 +553,32 @@ static int apply_append_publish(batch_ctx *b, uint64_t *lsn)
     return err;
 }
 
+/* Tell the commit listener what this batch wrote (rc_set_commit_listener). */
+static void notify_commit(rc_db *db, const rc_op *ops, size_t n)
+{
+    rc_commit c = {.ops = ops, .n = n};
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].seq > c.last_seq)
+            c.last_seq = ops[i].seq;
+    if (c.last_seq)
+        db->commit_fn(db->commit_ctx, &c);
+}
+
+int rc_set_commit_listener(rc_db *db, rc_commit_fn fn, void *ctx)
+{
+    rci_error_clear();
+    if (!db)
+        return rc_fail(RC_EINVAL, "NULL database");
+    db->commit_fn = fn;
+    db->commit_ctx = fn ? ctx : NULL;
+    return 0;
+}
+
+uint64_t rc_last_seq(rc_db *db)
+{
+    return db ? atomic_load_explicit(&db->last_seq, memory_order_acquire) : 0;
+}
+
 int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
 {
     rci_error_clear();
@@ -624,6 +650,8 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
     ep = NULL;
     if (!err && lsn)
         err = rci_log_wait(db, lsn);
+    if (!err && b.npend && db->commit_fn)
+        notify_commit(db, ops, n);
 done:
     if (ep)
         rci_epoch_exit(ep);
