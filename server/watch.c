@@ -197,11 +197,18 @@ static void list_step(kvd_request *req, park_why why)
     }
     uint64_t gen = park_generation(srv->park, PARK_CH_DATA);
     const char *ks = rc_keyspace_name(req->pol.ks);
-    rc_list_opts o = {.prefix = plen ? prefix : NULL, .prefix_len = plen};
+    rc_list_opts o = {.prefix = plen ? prefix : NULL, .prefix_len = plen, .limit = WATCH_KEYS_MAX};
     rc_list *l = NULL;
     int rc = ks ? rc_list_keys(srv->db, req->pol.ks, &o, &l) : RC_ENOKEYSPACE;
     if (rc != 0) {
         req->wait_answer(req); /* the listing reports the error */
+        return;
+    }
+    if (l->more) {
+        rc_list_free(l);
+        http_error(req, 400, "bad_request",
+                   "wait watches at most %u keys and the prefix has more: narrow the prefix",
+                   WATCH_KEYS_MAX);
         return;
     }
     uint64_t deadline = req->wait_deadline_ns;

@@ -7,7 +7,8 @@
  * the current state; a listing wait (?prefix=P&wait=SEQ) does the same for
  * any key under P and answers the listing. The request is parked (park.h)
  * meanwhile: no thread waits for it. Every check is one keydir lookup for a
- * key, one scan of the keys under P for a listing.
+ * key, one scan of the keys under P for a listing (at most WATCH_KEYS_MAX:
+ * a broader prefix is refused with 400).
  */
 #ifndef KVD_WATCH_H
 #define KVD_WATCH_H
@@ -18,6 +19,7 @@
 
 #define WATCH_TIMEOUT_DEFAULT_MS 30000u
 #define WATCH_TIMEOUT_MAX_MS 600000u
+#define WATCH_KEYS_MAX 100000u /* keys under a watched prefix (each check scans them) */
 
 /* GET/HEAD /:bucket/:key: false when the request has no ?wait= (the caller
  * answers it as usual); true when handled (answered or parked). ANSWER is
