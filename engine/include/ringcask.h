@@ -362,6 +362,45 @@ typedef struct rc_op {
  * rc_value_free(). */
 RC_API int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed);
 
+/* Called once when the writes of an rc_apply_async call are durable (STATUS
+ * 0) or can no longer become durable (STATUS < 0: RC_EIO when the
+ * fdatasync that should have covered them failed; the detail, naming the
+ * errno such as ENOSPC or EIO, is in rc_last_error_message() for the
+ * duration of the call). CTX is the caller's, passed through untouched. */
+typedef void (*rc_durable_fn)(void *ctx, int status);
+
+/* rc_apply without waiting for durability: validate, evaluate, append and
+ * publish OPS exactly as rc_apply does (same atomicity, same results in
+ * ops[i], same visibility: a concurrent reader may see the new values
+ * before they are durable, as with rc_apply under RC_SYNC_ALWAYS), then
+ * return; DONE(CTX, status) runs once their group commit is on stable
+ * storage.
+ *
+ * Return value: non-zero (the same errors as rc_apply, *FAILED its op index;
+ * RC_ENOSPC when the segment cannot grow, RC_EREADONLY after an earlier
+ * failed fdatasync) means nothing was written and DONE is never called.
+ * 0 means the writes are applied and DONE is called exactly once:
+ *   - on the calling thread, before rc_apply_async returns, when nothing
+ *     waits for a sync: the sync mode is not RC_SYNC_ALWAYS, the batch wrote
+ *     no record (reads only, a delete of an absent key), or the engine could
+ *     not queue the wait (it then waits for the sync itself, like rc_apply);
+ *   - otherwise on the database's completion thread (one per rc_db, started
+ *     by the first call that needs it), which leads or joins the group
+ *     commit that covers the writes and then calls every DONE it covered, in
+ *     no promised order.
+ * DONE must be quick and must not block: it may copy results, signal, wake
+ * another thread, call rc_get/rc_get_meta/rc_list_keys and rc_apply_async;
+ * it must not call rc_close, rc_sync, rc_apply or any other call that waits
+ * for a sync (under RC_SYNC_ALWAYS they would stall every pending DONE) and
+ * must not free the rc_db. DONE never runs while the caller's ops are still
+ * being evaluated, and never after rc_close returns: rc_close first syncs
+ * and completes every pending write (status 0, or the sync's error).
+ * OPS stays the caller's and may be reused or freed as soon as
+ * rc_apply_async returns; the result buffers are the caller's (rc_value_free).
+ * DONE must not be NULL. */
+RC_API int rc_apply_async(rc_db *db, rc_op *ops, size_t n, size_t *failed, rc_durable_fn done,
+                          void *ctx);
+
 /* Set KEY to VAL as raw bytes with no TTL (or the keyspace default). *SEQ (if
  * not NULL) receives the write's sequence number. KEY and VAL are copied (the
  * caller keeps them); nothing to free. */
@@ -545,10 +584,10 @@ typedef struct rc_commit {
 } rc_commit;
 typedef void (*rc_commit_fn)(void *ctx, const rc_commit *c);
 
-/* Call FN(CTX, commit) after every rc_apply that wrote something and every
- * rc_load that applied records, on the writing thread, once the write is
- * visible to readers (and, under RC_SYNC_ALWAYS, durable), before the call
- * returns. FN must be quick and must not call into DB's write functions; it
+/* Call FN(CTX, commit) after every rc_apply (or rc_apply_async) that wrote
+ * something and every rc_load that applied records, on the writing thread,
+ * as soon as the write is visible to readers — which, as for any reader,
+ * may be before it is durable (rc_apply still waits for that afterwards). FN must be quick and must not call into DB's write functions; it
  * may read. FN NULL removes the listener. Set it before other threads use DB
  * (it is read without a lock). Nothing to free; RC_EINVAL for a NULL DB. */
 RC_API int rc_set_commit_listener(rc_db *db, rc_commit_fn fn, void *ctx);

@@ -13,7 +13,8 @@
  * 4. apply_append_publish: the resulting records as one framed run (log.c),
  *    into the keydir; then rc_apply releases the stripes and waits for
  *    durability outside the locks so that one fdatasync covers many writers
- *    (group commit).
+ *    (group commit). rc_apply_async stops here and hands the wait to the
+ *    completion thread (commit.c), which calls back once it is durable.
  *
  * Values at or above compress_min_bytes are zstd-compressed when that saves
  * space. A writer's new value is visible to readers as soon as the keydir
@@ -579,9 +580,11 @@ uint64_t rc_last_seq(rc_db *db)
     return db ? atomic_load_explicit(&db->last_seq, memory_order_acquire) : 0;
 }
 
-int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
+/* Steps 1-4 of rc_apply, without the wait: *LSN (0 when nothing was
+ * written) is what durability waits for. */
+static int apply_run(rc_db *db, rc_op *ops, size_t n, size_t *failed, uint64_t *lsn_out)
 {
-    rci_error_clear();
+    *lsn_out = 0;
     if (!db || (!ops && n))
         return rc_fail(RC_EINVAL, "NULL database or ops");
     if (n == 0)
@@ -648,8 +651,9 @@ int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
     apply_unlock(db, &locks);
     rci_epoch_exit(ep);
     ep = NULL;
-    if (!err && lsn)
-        err = rci_log_wait(db, lsn);
+    if (!err)
+        *lsn_out = lsn;
+    /* visible now (as to any reader), durable when the caller's wait ends */
     if (!err && b.npend && db->commit_fn)
         notify_commit(db, ops, n);
 done:
@@ -665,6 +669,36 @@ done:
     if (mem != small)
         free(mem);
     return err;
+}
+
+int rc_apply(rc_db *db, rc_op *ops, size_t n, size_t *failed)
+{
+    rci_error_clear();
+    uint64_t lsn = 0;
+    int err = apply_run(db, ops, n, failed, &lsn);
+    if (!err && lsn)
+        err = rci_log_wait(db, lsn);
+    if (err && lsn) {
+        /* applied but not durable: the same answer as before the split */
+        for (size_t i = 0; i < n; i++)
+            rc_value_free(&ops[i].result);
+        if (failed)
+            *failed = 0;
+    }
+    return err;
+}
+
+int rc_apply_async(rc_db *db, rc_op *ops, size_t n, size_t *failed, rc_durable_fn done, void *ctx)
+{
+    rci_error_clear();
+    if (!done)
+        return rc_fail(RC_EINVAL, "rc_apply_async needs a completion callback");
+    uint64_t lsn = 0;
+    int err = apply_run(db, ops, n, failed, &lsn);
+    if (err)
+        return err;
+    rci_commit_complete(db, lsn, done, ctx);
+    return 0;
 }
 
 /* ---- single-key conveniences */

@@ -106,6 +106,7 @@ struct ring *rci_db_ring(rc_db *db)
 
 static void db_free(rc_db *db)
 {
+    rci_commit_free(db);
     rci_seg_table_free(&db->segs);
     rci_ks_free_all(db);
     rci_ring_free(db->ring);
@@ -171,6 +172,8 @@ static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool 
     for (unsigned i = 0; i < KEY_STRIPES; i++)
         pthread_mutex_init(&db->stripes[i], NULL);
     int err = check_options(&db->opt);
+    if (!err)
+        err = rci_commit_init(db);
     if (err)
         goto fail;
     db->dir = strdup(dir);
@@ -231,6 +234,8 @@ int rc_close(rc_db *db)
     rci_error_clear();
     if (!db)
         return 0;
+    /* rc_apply_async writes still waiting: synced and called back first */
+    rci_commit_stop(db);
     rci_bg_stop(db);
     int err = rci_log_close_active(db);
     if (!err && !db->opt.read_only && db->opt.write_hints) {

@@ -143,10 +143,11 @@ struct rc_db {
     /* group commit */
     pthread_mutex_t sync_mu;
     pthread_cond_t sync_cv;
-    uint64_t durable_lsn; /* guarded by sync_mu */
-    bool sync_in_flight;  /* guarded by sync_mu */
-    struct ring *ring;    /* io_uring for fdatasync, guarded by ring_mu */
-    bool ring_tried;      /* rci_db_ring() ran rci_ring_new once */
+    uint64_t durable_lsn;        /* guarded by sync_mu */
+    bool sync_in_flight;         /* guarded by sync_mu */
+    struct rci_commitq *commitq; /* rc_apply_async's completions (commit.c) */
+    struct ring *ring;           /* io_uring for fdatasync, guarded by ring_mu */
+    bool ring_tried;             /* rci_db_ring() ran rci_ring_new once */
     pthread_mutex_t ring_mu;
 
     /* key locks */
@@ -291,6 +292,17 @@ int rci_log_seal_active(rc_db *db);
  * last_seq is no longer EXPECT_LAST. */
 int rci_log_reserve_ids(rc_db *db, uint32_t n, uint64_t expect_last, uint64_t new_last,
                         uint64_t *first);
+
+/* ---- commit.c */
+typedef struct rci_commitq rci_commitq;
+int rci_commit_init(rc_db *db);
+/* Call FN(CTX, status) once the log is durable up to LSN: inline when
+ * nothing needs a sync (LSN 0 or not RC_SYNC_ALWAYS), else from the
+ * completion thread (or inline after waiting, if it cannot be queued). */
+void rci_commit_complete(rc_db *db, uint64_t lsn, rc_durable_fn fn, void *ctx);
+/* Drain the queue (every pending callback is called) and stop the thread. */
+void rci_commit_stop(rc_db *db);
+void rci_commit_free(rc_db *db);
 
 /* ---- merge.c */
 int rci_merge_recover(rc_db *db);
