@@ -587,9 +587,10 @@ typedef void (*rc_commit_fn)(void *ctx, const rc_commit *c);
 /* Call FN(CTX, commit) after every rc_apply (or rc_apply_async) that wrote
  * something and every rc_load that applied records, on the writing thread,
  * as soon as the write is visible to readers — which, as for any reader,
- * may be before it is durable (rc_apply still waits for that afterwards). FN must be quick and must not call into DB's write functions; it
- * may read. FN NULL removes the listener. Set it before other threads use DB
- * (it is read without a lock). Nothing to free; RC_EINVAL for a NULL DB. */
+ * may be before it is durable (rc_apply still waits for that afterwards).
+ * FN must be quick and must not call into DB's write functions; it may
+ * read. FN NULL removes the listener. Set it before other threads use DB (it
+ * is read without a lock). Nothing to free; RC_EINVAL for a NULL DB. */
 RC_API int rc_set_commit_listener(rc_db *db, rc_commit_fn fn, void *ctx);
 
 /* -------------------------------------------------------- backup / restore
