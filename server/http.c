@@ -33,6 +33,7 @@
 #include <strings.h>
 
 #include "budget.h"
+#include "durable.h"
 #include "log.h"
 #include "metrics.h"
 #include "park.h"
@@ -350,9 +351,13 @@ unsigned http_status_for(int rc, const char **code)
 
 void http_engine_error(kvd_request *req, int rc, long op)
 {
+    http_engine_error_detail(req, rc, op, rc_last_error_message());
+}
+
+void http_engine_error_detail(kvd_request *req, int rc, long op, const char *detail)
+{
     const char *code = "internal";
     unsigned status = http_status_for(rc, &code);
-    const char *detail = rc_last_error_message();
     char msg[512];
     if (detail != NULL && detail[0] != '\0')
         snprintf(msg, sizeof msg, "%s: %s", rc_strerror(rc), detail);
@@ -631,6 +636,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         return MHD_YES;
     }
+    if (durable_resume(req))
+        return MHD_YES; /* a write waiting for durability (durable.c) */
     if (req->waiter != NULL && *upload_data_size == 0) {
         /* resumed after park_request: the route answers or parks again */
         park_why why = PARK_WOKEN;
@@ -670,7 +677,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (req->body != NULL)
         req->body[req->body_len] = '\0';
     router_dispatch(req);
-    if (!req->responded && req->waiter == NULL)
+    /* a write waiting for durability is answered after its resume; a parked
+     * request (park.c) after its own */
+    if (!req->responded && req->park_finish == NULL && req->waiter == NULL)
         http_send(req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
     return MHD_YES;
 }
@@ -748,8 +757,10 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 struct MHD_Daemon *http_start(kvd *srv, int listen_fd)
 {
+    /* suspend/resume: durable writes wait for their group commit (durable.c),
+     * ?wait= requests for a change (park.c) */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME; /* park.c */
+                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)srv->cfg.threads, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->cfg.max_connections, NULL},

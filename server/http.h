@@ -94,6 +94,13 @@ typedef struct kvd_request {
     bool responded;
     bool prepared;
 
+    /* a write waiting for durability (durable.c) */
+    _Atomic int park_state;
+    int park_status;
+    void (*park_finish)(struct kvd_request *req, int status);
+    uint64_t park_seq;  /* what the finish answers with */
+    unsigned park_http; /* its success status */
+
     /* parking (park.c) and ?wait= (watch.c) */
     struct park_waiter *waiter;                   /* non-NULL from park_request until resumed */
     uint64_t wait_seq;                            /* ?wait=SEQ */
@@ -106,6 +113,7 @@ typedef struct kvd_request {
     /* large buffers last: a new request zeroes only what comes before them */
     scope scope;
     char key[RC_KEY_MAX + 1]; /* decoded (klen bytes); NUL-terminated for convenience */
+    char park_msg[256];       /* the engine's detail of a failed sync (park_status) */
 } kvd_request;
 
 /* Start the HTTP daemon on the listening socket FD. NULL on failure. */
@@ -151,6 +159,8 @@ void http_error(kvd_request *req, unsigned status, const char *code, const char 
 void http_error_op(kvd_request *req, unsigned status, const char *code, long op, const char *msg);
 /* Map an RC_E* code onto a status and error body (OP >= 0 adds "op"). */
 void http_engine_error(kvd_request *req, int rc, long op);
+/* The same with the engine's detail given (captured on another thread). */
+void http_engine_error_detail(kvd_request *req, int rc, long op, const char *detail);
 unsigned http_status_for(int rc, const char **code);
 
 #endif

@@ -78,8 +78,9 @@ typedef struct kvd {
     void *scripts;                  /* owned by the scripts module (route_scripts.c) */
     struct backup_shipper *shipper; /* --backup-to, else NULL */
     atomic_bool shutting_down;
-    atomic_long in_flight;                 /* requests between first header call and completion */
-    _Atomic uint64_t mem_inflight;         /* bytes charged by requests (budget.c) */
+    atomic_long in_flight;         /* requests between first header call and completion */
+    atomic_long parked;            /* writes waiting for the engine's callback (durable.c) */
+    _Atomic uint64_t mem_inflight; /* bytes charged by requests (budget.c) */
     _Atomic uint64_t budget_refused_large; /* 413 response_too_large answers */
     _Atomic uint64_t budget_refused_busy;  /* 503 busy answers */
     struct bucket_limiter *bucket_limiter; /* bucket_limits.c */

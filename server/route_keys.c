@@ -22,6 +22,7 @@
 #include "budget.h"
 #include "auth.h"
 #include "content_type.h"
+#include "durable.h"
 #include "metrics.h"
 #include "routes.h"
 #include "valuetype.h"
@@ -261,6 +262,19 @@ static void write_error(kvd_request *req, const rc_op *op, int rc)
     http_engine_error(req, rc, -1);
 }
 
+/* A PUT's answer once it is durable (durable.c). */
+static void put_finish(kvd_request *req, int status)
+{
+    if (status != 0) {
+        durable_error(req, status);
+        return;
+    }
+    /* writes count when they happened (a refused one changed nothing);
+     * reads count whether or not the key was there */
+    metrics_count_op(req->srv->metrics, MOP_SET, 1);
+    send_etag(req, req->park_http, req->park_seq);
+}
+
 static void key_put(kvd_request *req)
 {
     kvd *srv = req->srv;
@@ -295,21 +309,29 @@ static void key_put(kvd_request *req)
         created = rc_get_meta(srv->db, req->pol.ks, req->key, req->klen, &meta) == RC_ENOTFOUND;
     }
     ops[0] = op;
-    int rc = rc_apply(srv->db, ops, nops, NULL);
+    int rc = durable_apply(req, ops, nops, NULL, put_finish);
     op = ops[0];
     if (rc != 0) {
         write_error(req, &op, rc);
         return;
     }
-    /* writes count when they happened (a refused one changed nothing);
-     * reads count whether or not the key was there */
-    metrics_count_op(srv->metrics, MOP_SET, 1);
-    send_etag(req, created ? 201 : 200, op.seq);
+    req->park_http = created ? 201 : 200;
+    req->park_seq = op.seq;
+    durable_wait(req);
+}
+
+static void delete_finish(kvd_request *req, int status)
+{
+    if (status != 0) {
+        durable_error(req, status);
+        return;
+    }
+    metrics_count_op(req->srv->metrics, MOP_DELETE, 1);
+    http_empty(req, 204);
 }
 
 static void key_delete(kvd_request *req)
 {
-    kvd *srv = req->srv;
     rc_op op = {.kind = RC_OP_DELETE, .ks = req->pol.ks, .key = req->key, .klen = req->klen};
     if (!parse_conditions(req, &op, false))
         return;
@@ -323,7 +345,7 @@ static void key_delete(kvd_request *req)
             .kind = RC_OP_DELETE, .ks = req->pol.ctype_ks, .key = req->key, .klen = req->klen};
         nops = 2;
     }
-    int rc = rc_apply(srv->db, ops, nops, NULL);
+    int rc = durable_apply(req, ops, nops, NULL, delete_finish);
     op = ops[0];
     if (rc == RC_ENOTFOUND && !conditional) {
         http_error(req, 404, "not_found", "no such key");
@@ -333,8 +355,7 @@ static void key_delete(kvd_request *req)
         write_error(req, &op, rc);
         return;
     }
-    metrics_count_op(srv->metrics, MOP_DELETE, 1);
-    http_empty(req, 204);
+    durable_wait(req);
 }
 
 static void key_patch(kvd_request *req)

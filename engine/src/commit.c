@@ -17,6 +17,9 @@
  * whose bytes an earlier sync had already made durable (durable_lsn). The
  * thread starts with the first queued write and stops in rc_close after it
  * has drained the queue (rc_close syncs what is pending and completes it).
+ * Each queued write counts as an arrival for the leader's gathering (log.c),
+ * so a sync waits briefly for as many writers as the last one covered,
+ * exactly as with blocking writers.
  * Two arrays alternate as queue and round, so the steady state allocates
  * nothing; if the queue cannot grow (or the thread cannot start), the caller
  * waits for the sync itself and completes inline.
@@ -145,6 +148,10 @@ static bool commit_enqueue(rc_db *db, uint64_t lsn, rc_durable_fn fn, void *ctx)
         q->cap = cap;
     }
     q->items[q->n++] = (commit_item){.lsn = lsn, .fn = fn, .ctx = ctx};
+    /* an arrival for the group commit's gathering (log.c gather_group), as a
+     * blocking writer counts itself when it starts waiting: a leader waits
+     * briefly until as many writers arrived as its last sync covered */
+    atomic_fetch_add(&db->arrivals, 1);
     if (q->n == 1)
         pthread_cond_signal(&q->cv);
     ok = true;
