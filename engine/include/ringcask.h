@@ -384,16 +384,15 @@ typedef void (*rc_durable_fn)(void *ctx, int status);
  *     waits for a sync: the sync mode is not RC_SYNC_ALWAYS, the batch wrote
  *     no record (reads only, a delete of an absent key), or the engine could
  *     not queue the wait (it then waits for the sync itself, like rc_apply);
- *   - otherwise on the database's completion thread (one per rc_db, started
- *     by the first call that needs it), which leads or joins the group
- *     commit that covers the writes and then calls every DONE it covered, in
- *     no promised order.
+ *   - otherwise on one of the database's completion threads (two per rc_db,
+ *     started by the first call that needs them), which leads or joins the
+ *     group commit that covers the writes and then calls every DONE it
+ *     covered, in no promised order (two DONEs may run at the same time).
  * DONE must be quick and must not block: it may copy results, signal, wake
  * another thread, call rc_get/rc_get_meta/rc_list_keys and rc_apply_async;
  * it must not call rc_close, rc_sync, rc_apply or any other call that waits
  * for a sync (under RC_SYNC_ALWAYS they would stall every pending DONE) and
- * must not free the rc_db. DONE never runs while the caller's ops are still
- * being evaluated, and never after rc_close returns: rc_close first syncs
+ * must not free the rc_db. DONE never runs after rc_close returns: rc_close first syncs
  * and completes every pending write (status 0, or the sync's error).
  * OPS stays the caller's and may be reused or freed as soon as
  * rc_apply_async returns; the result buffers are the caller's (rc_value_free).
@@ -417,6 +416,36 @@ RC_API int rc_get(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, rc_v
 /* Like rc_get without the value: OUT->data stays NULL, OUT->len is the
  * value's length. No free needed. */
 RC_API int rc_get_meta(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, rc_value *out);
+
+/* A value lent by rc_get_view: DATA (LEN bytes, not NUL-terminated) is owned
+ * by the engine and valid only until the callback it is passed to returns. */
+typedef struct rc_view {
+    const void *data;
+    size_t len;
+    rc_type type;
+    uint64_t seq;
+    int64_t expires_at_ms;
+} rc_view;
+
+/* Called once by rc_get_view with the value; its return value becomes
+ * rc_get_view's. */
+typedef int (*rc_view_fn)(void *ctx, const rc_view *view);
+
+/* Zero-copy read: call FN(CTX, view) once with KEY's value in place, without
+ * copying or allocating. VIEW->data points into the engine's mapping of the
+ * segment (or, for a value stored compressed, into a per-thread buffer the
+ * engine owns and reuses), after the record's checksum has verified — a
+ * corrupt record is never shown, exactly as with rc_get. The view and its
+ * bytes are valid only while FN runs: copy what must outlive it. FN may read
+ * (and write) the database, but must not call rc_merge, rc_keyspace_drop or
+ * rc_close (they wait for readers such as FN's caller), and should be short:
+ * while it runs, merge cannot unmap the segments it replaced.
+ * Returns FN's return value (return 0 from FN for success; a negative value
+ * of your own should not collide with the RC_E* codes) or, without calling
+ * FN: RC_ENOTFOUND (absent or expired), RC_EKEYSIZE, RC_EINVAL (NULL DB or
+ * FN), RC_ENOKEYSPACE, RC_ENOMEM (decompression buffer). */
+RC_API int rc_get_view(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, rc_view_fn fn,
+                       void *ctx);
 
 /* Delete KEY. Errors: RC_ENOTFOUND when it was absent (nothing written).
  * *SEQ as with rc_put; nothing to free. */

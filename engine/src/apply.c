@@ -756,3 +756,23 @@ int rc_get_meta(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, rc_val
     rci_error_clear();
     return get_common(db, ks, key, klen, out, false);
 }
+
+int rc_get_view(rc_db *db, rc_keyspace *ks, const void *key, size_t klen, rc_view_fn fn, void *ctx)
+{
+    rci_error_clear();
+    if (!db || !fn)
+        return rc_fail(RC_EINVAL, "NULL database or callback");
+    if (!key || klen == 0 || klen > RC_KEY_MAX)
+        return rc_fail(RC_EKEYSIZE, "key length %zu is outside 1..%u", klen, RC_KEY_MAX);
+    epoch_slot *ep = rci_epoch_enter(db);
+    rc_keyspace *k = rci_ks_resolve(db, ks);
+    int err;
+    if (!k) {
+        err = rc_fail(RC_ENOKEYSPACE, "the keyspace was dropped");
+    } else {
+        ks_count(k, CNT_GET, 1);
+        err = rci_read_key_view(db, k, rci_keydir_hash(key, klen), key, klen, fn, ctx);
+    }
+    rci_epoch_exit(ep);
+    return err;
+}

@@ -3,8 +3,9 @@
  * durability and the thread that completes them.
  *
  * rc_apply_async appends and publishes like rc_apply, then, instead of
- * waiting in the group commit itself, queues {end lsn, callback} here. One
- * completion thread per database takes the whole queue, waits for its
+ * waiting in the group commit itself, queues {end lsn, callback} here. A
+ * completion thread (two per database: while one calls back, the other
+ * leads the next sync) takes the whole queue, waits for its
  * highest lsn through the ordinary group commit (rci_log_wait: it leads the
  * fdatasync or joins the one in flight, exactly like a blocking writer, so
  * blocking and asynchronous writers share syncs), then calls every callback
@@ -15,8 +16,8 @@
  *
  * A failed sync completes the round's writes with its error, except those
  * whose bytes an earlier sync had already made durable (durable_lsn). The
- * thread starts with the first queued write and stops in rc_close after it
- * has drained the queue (rc_close syncs what is pending and completes it).
+ * threads start with the first queued write and stop in rc_close after they
+ * have drained the queue (rc_close syncs what is pending and completes it).
  * Each queued write counts as an arrival for the leader's gathering (log.c),
  * so a sync waits briefly for as many writers as the last one covered,
  * exactly as with blocking writers.
@@ -28,6 +29,11 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+
+/* Completion threads per database. Two, so that one calls back the round
+ * it synced while the other already leads (or waits to lead) the next
+ * sync, and a completion never waits for one descheduled thread. */
+#define COMMIT_THREADS 2
 
 typedef struct commit_item {
     uint64_t lsn;
@@ -42,8 +48,8 @@ struct rci_commitq {
     size_t n, cap;
     commit_item *spare; /* the other array, reused by the next round */
     size_t spare_cap;
-    pthread_t thread;
-    bool running;
+    pthread_t threads[COMMIT_THREADS];
+    int nthreads;
     bool stop;
 };
 
@@ -134,11 +140,13 @@ static bool commit_enqueue(rc_db *db, uint64_t lsn, rc_durable_fn fn, void *ctx)
     pthread_mutex_lock(&q->mu);
     if (q->stop)
         goto out;
-    if (!q->running) {
-        if (pthread_create(&q->thread, NULL, commit_main, db) != 0)
-            goto out;
-        q->running = true;
+    while (q->nthreads < COMMIT_THREADS) {
+        if (pthread_create(&q->threads[q->nthreads], NULL, commit_main, db) != 0)
+            break;
+        q->nthreads++;
     }
+    if (q->nthreads == 0)
+        goto out;
     if (q->n == q->cap) {
         size_t cap = q->cap ? q->cap * 2 : 64;
         commit_item *g = realloc(q->items, cap * sizeof(*g));
@@ -183,12 +191,12 @@ void rci_commit_stop(rc_db *db)
         return;
     pthread_mutex_lock(&q->mu);
     q->stop = true;
-    pthread_cond_signal(&q->cv);
-    bool running = q->running;
-    q->running = false;
+    pthread_cond_broadcast(&q->cv);
+    int n = q->nthreads;
+    q->nthreads = 0;
     pthread_mutex_unlock(&q->mu);
-    if (running)
-        pthread_join(q->thread, NULL); /* it drains the queue first */
+    for (int i = 0; i < n; i++)
+        pthread_join(q->threads[i], NULL); /* they drain the queue first */
 }
 
 void rci_commit_free(rc_db *db)

@@ -315,6 +315,10 @@ int rci_read_record(rc_db *db, const kd_loc *loc, rc_value *out, bool want_data)
 /* Look KEY up and read it: RC_ENOTFOUND when absent or expired. */
 int rci_read_key(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *key, size_t klen,
                  rc_value *out, bool want_data);
+/* Look KEY up and call FN with a view of its value in place (epoch held by
+ * the caller): FN's result, or RC_ENOTFOUND etc. without calling it. */
+int rci_read_key_view(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *key, size_t klen,
+                      rc_view_fn fn, void *ctx);
 /* The stored record's total length and user value length at LOC. */
 int rci_record_sizes(rc_db *db, const kd_loc *loc, uint32_t *total, uint64_t *value_len);
 

@@ -8,12 +8,19 @@
  * rci_read_record reports RC_ECORRUPT, and a read by key drops the entry
  * from the keydir and counts it (rc_stats.corrupt_reads), so the key reads
  * as absent from then on.
+ *
+ * rc_get_view skips the copy: it verifies the record the same way and then
+ * hands the embedder a view of the value inside the mapping, valid while
+ * its callback runs (the epoch is held across the callback, so merge cannot
+ * unmap the segment). Only a compressed value needs a buffer: a per-thread
+ * one, kept between reads, so steady reads allocate nothing.
  */
 #include "db.h"
 #include "fault.h"
 #include "format/compress.h"
 #include "format/record.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,6 +145,127 @@ int rci_read_key(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *key, siz
         memset(out, 0, sizeof(*out));
         err = drop_corrupt(db, ks, hash, key, klen, &loc);
     }
+    return err;
+}
+
+/* ---- zero-copy reads (rc_get_view) */
+
+/* A compressed value is shown from a buffer of the reading thread, kept
+ * between reads (up to VIEW_KEEP bytes) so that steady reads allocate
+ * nothing; the thread's exit frees it. */
+#define VIEW_KEEP (1u << 20)
+
+typedef struct view_buf {
+    uint8_t *p;
+    size_t cap;
+} view_buf;
+
+static pthread_key_t view_key;
+static pthread_once_t view_once = PTHREAD_ONCE_INIT;
+static bool view_key_ok;
+
+static void view_buf_free(void *p)
+{
+    view_buf *b = p;
+    free(b->p);
+    free(b);
+}
+
+static void view_key_init(void)
+{
+    view_key_ok = pthread_key_create(&view_key, view_buf_free) == 0;
+}
+
+/* A buffer of at least LEN bytes for this thread, or NULL (ENOMEM). A
+ * value larger than VIEW_KEEP gets a *TEMPORARY buffer, freed by the
+ * caller. */
+static uint8_t *view_buf_get(size_t len, bool *temporary)
+{
+    *temporary = false;
+    pthread_once(&view_once, view_key_init);
+    if (len > VIEW_KEEP || !view_key_ok) {
+        *temporary = true;
+        return malloc(len ? len : 1u);
+    }
+    view_buf *b = pthread_getspecific(view_key);
+    if (!b) {
+        if (!(b = calloc(1, sizeof(*b))))
+            return NULL;
+        if (pthread_setspecific(view_key, b) != 0) {
+            free(b);
+            return NULL;
+        }
+    }
+    if (b->cap < len) {
+        size_t cap = len < 4096u ? 4096u : len;
+        uint8_t *n = malloc(cap);
+        if (!n)
+            return NULL;
+        free(b->p);
+        b->p = n;
+        b->cap = cap;
+    }
+    return b->p;
+}
+
+/* Decode the record at LOC and call FN with a view of its value. *CALLED
+ * tells whether FN ran (its return value is then the result). */
+static int view_record(rc_db *db, const kd_loc *loc, rc_view_fn fn, void *ctx, bool *called)
+{
+    fmt_record r;
+    int err = decode_at(db, loc, &r);
+    if (err)
+        return err;
+    rc_view v = {.data = r.val,
+                 .len = r.vlen,
+                 .type = (rc_type)fmt_record_type(&r),
+                 .seq = r.seq,
+                 .expires_at_ms = (int64_t)r.expires_at_ms};
+    if (!(r.flags & FMT_REC_COMPRESSED)) {
+        if (!v.data)
+            v.data = "";
+        *called = true;
+        return fn(ctx, &v);
+    }
+    size_t len, got;
+    if (fmt_decompressed_size(r.val, r.vlen, FMT_VALUE_MAX, &len) != FMT_OK)
+        return rc_fail(RC_ECORRUPT, "compressed value of seq %llu is malformed",
+                       (unsigned long long)r.seq);
+    bool temporary;
+    uint8_t *buf = view_buf_get(len, &temporary);
+    if (!buf)
+        return rc_fail(RC_ENOMEM, "no memory to decompress a value of %zu bytes", len);
+    if (fmt_decompress(buf, len, r.val, r.vlen, &got) != FMT_OK || got != len) {
+        if (temporary)
+            free(buf);
+        return rc_fail(RC_ECORRUPT, "compressed value of seq %llu does not decompress",
+                       (unsigned long long)r.seq);
+    }
+    v.data = buf;
+    v.len = len;
+    *called = true;
+    err = fn(ctx, &v);
+    if (temporary)
+        free(buf);
+    return err;
+}
+
+int rci_read_key_view(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *key, size_t klen,
+                      rc_view_fn fn, void *ctx)
+{
+    unsigned shard = keydir_shard_of(hash);
+    kd_loc loc;
+    rci_keydir_rdlock(ks->kd, shard);
+    bool found = rci_keydir_find(ks->kd, hash, key, klen, &loc);
+    rci_keydir_unlock(ks->kd, shard);
+    if (!found)
+        return RC_ENOTFOUND;
+    if (loc.expires_at_ms && db_now_ms(db) >= loc.expires_at_ms)
+        return RC_ENOTFOUND;
+    bool called = false;
+    int err = view_record(db, &loc, fn, ctx, &called);
+    if (!called && err == RC_ECORRUPT)
+        err = drop_corrupt(db, ks, hash, key, klen, &loc);
     return err;
 }
 
