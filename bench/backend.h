@@ -30,6 +30,7 @@ typedef struct kvb_open_opts {
     kvb_sync sync;             /* durability of each write */
     uint32_t sync_interval_ms; /* with KVB_SYNC_INTERVAL */
     uint64_t expected_bytes;   /* rough size of the data set (LMDB map size) */
+    int append_io;             /* ringcask's rc_options.append_io (--append-io) */
 } kvb_open_opts;
 
 /* Engine-reported facts next to what kvbench measures from outside. */
@@ -102,6 +103,10 @@ int kvb_buf_reserve(kvb_buf *buf, size_t n);
 
 #ifdef KVB_HAVE_RINGCASK
 extern const kvb_backend kvb_backend_ringcask;
+/* ringcask with its append path fixed whatever --append-io says, so that one
+ * interleaved run compares the two paths (-e ringcask-mmap,ringcask-uring) */
+extern const kvb_backend kvb_backend_ringcask_mmap;
+extern const kvb_backend kvb_backend_ringcask_uring;
 #endif
 #ifdef KVB_HAVE_ROCKSDB
 extern const kvb_backend kvb_backend_rocksdb;

@@ -36,7 +36,7 @@ static void rck_report(const char *what, int rc)
             rc_last_error_message());
 }
 
-static int rck_open(const kvb_open_opts *o, void **out)
+static int rck_open_io(const kvb_open_opts *o, int append_io, void **out)
 {
     rck_db *h = calloc(1, sizeof *h);
     if (!h)
@@ -49,6 +49,7 @@ static int rck_open(const kvb_open_opts *o, void **out)
     if (o->sync_interval_ms)
         opts.sync_interval_ms = o->sync_interval_ms;
     opts.compress_min_bytes = 0;
+    opts.append_io = (rc_append_io)append_io;
     int rc = rc_open(o->dir, &opts, &h->db);
     if (rc != 0) {
         rck_report("open", rc);
@@ -58,6 +59,22 @@ static int rck_open(const kvb_open_opts *o, void **out)
     h->ks = rc_default_keyspace(h->db);
     *out = h;
     return 0;
+}
+
+static int rck_open(const kvb_open_opts *o, void **out)
+{
+    return rck_open_io(o, o->append_io, out);
+}
+
+static int rck_open_mmap(const kvb_open_opts *o, void **out)
+{
+    return rck_open_io(o, RC_APPEND_MMAP, out);
+}
+
+/* the io_uring path needs sync always: other modes run on the mapping */
+static int rck_open_uring(const kvb_open_opts *o, void **out)
+{
+    return rck_open_io(o, o->sync == KVB_SYNC_ALWAYS ? RC_APPEND_URING : RC_APPEND_MMAP, out);
 }
 
 static void rck_close(void *db)
@@ -229,6 +246,40 @@ static int rck_stats(void *db, kvb_engine_stats *out)
 const kvb_backend kvb_backend_ringcask = {
     .name = "ringcask",
     .open = rck_open,
+    .close = rck_close,
+    .thread_init = rck_thread_init,
+    .thread_fini = rck_thread_fini,
+    .put = rck_put,
+    .put_batch = rck_put_batch,
+    .get = rck_get,
+    .del = rck_del,
+    .scan = rck_scan,
+    .compact = rck_compact,
+    .sync_now = rck_sync_now,
+    .stats = rck_stats,
+    .native_interval_sync = true,
+};
+
+const kvb_backend kvb_backend_ringcask_mmap = {
+    .name = "ringcask-mmap",
+    .open = rck_open_mmap,
+    .close = rck_close,
+    .thread_init = rck_thread_init,
+    .thread_fini = rck_thread_fini,
+    .put = rck_put,
+    .put_batch = rck_put_batch,
+    .get = rck_get,
+    .del = rck_del,
+    .scan = rck_scan,
+    .compact = rck_compact,
+    .sync_now = rck_sync_now,
+    .stats = rck_stats,
+    .native_interval_sync = true,
+};
+
+const kvb_backend kvb_backend_ringcask_uring = {
+    .name = "ringcask-uring",
+    .open = rck_open_uring,
     .close = rck_close,
     .thread_init = rck_thread_init,
     .thread_fini = rck_thread_fini,

@@ -2,7 +2,9 @@
  * backup_bench.c — what an incremental backup costs: a database of N keys
  * (16-byte keys, 100-byte values, written in batches of 1000), then for
  * each K in the list, K new keys and rc_backup(since = the seq before them)
- * into a counting sink, timed (best of R runs). With --full-scan the engine
+ * into a counting sink, timed R times (the median is printed, the fastest and
+ * slowest beside it: the spread says how much the machine's other tenants
+ * moved it). With --full-scan the engine
  * scans every segment from its start (rci_backup_skip = false, white box),
  * which is what rc_backup did before segments were skipped: the "before"
  * column. Prints one line per K: keys, K, ms, records in the stream, bytes.
@@ -27,6 +29,12 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
 }
 
 static int sink(void *ctx, const void *buf, size_t len)
@@ -90,8 +98,13 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!dir || runs < 1)
+    if (!dir)
         return fprintf(stderr, "backup_bench: --dir DIR is required\n"), 2;
+    if (runs < 1 || runs > 1000)
+        return fprintf(stderr, "backup_bench: --runs: a number in 1..1000\n"), 2;
+    double *times = malloc((size_t)runs * sizeof *times);
+    if (!times)
+        return fprintf(stderr, "backup_bench: out of memory\n"), 3;
     rc_options o;
     rc_options_default(&o);
     o.sync = RC_SYNC_NONE;
@@ -109,7 +122,8 @@ int main(int argc, char **argv)
                 (now_ms() - t0) / 1e3);
     }
     rci_backup_skip = !full_scan;
-    printf("%-10s %-8s %-10s %10s %10s %12s\n", "keys", "new", "mode", "ms", "records", "bytes");
+    printf("%-10s %-8s %-10s %10s %10s %10s %10s %12s\n", "keys", "new", "mode", "median ms",
+           "min ms", "max ms", "records", "bytes");
     uint64_t next = 0;
     for (const char *p = incs; *p;) {
         uint64_t k = strtoull(p, (char **)&p, 10);
@@ -119,7 +133,6 @@ int main(int argc, char **argv)
         uint64_t since = st.last_seq;
         write_keys(db, next, k, "n");
         next += k;
-        double best = 1e18;
         rc_backup_info info;
         for (int r = 0; r < runs; r++) {
             uint64_t bytes = 0;
@@ -128,15 +141,16 @@ int main(int argc, char **argv)
             double t = now_ms() - t0;
             if (err)
                 die("backup", err);
-            if (t < best)
-                best = t;
+            times[r] = t;
         }
-        printf("%-10llu %-8llu %-10s %10.2f %10llu %12llu\n", (unsigned long long)n,
-               (unsigned long long)k, full_scan ? "full-scan" : "skip", best,
-               (unsigned long long)(info.records + info.tombstones),
+        qsort(times, (size_t)runs, sizeof *times, cmp_double);
+        printf("%-10llu %-8llu %-10s %10.2f %10.2f %10.2f %10llu %12llu\n", (unsigned long long)n,
+               (unsigned long long)k, full_scan ? "full-scan" : "skip", times[(runs - 1) / 2],
+               times[0], times[runs - 1], (unsigned long long)(info.records + info.tombstones),
                (unsigned long long)info.bytes);
         fflush(stdout);
     }
+    free(times);
     rc_close(db);
     return 0;
 }

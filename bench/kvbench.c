@@ -8,9 +8,10 @@
  * list in turn or, with --interleave, each workload on every engine in turn
  * (seconds apart; an engine is closed between its turns so none of its
  * background work overlaps another's measurement), optionally --repeat R
- * times keeping each engine's best run, since other tenants of a shared
- * machine only ever slow a run down. The run ends with ratio tables
- * ringcask/peer by ops/s and by CPU per op. A workload may carry its own
+ * rounds (engine A, B, C, A, B, C, ...; --repeat implies --interleave),
+ * reporting each engine's median run with the slowest and fastest beside it.
+ * The run ends with ratio tables ringcask/peer by ops/s and by CPU per op,
+ * each the median of the per-round ratios with their range. A workload may carry its own
  * thread count ("fillsync@8"), so one invocation covers 1- and 8-thread rows.
  *
  * Measuring is workloads.c's job, printing report.c's; this file parses the
@@ -34,6 +35,8 @@
 static const kvb_backend *const all_backends[] = {
 #ifdef KVB_HAVE_RINGCASK
     &kvb_backend_ringcask,
+    &kvb_backend_ringcask_mmap,
+    &kvb_backend_ringcask_uring,
 #endif
 #ifdef KVB_HAVE_ROCKSDB
     &kvb_backend_rocksdb,
@@ -46,6 +49,8 @@ static const kvb_backend *const all_backends[] = {
 #endif
     NULL,
 };
+
+static const char *const append_ios[] = {"auto", "mmap", "uring", NULL};
 
 static const char default_workloads[] =
     "fillseq,fillrandom,overwrite,readrandom,readmissing,readwhilewriting,mixed,scan,"
@@ -153,13 +158,15 @@ int main(int argc, char **argv)
     bool json = false;
     bool interleave = false;
     uint64_t repeat = 1, seconds = 10;
-    char epilog[512];
+    char epilog[768];
     int at = snprintf(epilog, sizeof epilog,
                       "Workloads: fillseq fillrandom fillbatch overwrite readrandom readmissing\n"
                       "  readwhilewriting fillsync deleterandom mixed scan recovery compact\n"
                       "  idle (no ops for --seconds: lets background merge/compaction run)\n"
                       "  mixedwhilecompact (mixed while one compaction runs beside it: compare\n"
                       "  with a mixed row of the same run for latency during a merge)\n"
+                      "  ycsb-a .. ycsb-f (YCSB core workloads: zipfian keys; d reads the\n"
+                      "  latest, e scans 1..100 keys, f reads then writes)\n"
                       "Engines compiled in:");
     for (int i = 0; all_backends[i] && at > 0 && (size_t)at < sizeof epilog - 32; i++)
         at += snprintf(epilog + at, sizeof epilog - (size_t)at, " %s", all_backends[i]->name);
@@ -181,15 +188,19 @@ int main(int argc, char **argv)
          .meta = "T", .help = "worker threads"},
         {"sync", 's', RCU_OPT_FUNC, &p, .meta = "always|interval:MS|none", .parse = parse_sync,
          .show = show_sync, .help = "durability of writes; fillsync is always 'always'"},
+        {"append-io", 0, RCU_OPT_ENUM, &p.append_io, .choices = append_ios,
+         .help = "ringcask's append path (rc_options.append_io): auto = uring when the workload "
+                 "syncs always; the engines ringcask-mmap and ringcask-uring fix it"},
         {"dir", 'd', RCU_OPT_STRING, &dir_arg, .meta = "PATH", .def = "a new /tmp/kvbench.XXXXXX",
          .help = "parent of the engines' data dirs"},
         {"json", 'j', RCU_OPT_BOOL, &json, .help = "one JSON object per workload on stdout"},
         {"interleave", 'i', RCU_OPT_BOOL, &interleave,
-         .help = "run each workload on every engine in turn (best ratios on a noisy machine) "
+         .help = "run each workload on every engine in turn (fair ratios on a noisy machine) "
                  "instead of each engine's whole list in turn"},
         {"repeat", 'r', RCU_OPT_INT, &repeat, sizeof repeat, .min = 1, .max = 100, .meta = "R",
-         .help = "with --interleave: run each workload R times round-robin over the engines and "
-                 "report each engine's best (highest ops/s) run"},
+         .help = "run each workload R times round-robin over the engines (implies "
+                 "--interleave) and report each engine's median run, the slowest and fastest "
+                 "beside it, and the median of the per-round ratios"},
         {"read-pct", 0, RCU_OPT_INT, &p.read_pct, sizeof p.read_pct, .max = 100, .meta = "P",
          .help = "mixed: percentage of reads"},
         {"delete-pct", 0, RCU_OPT_INT, &p.delete_pct, sizeof p.delete_pct, .min = 1, .max = 100,
@@ -199,7 +210,8 @@ int main(int argc, char **argv)
         {"scan-limit", 0, RCU_OPT_INT, &p.scan_limit, sizeof p.scan_limit, .min = 1, .max = 1000000,
          .meta = "L", .help = "scan: keys per ordered listing"},
         {"seconds", 0, RCU_OPT_INT, &seconds, sizeof seconds, .min = 1, .max = 86400, .meta = "S",
-         .help = "cap on each workload's timed phase"},
+         .help = "cap on each workload's timed phase (a capped row says so; the next read "
+                 "workload first loads the rest of the keys, untimed)"},
         {"seed", 0, RCU_OPT_INT, &p.seed, sizeof p.seed, .meta = "X",
          .help = "seed of keys' order and values"},
         {"keep", 'k', RCU_OPT_BOOL, &p.keep,
@@ -267,40 +279,38 @@ int main(int argc, char **argv)
         made_base = true;
     }
 
+    /* Sequential: each engine runs the whole list, then the next one.
+     * Interleaved: each workload runs on every engine in turn (A, B, C, A,
+     * B, C, ... with --repeat); an engine is parked (closed, data kept) after
+     * its turn so that its background work cannot overlap another engine's
+     * measurement. Every run is kept: the row printed is the median run, and
+     * the ratios are taken run by run (round r of ringcask against round r
+     * of the peer, minutes apart at most) before their median is taken. */
+    if (repeat > 1)
+        interleave = true;
+    int reps = interleave ? (int)repeat : 1;
+    size_t n_runs = (size_t)n_engines * (size_t)n_jobs * (size_t)reps;
+    kvb_result *runs = calloc(n_runs, sizeof *runs);
     kvb_result *results = calloc((size_t)(n_engines * n_jobs), sizeof *results);
-    if (!results) {
+    kvb_session *sessions = calloc((size_t)n_engines, sizeof *sessions);
+    bool *open_ok = calloc((size_t)n_engines, sizeof *open_ok);
+    if (!runs || !results || !sessions || !open_ok) {
         fprintf(stderr, "kvbench: out of memory\n");
         return 3;
     }
     if (!json) {
         printf("kvbench: n=%llu key=%zuB value=%zuB seconds-cap=%.0f%s dir=%s\n",
                (unsigned long long)p.n, p.key_size, p.value_size, p.seconds,
-               interleave ? (repeat > 1 ? " interleaved, best of repeats" : " interleaved") : "",
+               interleave ? (reps > 1 ? " interleaved, median of repeats" : " interleaved") : "",
                base);
         kvb_print_header();
     }
-    for (int i = 0; i < n_engines * n_jobs; i++) {
-        results[i].engine = engines[i / n_jobs]->name;
-        results[i].skipped = true;
+    for (size_t i = 0; i < n_runs; i++) {
+        runs[i].engine = engines[i / ((size_t)n_jobs * (size_t)reps)]->name;
+        runs[i].skipped = true;
     }
     int status = 0;
-    kvb_session *sessions = calloc((size_t)n_engines, sizeof *sessions);
-    bool *open_ok = calloc((size_t)n_engines, sizeof *open_ok);
-    if (!sessions || !open_ok) {
-        fprintf(stderr, "kvbench: out of memory\n");
-        return 3;
-    }
-    /* Sequential: each engine runs the whole list, then the next one.
-     * Interleaved: each workload runs on every engine in turn; an engine is
-     * parked (closed, data kept) after its turn so that its background work
-     * cannot overlap another engine's measurement. */
     int outer = interleave ? n_jobs : n_engines, inner = interleave ? n_engines : n_jobs;
-    int reps = interleave ? repeat : 1;
-    kvb_result *tmp = malloc(sizeof *tmp);
-    if (!tmp) {
-        fprintf(stderr, "kvbench: out of memory\n");
-        return 3;
-    }
     for (int o = 0; o < outer; o++) {
         for (int rep = 0; rep < reps; rep++) {
             for (int i = 0; i < inner; i++) {
@@ -314,25 +324,14 @@ int main(int argc, char **argv)
                         status = 3;
                     }
                 }
-                kvb_result *best = &results[e * n_jobs + j];
-                memset(tmp, 0, sizeof *tmp);
-                tmp->engine = engines[e]->name;
-                tmp->skipped = true;
-                if (open_ok[e] && kvb_run(s, jobs[j].name, jobs[j].threads, tmp) != 0) {
+                kvb_result *r =
+                    &runs[((size_t)e * (size_t)n_jobs + (size_t)j) * (size_t)reps + (size_t)rep];
+                r->engine = engines[e]->name;
+                r->skipped = true;
+                if (open_ok[e] && kvb_run(s, jobs[j].name, jobs[j].threads, r) != 0) {
                     fprintf(stderr, "kvbench: %s %s failed\n", engines[e]->name, jobs[j].name);
-                    tmp->failed = true;
+                    r->failed = true;
                     status = 3;
-                }
-                /* Best of the repeats: other tenants only ever slow a run down. */
-                if (rep == 0 || (!tmp->failed &&
-                                 (best->failed || kvb_ops_per_sec(tmp) > kvb_ops_per_sec(best))))
-                    *best = *tmp;
-                best->repeats = rep + 1;
-                if (rep == reps - 1) {
-                    if (json)
-                        kvb_print_json(&p, best);
-                    else
-                        kvb_print_text(&p, best);
                 }
                 if (j == n_jobs - 1 && rep == reps - 1)
                     kvb_session_end(s);
@@ -340,14 +339,27 @@ int main(int argc, char **argv)
                     kvb_session_park(s);
             }
         }
+        /* every engine has run this workload (or, sequential, this engine
+         * every workload): print the medians */
+        for (int i = 0; i < inner; i++) {
+            int e = interleave ? i : o, j = interleave ? o : i;
+            size_t at = (size_t)e * (size_t)n_jobs + (size_t)j;
+            kvb_median(&runs[at * (size_t)reps], reps, &results[at]);
+            if (json)
+                kvb_print_json(&p, &results[at]);
+            else
+                kvb_print_text(&p, &results[at]);
+        }
     }
-    free(tmp);
     free(open_ok);
     free(sessions);
-    if (!json)
-        kvb_print_ratios(results, n_engines, n_jobs);
+    if (!json) {
+        kvb_print_ratios(runs, n_engines, n_jobs, reps);
+        kvb_print_capped(results, n_engines * n_jobs);
+    }
     if (made_base && !p.keep)
         rmdir(base);
     free(results);
+    free(runs);
     return status;
 }

@@ -66,6 +66,7 @@ int kvb_engine_open(kvb_session *s, kvb_sync mode, bool fresh)
         .sync = mode,
         .sync_interval_ms = s->p->sync_interval_ms,
         .expected_bytes = s->p->n * (s->p->key_size + s->p->value_size + 64),
+        .append_io = s->p->append_io,
     };
     if (s->be->open(&o, &s->db) != 0)
         return -1;

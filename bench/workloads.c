@@ -18,9 +18,11 @@
  * loaded. Each op is timed alone into the thread's histogram.
  *
  * Fills (fillseq, fillrandom, fillbatch, fillsync) start from an empty
- * directory; other workloads load N keys untimed first if nothing is loaded.
- * The engine is (re)opened whenever a workload needs another sync mode:
- * fillsync always runs with every write durable.
+ * directory; every other workload first makes all N keys present, untimed:
+ * a full load when nothing is loaded, or the rest of the keys after a fill
+ * the --seconds cap stopped early (so no engine reads a smaller data set than
+ * another: its row notes how many keys were added). The engine is (re)opened whenever a workload
+ * needs another sync mode: fillsync always runs with every write durable.
  */
 #include "workloads.h"
 #include "keys.h"
@@ -325,13 +327,14 @@ static void touch_some(kvb_session *s, uint64_t loaded)
     free(buf.data);
 }
 
-/* Run KIND over op indexes [0, TOTAL) on THREADS threads (+1 writer when
+/* Run KIND over op indexes [FIRST, TOTAL) on THREADS threads (+1 writer when
  * SIDE_WRITER), merging what they measured into R. */
-static int run_phase_z(kvb_session *s, op_kind kind, uint64_t total, int threads, bool side_writer,
-                       const kvb_zipf *zipf, kvb_result *r)
+static int run_phase_z(kvb_session *s, op_kind kind, uint64_t first, uint64_t total, int threads,
+                       bool side_writer, const kvb_zipf *zipf, kvb_result *r)
 {
     shared sh;
     memset(&sh, 0, sizeof sh);
+    sh.next = first;
     sh.s = s;
     sh.zipf = zipf;
     sh.kind = kind;
@@ -397,7 +400,14 @@ static int run_phase_z(kvb_session *s, op_kind kind, uint64_t total, int threads
 static int run_phase(kvb_session *s, op_kind kind, uint64_t total, int threads, bool side_writer,
                      kvb_result *r)
 {
-    return run_phase_z(s, kind, total, threads, side_writer, NULL, r);
+    return run_phase_z(s, kind, 0, total, threads, side_writer, NULL, r);
+}
+
+/* One thread over op indexes [FIRST, TOTAL): an untimed load's top-up. */
+static int run_phase_from(kvb_session *s, op_kind kind, uint64_t first, uint64_t total,
+                          kvb_result *r)
+{
+    return run_phase_z(s, kind, first, total, 1, false, NULL, r);
 }
 
 /* YCSB workload LETTER ('a'..'f') over the loaded keys: N operations. */
@@ -411,7 +421,7 @@ static int workload_ycsb(kvb_session *s, char letter, int threads, kvb_result *r
     kvb_zipf_init(&z, s->loaded);
     op_kind kind = (op_kind)(OP_YCSB_A + (letter - 'a'));
     uint64_t before = s->loaded;
-    int rc = run_phase_z(s, kind, s->p->n, threads, false, &z, r);
+    int rc = run_phase_z(s, kind, 0, s->p->n, threads, false, &z, r);
     static const unsigned write_pct[] = {50, 5, 0, 5, 5, 50};
     r->user_bytes = r->ops * write_pct[letter - 'a'] / 100 * (s->p->key_size + s->p->value_size);
     snprintf(r->note, sizeof r->note, "zipfian theta %.2f over %llu keys; %llu inserted",
@@ -419,25 +429,31 @@ static int workload_ycsb(kvb_session *s, char letter, int threads, kvb_result *r
     return rc;
 }
 
-/* Load N keys untimed (batched) unless something is loaded already. */
+/* Make keys [0, N) present before a timed read: load them untimed (batched,
+ * never capped) into an empty engine, or top up [loaded, N) after a fill that
+ * the --seconds cap stopped early, so that every engine's reads run on the
+ * same full data set. Records in s->topped_up how many keys it added. */
 static int ensure_loaded(kvb_session *s)
 {
-    if (s->loaded > 0 && s->db && s->open_sync == s->p->sync)
+    bool fresh = s->loaded == 0;
+    s->topped_up = 0;
+    if (fresh || !s->db || s->open_sync != s->p->sync)
+        if (kvb_engine_open(s, s->p->sync, fresh) != 0)
+            return -1;
+    if (s->loaded >= s->p->n)
         return 0;
-    if (s->loaded > 0)
-        return kvb_engine_open(s, s->p->sync, false);
-    if (kvb_engine_open(s, s->p->sync, true) != 0)
-        return -1;
     kvb_result tmp;
     memset(&tmp, 0, sizeof tmp);
     kvb_params p = *s->p;
     p.seconds = 1e9; /* a load is never capped */
     const kvb_params *saved = s->p;
     s->p = &p;
-    int rc = run_phase(s, OP_FILL_BATCH, p.n, 1, false, &tmp);
+    int rc = run_phase_from(s, OP_FILL_BATCH, s->loaded, p.n, &tmp);
     s->p = saved;
     if (rc != 0)
         return -1;
+    if (!fresh)
+        s->topped_up = p.n - s->loaded;
     s->loaded = p.n;
     return 0;
 }
@@ -547,6 +563,7 @@ int kvb_run(kvb_session *s, const char *name, int threads, kvb_result *r)
 {
     const kvb_params *p = s->p;
     memset(r, 0, sizeof *r);
+    s->topped_up = 0;
     snprintf(r->workload, sizeof r->workload, "%s", name);
     r->engine = s->be->name;
     r->threads = threads;
@@ -643,6 +660,12 @@ int kvb_run(kvb_session *s, const char *name, int threads, kvb_result *r)
             if (s->deleted >= s->loaded) /* all gone: the next read reloads */
                 s->loaded = s->deleted = 0;
         }
+    }
+    if (s->topped_up) {
+        size_t at = strlen(r->note);
+        snprintf(r->note + at, sizeof r->note - at,
+                 "%s%llu keys loaded untimed after a capped fill", at ? "; " : "",
+                 (unsigned long long)s->topped_up);
     }
     kvb_du(s->dir, &r->du);
     r->live_keys = s->loaded - s->deleted;

@@ -22,6 +22,7 @@ typedef struct kvb_params {
     size_t value_size;
     int threads;   /* default worker threads */
     kvb_sync sync; /* --sync for every workload but fillsync */
+    int append_io; /* --append-io for ringcask: 0 auto, 1 mmap, 2 uring */
     uint32_t sync_interval_ms;
     unsigned read_pct;   /* mixed: % of ops that read */
     size_t batch;        /* fillbatch: puts per batch / transaction */
@@ -51,8 +52,9 @@ typedef struct kvb_result {
     uint64_t side_ops;    /* readwhilewriting: the writer's ops */
     bool capped;          /* the --seconds cap ended it before N ops */
     bool skipped;
-    int repeats; /* runs this result is the best of (kvbench --repeat) */
-    bool failed; /* the engine returned an error */
+    int repeats;             /* runs this result is the median of (kvbench --repeat) */
+    double ops_min, ops_max; /* with repeats: the slowest and fastest run's ops/s */
+    bool failed;             /* the engine returned an error */
     char note[160];
 } kvb_result;
 
@@ -64,6 +66,7 @@ typedef struct kvb_session {
     kvb_sync open_sync; /* the mode DB was opened with */
     uint64_t loaded;    /* keys with index [0, loaded) were loaded ... */
     uint64_t deleted;   /* ... and those of [0, deleted) deleted since */
+    uint64_t topped_up; /* keys the last workload's untimed load added */
     uint64_t *sorted;   /* key numbers of [0, n) in byte order (fillseq) */
     pthread_t syncer;   /* --sync interval:MS for peers without it */
     bool syncer_running;

@@ -16,9 +16,11 @@
 #          [--conns C] [--keys N] [--value-size B] [--tests LIST]
 #          [--only kvd|webdis] [--sync MODE]
 #   --build DIR    where server/kvd was built (default: ./build)
-#   --tests LIST   comma list of get,put,incr,batch,script (default: all)
-#   --sync MODE    kvd --sync (default interval:1000, matched by Redis with
-#                  appendonly yes + appendfsync everysec)
+#   --tests LIST   comma list of get,put,putnew,incr,batch,script (default:
+#                  get,put,incr,batch,script; putnew writes a new key each time)
+#   --sync MODE    kvd --sync (default interval:1000), matched by Redis with
+#                  appendonly yes + appendfsync everysec; `always` starts Redis
+#                  with appendfsync always, `none` with appendfsync no
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -45,10 +47,16 @@ while [ $# -gt 0 ]; do
     --tests) tests=${2:?}; shift 2 ;;
     --only) only=${2:?}; shift 2 ;;
     --sync) sync_mode=${2:?}; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) die "unknown flag $1" ;;
   esac
 done
+case "$sync_mode" in # Redis's durability for the same contract
+  always) appendfsync=always ;;
+  none) appendfsync=no ;;
+  interval:*) appendfsync=everysec ;;
+  *) die "--sync: always, none or interval:MS, not $sync_mode" ;;
+esac
 command -v wrk >/dev/null || die "wrk is not installed (scripts/deps.sh)"
 command -v curl >/dev/null || die "curl is not installed"
 
@@ -131,7 +139,7 @@ if [ "$only" != "kvd" ]; then
     webdis_port=$(pick_port)
     mkdir -p "$tmp/redis"
     redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$tmp/redis" --save '' \
-      --appendonly yes --appendfsync everysec --daemonize no --logfile "$tmp/redis.log" &
+      --appendonly yes --appendfsync "$appendfsync" --daemonize no --logfile "$tmp/redis.log" &
     pids+=($!)
     redis_pid=$!
     cat >"$tmp/webdis.json" <<EOF
@@ -174,7 +182,7 @@ base_url() {
   esac
 }
 
-echo "# $(date -u +%FT%TZ) wrk ${duration}s, $threads threads, $conns connections, $nkeys keys of ${vsize} B"
+echo "# $(date -u +%FT%TZ) wrk ${duration}s, $threads threads, $conns connections, $nkeys keys of ${vsize} B; kvd --sync $sync_mode, redis appendfsync $appendfsync"
 printf '%-7s %-7s %10s %10s %9s %9s %12s %7s\n' test server "req/s" "keys/s" "p50(us)" "p99(us)" \
   "cpu us/req" errors
 declare -A cpu_per_req

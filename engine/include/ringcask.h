@@ -9,8 +9,9 @@
  * Guarantees
  *   - Durability per sync mode (rc_options.sync):
  *       RC_SYNC_ALWAYS   a call returns success only after the record is on
- *                        stable storage (fdatasync, group-committed: one sync
- *                        covers every writer waiting at that moment).
+ *                        stable storage (fdatasync, or an O_DIRECT RWF_DSYNC
+ *                        write on the io_uring path; group-committed: one
+ *                        sync covers every writer waiting at that moment).
  *       RC_SYNC_INTERVAL success once the record is in the kernel's page
  *                        cache; a background fdatasync runs at least every
  *                        sync_interval_ms. A machine crash may lose at most
@@ -141,6 +142,27 @@ typedef enum rc_sync_mode {
     RC_SYNC_NONE = 2,
 } rc_sync_mode;
 
+/* How appended records reach the segment file (rc_options.append_io).
+ *   RC_APPEND_AUTO   the io_uring path when sync is RC_SYNC_ALWAYS and the
+ *                    kernel offers io_uring and O_DIRECT on the directory's
+ *                    file system; the mapping otherwise. The default.
+ *   RC_APPEND_MMAP   records are copied into a shared mapping of the
+ *                    preallocated segment; the group-commit leader calls
+ *                    fdatasync.
+ *   RC_APPEND_URING  records are staged in the process's memory and the
+ *                    group-commit leader writes the group's blocks with one
+ *                    O_DIRECT + RWF_DSYNC io_uring write into the
+ *                    zero-filled preallocation. Needs RC_SYNC_ALWAYS (a
+ *                    process crash loses what no leader wrote yet, and only
+ *                    sync=always waits for a leader): rc_open fails with
+ *                    RC_EINVAL otherwise, and with RC_EIO when the kernel or
+ *                    file system refuses io_uring or O_DIRECT. */
+typedef enum rc_append_io {
+    RC_APPEND_AUTO = 0,
+    RC_APPEND_MMAP = 1,
+    RC_APPEND_URING = 2,
+} rc_append_io;
+
 /* A clock for TTL decisions, in ms since the epoch. Tests inject their own. */
 typedef int64_t (*rc_clock_fn)(void *ctx);
 
@@ -183,6 +205,8 @@ typedef struct rc_options {
                                   (the opening thread included), at most
                                   8; 0 = one per online CPU; 1 = no extra
                                   thread. Default 0 */
+    rc_append_io append_io;    /* the append path (rc_append_io above);
+                                  default RC_APPEND_AUTO */
 } rc_options;
 
 /* Fill OPTS (the caller's) with the defaults documented above. Nothing is
@@ -549,7 +573,12 @@ typedef struct rc_stats {
                                  each is dropped from the keydir once, and
                                  reads of its key answer RC_ENOTFOUND */
     uint64_t write_errors;
-    bool read_only; /* opened read-only or turned read-only */
+    bool read_only;        /* opened read-only or turned read-only */
+    bool append_uring;     /* appends go through the io_uring path
+                              (rc_options.append_io, resolved at open) */
+    uint64_t uring_writes; /* group writes (O_DIRECT + RWF_DSYNC) that
+                              path made since open; each also counts in
+                              fsyncs */
 } rc_stats;
 
 /* Fill *OUT (the caller's; nothing is allocated) with the database's totals,

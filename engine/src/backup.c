@@ -228,6 +228,11 @@ static int snapshot(backup_run *b)
             s->borrowed = true;
             continue;
         }
+        /* the io_uring append path keeps the active segment's newest bytes
+         * in memory until a group commit writes them: write them first */
+        err = rci_log_flush_to(db, found[i], sizes[i]);
+        if (err)
+            goto out_gate;
         void *map = mmap(NULL, sizes[i], PROT_READ, MAP_SHARED, found[i]->fd, 0);
         if (map == MAP_FAILED) {
             err = rc_fail(RC_ENOMEM, "backup cannot map segment %08llu (%llu bytes): %s",

@@ -10,6 +10,7 @@
  */
 #include "db.h"
 #include "ring.h"
+#include "append_uring.h"
 #include "format/record.h"
 #include "format/segment.h"
 
@@ -63,6 +64,11 @@ static int check_options(rc_options *o)
         return rc_fail(RC_EINVAL, "merge_dead_pct must be 0..100");
     if (o->compress_level < 1 || o->compress_level > 19)
         return rc_fail(RC_EINVAL, "compress_level must be 1..19");
+    if ((unsigned)o->append_io > RC_APPEND_URING)
+        return rc_fail(RC_EINVAL, "unknown append_io %d (auto, mmap or uring)", (int)o->append_io);
+    if (o->append_io == RC_APPEND_URING && o->sync != RC_SYNC_ALWAYS && !o->read_only)
+        return rc_fail(RC_EINVAL, "append_io uring needs sync always: it keeps unwritten "
+                                  "records in the process until a group commit writes them");
     if (!o->clock_ms)
         o->clock_ms = realtime_ms;
     if (!o->merge_dead_bytes)
@@ -110,6 +116,7 @@ static void db_free(rc_db *db)
     rci_seg_table_free(&db->segs);
     rci_ks_free_all(db);
     rci_ring_free(db->ring);
+    rci_dw_free(db->dw);
     if (db->lock_fd >= 0)
         close(db->lock_fd);
     if (db->dir_fd >= 0)
@@ -120,6 +127,7 @@ static void db_free(rc_db *db)
     pthread_mutex_destroy(&db->sync_mu);
     pthread_cond_destroy(&db->sync_cv);
     pthread_mutex_destroy(&db->ring_mu);
+    pthread_mutex_destroy(&db->flush_mu);
     pthread_mutex_destroy(&db->ks_mu);
     pthread_mutex_destroy(&db->bg_mu);
     pthread_cond_destroy(&db->bg_cv);
@@ -132,6 +140,32 @@ static void db_free(rc_db *db)
 }
 
 static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool *retry);
+
+/* Resolve rc_options.append_io and open the active segment. AUTO takes the
+ * io_uring path for sync=always when the kernel gives a ring and the file
+ * system takes O_DIRECT (tmpfs before 6.6 does not), the mapping otherwise;
+ * URING fails instead of falling back. */
+static int open_active(rc_db *db)
+{
+    rc_append_io want = db->opt.append_io;
+    if (want == RC_APPEND_AUTO && db->opt.sync != RC_SYNC_ALWAYS)
+        want = RC_APPEND_MMAP;
+    if (want != RC_APPEND_MMAP) {
+        db->dw = rci_dw_new();
+        if (db->dw) {
+            db->direct = true;
+            int err = rci_log_open_active(db);
+            if (!err || want == RC_APPEND_URING)
+                return err;
+            rci_dw_free(db->dw); /* AUTO: fall back to the mapping */
+            db->dw = NULL;
+            db->direct = false;
+        } else if (want == RC_APPEND_URING) {
+            return rc_fail(RC_EIO, "append_io uring: the kernel refuses io_uring");
+        }
+    }
+    return rci_log_open_active(db);
+}
 
 int rc_open(const char *dir, const rc_options *opts, rc_db **out)
 {
@@ -163,6 +197,7 @@ static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool 
     pthread_mutex_init(&db->sync_mu, NULL);
     pthread_cond_init(&db->sync_cv, NULL);
     pthread_mutex_init(&db->ring_mu, NULL);
+    pthread_mutex_init(&db->flush_mu, NULL);
     pthread_mutex_init(&db->ks_mu, NULL);
     pthread_mutex_init(&db->bg_mu, NULL);
     pthread_cond_init(&db->bg_cv, NULL);
@@ -215,7 +250,7 @@ static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool 
     if (err)
         goto fail;
     if (!db->opt.read_only) {
-        err = rci_log_open_active(db);
+        err = open_active(db);
         if (err)
             goto fail;
     }
@@ -350,6 +385,8 @@ int rc_stats_db(rc_db *db, rc_stats *o)
     o->corrupt_reads = atomic_load(&db->corrupt_reads);
     o->write_errors = atomic_load(&db->write_errors);
     o->read_only = db->opt.read_only || atomic_load(&db->write_error) != 0;
+    o->append_uring = db->direct;
+    o->uring_writes = atomic_load(&db->uring_writes);
     return 0;
 }
 

@@ -70,12 +70,24 @@ typedef struct list_cache {
     size_t arena_len;
     uint32_t *offs;
     size_t n;
+    /* fence[b]: the first 8 bytes (big-endian, zero-padded) of key
+     * b * LC_FENCE_EVERY, so that a seek binary-searches this small array
+     * and then one block of keys instead of the whole snapshot; NULL if it
+     * could not be allocated (seeks search the snapshot then) */
+    uint64_t *fence;
+    size_t nfence;
     /* the delta: keys drained from the shards since the snapshot, sorted,
      * without duplicates (some may also be in the snapshot) */
     uint8_t *darena;
     size_t dlen, dcap;
     lc_ref *drefs;
     size_t dn, dcapn;
+    /* bumped by every note (and overflow) of a writer: a listing that finds
+     * it unchanged since the last refresh (seen_noted) skips the drain's walk
+     * over the shard buffers; only a hint, the drain itself is under locks */
+    _Atomic uint64_t noted_total;
+    uint64_t seen_noted;
+    unsigned refreshes;        /* the live-count check runs on every 32nd quiet one */
     _Atomic int64_t last_used; /* CLOCK_MONOTONIC ms of the last listing */
     _Atomic size_t bytes;      /* RAM held, shard buffers included */
     lc_shard shards[KEYDIR_SHARDS];
@@ -146,8 +158,16 @@ struct rc_db {
     uint64_t durable_lsn;        /* guarded by sync_mu */
     bool sync_in_flight;         /* guarded by sync_mu */
     struct rci_commitq *commitq; /* rc_apply_async's completions (commit.c) */
-    struct ring *ring;           /* io_uring for fdatasync, guarded by ring_mu */
-    bool ring_tried;             /* rci_db_ring() ran rci_ring_new once */
+    /* the io_uring append path (rc_options.append_io; append_uring.h):
+     * DIRECT is resolved at open; DW is its writer, used under flush_mu,
+     * which also guards every segment's flushed/remapped. flush_mu is taken
+     * after append_mu (rotation) or alone (a leader), never before it. */
+    bool direct;
+    struct rci_dw *dw;
+    pthread_mutex_t flush_mu;
+    _Atomic uint64_t uring_writes;
+    struct ring *ring; /* io_uring for hint and merge writes, guarded by ring_mu */
+    bool ring_tried;   /* rci_db_ring() ran rci_ring_new once */
     pthread_mutex_t ring_mu;
 
     /* key locks */
@@ -282,6 +302,10 @@ int rci_log_append_loaded(rc_db *db, log_rec *recs, size_t n, uint64_t expect_la
 int rci_log_wait(rc_db *db, uint64_t end_lsn);
 /* fdatasync the active segment now and advance durable_lsn. */
 int rci_log_sync(rc_db *db);
+/* Make [0, SIZE) of SEG readable through its file (a backup maps files):
+ * with the io_uring append path, write (durably) what no leader wrote yet.
+ * No-op for the mapping. */
+int rci_log_flush_to(rc_db *db, segment *seg, uint64_t size);
 int rci_log_open_active(rc_db *db);
 int rci_log_close_active(rc_db *db);
 /* Seal the active segment (if it holds records) and start a new one. */

@@ -464,6 +464,33 @@ bool rci_keydir_find(keydir *kd, uint64_t hash, const void *key, size_t klen, kd
     return true;
 }
 
+void rci_keydir_find_many(keydir *kd, size_t n, const uint64_t *hash, const uint8_t *const *key,
+                          const size_t *klen, kd_loc *out, bool *found)
+{
+    for (size_t i = 0; i < n; i++) {
+        const kd_shard *s = &kd->shards[keydir_shard_of(hash[i])];
+        if (s->cap)
+            __builtin_prefetch(&s->slots[slot_home((uint32_t)hash[i], s->cap)]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const kd_shard *s = &kd->shards[keydir_shard_of(hash[i])];
+        if (!s->cap)
+            continue;
+        uint32_t tag = (uint32_t)hash[i], j = slot_home(tag, s->cap);
+        for (unsigned probe = 0; probe < 4; probe++, j = slot_next(j, s->cap)) {
+            uint64_t v = s->slots[j];
+            if (!slot_ref(v))
+                break;
+            if (slot_tag(v) == tag) {
+                __builtin_prefetch(kd_arena_ptr(&s->arena, slot_ref(v)));
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        found[i] = rci_keydir_find(kd, hash[i], key[i], klen[i], &out[i]);
+}
+
 /* keydir_put and keydir_put_if_newer: ONLY_IF_NEWER keeps a present entry
  * whose seq is higher or equal. */
 static int upsert(keydir *kd, uint64_t hash, const void *key, size_t klen, const kd_loc *loc,

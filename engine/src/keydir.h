@@ -58,6 +58,15 @@ void rci_keydir_unlock(keydir *kd, unsigned shard);
  * Output pointers of every function here may be NULL when not wanted. */
 bool rci_keydir_find(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_loc *out);
 
+/* Look N keys up at once, each key's shard read- or write-locked by the
+ * caller: FOUND[i] and OUT[i] as rci_keydir_find for KEY[i] of KLEN[i] bytes
+ * with hash HASH[i]. The same answers as N calls, with the lookups' cache
+ * misses overlapped: every key's home slot is prefetched first, then the
+ * entry its tag points at, then the keys are compared (a listing's page of
+ * keys costs about one memory latency instead of two per key). */
+void rci_keydir_find_many(keydir *kd, size_t n, const uint64_t *hash, const uint8_t *const *key,
+                          const size_t *klen, kd_loc *out, bool *found);
+
 /* Insert or replace KEY's location (shard write-locked). If the key was
  * present, *OLD receives its previous location and *HAD_OLD is true.
  * Returns 0 or -1 on ENOMEM or a key length outside 1..FMT_KEY_MAX (nothing

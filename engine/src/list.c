@@ -13,9 +13,13 @@
  * the cache is a sorted snapshot of the keydir's keys (an arena of copies:
  * nothing points into the keydir) plus a sorted delta of the keys inserted
  * since. Writers note new keys in a per-keydir-shard buffer under the shard
- * write lock they already hold (a flag test when no cache exists); each
- * listing drains those buffers into the delta and merges snapshot and delta
- * as it walks them. The snapshot is rebuilt once the delta passes 1/8 of it,
+ * write lock they already hold (a flag test when no cache exists) and bump
+ * noted_total; a listing that sees noted_total changed drains those buffers
+ * into the delta (slotting the few new keys in, lc_delta_insert), and every
+ * listing merges snapshot and delta as it walks them. A seek goes through the
+ * snapshot's fences (every 64th key's first 8 bytes); the keys walked are
+ * checked against the keydir a batch at a time so that their cache misses
+ * overlap (lc_emit). The snapshot is rebuilt once the delta passes 1/8 of it,
  * once the keydir holds 1/4 fewer keys than the cache, or when a shard's
  * buffer overflowed.
  *
@@ -234,7 +238,8 @@ static int list_scan(rc_db *db, rc_keyspace *k, const rc_list_opts *opts, rc_lis
 
 /* ------------------------------------------------------ the sorted cache */
 
-#define LC_TOO_BIG 1 /* not an RC_E* code: more keys than 32-bit offsets reach */
+#define LC_TOO_BIG 1      /* not an RC_E* code: more keys than 32-bit offsets reach */
+#define LC_FENCE_EVERY 64 /* snapshot keys per fence (see list_cache.fence) */
 
 static void lc_acct(list_cache *lc, size_t add, size_t sub)
 {
@@ -261,6 +266,9 @@ static void lc_free_sorted(list_cache *lc)
     lc_acct(lc, 0, lc->dcap + lc->dcapn * sizeof(*lc->drefs));
     free(lc->arena);
     free(lc->offs);
+    free(lc->fence);
+    lc->fence = NULL;
+    lc->nfence = 0;
     free(lc->darena);
     free(lc->drefs);
     lc->arena = lc->darena = NULL;
@@ -273,7 +281,9 @@ static void lc_free_sorted(list_cache *lc)
 /* Free the snapshot part held in bytes: arena and offsets (exact sizes). */
 static void lc_free_snapshot_acct(list_cache *lc)
 {
-    lc_acct(lc, 0, lc->arena_len + (lc->n ? lc->n + 1 : 0) * sizeof(*lc->offs));
+    lc_acct(lc, 0,
+            lc->arena_len + (lc->n ? lc->n + 1 : 0) * sizeof(*lc->offs) +
+                lc->nfence * sizeof(*lc->fence));
 }
 
 void rci_lc_destroy(list_cache *lc)
@@ -304,6 +314,7 @@ void rci_lc_note_slow(lc_shard *sh, list_cache *lc, const void *key, size_t klen
             sh->len = sh->cap = 0;
             atomic_store_explicit(&sh->n, 0, memory_order_relaxed);
             atomic_store_explicit(&sh->overflow, true, memory_order_relaxed);
+            atomic_fetch_add_explicit(&lc->noted_total, 1, memory_order_relaxed);
             return;
         }
         lc_acct(lc, cap - sh->cap, 0);
@@ -315,6 +326,7 @@ void rci_lc_note_slow(lc_shard *sh, list_cache *lc, const void *key, size_t klen
     memcpy(sh->buf + sh->len + 2, key, klen);
     sh->len += need;
     atomic_store_explicit(&sh->n, n + 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&lc->noted_total, 1, memory_order_relaxed);
 }
 
 /* Stop noting new keys and free the shard buffers (cache held exclusively;
@@ -572,7 +584,17 @@ static int lc_build(list_cache *lc, keydir *kd, uint64_t key_bytes)
     }
     free(v);
     free(tmp);
-    lc_acct(lc, lc->arena_len + (n ? n + 1 : 0) * sizeof(*lc->offs), 0);
+    size_t nf = (n + LC_FENCE_EVERY - 1) / LC_FENCE_EVERY;
+    if (nf && (lc->fence = malloc(nf * sizeof(*lc->fence))) != NULL) {
+        lc->nfence = nf;
+        for (size_t f = 0; f < nf; f++) {
+            size_t at = f * LC_FENCE_EVERY;
+            lc->fence[f] = window(lc->arena + lc->offs[at], lc->offs[at + 1] - lc->offs[at], 0);
+        }
+    }
+    lc_acct(lc,
+            lc->arena_len + (n ? n + 1 : 0) * sizeof(*lc->offs) + lc->nfence * sizeof(*lc->fence),
+            0);
     lc->built = true;
     return 0;
 }
@@ -596,6 +618,8 @@ static int ref_cmp(const void *x, const void *y)
     const lc_ref *a = x, *b = y;
     return key_cmp(ref_cmp_lc->darena + a->off, a->len, ref_cmp_lc->darena + b->off, b->len);
 }
+
+static int lc_delta_insert(list_cache *lc, size_t first);
 
 /* Move the keys noted by writers into the sorted delta (cache held
  * exclusively). Returns non-zero when the cache must be rebuilt instead. */
@@ -657,31 +681,64 @@ static int lc_drain(list_cache *lc, keydir *kd)
     size_t add = lc->dn - first;
     if (!add)
         return 0;
+    return lc_delta_insert(lc, first) != 0;
+}
+
+/* First index in DREFS[0, n) whose key is >= R's. */
+static size_t ref_lower_bound(const list_cache *lc, size_t n, const lc_ref *r)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ref_cmp(&lc->drefs[mid], r) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The delta is the sorted run [0, first) plus keys just drained into [first,
+ * dn): sort those few, drop the ones already there (a key deleted and
+ * inserted again is noted again) and slot them into the run from the back,
+ * so that a drain of a few keys costs a binary search each and one move of
+ * the references after them, not a merge of the whole delta (which cost O(dn)
+ * key comparisons per listing after every insert). Cache held exclusively;
+ * 0 or -1 (ENOMEM: the caller rebuilds). */
+static int lc_delta_insert(list_cache *lc, size_t first)
+{
+    typedef struct placed {
+        lc_ref r;
+        size_t pos; /* where it goes among the old run's references */
+    } placed;
+    size_t add = lc->dn - first;
     ref_cmp_lc = lc; /* cache held exclusively: one sorter at a time */
     qsort(lc->drefs + first, add, sizeof(*lc->drefs), ref_cmp);
-    /* merge the sorted runs [0, first) and [first, dn), dropping duplicates
-     * (a key deleted and inserted again is noted again) */
-    lc_ref *m = malloc(lc->dn * sizeof(*m));
-    if (!m)
-        return 1;
-    size_t i = 0, j = first, w = 0;
-    while (i < first || j < lc->dn) {
-        lc_ref r;
-        if (j == lc->dn) {
-            r = lc->drefs[i++];
-        } else if (i == first) {
-            r = lc->drefs[j++];
-        } else {
-            int c = ref_cmp(&lc->drefs[i], &lc->drefs[j]);
-            r = c <= 0 ? lc->drefs[i++] : lc->drefs[j++];
-        }
-        if (w && ref_cmp(&m[w - 1], &r) == 0)
+    placed stack[32], *nw = add <= 32 ? stack : malloc(add * sizeof(*nw));
+    if (!nw)
+        return -1;
+    size_t k = 0;
+    for (size_t x = first; x < lc->dn; x++) {
+        const lc_ref *r = &lc->drefs[x];
+        if (k && ref_cmp(&nw[k - 1].r, r) == 0)
             continue;
-        m[w++] = r;
+        size_t pos = ref_lower_bound(lc, first, r);
+        if (pos < first && ref_cmp(&lc->drefs[pos], r) == 0)
+            continue;
+        nw[k++] = (placed){.r = *r, .pos = pos};
     }
-    memcpy(lc->drefs, m, w * sizeof(*m));
-    lc->dn = w;
-    free(m);
+    /* from the back: the old references from nw[x].pos up to END move up by
+     * x + 1 places, and nw[x] lands just below them */
+    size_t end = first;
+    for (size_t x = k; x-- > 0;) {
+        size_t pos = nw[x].pos;
+        memmove(&lc->drefs[pos + x + 1], &lc->drefs[pos], (end - pos) * sizeof(*lc->drefs));
+        lc->drefs[pos + x] = nw[x].r;
+        end = pos;
+    }
+    lc->dn = first + k;
+    if (nw != stack)
+        free(nw);
     return 0;
 }
 
@@ -689,6 +746,10 @@ static int lc_drain(list_cache *lc, keydir *kd)
 static int lc_refresh(list_cache *lc, keydir *kd, uint64_t key_bytes)
 {
     atomic_store_explicit(&lc->last_used, mono_ms(), memory_order_relaxed);
+    uint64_t noted_total = atomic_load_explicit(&lc->noted_total, memory_order_relaxed);
+    if (lc->built && noted_total == lc->seen_noted && ++lc->refreshes % 32 != 0)
+        return 0;                 /* no key noted since the last refresh */
+    lc->seen_noted = noted_total; /* a note from now on shows as a change */
     if (!lc->built)
         return lc_build(lc, kd, key_bytes);
     /* a rebuild ahead: skip draining (and sorting) what it would redo */
@@ -720,10 +781,39 @@ static const uint8_t *src_key(const source *s, size_t i, size_t *len)
     return s->delta ? delta_key(s->lc, i, len) : snap_key(s->lc, i, len);
 }
 
+/* The range of snapshot indexes [*LO, *HI) that holds the first key >= KEY,
+ * from the fences: keys of blocks whose fence is below KEY's first 8 bytes
+ * are all smaller (but the block's own keys after the fenced one may not be),
+ * and a block whose fence is above them starts with a larger key. */
+static void fence_narrow(const list_cache *lc, const void *key, size_t klen, size_t *lo, size_t *hi)
+{
+    uint64_t w = window(key, klen, 0);
+    size_t a = 0, b = lc->nfence; /* first fence >= w */
+    while (a < b) {
+        size_t mid = a + (b - a) / 2;
+        if (lc->fence[mid] < w)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    size_t c = a, d = lc->nfence; /* first fence > w */
+    while (c < d) {
+        size_t mid = c + (d - c) / 2;
+        if (lc->fence[mid] <= w)
+            c = mid + 1;
+        else
+            d = mid;
+    }
+    *lo = a ? (a - 1) * LC_FENCE_EVERY + 1 : 0;
+    *hi = c * LC_FENCE_EVERY < lc->n ? c * LC_FENCE_EVERY : lc->n;
+}
+
 /* First index in [0, n) whose key is >= KEY. */
 static size_t lower_bound(const source *s, size_t n, const void *key, size_t klen)
 {
     size_t lo = 0, hi = n;
+    if (!s->delta && s->lc->fence)
+        fence_narrow(s->lc, key, klen, &lo, &hi);
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2, l;
         const uint8_t *k = src_key(s, mid, &l);
@@ -768,8 +858,15 @@ static void src_bounds(source *s, size_t n, const rc_list_opts *o)
     s->hi = hi > lo ? hi : lo;
 }
 
+#define EMIT_BATCH 16 /* keys looked up in the keydir together */
+_Static_assert(KEYDIR_SHARDS <= 64, "lc_emit keeps the shards of a batch in a 64-bit mask");
+
 /* Walk snapshot and delta merged, in order, emitting the keys still live
- * until the limit, and look for one more (cache held shared). */
+ * until the limit, and look for one more (cache held shared). The keys are
+ * checked against the keydir EMIT_BATCH at a time (no more than the page
+ * still needs, plus the one that tells whether there is more), their shards
+ * read-locked together in ascending order, so that the lookups' cache misses
+ * overlap (rci_keydir_find_many). */
 static int lc_emit(rc_db *db, rc_keyspace *k, const rc_list_opts *o, items *it, bool *more)
 {
     const list_cache *lc = k->lc;
@@ -779,40 +876,58 @@ static int lc_emit(rc_db *db, rc_keyspace *k, const rc_list_opts *o, items *it, 
     int64_t now = db_now_ms(db);
     bool rev = o->reverse;
     size_t i = rev ? S.hi : S.lo, j = rev ? D.hi : D.lo;
+    const uint8_t *keys[EMIT_BATCH];
+    size_t lens[EMIT_BATCH];
+    uint64_t hashes[EMIT_BATCH];
+    kd_loc locs[EMIT_BATCH];
+    bool found[EMIT_BATCH];
     for (;;) {
-        bool hs = rev ? i > S.lo : i < S.hi, hd = rev ? j > D.lo : j < D.hi;
-        if (!hs && !hd)
-            return 0;
-        size_t sl = 0, dl = 0;
-        const uint8_t *sk = hs ? src_key(&S, rev ? i - 1 : i, &sl) : NULL;
-        const uint8_t *dk = hd ? src_key(&D, rev ? j - 1 : j, &dl) : NULL;
-        int c = hs ? -1 : 1; /* <= 0: take the snapshot's, >= 0: the delta's */
-        if (hs && hd) {
-            c = key_cmp(sk, sl, dk, dl);
-            if (rev)
-                c = -c;
+        size_t want = EMIT_BATCH;
+        if (o->limit && o->limit - it->n + 1 < want)
+            want = o->limit - it->n + 1;
+        size_t m = 0;
+        uint64_t shards = 0;
+        while (m < want) {
+            bool hs = rev ? i > S.lo : i < S.hi, hd = rev ? j > D.lo : j < D.hi;
+            if (!hs && !hd)
+                break;
+            size_t sl = 0, dl = 0;
+            const uint8_t *sk = hs ? src_key(&S, rev ? i - 1 : i, &sl) : NULL;
+            const uint8_t *dk = hd ? src_key(&D, rev ? j - 1 : j, &dl) : NULL;
+            int c = hs ? -1 : 1; /* <= 0: take the snapshot's, >= 0: the delta's */
+            if (hs && hd) {
+                c = key_cmp(sk, sl, dk, dl);
+                if (rev)
+                    c = -c;
+            }
+            keys[m] = c <= 0 ? sk : dk;
+            lens[m] = c <= 0 ? sl : dl;
+            if (c <= 0)
+                i = rev ? i - 1 : i + 1;
+            if (c >= 0)
+                j = rev ? j - 1 : j + 1;
+            hashes[m] = rci_keydir_hash(keys[m], lens[m]);
+            shards |= 1ull << keydir_shard_of(hashes[m]);
+            m++;
         }
-        const uint8_t *key = c <= 0 ? sk : dk;
-        size_t klen = c <= 0 ? sl : dl;
-        if (c <= 0)
-            i = rev ? i - 1 : i + 1;
-        if (c >= 0)
-            j = rev ? j - 1 : j + 1;
-        uint64_t h = rci_keydir_hash(key, klen);
-        unsigned shard = keydir_shard_of(h);
-        kd_loc loc;
-        rci_keydir_rdlock(k->kd, shard);
-        bool found = rci_keydir_find(k->kd, h, key, klen, &loc);
-        rci_keydir_unlock(k->kd, shard);
-        if (!found || (loc.expires_at_ms && now >= loc.expires_at_ms))
-            continue; /* deleted or expired since the snapshot */
-        if (o->limit && it->n == o->limit) {
-            *more = true;
+        if (m == 0)
             return 0;
+        for (uint64_t b = shards; b; b &= b - 1)
+            rci_keydir_rdlock(k->kd, (unsigned)__builtin_ctzll(b));
+        rci_keydir_find_many(k->kd, m, hashes, keys, lens, locs, found);
+        for (uint64_t b = shards; b; b &= b - 1)
+            rci_keydir_unlock(k->kd, (unsigned)__builtin_ctzll(b));
+        for (size_t x = 0; x < m; x++) {
+            if (!found[x] || (locs[x].expires_at_ms && now >= locs[x].expires_at_ms))
+                continue; /* deleted or expired since the snapshot */
+            if (o->limit && it->n == o->limit) {
+                *more = true;
+                return 0;
+            }
+            int err = items_push(it, keys[x], lens[x], &locs[x]);
+            if (err)
+                return err;
         }
-        int err = items_push(it, key, klen, &loc);
-        if (err)
-            return err;
     }
 }
 
@@ -820,9 +935,11 @@ static int list_cached(rc_db *db, rc_keyspace *k, const rc_list_opts *opts, rc_l
 {
     list_cache *lc = k->lc;
     /* the snapshot's 32-bit offsets reach 4 GiB of keys: scan beyond that */
-    size_t keys = rci_keydir_count(k->kd);
-    if (atomic_load_explicit(&k->live_key_bytes, memory_order_relaxed) + 2 * (uint64_t)keys >=
-        UINT32_MAX / 2)
+    uint64_t key_bytes = atomic_load_explicit(&k->live_key_bytes, memory_order_relaxed);
+    /* every key has a byte at least, so 3x the key bytes bounds the sum
+     * without counting the keys (64 shard counters) on every listing */
+    if (3 * key_bytes >= UINT32_MAX / 2 &&
+        key_bytes + 2 * (uint64_t)rci_keydir_count(k->kd) >= UINT32_MAX / 2)
         return list_scan(db, k, opts, out);
     for (int tries = 0; tries < 3; tries++) {
         pthread_rwlock_wrlock(&lc->rw);

@@ -721,7 +721,7 @@ static int write_full(full_load *F)
             if (sz + FMT_SEG_HEADER_LEN > reserve)
                 reserve = sz + FMT_SEG_HEADER_LEN;
             err = rci_seg_create(db->dir_fd, F->first + F->made, db->db_id, reserve, db_now_ms(db),
-                                 &seg);
+                                 false, &seg);
             if (err)
                 break;
             F->segs[F->made++] = seg;

@@ -11,12 +11,20 @@
  *
  * Durability (RC_SYNC_ALWAYS) is group-committed by a leader: the first
  * waiter whose bytes are not yet durable becomes the leader, notes the
- * current end of the log, submits one fdatasync through io_uring and, on
- * completion, declares everything up to that end durable. Writers that
- * appended meanwhile wait for the leader and then elect the next one; with 8
- * writers one fdatasync covers up to 8 writes. A failed fdatasync is never
- * retried: the page cache may have dropped the dirty pages, so the database
- * turns read-only (RC_EREADONLY) until reopened.
+ * current end of the log, makes it durable and declares everything up to
+ * that end durable. Writers that appended meanwhile wait for the leader and
+ * then elect the next one; with 8 writers one sync covers up to 8 writes. A
+ * failed sync is never retried: the page cache may have dropped the dirty
+ * pages, so the database turns read-only (RC_EREADONLY) until reopened.
+ *
+ * Two ways to the file (rc_options.append_io, resolved at open into
+ * db->direct): the mapping — records are encoded into a MAP_SHARED mapping
+ * of the preallocated file and the leader calls fdatasync — or the io_uring
+ * path — records are encoded into anonymous staging memory at the same
+ * offsets and the leader writes the group's blocks with one O_DIRECT +
+ * RWF_DSYNC io_uring write (flush_locked; append_uring.c), so the write and
+ * the flush are one submission with no io-wq hop. Readers read the same
+ * addresses either way (segment.h).
  *
  * Positions are logical (tail_lsn counts bytes appended since open) so that
  * rotation needs no special case: it syncs the old segment fully before the
@@ -25,6 +33,7 @@
 #include "db.h"
 #include "fault.h"
 #include "ring.h"
+#include "append_uring.h"
 #include "format/record.h"
 #include "format/segment.h"
 
@@ -42,6 +51,21 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Count one durable point (a sync or a group write) of NS; a failure turns
+ * the database read-only. */
+static void note_sync(rc_db *db, uint64_t ns, int err)
+{
+    atomic_fetch_add(&db->fsyncs, 1);
+    atomic_fetch_add(&db->fsync_ns_total, ns);
+    uint64_t max = atomic_load(&db->fsync_ns_max);
+    while (ns > max && !atomic_compare_exchange_weak(&db->fsync_ns_max, &max, ns))
+        ;
+    if (err) {
+        atomic_store(&db->write_error, err);
+        atomic_fetch_add(&db->write_errors, 1);
+    }
+}
+
 /* fdatasync SEG, with stats and the sticky failure. The leader calls
  * fdatasync itself rather than through io_uring: IORING_OP_FSYNC always runs
  * on an io-wq kernel worker, and that hop measured ~20 us per sync here (avg
@@ -55,21 +79,81 @@ static int sync_segment(rc_db *db, segment *seg)
     int err = rci_fault_check(FAULT_SYNC);
     if (!err && fdatasync(seg->fd) != 0)
         err = errno;
-    uint64_t ns = mono_ns() - t0;
-    atomic_fetch_add(&db->fsyncs, 1);
-    atomic_fetch_add(&db->fsync_ns_total, ns);
-    uint64_t max = atomic_load(&db->fsync_ns_max);
-    while (ns > max && !atomic_compare_exchange_weak(&db->fsync_ns_max, &max, ns))
-        ;
-    if (err) {
-        atomic_store(&db->write_error, err);
-        atomic_fetch_add(&db->write_errors, 1);
+    note_sync(db, mono_ns() - t0, err);
+    if (err)
         return rc_fail(RC_EIO,
                        "fdatasync of segment %08llu failed (%s): the database is now "
                        "read-only; reopen it",
                        (unsigned long long)seg->id, strerror(err));
-    }
     return 0;
+}
+
+/* The io_uring append path (flush_mu held): write the staged bytes from the
+ * block holding seg->flushed up to TARGET with O_DIRECT + RWF_DSYNC — one
+ * io_uring submission that is the write and the flush — then map the whole
+ * SEG_GROW_STEP chunks now durable from the file over the staging memory.
+ * The fault point and the failure rule are fdatasync's: never retried, the
+ * database turns read-only. */
+static int flush_locked(rc_db *db, segment *seg, uint64_t target)
+{
+    if (seg->flushed >= target)
+        return 0;
+    if (atomic_load(&db->write_error))
+        return rc_fail(RC_EIO, "an earlier write failed: the database is read-only until "
+                               "reopened");
+    uint64_t t0 = mono_ns();
+    int err = rci_fault_check(FAULT_SYNC);
+    if (!err) {
+        uint64_t start = seg->flushed / RCI_DIO_BLOCK * RCI_DIO_BLOCK;
+        int r = rci_dw_write(db->dw, seg->dfd, seg->map, start, target);
+        err = r < 0 ? -r : 0;
+    }
+    note_sync(db, mono_ns() - t0, err);
+    atomic_fetch_add(&db->uring_writes, 1);
+    if (err)
+        return rc_fail(RC_EIO,
+                       "fdatasync (an O_DIRECT RWF_DSYNC write) of segment %08llu up to %llu "
+                       "failed (%s): the database is now read-only; reopen it",
+                       (unsigned long long)seg->id, (unsigned long long)target, strerror(err));
+    seg->flushed = target;
+    /* a failed remap only keeps the staged copy longer: readers see the same
+     * bytes either way */
+    rci_seg_remap(seg, target / SEG_GROW_STEP * SEG_GROW_STEP);
+    return 0;
+}
+
+static int flush_to(rc_db *db, segment *seg, uint64_t target)
+{
+    pthread_mutex_lock(&db->flush_mu);
+    int err = flush_locked(db, seg, target);
+    pthread_mutex_unlock(&db->flush_mu);
+    return err;
+}
+
+int rci_log_flush_to(rc_db *db, segment *seg, uint64_t size)
+{
+    if (!seg->direct)
+        return 0;
+    return flush_to(db, seg, size);
+}
+
+/* Make SEG's file whole and durable at its size: the io_uring path writes
+ * what is still staged first. SEG may stay the active segment (a rotation
+ * whose next segment cannot be created), so its staging stays writable. */
+static int seal_segment(rc_db *db, segment *seg)
+{
+    if (!seg->direct) {
+        int err = rci_seg_truncate(seg);
+        return err ? err : sync_segment(db, seg);
+    }
+    pthread_mutex_lock(&db->flush_mu);
+    int err = flush_locked(db, seg, atomic_load(&seg->size));
+    if (!err)
+        err = rci_seg_truncate(seg);
+    if (!err)
+        err = sync_segment(db, seg); /* the new size */
+    pthread_mutex_unlock(&db->flush_mu);
+    return err;
 }
 
 static void mark_durable(rc_db *db, uint64_t lsn)
@@ -86,8 +170,8 @@ static void mark_durable(rc_db *db, uint64_t lsn)
 static int start_segment(rc_db *db, uint64_t reserve)
 {
     segment *seg;
-    int err =
-        rci_seg_create(db->dir_fd, db->next_segment_id, db->db_id, reserve, db_now_ms(db), &seg);
+    int err = rci_seg_create(db->dir_fd, db->next_segment_id, db->db_id, reserve, db_now_ms(db),
+                             db->direct, &seg);
     if (err)
         return err;
     err = rci_seg_table_add(&db->segs, seg);
@@ -113,9 +197,7 @@ int rci_log_open_active(rc_db *db)
 static int log_rotate(rc_db *db, uint64_t need)
 {
     segment *old = db->active;
-    int err = rci_seg_truncate(old);
-    if (!err)
-        err = sync_segment(db, old);
+    int err = seal_segment(db, old);
     if (err)
         return err;
     mark_durable(db, atomic_load(&db->tail_lsn));
@@ -125,7 +207,13 @@ static int log_rotate(rc_db *db, uint64_t need)
         reserve = need + FMT_SEG_HEADER_LEN;
     err = start_segment(db, reserve);
     if (err)
-        return err;
+        return err; /* OLD stays the active segment (its staging too) */
+    if (old->direct) {
+        /* no byte of it is staged any more: map the rest from the file */
+        pthread_mutex_lock(&db->flush_mu);
+        rci_seg_remap(old, old->map_len);
+        pthread_mutex_unlock(&db->flush_mu);
+    }
     old->writable = false;
     rci_bg_kick(db); /* write the old segment's hint */
     return 0;
@@ -316,9 +404,10 @@ static int log_wait_durable(rc_db *db, uint64_t end_lsn)
         uint64_t target = atomic_load(&db->tail_lsn);
         int group = atomic_exchange(&db->arrivals, 0);
         segment *seg = db->active;
+        uint64_t seg_end = atomic_load(&seg->size);
         pthread_mutex_unlock(&db->append_mu);
         RCI_UNLOCKED(RANK_APPEND_MU, 0);
-        err = sync_segment(db, seg);
+        err = seg->direct ? flush_to(db, seg, seg_end) : sync_segment(db, seg);
 
         pthread_mutex_lock(&db->sync_mu);
         db->sync_in_flight = false;
@@ -394,11 +483,24 @@ int rci_log_close_active(rc_db *db)
     if (!seg || db->opt.read_only)
         return 0;
     int err = atomic_load(&db->write_error) ? 0 : rci_log_sync(db);
-    int e2 = rci_seg_truncate(seg);
-    if (!err)
-        err = e2;
-    if (!err && !atomic_load(&db->write_error))
-        err = sync_segment(db, seg);
+    if (seg->direct) {
+        /* nothing more is written after a failure (the staged bytes were
+         * never acknowledged): the file keeps its durable prefix and its
+         * zero-filled preallocation, and gets no hint (the hint would name
+         * staged records); recovery reads it as a torn tail */
+        if (!err && atomic_load(&db->write_error)) {
+            seg->writable = false;
+            return 0;
+        }
+        if (!err)
+            err = seal_segment(db, seg);
+    } else {
+        int e2 = rci_seg_truncate(seg);
+        if (!err)
+            err = e2;
+        if (!err && !atomic_load(&db->write_error))
+            err = sync_segment(db, seg);
+    }
     seg->writable = false;
     if (!err && atomic_load(&seg->size) <= FMT_SEG_HEADER_LEN) {
         /* nothing was written this session: leave no empty file behind */

@@ -6,8 +6,13 @@
  * is in the page cache at once, so it survives a crash of the process without
  * a system call per write, and a full disk shows up as a clean ENOSPC from
  * fallocate before anything is copied, never as a SIGBUS. Durability is the
- * log's job (fdatasync through io_uring, group-committed). A crash leaves a
- * zero-filled preallocated tail that recovery truncates.
+ * log's job (group-committed). A crash leaves a zero-filled preallocated
+ * tail that recovery truncates.
+ *
+ * On the io_uring append path (DIRECT, see segment.h) the active segment's
+ * map is anonymous staging memory instead, the preallocation is zero-filled
+ * with O_DIRECT (so that group writes overwrite written extents), and durable
+ * chunks are mapped from the file over the staging memory (rci_seg_remap).
  *
  * Immutable segments are mapped read-only over their length; reads are
  * memcpy from the mapping (no system call). Slots are 16-bit so that a keydir
@@ -15,6 +20,7 @@
  * segment they named was reclaimed.
  */
 #include "segment.h"
+#include "append_uring.h"
 #include "db.h"
 #include "fault.h"
 #include "format/segment.h"
@@ -86,11 +92,12 @@ static segment *seg_alloc(uint64_t id, int fd)
         return NULL;
     seg->id = id;
     seg->fd = fd;
+    seg->dfd = -1;
     return seg;
 }
 
 int rci_seg_create(int dir_fd, uint64_t id, uint64_t db_id, uint64_t reserve, int64_t now_ms,
-                   segment **out)
+                   bool direct, segment **out)
 {
     char name[32];
     rci_seg_name(name, sizeof(name), id, "data");
@@ -110,7 +117,19 @@ int rci_seg_create(int dir_fd, uint64_t id, uint64_t db_id, uint64_t reserve, in
     if (reserve < FMT_SEG_HEADER_LEN + 64)
         reserve = FMT_SEG_HEADER_LEN + 64;
     seg->map_len = (reserve + 4095) & ~(size_t)4095;
-    seg->map = mmap(NULL, seg->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (direct) {
+        seg->direct = true;
+        seg->dfd = openat(dir_fd, name, O_WRONLY | O_DIRECT | O_CLOEXEC);
+        if (seg->dfd < 0) {
+            err =
+                rc_fail(RC_EIO, "cannot open segment %s with O_DIRECT: %s", name, strerror(errno));
+            goto fail;
+        }
+        seg->map = mmap(NULL, seg->map_len, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    } else {
+        seg->map = mmap(NULL, seg->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    }
     if (seg->map == MAP_FAILED) {
         err = rc_fail(RC_ENOMEM, "cannot map segment %s: %s", name, strerror(errno));
         seg->map = NULL;
@@ -123,6 +142,18 @@ int rci_seg_create(int dir_fd, uint64_t id, uint64_t db_id, uint64_t reserve, in
     fmt_segment_header h = {.segment_id = id, .db_id = db_id, .created_ms = (uint64_t)now_ms};
     fmt_segment_header_encode(seg->map, &h);
     seg->created_ms = now_ms;
+    if (direct) {
+        /* the header's block now (not durable yet: the first group write
+         * rewrites it with RWF_DSYNC), so that a process crash before any
+         * leader wrote leaves a segment with its header, as the mapping does */
+        ssize_t w = pwrite(seg->dfd, seg->map, RCI_DIO_BLOCK, 0);
+        if (w != (ssize_t)RCI_DIO_BLOCK) {
+            int e = w < 0 ? errno : EIO;
+            err = rc_fail(rc_from_errno(e), "cannot write the header of segment %s: %s", name,
+                          strerror(e));
+            goto fail;
+        }
+    }
     atomic_store(&seg->size, FMT_SEG_HEADER_LEN);
     if (fsync(dir_fd) != 0) {
         err = rc_fail(rc_from_errno(errno), "cannot sync directory: %s", strerror(errno));
@@ -236,6 +267,9 @@ int rci_seg_reserve(segment *seg, uint64_t need)
         return RC_ELIMIT; /* the caller rotates first */
     uint64_t want = size + need - seg->file_len;
     want = (want + SEG_GROW_STEP - 1) / SEG_GROW_STEP * SEG_GROW_STEP;
+    if (seg->direct) /* end on a block: the zero-fill is O_DIRECT */
+        want = (seg->file_len + want + RCI_DIO_BLOCK - 1) / RCI_DIO_BLOCK * RCI_DIO_BLOCK -
+               seg->file_len;
     if (seg->file_len + want > seg->map_len)
         want = seg->map_len - seg->file_len;
     int err = rci_fault_check(FAULT_GROW);
@@ -243,6 +277,16 @@ int rci_seg_reserve(segment *seg, uint64_t need)
         err = errno;
     if (err == EOPNOTSUPP) /* file systems without fallocate: extend sparsely */
         err = ftruncate(seg->fd, (off_t)(seg->file_len + want)) ? errno : 0;
+    if (!err && seg->direct) {
+        /* from the first whole block: a file cut at a record's end (a seal
+         * whose rotation then failed) reads zeros up to its block's end, and
+         * the next group write rewrites that block anyway */
+        uint64_t from = (seg->file_len + RCI_DIO_BLOCK - 1) / RCI_DIO_BLOCK * RCI_DIO_BLOCK;
+        int r = from < seg->file_len + want
+                    ? rci_dw_zero(seg->dfd, from, seg->file_len + want - from)
+                    : 0;
+        err = r < 0 ? -r : 0;
+    }
     if (err)
         return rc_fail(rc_from_errno(err), "cannot grow segment %08llu by %llu bytes: %s",
                        (unsigned long long)seg->id, (unsigned long long)want, strerror(err));
@@ -259,6 +303,24 @@ int rci_seg_truncate(segment *seg)
         return rc_fail(rc_from_errno(errno), "cannot truncate segment %08llu: %s",
                        (unsigned long long)seg->id, strerror(errno));
     seg->file_len = size;
+    return 0;
+}
+
+int rci_seg_remap(segment *seg, uint64_t upto)
+{
+    if (!seg->direct || upto <= seg->remapped)
+        return 0;
+    if (upto > seg->map_len)
+        upto = seg->map_len;
+    /* atomic for a reader copying from these pages: the old pages stay until
+     * the new mapping is in place (one mmap_lock section), and both hold the
+     * same bytes, which are durable and never written again */
+    void *p = mmap(seg->map + seg->remapped, upto - seg->remapped, PROT_READ,
+                   MAP_SHARED | MAP_FIXED, seg->fd, (off_t)seg->remapped);
+    if (p == MAP_FAILED)
+        return rc_fail(RC_ENOMEM, "cannot map segment %08llu over its staged bytes: %s",
+                       (unsigned long long)seg->id, strerror(errno));
+    seg->remapped = upto;
     return 0;
 }
 
@@ -322,5 +384,7 @@ void rci_seg_close(segment *seg)
         munmap(seg->map, seg->map_len);
     if (seg->fd >= 0)
         close(seg->fd);
+    if (seg->dfd >= 0)
+        close(seg->dfd);
     free(seg);
 }

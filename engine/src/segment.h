@@ -29,8 +29,19 @@ typedef struct segment {
     uint64_t id;
     uint16_t slot;
     int fd;
-    uint8_t *map; /* MAP_SHARED over [0, map_len) */
+    uint8_t *map; /* MAP_SHARED over [0, map_len); see DIRECT */
     size_t map_len;
+    /* The io_uring append path (append_uring.h). The active segment's map
+     * is then anonymous memory in which records are encoded; a group-commit
+     * leader writes [.., size) to the file through DFD (O_DIRECT), and the
+     * fully written prefix is mapped from the file over the same addresses
+     * (MAP_FIXED), so readers keep one pointer and the process keeps at most
+     * about SEG_GROW_STEP of staged bytes. FLUSHED and REMAPPED are guarded
+     * by the database's flush_mu. */
+    bool direct;
+    int dfd;               /* O_DIRECT descriptor of the file (-1: none) */
+    uint64_t flushed;      /* bytes [0, flushed) are durable in the file */
+    uint64_t remapped;     /* [0, remapped) of map is the file's mapping */
     _Atomic uint64_t size; /* end of the valid records */
     uint64_t file_len;     /* allocated length (active: preallocated) */
     _Atomic bool writable; /* the active segment */
@@ -87,9 +98,14 @@ static inline segment *seg_at(segment_table *t, uint16_t slot)
 void rci_seg_name(char *buf, size_t cap, uint64_t id, const char *ext);
 
 /* Create segment ID in DIR_FD with its header, preallocated and mapped for
- * writing up to RESERVE bytes. */
+ * writing up to RESERVE bytes. DIRECT: for the io_uring append path (the map
+ * is anonymous, the preallocation zero-filled, the header written with
+ * O_DIRECT; see segment). */
 int rci_seg_create(int dir_fd, uint64_t id, uint64_t db_id, uint64_t reserve, int64_t now_ms,
-                   segment **out);
+                   bool direct, segment **out);
+/* Direct segments: map [remapped, UPTO) (block-aligned, durable in the file)
+ * from the file over the anonymous staging memory. 0 or an RC_E* code. */
+int rci_seg_remap(segment *seg, uint64_t upto);
 /* Open an existing segment read-only (or read-write when WRITABLE, so that
  * recovery can truncate a torn tail), mapped over its current length. */
 int rci_seg_open(int dir_fd, uint64_t id, bool writable, segment **out);

@@ -36,12 +36,29 @@ void th_rmdir(char *dir)
     free(dir);
 }
 
+rc_append_io th_append_io(void)
+{
+    const char *e = getenv("RC_TEST_APPEND_IO");
+    if (e && strcmp(e, "mmap") == 0)
+        return RC_APPEND_MMAP;
+    if (e && strcmp(e, "uring") == 0)
+        return RC_APPEND_URING;
+    return RC_APPEND_AUTO;
+}
+
 void th_options(rc_options *o)
 {
     rc_options_default(o);
     o->sync = RC_SYNC_NONE;
     o->segment_bytes = 64 * 1024;
     o->merge_check_ms = 0;
+    o->append_io = th_append_io() == RC_APPEND_MMAP ? RC_APPEND_MMAP : RC_APPEND_AUTO;
+}
+
+void th_sync_always(rc_options *o)
+{
+    o->sync = RC_SYNC_ALWAYS;
+    o->append_io = th_append_io();
 }
 
 const char *th_path(const char *dir, const char *name)

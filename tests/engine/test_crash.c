@@ -21,7 +21,7 @@ static void child_main(const char *dir, int fd, int start_gen)
 {
     rc_options o;
     th_options(&o);
-    o.sync = RC_SYNC_ALWAYS;
+    th_sync_always(&o);
     o.segment_bytes = 16 * 1024; /* rotate often */
     rc_db *db;
     if (rc_open(dir, &o, &db) != 0)

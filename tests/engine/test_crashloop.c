@@ -103,7 +103,7 @@ static void child(const char *dir, long start, int fd)
 {
     rc_options o;
     th_options(&o);
-    o.sync = RC_SYNC_ALWAYS;
+    th_sync_always(&o);
     o.segment_bytes = 8192;
     o.tombstone_retention_ms = 0;
     o.merge_check_ms = 10;

@@ -24,6 +24,8 @@ static void open_mode(rc_sync_mode mode)
     rc_options o;
     th_options(&o);
     o.sync = mode;
+    if (mode == RC_SYNC_ALWAYS)
+        th_sync_always(&o);
     cr_assert_eq(rc_open(dir, &o, &db), 0, "%s", rc_last_error_message());
 }
 
@@ -156,7 +158,7 @@ Test(faults, real_full_disk_on_tmpfs, .timeout = 600)
     snprintf(path, sizeof(path), "%s/db", mnt);
     rc_options o;
     th_options(&o);
-    o.sync = RC_SYNC_ALWAYS;
+    th_sync_always(&o);
     o.segment_bytes = 1 << 20;
     rc_db *d;
     cr_assert_eq(rc_open(path, &o, &d), 0, "%s", rc_last_error_message());

@@ -61,6 +61,13 @@ bool kvd_start_as(kvd_proc *k, const char *dir, const char *const *extra, bool a
     args[n++] = getenv("KVD_TEST_LOG") ? getenv("KVD_TEST_LOG") : "warn";
     if (anonymous_buckets)
         args[n++] = "--allow-anonymous-buckets";
+    /* KVD_TEST_APPEND_IO=mmap|uring: the append path (ctest runs the server
+     * suite once more with mmap; by default kvd takes io_uring for --sync
+     * always) */
+    if (getenv("KVD_TEST_APPEND_IO")) {
+        args[n++] = "--append-io";
+        args[n++] = getenv("KVD_TEST_APPEND_IO");
+    }
     for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 62; i++)
         args[n++] = extra[i];
     args[n] = NULL;
