@@ -676,7 +676,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->body != NULL)
         req->body[req->body_len] = '\0';
+    budget_json_begin(req);
     router_dispatch(req);
+    budget_json_end();
     /* a write waiting for durability is answered after its resume; a parked
      * request (park.c) after its own */
     if (!req->responded && req->park_finish == NULL && req->waiter == NULL)

@@ -31,6 +31,7 @@
 
 #include <sodium.h>
 
+#include "json_cap.h"
 #include "bucket_limits.h"
 #include "durable.h"
 #ifdef RC_FAULT_INJECTION
@@ -111,8 +112,8 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
         {"max-connections", 0, RCU_OPT_INT, U(c->max_connections), .min = 1, .max = 1000000,
          .help = "concurrent connections"},
         {"max-connections-per-ip", 0, RCU_OPT_INT, U(c->max_connections_per_ip), .max = 1000000,
-         .help = "concurrent connections from one address (0: no limit besides "
-                 "--max-connections)"},
+         .help = "concurrent connections from one address, so that one client cannot take "
+                 "them all (0: no limit besides --max-connections)"},
         {"timeout", 0, RCU_OPT_DURATION, U(c->conn_timeout_s), .min = 1, .max = 86400,
          .unit_ms = 1000, .store_ms = 1000, .meta = "SECONDS",
          .help = "close idle or stalled connections after this"},
@@ -151,10 +152,11 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
          .help = "GET /metrics needs the token in FILE's first line (or the admin token)"},
         {"max-response-bytes", 0, RCU_OPT_SIZE, U(c->max_response_bytes), .min = 64 * 1024,
          .max = 1ull << 40,
-         .help = "memory one request may hold for its answer (at least --max-value): past it 413"},
+         .help = "memory one request may hold for its answer, and for its body's parsed JSON "
+                 "(at least --max-value): past it 413"},
         {"max-inflight-bytes", 0, RCU_OPT_SIZE, U(c->max_inflight_bytes), .max = 1ull << 42,
-         .help = "memory all requests together may hold for answers and bodies (0: no limit): "
-                 "past it 503 with Retry-After"},
+         .help = "memory all requests together may hold for answers, bodies and parsed JSON (0: "
+                 "no limit): past it 503 with Retry-After"},
         {"allow-anonymous-buckets", 0, RCU_OPT_BOOL, &c->allow_anonymous_buckets,
          .help = "without --admin-token-file: let clients without credentials create buckets "
                  "(default off: 403)"},
@@ -203,6 +205,9 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
     c->max_batch_bytes = 64u << 20;
     c->threads = 0; /* chosen after the flags: depends on --sync */
     c->max_connections = 1024;
+    /* one address holding every connection (idle, or trickling a header
+     * byte at a time past --timeout) would lock every other client out */
+    c->max_connections_per_ip = 256;
     c->conn_timeout_s = 30;
     c->max_header_bytes = 32 * 1024;
     c->shutdown_grace_s = 10;
@@ -461,6 +466,7 @@ static void wait_in_flight(kvd *srv)
 
 int main(int argc, char **argv)
 {
+    json_cap_install(); /* before Jansson allocates anything */
     kvd srv;
     memset(&srv, 0, sizeof srv);
     parse_flags(argc, argv, &srv.cfg);
@@ -558,6 +564,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "kvd: --listen %s: the HTTP server did not start\n", srv.cfg.listen);
         goto fail;
     }
+    if (!loopback && srv.admin_token == NULL && srv.cfg.allow_anonymous_buckets)
+        kvd_log(LOG_WARN, "--allow-anonymous-buckets: any client can create buckets on a "
+                          "non-loopback address (give --admin-token-file to restrict it)");
     if (!loopback && srv.metrics_token == NULL)
         kvd_log(LOG_WARN, "GET /metrics is readable without credentials on a non-loopback address "
                           "(give --metrics-token-file to restrict it)");

@@ -82,34 +82,12 @@ static void legacy_id(uint64_t db_id, uint8_t out[RCI_ID_BYTES])
         out[0] = 1;
 }
 
-/* Write ID as DIR/IDENTITY durably (tmp, fdatasync, rename, fsync dir). */
+/* Write ID as DIR/IDENTITY durably. */
 static int write_file(rc_db *db, const fmt_identity *id)
 {
     uint8_t buf[FMT_IDENTITY_LEN];
     fmt_identity_encode(buf, id);
-    const char *tmp = IDENTITY_FILE ".tmp";
-    int e = 0;
-    int fd = openat(db->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        e = errno;
-    } else {
-        ssize_t n = pwrite(fd, buf, sizeof(buf), 0);
-        if (n != (ssize_t)sizeof(buf))
-            e = n < 0 ? errno : ENOSPC;
-        else if (fdatasync(fd) != 0)
-            e = errno;
-        close(fd);
-    }
-    if (!e && renameat(db->dir_fd, tmp, db->dir_fd, IDENTITY_FILE) != 0)
-        e = errno;
-    if (!e && fsync(db->dir_fd) != 0)
-        e = errno;
-    if (e) {
-        unlinkat(db->dir_fd, tmp, 0);
-        return rc_fail(rc_from_errno(e), "cannot write %s/%s: %s", db->dir, IDENTITY_FILE,
-                       strerror(e));
-    }
-    return 0;
+    return rci_dir_write_file(db, IDENTITY_FILE, buf, sizeof(buf));
 }
 
 static void set_state(rc_db *db, const fmt_identity *id)
@@ -190,6 +168,7 @@ int rci_identity_adopt(rc_db *db, const uint8_t *source, uint64_t until)
     fmt_identity id;
     memset(&id, 0, sizeof(id));
     int err = 0;
+    RCI_LOCKING(RANK_APPEND_MU, 0);
     pthread_mutex_lock(&db->append_mu);
     if (!source) {
         /* a stream that does not name its database: this one is a new one */
@@ -209,6 +188,7 @@ int rci_identity_adopt(rc_db *db, const uint8_t *source, uint64_t until)
     if (!err)
         set_state(db, &id);
     pthread_mutex_unlock(&db->append_mu);
+    RCI_UNLOCKED(RANK_APPEND_MU, 0);
     return err;
 }
 
@@ -217,10 +197,12 @@ int rci_identity_check(rc_db *db, const fmt_stream_header *h)
     if (h->since == 0)
         return 0; /* a full stream: any identity (it is adopted) */
     char mine[RC_DATABASE_ID_LEN + 1], theirs[RC_DATABASE_ID_LEN + 1];
+    RCI_LOCKING(RANK_APPEND_MU, 0);
     pthread_mutex_lock(&db->append_mu);
     rci_ident st = db->ident;
     uint64_t last = atomic_load(&db->last_seq);
     pthread_mutex_unlock(&db->append_mu);
+    RCI_UNLOCKED(RANK_APPEND_MU, 0);
     rci_id_hex(st.id, mine);
     if (h->version < 2)
         return rc_fail(RC_EIDENTITY,
@@ -249,8 +231,10 @@ int rc_database_id(rc_db *db, char out[RC_DATABASE_ID_LEN + 1])
     rci_error_clear();
     if (!db || !out)
         return rc_fail(RC_EINVAL, "rc_database_id needs a database and a buffer");
+    RCI_LOCKING(RANK_APPEND_MU, 0);
     pthread_mutex_lock(&db->append_mu);
     rci_id_hex(db->ident.id, out);
     pthread_mutex_unlock(&db->append_mu);
+    RCI_UNLOCKED(RANK_APPEND_MU, 0);
     return 0;
 }

@@ -231,9 +231,7 @@ int kv_http(kv_ctx *ctx, const char *method, const char *path, const void *body,
     return 0;
 }
 
-/* kvd's "message" (or "error") from a JSON error body; else the body's first
- * line if it is short text; else "". The result is a copy the caller frees. */
-static char *server_message(kv_ctx *ctx)
+char *kv_server_message(kv_ctx *ctx)
 {
     json_t *root = ctx->body.len ? json_loadb(ctx->body.data, ctx->body.len, 0, NULL) : NULL;
     const char *msg = NULL;
@@ -277,7 +275,7 @@ static bool bucket_exists(kv_ctx *ctx, int *rc)
 
 int kv_http_error(kv_ctx *ctx, const char *what, const char *absent_what)
 {
-    char *msg = server_message(ctx);
+    char *msg = kv_server_message(ctx);
     const char *sep = msg && *msg ? ": " : "";
     const char *m = msg ? msg : "";
     long st = ctx->status;
