@@ -414,7 +414,8 @@ TestSuite(watch_many, .fini = watch_teardown, .timeout = 900);
 
 Test(watch_many, three_hundred_waiters_on_four_threads_all_answered)
 {
-    const char *more[] = {"--threads", "4", "--max-connections", "1000", NULL};
+    const char *more[] = {"--threads", "4", "--max-connections", "1000", "--max-connections-per-ip",
+                          "1000",      NULL};
     watch_setup_flags(more);
     uint64_t s = current_seq("/t/k");
     static int fds[MANY];
