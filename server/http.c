@@ -33,6 +33,7 @@
 #include <strings.h>
 
 #include "budget.h"
+#include "cluster.h"
 #include "durable.h"
 #include "log.h"
 #include "metrics.h"
@@ -203,6 +204,8 @@ void http_send(kvd_request *req, unsigned status, struct MHD_Response *resp)
         return;
     }
     req->responded = true;
+    /* a replica group acknowledges a write only once it is replicated */
+    cluster_gate_response(req, &status, &resp);
     /* a HEAD answer carries no body, whatever the response object holds */
     req->resp_bytes += req->method == METHOD_HEAD ? 0 : len;
     if (resp == NULL) {

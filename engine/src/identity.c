@@ -226,6 +226,82 @@ int rci_identity_check(rc_db *db, const fmt_stream_header *h)
                    last == 0 ? " (empty: load that database's full backup first)" : "");
 }
 
+int rc_database_lineage(rc_db *db, rc_lineage *out)
+{
+    rci_error_clear();
+    if (!db || !out)
+        return rc_fail(RC_EINVAL, "rc_database_lineage needs a database and a result");
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&db->append_mu);
+    rci_ident st = db->ident;
+    pthread_mutex_unlock(&db->append_mu);
+    rci_id_hex(st.id, out->id);
+    out->replica = (st.flags & FMT_IDENTITY_REPLICA) != 0;
+    out->forked = (st.flags & FMT_IDENTITY_FORKED) != 0;
+    if (out->forked) {
+        rci_id_hex(st.parent, out->parent);
+        out->forked_at = st.forked_at;
+    }
+    return 0;
+}
+
+static int id_from_hex(const char *hex, uint8_t out[RCI_ID_BYTES])
+{
+    if (!hex || strlen(hex) != RC_DATABASE_ID_LEN)
+        return -1;
+    for (size_t i = 0; i < RC_DATABASE_ID_LEN; i++) {
+        char c = hex[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            return -1;
+        if (i % 2 == 0)
+            out[i / 2] = (uint8_t)(v << 4);
+        else
+            out[i / 2] |= (uint8_t)v;
+    }
+    return is_zero(out, RCI_ID_BYTES) ? -1 : 0;
+}
+
+int rc_follow_fork(rc_db *db, const char *child, const char *parent, uint64_t forked_at)
+{
+    rci_error_clear();
+    uint8_t c[RCI_ID_BYTES], p[RCI_ID_BYTES];
+    if (!db)
+        return rc_fail(RC_EINVAL, "rc_follow_fork needs a database");
+    if (id_from_hex(child, c) != 0 || id_from_hex(parent, p) != 0)
+        return rc_fail(RC_EINVAL, "rc_follow_fork: the ids must be %d lowercase hex digits",
+                       RC_DATABASE_ID_LEN);
+    if (db->opt.read_only)
+        return rc_fail(RC_EREADONLY, "rc_follow_fork: %s is open read-only", db->dir);
+    int err = 0;
+    pthread_mutex_lock(&db->append_mu);
+    uint64_t last = atomic_load(&db->last_seq);
+    if (memcmp(db->ident.id, p, RCI_ID_BYTES) != 0) {
+        char mine[RC_DATABASE_ID_LEN + 1];
+        rci_id_hex(db->ident.id, mine);
+        err = rc_fail(RC_EIDENTITY,
+                      "%s is database %s, not %s: it cannot follow that "
+                      "database's fork",
+                      db->dir, mine, parent);
+    } else if (last > forked_at) {
+        err =
+            rc_fail(RC_EGAP,
+                    "%s holds seqs up to %llu, past the fork of %s at %llu: its "
+                    "history diverged from %s's",
+                    db->dir, (unsigned long long)last, child, (unsigned long long)forked_at, child);
+    } else if (memcmp(c, p, RCI_ID_BYTES) != 0) {
+        fmt_identity id;
+        memset(&id, 0, sizeof(id));
+        id.flags = FMT_IDENTITY_REPLICA;
+        memcpy(id.id, c, RCI_ID_BYTES);
+        err = write_file(db, &id);
+        if (!err)
+            set_state(db, &id);
+    }
+    pthread_mutex_unlock(&db->append_mu);
+    return err;
+}
+
 int rc_database_id(rc_db *db, char out[RC_DATABASE_ID_LEN + 1])
 {
     rci_error_clear();

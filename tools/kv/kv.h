@@ -47,7 +47,10 @@ void kv_buf_free(kv_buf *b);
 
 /* State of one kv invocation. */
 typedef struct kv_ctx {
-    const char *url;    /* base URL without trailing '/' (owned: url_storage) */
+    const char *url; /* base URL without trailing '/' (owned: url_storage) */
+    /* --url a,b,c: the members of a replica group, tried in turn */
+    const char *urls[16];
+    size_t nurls, url_cur;
     const char *bucket; /* validated bucket name */
     const char *key;    /* credential, or NULL */
     const char *cmd;    /* "kv set", for messages */
