@@ -13,6 +13,9 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format cur
       liblua5.4-dev libmicrohttpd-dev libjansson-dev libsodium-dev libcurl4-openssl-dev
       libexpat1-dev nodejs
       libinih-dev help2man zstd wrk)
+# etcd: a replica group (kvd --cluster) is elected by etcd; the cluster
+# suites start a single-member etcd of their own
+pkgs+=(etcd-server etcd-client)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(systemd strace prometheus)
 fi

@@ -7,6 +7,7 @@
  * would have fitted: the client retries after Retry-After).
  */
 #include "budget.h"
+#include "json_cap.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -79,4 +80,37 @@ void budget_release(kvd_request *req)
     budget_uncharge(req, req->mem_charged);
     atomic_fetch_sub(&req->srv->mem_inflight, req->body_charged);
     req->body_charged = 0;
+}
+
+static bool charge_json(void *ctx, uint64_t n)
+{
+    return budget_charge_body(ctx, n);
+}
+
+void budget_json_begin(kvd_request *req)
+{
+    json_cap_begin(req->srv->cfg.max_response_bytes, charge_json, req);
+}
+
+void budget_json_end(void)
+{
+    json_cap_end();
+}
+
+bool budget_json_refused(kvd_request *req)
+{
+    uint64_t limit = 0;
+    int status = json_cap_refused(&limit);
+    if (status == 0)
+        return false;
+    if (status == 503) {
+        budget_refuse_busy(req, 1u << 20);
+        return true;
+    }
+    atomic_fetch_add(&req->srv->budget_refused_large, 1);
+    http_error(req, 413, "too_large",
+               "the body's JSON needs more than %" PRIu64 " bytes of memory once parsed "
+               "(--max-response-bytes): send fewer or smaller items",
+               limit);
+    return true;
 }

@@ -32,6 +32,17 @@ void budget_uncharge(kvd_request *req, uint64_t n);
 /* Give back everything REQ still holds (request completion). */
 void budget_release(kvd_request *req);
 
+/* The last JSON parse of a request body on this thread (json_cap_load)
+ * stopped at a memory bound: REQ is answered (413 `too_large` naming
+ * --max-response-bytes, or 503 busy) and true. false: it did not. */
+bool budget_json_refused(kvd_request *req);
+
+/* Install the JSON bound for REQ on this thread around its route (http.c):
+ * --max-response-bytes per parse, the server-wide budget past the first
+ * MiB; budget_json_end after. */
+void budget_json_begin(kvd_request *req);
+void budget_json_end(void);
+
 /* Answer 503 busy with Retry-After (a body that did not fit). */
 void budget_refuse_busy(kvd_request *req, uint64_t want);
 

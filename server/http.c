@@ -30,6 +30,7 @@
 #include <strings.h>
 
 #include "budget.h"
+#include "cluster.h"
 #include "durable.h"
 #include "log.h"
 #include "metrics.h"
@@ -199,6 +200,8 @@ void http_send(kvd_request *req, unsigned status, struct MHD_Response *resp)
         return;
     }
     req->responded = true;
+    /* a replica group acknowledges a write only once it is replicated */
+    cluster_gate_response(req, &status, &resp);
     /* a HEAD answer carries no body, whatever the response object holds */
     req->resp_bytes += req->method == METHOD_HEAD ? 0 : len;
     if (resp == NULL) {
@@ -653,7 +656,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->body != NULL)
         req->body[req->body_len] = '\0';
+    budget_json_begin(req);
     router_dispatch(req);
+    budget_json_end();
     /* a write waiting for durability is answered after its resume */
     if (!req->responded && req->park_finish == NULL)
         http_send(req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);

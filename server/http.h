@@ -39,6 +39,7 @@ typedef enum route_id {
     ROUTE_KEY,     /* /:bucket/:key */
     ROUTE_TOKENS,  /* /:bucket/tokens/ */
     ROUTE_SCRIPTS, /* /:bucket/scripts/...   (route_scripts.c) */
+    ROUTE_CLUSTER, /* /cluster               (cluster_http.c) */
     ROUTE_COUNT,
 } route_id;
 
@@ -93,6 +94,7 @@ typedef struct kvd_request {
     uint64_t start_ns;
     bool responded;
     bool prepared;
+    bool cluster_read; /* a replica-group follower serves this POST as a read */
 
     /* a write waiting for durability (durable.c) */
     _Atomic int park_state;

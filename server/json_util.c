@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "json_cap.h"
 #include "rcu_text.h"
 
 json_t *json_bytes(const void *data, size_t len)
@@ -34,9 +35,11 @@ json_t *json_parse_object(const char *data, size_t len, const char **why)
         return NULL;
     }
     /* keys are any bytes, so "\u0000" inside a string is allowed */
-    json_t *o = json_loadb(data, len, JSON_ALLOW_NUL, &err);
+    json_t *o = json_cap_load(data, len, JSON_ALLOW_NUL, &err);
     if (o == NULL) {
-        *why = "the body is not valid JSON";
+        *why = json_cap_refused(NULL) ? "the body's JSON needs more memory than this request may "
+                                        "hold (see budget_json_refused)"
+                                      : "the body is not valid JSON";
         return NULL;
     }
     if (!json_is_object(o)) {

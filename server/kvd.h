@@ -28,6 +28,7 @@
 struct policy_cache;
 struct metrics;
 struct backup_shipper;
+struct cluster;
 
 typedef enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 } log_level;
 typedef enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON = 1 } log_format;
@@ -61,6 +62,13 @@ typedef struct kvd_config {
     log_format log_format;
     const char *log_file;           /* NULL: stderr */
     const char *metrics_token_file; /* NULL: /metrics needs no credential */
+    /* replica group (cluster.h); cluster_group NULL: a single node */
+    const char *cluster_group;
+    const char *etcd_urls;
+    const char *node_id;
+    const char *advertise;
+    int replication; /* 0 sync, 1 async */
+    unsigned lease_ttl_s;
 } kvd_config;
 
 typedef struct kvd {
@@ -74,6 +82,7 @@ typedef struct kvd {
     struct metrics *metrics;
     void *scripts;                  /* owned by the scripts module (route_scripts.c) */
     struct backup_shipper *shipper; /* --backup-to, else NULL */
+    struct cluster *cluster;        /* --cluster (cluster.h), else NULL */
     atomic_bool shutting_down;
     atomic_long in_flight;         /* requests between first header call and completion */
     atomic_long parked;            /* writes waiting for the engine's callback (durable.c) */

@@ -31,7 +31,9 @@
 
 #include <sodium.h>
 
+#include "json_cap.h"
 #include "bucket_limits.h"
+#include "cluster.h"
 #include "durable.h"
 #ifdef RC_FAULT_INJECTION
 #include "fault.h"
@@ -51,6 +53,7 @@
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};         /* log_format's order */
 static const char *const append_ios[] = {"auto", "mmap", "uring", NULL}; /* rc_append_io's */
+static const char *const replications[] = {"sync", "async", NULL}; /* kvd_config.replication */
 
 static int parse_sync(const char *s, void *dest, char *why, size_t cap)
 {
@@ -83,6 +86,17 @@ typedef struct flags {
 
 #define U(field) .dest = &(field), .width = sizeof(field)
 
+static void kvd_cluster_config(const kvd_config *c, cluster_config *cc)
+{
+    memset(cc, 0, sizeof *cc);
+    cc->group = c->cluster_group;
+    cc->etcd = c->etcd_urls;
+    cc->node_id = c->node_id;
+    cc->advertise = c->advertise;
+    cc->async = c->replication == 1;
+    cc->lease_ttl_s = c->lease_ttl_s;
+}
+
 static void parse_flags(int argc, char **argv, kvd_config *c)
 {
     static flags f;
@@ -109,8 +123,8 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
         {"max-connections", 0, RCU_OPT_INT, U(c->max_connections), .min = 1, .max = 1000000,
          .help = "concurrent connections"},
         {"max-connections-per-ip", 0, RCU_OPT_INT, U(c->max_connections_per_ip), .max = 1000000,
-         .help = "concurrent connections from one address (0: no limit besides "
-                 "--max-connections)"},
+         .help = "concurrent connections from one address, so that one client cannot take "
+                 "them all (0: no limit besides --max-connections)"},
         {"timeout", 0, RCU_OPT_DURATION, U(c->conn_timeout_s), .min = 1, .max = 86400,
          .unit_ms = 1000, .store_ms = 1000, .meta = "SECONDS",
          .help = "close idle or stalled connections after this"},
@@ -146,10 +160,11 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
          .help = "GET /metrics needs the token in FILE's first line (or the admin token)"},
         {"max-response-bytes", 0, RCU_OPT_SIZE, U(c->max_response_bytes), .min = 64 * 1024,
          .max = 1ull << 40,
-         .help = "memory one request may hold for its answer (at least --max-value): past it 413"},
+         .help = "memory one request may hold for its answer, and for its body's parsed JSON "
+                 "(at least --max-value): past it 413"},
         {"max-inflight-bytes", 0, RCU_OPT_SIZE, U(c->max_inflight_bytes), .max = 1ull << 42,
-         .help = "memory all requests together may hold for answers and bodies (0: no limit): "
-                 "past it 503 with Retry-After"},
+         .help = "memory all requests together may hold for answers, bodies and parsed JSON (0: "
+                 "no limit): past it 503 with Retry-After"},
         {"allow-anonymous-buckets", 0, RCU_OPT_BOOL, &c->allow_anonymous_buckets,
          .help = "without --admin-token-file: let clients without credentials create buckets "
                  "(default off: 403)"},
@@ -170,6 +185,22 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
          .help = "how often to ship (needed with --backup-to; 0: not set)"},
         {"backup-keep-full", 0, RCU_OPT_INT, U(c->backup_keep_full), .min = 1, .max = 1000,
          .meta = "N", .help = "full backups kept in the store, each with its incrementals"},
+        {"cluster", 0, RCU_OPT_STRING, &c->cluster_group, .meta = "GROUP",
+         .help = "serve as a member of replica group GROUP, led by whichever member etcd elects "
+                 "(needs --etcd, --node-id, --advertise and --admin-token-file)"},
+        {"etcd", 0, RCU_OPT_STRING, &c->etcd_urls, .meta = "URL[,URL...]",
+         .help = "etcd's client URLs (v3 API; with --cluster)"},
+        {"node-id", 0, RCU_OPT_STRING, &c->node_id, .meta = "ID",
+         .help = "this member's id in the group, unique in it (with --cluster)"},
+        {"advertise", 0, RCU_OPT_STRING, &c->advertise, .meta = "URL",
+         .help = "the URL other members and redirected clients reach this node at, "
+                 "http://HOST:PORT (with --cluster)"},
+        {"replication", 0, RCU_OPT_ENUM, &c->replication, .choices = replications,
+         .help = "sync: a write is acknowledged once the sync standby applied it too; async: "
+                 "once durable on the leader (a failover may lose the lag)"},
+        {"lease-ttl", 0, RCU_OPT_DURATION, U(c->lease_ttl_s), .min = 2, .max = 3600,
+         .unit_ms = 1000, .store_ms = 1000, .meta = "SECONDS",
+         .help = "etcd lease of a member: a dead leader is replaced after about this long"},
         {"config", 'c', RCU_OPT_STRING, &f.config, .meta = "FILE", .flags = RCU_OPT_NOCONFIG,
          .help = "read settings from FILE (INI: 'name = value' with the long names above, "
                  "optionally under [kvd]); flags given too override it"},
@@ -198,6 +229,9 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
     c->max_batch_bytes = 64u << 20;
     c->threads = 0; /* chosen after the flags: depends on --sync */
     c->max_connections = 1024;
+    /* one address holding every connection (idle, or trickling a header
+     * byte at a time past --timeout) would lock every other client out */
+    c->max_connections_per_ip = 256;
     c->conn_timeout_s = 30;
     c->max_header_bytes = 32 * 1024;
     c->shutdown_grace_s = 10;
@@ -210,6 +244,7 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
     c->bucket_create_per_min = 30;
     c->max_buckets = 100000;
     c->backup_keep_full = 2;
+    c->lease_ttl_s = 5;
     /* the config file first, then every flag over it */
     for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
         const char *cfg = NULL;
@@ -264,6 +299,13 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
         fprintf(stderr, "kvd: %s (see kvd --help)\n",
                 c->backup_to ? "--backup-to: needs --backup-every DURATION"
                              : "--backup-every: goes with --backup-to");
+        exit(EXIT_USAGE);
+    }
+    char cwhy[300];
+    cluster_config cc;
+    kvd_cluster_config(c, &cc);
+    if (cluster_config_check(&cc, cwhy, sizeof cwhy) != 0) {
+        fprintf(stderr, "kvd: %s (see kvd --help)\n", cwhy);
         exit(EXIT_USAGE);
     }
     if (f.segment_bytes_seen)
@@ -408,6 +450,35 @@ static int ensure_default_bucket(kvd *srv, const char *name, bool loopback)
     return 0;
 }
 
+/* A replica group writes node-local things on the leader only, as it
+ * becomes the leader (cluster.h on_promote). */
+static bool listen_loopback;
+static void on_promote(kvd *srv)
+{
+    if (srv->cfg.default_bucket == NULL)
+        return;
+    int rc = ensure_default_bucket(srv, srv->cfg.default_bucket, listen_loopback);
+    if (rc != 0)
+        kvd_log(LOG_ERROR, "--default-bucket %s: %s", srv->cfg.default_bucket, rc_strerror(rc));
+}
+
+/* After a re-clone (cluster_repl.c): put the clone in place of the data
+ * directory and start this same program again on it, with the same
+ * arguments and pid. */
+static void restart_on_clone(char **argv, const char *dir)
+{
+    char why[300], self[4096];
+    if (cluster_dir_finish_reclone(dir, why, sizeof why) < 0) {
+        fprintf(stderr, "kvd: --cluster: %s\n", why);
+        return;
+    }
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[n > 0 ? n : 0] = '\0';
+    execv(n > 0 ? self : "/proc/self/exe", argv);
+    execvp(argv[0], argv); /* the binary was replaced (an upgrade): its new version */
+    fprintf(stderr, "kvd: --cluster: cannot restart after the re-clone: %s\n", strerror(errno));
+}
+
 /* SIGHUP: reopen the --log-file (logrotate moved it); never a restart. */
 static void reopen_log(void)
 {
@@ -455,8 +526,14 @@ static void wait_in_flight(kvd *srv)
 
 int main(int argc, char **argv)
 {
+    json_cap_install(); /* before Jansson allocates anything */
     kvd srv;
     memset(&srv, 0, sizeof srv);
+    /* the parser reorders argv; a re-clone restarts with the original */
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    if (args == NULL)
+        return EXIT_FAILURE_RUNTIME;
+    memcpy(args, argv, (size_t)argc * sizeof *args);
     parse_flags(argc, argv, &srv.cfg);
     kvd_log_level = srv.cfg.log_level;
     int lrc = kvd_log_open(srv.cfg.log_file, srv.cfg.log_format);
@@ -468,7 +545,7 @@ int main(int argc, char **argv)
     atomic_init(&srv.in_flight, 0);
     int status = EXIT_FAILURE_RUNTIME, listen_fd = -1;
     struct MHD_Daemon *daemon = NULL;
-    bool scripts_ready = false;
+    bool scripts_ready = false, reclone = false;
 
     if (sodium_init() < 0) {
         fprintf(stderr, "kvd: libsodium failed to initialise\n");
@@ -492,6 +569,7 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGHUP);
+    sigaddset(&stop, SIGUSR1); /* a replica group's re-clone is ready */
 #ifdef RC_FAULT_INJECTION
     sigaddset(&stop, SIGUSR2); /* test builds: fail every fdatasync from now on */
 #endif
@@ -503,6 +581,17 @@ int main(int argc, char **argv)
     listen_fd = bind_listen(srv.cfg.listen, shown, sizeof shown, &loopback);
     if (listen_fd < 0)
         goto fail;
+    listen_loopback = loopback;
+    cluster_config cc;
+    kvd_cluster_config(&srv.cfg, &cc);
+    cc.on_promote = on_promote;
+    if (cc.group != NULL) {
+        char why[300];
+        if (cluster_dir_finish_reclone(srv.cfg.dir, why, sizeof why) < 0) {
+            fprintf(stderr, "kvd: --cluster: %s\n", why);
+            goto fail;
+        }
+    }
 
     uint64_t t0 = kvd_mono_ns();
     int rc = rc_open(srv.cfg.dir, &srv.cfg.engine, &srv.db);
@@ -514,6 +603,8 @@ int main(int argc, char **argv)
     }
     uint64_t open_ms = (kvd_mono_ns() - t0) / 1000000u;
     log_damage(srv.db);
+    if (cc.group != NULL && cluster_start(&srv, &cc) != 0)
+        goto fail;
     rc = policy_store_open(&srv);
     if (rc != 0) {
         fprintf(stderr, "kvd: --dir %s: cannot open the system keyspace: %s\n", srv.cfg.dir,
@@ -523,7 +614,7 @@ int main(int argc, char **argv)
     srv.metrics = metrics_new();
     if (srv.metrics == NULL || bucket_limits_init(&srv) != 0)
         goto fail;
-    if (srv.cfg.default_bucket != NULL) {
+    if (srv.cfg.default_bucket != NULL && srv.cluster == NULL) {
         rc = ensure_default_bucket(&srv, srv.cfg.default_bucket, loopback);
         if (rc != 0) {
             fprintf(stderr, "kvd: --default-bucket %s: %s\n", srv.cfg.default_bucket,
@@ -546,6 +637,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "kvd: --listen %s: the HTTP server did not start\n", srv.cfg.listen);
         goto fail;
     }
+    if (cluster_serve(&srv) != 0) {
+        fprintf(stderr, "kvd: --cluster: cannot start replication\n");
+        goto fail;
+    }
+    if (!loopback && srv.admin_token == NULL && srv.cfg.allow_anonymous_buckets)
+        kvd_log(LOG_WARN, "--allow-anonymous-buckets: any client can create buckets on a "
+                          "non-loopback address (give --admin-token-file to restrict it)");
     if (!loopback && srv.metrics_token == NULL)
         kvd_log(LOG_WARN, "GET /metrics is readable without credentials on a non-loopback address "
                           "(give --metrics-token-file to restrict it)");
@@ -561,6 +659,8 @@ int main(int argc, char **argv)
     for (;;) {
         if (sigwait(&stop, &sig) != 0)
             continue;
+        if (sig == SIGUSR1 && !cluster_reclone_ready(&srv))
+            continue;
 #ifdef RC_FAULT_INJECTION
         if (sig == SIGUSR2) {
             /* the system tests' flush failure: the engine's fault seam makes
@@ -574,7 +674,10 @@ int main(int argc, char **argv)
             break;
         reopen_log();
     }
-    kvd_log(LOG_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    if (sig == SIGUSR1)
+        reclone = true;
+    else
+        kvd_log(LOG_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     atomic_store(&srv.shutting_down, true);
     MHD_socket lfd = MHD_quiesce_daemon(daemon);
     if (lfd != MHD_INVALID_SOCKET) {
@@ -593,6 +696,7 @@ fail:
         MHD_stop_daemon(daemon);
     if (listen_fd >= 0)
         close(listen_fd);
+    cluster_stop(&srv); /* steps down: another member leads at once */
     backup_shipper_stop(srv.shipper);
     srv.shipper = NULL;
     if (scripts_ready)
@@ -609,6 +713,11 @@ fail:
     bucket_limits_free(&srv);
     free(srv.admin_token);
     free(srv.metrics_token);
+    if (status == 0 && reclone) {
+        restart_on_clone(args, srv.cfg.dir);
+        return EXIT_FAILURE_RUNTIME;
+    }
+    free(args);
     if (status == 0)
         kvd_log(LOG_INFO, "stopped");
     return status;

@@ -19,6 +19,7 @@
  * makes "create if the name is free" and "delete then recreate" simple.
  */
 #include "policy.h"
+#include "cluster.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -279,6 +280,22 @@ static void cache_remove_locked(struct policy_cache *c, const char *name)
     }
 }
 
+void policy_cache_clear(kvd *srv)
+{
+    struct policy_cache *c = srv->policies;
+    if (c == NULL)
+        return;
+    pthread_rwlock_wrlock(&c->lock);
+    for (size_t i = 0; i < CACHE_SLOTS; i++) {
+        while (c->slots[i] != NULL) {
+            cache_entry *dead = c->slots[i];
+            c->slots[i] = dead->next;
+            free(dead);
+        }
+    }
+    pthread_rwlock_unlock(&c->lock);
+}
+
 static void cache_put(struct policy_cache *c, const policy *p)
 {
     cache_entry *e = malloc(sizeof *e);
@@ -319,12 +336,15 @@ static int load_policy(kvd *srv, const char *name, policy *out)
     }
     json_decref(o);
     keyspace_name(name, ksname, sizeof ksname);
-    rc = rc_keyspace_open(srv->db, ksname, RC_KS_CREATE, &out->ks);
+    /* a replica-group follower creates nothing: its keyspaces come from
+     * the leader's stream (a local write would fork its history) */
+    int create = cluster_may_write(srv) ? RC_KS_CREATE : 0;
+    rc = rc_keyspace_open(srv->db, ksname, create, &out->ks);
     if (rc == 0)
         rc = rc_keyspace_set_max_value(out->ks, srv->cfg.max_value);
     if (rc == 0 && out->content_types) {
         ctype_keyspace_name(name, ksname, sizeof ksname);
-        rc = rc_keyspace_open(srv->db, ksname, RC_KS_CREATE, &out->ctype_ks);
+        rc = rc_keyspace_open(srv->db, ksname, create, &out->ctype_ks);
     }
     return rc;
 }

@@ -71,6 +71,9 @@ json_t *perms_to_json(unsigned perms);
  * keyspace. 0 or an RC_E* code. */
 int policy_store_open(kvd *srv);
 void policy_store_close(kvd *srv);
+/* Forget every cached policy (a replica-group follower after applying the
+ * leader's stream, which may have changed any of them). */
+void policy_cache_clear(kvd *srv);
 
 /* Copy the policy of bucket NAME into *OUT. 0, RC_ENOTFOUND or an RC_E* code. */
 int policy_get(kvd *srv, const char *name, size_t len, policy *out);

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "metrics.h"
 #include "routes.h"
 #include "valuetype.h"
@@ -172,6 +173,16 @@ void route_backup(kvd_request *req)
         http_error(req, 400, "bad_request", "since must be a sequence number >= 0");
         return;
     }
+    const char *node = http_header(req, "X-Ringcask-Node");
+    if (req->srv->cluster != NULL && node != NULL) {
+        /* a follower of our replica group: its pull proves what it holds */
+        uint64_t applied = (uint64_t)since;
+        const char *a = http_header(req, "X-Ringcask-Applied");
+        int64_t av = 0;
+        if (a != NULL && parse_int64(a, strlen(a), &av) && av > since)
+            applied = (uint64_t)av;
+        cluster_note_pull(req->srv, node, http_header(req, "X-Ringcask-Database"), applied);
+    }
     rc_stats s;
     memset(&s, 0, sizeof s);
     int rc = rc_stats_db(req->srv->db, &s);
@@ -247,6 +258,15 @@ void route_backup(kvd_request *req)
         MHD_add_response_header(r, "X-Ringcask-Since", num);
         snprintf(num, sizeof num, "%" PRIu64, h.until);
         MHD_add_response_header(r, "X-Ringcask-Until", num);
+        /* a fork names its parent: a replica of the parent up to the fork
+         * can follow it (rc_follow_fork) instead of starting over */
+        rc_lineage lin;
+        if (rc_database_lineage(req->srv->db, &lin) == 0 && lin.forked &&
+            strcmp(lin.id, h.database) == 0) {
+            MHD_add_response_header(r, "X-Ringcask-Parent", lin.parent);
+            snprintf(num, sizeof num, "%" PRIu64, lin.forked_at);
+            MHD_add_response_header(r, "X-Ringcask-Forked-At", num);
+        }
     }
     http_send(req, 200, r);
 }

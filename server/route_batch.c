@@ -42,6 +42,8 @@ void route_batch(kvd_request *req)
     int parsed = batch_parse(req->body, req->body_len, req->srv->cfg.max_value, req->pol.ks,
                              authorize_op, req, &b, &err);
     if (parsed != 0) {
+        if (budget_json_refused(req))
+            goto done;
         if (parsed == -1 && err.op < 0)
             http_error(req, err.status, err.code, "%s", err.msg);
         else if (parsed == -1)

@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "bucket_limits.h"
+#include "budget.h"
 #include "json_util.h"
 #include "routes.h"
 
@@ -71,7 +72,8 @@ void route_bucket_create(kvd_request *req)
     if (req->body_len > 0) {
         o = json_parse_object(req->body, req->body_len, &why);
         if (o == NULL) {
-            http_error(req, 400, "bad_request", "%s", why);
+            if (!budget_json_refused(req))
+                http_error(req, 400, "bad_request", "%s", why);
             return;
         }
         if (!only_known_fields(req, o, create_fields, sizeof create_fields / sizeof *create_fields,
@@ -205,7 +207,8 @@ static void bucket_patch(kvd_request *req)
     memset(&e, 0, sizeof e);
     json_t *o = json_parse_object(req->body, req->body_len, &why);
     if (o == NULL) {
-        http_error(req, 400, "bad_request", "%s", why);
+        if (!budget_json_refused(req))
+            http_error(req, 400, "bad_request", "%s", why);
         return;
     }
     if (!parse_edit(req, o, &e))

@@ -282,8 +282,12 @@ static void key_put(kvd_request *req)
     op.vlen = req->body_len;
     if (!parse_ttl_query(req, &op.ttl_ms) || !parse_conditions(req, &op, true))
         return;
-    if (value_type_for_put(http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE), op.val, op.vlen,
-                           &op.type) != 0) {
+    int typed = value_type_for_put(http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE), op.val, op.vlen,
+                                   &op.type);
+    /* a JSON check that stopped at the memory bound decided nothing */
+    if (budget_json_refused(req))
+        return;
+    if (typed != 0) {
         http_error(req, 400, "bad_request",
                    "Content-Type is application/json but the body "
                    "is not valid JSON");
@@ -363,7 +367,14 @@ static void key_patch(kvd_request *req)
     patch_op p;
     const char *why = NULL;
     rc_op op = {.ks = req->pol.ks, .key = req->key, .klen = req->klen};
-    if (patch_parse(req->body, req->body_len, &p, &why) != 0) {
+    int parsed = patch_parse(req->body, req->body_len, &p, &why);
+    /* a JSON check that stopped at the memory bound decided nothing */
+    if (budget_json_refused(req)) {
+        if (parsed == 0)
+            patch_free(&p);
+        return;
+    }
+    if (parsed != 0) {
         http_error(req, 400, "bad_request", "%s", why);
         return;
     }

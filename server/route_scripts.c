@@ -67,9 +67,11 @@ static script_engine *engine_get(kvd *srv)
 
 /* ------------------------------------------------------------ helpers */
 
+/* "." and ".." are dot-segments: clients and proxies rewrite a URL holding
+ * them (RFC 3986 5.2.4), so /b/scripts/../run would reach the key "run". */
 static bool name_valid(const char *s, size_t n)
 {
-    if (n == 0 || n > SCRIPT_NAME_MAX)
+    if (n == 0 || n > SCRIPT_NAME_MAX || (n <= 2 && memcmp(s, "..", n) == 0))
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -482,7 +484,7 @@ void route_scripts(kvd_request *req)
     char name[SCRIPT_NAME_MAX + 1];
     if (!name_valid(sub, nlen)) {
         http_error(req, 404, "not_found",
-                   "no such script (names are 1-128 characters of [A-Za-z0-9_.-])");
+                   "no such script (names are 1-128 characters of [A-Za-z0-9_.-], not . or ..)");
         return;
     }
     memcpy(name, sub, nlen);

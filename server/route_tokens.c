@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "auth.h"
+#include "budget.h"
 #include "auth_token.h"
 #include "json_util.h"
 #include "routes.h"
@@ -24,7 +25,8 @@ void route_tokens(kvd_request *req)
     token_claims c;
     memset(&c, 0, sizeof c);
     if (o == NULL) {
-        http_error(req, 400, "bad_request", "%s", why);
+        if (!budget_json_refused(req))
+            http_error(req, 400, "bad_request", "%s", why);
         return;
     }
     /* a misspelt "prefix" must not mint a token for the whole bucket */

@@ -19,6 +19,7 @@
 
 #include "bucket_limits.h"
 #include "auth.h"
+#include "cluster.h"
 #include "routes.h"
 
 #define SMALL_BODY_MAX (64u * 1024u)
@@ -44,6 +45,10 @@ void router_match(const char *raw, route_match *m)
     }
     if (strcmp(raw, "/metrics") == 0) {
         m->id = ROUTE_METRICS;
+        return;
+    }
+    if (strcmp(raw, "/cluster") == 0) {
+        m->id = ROUTE_CLUSTER;
         return;
     }
     if (strcmp(raw, "/admin/backup") == 0) {
@@ -80,6 +85,7 @@ const char *route_label(route_id id)
         [ROUTE_BACKUP] = "backup",   [ROUTE_BUCKET] = "bucket",
         [ROUTE_LIST] = "list_batch", [ROUTE_KEY] = "key",
         [ROUTE_TOKENS] = "tokens",   [ROUTE_SCRIPTS] = "scripts",
+        [ROUTE_CLUSTER] = "cluster",
     };
     return (unsigned)id < ROUTE_COUNT ? names[id] : "none";
 }
@@ -104,6 +110,7 @@ static const struct {
     [ROUTE_SCRIPTS] = {MB(METHOD_GET) | MB(METHOD_HEAD) | MB(METHOD_PUT) | MB(METHOD_POST) |
                            MB(METHOD_PATCH) | MB(METHOD_DELETE),
                        "GET, HEAD, PUT, POST, DELETE"},
+    [ROUTE_CLUSTER] = {MB(METHOD_GET) | MB(METHOD_HEAD), "GET, HEAD"},
 };
 
 static void method_not_allowed(kvd_request *req)
@@ -323,8 +330,13 @@ bool router_prepare(kvd_request *req)
         method_not_allowed(req);
         return false;
     }
+    /* a replica group: writes (and ?consistent=1 reads) to the leader */
+    if (m.id != ROUTE_HEALTHZ && m.id != ROUTE_METRICS && m.id != ROUTE_CLUSTER &&
+        m.id != ROUTE_BACKUP && !cluster_route(req))
+        return false;
     switch (m.id) {
     case ROUTE_HEALTHZ:
+    case ROUTE_CLUSTER:
         return true;
     case ROUTE_METRICS:
         return prepare_metrics(req);
@@ -361,7 +373,11 @@ void router_dispatch(kvd_request *req)
             route_root(req);
         break;
     case ROUTE_HEALTHZ:
-        route_healthz(req);
+        if (!cluster_healthz(req))
+            route_healthz(req);
+        break;
+    case ROUTE_CLUSTER:
+        cluster_route_info(req);
         break;
     case ROUTE_METRICS:
         route_metrics(req);
@@ -373,6 +389,8 @@ void router_dispatch(kvd_request *req)
         route_bucket(req);
         break;
     case ROUTE_LIST:
+        if (req->method == METHOD_POST && !cluster_route_batch(req))
+            break;
         if (req->method == METHOD_POST)
             route_batch(req);
         else

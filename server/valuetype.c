@@ -14,6 +14,8 @@
  */
 #include "valuetype.h"
 
+#include "json_cap.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -107,7 +109,7 @@ static bool json_container(const char *data, size_t len)
     if (i == len || (data[i] != '{' && data[i] != '['))
         return false;
     json_error_t err;
-    json_t *j = json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+    json_t *j = json_cap_load(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
     bool ok = j != NULL;
     json_decref(j);
     return ok;
@@ -146,7 +148,7 @@ int value_type_for_put(const char *ctype, const char *data, size_t len, rc_type 
     }
     if (media_is(ctype, "application/json")) {
         json_error_t err;
-        json_t *j = json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+        json_t *j = json_cap_load(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
         if (j == NULL)
             return -1;
         json_decref(j);
@@ -257,7 +259,7 @@ int value_from_json(const json_t *v, char **out, size_t *len, rc_type *type)
 static int patch_parse_json(const char *body, size_t len, patch_op *out, const char **why)
 {
     json_error_t err;
-    json_t *o = json_loadb(body, len, JSON_ALLOW_NUL, &err);
+    json_t *o = json_cap_load(body, len, JSON_ALLOW_NUL, &err);
     int rc = -1;
     if (!json_is_object(o)) {
         *why = "the body is neither +N / -N nor a JSON object";

@@ -644,6 +644,33 @@ typedef long (*rc_read_fn)(void *ctx, void *buf, size_t len);
  * read-only handles; thread-safe. Errors: RC_EINVAL. */
 RC_API int rc_database_id(rc_db *db, char out[RC_DATABASE_ID_LEN + 1]);
 
+/* Where DB's identity comes from (FORMAT.md IDENTITY): its id; whether it
+ * is a replica (everything in it came from loads of database ID) or a fork
+ * (loaded from PARENT up to seq FORKED_AT, then written locally: a new
+ * database since). PARENT is "" and FORKED_AT 0 unless FORKED. Filled into
+ * the caller's *OUT; nothing to free. Errors: RC_EINVAL. */
+typedef struct rc_lineage {
+    char id[RC_DATABASE_ID_LEN + 1];
+    char parent[RC_DATABASE_ID_LEN + 1];
+    uint64_t forked_at;
+    bool replica;
+    bool forked;
+} rc_lineage;
+RC_API int rc_database_lineage(rc_db *db, rc_lineage *out);
+
+/* Follow a fork of DB's database: database CHILD was a replica of PARENT up
+ * to seq FORKED_AT and then took local writes (its rc_database_lineage says
+ * so). DB, database PARENT itself (a replica of it, or the original) with a
+ * last seq of at most FORKED_AT, holds a prefix of CHILD's history too, so
+ * it becomes a replica of CHILD (durably: IDENTITY is rewritten) and
+ * CHILD's incrementals apply to it. This is how the members of a replica
+ * group keep following when a former follower becomes the leader and
+ * writes. CHILD and PARENT are 32 lowercase hex digits. Errors: RC_EINVAL
+ * (malformed ids), RC_EREADONLY, RC_EIDENTITY (DB is not database PARENT),
+ * RC_EGAP (DB holds seqs past FORKED_AT: its history diverged from
+ * CHILD's), RC_EIO. Nothing to free. */
+RC_API int rc_follow_fork(rc_db *db, const char *child, const char *parent, uint64_t forked_at);
+
 typedef struct rc_backup_info {
     uint64_t since;      /* as asked */
     uint64_t until;      /* highest seq included: the next incremental's since */

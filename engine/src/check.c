@@ -17,8 +17,8 @@ void rci_assert_fail(const char *expr, const char *file, int line, const char *f
 
 static const char *rank_name(unsigned rank)
 {
-    static const char *const names[] = {"?",          "ks_mu",     "merge_mu",    "files_gate",
-                                        "key stripe", "append_mu", "keydir shard"};
+    static const char *const names[] = {"?",          "ks_mu",     "merge_mu",     "files_gate",
+                                        "key stripe", "append_mu", "keydir shard", "segs.mu"};
     return rank < sizeof(names) / sizeof(names[0]) ? names[rank] : "?";
 }
 

@@ -44,6 +44,7 @@ typedef enum lock_rank {
     RANK_STRIPE,       /* key stripes, ascending index (SUB) */
     RANK_APPEND_MU,    /* the append path */
     RANK_KEYDIR_SHARD, /* keydir shard locks, ascending shard (SUB) */
+    RANK_SEGS_MU,      /* the segment table's slot allocation (a leaf) */
 } lock_rank;
 
 #if RC_ASSERTS

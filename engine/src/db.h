@@ -5,6 +5,7 @@
  * Locking order (take in this order, release in reverse):
  *   key stripes (ascending index) -> append_mu -> keydir shard locks
  *   ks_mu (catalogue) is taken before key stripes of keyspace 0.
+ *   segs.mu (segment slots) is a leaf: nothing is taken under it.
  * Readers take only one keydir shard read lock and an epoch slot.
  */
 #ifndef RC_DB_H
@@ -378,6 +379,12 @@ bool rci_load_marker_present(rc_db *db);
 /* White box: false makes rc_backup scan every segment from its start (the
  * output must not change; tests compare). Default true. */
 extern bool rci_backup_skip;
+
+/* ---- dirfile.c */
+/* Write LEN bytes of BUF as DIR/NAME durably: NAME.tmp, fdatasync, rename,
+ * fsync of the directory; on failure the temporary file is removed and the
+ * old NAME, if any, stays. 0 or the errno's code with the detail set. */
+int rci_dir_write_file(rc_db *db, const char *name, const void *buf, size_t len);
 
 /* ---- identity.c */
 struct fmt_stream_header;

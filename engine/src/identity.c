@@ -82,34 +82,12 @@ static void legacy_id(uint64_t db_id, uint8_t out[RCI_ID_BYTES])
         out[0] = 1;
 }
 
-/* Write ID as DIR/IDENTITY durably (tmp, fdatasync, rename, fsync dir). */
+/* Write ID as DIR/IDENTITY durably. */
 static int write_file(rc_db *db, const fmt_identity *id)
 {
     uint8_t buf[FMT_IDENTITY_LEN];
     fmt_identity_encode(buf, id);
-    const char *tmp = IDENTITY_FILE ".tmp";
-    int e = 0;
-    int fd = openat(db->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        e = errno;
-    } else {
-        ssize_t n = pwrite(fd, buf, sizeof(buf), 0);
-        if (n != (ssize_t)sizeof(buf))
-            e = n < 0 ? errno : ENOSPC;
-        else if (fdatasync(fd) != 0)
-            e = errno;
-        close(fd);
-    }
-    if (!e && renameat(db->dir_fd, tmp, db->dir_fd, IDENTITY_FILE) != 0)
-        e = errno;
-    if (!e && fsync(db->dir_fd) != 0)
-        e = errno;
-    if (e) {
-        unlinkat(db->dir_fd, tmp, 0);
-        return rc_fail(rc_from_errno(e), "cannot write %s/%s: %s", db->dir, IDENTITY_FILE,
-                       strerror(e));
-    }
-    return 0;
+    return rci_dir_write_file(db, IDENTITY_FILE, buf, sizeof(buf));
 }
 
 static void set_state(rc_db *db, const fmt_identity *id)
@@ -190,6 +168,7 @@ int rci_identity_adopt(rc_db *db, const uint8_t *source, uint64_t until)
     fmt_identity id;
     memset(&id, 0, sizeof(id));
     int err = 0;
+    RCI_LOCKING(RANK_APPEND_MU, 0);
     pthread_mutex_lock(&db->append_mu);
     if (!source) {
         /* a stream that does not name its database: this one is a new one */
@@ -209,6 +188,7 @@ int rci_identity_adopt(rc_db *db, const uint8_t *source, uint64_t until)
     if (!err)
         set_state(db, &id);
     pthread_mutex_unlock(&db->append_mu);
+    RCI_UNLOCKED(RANK_APPEND_MU, 0);
     return err;
 }
 
@@ -217,10 +197,12 @@ int rci_identity_check(rc_db *db, const fmt_stream_header *h)
     if (h->since == 0)
         return 0; /* a full stream: any identity (it is adopted) */
     char mine[RC_DATABASE_ID_LEN + 1], theirs[RC_DATABASE_ID_LEN + 1];
+    RCI_LOCKING(RANK_APPEND_MU, 0);
     pthread_mutex_lock(&db->append_mu);
     rci_ident st = db->ident;
     uint64_t last = atomic_load(&db->last_seq);
     pthread_mutex_unlock(&db->append_mu);
+    RCI_UNLOCKED(RANK_APPEND_MU, 0);
     rci_id_hex(st.id, mine);
     if (h->version < 2)
         return rc_fail(RC_EIDENTITY,
@@ -244,13 +226,91 @@ int rci_identity_check(rc_db *db, const fmt_stream_header *h)
                    last == 0 ? " (empty: load that database's full backup first)" : "");
 }
 
+int rc_database_lineage(rc_db *db, rc_lineage *out)
+{
+    rci_error_clear();
+    if (!db || !out)
+        return rc_fail(RC_EINVAL, "rc_database_lineage needs a database and a result");
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&db->append_mu);
+    rci_ident st = db->ident;
+    pthread_mutex_unlock(&db->append_mu);
+    rci_id_hex(st.id, out->id);
+    out->replica = (st.flags & FMT_IDENTITY_REPLICA) != 0;
+    out->forked = (st.flags & FMT_IDENTITY_FORKED) != 0;
+    if (out->forked) {
+        rci_id_hex(st.parent, out->parent);
+        out->forked_at = st.forked_at;
+    }
+    return 0;
+}
+
+static int id_from_hex(const char *hex, uint8_t out[RCI_ID_BYTES])
+{
+    if (!hex || strlen(hex) != RC_DATABASE_ID_LEN)
+        return -1;
+    for (size_t i = 0; i < RC_DATABASE_ID_LEN; i++) {
+        char c = hex[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            return -1;
+        if (i % 2 == 0)
+            out[i / 2] = (uint8_t)(v << 4);
+        else
+            out[i / 2] |= (uint8_t)v;
+    }
+    return is_zero(out, RCI_ID_BYTES) ? -1 : 0;
+}
+
+int rc_follow_fork(rc_db *db, const char *child, const char *parent, uint64_t forked_at)
+{
+    rci_error_clear();
+    uint8_t c[RCI_ID_BYTES], p[RCI_ID_BYTES];
+    if (!db)
+        return rc_fail(RC_EINVAL, "rc_follow_fork needs a database");
+    if (id_from_hex(child, c) != 0 || id_from_hex(parent, p) != 0)
+        return rc_fail(RC_EINVAL, "rc_follow_fork: the ids must be %d lowercase hex digits",
+                       RC_DATABASE_ID_LEN);
+    if (db->opt.read_only)
+        return rc_fail(RC_EREADONLY, "rc_follow_fork: %s is open read-only", db->dir);
+    int err = 0;
+    pthread_mutex_lock(&db->append_mu);
+    uint64_t last = atomic_load(&db->last_seq);
+    if (memcmp(db->ident.id, p, RCI_ID_BYTES) != 0) {
+        char mine[RC_DATABASE_ID_LEN + 1];
+        rci_id_hex(db->ident.id, mine);
+        err = rc_fail(RC_EIDENTITY,
+                      "%s is database %s, not %s: it cannot follow that "
+                      "database's fork",
+                      db->dir, mine, parent);
+    } else if (last > forked_at) {
+        err =
+            rc_fail(RC_EGAP,
+                    "%s holds seqs up to %llu, past the fork of %s at %llu: its "
+                    "history diverged from %s's",
+                    db->dir, (unsigned long long)last, child, (unsigned long long)forked_at, child);
+    } else if (memcmp(c, p, RCI_ID_BYTES) != 0) {
+        fmt_identity id;
+        memset(&id, 0, sizeof(id));
+        id.flags = FMT_IDENTITY_REPLICA;
+        memcpy(id.id, c, RCI_ID_BYTES);
+        err = write_file(db, &id);
+        if (!err)
+            set_state(db, &id);
+    }
+    pthread_mutex_unlock(&db->append_mu);
+    return err;
+}
+
 int rc_database_id(rc_db *db, char out[RC_DATABASE_ID_LEN + 1])
 {
     rci_error_clear();
     if (!db || !out)
         return rc_fail(RC_EINVAL, "rc_database_id needs a database and a buffer");
+    RCI_LOCKING(RANK_APPEND_MU, 0);
     pthread_mutex_lock(&db->append_mu);
     rci_id_hex(db->ident.id, out);
     pthread_mutex_unlock(&db->append_mu);
+    RCI_UNLOCKED(RANK_APPEND_MU, 0);
     return 0;
 }

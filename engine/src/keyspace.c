@@ -485,6 +485,17 @@ int rci_ks_load_catalog(rc_db *db)
             db->ks_all[w++] = ks;
     }
     db->ks_all_n = w;
+    /* it held a provisional handle per id recovery met: fit it to the live */
+    size_t cap = 16;
+    while (cap < w)
+        cap *= 2;
+    if (cap < db->ks_all_cap) {
+        rc_keyspace **n = realloc(db->ks_all, cap * sizeof(*n));
+        if (n) {
+            db->ks_all = n;
+            db->ks_all_cap = cap;
+        }
+    }
     free(cs.live);
     return 0;
 }

@@ -549,10 +549,12 @@ static bool starts_segment(const rc_db *db, uint64_t cur, uint64_t sz)
 static uint32_t free_slots(rc_db *db)
 {
     uint32_t used = 0;
+    RCI_LOCKING(RANK_SEGS_MU, 0);
     pthread_mutex_lock(&db->segs.mu);
     for (uint32_t i = 0; i < SEG_SLOTS; i++)
         used += db->segs.slots[i] != NULL;
     pthread_mutex_unlock(&db->segs.mu);
+    RCI_UNLOCKED(RANK_SEGS_MU, 0);
     return SEG_SLOTS - used;
 }
 
@@ -608,32 +610,9 @@ static int plan_full(full_load *F)
 
 static int write_marker(full_load *F)
 {
-    rc_db *db = F->L->db;
     uint8_t buf[FMT_LOADING_LEN];
     fmt_loading_encode(buf, F->first, F->nseg);
-    const char *tmp = LOAD_MARKER ".tmp";
-    int e = 0;
-    int fd = openat(db->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        e = errno;
-    } else {
-        ssize_t n = pwrite(fd, buf, sizeof(buf), 0);
-        if (n != (ssize_t)sizeof(buf))
-            e = n < 0 ? errno : ENOSPC;
-        else if (fdatasync(fd) != 0)
-            e = errno;
-        close(fd);
-    }
-    if (!e && renameat(db->dir_fd, tmp, db->dir_fd, LOAD_MARKER) != 0)
-        e = errno;
-    if (!e && fsync(db->dir_fd) != 0)
-        e = errno;
-    if (e) {
-        unlinkat(db->dir_fd, tmp, 0);
-        return rc_fail(rc_from_errno(e), "cannot write %s/%s: %s", db->dir, LOAD_MARKER,
-                       strerror(e));
-    }
-    return 0;
+    return rci_dir_write_file(F->L->db, LOAD_MARKER, buf, sizeof(buf));
 }
 
 /* Delete segment ID's hint, then its data file (so a hint never outlives its
@@ -1097,8 +1076,10 @@ int rc_load_check(rc_db *db, const rc_stream_header *h)
             fh.id[i] = (uint8_t)(hi << 4 | lo);
         }
     }
+    RCI_LOCKING(RANK_KS_MU, 0);
     pthread_mutex_lock(&db->ks_mu);
     int err = check_target(db, &fh);
     pthread_mutex_unlock(&db->ks_mu);
+    RCI_UNLOCKED(RANK_KS_MU, 0);
     return err;
 }

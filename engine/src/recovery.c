@@ -950,6 +950,14 @@ int rci_recover(rc_db *db)
         if (db->ks_by_id[id])
             db->recovered_keys += rci_keydir_count(db->ks_by_id[id]->kd);
     db->recovery_ms = now_ms_mono() - t0;
+    /* the scans above read segments through their mappings: those pages stay
+     * in the page cache but leave kvd's resident set (a reopened database
+     * holds no more than the pages its reads touch again) */
+    for (uint32_t i = 0; i < SEG_SLOTS; i++) {
+        segment *seg = db->segs.slots[i];
+        if (seg && seg->map_of_file)
+            madvise(seg->map, seg->map_len, MADV_DONTNEED);
+    }
 #ifdef __GLIBC__
     /* the provisional keydirs of dropped keyspaces were freed just now, but
      * glibc keeps freed heap in the process: give it back */

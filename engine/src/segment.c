@@ -57,6 +57,7 @@ void rci_seg_table_free(segment_table *t)
 
 int rci_seg_table_add(segment_table *t, segment *seg)
 {
+    RCI_LOCKING(RANK_SEGS_MU, 0);
     pthread_mutex_lock(&t->mu);
     for (uint32_t n = 0; n < SEG_SLOTS; n++) {
         uint32_t i = (t->next_free_hint + n) % SEG_SLOTS;
@@ -65,19 +66,23 @@ int rci_seg_table_add(segment_table *t, segment *seg)
             __atomic_store_n(&t->slots[i], seg, __ATOMIC_RELEASE);
             t->next_free_hint = i + 1;
             pthread_mutex_unlock(&t->mu);
+            RCI_UNLOCKED(RANK_SEGS_MU, 0);
             return 0;
         }
     }
     pthread_mutex_unlock(&t->mu);
+    RCI_UNLOCKED(RANK_SEGS_MU, 0);
     return rc_fail(RC_ELIMIT, "more than %u segments are open: run a merge", SEG_SLOTS);
 }
 
 void rci_seg_table_remove(segment_table *t, segment *seg)
 {
+    RCI_LOCKING(RANK_SEGS_MU, 0);
     pthread_mutex_lock(&t->mu);
     if (t->slots[seg->slot] == seg)
         __atomic_store_n(&t->slots[seg->slot], NULL, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&t->mu);
+    RCI_UNLOCKED(RANK_SEGS_MU, 0);
 }
 
 void rci_seg_name(char *buf, size_t cap, uint64_t id, const char *ext)
@@ -196,6 +201,7 @@ int rci_seg_open(int dir_fd, uint64_t id, bool writable, segment **out)
             return rc_fail(RC_ENOMEM, "cannot map segment %s: %s", name, strerror(errno));
         }
         madvise(seg->map, seg->map_len, MADV_RANDOM);
+        seg->map_of_file = true;
         fmt_segment_header h;
         if (fmt_segment_header_decode(seg->map, seg->map_len, &h) == FMT_OK)
             seg->created_ms = (int64_t)h.created_ms;

@@ -296,3 +296,78 @@ Test(identity, version_1_streams_identity_unknown)
     th_rmdir(ydir);
     th_rmdir(zdir);
 }
+
+/* A replica group's failover: B and C replicate A; B takes over and writes
+ * (a fork of A at its last seq). C, a replica of A no further than the fork,
+ * follows B's history with rc_follow_fork and takes B's incrementals; a
+ * replica past the fork, or of another database, is refused and unchanged. */
+Test(identity, a_replica_follows_a_fork_it_is_a_prefix_of)
+{
+    char *adir = th_tmpdir(), *bdir = th_tmpdir(), *cdir = th_tmpdir(), *ddir = th_tmpdir();
+    rc_db *a = open_db(adir, false), *b = open_db(bdir, false), *c = open_db(cdir, false);
+    rc_db *d = open_db(ddir, false);
+    th_put(a, NULL, "k1", "1");
+    th_put(a, NULL, "k2", "2");
+    rc_backup_info i0, i1, i2;
+    th_membuf full = backup(a, 0, &i0);
+    cr_assert_eq(load(b, &full), 0, "%s", rc_last_error_message());
+    cr_assert_eq(load(c, &full), 0, "%s", rc_last_error_message());
+    cr_assert_eq(load(d, &full), 0, "%s", rc_last_error_message());
+    char ida[RC_DATABASE_ID_LEN + 1], idb[RC_DATABASE_ID_LEN + 1], idc[RC_DATABASE_ID_LEN + 1];
+    id_of(a, ida);
+    rc_lineage lb;
+    cr_assert_eq(rc_database_lineage(b, &lb), 0);
+    cr_assert(lb.replica && !lb.forked && strcmp(lb.id, ida) == 0, "b replicates a");
+    /* d receives one more of a's writes: it is past the fork point */
+    th_put(a, NULL, "k3", "3");
+    th_membuf ainc = backup(a, i0.until, &i1);
+    cr_assert_eq(load(d, &ainc), 0, "%s", rc_last_error_message());
+    /* b takes over and writes: a fork of a at i0.until */
+    th_put(b, NULL, "k4", "4");
+    cr_assert_eq(rc_database_lineage(b, &lb), 0);
+    id_of(b, idb);
+    cr_assert(lb.forked && !lb.replica);
+    cr_assert_str_eq(lb.parent, ida);
+    cr_assert_eq(lb.forked_at, i0.until);
+    th_membuf binc = backup(b, i0.until, &i2);
+    refused(c, &binc, "other database"); /* not before following */
+    /* c follows: durable, and b's incrementals apply */
+    cr_assert_eq(rc_follow_fork(c, lb.id, lb.parent, lb.forked_at), 0, "%s",
+                 rc_last_error_message());
+    id_of(c, idc);
+    cr_assert_str_eq(idc, idb);
+    cr_assert_eq(load(c, &binc), 0, "%s", rc_last_error_message());
+    cr_assert_eq(th_has(c, NULL, "k4", "4"), 1);
+    rc_close(c);
+    c = open_db(cdir, false);
+    id_of(c, idc);
+    cr_assert_str_eq(idc, idb, "following is persisted");
+    /* d holds k3 (seq past the fork): refused, unchanged */
+    char idd[RC_DATABASE_ID_LEN + 1];
+    id_of(d, idd);
+    cr_assert_eq(rc_follow_fork(d, lb.id, lb.parent, lb.forked_at), RC_EGAP);
+    char idd2[RC_DATABASE_ID_LEN + 1];
+    id_of(d, idd2);
+    cr_assert_str_eq(idd, idd2);
+    /* a itself (the original) holds k3 past the fork too: refused */
+    cr_assert_eq(rc_follow_fork(a, lb.id, lb.parent, lb.forked_at), RC_EGAP);
+    /* another database: refused */
+    char *edir = th_tmpdir();
+    rc_db *e = open_db(edir, false);
+    cr_assert_eq(rc_follow_fork(e, lb.id, lb.parent, lb.forked_at), RC_EIDENTITY);
+    rc_close(e);
+    th_rmdir(edir);
+    /* malformed ids */
+    cr_assert_eq(rc_follow_fork(c, "xyz", lb.parent, lb.forked_at), RC_EINVAL);
+    free(full.p);
+    free(ainc.p);
+    free(binc.p);
+    rc_close(a);
+    rc_close(b);
+    rc_close(c);
+    rc_close(d);
+    th_rmdir(adir);
+    th_rmdir(bdir);
+    th_rmdir(cdir);
+    th_rmdir(ddir);
+}

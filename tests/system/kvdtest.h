@@ -7,7 +7,9 @@
 #define KVD_TEST_KVDTEST_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -32,6 +34,12 @@ static inline void kvd_teardown(void)
 {
     kvd_cleanup(&K);
 }
+
+/* Suites that run kvd with a server admin token (--admin-token-file): the
+ * token file, and a directory a test restored a backup into (removed by
+ * kvd_admin_teardown when set). */
+static char kvd_tokfile[64];
+static char kvd_restored[64];
 
 /* METHOD PATH with the admin key (CRED NULL) or CRED ("" for none), a body
  * (NULL for none) and up to two extra headers. */
@@ -58,6 +66,44 @@ static inline resp call_as(const char *cred, const char *method, const char *pat
 static inline resp call(const char *method, const char *path, const char *body)
 {
     return call_as(NULL, method, path, body, NULL, NULL);
+}
+
+/* kvd with the server admin token TOKEN (written to a temp file) and the
+ * flags EXTRA (NULL-terminated, may be NULL); bucket "t" made with TOKEN. */
+static inline void kvd_admin_setup(const char *token, const char *const *extra)
+{
+    const char *args[24];
+    size_t n = 0;
+    snprintf(kvd_tokfile, sizeof kvd_tokfile, "/tmp/kvdtok.XXXXXX");
+    int fd = mkstemp(kvd_tokfile);
+    cr_assert(fd >= 0);
+    cr_assert(write(fd, token, strlen(token)) > 0);
+    close(fd);
+    args[n++] = "--admin-token-file";
+    args[n++] = kvd_tokfile;
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 23; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    cr_assert(kvd_start(&K, NULL, args), "kvd did not become ready");
+    resp r = call_as(token, "POST", "/", "{\"name\":\"t\"}", NULL, NULL);
+    cr_assert_eq(r.status, 201, "could not create bucket t: %ld %.200s", r.status, r.body);
+    json_t *j = resp_json(&r);
+    snprintf(B, sizeof B, "t");
+    snprintf(AK, sizeof AK, "%s", json_string_value(json_object_get(j, "admin_key")));
+    json_decref(j);
+    resp_free(&r);
+}
+
+static inline void kvd_admin_teardown(void)
+{
+    kvd_cleanup(&K);
+    if (kvd_tokfile[0] != '\0')
+        unlink(kvd_tokfile);
+    if (kvd_restored[0] != '\0') {
+        kvd_proc other = {0};
+        snprintf(other.dir, sizeof other.dir, "%s", kvd_restored);
+        kvd_cleanup(&other);
+    }
 }
 
 #define EXPECT(r, code)                                                                            \

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 # mem_kvd.py — the RSS figures of docs/HTTP.md "Limits: memory": kvd under the
 # worst requests at the defaults, and across 4,000 bucket create/delete cycles.
-#   usage: tests/system/mem_kvd.py buckets|worst [KVD_BINARY]   (a release build)
+#   usage: tests/system/mem_kvd.py buckets|worst|json [KVD_BINARY]   (a release build)
+# buckets: RSS (anonymous and file-backed, from /proc/PID/status) and the
+# engine's ringcask_keyspace_bytes every 1,000 create/PUT/delete cycles, and
+# after a restart; worst: peak RSS under the largest answers; json: peak RSS
+# of one batch of 5 million tiny ops (57 MiB body, the parsed-JSON bound).
 import http.client, json, os, subprocess, sys, time, threading, shutil
 KVD = sys.argv[2] if len(sys.argv) > 2 else "build-release/server/kvd"
 def rss(pid, field="VmRSS"):
@@ -29,6 +33,12 @@ if mode == "buckets":
     st, b = req(c, "POST", "/", json.dumps({"name": "warm"}))
     time.sleep(0.5)
     r0 = rss(p.pid, "VmRSS")
+    def ks_bytes():
+        st, m = req(c, "GET", "/metrics")
+        for l in m.decode().splitlines():
+            if l.startswith("ringcask_keyspace_bytes "):
+                return int(float(l.split()[1]))
+    print(f"cycles 0: RSS {r0} MiB, keyspace_bytes {ks_bytes()}")
     for i in range(4000):
         st, b = req(c, "POST", "/", json.dumps({"name": f"b{i}"})); assert st == 201, (st, b)
         key = json.loads(b)["admin_key"]; h = {"Authorization": "Bearer " + key}
@@ -36,6 +46,8 @@ if mode == "buckets":
         st, _ = req(c, "DELETE", f"/b{i}", None, h); assert st == 204
         if i == 0:
             r1 = rss(p.pid)
+        if (i + 1) % 1000 == 0:
+            print(f"cycles {i + 1}: RSS {rss(p.pid)} MiB, keyspace_bytes {ks_bytes()}")
     time.sleep(1)
     r2 = rss(p.pid)
     st, m = req(c, "GET", "/metrics")
@@ -50,6 +62,15 @@ if mode == "buckets":
     p.terminate(); p.wait()
     print(f"RSS MiB: start {r0}, after 1 cycle {r1}, after 4000 cycles {r2}, after restart {r3}")
     print(ks, ks2)
+elif mode == "json":
+    p, port = start(d, ["--allow-anonymous-buckets"])
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    st, b = req(c, "POST", "/", json.dumps({"name": "t", "public": ["read", "write"]}))
+    body = '{"ops":[' + ",".join(['{"get":"k"}'] * 5000000) + ']}'
+    r0 = rss(p.pid)
+    st, b = req(c, "POST", "/t/", body, {"Content-Type": "application/json"})
+    print(f"batch of 5M tiny ops ({len(body) >> 20} MiB): {st} {b[:60]}, VmHWM {rss(p.pid, 'VmHWM')} MiB, start RSS {r0} MiB")
+    p.terminate(); p.wait()
 else:
     p, port = start(d, ["--allow-anonymous-buckets"])
     c = http.client.HTTPConnection("127.0.0.1", port)

@@ -9,64 +9,25 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "kvdtest.h"
-#include "ringcask.h"
+#include "kvdbackup.h"
 
 static const char admin_token[] = "backup-admin-token-0123456789";
-static char tokfile[64];
-static char restored[64];
 
 static void backup_setup(void)
 {
-    snprintf(tokfile, sizeof tokfile, "/tmp/kvdtok.XXXXXX");
-    int fd = mkstemp(tokfile);
-    cr_assert(fd >= 0);
-    cr_assert(write(fd, admin_token, strlen(admin_token)) > 0);
-    close(fd);
-    const char *extra[] = {"--admin-token-file", tokfile, NULL};
-    cr_assert(kvd_start(&K, NULL, extra), "kvd did not become ready");
-    resp r = call_as(admin_token, "POST", "/", "{\"name\":\"t\"}", NULL, NULL);
-    EXPECT(r, 201);
-    json_t *j = resp_json(&r);
-    snprintf(B, sizeof B, "t");
-    snprintf(AK, sizeof AK, "%s", json_string_value(json_object_get(j, "admin_key")));
-    json_decref(j);
-    resp_free(&r);
+    kvd_admin_setup(admin_token, NULL);
 }
 
 static void backup_teardown(void)
 {
-    kvd_cleanup(&K);
-    unlink(tokfile);
-    if (restored[0] != '\0') {
-        kvd_proc other = {0};
-        snprintf(other.dir, sizeof other.dir, "%s", restored);
-        kvd_cleanup(&other);
-    }
+    kvd_admin_teardown();
 }
 
 TestSuite(backup, .init = backup_setup, .fini = backup_teardown, .timeout = 600);
 
-typedef struct membuf {
-    const char *data;
-    size_t len, off;
-} membuf;
-
-static long mem_read(void *ctx, void *buf, size_t len)
-{
-    membuf *m = ctx;
-    size_t n = m->len - m->off < len ? m->len - m->off : len;
-    memcpy(buf, m->data + m->off, n);
-    m->off += n;
-    return (long)n;
-}
-
 static rc_backup_info fetch_and_load(uint64_t since, const char *dir)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/admin/backup?since=%llu", (unsigned long long)since);
-    resp r = call_as(admin_token, "GET", path, NULL, NULL, NULL);
-    EXPECT(r, 200);
+    resp r = kvd_backup_since(admin_token, since);
     membuf m = {r.body, r.len, 0};
     rc_backup_info info;
     memset(&info, 0, sizeof info);
@@ -113,16 +74,16 @@ Test(backup, restore_serves_same_buckets_and_credentials)
     r = call("PATCH", "/t/n", "+5");
     resp_free(&r);
 
-    snprintf(restored, sizeof restored, "/tmp/kvdtest.XXXXXX");
-    cr_assert(mkdtemp(restored) != NULL);
-    rc_backup_info full = fetch_and_load(0, restored);
+    snprintf(kvd_restored, sizeof kvd_restored, "/tmp/kvdtest.XXXXXX");
+    cr_assert(mkdtemp(kvd_restored) != NULL);
+    rc_backup_info full = fetch_and_load(0, kvd_restored);
     cr_assert(full.records > 0);
 
     r = call("PUT", "/t/k2", "two");
     resp_free(&r);
     r = call("DELETE", "/t/k1", NULL);
     resp_free(&r);
-    fetch_and_load(full.until, restored);
+    fetch_and_load(full.until, kvd_restored);
 
     r = call_as("", "GET", "/admin/backup", NULL, NULL, NULL);
     EXPECT(r, 401);
@@ -131,7 +92,7 @@ Test(backup, restore_serves_same_buckets_and_credentials)
     cr_assert_eq(kvd_stop(&K, SIGTERM), 0);
     char old[256];
     snprintf(old, sizeof old, "%s", K.dir);
-    cr_assert(kvd_start(&K, restored, NULL), "kvd did not start on the restored dir");
+    cr_assert(kvd_start(&K, kvd_restored, NULL), "kvd did not start on the restored dir");
     r = call("GET", "/t/k2", NULL);
     EXPECT(r, 200);
     BODY_IS(r, "two");

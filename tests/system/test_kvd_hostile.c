@@ -9,43 +9,25 @@
  * Raw requests go over their own connection (raw_exchange) so the framing is
  * exactly what is written, and a connection kvd must close is seen closing.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "kvdtest.h"
-#include "ringcask.h"
+#include "kvdbackup.h"
 
 /* The longest a raw exchange waits for an answer and the close after it. */
 #define RAW_WAIT_MS 5000
 
 static const char admin_token[] = "hostile-admin-token-0123456789";
-static char tokfile[64];
-static char restored[64];
 
 /* kvd with EXTRA flags and the server admin token, bucket "t" made. */
 static void start_with(const char *const *extra)
 {
-    const char *args[16];
-    size_t n = 0;
-    snprintf(tokfile, sizeof tokfile, "/tmp/kvdtok.XXXXXX");
-    int fd = mkstemp(tokfile);
-    cr_assert(fd >= 0);
-    cr_assert(write(fd, admin_token, strlen(admin_token)) > 0);
-    close(fd);
-    args[n++] = "--admin-token-file";
-    args[n++] = tokfile;
-    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 15; i++)
-        args[n++] = extra[i];
-    args[n] = NULL;
-    cr_assert(kvd_start(&K, NULL, args), "kvd did not become ready");
-    resp r = call_as(admin_token, "POST", "/", "{\"name\":\"t\"}", NULL, NULL);
-    EXPECT(r, 201);
-    json_t *j = resp_json(&r);
-    snprintf(B, sizeof B, "t");
-    snprintf(AK, sizeof AK, "%s", json_string_value(json_object_get(j, "admin_key")));
-    json_decref(j);
-    resp_free(&r);
+    kvd_admin_setup(admin_token, extra);
 }
 
 static void hostile_setup(void)
@@ -67,20 +49,39 @@ static void tiny_values_setup(void)
 
 static void hostile_teardown(void)
 {
-    kvd_cleanup(&K);
-    if (tokfile[0] != '\0')
-        unlink(tokfile);
-    if (restored[0] != '\0') {
-        kvd_proc other = {0};
-        snprintf(other.dir, sizeof other.dir, "%s", restored);
-        kvd_cleanup(&other);
-    }
+    kvd_admin_teardown();
 }
 
 TestSuite(hostile, .init = hostile_setup, .fini = hostile_teardown, .timeout = 120);
 /* the same attacks under --max-value 4K and --max-value 16 */
 TestSuite(hostile_4k, .init = small_values_setup, .fini = hostile_teardown, .timeout = 120);
 TestSuite(hostile_16b, .init = tiny_values_setup, .fini = hostile_teardown, .timeout = 120);
+
+/* JSON bodies under a 1 MiB per-request budget (values up to 64 KiB) */
+static void json_budget_setup(void)
+{
+    static const char *const extra[] = {"--max-value", "64K", "--max-response-bytes", "1M", NULL};
+    start_with(extra);
+}
+
+/* and under a server-wide budget of 8 MiB */
+static void json_inflight_setup(void)
+{
+    static const char *const extra[] = {
+        "--max-value", "1M", "--max-response-bytes", "8M", "--max-inflight-bytes", "8M", NULL};
+    start_with(extra);
+}
+
+/* at most 300 connections, and a long idle timeout */
+static void conns_setup(void)
+{
+    static const char *const extra[] = {"--max-connections", "300", "--timeout", "120", NULL};
+    start_with(extra);
+}
+
+TestSuite(hostile_conns, .init = conns_setup, .fini = hostile_teardown, .timeout = 120);
+TestSuite(hostile_json, .init = json_budget_setup, .fini = hostile_teardown, .timeout = 120);
+TestSuite(hostile_json8m, .init = json_inflight_setup, .fini = hostile_teardown, .timeout = 120);
 
 /* After an attack: /healthz answers and another client is served. */
 static void served_after(const char *attack)
@@ -199,37 +200,16 @@ Test(hostile, scripts_of_a_deleted_bucket_do_not_reach_its_successor)
     served_after("scripts of a deleted bucket");
 }
 
-typedef struct membuf {
-    const char *data;
-    size_t len, off;
-} membuf;
-
-static long mem_read(void *ctx, void *buf, size_t len)
-{
-    membuf *m = ctx;
-    size_t n = m->len - m->off < len ? m->len - m->off : len;
-    memcpy(buf, m->data + m->off, n);
-    m->off += n;
-    return (long)n;
-}
-
 /* Fetch /admin/backup?since=SINCE and load it into DIR; returns its end. */
 static uint64_t backup_into(uint64_t since, const char *dir)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/admin/backup?since=%llu", (unsigned long long)since);
-    resp r = call_as(admin_token, "GET", path, NULL, NULL, NULL);
-    EXPECT(r, 200);
-    membuf m = {r.body, r.len, 0};
+    resp r = kvd_backup_since(admin_token, since);
     rc_db *db = NULL;
     cr_assert_eq(rc_open(dir, NULL, &db), 0);
-    rc_backup_info li;
-    memset(&li, 0, sizeof li);
-    cr_assert_eq(rc_load(db, mem_read, &m, NULL, NULL, &li), 0, "load: %s",
-                 rc_last_error_message());
+    uint64_t until = kvd_load_stream(db, &r);
     cr_assert_eq(rc_close(db), 0);
     resp_free(&r);
-    return li.until;
+    return until;
 }
 
 Test(hostile, a_token_of_a_deleted_bucket_stays_dead_after_restore)
@@ -239,9 +219,9 @@ Test(hostile, a_token_of_a_deleted_bucket_stays_dead_after_restore)
     cr_assert(make_token(&K, "shared", old_key, "{\"permissions\":[\"read\"]}", tok, sizeof tok));
     /* a full backup with the old bucket, an incremental one after the
      * delete and re-create: the restore ends with the new bucket only */
-    snprintf(restored, sizeof restored, "/tmp/kvdtest.XXXXXX");
-    cr_assert(mkdtemp(restored) != NULL);
-    uint64_t until = backup_into(0, restored);
+    snprintf(kvd_restored, sizeof kvd_restored, "/tmp/kvdtest.XXXXXX");
+    cr_assert(mkdtemp(kvd_restored) != NULL);
+    uint64_t until = backup_into(0, kvd_restored);
     resp r = call_as(old_key, "DELETE", "/shared", NULL, NULL, NULL);
     EXPECT(r, 204);
     resp_free(&r);
@@ -251,12 +231,12 @@ Test(hostile, a_token_of_a_deleted_bucket_stays_dead_after_restore)
     r = call_as(new_key, "PUT", "/shared/k", "v", NULL, NULL);
     EXPECT(r, 201);
     resp_free(&r);
-    backup_into(until, restored);
+    backup_into(until, kvd_restored);
 
     char old_dir[256];
     snprintf(old_dir, sizeof old_dir, "%s", K.dir);
     cr_assert_eq(kvd_stop(&K, SIGTERM), 0);
-    cr_assert(kvd_start(&K, restored, NULL), "kvd did not start on the restored dir");
+    cr_assert(kvd_start(&K, kvd_restored, NULL), "kvd did not start on the restored dir");
     r = call_as(tok, "GET", "/shared/k", NULL, NULL, NULL);
     EXPECT(r, 401);
     resp_free(&r);
@@ -643,4 +623,207 @@ Test(hostile, a_float_stays_a_float)
     BODY_IS(r, "4.0");
     resp_free(&r);
     served_after("floats");
+}
+
+/* ------------------------------------------------------------ JSON bodies */
+
+/* A batch body of N ops {"get":"k"} (12 bytes of JSON each, a few hundred
+ * bytes each once Jansson parsed them); the caller frees it. */
+static char *tiny_ops(size_t n)
+{
+    static const char op[] = "{\"get\":\"k\"},";
+    size_t cap = 16 + n * (sizeof op - 1);
+    char *b = malloc(cap);
+    cr_assert(b != NULL);
+    size_t len = (size_t)snprintf(b, cap, "{\"ops\":[");
+    for (size_t i = 0; i < n; i++) {
+        memcpy(b + len, op, sizeof op - 1);
+        len += sizeof op - 1;
+    }
+    b[len - 1] = ']'; /* the last comma */
+    b[len++] = '}';
+    b[len] = '\0';
+    return b;
+}
+
+/* 10,000 ops (the batch maximum) in a 120 KB body need more than 1 MiB once
+ * parsed: refused while parsing, naming the limit (before: parsed in full,
+ * and a 57 MiB body of such ops made kvd allocate 1.9 GiB just to count
+ * them). */
+Test(hostile_json, a_batch_whose_parsed_tree_outgrows_the_budget_is_413)
+{
+    char *body = tiny_ops(10000);
+    resp r = call_as(NULL, "POST", "/t/", body, "Content-Type: application/json", NULL);
+    EXPECT_ERR(r, 413, "too_large");
+    cr_assert(strstr(r.body, "--max-response-bytes") != NULL, "%s", r.body);
+    resp_free(&r);
+    free(body);
+    /* a batch that fits still runs */
+    body = tiny_ops(100);
+    r = call_as(NULL, "POST", "/t/", body, "Content-Type: application/json", NULL);
+    EXPECT(r, 200);
+    resp_free(&r);
+    free(body);
+    served_after("a batch of many tiny ops");
+}
+
+/* A JSON value of 30,000 small elements (60 KB, under --max-value) needs
+ * ~2 MB to check: 413 and nothing stored; with Content-Type and without
+ * (kvd then checks whether the text is JSON), and as a PATCH value. */
+Test(hostile_json, a_json_value_whose_tree_outgrows_the_budget_is_413)
+{
+    size_t n = 30000, len = 0;
+    char *v = malloc(2 * n + 2);
+    cr_assert(v != NULL);
+    v[len++] = '[';
+    for (size_t i = 0; i < n; i++) {
+        v[len++] = '0';
+        v[len++] = ',';
+    }
+    v[len - 1] = ']';
+    v[len] = '\0';
+    resp r = call_as(NULL, "PUT", "/t/j", v, "Content-Type: application/json", NULL);
+    EXPECT_ERR(r, 413, "too_large");
+    resp_free(&r);
+    r = call("PUT", "/t/j", v);
+    EXPECT_ERR(r, 413, "too_large");
+    resp_free(&r);
+    r = call("GET", "/t/j", NULL);
+    EXPECT(r, 404);
+    resp_free(&r);
+    free(v);
+    served_after("a JSON value of many small elements");
+}
+
+/* The parsed tree counts against --max-inflight-bytes past its first MiB:
+ * a 2 MB body of tiny ops (4 MB charged for the body and its tree as it
+ * was) stops at the server-wide budget with 503 and Retry-After. */
+Test(hostile_json8m, a_batch_tree_is_charged_to_the_server_budget)
+{
+    char *body = tiny_ops(170000);
+    resp r = call_as(NULL, "POST", "/t/", body, "Content-Type: application/json", NULL);
+    EXPECT_ERR(r, 503, "busy");
+    char ra[16];
+    cr_assert(resp_header(&r, "Retry-After", ra, sizeof ra) != NULL);
+    resp_free(&r);
+    free(body);
+    /* everything it charged was given back (at the request's completion,
+     * which may come just after the client read the answer: bounded wait) */
+    bool zero = false;
+    for (int i = 0; i < 50 && !zero; i++) {
+        r = call_as("", "GET", "/metrics", NULL, NULL, NULL);
+        EXPECT(r, 200);
+        zero = strstr(r.body, "\nkvd_inflight_bytes 0\n") != NULL;
+        resp_free(&r);
+        if (!zero)
+            usleep(100 * 1000);
+    }
+    cr_assert(zero, "kvd_inflight_bytes stayed above 0");
+    served_after("a batch tree past the server budget");
+}
+
+/* "." and ".." are not script names: a URL holding them is rewritten on
+ * the way (/t/scripts/../run is /t/run), so such a script could be created
+ * but never reached, and a proxy would send its run to a key. */
+Test(hostile, dot_segments_are_not_script_names)
+{
+    const char *names[] = {"/t/scripts/.", "/t/scripts/..", "/t/scripts/../run"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        /* raw, so that libcurl keeps the dot-segments */
+        char req[512], buf[2048];
+        bool closed = false;
+        int n = snprintf(req, sizeof req,
+                         "PUT %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                         "Content-Length: 8\r\n\r\nreturn 1",
+                         names[i], AK);
+        raw_exchange(&K, req, (size_t)n, buf, sizeof buf, RAW_WAIT_MS, &closed);
+        int count = 0;
+        cr_assert_eq(raw_status(buf, &count), 404, "%s: %.300s", names[i], buf);
+    }
+    resp r = call("GET", "/t/scripts/", NULL);
+    EXPECT(r, 200);
+    cr_assert(strstr(r.body, "\"..\"") == NULL && strstr(r.body, "\".\"") == NULL, "%s", r.body);
+    resp_free(&r);
+    served_after("dot-segment script names");
+}
+
+/* ------------------------------------------------------------ connections */
+
+/* A TCP connection to kvd from the loopback address SRC (127.0.0.2 is a
+ * client other than the test's usual 127.0.0.1); -1 when refused. */
+static int connect_from(const char *src)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, src, &a.sin_addr);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0, "bind %s", src);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)K.port)};
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    if (connect(fd, (struct sockaddr *)&to, sizeof to) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* One address opens more connections than kvd takes in all and leaves each
+ * with half a request (as a client trickling a header byte now and then,
+ * which the idle timeout never closes): past --max-connections-per-ip
+ * (256 by default) its connections are closed, so a client at another
+ * address is still answered (before: the 301st connection of anyone waited
+ * until the attacker's timed out). */
+Test(hostile_conns, one_address_cannot_take_every_connection)
+{
+    enum { ATTACK = 310 };
+    static const char partial[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    int fds[ATTACK];
+    for (int i = 0; i < ATTACK; i++) {
+        fds[i] = connect_from("127.0.0.1");
+        if (fds[i] >= 0 && send(fds[i], partial, sizeof partial - 1, MSG_NOSIGNAL) < 0) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+    }
+    /* the bystander, from another address */
+    int fd = connect_from("127.0.0.2");
+    cr_assert(fd >= 0, "the bystander could not connect");
+    static const char get[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    cr_assert_eq(send(fd, get, sizeof get - 1, MSG_NOSIGNAL), (ssize_t)(sizeof get - 1));
+    char buf[1024];
+    size_t got = 0;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    while (got < sizeof buf - 1 && poll(&pfd, 1, RAW_WAIT_MS) > 0) {
+        ssize_t n = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    close(fd);
+    cr_assert(strncmp(buf, "HTTP/1.1 200", 12) == 0, "the bystander got: '%.200s'", buf);
+    /* the attacker's connections past 256 were closed: each reads EOF (kvd
+     * may still be accepting and closing them: bounded rounds) */
+    int closed = 0;
+    bool seen[ATTACK] = {false};
+    for (int round = 0; round < 50 && closed < ATTACK - 256; round++) {
+        for (int i = 0; i < ATTACK; i++) {
+            if (seen[i])
+                continue;
+            char c;
+            struct pollfd q = {.fd = fds[i], .events = POLLIN};
+            if (fds[i] < 0 || (poll(&q, 1, 0) > 0 && recv(fds[i], &c, 1, MSG_DONTWAIT) == 0)) {
+                seen[i] = true;
+                closed++;
+            }
+        }
+        if (closed < ATTACK - 256)
+            poll(NULL, 0, 100);
+    }
+    cr_assert_geq(closed, ATTACK - 256, "only %d of the attacker's connections were closed",
+                  closed);
+    for (int i = 0; i < ATTACK; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    served_after("one address holding every connection");
 }

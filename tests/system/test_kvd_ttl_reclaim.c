@@ -12,36 +12,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "kvdtest.h"
-#include "ringcask.h"
+#include "kvdbackup.h"
 
 static const char admin_token[] = "ttl-reclaim-admin-token-0123456789";
-static char tokfile[64];
 
 static void setup(void)
 {
-    snprintf(tokfile, sizeof tokfile, "/tmp/kvdtok.XXXXXX");
-    int fd = mkstemp(tokfile);
-    cr_assert(fd >= 0);
-    cr_assert(write(fd, admin_token, strlen(admin_token)) > 0);
-    close(fd);
     /* default --tombstone-retention and --merge-threshold; small segments so
      * the written values fill sealed ones */
-    const char *extra[] = {"--admin-token-file", tokfile, "--segment-bytes", "1M", NULL};
-    cr_assert(kvd_start(&K, NULL, extra), "kvd did not become ready");
-    resp r = call_as(admin_token, "POST", "/", "{\"name\":\"t\"}", NULL, NULL);
-    EXPECT(r, 201);
-    json_t *j = resp_json(&r);
-    snprintf(B, sizeof B, "t");
-    snprintf(AK, sizeof AK, "%s", json_string_value(json_object_get(j, "admin_key")));
-    json_decref(j);
-    resp_free(&r);
+    static const char *const extra[] = {"--segment-bytes", "1M", NULL};
+    kvd_admin_setup(admin_token, extra);
 }
 
 static void teardown(void)
 {
-    kvd_cleanup(&K);
-    unlink(tokfile);
+    kvd_admin_teardown();
 }
 
 TestSuite(ttl_reclaim, .init = setup, .fini = teardown, .timeout = 400);
@@ -64,38 +49,6 @@ static long long data_bytes(const char *dir)
     }
     closedir(d);
     return sum;
-}
-
-typedef struct membuf {
-    const char *data;
-    size_t len, off;
-} membuf;
-
-static long mem_read(void *ctx, void *buf, size_t len)
-{
-    membuf *m = ctx;
-    size_t n = m->len - m->off < len ? m->len - m->off : len;
-    memcpy(buf, m->data + m->off, n);
-    m->off += n;
-    return (long)n;
-}
-
-static resp backup_since(uint64_t since)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/admin/backup?since=%llu", (unsigned long long)since);
-    resp r = call_as(admin_token, "GET", path, NULL, NULL, NULL);
-    EXPECT(r, 200);
-    return r;
-}
-
-static uint64_t load(rc_db *db, const resp *r)
-{
-    membuf m = {r->body, r->len, 0};
-    rc_backup_info info;
-    cr_assert_eq(rc_load(db, mem_read, &m, NULL, NULL, &info), 0, "load: %s",
-                 rc_last_error_message());
-    return info.until;
 }
 
 enum { NTTL = 6000, NKEEP = 100, VLEN = 1000 };
@@ -121,7 +74,7 @@ Test(ttl_reclaim, expired_values_leave_the_disk_under_default_retention)
         EXPECT(r, 201);
         resp_free(&r);
     }
-    resp full = backup_since(0);
+    resp full = kvd_backup_since(admin_token, 0);
     membuf fm = {full.body, full.len, 0};
     rc_backup_info finfo;
     cr_assert_eq(rc_verify_stream(mem_read, &fm, &finfo), 0);
@@ -152,14 +105,14 @@ Test(ttl_reclaim, expired_values_leave_the_disk_under_default_retention)
     }
 
     /* the incremental across the expiry, on top of the full taken before */
-    resp inc = backup_since(finfo.until);
+    resp inc = kvd_backup_since(admin_token, finfo.until);
     char dir2[64];
     snprintf(dir2, sizeof dir2, "/tmp/kvdtest.XXXXXX");
     cr_assert(mkdtemp(dir2) != NULL);
     rc_db *db = NULL;
     cr_assert_eq(rc_open(dir2, NULL, &db), 0);
-    load(db, &full);
-    load(db, &inc);
+    kvd_load_stream(db, &full);
+    kvd_load_stream(db, &inc);
     cr_assert_eq(rc_close(db), 0);
     resp_free(&full);
     resp_free(&inc);

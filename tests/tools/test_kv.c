@@ -402,6 +402,39 @@ Test(kv_serve, serve_runs_kvd_with_the_default_bucket, .timeout = 600)
     cr_expect_eq(tp_kvd_stop(&served), 0, "kvd exits 0 after SIGTERM");
 }
 
+/* What a user following the README gets: kv serve (like scripts/serve.sh)
+ * is for local development and lets `kv bucket create` work without a
+ * credential; a plain kvd does not, and kv shows kvd's reason, which names
+ * the flag that turns creation on. */
+Test(kv_serve, serve_lets_a_user_create_buckets, .timeout = 600)
+{
+    tp_kvd_as_user = true;
+    tp_kvd served;
+    cr_assert_eq(tp_kvd_start(&served, KV_BIN, true, NULL), 0, "kv serve did not start kvd");
+    char *argv[] = {KV_BIN, "bucket", "create", "photos", NULL};
+    char *env[] = {served.env_url, "KV_BUCKET=", "KV_KEY=", NULL};
+    tp_result r = tp_run(argv, NULL, env);
+    cr_expect_eq(r.status, 0, "stderr: %s", r.err);
+    cr_expect(strstr(r.out, "admin key: ") != NULL, "stdout: %s", r.out);
+    tp_result_free(&r);
+    cr_expect_eq(tp_kvd_stop(&served), 0, "kvd exits 0 after SIGTERM");
+}
+
+Test(kv_serve, plain_kvd_refuses_anonymous_buckets_and_says_how_to_allow, .timeout = 600)
+{
+    tp_kvd_as_user = true;
+    tp_kvd plain;
+    cr_assert_eq(tp_kvd_start(&plain, KVD_BIN, false, NULL), 0, "kvd did not start");
+    char *argv[] = {KV_BIN, "bucket", "create", "photos", NULL};
+    char *env[] = {plain.env_url, "KV_BUCKET=", "KV_KEY=", NULL};
+    tp_result r = tp_run(argv, NULL, env);
+    cr_expect_eq(r.status, 4, "exit: %d, stderr: %s", r.status, r.err);
+    cr_expect(strstr(r.err, "--allow-anonymous-buckets") != NULL, "stderr: %s", r.err);
+    cr_expect(strstr(r.err, "--admin-token-file") != NULL, "stderr: %s", r.err);
+    tp_result_free(&r);
+    cr_expect_eq(tp_kvd_stop(&plain), 0, "kvd exits 0 after SIGTERM");
+}
+
 /* With --admin-token-file, creating a bucket needs that token. */
 Test(kv_admin, bucket_create_needs_kvds_admin_token, .timeout = 600)
 {

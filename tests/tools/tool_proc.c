@@ -201,6 +201,8 @@ static void print_log(const tp_kvd *k)
     free(log);
 }
 
+bool tp_kvd_as_user = false;
+
 int tp_kvd_start(tp_kvd *k, const char *program, bool via_kv_serve, char *const args[])
 {
     return tp_kvd_start_in(k, program, via_kv_serve, NULL, args);
@@ -237,7 +239,8 @@ int tp_kvd_start_in(tp_kvd *k, const char *program, bool via_kv_serve, const cha
         argv[n++] = data;
         argv[n++] = "--listen";
         argv[n++] = listen;
-        argv[n++] = "--allow-anonymous-buckets"; /* the tests create buckets */
+        if (!tp_kvd_as_user)
+            argv[n++] = "--allow-anonymous-buckets"; /* the tests create buckets */
         for (size_t i = 0; args && args[i] && n < 62; i++)
             argv[n++] = args[i];
         argv[n] = NULL;

@@ -48,6 +48,10 @@ typedef struct tp_kvd {
  * (NULL-terminated, may be NULL) plus --dir and --listen, and wait (bounded,
  * 20 s) until GET /healthz answers 200. Returns 0 or -1 (the log is printed). */
 int tp_kvd_start(tp_kvd *k, const char *program, bool via_kv_serve, char *const args[]);
+/* tp_kvd_start passes --allow-anonymous-buckets (the suites create buckets
+ * without credentials) unless this is true: then kvd, or kv serve, runs with
+ * only the flags a user would give. */
+extern bool tp_kvd_as_user;
 /* The same with the data directory DATA_DIR (NULL: <k->dir>/data). */
 int tp_kvd_start_in(tp_kvd *k, const char *program, bool via_kv_serve, const char *data_dir,
                     char *const args[]);

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 static size_t collect_body(char *data, size_t size, size_t nmemb, void *arg)
 {
@@ -170,24 +171,40 @@ static int build_headers(kv_ctx *ctx, const char *content_type)
     return rc;
 }
 
-int kv_http(kv_ctx *ctx, const char *method, const char *path, const void *body, size_t len,
-            const char *content_type)
+static bool connect_failure(CURLcode res)
 {
-    int rc = kv_client_init(ctx);
-    if (rc != 0)
-        return rc;
+    return res == CURLE_COULDNT_CONNECT || res == CURLE_COULDNT_RESOLVE_HOST ||
+           res == CURLE_OPERATION_TIMEDOUT || res == CURLE_RECV_ERROR || res == CURLE_GOT_NOTHING;
+}
+
+/* 503 no_leader: a replica group between two leaders. */
+static bool no_leader(const kv_ctx *ctx)
+{
+    return ctx->status == 503 && ctx->body.len > 0 &&
+           memmem(ctx->body.data, ctx->body.len, "\"no_leader\"", 11) != NULL;
+}
+
+/* One request to the current URL (following redirects: a replica group's
+ * followers send writes to the leader with 307, which keeps the method and
+ * the body). */
+static CURLcode perform_once(kv_ctx *ctx, const char *method, const char *path, const void *body,
+                             size_t len)
+{
     CURL *h = ctx->curl;
     kv_buf url = {0};
-    if (kv_buf_printf(&url, "%s%s", ctx->url, path) != 0 || build_headers(ctx, content_type) != 0) {
-        kv_buf_free(&url);
-        return kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
-    }
+    if (kv_buf_printf(&url, "%s%s", ctx->url, path) != 0)
+        return CURLE_OUT_OF_MEMORY;
     kv_buf_reset(&ctx->body);
     kv_buf_reset(&ctx->resp_headers);
     ctx->status = 0;
     ctx->curl_error[0] = '\0';
     curl_easy_setopt(h, CURLOPT_URL, url.data);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, ctx->headers);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 3L);
+    curl_easy_setopt(h, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
+    /* the credential goes on to the leader the group redirects to */
+    curl_easy_setopt(h, CURLOPT_UNRESTRICTED_AUTH, 1L);
     if (strcmp(method, "HEAD") == 0) {
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
@@ -205,6 +222,46 @@ int kv_http(kv_ctx *ctx, const char *method, const char *path, const void *body,
     }
     CURLcode res = curl_easy_perform(h);
     kv_buf_free(&url);
+    if (res == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ctx->status);
+    return res;
+}
+
+int kv_http(kv_ctx *ctx, const char *method, const char *path, const void *body, size_t len,
+            const char *content_type)
+{
+    int rc = kv_client_init(ctx);
+    if (rc != 0)
+        return rc;
+    if (build_headers(ctx, content_type) != 0)
+        return kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+    /* Several URLs: an unreachable one, or one that knows no leader, passes
+     * the request to the next; while an election is under way (503
+     * no_leader everywhere) kv retries for up to 10 s. A response body
+     * already streamed to the sink is never sent twice: only requests that
+     * got no 2xx are retried. */
+    size_t n = ctx->nurls ? ctx->nurls : 1;
+    CURLcode res = CURLE_OK;
+    for (int round = 0; round < 20; round++) {
+        bool electing = false;
+        for (size_t tried = 0; tried < n; tried++) {
+            if (ctx->nurls)
+                ctx->url = ctx->urls[ctx->url_cur];
+            res = perform_once(ctx, method, path, body, len);
+            bool retry = (res != CURLE_OK && connect_failure(res) && ctx->sink_bytes == 0) ||
+                         (res == CURLE_OK && no_leader(ctx));
+            if (!retry)
+                goto done;
+            electing = electing || (res == CURLE_OK && no_leader(ctx));
+            if (ctx->nurls)
+                ctx->url_cur = (ctx->url_cur + 1) % ctx->nurls;
+        }
+        if (!electing)
+            break;
+        struct timespec ts = {0, 500 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+done:
     if (res != CURLE_OK) {
         const char *why = ctx->curl_error[0] ? ctx->curl_error : curl_easy_strerror(res);
         switch (res) {
@@ -227,13 +284,10 @@ int kv_http(kv_ctx *ctx, const char *method, const char *path, const void *body,
                            why);
         }
     }
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ctx->status);
     return 0;
 }
 
-/* kvd's "message" (or "error") from a JSON error body; else the body's first
- * line if it is short text; else "". The result is a copy the caller frees. */
-static char *server_message(kv_ctx *ctx)
+char *kv_server_message(kv_ctx *ctx)
 {
     json_t *root = ctx->body.len ? json_loadb(ctx->body.data, ctx->body.len, 0, NULL) : NULL;
     const char *msg = NULL;
@@ -277,7 +331,7 @@ static bool bucket_exists(kv_ctx *ctx, int *rc)
 
 int kv_http_error(kv_ctx *ctx, const char *what, const char *absent_what)
 {
-    char *msg = server_message(ctx);
+    char *msg = kv_server_message(ctx);
     const char *sep = msg && *msg ? ": " : "";
     const char *m = msg ? msg : "";
     long st = ctx->status;

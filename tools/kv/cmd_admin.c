@@ -173,9 +173,12 @@ int kv_cmd_token(kv_ctx *ctx, int argc, char **argv)
 static const char serve_usage[] =
     "usage: kv serve [kvd options]\n"
     "\n"
-    "Run kvd in the foreground with '--default-bucket default' (an open bucket\n"
-    "for local development) and the options given, which pass through to kvd\n"
-    "(see kvd --help). kvd is looked up next to kv, in ../server/, then on PATH.\n";
+    "Run kvd in the foreground for local development: '--default-bucket default'\n"
+    "(an open bucket) and '--allow-anonymous-buckets' (`kv bucket create` works\n"
+    "without a credential), then the options given, which pass through to kvd\n"
+    "(see kvd --help; '--allow-anonymous-buckets=false' turns creation off again,\n"
+    "'--admin-token-file FILE' makes it need that token). kvd is looked up next\n"
+    "to kv, in ../server/, then on PATH.\n";
 
 int kv_cmd_serve(kv_ctx *ctx, int argc, char **argv)
 {
@@ -187,14 +190,16 @@ int kv_cmd_serve(kv_ctx *ctx, int argc, char **argv)
             return 0;
         }
     }
-    char **args = calloc((size_t)argc + 3, sizeof *args);
+    char **args = calloc((size_t)argc + 4, sizeof *args);
     if (!args)
         return kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
-    static char default_bucket_flag[] = "--default-bucket", default_bucket[] = "default";
+    static char default_bucket_flag[] = "--default-bucket", default_bucket[] = "default",
+                anonymous_flag[] = "--allow-anonymous-buckets";
     args[1] = default_bucket_flag;
     args[2] = default_bucket;
+    args[3] = anonymous_flag; /* given first: the user's own options win */
     for (int i = 1; i < argc; i++)
-        args[i + 2] = argv[i];
+        args[i + 3] = argv[i];
 
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);

@@ -53,10 +53,16 @@ static int bucket_create(kv_ctx *ctx, const char *name, bool json)
         return rc;
     if (ctx->status == 409)
         return kv_fail(ctx, KV_EXIT_REFUSED, "bucket '%s' already exists", name ? name : "?");
-    if (ctx->status == 401 || ctx->status == 403)
-        return kv_fail(ctx, KV_EXIT_AUTH,
-                       "cannot create a bucket: kvd at %s wants its admin token (--key)%s",
-                       ctx->url, ctx->key ? ", and rejected the one given" : "");
+    if (ctx->status == 401 || ctx->status == 403) {
+        /* kvd's message says why and how to enable creation: shown as is */
+        char *why = kv_server_message(ctx);
+        rc = kv_fail(ctx, KV_EXIT_AUTH,
+                     "cannot create a bucket: kvd at %s refused it%s (HTTP %ld)%s%s", ctx->url,
+                     ctx->key ? " with the key given" : " without a credential", ctx->status,
+                     why && *why ? ": " : "", why ? why : "");
+        free(why);
+        return rc;
+    }
     if (!is_2xx(ctx))
         return kv_http_error(ctx, "create the bucket", NULL);
     if (json)

@@ -47,7 +47,10 @@ void kv_buf_free(kv_buf *b);
 
 /* State of one kv invocation. */
 typedef struct kv_ctx {
-    const char *url;    /* base URL without trailing '/' (owned: url_storage) */
+    const char *url; /* base URL without trailing '/' (owned: url_storage) */
+    /* --url a,b,c: the members of a replica group, tried in turn */
+    const char *urls[16];
+    size_t nurls, url_cur;
     const char *bucket; /* validated bucket name */
     const char *key;    /* credential, or NULL */
     const char *cmd;    /* "kv set", for messages */
@@ -115,6 +118,10 @@ int kv_header(const kv_ctx *ctx, const char *name, char *out, size_t cap);
  * a missing bucket when that is why; otherwise as ABSENT_WHAT ("key 'k'")
  * with KV_EXIT_ABSENT. */
 int kv_http_error(kv_ctx *ctx, const char *what, const char *absent_what);
+/* kvd's "message" (or "error") from a JSON error body; else the body's first
+ * line if it is short text; else "". A copy the caller frees (NULL when out
+ * of memory). */
+char *kv_server_message(kv_ctx *ctx);
 
 /* METHOD /<bucket>/<key><QUERY> with BODY (NULL: none): 0 on a 2xx answer
  * (in ctx), else the failure reported as "cannot VERB key 'k'" (a 404 as

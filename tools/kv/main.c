@@ -51,7 +51,9 @@ static void init_globals(kv_ctx *ctx)
 {
     const rcu_opt g[] = {
         {"url", 0, RCU_OPT_STRING, &ctx->opt_url, .meta = "URL",
-         .def = "$KV_URL or " KV_DEFAULT_URL, .help = "kvd base URL"},
+         .def = "$KV_URL or " KV_DEFAULT_URL,
+         .help = "kvd base URL; several, comma-separated, for a replica group's members (kv "
+                 "tries them in turn and follows redirects to the leader)"},
         {"bucket", 0, RCU_OPT_STRING, &ctx->opt_bucket, .meta = "NAME",
          .def = "$KV_BUCKET or 'default'", .help = "bucket"},
         {"key", 0, RCU_OPT_STRING, &ctx->opt_key, .meta = "CREDENTIAL", .def = "$KV_KEY",
@@ -111,21 +113,43 @@ int kv_usage_error(kv_ctx *ctx, const char *fmt, ...)
     return KV_EXIT_USAGE;
 }
 
+/* URL, or several separated by commas (a replica group's members). */
 static int set_url(kv_ctx *ctx, const char *url)
 {
-    size_t n = strlen(url);
-    while (n > 0 && url[n - 1] == '/')
-        n--;
-    if (n == 0)
-        return kv_usage_error(ctx, "--url is empty");
-    if (!strstr(url, "://"))
-        return kv_usage_error(ctx, "--url '%s' has no scheme (e.g. http://127.0.0.1:7070)", url);
-    char *copy = strndup(url, n);
+    char *copy = strdup(url);
     if (!copy)
         return kv_fail(ctx, KV_EXIT_LOCAL, "out of memory");
+    size_t count = 0;
+    const char *list[sizeof ctx->urls / sizeof ctx->urls[0]];
+    for (char *save = NULL, *one = strtok_r(copy, ",", &save); one;
+         one = strtok_r(NULL, ",", &save)) {
+        size_t n = strlen(one);
+        while (n > 0 && one[n - 1] == '/')
+            one[--n] = '\0';
+        if (n == 0)
+            continue;
+        if (!strstr(one, "://")) {
+            int rc =
+                kv_usage_error(ctx, "--url '%s' has no scheme (e.g. http://127.0.0.1:7070)", one);
+            free(copy);
+            return rc;
+        }
+        if (count == sizeof list / sizeof list[0]) {
+            free(copy);
+            return kv_usage_error(ctx, "--url: at most %zu URLs", count);
+        }
+        list[count++] = one;
+    }
+    if (count == 0) {
+        free(copy);
+        return kv_usage_error(ctx, "--url is empty");
+    }
     free(ctx->url_storage);
     ctx->url_storage = copy;
-    ctx->url = copy;
+    memcpy(ctx->urls, list, count * sizeof list[0]);
+    ctx->nurls = count;
+    ctx->url_cur = 0;
+    ctx->url = ctx->urls[0];
     return 0;
 }
 

@@ -301,6 +301,7 @@ typedef struct request {
     size_t body_len, body_cap;
     char etag[256];
     long status;
+    char *own_url, *own_shown; /* key_request's: freed by request_free */
 } request;
 
 static size_t on_read(char *buf, size_t size, size_t n, void *ud)
@@ -534,6 +535,9 @@ static void request_free(request *r)
 {
     free(r->body);
     r->body = NULL;
+    free(r->own_url);
+    free(r->own_shown);
+    r->own_url = r->own_shown = NULL;
 }
 
 /* URL of KEY (QUERY may be NULL: already canonical) and its s3:// name. */
@@ -558,20 +562,40 @@ static int key_url(rcs3 *c, const char *key, const char *query, char **url, char
     return 0;
 }
 
+/* Start R as METHOD on KEY (QUERY as for key_url): its URL and s3:// name
+ * belong to R until request_free, which R needs whatever this answers. */
+static int key_request(rcs3 *c, request *r, const char *method, const char *key, const char *query)
+{
+    request_init(r, method);
+    int rc = key_url(c, key, query, &r->own_url, &r->own_shown);
+    r->url = r->own_url;
+    r->shown = r->own_shown;
+    return rc;
+}
+
+/* METHOD on KEY?QUERY without a body either way. */
+static int simple_request(rcs3 *c, const char *method, const char *key, const char *query)
+{
+    request r;
+    int rc = key_request(c, &r, method, key, query);
+    if (rc == 0)
+        rc = perform(c, &r);
+    request_free(&r);
+    return rc;
+}
+
 /* --------------------------------------------------------------- objects */
 
 static int put_range(rcs3 *c, const char *key, const char *query, const char *mem, int fd,
                      uint64_t off, uint64_t len, const char *hex, const char *const *extra,
                      char *etag, size_t etag_cap)
 {
-    char *url, *shown;
-    int rc = key_url(c, key, query, &url, &shown);
-    if (rc != 0)
-        return rc;
     request r;
-    request_init(&r, "PUT");
-    r.url = url;
-    r.shown = shown;
+    int rc = key_request(c, &r, "PUT", key, query);
+    if (rc != 0) {
+        request_free(&r);
+        return rc;
+    }
     r.payload_hex = hex;
     r.extra = extra;
     r.upload = true;
@@ -582,15 +606,13 @@ static int put_range(rcs3 *c, const char *key, const char *query, const char *me
     rc = perform(c, &r);
     if (rc == 0 && etag != NULL) {
         if (r.etag[0] == '\0' || strpbrk(r.etag, "<>&") != NULL) {
-            snprintf(c->err, sizeof c->err, "PUT %s: the response has no usable ETag", shown);
+            snprintf(c->err, sizeof c->err, "PUT %s: the response has no usable ETag", r.shown);
             rc = RCS3_EPROTO;
         } else {
             snprintf(etag, etag_cap, "%s", r.etag);
         }
     }
     request_free(&r);
-    free(url);
-    free(shown);
     return rc;
 }
 
@@ -610,20 +632,18 @@ int rcs3_put_mem(rcs3 *c, const char *key, const void *data, size_t len, const c
 static int post(rcs3 *c, const char *key, const char *query, const char *body, char **out,
                 size_t *out_len)
 {
-    char *url, *shown;
-    int rc = key_url(c, key, query, &url, &shown);
-    if (rc != 0)
+    request r;
+    int rc = key_request(c, &r, "POST", key, query);
+    if (rc != 0) {
+        request_free(&r);
         return rc;
+    }
     unsigned char sha[32];
     char hex[65];
     size_t bl = strlen(body);
     crypto_hash_sha256(sha, (const unsigned char *)body, bl);
     rcs3_hex(sha, hex);
     const char *extra[] = {"Content-Type: application/xml", NULL};
-    request r;
-    request_init(&r, "POST");
-    r.url = url;
-    r.shown = shown;
     r.payload_hex = hex;
     r.extra = extra;
     r.upload = true; /* the body through the read callback, method stays POST */
@@ -636,8 +656,6 @@ static int post(rcs3 *c, const char *key, const char *query, const char *body, c
         r.body = NULL;
     }
     request_free(&r);
-    free(url);
-    free(shown);
     return rc;
 }
 
@@ -656,19 +674,7 @@ static int abort_upload(rcs3 *c, const char *key, const char *enc_id)
 {
     char query[3200];
     snprintf(query, sizeof query, "uploadId=%s", enc_id);
-    char *url, *shown;
-    int rc = key_url(c, key, query, &url, &shown);
-    if (rc != 0)
-        return rc;
-    request r;
-    request_init(&r, "DELETE");
-    r.url = url;
-    r.shown = shown;
-    rc = perform(c, &r);
-    request_free(&r);
-    free(url);
-    free(shown);
-    return rc;
+    return simple_request(c, "DELETE", key, query);
 }
 
 static int hash_range(int fd, uint64_t off, uint64_t len, char hex[65])
@@ -785,17 +791,12 @@ int rcs3_put_fd(rcs3 *c, const char *key, int fd, uint64_t size, const unsigned 
 int rcs3_get_fd(rcs3 *c, const char *key, int fd, uint64_t max, uint64_t *size,
                 unsigned char sha[32])
 {
-    char *url, *shown;
-    int rc = key_url(c, key, NULL, &url, &shown);
-    if (rc != 0)
-        return rc;
     request r;
-    request_init(&r, "GET");
-    r.url = url;
-    r.shown = shown;
+    int rc = key_request(c, &r, "GET", key, NULL);
     r.down_fd = fd;
     r.down_max = max;
-    rc = perform(c, &r);
+    if (rc == 0)
+        rc = perform(c, &r);
     if (rc == 0) {
         if (size)
             *size = r.down_bytes;
@@ -803,23 +804,16 @@ int rcs3_get_fd(rcs3 *c, const char *key, int fd, uint64_t max, uint64_t *size,
             crypto_hash_sha256_final(&r.down_sha, sha);
     }
     request_free(&r);
-    free(url);
-    free(shown);
     return rc;
 }
 
 int rcs3_get_mem(rcs3 *c, const char *key, size_t max, char **out, size_t *len)
 {
-    char *url, *shown;
-    int rc = key_url(c, key, NULL, &url, &shown);
-    if (rc != 0)
-        return rc;
     request r;
-    request_init(&r, "GET");
-    r.url = url;
-    r.shown = shown;
+    int rc = key_request(c, &r, "GET", key, NULL);
     r.down_max = max;
-    rc = perform(c, &r);
+    if (rc == 0)
+        rc = perform(c, &r);
     if (rc == 0) {
         if (r.body == NULL)
             r.body = calloc(1, 1);
@@ -832,25 +826,12 @@ int rcs3_get_mem(rcs3 *c, const char *key, size_t max, char **out, size_t *len)
         }
     }
     request_free(&r);
-    free(url);
-    free(shown);
     return rc;
 }
 
 int rcs3_delete(rcs3 *c, const char *key)
 {
-    char *url, *shown;
-    int rc = key_url(c, key, NULL, &url, &shown);
-    if (rc != 0)
-        return rc;
-    request r;
-    request_init(&r, "DELETE");
-    r.url = url;
-    r.shown = shown;
-    rc = perform(c, &r);
-    request_free(&r);
-    free(url);
-    free(shown);
+    int rc = simple_request(c, "DELETE", key, NULL);
     return rc == RCS3_ENOTFOUND ? 0 : rc;
 }
 

@@ -1,0 +1,117 @@
+/*
+ * cluster.h — kvd as a member of a replica group (--cluster GROUP).
+ *
+ * etcd decides who leads (cluster_etcd.h): every member holds a lease,
+ * renewed by its own thread; the leader is whoever holds the key
+ * /ringcask/GROUP/leader on its lease, created by a put-if-absent txn; the
+ * key's create revision is the epoch. Followers pull the leader's backup
+ * stream since their last seq and apply it with rc_load (cluster_repl.c).
+ * The HTTP side (cluster_http.c) redirects writes to the leader, answers
+ * GET /cluster, and holds a write's acknowledgement until the sync standby
+ * has it (sync mode) and the lease is still valid (fencing).
+ *
+ * Without --cluster, srv->cluster is NULL and every function below is a
+ * no-op that lets the request through.
+ */
+#ifndef KVD_CLUSTER_H
+#define KVD_CLUSTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kvd.h"
+
+struct kvd_request;
+struct MHD_Response;
+
+#define CLUSTER_ID_MAX 72
+#define CLUSTER_URL_MAX 256
+#define CLUSTER_MEMBERS_MAX 32
+
+typedef enum cluster_role {
+    CLUSTER_CANDIDATE = 0, /* no leader known, or this node campaigning */
+    CLUSTER_FOLLOWER,
+    CLUSTER_LEADER,
+    CLUSTER_FENCED, /* holds the leader key but its lease may have expired */
+} cluster_role;
+
+typedef struct cluster cluster;
+
+/* --cluster settings, from the command line. */
+typedef struct cluster_config {
+    const char *group; /* NULL: not clustered */
+    const char *etcd;  /* comma-separated URLs */
+    const char *node_id;
+    const char *advertise;
+    bool async; /* --replication async */
+    unsigned lease_ttl_s;
+    /* run on the election thread right after this node becomes the leader
+     * (node-local writes such as --default-bucket's); may be NULL */
+    void (*on_promote)(kvd *srv);
+} cluster_config;
+
+/* Check the flags alone (names, URLs, TTL): 0, or -1 with one line in WHY. */
+int cluster_config_check(const cluster_config *cc, char *why, size_t cap);
+
+/* Join the group: check the data directory's CLUSTER file, reach etcd
+ * (bounded retry), refuse a duplicate --node-id, take a lease, start the
+ * lease and election threads, and — for an empty directory while another
+ * node leads — clone from the leader before the server opens its stores.
+ * srv->db must be open; the policy store is not yet. On failure prints one
+ * line to stderr and returns -1. */
+int cluster_start(kvd *srv, const cluster_config *cc);
+/* Start pulling from the leader (after the policy store is open). */
+int cluster_serve(kvd *srv);
+/* A re-clone waits in DIR.reclone (main restarts on it after SIGUSR1). */
+bool cluster_reclone_ready(const kvd *srv);
+/* Before the engine opens DIR: put a completed re-clone in its place. 1
+ * swapped, 0 nothing to do, -1 with WHY. */
+int cluster_dir_finish_reclone(const char *dir, char *why, size_t cap);
+/* Stop every thread, release leadership and the lease. NULL-safe. */
+void cluster_stop(kvd *srv);
+
+/* May this node write locally right now (the leader, or no cluster)? Stores
+ * opened on a follower must not create anything (that would fork its
+ * history from the leader's). */
+bool cluster_may_write(const kvd *srv);
+cluster_role cluster_current_role(const kvd *srv);
+
+/* Header time: route REQ for the cluster. Writes on a non-leader get 307 to
+ * the leader (or 503 no_leader); ?consistent=1 reads likewise. True when the
+ * request goes on here; false when it has been answered. */
+bool cluster_route(struct kvd_request *req);
+/* Body time, POST /:bucket/: on a non-leader a batch of gets only is a
+ * read, served here, and one with a write goes to the leader (307 / 503);
+ * on a sync-mode leader without a standby, one with a write is refused (503
+ * no_sync_standby, nothing written). True when the request goes on here. */
+bool cluster_route_batch(struct kvd_request *req);
+/* GET /cluster (no credential). */
+void cluster_route_info(struct kvd_request *req);
+/* GET /healthz?role=leader: 200 on the leader, else 503. True when it
+ * answered. */
+bool cluster_healthz(struct kvd_request *req);
+
+/* http_send's hook: a 2xx answer to a write (PUT, POST, PATCH, DELETE)
+ * waits for cluster_await_replicated_wait on the database's last seq; when
+ * that fails, *RESP is replaced by 503 not_acknowledged (and *STATUS). True
+ * when the answer goes out as it was. */
+bool cluster_gate_response(struct kvd_request *req, unsigned *status, struct MHD_Response **resp);
+
+/* The acknowledgement gate of a write: wait until the sync standby has
+ * applied SEQ (sync mode) and check that this node still leads on a valid
+ * lease. 0: acknowledge; -1: do not (the reason in WHY). Blocking; bounded by
+ * DEADLINE_NS (CLOCK_MONOTONIC, kvd_mono_ns). */
+int cluster_await_replicated_wait(kvd *srv, uint64_t seq, uint64_t deadline_ns, char *why,
+                                  size_t cap);
+/* The same as a callback: CB(CTX, 0 or -1, WHY) runs once, on the caller's
+ * thread when it can be decided at once, else on the cluster's notifier
+ * thread when the standby reports SEQ or at DEADLINE_NS. */
+typedef void (*cluster_ack_fn)(void *ctx, int ok, const char *why);
+void cluster_await_replicated(kvd *srv, uint64_t seq, uint64_t deadline_ns, cluster_ack_fn cb,
+                              void *ctx);
+
+/* The leader learns a follower's progress from its pulls (cluster_http.c
+ * calls this for GET /admin/backup with X-Ringcask-Node). */
+void cluster_note_pull(kvd *srv, const char *node_id, const char *database, uint64_t applied);
+
+#endif

@@ -1,0 +1,312 @@
+/*
+ * cluster_http.c — the replica group's HTTP side: routing by role, GET
+ * /cluster, /healthz?role=leader, and the acknowledgement gate of writes.
+ *
+ * Routing (CLUSTER.md's table): a write on a node that is not the leader
+ * with a valid lease gets 307 with Location = the leader's advertised URL +
+ * the same path and query, or 503 no_leader (Retry-After: 1) while no
+ * leader is known; reads are served locally, except ?consistent=1, which
+ * goes to the leader. The method decides what a write is (PUT, POST, PATCH,
+ * DELETE): a POST batch that only reads goes to the leader too, which
+ * serves it.
+ *
+ * The gate (cluster_gate_response, from http_send): a 2xx answer to a write
+ * is sent only once the write is acknowledged — replicated to the sync
+ * standby (sync mode) while this node still leads on a valid lease. The seq
+ * waited for is the database's last seq when the answer is ready, which is
+ * at or above the write's own. Otherwise the answer becomes 503
+ * not_acknowledged: the write may exist on this node but was never
+ * acknowledged, and a new leader will not have it.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster_int.h"
+#include "http.h"
+
+static bool is_write(http_method m)
+{
+    return m == METHOD_PUT || m == METHOD_POST || m == METHOD_PATCH || m == METHOD_DELETE;
+}
+
+static bool route_elsewhere(kvd_request *req, cluster *c, cluster_role role);
+
+static void answer_no_leader(kvd_request *req, const char *why)
+{
+    struct MHD_Response *r = http_json_response(http_error_json("no_leader", -1, why));
+    if (r != NULL)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    http_send(req, 503, r);
+}
+
+typedef struct uri_buf {
+    char *p;
+    size_t len, cap;
+    bool failed;
+} uri_buf;
+
+static void uri_add(uri_buf *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL) {
+            b->failed = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+/* MHD keeps query arguments raw here (kvd installs no unescaper), so they
+ * go back into the Location as they came. */
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key, size_t klen,
+                               const char *value, size_t vlen)
+{
+    (void)kind;
+    uri_buf *b = cls;
+    uri_add(b, strchr(b->p, '?') ? "&" : "?", 1);
+    uri_add(b, key, klen);
+    if (value != NULL) {
+        uri_add(b, "=", 1);
+        uri_add(b, value, vlen);
+    }
+    return MHD_YES;
+}
+
+static void redirect(kvd_request *req, const char *leader)
+{
+    uri_buf b = {0};
+    uri_add(&b, leader, strlen(leader));
+    uri_add(&b, req->raw_path, strlen(req->raw_path));
+    if (!b.failed)
+        MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, add_arg, &b);
+    if (b.failed) {
+        free(b.p);
+        http_send(req, 500, NULL);
+        return;
+    }
+    json_t *o =
+        json_pack("{s:s, s:s, s:s}", "error", "not_leader", "message",
+                  "this node is a follower: repeat the request at the leader", "leader", leader);
+    struct MHD_Response *r = http_json_response(o);
+    if (r != NULL)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, b.p);
+    free(b.p);
+    http_send(req, 307, r);
+}
+
+/* Sync mode, on the leader: no standby named means nothing written now
+ * could be acknowledged; refuse before writing (no write left in doubt). */
+static bool standby_missing(cluster *c)
+{
+    if (c->cfg.async)
+        return false;
+    pthread_mutex_lock(&c->mu);
+    bool missing = c->standby[0] == '\0';
+    pthread_mutex_unlock(&c->mu);
+    return missing;
+}
+
+static void answer_no_standby(kvd_request *req)
+{
+    struct MHD_Response *r = http_json_response(
+        http_error_json("no_sync_standby", -1,
+                        "no follower is caught up to confirm writes (sync replication); nothing "
+                        "was written"));
+    if (r != NULL)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    http_send(req, 503, r);
+}
+
+bool cluster_route(kvd_request *req)
+{
+    cluster *c = req->srv->cluster;
+    if (c == NULL)
+        return true;
+    bool write = is_write(req->method);
+    /* a batch is a write only if it holds one: decided with its body
+     * (cluster_route_batch), except on the leader */
+    if (write && req->route == ROUTE_LIST && req->method == METHOD_POST &&
+        cluster_current_role(req->srv) != CLUSTER_LEADER)
+        return true;
+    if (!write) {
+        char v[8];
+        size_t n = 0;
+        bool consistent = http_query(req, "consistent", v, sizeof v, &n) == 0 &&
+                          !(n == 1 && v[0] == '0') && !(n == 5 && memcmp(v, "false", 5) == 0);
+        if (!consistent)
+            return true;
+    }
+    cluster_role role = cluster_current_role(req->srv);
+    if (role == CLUSTER_LEADER) {
+        /* a batch may hold only gets: cluster_route_batch decides */
+        if (write && req->route != ROUTE_LIST && standby_missing(c)) {
+            answer_no_standby(req);
+            return false;
+        }
+        return true;
+    }
+    return route_elsewhere(req, c, role);
+}
+
+/* Not the leader: 307 to it, or 503 while none is known. */
+static bool route_elsewhere(kvd_request *req, cluster *c, cluster_role role)
+{
+    char leader[CLUSTER_URL_MAX], id[CLUSTER_ID_MAX];
+    cluster_leader_url(c, leader, sizeof leader, id, sizeof id);
+    if (role == CLUSTER_FOLLOWER && leader[0] != '\0' && strcmp(id, c->cfg.node_id) != 0) {
+        redirect(req, leader);
+        return false;
+    }
+    answer_no_leader(req, role == CLUSTER_FENCED
+                              ? "this node's leadership lapsed (its lease could not be renewed); "
+                                "an election is under way"
+                              : "no leader is known yet: an election is under way");
+    return false;
+}
+
+/* Does a batch body hold anything but gets? */
+static bool batch_writes(const kvd_request *req)
+{
+    json_t *o = json_loadb(req->body ? req->body : "", req->body_len, 0, NULL);
+    json_t *ops = json_object_get(o, "ops");
+    bool writes = !json_is_array(ops);
+    for (size_t i = 0; !writes && i < json_array_size(ops); i++) {
+        json_t *op = json_array_get(ops, i);
+        writes = !json_is_object(op) || json_object_get(op, "get") == NULL ||
+                 json_object_get(op, "set") || json_object_get(op, "delete") ||
+                 json_object_get(op, "incr");
+    }
+    json_decref(o);
+    return writes;
+}
+
+bool cluster_route_batch(kvd_request *req)
+{
+    cluster *c = req->srv->cluster;
+    if (c == NULL)
+        return true;
+    cluster_role role = cluster_current_role(req->srv);
+    if (role == CLUSTER_LEADER) {
+        if (standby_missing(c) && batch_writes(req)) {
+            answer_no_standby(req);
+            return false;
+        }
+        return true;
+    }
+    if (!batch_writes(req)) {
+        req->cluster_read = true; /* gets only: a read, served here */
+        return true;
+    }
+    return route_elsewhere(req, c, role);
+}
+
+bool cluster_healthz(kvd_request *req)
+{
+    char v[16];
+    size_t n = 0;
+    if (http_query(req, "role", v, sizeof v, &n) != 0 || strcmp(v, "leader") != 0)
+        return false;
+    bool leader = cluster_current_role(req->srv) == CLUSTER_LEADER;
+    json_t *o = json_pack("{s:s, s:s}", "status", leader ? "ok" : "not_leader", "role",
+                          cluster_role_name(cluster_current_role(req->srv)));
+    http_json(req, leader ? 200 : 503, o);
+    return true;
+}
+
+static json_t *member_json(const cluster_peer *p, const char *role, uint64_t last)
+{
+    return json_pack("{s:s, s:s, s:s, s:I, s:I}", "id", p->id, "url", p->url, "role", role,
+                     "applied_seq", (json_int_t)p->applied, "lag_seq",
+                     (json_int_t)(last > p->applied ? last - p->applied : 0));
+}
+
+void cluster_route_info(kvd_request *req)
+{
+    cluster *c = req->srv->cluster;
+    if (c == NULL) {
+        http_error(req, 404, "not_clustered", "this kvd runs without --cluster");
+        return;
+    }
+    cluster_role role = cluster_current_role(req->srv);
+    uint64_t mine = cluster_last_seq(req->srv);
+    pthread_mutex_lock(&c->mu);
+    const char *sync = c->cfg.async             ? NULL
+                       : role == CLUSTER_LEADER ? (c->standby[0] ? c->standby : NULL)
+                                                : (c->etcd_sync[0] ? c->etcd_sync : NULL);
+    /* lag is measured against the leader's last seq: ours when we lead,
+     * else the highest any member reports */
+    uint64_t last = mine;
+    for (size_t i = 0; i < c->npeers; i++)
+        if (c->peers[i].live && c->peers[i].applied > last)
+            last = c->peers[i].applied;
+    if (role == CLUSTER_LEADER)
+        last = mine;
+    json_t *members = json_array();
+    bool listed_me = false;
+    for (size_t i = 0; i < c->npeers; i++) {
+        cluster_peer p = c->peers[i];
+        if (!p.live)
+            continue;
+        bool me = strcmp(p.id, c->cfg.node_id) == 0;
+        const char *r = strcmp(p.id, c->leader_id) == 0 ? "leader" : "follower";
+        if (me) {
+            listed_me = true;
+            r = cluster_role_name(role);
+            p.applied = mine;
+        }
+        json_array_append_new(members, member_json(&p, r, last));
+    }
+    if (!listed_me) {
+        cluster_peer p;
+        memset(&p, 0, sizeof p);
+        snprintf(p.id, sizeof p.id, "%s", c->cfg.node_id);
+        snprintf(p.url, sizeof p.url, "%s", c->cfg.advertise);
+        p.applied = mine;
+        json_array_append_new(members, member_json(&p, cluster_role_name(role), last));
+    }
+    json_t *leader = c->leader_id[0] != '\0'
+                         ? json_pack("{s:s, s:s}", "id", c->leader_id, "url", c->leader_url)
+                         : json_null();
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:o, s:o, s:I, s:o}", "group", c->cfg.group,
+                          "node_id", c->cfg.node_id, "role", cluster_role_name(role), "epoch",
+                          (json_int_t)atomic_load(&c->epoch), "leader", leader, "sync_standby",
+                          sync ? json_string(sync) : json_null(), "last_seq", (json_int_t)mine,
+                          "members", members);
+    pthread_mutex_unlock(&c->mu);
+    http_json(req, 200, o);
+}
+
+bool cluster_gate_response(kvd_request *req, unsigned *status, struct MHD_Response **resp)
+{
+    kvd *srv = req->srv;
+    if (srv->cluster == NULL || *status < 200 || *status >= 300 || !is_write(req->method) ||
+        req->route == ROUTE_CLUSTER || req->route == ROUTE_BACKUP || req->cluster_read)
+        return true;
+    uint64_t seq = cluster_last_seq(srv);
+    /* long enough for a busy standby; a standby that stops pulling is
+     * replaced after 2 TTLs, and losing the lease ends the wait at once */
+    uint64_t deadline =
+        kvd_mono_ns() + ((uint64_t)srv->cluster->cfg.lease_ttl_s + 10) * 1000000000u;
+    char why[200];
+    if (cluster_await_replicated_wait(srv, seq, deadline, why, sizeof why) == 0)
+        return true;
+    if (*resp != NULL)
+        MHD_destroy_response(*resp);
+    *resp = http_json_response(http_error_json("not_acknowledged", -1, why));
+    if (*resp != NULL)
+        MHD_add_response_header(*resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    *status = 503;
+    return false;
+}
