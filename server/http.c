@@ -14,6 +14,9 @@
  *   2. body chunks: appended up to the route's limit (a chunked body that
  *      passes it is discarded and answered 413 at the end);
  *   3. end: dispatch to the route handler.
+ * A route may instead park the request (park.h): its connection is
+ * suspended, and once resumed the access handler is called again and runs
+ * the route's resume function on the same pool thread.
  * The completion callback records latency, logs the request and frees the
  * context. Paths arrive raw: the unescape callback is a no-op, so routing sees
  * "%2F" and decodes keys itself; query values are decoded on lookup.
@@ -34,6 +37,7 @@
 #include "durable.h"
 #include "log.h"
 #include "metrics.h"
+#include "park.h"
 #include "routes.h"
 
 static http_method method_from_name(const char *m)
@@ -215,6 +219,13 @@ void http_send(kvd_request *req, unsigned status, struct MHD_Response *resp)
     }
     if (atomic_load(&req->srv->shutting_down))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (req->method == METHOD_GET || req->method == METHOD_HEAD) {
+        /* the database's last seq, read after the answer's data: pass it
+         * back as the next ?wait= (CLUSTER.md, "Watching") */
+        char seq[24];
+        snprintf(seq, sizeof seq, "%llu", (unsigned long long)rc_last_seq(req->srv->db));
+        MHD_add_response_header(resp, "X-Ringcask-Seq", seq);
+    }
     req->status = status;
     if (MHD_queue_response(req->conn, status, resp) != MHD_YES)
         kvd_log(LOG_WARN, "could not queue a %u response for %s %s", status, req->method_name,
@@ -630,6 +641,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (durable_resume(req))
         return MHD_YES; /* a write waiting for durability (durable.c) */
+    if (req->waiter != NULL && *upload_data_size == 0) {
+        /* resumed after park_request: the route answers or parks again */
+        park_why why = PARK_WOKEN;
+        bool gone = false;
+        park_resume_fn fn = park_take(req, &why, &gone);
+        if (gone)
+            return MHD_NO; /* the client closed the connection: drop it */
+        fn(req, why);
+        if (!req->responded && req->waiter == NULL)
+            http_send(req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
+        return MHD_YES;
+    }
     if (*upload_data_size > 0) {
         req->bytes_in += *upload_data_size;
         if (req->responded) {
@@ -659,8 +682,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     budget_json_begin(req);
     router_dispatch(req);
     budget_json_end();
-    /* a write waiting for durability is answered after its resume */
-    if (!req->responded && req->park_finish == NULL)
+    /* a write waiting for durability is answered after its resume; a parked
+     * request (park.c) after its own */
+    if (!req->responded && req->park_finish == NULL && req->waiter == NULL)
         http_send(req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
     return MHD_YES;
 }
@@ -718,6 +742,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         };
         kvd_log_access(&e);
     }
+    park_forget(srv->park, req);
     free(req->body);
     budget_release(req);
     free(req);
@@ -737,7 +762,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 struct MHD_Daemon *http_start(kvd *srv, int listen_fd)
 {
-    /* suspend/resume: durable writes wait for their group commit (durable.c) */
+    /* suspend/resume: durable writes wait for their group commit (durable.c),
+     * ?wait= requests for a change (park.c) */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     struct MHD_OptionItem opts[] = {

@@ -103,6 +103,15 @@ typedef struct kvd_request {
     uint64_t park_seq;  /* what the finish answers with */
     unsigned park_http; /* its success status */
 
+    /* parking (park.c) and ?wait= (watch.c) */
+    struct park_waiter *waiter;                   /* non-NULL from park_request until resumed */
+    uint64_t wait_seq;                            /* ?wait=SEQ */
+    uint64_t wait_deadline_ns;                    /* the timeout, kvd_mono_ns clock */
+    uint64_t wait_count;                          /* keys under the prefix at the last check */
+    void (*wait_answer)(struct kvd_request *req); /* the plain GET a wait ends with */
+    bool wait_parked; /* parked at least once (re-parks pass the limit) */
+    bool wait_saw;    /* the key (or wait_count keys) seen at a check */
+
     /* large buffers last: a new request zeroes only what comes before them */
     scope scope;
     char key[RC_KEY_MAX + 1]; /* decoded (klen bytes); NUL-terminated for convenience */

@@ -28,6 +28,8 @@
 struct policy_cache;
 struct metrics;
 struct backup_shipper;
+struct park;
+struct feed;
 struct cluster;
 
 typedef enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 } log_level;
@@ -62,6 +64,7 @@ typedef struct kvd_config {
     log_format log_format;
     const char *log_file;           /* NULL: stderr */
     const char *metrics_token_file; /* NULL: /metrics needs no credential */
+    unsigned max_waiters;           /* parked ?wait= requests (park.c) */
     /* replica group (cluster.h); cluster_group NULL: a single node */
     const char *cluster_group;
     const char *etcd_urls;
@@ -90,6 +93,8 @@ typedef struct kvd {
     _Atomic uint64_t budget_refused_large; /* 413 response_too_large answers */
     _Atomic uint64_t budget_refused_busy;  /* 503 busy answers */
     struct bucket_limiter *bucket_limiter; /* bucket_limits.c */
+    struct park *park;                     /* parked requests (park.c); NULL: none park */
+    struct feed *feed;                     /* the change feed (feed.c) */
 } kvd;
 
 /* Log one line with a timestamp and LEVEL (log.c: stderr or --log-file, text

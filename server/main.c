@@ -39,10 +39,12 @@
 #include "fault.h"
 #endif
 #include "backup_shipper.h"
+#include "feed.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_process.h"
+#include "park.h"
 #include "policy.h"
 #include "rcu_opt.h"
 #include "routes.h"
@@ -130,6 +132,9 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
          .help = "close idle or stalled connections after this"},
         {"max-header-bytes", 0, RCU_OPT_SIZE, U(c->max_header_bytes), .min = 4096, .max = 16u << 20,
          .help = "request line + headers per connection"},
+        {"max-waiters", 0, RCU_OPT_INT, U(c->max_waiters), .min = 1, .max = 1000000,
+         .help = "requests parked at once by ?wait= and /admin/backup?wait= (each also holds a "
+                 "connection): past it 503 with Retry-After"},
         {"shutdown-grace", 0, RCU_OPT_DURATION, U(c->shutdown_grace_s), .max = 3600,
          .unit_ms = 1000, .store_ms = 1000, .meta = "SECONDS",
          .help = "how long SIGTERM waits for in-flight requests"},
@@ -235,6 +240,7 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
     c->conn_timeout_s = 30;
     c->max_header_bytes = 32 * 1024;
     c->shutdown_grace_s = 10;
+    c->max_waiters = 10000;
     c->script_instructions = 10000000;
     c->script_memory = 16u << 20;
     c->script_timeout_ms = 1000;
@@ -632,6 +638,12 @@ int main(int argc, char **argv)
         backup_shipper_start(&srv, srv.cfg.backup_to, srv.cfg.backup_every_ms,
                              srv.cfg.backup_keep_full, &srv.shipper) != 0)
         goto fail;
+    srv.park = park_new(srv.cfg.max_waiters);
+    srv.feed = srv.park != NULL ? feed_start(&srv) : NULL;
+    if (srv.feed == NULL) {
+        fprintf(stderr, "kvd: cannot start the change feed: %s\n", strerror(errno));
+        goto fail;
+    }
     daemon = http_start(&srv, listen_fd);
     if (daemon == NULL) {
         fprintf(stderr, "kvd: --listen %s: the HTTP server did not start\n", srv.cfg.listen);
@@ -684,16 +696,20 @@ int main(int argc, char **argv)
         close(lfd);
         listen_fd = -1;
     }
+    park_shutdown(srv.park); /* parked requests answer now, new ones do not park */
     wait_in_flight(&srv);
     /* a write the engine still completes resumes its connection: the
      * daemon must outlive every such callback */
     durable_drain(&srv);
+    park_shutdown(srv.park); /* (none can be suspended when the daemon stops) */
     MHD_stop_daemon(daemon);
     daemon = NULL;
     status = 0;
 fail:
-    if (daemon != NULL)
+    if (daemon != NULL) {
+        park_shutdown(srv.park);
         MHD_stop_daemon(daemon);
+    }
     if (listen_fd >= 0)
         close(listen_fd);
     cluster_stop(&srv); /* steps down: another member leads at once */
@@ -702,6 +718,10 @@ fail:
     if (scripts_ready)
         route_scripts_shutdown(&srv);
     policy_store_close(&srv);
+    feed_stop(&srv, srv.feed);
+    srv.feed = NULL;
+    park_free(srv.park);
+    srv.park = NULL;
     if (srv.db != NULL) {
         int crc = rc_close(srv.db);
         if (crc != 0) {

@@ -20,6 +20,7 @@
 #include "metrics_process.h"
 #include "metrics_text.h"
 #include "backup_shipper.h"
+#include "park.h"
 #include "routes.h"
 
 static const double hist_bounds_s[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -244,6 +245,19 @@ char *metrics_prometheus(kvd *srv, size_t *len)
               (uint64_t)atomic_load(&srv->mem_inflight),
               (uint64_t)atomic_load(&srv->budget_refused_large),
               (uint64_t)atomic_load(&srv->budget_refused_busy));
+    park_stats ps;
+    park_get_stats(srv->park, &ps);
+    tb_printf(&t,
+              "# HELP kvd_waiters Requests parked by ?wait= (and /admin/backup?wait=) now\n"
+              "# TYPE kvd_waiters gauge\nkvd_waiters %" PRIu64 "\n"
+              "# HELP kvd_waits_ended_total Parked requests resumed, by why\n"
+              "# TYPE kvd_waits_ended_total counter\n"
+              "kvd_waits_ended_total{why=\"change\"} %" PRIu64 "\n"
+              "kvd_waits_ended_total{why=\"deadline\"} %" PRIu64 "\n"
+              "kvd_waits_ended_total{why=\"client_gone\"} %" PRIu64 "\n"
+              "# HELP kvd_waiters_refused_total Waits refused by --max-waiters (503)\n"
+              "# TYPE kvd_waiters_refused_total counter\nkvd_waiters_refused_total %" PRIu64 "\n",
+              ps.parked, ps.woken, ps.deadlines, ps.gone, ps.refused);
     tb_printf(&t, "# HELP kvd_operations_total Key operations, counted per key\n"
                   "# TYPE kvd_operations_total counter\n");
     for (int i = 0; i < MOP_COUNT; i++)
@@ -324,6 +338,10 @@ char *metrics_json(kvd *srv, size_t *len)
     json_object_set_new(o, "dead_bytes", json_integer((json_int_t)s.dead_bytes));
     json_object_set_new(o, "merges", json_integer((json_int_t)s.merges));
     json_object_set_new(o, "last_seq", json_integer((json_int_t)s.last_seq));
+    park_stats ps;
+    park_get_stats(srv->park, &ps);
+    json_object_set_new(o, "waiters", json_integer((json_int_t)ps.parked));
+    json_object_set_new(o, "waiters_refused", json_integer((json_int_t)ps.refused));
     json_object_set_new(o, "uptime_s",
                         json_integer((json_int_t)((kvd_mono_ns() - m->start_ns) / 1000000000u)));
     if (srv->shipper != NULL) {

@@ -25,8 +25,10 @@
 
 #include "cluster.h"
 #include "metrics.h"
+#include "park.h"
 #include "routes.h"
 #include "valuetype.h"
+#include "watch.h"
 
 void route_healthz(kvd_request *req)
 {
@@ -163,6 +165,38 @@ static void backup_free(void *cls)
     free(job);
 }
 
+static void backup_stream(kvd_request *req, int64_t since);
+
+/* ?wait=DURATION: park until the database has something after since (its
+ * last seq passed it), the duration passed or kvd stops; then stream. */
+static void backup_step(kvd_request *req, park_why why)
+{
+    park *p = req->srv->park;
+    uint64_t gen = park_generation(p, PARK_CH_DATA);
+    if (why == PARK_SHUTDOWN || atomic_load(&req->srv->shutting_down) ||
+        kvd_mono_ns() >= req->wait_deadline_ns || rc_last_seq(req->srv->db) != req->wait_seq) {
+        backup_stream(req, (int64_t)req->wait_seq);
+        return;
+    }
+    park_topic t = {.channel = PARK_CH_DATA, .after = req->wait_seq};
+    int rc = park_request(p, req, &t, req->wait_deadline_ns, backup_step, req->wait_parked);
+    if (rc == PARK_FULL) {
+        struct MHD_Response *r = http_json_response(http_error_json(
+            "too_many_waiters", -1, "too many requests are waiting (--max-waiters); retry"));
+        if (r != NULL)
+            MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        http_send(req, 503, r);
+        return;
+    }
+    if (rc != PARK_OK) {
+        backup_stream(req, (int64_t)req->wait_seq);
+        return;
+    }
+    req->wait_parked = true;
+    if (park_generation(p, PARK_CH_DATA) != gen)
+        park_wake(p, req);
+}
+
 void route_backup(kvd_request *req)
 {
     char buf[32];
@@ -183,6 +217,26 @@ void route_backup(kvd_request *req)
             applied = (uint64_t)av;
         cluster_note_pull(req->srv, node, http_header(req, "X-Ringcask-Database"), applied);
     }
+    uint64_t wait_ms = 0;
+    q = http_query(req, "wait", buf, sizeof buf, &n);
+    if (q == -1 ||
+        (q == 0 && (!watch_parse_duration(buf, n, &wait_ms) || wait_ms > WATCH_TIMEOUT_MAX_MS))) {
+        http_error(req, 400, "bad_request",
+                   "wait must be a duration of 0 .. 10m (such as 500ms, 30s, 10m; a bare number "
+                   "is seconds)");
+        return;
+    }
+    if (wait_ms > 0) {
+        req->wait_seq = (uint64_t)since;
+        req->wait_deadline_ns = kvd_mono_ns() + wait_ms * 1000000u;
+        backup_step(req, PARK_WOKEN);
+        return;
+    }
+    backup_stream(req, since);
+}
+
+static void backup_stream(kvd_request *req, int64_t since)
+{
     rc_stats s;
     memset(&s, 0, sizeof s);
     int rc = rc_stats_db(req->srv->db, &s);

@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "routes.h"
 #include "valuetype.h"
+#include "watch.h"
 
 bool ttl_from_text(const char *text, size_t len, int64_t *ttl_ms)
 {
@@ -451,7 +452,8 @@ void route_key(kvd_request *req)
     switch (req->method) {
     case METHOD_GET:
     case METHOD_HEAD:
-        key_get(req);
+        if (!watch_key(req, key_get))
+            key_get(req);
         break;
     case METHOD_PUT:
     case METHOD_POST:

@@ -21,6 +21,7 @@
 #include "json_util.h"
 #include "routes.h"
 #include "valuetype.h"
+#include "watch.h"
 
 #define LIST_DEFAULT_LIMIT 1000
 #define LIST_MAX_LIMIT 100000
@@ -90,19 +91,24 @@ static bool parse_list_query(kvd_request *req, list_query *q)
     return true;
 }
 
-/* Narrow the query prefix by the scope's. False when they diverge. */
-static bool effective_prefix(const scope *s, list_query *q)
+bool list_effective_prefix(const scope *s, char *prefix, size_t *len)
 {
     if (s->prefix_len == 0)
         return true;
-    size_t common = q->prefix_len < s->prefix_len ? q->prefix_len : s->prefix_len;
-    if (memcmp(q->prefix, s->prefix, common) != 0)
+    size_t common = *len < s->prefix_len ? *len : s->prefix_len;
+    if (memcmp(prefix, s->prefix, common) != 0)
         return false;
-    if (q->prefix_len < s->prefix_len) {
-        memcpy(q->prefix, s->prefix, s->prefix_len);
-        q->prefix_len = s->prefix_len;
+    if (*len < s->prefix_len) {
+        memcpy(prefix, s->prefix, s->prefix_len);
+        *len = s->prefix_len;
     }
     return true;
+}
+
+/* Narrow the query prefix by the scope's. False when they diverge. */
+static bool effective_prefix(const scope *s, list_query *q)
+{
+    return list_effective_prefix(s, q->prefix, &q->prefix_len);
 }
 
 typedef struct growbuf {
@@ -227,7 +233,15 @@ static bool read_values(kvd_request *req, rc_list *l, bool json)
     return ok;
 }
 
+static void list_answer(kvd_request *req);
+
 void route_list(kvd_request *req)
+{
+    if (!watch_list(req, list_answer))
+        list_answer(req);
+}
+
+static void list_answer(kvd_request *req)
 {
     list_query q;
     rc_list *l = NULL;

@@ -34,6 +34,9 @@ void route_bucket_create(kvd_request *req);
 void route_bucket(kvd_request *req); /* HEAD, GET, PATCH, DELETE /:bucket */
 void route_key(kvd_request *req);    /* every method on /:bucket/:key */
 void route_list(kvd_request *req);   /* GET /:bucket/ */
+/* Narrow a listing's PREFIX (*LEN bytes, RC_KEY_MAX + 1 room) by the
+ * credential's prefix S: false when they diverge (nothing to list). */
+bool list_effective_prefix(const scope *s, char *prefix, size_t *len);
 void route_batch(kvd_request *req);  /* POST /:bucket/ */
 void route_tokens(kvd_request *req); /* POST /:bucket/tokens/ */
 void route_metrics(kvd_request *req);

@@ -620,6 +620,37 @@ RC_API int rc_merge(rc_db *db);
  * Nothing to free. */
 RC_API int rc_expire_now(rc_db *db);
 
+/* ------------------------------------------------------ change listener */
+
+/* The sequence number of the newest write applied to DB (by rc_apply or
+ * rc_load): 0 for an empty database or a NULL DB. A value read before this
+ * call never has a higher seq than what it returns. Thread-safe, one atomic
+ * load; nothing to free. */
+RC_API uint64_t rc_last_seq(rc_db *db);
+
+/* What one successful write call changed, for a commit listener.
+ *   rc_apply: OPS[0..N) is the caller's batch (read-only here); an op with
+ *     seq 0 wrote nothing (RC_OP_GET, a DELETE of an absent key). An op's
+ *     ks NULL is the default keyspace.
+ *   rc_load: OPS NULL and N 0 — any key of any keyspace may have changed,
+ *     up to LAST_SEQ (the stream is applied as one batch).
+ * LAST_SEQ is the highest seq the call wrote. */
+typedef struct rc_commit {
+    const rc_op *ops;
+    size_t n;
+    uint64_t last_seq;
+} rc_commit;
+typedef void (*rc_commit_fn)(void *ctx, const rc_commit *c);
+
+/* Call FN(CTX, commit) after every rc_apply (or rc_apply_async) that wrote
+ * something and every rc_load that applied records, on the writing thread,
+ * as soon as the write is visible to readers — which, as for any reader,
+ * may be before it is durable (rc_apply still waits for that afterwards).
+ * FN must be quick and must not call into DB's write functions; it may
+ * read. FN NULL removes the listener. Set it before other threads use DB (it
+ * is read without a lock). Nothing to free; RC_EINVAL for a NULL DB. */
+RC_API int rc_set_commit_listener(rc_db *db, rc_commit_fn fn, void *ctx);
+
 /* -------------------------------------------------------- backup / restore
  * A backup stream (FORMAT.md "Backup stream") holds every live record and
  * every tombstone with seq > since, over all keyspaces, as of one moment. */

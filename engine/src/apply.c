@@ -554,6 +554,32 @@ static int apply_append_publish(batch_ctx *b, uint64_t *lsn)
     return err;
 }
 
+/* Tell the commit listener what this batch wrote (rc_set_commit_listener). */
+static void notify_commit(rc_db *db, const rc_op *ops, size_t n)
+{
+    rc_commit c = {.ops = ops, .n = n};
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].seq > c.last_seq)
+            c.last_seq = ops[i].seq;
+    if (c.last_seq)
+        db->commit_fn(db->commit_ctx, &c);
+}
+
+int rc_set_commit_listener(rc_db *db, rc_commit_fn fn, void *ctx)
+{
+    rci_error_clear();
+    if (!db)
+        return rc_fail(RC_EINVAL, "NULL database");
+    db->commit_fn = fn;
+    db->commit_ctx = fn ? ctx : NULL;
+    return 0;
+}
+
+uint64_t rc_last_seq(rc_db *db)
+{
+    return db ? atomic_load_explicit(&db->last_seq, memory_order_acquire) : 0;
+}
+
 /* Steps 1-4 of rc_apply, without the wait: *LSN (0 when nothing was
  * written) is what durability waits for. */
 static int apply_run(rc_db *db, rc_op *ops, size_t n, size_t *failed, uint64_t *lsn_out)
@@ -627,6 +653,9 @@ static int apply_run(rc_db *db, rc_op *ops, size_t n, size_t *failed, uint64_t *
     ep = NULL;
     if (!err)
         *lsn_out = lsn;
+    /* visible now (as to any reader), durable when the caller's wait ends */
+    if (!err && b.npend && db->commit_fn)
+        notify_commit(db, ops, n);
 done:
     if (ep)
         rci_epoch_exit(ep);

@@ -145,6 +145,8 @@ struct rc_db {
     /* append path */
     pthread_mutex_t append_mu;
     _Atomic uint64_t last_seq; /* written under append_mu */
+    rc_commit_fn commit_fn;    /* rc_set_commit_listener, set before concurrent use */
+    void *commit_ctx;
     _Atomic uint64_t tail_lsn; /* bytes appended since open (logical) */
     _Atomic int write_error;   /* sticky: non-zero turns the db read-only */
     _Atomic int appending;     /* writers between rc_apply's start and their append */

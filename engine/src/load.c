@@ -1008,8 +1008,14 @@ int rc_load(rc_db *db, rc_read_fn read, void *ctx, rc_progress_fn progress, void
     free(L.w.payload);
     free(L.w.raw);
     L.w.payload = L.w.raw = NULL;
+    uint64_t before = atomic_load(&db->last_seq);
     if (!err)
         err = apply_staged(&L, &L.w.rd.header, &L.w.trailer);
+    uint64_t after = atomic_load(&db->last_seq);
+    if (!err && after > before && db->commit_fn) {
+        rc_commit c = {.ops = NULL, .n = 0, .last_seq = after};
+        db->commit_fn(db->commit_ctx, &c);
+    }
     close(L.fd);
     unlinkat(db->dir_fd, LOAD_TMP, 0);
     walk_info(&L.w, info);

@@ -5,6 +5,7 @@
  * bucket info / rotate, backup). Real kv against a real kvd.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <pty.h>
 #include <signal.h>
 #include <stdio.h>
@@ -410,4 +411,89 @@ Test(kv_cmds, documented_counter_script_checks_incr)
     free(admin);
     tp_rmtree(dir);
     free(dir);
+}
+
+/* ------------------------------------------------------------- kv watch */
+
+static long long kvd_waiters(void)
+{
+    tp_result r = kv("metrics", "--json");
+    const char *p = r.status == 0 ? strstr(r.out, "\"waiters\":") : NULL;
+    long long n = p ? strtoll(p + 10, NULL, 10) : -1;
+    tp_result_free(&r);
+    return n;
+}
+
+/* Wait (bounded) until kvd has N parked requests. */
+static void await_waiters(long long n)
+{
+    for (int i = 0; i < 600; i++) {
+        if (kvd_waiters() == n)
+            return;
+        usleep(100 * 1000);
+    }
+    cr_assert_fail("kvd never had %lld parked requests", n);
+}
+
+static void *watch_thread(void *arg)
+{
+    tp_result *r = arg;
+    *r = kv("watch", "w", "--count", "2", "--json", "--timeout", "10m");
+    return NULL;
+}
+
+Test(kv_cmds, watch_prints_each_change_of_a_key)
+{
+    pthread_t t;
+    tp_result out = {0};
+    cr_assert_eq(pthread_create(&t, NULL, watch_thread, &out), 0);
+    await_waiters(1); /* kv read the state and is waiting for a change */
+    tp_result r = kv("set", "w=first");
+    expect(r, 0, NULL);
+    tp_result_free(&r);
+    await_waiters(1); /* printed it, waiting again */
+    r = kv("del", "w");
+    expect(r, 0, NULL);
+    tp_result_free(&r);
+    pthread_join(t, NULL);
+    cr_assert_eq(out.status, 0, "%s", out.err);
+    char *second = strchr(out.out, '\n');
+    cr_assert(second != NULL, "%s", out.out);
+    cr_expect(strncmp(out.out, "{\"key\":\"w\",\"value\":\"first\",\"seq\":", 33) == 0, "%s",
+              out.out);
+    cr_expect(strncmp(second + 1, "{\"key\":\"w\",\"value\":null,\"seq\":", 30) == 0, "%s",
+              out.out);
+    tp_result_free(&out);
+}
+
+Test(kv_cmds, watch_since_prints_the_state_after_seq_at_once)
+{
+    tp_result r = kv("set", "s=one");
+    tp_result_free(&r);
+    r = kv("get", "s", "--etag");
+    long long etag = strtoll(r.out + 1, NULL, 10);
+    tp_result_free(&r);
+    char since[32];
+    snprintf(since, sizeof since, "%lld", etag - 1);
+    r = kv("watch", "s", "--since", since, "--count", "1");
+    expect(r, 0, "s: one\n");
+    tp_result_free(&r);
+    r = kv("set", "p/a=1", "p/b=2");
+    tp_result_free(&r);
+    r = kv("watch", "--prefix", "p/", "--since", since, "--count", "2");
+    expect(r, 0, "p/a: 1\np/b: 2\n");
+    tp_result_free(&r);
+    r = kv("del", "s");
+    tp_result_free(&r);
+    snprintf(since, sizeof since, "%lld", etag);
+    r = kv("watch", "s", "--since", since, "--count", "1");
+    expect(r, 0, "s: (deleted)\n");
+    tp_result_free(&r);
+    r = kv("watch");
+    expect(r, 2, "");
+    tp_result_free(&r);
+    r = kv("watch", "s", "--timeout", "soon");
+    expect(r, 2, "");
+    cr_expect(strstr(r.err, "--timeout") != NULL, "%s", r.err);
+    tp_result_free(&r);
 }

@@ -14,7 +14,7 @@ _ringcask_kv()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} cmd="" i
     case $prev in
-        --url | --bucket | --key | --ttl | --perm | --prefix | --limit | --since | --if-match | --keys)
+        --url | --bucket | --key | --ttl | --perm | --prefix | --limit | --since | --if-match | --keys | --timeout | --count)
             return ;;
     esac
     for ((i = 1; i < COMP_CWORD; i++)); do

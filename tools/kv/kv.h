@@ -186,5 +186,6 @@ int kv_cmd_bucket(kv_ctx *ctx, int argc, char **argv);
 int kv_cmd_token(kv_ctx *ctx, int argc, char **argv);
 int kv_cmd_script(kv_ctx *ctx, int argc, char **argv);
 int kv_cmd_serve(kv_ctx *ctx, int argc, char **argv);
+int kv_cmd_watch(kv_ctx *ctx, int argc, char **argv);
 
 #endif /* KV_H */

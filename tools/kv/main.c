@@ -33,6 +33,7 @@ static const kv_command commands[] = {
     {"append", kv_cmd_append, "append text to a value; print the new length"},
     {"del", kv_cmd_del, "delete one or many keys atomically"},
     {"ls", kv_cmd_ls, "list keys: [PREFIX] [--limit N] [--values]"},
+    {"watch", kv_cmd_watch, "print every change of a key (or of keys under --prefix)"},
     {"incr", kv_cmd_incr, "atomically add BY (default 1) to a number; print the result"},
     {"ttl", kv_cmd_ttl, "seconds until a key expires (-1: never)"},
     {"metrics", kv_cmd_metrics, "keys, value bytes and operation counts [--json]"},
