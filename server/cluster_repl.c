@@ -2,7 +2,8 @@
  * cluster_repl.c — a follower's replication: pull the leader's backup
  * stream since our last seq, apply it with rc_load, repeat.
  *
- * GET LEADER/admin/backup?since=N&wait=2s with the admin token. The headers
+ * GET LEADER/admin/backup?since=N with the admin token (polling: see
+ * pull_once for why not the &wait= long poll yet). The headers
  * X-Ringcask-Node and X-Ringcask-Applied tell the leader who pulls and what
  * it holds durably, which is how a sync-mode leader learns that its standby
  * has a write (the next pull after an apply). `wait` makes it a long poll on
@@ -265,7 +266,12 @@ static unsigned pull_once(cluster *c, CURL *curl)
     kvd *srv = c->srv;
     uint64_t since = cluster_last_seq(srv);
     pull p;
-    int rc = fetch(c, curl, leader, srv->cfg.dir, since, true, &p);
+    /* no &wait= long poll yet: a parked pull is resumed on the HTTP thread
+     * that accepted it, and that thread may be the one blocked in a sync
+     * write's wait for this very pull (the ack wait still holds its thread),
+     * which stalls both until the write's deadline. Poll instead (an empty
+     * answer costs a short sleep) until the ack wait parks too. */
+    int rc = fetch(c, curl, leader, srv->cfg.dir, since, false, &p);
     unsigned pause = 0;
     if (rc != 0) {
         if (p.status == 409) {
