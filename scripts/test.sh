@@ -2,7 +2,7 @@
 # Install dependencies, build with AddressSanitizer + UndefinedBehaviorSanitizer
 # and -Werror, run the whole test suite, the engine's concurrency tests under
 # ThreadSanitizer, then run each fuzz target briefly.
-# FUZZ_SECONDS (default 45) bounds each fuzz target; FUZZ_SECONDS=0 skips them.
+# FUZZ_SECONDS (default 30) bounds each fuzz target; FUZZ_SECONDS=0 skips them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh --test
@@ -17,6 +17,6 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if [ "${TSAN:-1}" != "0" ]; then
   bash tests/tsan.sh build-tsan
 fi
-if [ "${FUZZ_SECONDS:-45}" != "0" ] && [ -f fuzz/run.sh ]; then
-  bash fuzz/run.sh "${FUZZ_SECONDS:-45}"
+if [ "${FUZZ_SECONDS:-30}" != "0" ] && [ -f fuzz/run.sh ]; then
+  bash fuzz/run.sh "${FUZZ_SECONDS:-30}"
 fi
