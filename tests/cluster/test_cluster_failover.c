@@ -88,9 +88,16 @@ Test(failover, sigstopped_leader_is_fenced_and_rejoins_as_follower)
     node_kill(&G, l, SIGCONT);
     usleep(3000000); /* the old leader wakes among writers hitting it */
     writers_stop(&W);
-    cr_assert_eq(acks_after(&LED, l, t_cont, true), 0,
-                 "the old leader acknowledged writes after it was resumed, %lld ms after the "
-                 "new election",
+    /* Writes sent after the stop: none may be acknowledged by the old
+     * leader, however late it reads them. A write sent before the stop may
+     * have been decided (replicated to the standby, its 201 queued) just
+     * before the process froze, and reach the client after SIGCONT: seen
+     * once under load (answered 6 ms after the resume); that is not an
+     * acknowledgement given after the election, and the write is checked
+     * to be on the new leader below (missing_on). */
+    cr_assert_eq(acks_after(&LED, l, t_stop, false), 0,
+                 "the old leader acknowledged writes sent after it was stopped (resumed %lld ms "
+                 "after the new election)",
                  t_cont - t_elected);
     cr_assert_eq(acks_after(&LED, l, t_elected, false), 0,
                  "the old leader acknowledged writes sent after the new election");
