@@ -31,8 +31,8 @@ typedef struct segment {
     int fd;
     uint8_t *map; /* MAP_SHARED over [0, map_len); see DIRECT */
     size_t map_len;
-    bool map_of_file;      /* rci_seg_open's read-only mapping of the file (pages
-                              dropped from it are read again from the page cache) */
+    bool map_of_file; /* rci_seg_open's read-only mapping of the file (pages
+                         dropped from it are read again from the page cache) */
     /* The io_uring append path (append_uring.h). The active segment's map
      * is then anonymous memory in which records are encoded; a group-commit
      * leader writes [.., size) to the file through DFD (O_DIRECT), and the
