@@ -243,53 +243,15 @@ static int rck_stats(void *db, kvb_engine_stats *out)
     return 0;
 }
 
-const kvb_backend kvb_backend_ringcask = {
-    .name = "ringcask",
-    .open = rck_open,
-    .close = rck_close,
-    .thread_init = rck_thread_init,
-    .thread_fini = rck_thread_fini,
-    .put = rck_put,
-    .put_batch = rck_put_batch,
-    .get = rck_get,
-    .del = rck_del,
-    .scan = rck_scan,
-    .compact = rck_compact,
-    .sync_now = rck_sync_now,
-    .stats = rck_stats,
-    .native_interval_sync = true,
-};
+/* one table per append path; only the name and the open differ */
+#define RCK_BACKEND(NAME, OPEN)                                                                    \
+    {                                                                                              \
+        .name = NAME, .open = OPEN, .close = rck_close, .thread_init = rck_thread_init,            \
+        .thread_fini = rck_thread_fini, .put = rck_put, .put_batch = rck_put_batch,                \
+        .get = rck_get, .del = rck_del, .scan = rck_scan, .compact = rck_compact,                  \
+        .sync_now = rck_sync_now, .stats = rck_stats, .native_interval_sync = true,                \
+    }
 
-const kvb_backend kvb_backend_ringcask_mmap = {
-    .name = "ringcask-mmap",
-    .open = rck_open_mmap,
-    .close = rck_close,
-    .thread_init = rck_thread_init,
-    .thread_fini = rck_thread_fini,
-    .put = rck_put,
-    .put_batch = rck_put_batch,
-    .get = rck_get,
-    .del = rck_del,
-    .scan = rck_scan,
-    .compact = rck_compact,
-    .sync_now = rck_sync_now,
-    .stats = rck_stats,
-    .native_interval_sync = true,
-};
-
-const kvb_backend kvb_backend_ringcask_uring = {
-    .name = "ringcask-uring",
-    .open = rck_open_uring,
-    .close = rck_close,
-    .thread_init = rck_thread_init,
-    .thread_fini = rck_thread_fini,
-    .put = rck_put,
-    .put_batch = rck_put_batch,
-    .get = rck_get,
-    .del = rck_del,
-    .scan = rck_scan,
-    .compact = rck_compact,
-    .sync_now = rck_sync_now,
-    .stats = rck_stats,
-    .native_interval_sync = true,
-};
+const kvb_backend kvb_backend_ringcask = RCK_BACKEND("ringcask", rck_open);
+const kvb_backend kvb_backend_ringcask_mmap = RCK_BACKEND("ringcask-mmap", rck_open_mmap);
+const kvb_backend kvb_backend_ringcask_uring = RCK_BACKEND("ringcask-uring", rck_open_uring);
