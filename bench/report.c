@@ -278,7 +278,7 @@ static void print_ratio_table(const kvb_result *runs, int n_engines, int n_jobs,
                     continue;
                 v[n++] = a / b;
             }
-            char cell[64], m[24], lo[24], hi[24];
+            char cell[96], m[24], lo[24], hi[24];
             if (n == 0)
                 snprintf(cell, sizeof cell, "-");
             else if (reps == 1)

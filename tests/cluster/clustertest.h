@@ -17,12 +17,12 @@
 
 #include "cluster.h"
 
-static group G;
+static group G __attribute__((unused));
 /* The writers and their ledger live here, not on a test's stack: an
  * assertion leaves the test function while they still run; the teardown
  * stops them first. */
-static ledger LED;
-static writers W;
+static ledger LED __attribute__((unused));
+static writers W __attribute__((unused));
 
 /* The lease TTL every suite runs with (the contract's minimum, to keep CI
  * short): failover must take at most this + 3 s. */

@@ -68,7 +68,7 @@ static const char *relative(const rcbs *s, const char *key)
 
 int rcbsi_get_manifest(rcbs *s, const char *db, uint64_t until, rcm_manifest *m)
 {
-    char rel[RCM_DB_ID_MAX + 48], key[1200], why[300];
+    char rel[RCM_DB_ID_MAX + 48], key[1200], why[256];
     rcm_manifest_name(rel, sizeof rel, db, until);
     if (rcbsi_key(s, rel, key, sizeof key) != 0)
         return RCBS_ELOCAL;
