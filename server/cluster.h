@@ -75,6 +75,9 @@ void cluster_stop(kvd *srv);
  * history from the leader's). */
 bool cluster_may_write(const kvd *srv);
 cluster_role cluster_current_role(const kvd *srv);
+/* The leader's advertised URL into OUT ("" when none is known or without
+ * --cluster). */
+void cluster_leader_of(const kvd *srv, char *out, size_t cap);
 
 /* Header time: route REQ for the cluster. Writes on a non-leader get 307 to
  * the leader (or 503 no_leader); ?consistent=1 reads likewise. True when the

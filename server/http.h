@@ -40,6 +40,7 @@ typedef enum route_id {
     ROUTE_TOKENS,  /* /:bucket/tokens/ */
     ROUTE_SCRIPTS, /* /:bucket/scripts/...   (route_scripts.c) */
     ROUTE_CLUSTER, /* /cluster               (cluster_http.c) */
+    ROUTE_MERGE,   /* /admin/merge           (route_merge.c) */
     ROUTE_COUNT,
 } route_id;
 
