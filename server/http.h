@@ -96,6 +96,8 @@ typedef struct kvd_request {
     bool responded;
     bool prepared;
     bool cluster_read; /* a replica-group follower serves this POST as a read */
+    bool script_run;   /* GET or POST /:bucket/scripts/:name/run */
+    bool script_wrote; /* that run committed writes here */
 
     /* a write waiting for durability (durable.c) */
     _Atomic int park_state;

@@ -335,6 +335,9 @@ bool router_prepare(kvd_request *req)
         method_not_allowed(req);
         return false;
     }
+    /* a script run is a read unless it writes, which its commit finds out */
+    req->script_run =
+        m.id == ROUTE_SCRIPTS && m.rest_len > 12 && strcmp(m.rest + m.rest_len - 4, "/run") == 0;
     /* a replica group: writes (and ?consistent=1 reads) to the leader */
     if (m.id != ROUTE_HEALTHZ && m.id != ROUTE_METRICS && m.id != ROUTE_CLUSTER &&
         m.id != ROUTE_BACKUP && m.id != ROUTE_MERGE && !cluster_route(req))
