@@ -253,7 +253,7 @@ char *metrics_prometheus(kvd *srv, size_t *len)
               (uint64_t)atomic_load(&srv->mem_inflight),
               (uint64_t)atomic_load(&srv->budget_refused_large),
               (uint64_t)atomic_load(&srv->budget_refused_busy));
-    tb_metric_u64(&t, "kvd_bucket_counter_sets", "gauge",
+    tb_metric_u64(&t, "kvd_buckets_counted", "gauge",
                   "Buckets with per-bucket request counters in memory (deleted ones have none)",
                   bucket_table_live(m->buckets));
     park_stats ps;

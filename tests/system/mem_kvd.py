@@ -40,7 +40,7 @@ if mode == "buckets":
         got = {}
         for l in m.decode().splitlines():
             for g in ("ringcask_keyspace_bytes", "ringcask_keyspace_handles",
-                      "ringcask_catalog_entries", "kvd_bucket_counter_sets"):
+                      "ringcask_catalog_entries", "kvd_buckets_counted"):
                 if l.startswith(g + " "):
                     got[g.split("_", 1)[1]] = int(float(l.split()[1]))
         return got

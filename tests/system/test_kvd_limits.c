@@ -274,7 +274,7 @@ typedef struct held {
 static held held_now(void)
 {
     held h = {metric("ringcask_keyspace_handles"), metric("ringcask_catalog_entries"),
-              metric("kvd_bucket_counter_sets"), metric("ringcask_keyspaces")};
+              metric("kvd_buckets_counted"), metric("ringcask_keyspaces")};
     cr_assert(h.handles > 0 && h.catalog > 0 && h.counters >= 0 && h.keyspaces > 0,
               "the gauges are exported");
     return h;
