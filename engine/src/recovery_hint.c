@@ -9,7 +9,9 @@
  *
  * Step 1, one job per thread at a time: decode the job's entries in file
  * order and turn each into an *item* holding everything an insertion needs —
- * hash, seq, keyspace, expiry, flags, offset, length and the key bytes —
+ * seq, keyspace, expiry, flags, offset, length and the key bytes (24 bytes
+ * and the key; the key's hash picks the list and is computed again in step
+ * 2, cheaper than carrying it) —
  * appended to one of 64 per-shard lists of the job. A version 1 entry
  * carries its key; for a version 2 entry the record's header and key are
  * read from the segment with pread into a buffer of the job (sequential
@@ -81,10 +83,10 @@ typedef struct region {
 #define REGION_HDR ((sizeof(region) + 63u) & ~(size_t)63u)
 
 /* A bump allocator over regions, owned by one job or one hint. */
-typedef struct arena {
+typedef struct scratch {
     region *head;
     uint8_t *cur, *end;
-} arena;
+} scratch;
 
 static region *region_map(size_t want)
 {
@@ -120,7 +122,7 @@ static region *region_map(size_t want)
 
 /* N bytes (8-aligned) from A, in a new region of at least HINT bytes if the
  * current one is full; NULL on ENOMEM. */
-static void *arena_get(arena *a, size_t n, size_t hint)
+static void *scratch_get(scratch *a, size_t n, size_t hint)
 {
     n = (n + 7u) & ~(size_t)7u;
     if ((size_t)(a->end - a->cur) < n) {
@@ -142,19 +144,18 @@ static void *arena_get(arena *a, size_t n, size_t hint)
     return p;
 }
 
-static void arena_free(arena *a)
+static void scratch_free(scratch *a)
 {
     for (region *r = a->head, *next; r; r = next) {
         next = r->next;
         munmap(r, r->len);
     }
-    *a = (arena){0};
+    *a = (scratch){0};
 }
 
 /* ---- items: what step 1 hands step 2, one per hint entry */
 
 typedef struct rec_item {
-    uint64_t hash;
     uint64_t seq;
     uint32_t off, total;
     uint32_t ks;
@@ -206,7 +207,7 @@ struct hint_src;
 typedef struct load_job {
     struct hint_src *s;
     uint64_t b0, b1;
-    arena mem;
+    scratch mem;
     size_t mem_hint; /* region size to ask for */
     ilist list[KEYDIR_SHARDS];
     size_t count[KEYDIR_SHARDS];
@@ -230,7 +231,7 @@ typedef struct hint_src {
     segment *seg;
     int fd;
     size_t len;
-    arena mem;     /* the image */
+    scratch mem;   /* the image */
     uint8_t *file; /* the hint file, LEN bytes */
     bool ok;       /* verified and joined */
     uint16_t version;
@@ -305,7 +306,7 @@ static bool emit(load_job *j, uint8_t flags, uint64_t seq, uint32_t ks, uint64_t
     size_t sz = item_size(klen, exp != 0);
     ilist *l = &j->list[sh];
     if (!l->tail || IBLOCK - l->tail->used < sz) {
-        iblock *b = arena_get(&j->mem, sizeof(iblock), j->mem_hint);
+        iblock *b = scratch_get(&j->mem, sizeof(iblock), j->mem_hint);
         if (!b)
             return false;
         b->next = NULL;
@@ -318,7 +319,6 @@ static bool emit(load_job *j, uint8_t flags, uint64_t seq, uint32_t ks, uint64_t
     }
     rec_item *it = (rec_item *)(l->tail->data + l->tail->used);
     l->tail->used += (uint32_t)sz;
-    it->hash = hash;
     it->seq = seq;
     it->off = off;
     it->total = total;
@@ -362,7 +362,7 @@ static const uint8_t *seg_bytes(load_job *j, uint64_t off, size_t need, size_t w
         return seg->map ? seg->map + off : NULL;
     if (off >= j->at && off + need <= j->at + j->have)
         return j->buf + (off - j->at);
-    if (!j->buf && !(j->buf = arena_get(&j->mem, READ_BUF, j->mem_hint)))
+    if (!j->buf && !(j->buf = scratch_get(&j->mem, READ_BUF, j->mem_hint)))
         return NULL;
     if (want < need)
         want = need;
@@ -450,7 +450,7 @@ static void job_run(load_job *j)
 
 static void job_release(load_job *j)
 {
-    arena_free(&j->mem);
+    scratch_free(&j->mem);
     free(j->ks_ids);
     free(j->ck);
 }
@@ -462,7 +462,7 @@ static void job_release(load_job *j)
  * scanned). */
 static int src_open(rec_window *w, hint_src *s)
 {
-    uint8_t *p = arena_get(&s->mem, s->len, s->len + 64u);
+    uint8_t *p = scratch_get(&s->mem, s->len, s->len + 64u);
     if (!p) {
         close(s->fd);
         s->fd = -1;
@@ -503,9 +503,9 @@ static int src_open(rec_window *w, hint_src *s)
     if (!(s->jobs = calloc(njobs, sizeof(*s->jobs))))
         return RC_ENOMEM;
     s->njobs = njobs;
-    /* items of 16-byte keys are 48 bytes: ask for regions that hold a
+    /* items of 16-byte keys are 40 bytes: ask for regions that hold a
      * job's items at once (more come if keys are longer) */
-    size_t per = entries / njobs * 48u + 64u * sizeof(iblock) + READ_BUF;
+    size_t per = entries / njobs * 40u + 64u * sizeof(iblock) + READ_BUF;
     for (size_t i = 0; i < njobs; i++) {
         load_job *j = &s->jobs[i];
         j->s = s;
@@ -571,7 +571,7 @@ static void src_release(hint_src *s)
 {
     if (s->fd >= 0)
         close(s->fd);
-    arena_free(&s->mem);
+    scratch_free(&s->mem);
     for (size_t i = 0; i < s->njobs; i++)
         job_release(&s->jobs[i]);
     free(s->jobs);
@@ -611,30 +611,28 @@ static inline const rec_item *list_first(const ilist *l, const iblock **b)
     return NULL;
 }
 
-/* Insert the items of list L in order; each item's table slot is fetched
- * AHEAD items before its insertion. */
+/* Insert the items of list L in order; each item's key is hashed and its
+ * table slot fetched AHEAD items before its insertion. */
 static int load_list(rc_db *db, const ilist *l, rec_acct *a)
 {
     const iblock *bi, *ba;
     const rec_item *it = list_first(l, &bi), *ahead = list_first(l, &ba);
     uint32_t cid = UINT32_MAX, aid = UINT32_MAX;
     rc_keyspace *cks = NULL, *aks = NULL;
-    for (int k = 0; k < AHEAD && ahead; k++) {
-        rc_keyspace *ks = ks_of(db, ahead->ks, &aid, &aks);
-        if (ks)
-            rci_keydir_prefetch(ks->kd, ahead->hash);
-        ahead = item_next(ahead, &ba);
-    }
-    for (; it; it = item_next(it, &bi)) {
-        if (ahead) {
+    uint64_t hash[AHEAD];
+    size_t n_ahead = 0, n_done = 0;
+    for (; it; it = item_next(it, &bi), n_done++) {
+        while (ahead && n_ahead < n_done + AHEAD) {
+            uint64_t h = rci_keydir_hash(item_key(ahead), ahead->klen);
+            hash[n_ahead++ % AHEAD] = h;
             rc_keyspace *ks = ks_of(db, ahead->ks, &aid, &aks);
             if (ks)
-                rci_keydir_prefetch(ks->kd, ahead->hash);
+                rci_keydir_prefetch(ks->kd, h);
             ahead = item_next(ahead, &ba);
         }
-        int err =
-            rci_rec_insert(a, ks_of(db, it->ks, &cid, &cks), it->flags, it->seq, it->ks,
-                           item_exp(it), item_key(it), it->klen, it->off, it->total, it->hash);
+        int err = rci_rec_insert(a, ks_of(db, it->ks, &cid, &cks), it->flags, it->seq, it->ks,
+                                 item_exp(it), item_key(it), it->klen, it->off, it->total,
+                                 hash[n_done % AHEAD]);
         if (err)
             return err;
     }
