@@ -31,12 +31,14 @@
  *
  * Memory. Every first touch of a fresh 4 KiB page is a page fault, and on a
  * virtual machine a fault costs several microseconds (measured here: ~10 us
- * per 4 KiB page, ~140 us per 2 MiB huge page); so the hint images and the items live in
- * regions of 2 MiB-aligned anonymous memory advised for transparent huge
- * pages (one fault per 2 MiB where the kernel grants them), which a finished
- * hint hands to the next (already faulted in) and which are unmapped when
- * the recovery ends; and nothing in step 1 or 2 touches a page of a segment
- * mapping.
+ * per 4 KiB page, ~140 us per 2 MiB huge page); so the hint images and the
+ * items come from bump allocators of the window (one for the images, one per
+ * step 1 thread for its items and its read buffer) over regions of 2 MiB-
+ * aligned anonymous memory advised for transparent huge pages, a job's list
+ * blocks sized to its share of a shard (a hint of a few entries takes a few
+ * hundred bytes, not 64 pages); a finished window hands its regions to the
+ * next (already faulted in), and they are unmapped when the recovery ends.
+ * Nothing in step 1 or 2 touches a page of a segment mapping.
  *
  * Between the steps the opening thread joins the jobs of each hint: seq
  * range, keyspace ids (the keyspaces are created here, so step 2 only looks
@@ -60,8 +62,10 @@
 #define WINDOW_HINT_BYTES (8u << 20) /* hint bytes loaded at once (below) */
 #define JOBS_PER_THREAD 4u           /* step 1 jobs per thread and hint */
 #define AHEAD 16                     /* items whose slot is fetched ahead */
-#define IBLOCK (4096u - 16u)         /* item bytes per block of a shard list */
-#define READ_BUF (256u << 10)        /* a job's segment read buffer */
+#define IBLOCK_MIN 256u              /* item bytes per block of a shard list: */
+#define IBLOCK_MAX 4080u             /* sized to the job, so small hints stay small */
+#define READ_BUF (256u << 10)        /* a thread's segment read buffer */
+#define SCRATCH_HINT (8u << 20)      /* regions of the window's bump allocators */
 #define REGION_HUGE (2u << 20)       /* regions this big are huge-page backed */
 #define REGION_MIN (64u << 10)
 
@@ -219,9 +223,8 @@ static inline uint64_t item_exp(const rec_item *it)
 
 typedef struct iblock {
     struct iblock *next;
-    uint32_t used;
-    uint32_t pad;
-    _Alignas(8) uint8_t data[IBLOCK];
+    uint32_t used, cap;
+    _Alignas(8) uint8_t data[];
 } iblock;
 
 typedef struct ilist {
@@ -241,8 +244,8 @@ struct hint_src;
 typedef struct load_job {
     struct hint_src *s;
     uint64_t b0, b1;
-    scratch mem;
-    size_t mem_hint; /* region size to ask for */
+    scratch *mem; /* the running thread's (items live until the window ends) */
+    uint32_t blk; /* item bytes per new block */
     ilist list[KEYDIR_SHARDS];
     size_t count[KEYDIR_SHARDS];
     /* the segment bytes [at, at + have) in buf (version 2) */
@@ -265,8 +268,7 @@ typedef struct hint_src {
     segment *seg;
     int fd;
     size_t len;
-    scratch mem;   /* the image */
-    uint8_t *file; /* the hint file, LEN bytes */
+    uint8_t *file; /* the hint file, LEN bytes (in the window's image scratch) */
     bool ok;       /* verified and joined */
     uint16_t version;
     fmt_hint_header h;
@@ -294,7 +296,14 @@ struct rec_window {
     pthread_mutex_t mu; /* guards the fields below (step 2's results) */
     uint64_t corrupt;
     int err;
-    region_pool pool; /* scratch regions of finished hints */
+    region_pool pool; /* regions of finished windows, reused */
+    /* the window's bump allocators: hint images (opening thread) and, per
+     * step 1 thread, items and a read buffer; emptied into POOL when the
+     * window is done */
+    scratch imem;
+    scratch tmem[RECOVERY_THREADS_MAX];
+    uint8_t *rbuf[RECOVERY_THREADS_MAX];
+    _Atomic unsigned thread_no; /* hands out tmem[] */
 };
 
 static int cmp_u32(const void *a, const void *b)
@@ -340,12 +349,14 @@ static bool emit(load_job *j, uint8_t flags, uint64_t seq, uint32_t ks, uint64_t
     unsigned sh = keydir_shard_of(hash);
     size_t sz = item_size(klen, exp != 0);
     ilist *l = &j->list[sh];
-    if (!l->tail || IBLOCK - l->tail->used < sz) {
-        iblock *b = scratch_get(&j->mem, sizeof(iblock), j->mem_hint);
+    if (!l->tail || l->tail->cap - l->tail->used < sz) {
+        uint32_t cap = j->blk < sz ? (uint32_t)sz : j->blk;
+        iblock *b = scratch_get(j->mem, sizeof(iblock) + cap, SCRATCH_HINT);
         if (!b)
             return false;
         b->next = NULL;
         b->used = 0;
+        b->cap = cap;
         if (l->tail)
             l->tail->next = b;
         else
@@ -397,7 +408,7 @@ static const uint8_t *seg_bytes(load_job *j, uint64_t off, size_t need, size_t w
         return seg->map ? seg->map + off : NULL;
     if (off >= j->at && off + need <= j->at + j->have)
         return j->buf + (off - j->at);
-    if (!j->buf && !(j->buf = scratch_get(&j->mem, READ_BUF, j->mem_hint)))
+    if (!j->buf)
         return NULL;
     if (want < need)
         want = need;
@@ -485,7 +496,6 @@ static void job_run(load_job *j)
 
 static void job_release(load_job *j)
 {
-    scratch_free(&j->mem);
     free(j->ks_ids);
     free(j->ck);
 }
@@ -497,8 +507,7 @@ static void job_release(load_job *j)
  * scanned). */
 static int src_open(rec_window *w, hint_src *s)
 {
-    s->mem.pool = &w->pool;
-    uint8_t *p = scratch_get(&s->mem, s->len, s->len + 64u);
+    uint8_t *p = scratch_get(&w->imem, s->len, SCRATCH_HINT);
     if (!p) {
         close(s->fd);
         s->fd = -1;
@@ -539,17 +548,17 @@ static int src_open(rec_window *w, hint_src *s)
     if (!(s->jobs = calloc(njobs, sizeof(*s->jobs))))
         return RC_ENOMEM;
     s->njobs = njobs;
-    /* items of 16-byte keys are 40 bytes: ask for regions that hold a
-     * job's items at once (more come if keys are longer) */
-    size_t per = entries / njobs * 40u + 64u * sizeof(iblock) + READ_BUF;
+    /* items of 16-byte keys are 40 bytes: blocks about a job's share of
+     * one shard, so that a small hint does not take 64 pages */
+    size_t per = entries / njobs * 40u / KEYDIR_SHARDS;
+    uint32_t blk = per < IBLOCK_MIN ? IBLOCK_MIN : per > IBLOCK_MAX ? IBLOCK_MAX : (uint32_t)per;
     for (size_t i = 0; i < njobs; i++) {
         load_job *j = &s->jobs[i];
         j->s = s;
         j->b0 = s->nblocks * i / njobs;
         j->b1 = s->nblocks * (i + 1) / njobs;
         j->last_ks = UINT32_MAX;
-        j->mem_hint = per;
-        j->mem.pool = &w->pool;
+        j->blk = (blk + 7u) & ~7u;
     }
     return 0;
 }
@@ -608,7 +617,6 @@ static void src_release(hint_src *s)
 {
     if (s->fd >= 0)
         close(s->fd);
-    scratch_free(&s->mem);
     for (size_t i = 0; i < s->njobs; i++)
         job_release(&s->jobs[i]);
     free(s->jobs);
@@ -705,9 +713,21 @@ static int load_shard(rec_window *w, unsigned shard, rec_acct *a)
 static void *step_prepare(void *arg)
 {
     rec_window *w = arg;
+    unsigned t = atomic_fetch_add(&w->thread_no, 1);
+    scratch *m = &w->tmem[t];
+    if (!w->rbuf[t])
+        w->rbuf[t] = scratch_get(m, READ_BUF, SCRATCH_HINT);
     size_t i;
-    while ((i = atomic_fetch_add(&w->next, 1)) < w->njobs)
-        job_run(w->jobs[i]);
+    while ((i = atomic_fetch_add(&w->next, 1)) < w->njobs) {
+        load_job *j = w->jobs[i];
+        if (!w->rbuf[t]) {
+            j->fail = -1;
+            continue;
+        }
+        j->mem = m;
+        j->buf = w->rbuf[t];
+        job_run(j);
+    }
     return NULL;
 }
 
@@ -734,6 +754,7 @@ static void *step_load(void *arg)
 static void run_step(rec_window *w, void *(*fn)(void *), size_t jobs)
 {
     atomic_store(&w->next, 0);
+    atomic_store(&w->thread_no, 0);
     pthread_t tid[RECOVERY_THREADS_MAX];
     unsigned extra = 0, want = w->threads < jobs ? w->threads : (unsigned)jobs;
     while (extra + 1 < want && pthread_create(&tid[extra], NULL, fn, w) == 0)
@@ -821,6 +842,11 @@ int rci_window_flush(rec_window *w, uint64_t tail_id)
     }
     for (size_t i = 0; i < w->n; i++)
         src_release(&w->src[i]);
+    scratch_free(&w->imem);
+    for (unsigned t = 0; t < RECOVERY_THREADS_MAX; t++) {
+        scratch_free(&w->tmem[t]);
+        w->rbuf[t] = NULL;
+    }
     w->n = 0;
     w->bytes = 0;
     return err;
@@ -872,6 +898,9 @@ rec_window *rci_window_new(rc_db *db, unsigned threads)
     w->threads = threads ? threads : 1;
     pthread_mutex_init(&w->mu, NULL);
     pthread_mutex_init(&w->pool.mu, NULL);
+    w->imem.pool = &w->pool;
+    for (unsigned t = 0; t < RECOVERY_THREADS_MAX; t++)
+        w->tmem[t].pool = &w->pool;
     return w;
 }
 
@@ -882,6 +911,9 @@ void rci_window_free(rec_window *w)
     for (size_t i = 0; i < w->n; i++)
         src_release(&w->src[i]);
     free(w->src);
+    scratch_free(&w->imem);
+    for (unsigned t = 0; t < RECOVERY_THREADS_MAX; t++)
+        scratch_free(&w->tmem[t]);
     for (region *r = w->pool.spare, *next; r; r = next) {
         next = r->next;
         munmap(r, r->len);
