@@ -44,6 +44,7 @@
 #include <jansson.h>
 
 #include "cluster_int.h"
+#include "park.h"
 
 #define START_RETRY_S 10 /* etcd must answer within this at start */
 
@@ -161,7 +162,7 @@ int cluster_config_check(const cluster_config *cc, char *why, size_t cap)
     return 0;
 }
 
-/* ------------------------------------------------------------ waiters */
+/* ------------------------------------------------------- acknowledgement */
 
 /* Decide an acknowledgement now (mu held): 1 yes, -1 no (WHY), 0 not yet. */
 static int decide(cluster *c, uint64_t seq, const char **why)
@@ -182,120 +183,34 @@ static int decide(cluster *c, uint64_t seq, const char **why)
     return 0;
 }
 
-void cluster_fire_waiters_locked(cluster *c, uint64_t now_ns, ack_waiter **done)
-{
-    ack_waiter **pp = &c->waiters;
-    while (*pp != NULL) {
-        ack_waiter *w = *pp;
-        const char *why = NULL;
-        int d = decide(c, w->seq, &why);
-        if (d == 0 && now_ns >= w->deadline_ns) {
-            d = -1;
-            why = "the sync standby did not confirm the write in time";
-        }
-        if (d == 0) {
-            pp = &w->next;
-            continue;
-        }
-        *pp = w->next;
-        w->seq = d > 0 ? 0 : 1; /* reused: 0 ok, 1 refused */
-        w->deadline_ns = (uint64_t)(uintptr_t)why;
-        w->next = *done;
-        *done = w;
-    }
-}
-
-void cluster_run_fired(ack_waiter *done, cluster *c)
-{
-    (void)c;
-    while (done != NULL) {
-        ack_waiter *next = done->next;
-        done->cb(done->ctx, done->seq == 0 ? 0 : -1,
-                 done->seq == 0 ? "" : (const char *)(uintptr_t)done->deadline_ns);
-        free(done);
-        done = next;
-    }
-}
-
-static void fire_now(cluster *c)
-{
-    ack_waiter *done = NULL;
-    pthread_mutex_lock(&c->mu);
-    cluster_fire_waiters_locked(c, kvd_mono_ns(), &done);
-    pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-    cluster_run_fired(done, c);
-}
-
-void cluster_await_replicated(kvd *srv, uint64_t seq, uint64_t deadline_ns, cluster_ack_fn cb,
-                              void *ctx)
+int cluster_ack_decide(kvd *srv, uint64_t seq, uint64_t deadline_ns, const char **why,
+                       uint64_t *recheck_ns)
 {
     cluster *c = srv->cluster;
-    if (c == NULL) {
-        cb(ctx, 0, "");
-        return;
-    }
-    const char *why = NULL;
+    *why = "";
+    if (c == NULL)
+        return 1;
     pthread_mutex_lock(&c->mu);
-    int d = decide(c, seq, &why);
-    if (d == 0 && kvd_mono_ns() >= deadline_ns) {
-        d = -1;
-        why = "the sync standby did not confirm the write in time";
-    }
-    if (d == 0) {
-        ack_waiter *w = calloc(1, sizeof *w);
-        if (w != NULL) {
-            w->seq = seq;
-            w->deadline_ns = deadline_ns;
-            w->cb = cb;
-            w->ctx = ctx;
-            w->next = c->waiters;
-            c->waiters = w;
-            pthread_mutex_unlock(&c->mu);
-            return;
-        }
-        d = -1;
-        why = "out of memory";
-    }
+    int d = decide(c, seq, why);
     pthread_mutex_unlock(&c->mu);
-    cb(ctx, d > 0 ? 0 : -1, d > 0 ? "" : why);
+    if (d != 0)
+        return d;
+    if (kvd_mono_ns() >= deadline_ns) {
+        *why = "the sync standby did not confirm the write in time";
+        return -1;
+    }
+    /* the lease's end fences us without any event: look again then */
+    uint64_t lease_end = atomic_load(&c->lease_valid_ns);
+    *recheck_ns = lease_end < deadline_ns ? lease_end : deadline_ns;
+    return 0;
 }
 
-typedef struct blocking_wait {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done;
-    int ok;
-    char why[200];
-} blocking_wait;
-
-static void blocking_done(void *ctx, int ok, const char *why)
+void cluster_ack_notify(cluster *c, uint64_t seq)
 {
-    blocking_wait *b = ctx;
-    pthread_mutex_lock(&b->mu);
-    b->ok = ok;
-    snprintf(b->why, sizeof b->why, "%s", why);
-    b->done = true;
-    pthread_cond_signal(&b->cv);
-    pthread_mutex_unlock(&b->mu);
-}
-
-int cluster_await_replicated_wait(kvd *srv, uint64_t seq, uint64_t deadline_ns, char *why,
-                                  size_t cap)
-{
-    blocking_wait b = {.done = false};
-    pthread_mutex_init(&b.mu, NULL);
-    pthread_cond_init(&b.cv, NULL);
-    cluster_await_replicated(srv, seq, deadline_ns, blocking_done, &b);
-    pthread_mutex_lock(&b.mu);
-    while (!b.done)
-        pthread_cond_wait(&b.cv, &b.mu);
-    pthread_mutex_unlock(&b.mu);
-    pthread_cond_destroy(&b.cv);
-    pthread_mutex_destroy(&b.mu);
-    if (why != NULL && cap > 0)
-        snprintf(why, cap, "%s", b.why);
-    return b.ok;
+    /* srv->park is set before cluster_serve; nothing is parked before */
+    if (!atomic_load(&c->serving))
+        return;
+    park_notify(c->srv->park, PARK_CH_ACK, NULL, NULL, 0, seq);
 }
 
 void cluster_note_pull(kvd *srv, const char *node_id, const char *database, uint64_t applied)
@@ -310,7 +225,7 @@ void cluster_note_pull(kvd *srv, const char *node_id, const char *database, uint
     rc_database_id(srv->db, mine);
     if (database == NULL || strcmp(database, mine) != 0 || applied > cluster_last_seq(srv))
         applied = 0;
-    ack_waiter *done = NULL;
+    uint64_t acked = 0;
     pthread_mutex_lock(&c->mu);
     cluster_peer *p = NULL;
     for (size_t i = 0; i < c->npeers; i++)
@@ -324,12 +239,15 @@ void cluster_note_pull(kvd *srv, const char *node_id, const char *database, uint
     if (p != NULL) {
         p->pulled = applied;
         p->last_pull_ns = kvd_mono_ns();
-        if (strcmp(c->standby, node_id) == 0)
+        if (strcmp(c->standby, node_id) == 0 && applied > c->standby_applied) {
             c->standby_applied = applied;
+            acked = applied;
+        }
     }
-    cluster_fire_waiters_locked(c, kvd_mono_ns(), &done);
     pthread_mutex_unlock(&c->mu);
-    cluster_run_fired(done, c);
+    /* one pull releases every write parked at or below what it holds */
+    if (acked != 0)
+        cluster_ack_notify(c, acked);
 }
 
 /* ------------------------------------------------------------- lease */
@@ -360,12 +278,12 @@ static void *lease_main(void *arg)
             kvd_log(LOG_WARN, "cluster: the lease expired in etcd; taking a new one");
             int64_t expect = id;
             atomic_compare_exchange_strong(&c->lease_id, &expect, 0);
-            fire_now(c);
+            cluster_ack_notify(c, UINT64_MAX);
         } else {
             if (!failing)
                 kvd_log(LOG_WARN, "cluster: cannot renew the lease: %s", etcd_last_error(e));
             failing = true;
-            fire_now(c);
+            cluster_ack_notify(c, UINT64_MAX);
             sleep_ms(200);
             continue;
         }
@@ -540,7 +458,6 @@ int cluster_start(kvd *srv, const cluster_config *cc)
     snprintf(c->key_me, sizeof c->key_me, "/ringcask/%s/members/%s", cc->group, cc->node_id);
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->apply_mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
     atomic_init(&c->role, CLUSTER_CANDIDATE);
     srv->cluster = c;
     etcd *e = etcd_new(cc->etcd, 1000);
@@ -595,14 +512,9 @@ void cluster_stop(kvd *srv)
         pthread_join(c->lease_thread, NULL);
     atomic_store(&c->role, CLUSTER_CANDIDATE);
     atomic_store(&c->lease_id, 0);
-    ack_waiter *done = NULL;
-    pthread_mutex_lock(&c->mu);
-    cluster_fire_waiters_locked(c, UINT64_MAX, &done);
-    pthread_mutex_unlock(&c->mu);
-    cluster_run_fired(done, c);
+    cluster_ack_notify(c, UINT64_MAX); /* parked writes: 503 */
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->apply_mu);
-    pthread_cond_destroy(&c->cv);
     srv->cluster = NULL;
     free(c);
 }

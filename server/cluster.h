@@ -91,24 +91,25 @@ void cluster_route_info(struct kvd_request *req);
  * answered. */
 bool cluster_healthz(struct kvd_request *req);
 
-/* http_send's hook: a 2xx answer to a write (PUT, POST, PATCH, DELETE)
- * waits for cluster_await_replicated_wait on the database's last seq; when
- * that fails, *RESP is replaced by 503 not_acknowledged (and *STATUS). True
- * when the answer goes out as it was. */
-bool cluster_gate_response(struct kvd_request *req, unsigned *status, struct MHD_Response **resp);
+/* http_send's hook, for an answer STATUS with RESP (owned by the caller
+ * until this returns true). A 2xx answer to a write (PUT, POST, PATCH,
+ * DELETE) is acknowledged only once the sync standby holds the database's
+ * last seq and this node still leads on a valid lease: the hook takes RESP
+ * and parks the request (park.h, PARK_CH_ACK) instead of blocking its
+ * thread; it is answered (http_send_now) with RESP when the standby
+ * confirms, or with 503 not_acknowledged when leadership or the lease is
+ * lost, at the deadline (--lease-ttl + 10 s) or when kvd stops. True when
+ * the hook took RESP (answered or parked); false: send it as it is. Must
+ * run in REQ's access handler (its pool thread). */
+bool cluster_gate_response(struct kvd_request *req, unsigned status, struct MHD_Response *resp);
 
-/* The acknowledgement gate of a write: wait until the sync standby has
- * applied SEQ (sync mode) and check that this node still leads on a valid
- * lease. 0: acknowledge; -1: do not (the reason in WHY). Blocking; bounded by
- * DEADLINE_NS (CLOCK_MONOTONIC, kvd_mono_ns). */
-int cluster_await_replicated_wait(kvd *srv, uint64_t seq, uint64_t deadline_ns, char *why,
-                                  size_t cap);
-/* The same as a callback: CB(CTX, 0 or -1, WHY) runs once, on the caller's
- * thread when it can be decided at once, else on the cluster's notifier
- * thread when the standby reports SEQ or at DEADLINE_NS. */
-typedef void (*cluster_ack_fn)(void *ctx, int ok, const char *why);
-void cluster_await_replicated(kvd *srv, uint64_t seq, uint64_t deadline_ns, cluster_ack_fn cb,
-                              void *ctx);
+/* The acknowledgement decision for a write at SEQ, without blocking: 1
+ * acknowledge; -1 do not (the reason in *WHY: not the leader, fenced, or
+ * DEADLINE_NS passed); 0 not yet — look again at a notification on
+ * PARK_CH_ACK or at *RECHECK_NS (the deadline, or the lease's end if
+ * sooner). */
+int cluster_ack_decide(kvd *srv, uint64_t seq, uint64_t deadline_ns, const char **why,
+                       uint64_t *recheck_ns);
 
 /* The leader learns a follower's progress from its pulls (cluster_http.c
  * calls this for GET /admin/backup with X-Ringcask-Node). */

@@ -27,7 +27,9 @@ static void sleep_ms(unsigned ms)
 
 static void set_role(cluster *c, cluster_role r)
 {
-    atomic_store(&c->role, (int)r);
+    int was = atomic_exchange(&c->role, (int)r);
+    if (was == CLUSTER_LEADER && r != CLUSTER_LEADER)
+        cluster_ack_notify(c, UINT64_MAX); /* parked writes: 503 */
 }
 
 /* Take a lease and put the member key on it. */
@@ -236,6 +238,7 @@ static void manage_standby(cluster *c, etcd *e)
             c->standby_applied = c->peers[i].pulled;
     snprintf(c->etcd_sync, sizeof c->etcd_sync, "%s", pick);
     pthread_mutex_unlock(&c->mu);
+    cluster_ack_notify(c, UINT64_MAX); /* what it holds may answer parked writes */
     kvd_log(LOG_INFO, "cluster: sync standby is %s (applied seq %" PRIu64 ")", pick, pick_applied);
 }
 
@@ -345,12 +348,6 @@ void *cluster_elect_main(void *arg)
     uint64_t published = UINT64_MAX, pub_ns = 0;
     while (e != NULL && !atomic_load(&c->stop)) {
         tick(c, e, &patience, &published, &pub_ns);
-        ack_waiter *done = NULL;
-        pthread_mutex_lock(&c->mu);
-        cluster_fire_waiters_locked(c, kvd_mono_ns(), &done);
-        pthread_cond_broadcast(&c->cv);
-        pthread_mutex_unlock(&c->mu);
-        cluster_run_fired(done, c);
         sleep_ms(period);
     }
     /* step down at once so another node need not wait for the lease */

@@ -16,7 +16,13 @@
  * waited for is the database's last seq when the answer is ready, which is
  * at or above the write's own. Otherwise the answer becomes 503
  * not_acknowledged: the write may exist on this node but was never
- * acknowledged, and a new leader will not have it.
+ * acknowledged, and a new leader will not have it. The wait holds no
+ * thread: the answer is kept in the request and the request parked on
+ * PARK_CH_ACK (park.h); the standby's pull (cluster_note_pull) wakes every
+ * write up to what it holds, a loss of leadership or lease wakes all, and
+ * the park timer wakes each at its deadline or its lease's end. The
+ * decision is made again on the request's own thread, just before its
+ * answer is queued.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -25,6 +31,7 @@
 
 #include "cluster_int.h"
 #include "http.h"
+#include "park.h"
 
 static bool is_write(http_method m)
 {
@@ -288,25 +295,71 @@ void cluster_route_info(kvd_request *req)
     http_json(req, 200, o);
 }
 
-bool cluster_gate_response(kvd_request *req, unsigned *status, struct MHD_Response **resp)
+/* Answer a write held by the gate: its own answer, or 503 not_acknowledged
+ * with WHY (the write may exist here, but was never acknowledged). */
+static void ack_answer(kvd_request *req, bool ok, const char *why)
+{
+    struct MHD_Response *resp = req->ack_resp;
+    unsigned status = req->ack_status;
+    req->ack_resp = NULL;
+    if (!ok) {
+        if (resp != NULL)
+            MHD_destroy_response(resp);
+        resp = http_json_response(http_error_json("not_acknowledged", -1, why));
+        if (resp != NULL)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        status = 503;
+    }
+    http_send_now(req, status, resp);
+}
+
+/* Decide, or park until the standby's next acknowledgement (or a change of
+ * leadership or lease, or the recheck time); runs again on each wake. */
+static void ack_step(kvd_request *req, park_why why)
+{
+    park *p = req->srv->park;
+    /* before looking: a notification after the look moves it */
+    uint64_t gen = park_generation(p, PARK_CH_ACK);
+    const char *reason = "";
+    uint64_t recheck = 0;
+    int d = cluster_ack_decide(req->srv, req->ack_seq, req->ack_deadline_ns, &reason, &recheck);
+    if (d == 0 && why == PARK_SHUTDOWN) {
+        d = -1;
+        reason = "kvd is stopping before the sync standby confirmed the write";
+    }
+    if (d == 0) {
+        /* AGAIN: an acknowledgement wait is not refused by --max-waiters
+         * (the write is done; refusing now would leave it in doubt) */
+        park_topic t = {.channel = PARK_CH_ACK, .after = req->ack_seq - 1};
+        int rc = park_request(p, req, &t, recheck, ack_step, true);
+        if (rc == PARK_OK) {
+            if (park_generation(p, PARK_CH_ACK) != gen)
+                park_wake(p, req);
+            return;
+        }
+        d = -1;
+        reason = rc == PARK_CLOSED ? "kvd is stopping before the sync standby confirmed the write"
+                                   : "out of memory while waiting for the sync standby";
+    }
+    ack_answer(req, d > 0, reason);
+}
+
+bool cluster_gate_response(kvd_request *req, unsigned status, struct MHD_Response *resp)
 {
     kvd *srv = req->srv;
-    if (srv->cluster == NULL || *status < 200 || *status >= 300 || !is_write(req->method) ||
+    if (srv->cluster == NULL || status < 200 || status >= 300 || !is_write(req->method) ||
         req->route == ROUTE_CLUSTER || req->route == ROUTE_BACKUP || req->cluster_read)
-        return true;
-    uint64_t seq = cluster_last_seq(srv);
+        return false;
+    /* the database's last seq, at or above the write's own */
+    req->ack_seq = cluster_last_seq(srv);
+    if (req->ack_seq == 0)
+        req->ack_seq = 1;
     /* long enough for a busy standby; a standby that stops pulling is
      * replaced after 2 TTLs, and losing the lease ends the wait at once */
-    uint64_t deadline =
+    req->ack_deadline_ns =
         kvd_mono_ns() + ((uint64_t)srv->cluster->cfg.lease_ttl_s + 10) * 1000000000u;
-    char why[200];
-    if (cluster_await_replicated_wait(srv, seq, deadline, why, sizeof why) == 0)
-        return true;
-    if (*resp != NULL)
-        MHD_destroy_response(*resp);
-    *resp = http_json_response(http_error_json("not_acknowledged", -1, why));
-    if (*resp != NULL)
-        MHD_add_response_header(*resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-    *status = 503;
-    return false;
+    req->ack_resp = resp;
+    req->ack_status = status;
+    ack_step(req, PARK_WOKEN);
+    return true;
 }

@@ -23,14 +23,6 @@ typedef struct cluster_peer {
     bool live;             /* it has a member key */
 } cluster_peer;
 
-typedef struct ack_waiter {
-    struct ack_waiter *next;
-    uint64_t seq;
-    uint64_t deadline_ns;
-    cluster_ack_fn cb;
-    void *ctx;
-} ack_waiter;
-
 struct cluster {
     kvd *srv;
     cluster_config cfg;
@@ -38,7 +30,6 @@ struct cluster {
     unsigned margin_ms; /* the lease is trusted until sent + TTL - margin */
 
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* lease / election / standby progress changed */
     atomic_bool stop;
     atomic_bool serving; /* the stores are open: this node may campaign */
 
@@ -62,7 +53,6 @@ struct cluster {
 
     cluster_peer peers[CLUSTER_MEMBERS_MAX];
     size_t npeers;
-    ack_waiter *waiters;
 
     /* follower */
     _Atomic uint64_t applied; /* everything up to here is applied (a stream's until) */
@@ -77,9 +67,11 @@ struct cluster {
 bool cluster_lease_valid(cluster *c);
 uint64_t cluster_last_seq(kvd *srv);
 void cluster_leader_url(cluster *c, char *out, size_t cap, char *id, size_t idcap);
-/* Fire the acknowledgement waiters that are decided (mu held). */
-void cluster_fire_waiters_locked(cluster *c, uint64_t now_ns, ack_waiter **done);
-void cluster_run_fired(ack_waiter *done, cluster *c);
+/* Wake the writes parked for an acknowledgement (PARK_CH_ACK) that wait
+ * for a seq up to SEQ: the standby holds SEQ; UINT64_MAX: every one, to
+ * look again (leadership, the lease or the standby changed). Call without
+ * mu. */
+void cluster_ack_notify(cluster *c, uint64_t seq);
 const char *cluster_role_name(cluster_role r);
 
 /* cluster_elect.c */

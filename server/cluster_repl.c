@@ -2,13 +2,16 @@
  * cluster_repl.c — a follower's replication: pull the leader's backup
  * stream since our last seq, apply it with rc_load, repeat.
  *
- * GET LEADER/admin/backup?since=N with the admin token (polling: see
- * pull_once for why not the &wait= long poll yet). The headers
+ * GET LEADER/admin/backup?since=N&wait=PULL_WAIT with the admin token: a
+ * long poll. The leader parks the pull (park.h, the change feed) until it
+ * has something after N, so an idle group exchanges one empty answer per
+ * PULL_WAIT per follower and a busy one ships every write committed while
+ * the previous batch was applied in the next answer. The headers
  * X-Ringcask-Node and X-Ringcask-Applied tell the leader who pulls and what
  * it holds durably, which is how a sync-mode leader learns that its standby
- * has a write (the next pull after an apply). `wait` makes it a long poll on
- * servers that support it; on others the answer comes at once, and an
- * empty answer is followed by a short sleep. The body goes to an unnamed
+ * has a write (the next pull after an apply, sent at once): one round trip
+ * acknowledges every write the batch held. On a server that answers at
+ * once anyway, an empty answer is followed by a short sleep. The body goes to an unnamed
  * temporary file in the data directory, then rc_load applies it: verified
  * whole first, atomic, records keeping their seqs, a no-op when repeated.
  *
@@ -49,7 +52,26 @@ typedef struct pull {
     char code[64];                       /* the error code of a JSON error answer */
     char parent[RC_DATABASE_ID_LEN + 1]; /* X-Ringcask-Parent: the leader's a fork of it */
     uint64_t forked_at;                  /* X-Ringcask-Forked-At */
+    cluster *c;                          /* a long poll: given up when ... */
+    const char *leader;                  /* ... this is no longer the leader */
+    bool abandoned;                      /* (and it was) */
 } pull;
+
+/* A long poll stops as soon as this node stops following LEADER (a new
+ * leader was elected, or kvd stops), so that a pull parked on a frozen or
+ * deposed leader does not keep the new one waiting for this follower. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    pull *p = ud;
+    cluster *c = p->c;
+    if (atomic_load(&c->stop) || (cluster_role)atomic_load(&c->role) != CLUSTER_FOLLOWER)
+        return 1;
+    char now[CLUSTER_URL_MAX];
+    cluster_leader_url(c, now, sizeof now, NULL, 0);
+    return strcmp(now, p->leader) != 0;
+}
 
 static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
 {
@@ -141,16 +163,21 @@ static int fetch(cluster *c, CURL *curl, const char *leader, const char *dir, ui
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 10L);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    /* a new connection per pull: kvd's HTTP threads each serve the
-     * connections they accepted, and one of them may be holding a write
-     * until this very pull confirms it (sync mode); a kept-alive pull
-     * connection on that thread would wait for the write's deadline. A new
-     * connection is accepted by a thread that is free. */
-    curl_easy_setopt(curl, CURLOPT_FRESH_CONNECT, 1L);
-    curl_easy_setopt(curl, CURLOPT_FORBID_REUSE, 1L);
+    if (wait) {
+        p->c = c;
+        p->leader = leader;
+        curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(curl, CURLOPT_XFERINFODATA, p);
+        curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    }
+    /* the connection is kept between pulls: no HTTP thread of the leader
+     * ever blocks (a write waiting for this very pull's confirmation is
+     * parked, not holding its thread), so a kept-alive pull is always
+     * served */
     CURLcode cc = curl_easy_perform(curl);
     curl_slist_free_all(h);
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &p->status);
+    p->abandoned = cc == CURLE_ABORTED_BY_CALLBACK;
     if (cc != CURLE_OK || p->write_failed) {
         kvd_log(LOG_DEBUG, "cluster: pull from %s: %s", leader,
                 p->write_failed ? "cannot write the temporary file" : curl_easy_strerror(cc));
@@ -266,12 +293,10 @@ static unsigned pull_once(cluster *c, CURL *curl)
     kvd *srv = c->srv;
     uint64_t since = cluster_last_seq(srv);
     pull p;
-    /* no &wait= long poll yet: a parked pull is resumed on the HTTP thread
-     * that accepted it, and that thread may be the one blocked in a sync
-     * write's wait for this very pull (the ack wait still holds its thread),
-     * which stalls both until the write's deadline. Poll instead (an empty
-     * answer costs a short sleep) until the ack wait parks too. */
-    int rc = fetch(c, curl, leader, srv->cfg.dir, since, false, &p);
+    /* a long poll: a parked pull resumes on the HTTP thread that accepted
+     * it, which is free (the acknowledgement wait of a sync write parks
+     * too) */
+    int rc = fetch(c, curl, leader, srv->cfg.dir, since, true, &p);
     unsigned pause = 0;
     if (rc != 0) {
         if (p.status == 409) {
@@ -285,8 +310,8 @@ static unsigned pull_once(cluster *c, CURL *curl)
                     "member needs the same --admin-token-file",
                     leader, p.status);
             pause = 2000;
-        } else {
-            pause = 200;
+        } else if (!p.abandoned) {
+            pause = 200; /* the leader is unreachable: no busy loop */
         }
         goto out;
     }

@@ -204,10 +204,23 @@ void http_send(kvd_request *req, unsigned status, struct MHD_Response *resp)
         return;
     }
     req->responded = true;
-    /* a replica group acknowledges a write only once it is replicated */
-    cluster_gate_response(req, &status, &resp);
     /* a HEAD answer carries no body, whatever the response object holds */
     req->resp_bytes += req->method == METHOD_HEAD ? 0 : len;
+    /* a replica group acknowledges a write only once it is replicated: the
+     * gate may hold the answer (parked) and send it later */
+    if (cluster_gate_response(req, status, resp))
+        return;
+    http_send_now(req, status, resp);
+}
+
+void http_send_now(kvd_request *req, unsigned status, struct MHD_Response *resp)
+{
+    if (built_len != 0) {
+        /* the gate built this answer in place of the write's own */
+        req->resp_bytes = built_len;
+        built_len = 0;
+    }
+    req->responded = true;
     if (resp == NULL) {
         req->resp_bytes = 0;
         status = MHD_HTTP_INTERNAL_SERVER_ERROR;
@@ -743,6 +756,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         kvd_log_access(&e);
     }
     park_forget(srv->park, req);
+    if (req->ack_resp != NULL) /* a write's answer held for its acknowledgement */
+        MHD_destroy_response(req->ack_resp);
     free(req->body);
     budget_release(req);
     free(req);

@@ -112,6 +112,13 @@ typedef struct kvd_request {
     bool wait_parked; /* parked at least once (re-parks pass the limit) */
     bool wait_saw;    /* the key (or wait_count keys) seen at a check */
 
+    /* a replica group's write answer held until the sync standby has it
+     * (cluster_http.c: parked on PARK_CH_ACK) */
+    struct MHD_Response *ack_resp;
+    unsigned ack_status;
+    uint64_t ack_seq;
+    uint64_t ack_deadline_ns;
+
     /* large buffers last: a new request zeroes only what comes before them */
     scope scope;
     char key[RC_KEY_MAX + 1]; /* decoded (klen bytes); NUL-terminated for convenience */
@@ -150,6 +157,9 @@ struct MHD_Response *http_response_engine(void *data, size_t len);
 /* Takes DATA, released with free(). */
 struct MHD_Response *http_response_take(void *data, size_t len);
 void http_send(kvd_request *req, unsigned status, struct MHD_Response *resp);
+/* http_send after the replica group's acknowledgement gate: queues RESP
+ * as it is (the gate's own answer once it decided; its resume function). */
+void http_send_now(kvd_request *req, unsigned status, struct MHD_Response *resp);
 void http_empty(kvd_request *req, unsigned status);
 void http_json(kvd_request *req, unsigned status, json_t *body); /* steals BODY */
 /* A JSON response (Content-Type set) for callers that add headers; steals BODY. */

@@ -248,7 +248,8 @@ char *metrics_prometheus(kvd *srv, size_t *len)
     park_stats ps;
     park_get_stats(srv->park, &ps);
     tb_printf(&t,
-              "# HELP kvd_waiters Requests parked by ?wait= (and /admin/backup?wait=) now\n"
+              "# HELP kvd_waiters Requests parked now: ?wait=, /admin/backup?wait= and (replica "
+              "group leader) writes waiting for the sync standby\n"
               "# TYPE kvd_waiters gauge\nkvd_waiters %" PRIu64 "\n"
               "# HELP kvd_waits_ended_total Parked requests resumed, by why\n"
               "# TYPE kvd_waits_ended_total counter\n"

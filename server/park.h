@@ -56,6 +56,10 @@ typedef struct park park;
 enum {
     PARK_CH_DATA = 0, /* the database's change feed (feed.c) */
     PARK_CH_USER = 1, /* first channel free for other modules */
+    /* a replica group's leader: writes answered once the sync standby has
+     * them (cluster_http.c); a notification's seq is the standby's
+     * acknowledged seq, UINT64_MAX for "leadership or lease changed" */
+    PARK_CH_ACK = PARK_CH_USER + 1,
     PARK_CHANNELS = 8,
 };
 
