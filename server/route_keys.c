@@ -298,11 +298,17 @@ static void key_put(kvd_request *req)
     rc_op ops[2];
     size_t nops = 1;
     if (ctype_worth_storing(ctype, op.type)) {
+        policy fresh;
         int erc =
-            req->pol.content_types ? 0 : policy_enable_content_types(srv, req->pol.name, &req->pol);
+            req->pol.content_types ? 0 : policy_enable_content_types(srv, req->pol.name, &fresh);
         if (erc != 0) {
             http_engine_error(req, erc, -1);
             return;
+        }
+        if (!req->pol.content_types) { /* the fresh copy's references replace ours */
+            policy_release(srv, &req->pol);
+            req->pol = fresh;
+            op.ks = req->pol.ks;
         }
         ctype_record_op(&req->pol, &op, ctype, &ops[1]);
         nops = 2;

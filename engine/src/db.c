@@ -351,6 +351,8 @@ int rc_stats_db(rc_db *db, rc_stats *o)
     }
     o->keyspace_bytes += (db->ks_cap + db->ks_all_cap) * sizeof(rc_keyspace *);
     o->dropped_keyspaces = db->retired_handles;
+    o->keyspace_handles = db->ks_all_n;
+    o->catalog_entries = rci_keydir_count(db->ks_by_id[FMT_KS_CATALOG]->kd);
     rci_epoch_exit(ep);
     pthread_mutex_unlock(&db->ks_mu);
     RCI_UNLOCKED(RANK_KS_MU, 0);

@@ -99,6 +99,10 @@ struct rc_keyspace {
     char *name;
     uint32_t id;
     _Atomic bool dropped;
+    /* references: one held by the database while the keyspace is live, one
+     * per rc_keyspace_open/rc_keyspace_retain not yet released. The handle
+     * is freed when it reaches 0 (only possible once dropped). */
+    _Atomic uint32_t refs;
     _Atomic int64_t default_ttl_ms;
     _Atomic uint64_t max_value; /* longest value a write may leave; 0: RC_VALUE_MAX */
     keydir *kd;
@@ -106,7 +110,7 @@ struct rc_keyspace {
     _Atomic uint64_t live_key_bytes;
     _Atomic uint64_t dead_bytes; /* its records' bytes that merge can reclaim */
     /* The large parts live apart, so that a dropped keyspace's handle, which
-     * stays valid until rc_close, shrinks to this struct and its name once
+     * stays valid while referenced, shrinks to this struct and its name once
      * they are freed: after the drop they point at the database's shared
      * retired_* stand-ins (never used: every caller checks `dropped`). */
     counter_line *counters;           /* COUNTER_SHARDS lines */
@@ -179,13 +183,19 @@ struct rc_db {
     rc_keyspace **ks_by_id; /* ks_cap entries; NULL for unknown ids */
     uint32_t ks_cap;
     uint32_t next_ks_id;
-    rc_keyspace **ks_all; /* every handle ever made (freed at close) */
+    rc_keyspace **ks_all; /* every handle in memory (all freed at close) */
     size_t ks_all_n, ks_all_cap;
     /* what the handles of dropped keyspaces point at (see rc_keyspace) */
     keydir *retired_kd;
     list_cache *retired_lc;
     counter_line retired_counters[COUNTER_SHARDS];
-    uint64_t retired_handles; /* handles of dropped keyspaces kept till close */
+    uint64_t retired_handles; /* keyspaces dropped since open */
+    /* The one dropped keyspace whose catalogue record is kept: the dropped
+     * one with the highest id, so that the catalogue still names the highest
+     * id ever given (ids are never reused). Other drops leave a tombstone of
+     * their name instead (keyspace.c). Empty name: none. ks_mu. */
+    char cat_dropped_name[RC_KEYSPACE_NAME_MAX + 1];
+    uint32_t cat_dropped_id;
 
     /* Merge holds this exclusively while it unlinks segment files; a backup
      * holds it shared while it streams, so its snapshot's files stay put. */

@@ -214,6 +214,7 @@ static int log_rotate(rc_db *db, uint64_t need)
         rci_seg_remap(old, old->map_len);
         pthread_mutex_unlock(&db->flush_mu);
     }
+    rci_seg_drop_written(old, atomic_load(&old->size), 0);
     old->writable = false;
     rci_bg_kick(db); /* write the old segment's hint */
     return 0;
@@ -332,6 +333,7 @@ static int log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn, boo
             seg->min_seq = recs[i].seq;
     atomic_store_explicit(&seg->size, off, memory_order_release);
     atomic_store_explicit(&db->last_seq, seq, memory_order_release);
+    rci_seg_drop_written(seg, off, SEG_DROP_STEP);
     *end_lsn = atomic_fetch_add(&db->tail_lsn, total) + total;
     goto out;
 unassign:

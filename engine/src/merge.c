@@ -647,10 +647,7 @@ static int merge_segments(rc_db *db, segment **victims, size_t nv)
  * segments past the thresholds. *N receives the count. */
 static segment **pick_victims(rc_db *db, bool all, size_t *n)
 {
-    segment **v = malloc(SEG_SLOTS * sizeof(*v));
-    if (!v)
-        return NULL;
-    size_t k = 0;
+    size_t k = 0, cap = 0;
     uint64_t total = 0;
     int64_t now = db_now_ms(db);
     /* Per segment, merge_dead_pct bounds the garbage of any one file; when
@@ -664,11 +661,18 @@ static segment **pick_victims(rc_db *db, bool all, size_t *n)
             continue;
         all_size += atomic_load(&s->size);
         all_dead += atomic_load(&s->dead_bytes);
+        cap++;
     }
+    /* sized to the sealed segments (a rotation meanwhile adds one that waits
+     * for the next round): a SEG_SLOTS array each round would be 512 KiB,
+     * which glibc then keeps in the background thread's arena */
+    segment **v = malloc((cap ? cap : 1) * sizeof(*v));
+    if (!v)
+        return NULL;
     uint32_t pct = db->opt.merge_dead_pct;
     if (all_size && all_dead * 200 >= (uint64_t)pct * all_size)
         pct = pct / 4 ? pct / 4 : 1;
-    for (uint32_t i = 0; i < SEG_SLOTS && total < MERGE_MAX_BYTES; i++) {
+    for (uint32_t i = 0; i < SEG_SLOTS && total < MERGE_MAX_BYTES && k < cap; i++) {
         segment *s = seg_at(&db->segs, (uint16_t)i);
         if (!s || s->writable || s == db->active || atomic_load(&s->doomed))
             continue;

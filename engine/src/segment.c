@@ -334,6 +334,21 @@ int rci_seg_remap(segment *seg, uint64_t upto)
     return 0;
 }
 
+void rci_seg_drop_written(segment *seg, uint64_t end, uint64_t keep)
+{
+    if (seg->direct || !seg->map || end <= keep)
+        return;
+    long page = sysconf(_SC_PAGESIZE); /* glibc: from the auxiliary vector */
+    if (page <= 0)
+        page = 4096;
+    uint64_t upto = (end - keep) / (uint64_t)page * (uint64_t)page;
+    if (upto <= seg->resident_from || upto - seg->resident_from < SEG_DROP_STEP)
+        return;
+    /* a shared file mapping: the pages go back to the page cache, never lost */
+    if (madvise(seg->map + seg->resident_from, upto - seg->resident_from, MADV_DONTNEED) == 0)
+        seg->resident_from = upto;
+}
+
 void rci_seg_ckpt_reset(segment *seg)
 {
     free(seg->ck);
