@@ -102,6 +102,7 @@ typedef struct kvd_request {
     void (*park_finish)(struct kvd_request *req, int status);
     uint64_t park_seq;  /* what the finish answers with */
     unsigned park_http; /* its success status */
+    void *park_ctx;     /* the route's state for its finish (owned by it) */
 
     /* parking (park.c) and ?wait= (watch.c) */
     struct park_waiter *waiter;                   /* non-NULL from park_request until resumed */

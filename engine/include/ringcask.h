@@ -151,7 +151,9 @@ typedef enum rc_sync_mode {
  *                    fdatasync.
  *   RC_APPEND_URING  records are staged in the process's memory and the
  *                    group-commit leader writes the group's blocks with one
- *                    O_DIRECT + RWF_DSYNC io_uring write into the
+ *                    O_DIRECT + RWF_DSYNC write (a pwritev2 system call;
+ *                    through the database's io_uring when RC_DW_RING=1 is
+ *                    in the environment) into the
  *                    zero-filled preallocation. Needs RC_SYNC_ALWAYS (a
  *                    process crash loses what no leader wrote yet, and only
  *                    sync=always waits for a leader): rc_open fails with

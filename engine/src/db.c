@@ -124,8 +124,6 @@ static void db_free(rc_db *db)
     for (unsigned i = 0; i < KEY_STRIPES; i++)
         pthread_mutex_destroy(&db->stripes[i]);
     pthread_mutex_destroy(&db->append_mu);
-    pthread_mutex_destroy(&db->sync_mu);
-    pthread_cond_destroy(&db->sync_cv);
     pthread_mutex_destroy(&db->ring_mu);
     pthread_mutex_destroy(&db->flush_mu);
     pthread_mutex_destroy(&db->ks_mu);
@@ -194,8 +192,6 @@ static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool 
     else
         rc_options_default(&db->opt);
     pthread_mutex_init(&db->append_mu, NULL);
-    pthread_mutex_init(&db->sync_mu, NULL);
-    pthread_cond_init(&db->sync_cv, NULL);
     pthread_mutex_init(&db->ring_mu, NULL);
     pthread_mutex_init(&db->flush_mu, NULL);
     pthread_mutex_init(&db->ks_mu, NULL);

@@ -157,12 +157,19 @@ struct rc_db {
     _Atomic int arrivals;      /* writers that began waiting since the last sync took its target */
     _Atomic int last_group;    /* writers the last sync covered */
 
-    /* group commit */
-    pthread_mutex_t sync_mu;
-    pthread_cond_t sync_cv;
-    uint64_t durable_lsn;        /* guarded by sync_mu */
-    bool sync_in_flight;         /* guarded by sync_mu */
-    struct rci_commitq *commitq; /* rc_apply_async's completions (commit.c) */
+    /* group commit (log.c): no mutex on the commit path. A waiter becomes
+     * the leader by a CAS on sync_leader; the others sleep on the futex word
+     * sync_gen, which the leader bumps (one FUTEX_WAKE for all) after it
+     * advanced durable_lsn. A gathering leader sleeps on gather_word until
+     * the writer that completes its group wakes it (rci_log_group_poke). */
+    _Atomic uint64_t durable_lsn; /* written by the leader only */
+    _Atomic int sync_leader;      /* 1 while a leader gathers or syncs */
+    _Atomic uint32_t sync_gen;    /* futex: bumped after every sync */
+    _Atomic int sync_sleepers;    /* waiters asleep on sync_gen */
+    _Atomic uint32_t gather_word; /* futex: a gathering leader sleeps on it */
+    _Atomic int gathering;        /* 1 while a leader sleeps in its gathering */
+    _Atomic int gather_want;      /* arrivals that complete its group */
+    struct rci_commitq *commitq;  /* rc_apply_async's completions (commit.c) */
     /* the io_uring append path (rc_options.append_io; append_uring.h):
      * DIRECT is resolved at open; DW is its writer, used under flush_mu,
      * which also guards every segment's flushed/remapped. flush_mu is taken
@@ -311,6 +318,9 @@ int rci_log_append_loaded(rc_db *db, log_rec *recs, size_t n, uint64_t expect_la
                           uint64_t *end_lsn);
 /* Wait until END_LSN is durable per the sync mode (no-op unless ALWAYS). */
 int rci_log_wait(rc_db *db, uint64_t end_lsn);
+/* A writer finished its append or began waiting: wake a gathering leader
+ * whose group is now complete (cheap when none gathers). */
+void rci_log_group_poke(rc_db *db);
 /* fdatasync the active segment now and advance durable_lsn. */
 int rci_log_sync(rc_db *db);
 /* Make [0, SIZE) of SEG readable through its file (a backup maps files):
