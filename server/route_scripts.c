@@ -21,6 +21,14 @@
  * and, for a form POST, the form fields as kv.args. One rcscript engine
  * serves the process (srv->scripts, made by route_scripts_init from the
  * --script-* options); its Lua states live one per MHD worker thread.
+ *
+ * Replica groups. A run is routed as a read (cluster_route), so a follower
+ * runs it on its own state; its writes gather in the run's overlay until
+ * the commit, and host_commit refuses them where this node may not write
+ * (cluster_script_may_commit): the run is then discarded, nothing written,
+ * and the request is answered as any write on a follower is (307 to the
+ * leader, which runs it again; 503 while no leader is known). A script that
+ * only reads is served where it was sent.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +36,7 @@
 #include <strings.h>
 
 #include "budget.h"
+#include "cluster.h"
 #include "durable.h"
 #include "metrics.h"
 #include "routes.h"
@@ -300,6 +309,10 @@ static int host_list(void *ctx, const void *prefix, size_t plen, size_t limit,
     return rc;
 }
 
+/* host_commit's refusal on a replica-group member that may not write: not
+ * an RC_E* code, so the script runtime passes it back untouched */
+#define HOST_ELSEWHERE (-1000)
+
 /* One rc_apply_async of the script's writes into the bucket (durable.c:
  * the answer waits, with the connection suspended, until they are durable;
  * a run commits at most once, at its end). A Content-Type recorded for a
@@ -309,11 +322,21 @@ static int host_commit(void *ctx, rc_op *ops, size_t n, size_t *failed)
 {
     run_host *h = ctx;
     kvd_request *req = h->req;
+    if (!cluster_script_may_commit(req)) {
+        /* a replica-group member that is not the leader: the run is
+         * discarded and the request answered as a write (307 to the leader) */
+        for (size_t i = 0; i < n; i++)
+            rc_value_free(&ops[i].result);
+        *failed = 0;
+        return HOST_ELSEWHERE;
+    }
     for (size_t i = 0; i < n; i++)
         ops[i].ks = req->pol.ks;
     int rc = h->parked ? RC_EINVAL : durable_apply(req, ops, n, failed, script_finish);
-    if (rc == 0)
+    if (rc == 0) {
         h->parked = true;
+        req->script_wrote = true; /* a replica group's leader waits for its standby too */
+    }
     for (size_t i = 0; i < n; i++)
         rc_value_free(&ops[i].result);
     if (rc == 0) {
@@ -482,6 +505,8 @@ static void answer_run(kvd_request *req, int rc, script_result *res)
 {
     if (rc == SCRIPT_OK) {
         answer_result(req, res);
+    } else if (rc == SCRIPT_ECOMMIT && res->host_error == HOST_ELSEWHERE) {
+        cluster_answer_write_elsewhere(req);
     } else if (rc == SCRIPT_ECOMMIT) {
         http_engine_error(req, res->host_error, -1);
     } else if (rc == SCRIPT_EINTERNAL) {

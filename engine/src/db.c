@@ -241,6 +241,11 @@ static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool 
         *retry = true;
         err = rc_fail(RC_ENOTFOUND, "segments of %s kept changing while it was opened", dir);
     }
+    /* seqs up to the horizon were handed out even when merge left no record
+     * that high (trailing deletes dropped, or a full load that carried none):
+     * the database continues after them, never reusing one */
+    if (!err && atomic_load(&db->tombstone_horizon) > atomic_load(&db->last_seq))
+        atomic_store(&db->last_seq, atomic_load(&db->tombstone_horizon));
     if (!err)
         err = rci_identity_open(db, db->had_segments);
     if (err)

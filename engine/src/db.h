@@ -351,6 +351,10 @@ void rci_commit_free(rc_db *db);
 
 /* ---- merge.c */
 int rci_merge_recover(rc_db *db);
+/* Raise the tombstone horizon to HORIZON (no-op when it is not higher): the
+ * HORIZON file is written and synced first. Caller holds merge_mu (or is
+ * alone: open). 0 or the write's RC_E* code. */
+int rci_horizon_raise(rc_db *db, uint64_t horizon);
 int rci_merge_maybe(rc_db *db);
 
 /* ---- read.c */

@@ -157,6 +157,18 @@ static void unlink_segment_files(rc_db *db, uint64_t id)
     unlinkat(db->dir_fd, name, 0);
 }
 
+int rci_horizon_raise(rc_db *db, uint64_t horizon)
+{
+    if (horizon <= atomic_load(&db->tombstone_horizon))
+        return 0;
+    uint8_t hz[FMT_HORIZON_LEN];
+    fmt_horizon_encode(hz, horizon);
+    int err = write_file_atomic(db, "HORIZON", hz, sizeof(hz));
+    if (!err)
+        atomic_store(&db->tombstone_horizon, horizon);
+    return err;
+}
+
 /* At open, before segments are listed: finish an interrupted deletion and
  * load the tombstone horizon. */
 int rci_merge_recover(rc_db *db)
@@ -538,14 +550,9 @@ static int delete_victims(merge_run *m)
     free(ids);
     if (err)
         return err;
-    if (m->horizon > atomic_load(&db->tombstone_horizon)) {
-        uint8_t hz[FMT_HORIZON_LEN];
-        fmt_horizon_encode(hz, m->horizon);
-        err = write_file_atomic(db, "HORIZON", hz, sizeof(hz));
-        if (err)
-            return err; /* MERGING stays: the next open finishes the deletion */
-        atomic_store(&db->tombstone_horizon, m->horizon);
-    }
+    err = rci_horizon_raise(db, m->horizon);
+    if (err)
+        return err; /* MERGING stays: the next open finishes the deletion */
     for (size_t i = 0; i < m->nv; i++) {
         atomic_store(&m->victims[i]->doomed, true);
         rci_seg_table_remove(&db->segs, m->victims[i]);
