@@ -14,7 +14,13 @@
 #include <stdint.h>
 
 #define SEG_SLOTS 65536u
-#define SEG_GROW_STEP (8u * 1024u * 1024u) /* preallocation step of the active file */
+#define SEG_GROW_STEP (8u * 1024u * 1024u) /* remap chunk of the io_uring path (log.c) */
+/* The active file is preallocated in steps of its own size, from
+ * SEG_PREALLOC_MIN up to SEG_PREALLOC_MAX: a new (or idle) active segment
+ * holds 256 KiB of preallocation, not megabytes, and a full one at most
+ * 4 MiB beyond its last record (disk use is counted in allocated blocks). */
+#define SEG_PREALLOC_MIN (256u * 1024u)
+#define SEG_PREALLOC_MAX (4u * 1024u * 1024u)
 
 /* A checkpoint of a segment's sparse prefix index (backup.c): every record
  * before OFF has a seq <= MAX_BEFORE. */
