@@ -211,8 +211,20 @@ while leader() is None and time.monotonic() < deadline:
 l = leader()
 if l is None:
     print("no leader came up"); sys.exit(0)
-st, b = req(url(l) + "/", "POST", b'{"name":"fo"}', token)
-key = json.loads(b)["admin_key"] if st == 201 else None
+# the bucket is a write: in sync mode it needs the standby, so wait for a
+# whole group first, and retry what a fresh group refuses (503)
+healthy(l, time.monotonic() + 60)
+key, st, b = None, 0, b""
+deadline = time.monotonic() + 60
+while key is None and time.monotonic() < deadline:
+    l = leader() or l
+    st, b = req(url(l) + "/", "POST", b'{"name":"fo"}', token)
+    if st == 201:
+        key = json.loads(b)["admin_key"]
+    else:
+        time.sleep(0.2)
+if key is None:
+    print(f"could not create the bucket: {st} {b[:200]!r}"); sys.exit(0)
 times, failed, n = [], 0, 0
 try:
     for k in range(kills):
