@@ -170,6 +170,42 @@ static bool first_block_has(const uint8_t *data, size_t size, const char *name)
     return false;
 }
 
+/* True when the first header block has a Content-Length line whose value
+ * (spaces and tabs around it aside) is not a plain decimal number: such a
+ * request is refused by libmicrohttpd itself, which (0.9.75) writes its 400
+ * head twice (docs/HTTP.md). */
+static bool first_block_bad_length(const uint8_t *data, size_t size)
+{
+    static const char name[] = "content-length";
+    size_t n = sizeof name - 1, line = 0;
+    bool first_line = true;
+    for (size_t i = 0; i <= size; i++) {
+        if (i < size && data[i] != '\n')
+            continue;
+        size_t len = i - line;
+        if (len > 0 && data[line + len - 1] == '\r')
+            len--;
+        if (len == 0 && !first_line)
+            return false;
+        if (!first_line && len > n && data[line + n] == ':' &&
+            strncasecmp((const char *)data + line, name, n) == 0) {
+            size_t a = line + n + 1, b = line + len;
+            while (a < b && (data[a] == ' ' || data[a] == '\t'))
+                a++;
+            while (b > a && (data[b - 1] == ' ' || data[b - 1] == '\t'))
+                b--;
+            if (a == b || b - a > 19)
+                return true;
+            for (size_t k = a; k < b; k++)
+                if (data[k] < '0' || data[k] > '9')
+                    return true;
+        }
+        first_line = false;
+        line = i + 1;
+    }
+    return false;
+}
+
 /* libFuzzer's per-input leak check runs a full LeakSanitizer scan whenever
  * an input allocates more than it frees, which libmicrohttpd's thread and
  * kvd's caches do on most inputs (2 runs/s instead of hundreds). So, as
@@ -230,7 +266,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (first_block_has(data, size, "content-length") &&
             first_block_has(data, size, "transfer-encoding")) {
             FUZZ_CHECK(first >= 400);
-            FUZZ_CHECK(count == 1);
+            /* one answer, or libmicrohttpd's own doubled head for a
+             * Content-Length that is not a number */
+            FUZZ_CHECK(count == 1 || (count == 2 && first_block_bad_length(data, size)));
         }
     }
     /* every request kvd started has completed */
