@@ -36,10 +36,17 @@
  * those chunks, one step per mutating call until holes are back under 25 %.
  * The table shrinks when its load falls under 0.25, and an emptied shard
  * frees everything, so a keyspace that expires returns its memory. An empty
- * keydir is the 8 KiB shard array. Tables of 64 KiB and more are mmap'ed:
- * freeing the old table after a resize then returns it to the kernel at
- * once, where a malloc'ed one would leave a hole in the heap that no 64 KiB
- * arena chunk fits (measured: +5 B per key of RSS).
+ * keydir is the 8 KiB shard array. Tables of 64 KiB and more are not
+ * malloc'ed (a freed one would leave a hole in the heap that no 64 KiB arena
+ * chunk fits; measured: +5 B per key of RSS) but taken from the arenas' pool
+ * of 2 MiB huge-page regions as runs of whole 64 KiB chunks (keydir_arena.c),
+ * and the table uses every slot of its run. Until 2026-12-06 each table was
+ * a mapping of its own, and the munmap after every rehash cost a TLB
+ * shootdown on each CPU running a thread of the process (5 % of a
+ * fillrandom's samples on this VM); a freed run now goes back to the pool
+ * and is reused by the next table or chunk (past a bound on idle chunks its
+ * pages are returned to the kernel). Tables above 2 MiB (shards of more than
+ * ~110k keys) still get a mapping of their own, 2 MiB-aligned for huge pages.
  *
  * Pauses. Growth and shrinking are stop-the-shard rehashes under the shard's
  * write lock, O(shard size): ~11 ns of CPU per key of the shard (1.7 ms at
@@ -128,7 +135,18 @@ static inline void count_add(_Atomic uint32_t *c, int delta)
 static size_t table_bytes(uint32_t cap)
 {
     size_t bytes = (size_t)cap * sizeof(kd_slot);
-    return bytes >= TABLE_MMAP_BYTES ? (bytes + 4095u) & ~(size_t)4095u : bytes;
+    return bytes >= TABLE_MMAP_BYTES ? rci_kd_pool_bytes(bytes) : bytes;
+}
+
+/* A table of at least NEWCAP slots: a pooled table gets every slot of the
+ * memory it takes anyway (its chunks are whole), which only lowers the load. */
+static uint32_t table_cap_for(uint32_t newcap)
+{
+    size_t bytes = (size_t)newcap * sizeof(kd_slot);
+    if (bytes < TABLE_MMAP_BYTES)
+        return newcap;
+    size_t cap = rci_kd_pool_bytes(bytes) / sizeof(kd_slot);
+    return cap > UINT32_MAX ? newcap : (uint32_t)cap;
 }
 
 static void shard_publish_mem(kd_shard *s)
@@ -144,14 +162,8 @@ static kd_slot *table_alloc(uint32_t cap)
     size_t bytes = (size_t)cap * sizeof(kd_slot);
     if (rci_kd_alloc_should_fail())
         return NULL;
-    if (bytes >= TABLE_MMAP_BYTES) {
-        /* Populate: faulting the pages in one call costs ~40 % less than
-         * taking them one by one inside the rehash loop, and every page of
-         * a table at >= 0.68 load gets written anyway. */
-        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-        return p == MAP_FAILED ? NULL : p;
-    }
+    if (bytes >= TABLE_MMAP_BYTES)
+        return rci_kd_pool_alloc(bytes); /* see "Memory" above */
     return calloc(cap, sizeof(kd_slot));
 }
 
@@ -159,7 +171,7 @@ static void table_free(kd_slot *slots, uint32_t cap)
 {
     size_t bytes = (size_t)cap * sizeof(kd_slot);
     if (bytes >= TABLE_MMAP_BYTES)
-        munmap(slots, bytes);
+        rci_kd_pool_free(slots, bytes);
     else
         free(slots);
 }
@@ -167,6 +179,7 @@ static void table_free(kd_slot *slots, uint32_t cap)
 /* Move every slot into a fresh table of NEWCAP slots, by tag alone. */
 static int shard_rehash(kd_shard *s, uint32_t newcap)
 {
+    newcap = table_cap_for(newcap);
     kd_slot *slots = table_alloc(newcap);
     if (!slots)
         return -1;

@@ -33,6 +33,7 @@
 
 #define POOL_REGION (2u << 20)
 #define POOL_SLOTS (POOL_REGION / KD_ARENA_CHUNK_MAX) /* 32: one bit each in a u32 */
+#define POOL_IDLE_MAX 32u /* free chunks kept resident: see rci_kd_pool_free */
 _Static_assert(POOL_SLOTS == 32, "a region's chunks are a 32-bit mask");
 
 typedef struct pool_region {
@@ -44,6 +45,8 @@ static struct {
     pthread_mutex_t mu;
     pool_region *r; /* sorted by base */
     size_t n, cap;
+    size_t nempty; /* regions in r with nothing handed out (at most 1) */
+    size_t used;   /* chunks handed out */
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static uint8_t *region_map(void)
@@ -63,14 +66,29 @@ static uint8_t *region_map(void)
     return p;
 }
 
-/* A free 64 KiB chunk (pool locked), or NULL on ENOMEM. */
-static uint8_t *pool_get_locked(void)
+/* Bit j set: chunks j .. j+K-1 are all free in a region with mask USED. */
+static uint32_t run_starts(uint32_t used, unsigned k)
 {
+    uint32_t free = ~used, m = free;
+    for (unsigned i = 1; i < k && m; i++)
+        m &= free >> i;
+    return m;
+}
+
+/* K (1..32) contiguous free 64 KiB chunks of one region (pool locked), or
+ * NULL on ENOMEM. */
+static uint8_t *pool_get_locked(unsigned k)
+{
+    uint32_t want = k == 32 ? UINT32_MAX : ((1u << k) - 1u);
     for (size_t i = pool.n; i-- > 0;) { /* the highest addresses first */
         uint32_t used = pool.r[i].used;
-        if (used != UINT32_MAX) {
-            unsigned slot = (unsigned)__builtin_ctz(~used);
-            pool.r[i].used = used | 1u << slot;
+        uint32_t m = run_starts(used, k);
+        if (m) {
+            unsigned slot = (unsigned)__builtin_ctz(m);
+            if (!used)
+                pool.nempty--;
+            pool.r[i].used = used | want << slot;
+            pool.used += k;
             return pool.r[i].base + (size_t)slot * KD_ARENA_CHUNK_MAX;
         }
     }
@@ -89,12 +107,18 @@ static uint8_t *pool_get_locked(void)
     while (at > 0 && pool.r[at - 1].base > base)
         at--;
     memmove(pool.r + at + 1, pool.r + at, (pool.n - at) * sizeof(*pool.r));
-    pool.r[at] = (pool_region){.base = base, .used = 1u};
+    pool.r[at] = (pool_region){.base = base, .used = want};
     pool.n++;
+    pool.used += k;
     return base;
 }
 
-static void pool_put_locked(uint8_t *mem)
+/* Give back the K chunks at MEM (pool locked). A region left empty is kept
+ * while it is the only empty one: a shard's table is freed right after its
+ * successor was taken, and unmapping costs a TLB shootdown on every CPU
+ * running one of the process's threads (the freed memory comes back as
+ * soon as a second region empties). */
+static void pool_put_locked(uint8_t *mem, unsigned k)
 {
     uint8_t *base = (uint8_t *)((uintptr_t)mem & ~(uintptr_t)(POOL_REGION - 1));
     size_t lo = 0, hi = pool.n;
@@ -107,8 +131,16 @@ static void pool_put_locked(uint8_t *mem)
     }
     if (lo == pool.n || pool.r[lo].base != base)
         abort(); /* not a pool chunk: memory corruption */
-    pool.r[lo].used &= ~(1u << (unsigned)((size_t)(mem - base) / KD_ARENA_CHUNK_MAX));
+    uint32_t want = k == 32 ? UINT32_MAX : ((1u << k) - 1u);
+    unsigned slot = (unsigned)((size_t)(mem - base) / KD_ARENA_CHUNK_MAX);
+    if ((pool.r[lo].used & want << slot) != want << slot)
+        abort(); /* chunks not handed out: memory corruption */
+    pool.r[lo].used &= ~(want << slot);
+    pool.used -= k;
+    if (!pool.r[lo].used && pool.nempty++ == 0)
+        return;
     if (!pool.r[lo].used) {
+        pool.nempty--;
         munmap(base, POOL_REGION);
         memmove(pool.r + lo, pool.r + lo + 1, (pool.n - lo - 1) * sizeof(*pool.r));
         pool.n--;
@@ -120,7 +152,7 @@ static uint8_t *chunk_alloc(uint32_t size)
     if (size != KD_ARENA_CHUNK_MAX)
         return malloc(size);
     pthread_mutex_lock(&pool.mu);
-    uint8_t *p = pool_get_locked();
+    uint8_t *p = pool_get_locked(1);
     pthread_mutex_unlock(&pool.mu);
     return p;
 }
@@ -134,8 +166,72 @@ static void chunk_free(uint8_t *mem, uint32_t size)
         return;
     }
     pthread_mutex_lock(&pool.mu);
-    pool_put_locked(mem);
+    pool_put_locked(mem, 1);
     pthread_mutex_unlock(&pool.mu);
+}
+
+void *rci_kd_pool_alloc(size_t bytes)
+{
+    if (bytes > POOL_REGION) {
+        /* a mapping of its own, 2 MiB-aligned: huge pages for every whole
+         * 2 MiB of it, 4 KiB pages for the rest (no huge page sticks out) */
+        size_t len = rci_kd_pool_bytes(bytes);
+        uint8_t *raw = mmap(NULL, len + POOL_REGION, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (raw == MAP_FAILED)
+            return NULL;
+        uint8_t *p =
+            (uint8_t *)(((uintptr_t)raw + POOL_REGION - 1) & ~(uintptr_t)(POOL_REGION - 1));
+        if (p > raw)
+            munmap(raw, (size_t)(p - raw));
+        if (p + len < raw + len + POOL_REGION)
+            munmap(p + len, (size_t)(raw + len + POOL_REGION - (p + len)));
+#ifdef MADV_HUGEPAGE
+        madvise(p, len, MADV_HUGEPAGE); /* advice: fine if refused */
+#endif
+#ifdef MADV_POPULATE_WRITE
+        /* every page of a table at >= 0.68 load gets written anyway: fault
+         * them in with one call rather than one by one inside the rehash */
+        madvise(p, len, MADV_POPULATE_WRITE); /* best effort */
+#endif
+        return p; /* fresh: zero */
+    }
+    unsigned k = (unsigned)((bytes + KD_ARENA_CHUNK_MAX - 1) / KD_ARENA_CHUNK_MAX);
+    pthread_mutex_lock(&pool.mu);
+    uint8_t *p = pool_get_locked(k);
+    pthread_mutex_unlock(&pool.mu);
+    if (p) /* chunks handed out before hold old bytes */
+        memset(p, 0, (size_t)k * KD_ARENA_CHUNK_MAX);
+    return p;
+}
+
+void rci_kd_pool_free(void *mem, size_t bytes)
+{
+    if (!mem)
+        return;
+    if (bytes > POOL_REGION) {
+        munmap(mem, rci_kd_pool_bytes(bytes));
+        return;
+    }
+    unsigned k = (unsigned)((bytes + KD_ARENA_CHUNK_MAX - 1) / KD_ARENA_CHUNK_MAX);
+    pthread_mutex_lock(&pool.mu);
+    /* Free chunks stay resident for the next table or chunk, but only so
+     * many: past POOL_IDLE_MAX chunks (or 1/32 of those handed out; the
+     * spare empty region aside), the table's pages go back to the kernel
+     * first (one TLB shootdown, as a munmap would cost). */
+    size_t idle = pool.n * POOL_SLOTS - pool.used + k;
+    size_t idle_max = pool.used / 32u > POOL_IDLE_MAX ? pool.used / 32u : POOL_IDLE_MAX;
+    if (idle > idle_max + POOL_SLOTS)
+        madvise(mem, (size_t)k * KD_ARENA_CHUNK_MAX, MADV_DONTNEED);
+    pool_put_locked(mem, k);
+    pthread_mutex_unlock(&pool.mu);
+}
+
+size_t rci_kd_pool_bytes(size_t bytes)
+{
+    if (bytes > POOL_REGION)
+        return (bytes + 4095u) & ~(size_t)4095u;
+    return (bytes + KD_ARENA_CHUNK_MAX - 1) & ~(size_t)(KD_ARENA_CHUNK_MAX - 1);
 }
 
 #ifdef RC_FAULT_INJECTION

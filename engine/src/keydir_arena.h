@@ -55,6 +55,18 @@ static inline bool rci_kd_alloc_should_fail(void)
 }
 #endif
 
+/* Hash tables (keydir.c) of at least KD_ARENA_CHUNK_MAX bytes come from the
+ * same process-wide pool of 2 MiB huge-page regions as the full-size chunks:
+ * BYTES rounded up to whole chunks, contiguous inside one region. Freeing
+ * returns the chunks to the pool: no munmap, and so no TLB shootdown, per
+ * rehash. A table larger than a region gets a 2 MiB-aligned mapping of its
+ * own, advised for huge pages and populated at once. Zeroed; NULL on
+ * ENOMEM. */
+void *rci_kd_pool_alloc(size_t bytes);
+void rci_kd_pool_free(void *mem, size_t bytes);
+/* What rci_kd_pool_alloc(BYTES) really takes. */
+size_t rci_kd_pool_bytes(size_t bytes);
+
 /* An empty arena; allocates nothing yet. */
 void rci_kd_arena_init(kd_arena *a);
 /* Free every chunk; the arena is empty (and reusable) afterwards. */

@@ -362,7 +362,11 @@ static int log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn, boo
             seg->min_seq = recs[i].seq;
     atomic_store_explicit(&seg->size, off, memory_order_release);
     atomic_store_explicit(&db->last_seq, seq, memory_order_release);
-    rci_seg_drop_written(seg, off, SEG_DROP_STEP);
+    rci_seg_drop_written(seg, off, SEG_DROP_KEEP);
+    /* not under sync=always: the populated pages are dirty zeros, and every
+     * fdatasync would write those ahead of the end once more */
+    if (db->opt.sync != RC_SYNC_ALWAYS)
+        rci_seg_populate_ahead(seg, off);
     *end_lsn = atomic_fetch_add(&db->tail_lsn, total) + total;
     goto out;
 unassign:

@@ -349,6 +349,28 @@ void rci_seg_drop_written(segment *seg, uint64_t end, uint64_t keep)
         seg->resident_from = upto;
 }
 
+void rci_seg_populate_ahead(segment *seg, uint64_t end)
+{
+#ifdef MADV_POPULATE_WRITE
+    if (seg->direct || !seg->map || end + SEG_POPULATE_STEP <= seg->populated)
+        return;
+    uint64_t page = 4096u; /* rounding only: any page size works */
+    uint64_t from = seg->populated > end ? seg->populated : end / page * page;
+    uint64_t to = (end + 2u * SEG_POPULATE_STEP) / page * page;
+    if (to > seg->file_len) /* never past the preallocation: no SIGBUS, no growth */
+        to = seg->file_len / page * page;
+    if (to <= from)
+        return;
+    if (madvise(seg->map + from, to - from, MADV_POPULATE_WRITE) == 0)
+        seg->populated = to;
+    else
+        seg->populated = seg->file_len; /* refused (old kernel): stop asking */
+#else
+    (void)seg;
+    (void)end;
+#endif
+}
+
 void rci_seg_ckpt_reset(segment *seg)
 {
     free(seg->ck);

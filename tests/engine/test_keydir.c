@@ -918,3 +918,81 @@ Test(keydir, reserve_presizes_without_losing_entries)
     cr_assert_eq(rci_keydir_count(kd), 150000);
     rci_keydir_free(kd);
 }
+
+/* Put key I (version V) into shard 0 of KD whatever its real hash. */
+static void put_shard0(keydir *kd, uint32_t i, uint32_t v)
+{
+    char k[16];
+    size_t klen = key_of(i, k);
+    kd_loc loc = loc_of(i, v);
+    rci_keydir_wrlock(kd, 0);
+    cr_assert_eq(rci_keydir_put(kd, rci_keydir_hash(k, klen) >> 6, k, klen, &loc, NULL, NULL), 0);
+    rci_keydir_unlock(kd, 0);
+}
+
+static bool has_shard0(keydir *kd, uint32_t i, uint32_t v)
+{
+    char k[16];
+    size_t klen = key_of(i, k);
+    kd_loc got, want = loc_of(i, v);
+    rci_keydir_rdlock(kd, 0);
+    bool found = rci_keydir_find(kd, rci_keydir_hash(k, klen) >> 6, k, klen, &got);
+    rci_keydir_unlock(kd, 0);
+    return found && got.seg == want.seg && got.off == want.off && got.seq == want.seq &&
+           got.expires_at_ms == want.expires_at_ms;
+}
+
+Test(keydir, pooled_tables_of_interleaved_keydirs_keep_their_keys)
+{
+    /* Tables of 64 KiB .. 2 MiB are runs of chunks inside the shared 2 MiB
+     * regions that also hold arena chunks, and are cleared when handed out
+     * again; larger ones are mappings of their own. Three keydirs grow one
+     * shard each in turn, so tables and chunks of all three interleave in
+     * the regions and every freed table is soon reused by another; A's
+     * shard grows past 2 MiB of table (150k keys: ~176k slots) and shrinks
+     * back through the pooled sizes when most of it is deleted. */
+    enum { NA = 150000, NB = 40000 };
+    keydir *a = rci_keydir_new(), *b = rci_keydir_new(), *c = rci_keydir_new();
+    for (uint32_t i = 0; i < NA; i++) {
+        put_shard0(a, i, 1);
+        if (i < NB) {
+            put_shard0(b, i, 2);
+            put_shard0(c, i, 3);
+        }
+        if (i == NB / 2) /* free C's tables and chunks into the regions */
+            for (uint32_t j = 0; j <= i; j++) {
+                char k[16];
+                size_t klen = key_of(j, k);
+                rci_keydir_wrlock(c, 0);
+                cr_assert(rci_keydir_remove(c, rci_keydir_hash(k, klen) >> 6, k, klen, NULL));
+                rci_keydir_unlock(c, 0);
+            }
+    }
+    cr_assert_gt(rci_keydir_bytes(a), 2u << 20, "A's table should outgrow a region");
+    for (uint32_t i = 0; i < NA; i++)
+        cr_assert(has_shard0(a, i, 1), "A lost key %u", i);
+    for (uint32_t i = 0; i < NB; i++) {
+        cr_assert(has_shard0(b, i, 2), "B lost key %u", i);
+        cr_assert_eq(has_shard0(c, i, 3), i > NB / 2, "C key %u", i);
+    }
+    /* Shrink A through every pooled size while B and C keep theirs. */
+    for (uint32_t i = 0; i < NA; i++) {
+        if (i % 50 == 0)
+            continue;
+        char k[16];
+        size_t klen = key_of(i, k);
+        rci_keydir_wrlock(a, 0);
+        cr_assert(rci_keydir_remove(a, rci_keydir_hash(k, klen) >> 6, k, klen, NULL));
+        rci_keydir_unlock(a, 0);
+        if (i % 20000 == 0)
+            put_shard0(b, NB + i, 2); /* a table or chunk taken meanwhile */
+    }
+    cr_assert_lt(rci_keydir_bytes(a), 256u * 1024u);
+    for (uint32_t i = 0; i < NA; i += 50)
+        cr_assert(has_shard0(a, i, 1), "A lost key %u", i);
+    for (uint32_t i = 0; i < NB; i++)
+        cr_assert(has_shard0(b, i, 2), "B lost key %u", i);
+    rci_keydir_free(a);
+    rci_keydir_free(b);
+    rci_keydir_free(c);
+}
