@@ -467,6 +467,12 @@ int rci_recover(rc_db *db)
         free(ids);
         return RC_ENOMEM;
     }
+    if (db->opt.write_hints) {
+        uint64_t expect = 0;
+        for (size_t i = 0; i < n; i++)
+            expect += rci_hint_claimed_entries(db->dir_fd, ids[i]);
+        rci_window_expect(w, expect);
+    }
     for (size_t i = 0; i < n && !err; i++) {
         segment *seg;
         char hname[32];
@@ -523,6 +529,7 @@ int rci_recover(rc_db *db)
     free(ids);
     if (err)
         return err;
+    rci_window_trim(db);
     db->had_segments = have_db_id;
     if (!have_db_id) {
         FILE *f = fopen("/dev/urandom", "rb");

@@ -85,6 +85,16 @@ rec_window *rci_window_new(rc_db *db, unsigned threads);
 /* Queue SEG's hint if it has one worth trying: true if queued, false if SEG
  * must be scanned instead (after rci_window_flush of what is queued). */
 bool rci_window_add(rec_window *w, segment *seg);
+/* The entries the hint of segment ID claims (header count, bounded by its
+ * length; 0 if unreadable): a size hint only. */
+uint64_t rci_hint_claimed_entries(int dir_fd, uint64_t id);
+/* Tell W how many entries all the hints it will be given claim in total, so
+ * that a run naming one keyspace sizes each shard's table once for them all
+ * rather than growing it window by window. 0: no sizing ahead. */
+void rci_window_expect(rec_window *w, uint64_t entries);
+/* After the last window (single owner): shrink every keyspace's tables that
+ * a reservation counting duplicates or dropped hints left under-loaded. */
+void rci_window_trim(rc_db *db);
 /* The window holds as many hint bytes as it should load at once. */
 bool rci_window_full(const rec_window *w);
 /* Load every queued segment in segment order (a hint that does not verify,
