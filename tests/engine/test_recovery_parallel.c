@@ -362,3 +362,55 @@ Test(recovery_parallel, bad_and_missing_hints_are_scanned_in_their_turn)
     uint64_t used = compare_opens();
     cr_assert_lt(used, (uint64_t)nh - 1, "damaged hints were used");
 }
+
+/* Hinted recovery sizes the tables for every entry the hints claim (header
+ * counts: duplicates included) before the first window, and trims them once
+ * after the last: a keyspace rewritten many times over must come back with
+ * the keydir memory of its live keys, as a scan-only reopen (which grows the
+ * tables key by key) gives, not with tables sized for every version. */
+Test(recovery_parallel, tables_sized_for_all_hints_are_trimmed_to_the_live_keys)
+{
+    enum { KEYS = 3000, ROUNDS = 12 };
+    rc_options o;
+    th_options(&o);
+    o.segment_bytes = 64 * 1024; /* ~40 hinted segments */
+    rc_db *db;
+    cr_assert_eq(rc_open(dir, &o, &db), 0, "%s", rc_last_error_message());
+    rc_keyspace *ks = rc_default_keyspace(db);
+    for (int r = 0; r < ROUNDS; r++)
+        for (int i = 0; i < KEYS; i++) {
+            char k[32], v[32];
+            int kl = snprintf(k, sizeof k, "key-%06d", i);
+            int vl = snprintf(v, sizeof v, "r%d-%d", r, i);
+            cr_assert_eq(rc_put(db, ks, k, (size_t)kl, v, (size_t)vl, NULL), 0);
+        }
+    rc_close(db);
+
+    uint64_t bytes[2];
+    for (int hints = 0; hints < 2; hints++) {
+#ifdef RC_FAULT_INJECTION
+        rc_recovery_window(hints ? 1 : 0); /* one hint per window: many windows */
+#endif
+        o.write_hints = hints;
+        cr_assert_eq(rc_open(dir, &o, &db), 0, "%s", rc_last_error_message());
+        rc_stats st;
+        cr_assert_eq(rc_stats_db(db, &st), 0);
+        if (hints)
+            cr_assert_gt(st.hint_files_used, 20, "hints used: %llu",
+                         (unsigned long long)st.hint_files_used);
+        bytes[hints] = st.keydir_bytes;
+        ks = rc_default_keyspace(db);
+        for (int i = 0; i < KEYS; i += 97) {
+            char k[32], want[32];
+            snprintf(k, sizeof k, "key-%06d", i);
+            snprintf(want, sizeof want, "r%d-%d", ROUNDS - 1, i);
+            cr_assert_eq(th_has(db, ks, k, want), 1, "%s", k);
+        }
+        rc_close(db);
+    }
+#ifdef RC_FAULT_INJECTION
+    rc_recovery_window(0);
+#endif
+    cr_assert_lt(bytes[1], bytes[0] * 3 / 2, "hinted reopen holds %llu keydir bytes, scan %llu",
+                 (unsigned long long)bytes[1], (unsigned long long)bytes[0]);
+}
