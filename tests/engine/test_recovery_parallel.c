@@ -373,7 +373,7 @@ Test(recovery_parallel, tables_sized_for_all_hints_are_trimmed_to_the_live_keys)
     enum { KEYS = 3000, ROUNDS = 12 };
     rc_options o;
     th_options(&o);
-    o.segment_bytes = 64 * 1024; /* ~40 hinted segments */
+    o.segment_bytes = 32 * 1024; /* ~30 hinted segments */
     rc_db *db;
     cr_assert_eq(rc_open(dir, &o, &db), 0, "%s", rc_last_error_message());
     rc_keyspace *ks = rc_default_keyspace(db);
@@ -396,7 +396,7 @@ Test(recovery_parallel, tables_sized_for_all_hints_are_trimmed_to_the_live_keys)
         rc_stats st;
         cr_assert_eq(rc_stats_db(db, &st), 0);
         if (hints)
-            cr_assert_gt(st.hint_files_used, 20, "hints used: %llu",
+            cr_assert_gt(st.hint_files_used, 8, "hints used: %llu",
                          (unsigned long long)st.hint_files_used);
         bytes[hints] = st.keydir_bytes;
         ks = rc_default_keyspace(db);
