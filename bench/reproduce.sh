@@ -8,7 +8,7 @@
 #         -DRC_FAULT_INJECTION=OFF -DRC_PEERS=ON
 #   cmake --build build-rel -j2 --target kvbench backup_bench kvd
 #   bash bench/reproduce.sh [BUILD_DIR] [OUT] [ONLY...]
-# ONLY: names of the runs to do (fill read sync reopen10m ycsb http backup);
+# ONLY: names of the runs to do (fill read sync reopen10m ycsb http backup cluster);
 # all of them by default, about 40 minutes on the 2-vCPU reference machine.
 #
 # Method (kvbench --repeat): each workload runs on every engine in turn,
@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 build=${1:-build-rel}
 out=${2:-bench/results/$(date -u +%F)}
 shift $(($# > 2 ? 2 : $#))
-only=" ${*:-fill read sync reopen10m ycsb http backup} "
+only=" ${*:-fill read sync reopen10m ycsb http backup cluster} "
 kvbench="$build/bench/kvbench"
 [ -x "$kvbench" ] || { echo "reproduce.sh: no $kvbench (build first)" >&2; exit 2; }
 mkdir -p "$out"
@@ -67,5 +67,10 @@ if [ -x "$build/bench/backup_bench" ]; then
   run backup "$build/bench/backup_bench" --dir "$bb/db" --n 1000000 \
     --incs 1000,10000,100000 --runs 5
   rm -rf "$bb"
+fi
+# Replica group (3 kvd + etcd on this machine): PUT through the leader in
+# sync and async mode vs one kvd, follower lag, failover over 20 SIGKILLs.
+if [ -x "$build/server/kvd" ] && command -v etcd >/dev/null; then
+  run cluster bash bench/cluster.sh "$build/server/kvd"
 fi
 echo "outputs in $out"

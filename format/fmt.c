@@ -37,7 +37,7 @@ const char *fmt_strerror(int code)
     }
 }
 
-int fmt_get_varint(const uint8_t *p, size_t avail, uint64_t *v)
+int fmt_get_varint_long(const uint8_t *p, size_t avail, uint64_t *v)
 {
     uint64_t result = 0;
     for (size_t i = 0; i < FMT_VARINT_MAX; i++) {

@@ -48,8 +48,7 @@ static inline uint16_t fmt_get_u16(const uint8_t *p)
 }
 static inline uint32_t fmt_get_u32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 static inline uint64_t fmt_get_u64(const uint8_t *p)
 {
@@ -79,8 +78,17 @@ static inline size_t fmt_put_varint(uint8_t *p, uint64_t v)
 }
 /* Read a LEB128 u64 from P[0..avail). Returns bytes consumed, 0 when the
  * input ends first (FMT_ESHORT) or -1 when it is malformed (over 10 bytes or
- * overflowing 64 bits). */
-int fmt_get_varint(const uint8_t *p, size_t avail, uint64_t *v);
+ * overflowing 64 bits). Values below 128 (one byte: most seqs deltas, key
+ * and value lengths in hints and records) take the inline path. */
+int fmt_get_varint_long(const uint8_t *p, size_t avail, uint64_t *v);
+static inline int fmt_get_varint(const uint8_t *p, size_t avail, uint64_t *v)
+{
+    if (avail && p[0] < 0x80) {
+        *v = p[0];
+        return 1;
+    }
+    return fmt_get_varint_long(p, avail, v);
+}
 
 /* XXH3-64 of BUF; records store its low 32 bits, files the whole 64. */
 uint64_t fmt_hash64(const void *buf, size_t len);

@@ -58,17 +58,6 @@ size_t fmt_ident_put(uint8_t *p, uint8_t flags, const fmt_ident *id)
     return pos;
 }
 
-int fmt_read_varint(const uint8_t *buf, size_t avail, size_t *pos, uint64_t *v)
-{
-    int n = fmt_get_varint(buf + *pos, avail - *pos, v);
-    if (n == 0)
-        return FMT_ESHORT;
-    if (n < 0)
-        return FMT_ECORRUPT;
-    *pos += (size_t)n;
-    return FMT_OK;
-}
-
 int fmt_ident_get(const uint8_t *buf, size_t avail, size_t *pos, uint8_t flags, fmt_ident *out)
 {
     uint64_t seq, ks = FMT_KS_DEFAULT, expires = 0, klen;

@@ -76,7 +76,16 @@ size_t fmt_ident_put(uint8_t *p, uint8_t flags, const fmt_ident *id);
 int fmt_ident_get(const uint8_t *buf, size_t avail, size_t *pos, uint8_t flags, fmt_ident *out);
 /* Read one varint at BUF[*POS..avail), advancing *POS: FMT_ESHORT if the
  * input ends inside it, FMT_ECORRUPT if it is malformed. */
-int fmt_read_varint(const uint8_t *buf, size_t avail, size_t *pos, uint64_t *v);
+static inline int fmt_read_varint(const uint8_t *buf, size_t avail, size_t *pos, uint64_t *v)
+{
+    int n = fmt_get_varint(buf + *pos, avail - *pos, v);
+    if (n == 0)
+        return FMT_ESHORT;
+    if (n < 0)
+        return FMT_ECORRUPT;
+    *pos += (size_t)n;
+    return FMT_OK;
+}
 
 /* The encoded size of R (sets nothing). */
 size_t fmt_record_size(const fmt_record *r);

@@ -147,13 +147,16 @@ static size_t read_all(int fd, char *buf, size_t cap)
     return got;
 }
 
-/* True when the first header block has a line starting NAME ':' (any case).
- * Lines end at LF (a CR before it is part of the line end). */
-static bool first_block_has(const uint8_t *data, size_t size, const char *name)
+/* The next line of the first header block, from *POS on, that starts
+ * NAME ':' (any case): true with its value in [*VA, *VB) and *POS past the
+ * line. Lines end at LF (a CR before it is part of the line end); *POS = 0
+ * starts at the request line, which never matches. */
+static bool first_block_next(const uint8_t *data, size_t size, const char *name, size_t *pos,
+                             size_t *va, size_t *vb)
 {
-    size_t n = strlen(name), line = 0;
-    bool first_line = true;
-    for (size_t i = 0; i <= size; i++) {
+    size_t n = strlen(name), line = *pos;
+    bool first_line = line == 0;
+    for (size_t i = line; i <= size; i++) {
         if (i < size && data[i] != '\n')
             continue;
         size_t len = i - line;
@@ -162,10 +165,42 @@ static bool first_block_has(const uint8_t *data, size_t size, const char *name)
         if (len == 0 && !first_line)
             return false; /* the end of the header block */
         if (!first_line && len > n && data[line + n] == ':' &&
-            strncasecmp((const char *)data + line, name, n) == 0)
+            strncasecmp((const char *)data + line, name, n) == 0) {
+            *va = line + n + 1;
+            *vb = line + len;
+            *pos = i + 1;
             return true;
+        }
         first_line = false;
         line = i + 1;
+    }
+    return false;
+}
+
+/* True when the first header block has a line starting NAME ':'. */
+static bool first_block_has(const uint8_t *data, size_t size, const char *name)
+{
+    size_t pos = 0, a, b;
+    return first_block_next(data, size, name, &pos, &a, &b);
+}
+
+/* True when the first header block has a Content-Length line whose value
+ * (spaces and tabs around it aside) is not a plain decimal number: such a
+ * request is refused by libmicrohttpd itself, which (0.9.75) writes its 400
+ * head twice (docs/HTTP.md). */
+static bool first_block_bad_length(const uint8_t *data, size_t size)
+{
+    size_t pos = 0, a, b;
+    while (first_block_next(data, size, "content-length", &pos, &a, &b)) {
+        while (a < b && (data[a] == ' ' || data[a] == '\t'))
+            a++;
+        while (b > a && (data[b - 1] == ' ' || data[b - 1] == '\t'))
+            b--;
+        if (a == b || b - a > 19)
+            return true;
+        for (size_t k = a; k < b; k++)
+            if (data[k] < '0' || data[k] > '9')
+                return true;
     }
     return false;
 }
@@ -230,7 +265,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (first_block_has(data, size, "content-length") &&
             first_block_has(data, size, "transfer-encoding")) {
             FUZZ_CHECK(first >= 400);
-            FUZZ_CHECK(count == 1);
+            /* one answer, or libmicrohttpd's own doubled head for a
+             * Content-Length that is not a number */
+            FUZZ_CHECK(count == 1 || (count == 2 && first_block_bad_length(data, size)));
         }
     }
     /* every request kvd started has completed */

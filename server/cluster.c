@@ -102,6 +102,14 @@ bool cluster_may_write(const kvd *srv)
     return srv->cluster == NULL || cluster_current_role(srv) == CLUSTER_LEADER;
 }
 
+void cluster_leader_of(const kvd *srv, char *out, size_t cap)
+{
+    if (cap > 0)
+        out[0] = '\0';
+    if (srv->cluster != NULL)
+        cluster_leader_url(srv->cluster, out, cap, NULL, 0);
+}
+
 void cluster_leader_url(cluster *c, char *out, size_t cap, char *id, size_t idcap)
 {
     pthread_mutex_lock(&c->mu);

@@ -75,6 +75,9 @@ void cluster_stop(kvd *srv);
  * history from the leader's). */
 bool cluster_may_write(const kvd *srv);
 cluster_role cluster_current_role(const kvd *srv);
+/* The leader's advertised URL into OUT ("" when none is known or without
+ * --cluster). */
+void cluster_leader_of(const kvd *srv, char *out, size_t cap);
 
 /* Header time: route REQ for the cluster. Writes on a non-leader get 307 to
  * the leader (or 503 no_leader); ?consistent=1 reads likewise. True when the
@@ -85,6 +88,14 @@ bool cluster_route(struct kvd_request *req);
  * on a sync-mode leader without a standby, one with a write is refused (503
  * no_sync_standby, nothing written). True when the request goes on here. */
 bool cluster_route_batch(struct kvd_request *req);
+/* A script run's commit (route_scripts.c): may its writes be made here?
+ * Runs are routed as reads (cluster_route serves them on any member); one
+ * that writes may commit only on a leader that did not take it as a read
+ * and, in sync mode, has a standby. True without --cluster. */
+bool cluster_script_may_commit(const struct kvd_request *req);
+/* Answer a write that may not be made here, as cluster_route would have:
+ * 307 to the leader, 503 no_leader, or 503 no_sync_standby. */
+void cluster_answer_write_elsewhere(struct kvd_request *req);
 /* GET /cluster (no credential). */
 void cluster_route_info(struct kvd_request *req);
 /* GET /healthz?role=leader: 200 on the leader, else 503. True when it

@@ -142,6 +142,14 @@ bool cluster_route(kvd_request *req)
     if (c == NULL)
         return true;
     bool write = is_write(req->method);
+    /* a script run (GET or POST) writes only if its commit has ops: served
+     * here on any member, and one that writes where it may not is answered
+     * by cluster_answer_write_elsewhere after the run (nothing written) */
+    if (req->script_run) {
+        if (cluster_current_role(req->srv) != CLUSTER_LEADER)
+            req->cluster_read = true; /* never commits here, nothing to wait for */
+        return true;
+    }
     /* a batch is a write only if it holds one: decided with its body
      * (cluster_route_batch), except on the leader */
     if (write && req->route == ROUTE_LIST && req->method == METHOD_POST &&
@@ -181,6 +189,30 @@ static bool route_elsewhere(kvd_request *req, cluster *c, cluster_role role)
                                 "an election is under way"
                               : "no leader is known yet: an election is under way");
     return false;
+}
+
+bool cluster_script_may_commit(const kvd_request *req)
+{
+    cluster *c = req->srv->cluster;
+    if (c == NULL)
+        return true;
+    return !req->cluster_read && cluster_current_role(req->srv) == CLUSTER_LEADER &&
+           !standby_missing(c);
+}
+
+void cluster_answer_write_elsewhere(kvd_request *req)
+{
+    cluster *c = req->srv->cluster;
+    cluster_role role = cluster_current_role(req->srv);
+    if (role == CLUSTER_LEADER && !req->cluster_read) {
+        answer_no_standby(req);
+        return;
+    }
+    if (role == CLUSTER_LEADER) { /* became leader during the run: run it again */
+        answer_no_leader(req, "leadership changed while the script ran; nothing was written");
+        return;
+    }
+    route_elsewhere(req, c, role);
 }
 
 /* Does a batch body hold anything but gets? */
@@ -347,8 +379,10 @@ static void ack_step(kvd_request *req, park_why why)
 bool cluster_gate_response(kvd_request *req, unsigned status, struct MHD_Response *resp)
 {
     kvd *srv = req->srv;
-    if (srv->cluster == NULL || status < 200 || status >= 300 || !is_write(req->method) ||
-        req->route == ROUTE_CLUSTER || req->route == ROUTE_BACKUP || req->cluster_read)
+    /* a GET script run that wrote (script_wrote) waits as any write does */
+    if (srv->cluster == NULL || status < 200 || status >= 300 ||
+        (!is_write(req->method) && !req->script_wrote) || req->route == ROUTE_CLUSTER ||
+        req->route == ROUTE_BACKUP || req->cluster_read)
         return false;
     /* the database's last seq, at or above the write's own */
     req->ack_seq = cluster_last_seq(srv);

@@ -724,6 +724,15 @@ static const char *client_address(struct MHD_Connection *conn, char *buf, size_t
     return buf;
 }
 
+/* Whether the bucket of REQ (a kvd_request holding its policy) still
+ * exists: its keyspace is not dropped. */
+static bool bucket_still_live(void *ctx)
+{
+    kvd_request *req = ctx;
+    rc_stats st;
+    return req->pol.ks != NULL && rc_stats_keyspace(req->srv->db, req->pol.ks, &st) == 0;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -738,7 +747,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             metrics_bucket_forget(srv->metrics, req->bucket, req->bucket_len);
         else
             metrics_bucket_request(srv->metrics, req->bucket, req->bucket_len, req->status,
-                                   req->bytes_in, req->resp_bytes);
+                                   req->bytes_in, req->resp_bytes, bucket_still_live, req);
     }
     if (kvd_log_level >= LOG_INFO) {
         char client[INET6_ADDRSTRLEN + 16];
@@ -756,6 +765,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         kvd_log_access(&e);
     }
     park_forget(srv->park, req);
+    if (req->has_policy)
+        policy_release(srv, &req->pol);
     if (req->ack_resp != NULL) /* a write's answer held for its acknowledgement */
         MHD_destroy_response(req->ack_resp);
     free(req->body);

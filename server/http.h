@@ -40,6 +40,7 @@ typedef enum route_id {
     ROUTE_TOKENS,  /* /:bucket/tokens/ */
     ROUTE_SCRIPTS, /* /:bucket/scripts/...   (route_scripts.c) */
     ROUTE_CLUSTER, /* /cluster               (cluster_http.c) */
+    ROUTE_MERGE,   /* /admin/merge           (route_merge.c) */
     ROUTE_COUNT,
 } route_id;
 
@@ -95,6 +96,8 @@ typedef struct kvd_request {
     bool responded;
     bool prepared;
     bool cluster_read; /* a replica-group follower serves this POST as a read */
+    bool script_run;   /* GET or POST /:bucket/scripts/:name/run */
+    bool script_wrote; /* that run committed writes here */
 
     /* a write waiting for durability (durable.c) */
     _Atomic int park_state;
@@ -102,6 +105,7 @@ typedef struct kvd_request {
     void (*park_finish)(struct kvd_request *req, int status);
     uint64_t park_seq;  /* what the finish answers with */
     unsigned park_http; /* its success status */
+    void *park_ctx;     /* the route's state for its finish (owned by it) */
 
     /* parking (park.c) and ?wait= (watch.c) */
     struct park_waiter *waiter;                   /* non-NULL from park_request until resumed */

@@ -436,15 +436,15 @@ static int ensure_default_bucket(kvd *srv, const char *name, bool loopback)
 {
     policy p;
     int rc = policy_get(srv, name, strlen(name), &p);
-    if (rc == RC_ENOTFOUND) {
+    if (rc == 0) {
+        rc = p.public_perms != PERM_ALL ? (p.public_perms = PERM_ALL, policy_update(srv, &p)) : 0;
+        policy_release(srv, &p);
+    } else if (rc == RC_ENOTFOUND) {
         char key[BUCKET_KEY_TEXT_MAX + 1];
         rc = policy_create(srv, name, 0, PERM_ALL, key);
         sodium_memzero(key, sizeof key);
         if (rc == 0)
             kvd_log(LOG_INFO, "created the default bucket %s", name);
-    } else if (rc == 0 && p.public_perms != PERM_ALL) {
-        p.public_perms = PERM_ALL;
-        rc = policy_update(srv, &p);
     }
     if (rc != 0)
         return rc;

@@ -68,9 +68,9 @@ void metrics_free(struct metrics *m)
 }
 
 void metrics_bucket_request(struct metrics *m, const char *bucket, size_t len, unsigned status,
-                            uint64_t bytes_in, uint64_t bytes_out)
+                            uint64_t bytes_in, uint64_t bytes_out, bool (*live)(void *), void *ctx)
 {
-    bucket_table_count(m->buckets, bucket, len, status, bytes_in, bytes_out);
+    bucket_table_count(m->buckets, bucket, len, status, bytes_in, bytes_out, live, ctx);
 }
 
 void metrics_bucket_forget(struct metrics *m, const char *bucket, size_t len)
@@ -125,11 +125,13 @@ static void user_totals(kvd *srv, rc_stats *db, uint64_t *keys, uint64_t *bytes)
             rc_keyspace *ks = NULL;
             rc_stats cs;
             if (strncmp(names[i], KVD_CTYPE_KS_PREFIX, strlen(KVD_CTYPE_KS_PREFIX)) != 0 ||
-                rc_keyspace_open(srv->db, names[i], 0, &ks) != 0 ||
-                rc_stats_keyspace(srv->db, ks, &cs) != 0)
+                rc_keyspace_open(srv->db, names[i], 0, &ks) != 0)
                 continue;
-            hidden_keys += cs.live_keys;
-            hidden_bytes += cs.live_value_bytes;
+            if (rc_stats_keyspace(srv->db, ks, &cs) == 0) {
+                hidden_keys += cs.live_keys;
+                hidden_bytes += cs.live_value_bytes;
+            }
+            rc_keyspace_release(srv->db, ks);
         }
         rc_names_free(names, count);
     }
@@ -185,6 +187,12 @@ static void render_engine(textbuf *t, const rc_stats *s)
           "Keyspaces dropped since start (their keydirs freed)", dropped_keyspaces),
         F("ringcask_keyspace_bytes", "gauge", "RAM held by keyspace handles and keydirs",
           keyspace_bytes),
+        F("ringcask_keyspace_handles", "gauge",
+          "Keyspace handles in memory (live keyspaces and dropped ones still in use)",
+          keyspace_handles),
+        F("ringcask_catalog_entries", "gauge",
+          "Names in the keyspace catalogue's index (live keyspaces and at most one dropped)",
+          catalog_entries),
         F("ringcask_write_errors_total", "counter", "Failed writes", write_errors),
 #undef F
     };
@@ -245,6 +253,9 @@ char *metrics_prometheus(kvd *srv, size_t *len)
               (uint64_t)atomic_load(&srv->mem_inflight),
               (uint64_t)atomic_load(&srv->budget_refused_large),
               (uint64_t)atomic_load(&srv->budget_refused_busy));
+    tb_metric_u64(&t, "kvd_buckets_counted", "gauge",
+                  "Buckets with per-bucket request counters in memory (deleted ones have none)",
+                  bucket_table_live(m->buckets));
     park_stats ps;
     park_get_stats(srv->park, &ps);
     tb_printf(&t,

@@ -25,9 +25,11 @@ void metrics_script_run(struct metrics *m, bool limit_hit);
 void metrics_observe(struct metrics *m, route_id route, unsigned status, uint64_t ns);
 
 /* A request to existing bucket BUCKET (LEN bytes) finished: count it for
- * GET /metrics?bucket=. Forget drops a deleted bucket's counters. */
+ * GET /metrics?bucket=; LIVE(CTX) says whether the bucket still exists, for
+ * its first count (bucket_table_count). Forget drops a deleted bucket's
+ * counters. */
 void metrics_bucket_request(struct metrics *m, const char *bucket, size_t len, unsigned status,
-                            uint64_t bytes_in, uint64_t bytes_out);
+                            uint64_t bytes_in, uint64_t bytes_out, bool (*live)(void *), void *ctx);
 void metrics_bucket_forget(struct metrics *m, const char *bucket, size_t len);
 
 /* Rendered bodies, malloc'ed (free()). NULL on allocation failure. The

@@ -13,10 +13,14 @@
  *
  * Policies are read on every bucket request, so they are cached in memory:
  * a chained hash table under a rwlock, copied out to the request (a policy is
- * ~250 bytes). kvd is the only writer of its directory (the engine's LOCK),
- * so the cache is coherent as long as every change goes through here.
- * Create, update and delete serialise on one mutex: they are rare, and it
- * makes "create if the name is free" and "delete then recreate" simple.
+ * ~250 bytes). Every copy holds its own references to the bucket's keyspace
+ * handles (rc_keyspace_retain), given back with policy_release: the cache's
+ * copy when the entry goes, a request's when it completes. So a deleted
+ * bucket's handles are freed by the engine once its last request is done,
+ * and a request still running after the delete gets RC_ENOKEYSPACE. kvd is the only writer of its
+ * directory (the engine's LOCK), so the cache is coherent as long as every change goes through
+ * here. Create, update and delete serialise on one mutex: they are rare, and it makes "create if
+ * the name is free" and "delete then recreate" simple.
  */
 #include "policy.h"
 #include "cluster.h"
@@ -243,6 +247,20 @@ static int store_policy(kvd *srv, const policy *p, rc_cond cond)
 
 /* -------------------------------------------------------------- cache */
 
+static void policy_hold(policy *p)
+{
+    rc_keyspace_retain(p->ks);
+    rc_keyspace_retain(p->ctype_ks);
+}
+
+void policy_release(kvd *srv, policy *p)
+{
+    rc_keyspace_release(srv->db, p->ks);
+    rc_keyspace_release(srv->db, p->ctype_ks);
+    p->ks = NULL;
+    p->ctype_ks = NULL;
+}
+
 static size_t slot_of(const char *name, size_t len)
 {
     uint64_t h = 1469598103934665603ull;
@@ -258,6 +276,7 @@ static bool cache_lookup(struct policy_cache *c, const char *name, size_t len, p
     for (cache_entry *e = c->slots[slot_of(name, len)]; e != NULL; e = e->next) {
         if (strlen(e->pol.name) == len && memcmp(e->pol.name, name, len) == 0) {
             *out = e->pol;
+            policy_hold(out);
             found = true;
             break;
         }
@@ -266,18 +285,28 @@ static bool cache_lookup(struct policy_cache *c, const char *name, size_t len, p
     return found;
 }
 
-static void cache_remove_locked(struct policy_cache *c, const char *name)
+/* Unlink NAME's entry and return it (NULL: none); the caller frees it with
+ * entry_free once the lock is released. */
+static cache_entry *cache_unlink_locked(struct policy_cache *c, const char *name)
 {
     cache_entry **pp = &c->slots[slot_of(name, strlen(name))];
     while (*pp != NULL) {
         if (strcmp((*pp)->pol.name, name) == 0) {
             cache_entry *dead = *pp;
             *pp = dead->next;
-            free(dead);
-            return;
+            return dead;
         }
         pp = &(*pp)->next;
     }
+    return NULL;
+}
+
+static void entry_free(kvd *srv, cache_entry *e)
+{
+    if (e == NULL)
+        return;
+    policy_release(srv, &e->pol);
+    free(e);
 }
 
 void policy_cache_clear(kvd *srv)
@@ -285,39 +314,55 @@ void policy_cache_clear(kvd *srv)
     struct policy_cache *c = srv->policies;
     if (c == NULL)
         return;
+    cache_entry *dead = NULL;
     pthread_rwlock_wrlock(&c->lock);
     for (size_t i = 0; i < CACHE_SLOTS; i++) {
         while (c->slots[i] != NULL) {
-            cache_entry *dead = c->slots[i];
-            c->slots[i] = dead->next;
-            free(dead);
+            cache_entry *e = c->slots[i];
+            c->slots[i] = e->next;
+            e->next = dead;
+            dead = e;
         }
     }
     pthread_rwlock_unlock(&c->lock);
+    while (dead != NULL) {
+        cache_entry *next = dead->next;
+        entry_free(srv, dead);
+        dead = next;
+    }
 }
 
-static void cache_put(struct policy_cache *c, const policy *p)
+/* Cache a copy of P, which takes references of its own. */
+static void cache_put(kvd *srv, const policy *p)
 {
+    struct policy_cache *c = srv->policies;
     cache_entry *e = malloc(sizeof *e);
-    pthread_rwlock_wrlock(&c->lock);
-    cache_remove_locked(c, p->name);
     if (e != NULL) {
         e->pol = *p;
+        policy_hold(&e->pol);
+    }
+    pthread_rwlock_wrlock(&c->lock);
+    cache_entry *dead = cache_unlink_locked(c, p->name);
+    if (e != NULL) {
         size_t s = slot_of(p->name, strlen(p->name));
         e->next = c->slots[s];
         c->slots[s] = e;
     }
     pthread_rwlock_unlock(&c->lock);
+    entry_free(srv, dead);
 }
 
-static void cache_remove(struct policy_cache *c, const char *name)
+static void cache_remove(kvd *srv, const char *name)
 {
+    struct policy_cache *c = srv->policies;
     pthread_rwlock_wrlock(&c->lock);
-    cache_remove_locked(c, name);
+    cache_entry *dead = cache_unlink_locked(c, name);
     pthread_rwlock_unlock(&c->lock);
+    entry_free(srv, dead);
 }
 
-/* Read a policy from the system keyspace and open its keyspace. */
+/* Read a policy from the system keyspace and open its keyspaces: *OUT
+ * holds their references on success, none on failure. */
 static int load_policy(kvd *srv, const char *name, policy *out)
 {
     char key[sizeof SYS_BUCKET_PREFIX + KVD_BUCKET_NAME_MAX], ksname[8 + KVD_BUCKET_NAME_MAX];
@@ -346,6 +391,8 @@ static int load_policy(kvd *srv, const char *name, policy *out)
         ctype_keyspace_name(name, ksname, sizeof ksname);
         rc = rc_keyspace_open(srv->db, ksname, create, &out->ctype_ks);
     }
+    if (rc != 0)
+        policy_release(srv, out);
     return rc;
 }
 
@@ -360,7 +407,7 @@ static int get_locked(kvd *srv, const char *name, size_t len, policy *out)
     buf[len] = '\0';
     int rc = load_policy(srv, buf, out);
     if (rc == 0)
-        cache_put(srv->policies, out);
+        cache_put(srv, out);
     return rc;
 }
 
@@ -419,6 +466,7 @@ int policy_create(kvd *srv, const char *name, int64_t default_ttl_s, unsigned pu
     policy existing;
     int rc = load_policy(srv, p.name, &existing);
     if (rc == 0) {
+        policy_release(srv, &existing);
         rc = RC_EEXISTS;
         goto done;
     }
@@ -448,8 +496,9 @@ int policy_create(kvd *srv, const char *name, int64_t default_ttl_s, unsigned pu
         rc_keyspace_drop(srv->db, ksname);
         goto done;
     }
-    cache_put(srv->policies, &p);
+    cache_put(srv, &p);
 done:
+    policy_release(srv, &p);
     pthread_mutex_unlock(&srv->policies->admin);
     return rc;
 }
@@ -460,7 +509,7 @@ static int update_locked(kvd *srv, const policy *p)
     if (rc == 0)
         rc = store_policy(srv, p, RC_IF_PRESENT);
     if (rc == 0)
-        cache_put(srv->policies, p);
+        cache_put(srv, p);
     return rc;
 }
 
@@ -475,15 +524,19 @@ int policy_update(kvd *srv, const policy *p)
 int policy_modify(kvd *srv, const char *name, policy_edit_fn fn, void *ctx, policy *out)
 {
     policy p;
+    memset(&p, 0, sizeof p);
     pthread_mutex_lock(&srv->policies->admin);
     int rc = get_locked(srv, name, strlen(name), &p);
     if (rc == 0)
         rc = fn(&p, ctx);
     if (rc == 0)
         rc = update_locked(srv, &p);
-    if (rc == 0 && out != NULL)
-        *out = p;
+    if (rc == 0 && out != NULL) {
+        *out = p; /* with P's references */
+        memset(&p, 0, sizeof p);
+    }
     pthread_mutex_unlock(&srv->policies->admin);
+    policy_release(srv, &p);
     return rc;
 }
 
@@ -531,7 +584,7 @@ int policy_delete(kvd *srv, const char *name)
                 .cond = RC_IF_PRESENT};
     int rc = rc_apply(srv->db, &op, 1, NULL);
     if (rc == 0) {
-        cache_remove(srv->policies, name);
+        cache_remove(srv, name);
         int drc = rc_keyspace_drop(srv->db, ksname);
         if (drc != 0 && drc != RC_ENOKEYSPACE)
             kvd_log(LOG_WARN, "bucket %s: dropping its keyspace failed: %s", name,
@@ -614,7 +667,7 @@ void policy_store_close(kvd *srv)
         cache_entry *e = c->slots[i];
         while (e != NULL) {
             cache_entry *next = e->next;
-            free(e);
+            entry_free(srv, e);
             e = next;
         }
     }

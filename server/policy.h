@@ -31,7 +31,7 @@ enum { ROLE_READ, ROLE_WRITE, ROLE_DELETE, ROLE_ENUMERATE, ROLE_ADMIN, ROLE_COUN
 
 typedef struct policy {
     char name[KVD_BUCKET_NAME_MAX + 1];
-    rc_keyspace *ks;       /* the bucket's keyspace; owned by the engine */
+    rc_keyspace *ks;       /* the bucket's keyspace; a reference (policy_release) */
     int64_t default_ttl_s; /* 0: none */
     unsigned public_perms;
     uint32_t signing_version; /* tokens carry it; incremented to revoke them */
@@ -75,8 +75,13 @@ void policy_store_close(kvd *srv);
  * leader's stream, which may have changed any of them). */
 void policy_cache_clear(kvd *srv);
 
-/* Copy the policy of bucket NAME into *OUT. 0, RC_ENOTFOUND or an RC_E* code. */
+/* Copy the policy of bucket NAME into *OUT. 0, RC_ENOTFOUND or an RC_E* code.
+ * On success *OUT holds references to its keyspace handles: give them back
+ * with policy_release when done (policy_modify and
+ * policy_enable_content_types fill *OUT the same way). */
 int policy_get(kvd *srv, const char *name, size_t len, policy *out);
+/* Give back P's keyspace references (and clear them); P may hold none. */
+void policy_release(kvd *srv, policy *p);
 
 /* Create bucket NAME (its keyspace and policy) with an admin key, written to
  * ADMIN_KEY (NUL-terminated, at most BUCKET_KEY_TEXT_MAX bytes). RC_EEXISTS

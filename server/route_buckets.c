@@ -205,6 +205,7 @@ static void bucket_patch(kvd_request *req)
     bucket_edit e;
     policy p;
     memset(&e, 0, sizeof e);
+    memset(&p, 0, sizeof p);
     json_t *o = json_parse_object(req->body, req->body_len, &why);
     if (o == NULL) {
         if (!budget_json_refused(req))
@@ -234,6 +235,7 @@ static void bucket_patch(kvd_request *req)
     }
     http_json(req, 200, ans);
 done:
+    policy_release(req->srv, &p);
     json_decref(e.fresh);
     json_decref(o);
 }
@@ -258,6 +260,8 @@ void route_bucket(kvd_request *req)
             http_engine_error(req, rc, -1);
         else {
             kvd_log(LOG_INFO, "bucket %s deleted", req->pol.name);
+            /* its keyspace handles go before the client hears of the delete */
+            policy_release(req->srv, &req->pol);
             http_empty(req, 204);
         }
         break;

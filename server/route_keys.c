@@ -298,11 +298,17 @@ static void key_put(kvd_request *req)
     rc_op ops[2];
     size_t nops = 1;
     if (ctype_worth_storing(ctype, op.type)) {
+        policy fresh;
         int erc =
-            req->pol.content_types ? 0 : policy_enable_content_types(srv, req->pol.name, &req->pol);
+            req->pol.content_types ? 0 : policy_enable_content_types(srv, req->pol.name, &fresh);
         if (erc != 0) {
             http_engine_error(req, erc, -1);
             return;
+        }
+        if (!req->pol.content_types) { /* the fresh copy's references replace ours */
+            policy_release(srv, &req->pol);
+            req->pol = fresh;
+            op.ks = req->pol.ks;
         }
         ctype_record_op(&req->pol, &op, ctype, &ops[1]);
         nops = 2;
@@ -362,6 +368,47 @@ static void key_delete(kvd_request *req)
     durable_wait(req);
 }
 
+/* A PATCH waiting for durability: what its answer needs (patch_finish). */
+typedef struct patch_park {
+    patch_op p; /* owns the value (p.buf) that op.val points into */
+    rc_op op;   /* applied; owns op.result */
+    bool created;
+} patch_park;
+
+/* A PATCH's answer once it is durable (durable.c); frees its park. */
+static void patch_finish(kvd_request *req, int status)
+{
+    patch_park *pk = req->park_ctx;
+    req->park_ctx = NULL;
+    rc_op *op = &pk->op;
+    if (status != 0) {
+        durable_error(req, status);
+    } else {
+        metrics_count_op(req->srv->metrics, MOP_PATCH, 1);
+        if (pk->p.kind == PATCH_SETNX) {
+            rc_value v = {.data = pk->p.buf, .len = pk->p.vlen, .type = pk->p.vtype};
+            struct MHD_Response *r = http_response_copy(v.data ? v.data : "", v.len);
+            if (r != NULL)
+                add_value_headers(r, &v, op->seq, NULL);
+            http_send(req, 201, r);
+        } else if (pk->p.kind == PATCH_GETSET && op->result.seq == 0) {
+            char etag[32];
+            struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+            format_etag(op->seq, etag, sizeof etag);
+            if (r != NULL) {
+                MHD_add_response_header(r, "X-Previous", "absent");
+                MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
+            }
+            http_send(req, 200, r);
+        } else {
+            send_value(req, pk->created ? 201 : 200, &op->result, op->seq);
+        }
+    }
+    rc_value_free(&op->result);
+    patch_free(&pk->p);
+    free(pk);
+}
+
 static void key_patch(kvd_request *req)
 {
     kvd *srv = req->srv;
@@ -416,33 +463,22 @@ static void key_patch(kvd_request *req)
         created = rc_get_meta(srv->db, req->pol.ks, req->key, req->klen, &meta) == RC_ENOTFOUND;
         rc_value_free(&meta);
     }
-    int rc = rc_apply(srv->db, &op, 1, NULL);
+    patch_park *pk = malloc(sizeof *pk);
+    if (pk == NULL) {
+        http_engine_error(req, RC_ENOMEM, -1);
+        goto done;
+    }
+    int rc = durable_apply(req, &op, 1, NULL, patch_finish);
     if (rc != 0) {
+        free(pk);
         write_error(req, &op, rc);
         goto done;
     }
-    metrics_count_op(srv->metrics, MOP_PATCH, 1);
-    if (p.kind == PATCH_SETNX) {
-        rc_value v = {.data = p.buf, .len = p.vlen, .type = p.vtype};
-        struct MHD_Response *r = http_response_copy(v.data ? v.data : "", v.len);
-        if (r != NULL)
-            add_value_headers(r, &v, op.seq, NULL);
-        http_send(req, 201, r);
-        goto done;
-    }
-    if (p.kind == PATCH_GETSET && op.result.seq == 0) {
-        char etag[32];
-        struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-        format_etag(op.seq, etag, sizeof etag);
-        if (r != NULL) {
-            MHD_add_response_header(r, "X-Previous", "absent");
-            MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
-        }
-        rc_value_free(&op.result);
-        http_send(req, 200, r);
-        goto done;
-    }
-    send_value(req, created ? 201 : 200, &op.result, op.seq);
+    /* applied: the answer waits for durability (patch_finish owns P now) */
+    *pk = (patch_park){.p = p, .op = op, .created = created};
+    req->park_ctx = pk;
+    durable_wait(req);
+    return;
 done:
     patch_free(&p);
 }

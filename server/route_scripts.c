@@ -15,11 +15,20 @@
  * a wider caller later runs.
  *
  * Runs. A run gets the caller's scope as the router resolved it, a host
- * vtable over the bucket's keyspace (rc_get, rc_list_keys, and one rc_apply
- * for the commit), the query parameters (minus access_token)
+ * vtable over the bucket's keyspace (rc_get, rc_list_keys, and one
+ * rc_apply_async for the commit, whose answer waits for durability with the
+ * connection suspended), the query parameters (minus access_token)
  * and, for a form POST, the form fields as kv.args. One rcscript engine
  * serves the process (srv->scripts, made by route_scripts_init from the
  * --script-* options); its Lua states live one per MHD worker thread.
+ *
+ * Replica groups. A run is routed as a read (cluster_route), so a follower
+ * runs it on its own state; its writes gather in the run's overlay until
+ * the commit, and host_commit refuses them where this node may not write
+ * (cluster_script_may_commit): the run is then discarded, nothing written,
+ * and the request is answered as any write on a follower is (307 to the
+ * leader, which runs it again; 503 while no leader is known). A script that
+ * only reads is served where it was sent.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +36,8 @@
 #include <strings.h>
 
 #include "budget.h"
+#include "cluster.h"
+#include "durable.h"
 #include "metrics.h"
 #include "routes.h"
 #include "script.h"
@@ -249,8 +260,17 @@ static void delete_script(kvd_request *req, const char *key, size_t klen)
 
 /* ------------------------------------------------------------------ run */
 
+/* A run whose writes are waiting for durability (script_finish). */
+typedef struct script_park {
+    int rc;
+    script_result res;
+} script_park;
+static void script_finish(kvd_request *req, int status);
+static void answer_run(kvd_request *req, int rc, script_result *res);
+
 typedef struct run_host {
     kvd_request *req;
+    bool parked; /* the commit went to durable_apply: answer once durable */
 } run_host;
 
 static int host_get(void *ctx, const void *key, size_t klen, rc_value *out)
@@ -289,16 +309,34 @@ static int host_list(void *ctx, const void *prefix, size_t plen, size_t limit,
     return rc;
 }
 
-/* One rc_apply of the script's writes into the bucket. A Content-Type
- * recorded for a key goes stale by itself once the value is written again
- * (docs/HTTP.md), so nothing else is written. */
+/* host_commit's refusal on a replica-group member that may not write: not
+ * an RC_E* code, so the script runtime passes it back untouched */
+#define HOST_ELSEWHERE (-1000)
+
+/* One rc_apply_async of the script's writes into the bucket (durable.c:
+ * the answer waits, with the connection suspended, until they are durable;
+ * a run commits at most once, at its end). A Content-Type recorded for a
+ * key goes stale by itself once the value is written again (docs/HTTP.md),
+ * so nothing else is written. */
 static int host_commit(void *ctx, rc_op *ops, size_t n, size_t *failed)
 {
     run_host *h = ctx;
     kvd_request *req = h->req;
+    if (!cluster_script_may_commit(req)) {
+        /* a replica-group member that is not the leader: the run is
+         * discarded and the request answered as a write (307 to the leader) */
+        for (size_t i = 0; i < n; i++)
+            rc_value_free(&ops[i].result);
+        *failed = 0;
+        return HOST_ELSEWHERE;
+    }
     for (size_t i = 0; i < n; i++)
         ops[i].ks = req->pol.ks;
-    int rc = rc_apply(req->srv->db, ops, n, failed);
+    int rc = h->parked ? RC_EINVAL : durable_apply(req, ops, n, failed, script_finish);
+    if (rc == 0) {
+        h->parked = true;
+        req->script_wrote = true; /* a replica group's leader waits for its standby too */
+    }
     for (size_t i = 0; i < n; i++)
         rc_value_free(&ops[i].result);
     if (rc == 0) {
@@ -426,7 +464,7 @@ static void run_script(kvd_request *req, const char *key, size_t klen, const cha
         return;
     }
 
-    run_host h = {req};
+    run_host h = {.req = req};
     script_host host = {.ctx = &h,
                         .get = host_get,
                         .release = host_release,
@@ -446,18 +484,56 @@ static void run_script(kvd_request *req, const char *key, size_t klen, const cha
 
     bool limit_hit = rc == SCRIPT_EINSTRUCTIONS || rc == SCRIPT_EMEMORY || rc == SCRIPT_ETIMEOUT;
     metrics_script_run(req->srv->metrics, limit_hit);
+    if (h.parked) {
+        /* its writes are applied: the answer waits until they are durable */
+        script_park *pk = malloc(sizeof *pk);
+        if (pk != NULL) {
+            *pk = (script_park){.rc = rc, .res = res};
+        } else {
+            script_result_free(&res);
+        }
+        req->park_ctx = pk;
+        durable_wait(req);
+        return;
+    }
+    answer_run(req, rc, &res);
+    script_result_free(&res);
+}
+
+/* The answer to a run that ended with RC and RES. */
+static void answer_run(kvd_request *req, int rc, script_result *res)
+{
     if (rc == SCRIPT_OK) {
-        answer_result(req, &res);
+        answer_result(req, res);
+    } else if (rc == SCRIPT_ECOMMIT && res->host_error == HOST_ELSEWHERE) {
+        cluster_answer_write_elsewhere(req);
     } else if (rc == SCRIPT_ECOMMIT) {
-        http_engine_error(req, res.host_error, -1);
+        http_engine_error(req, res->host_error, -1);
     } else if (rc == SCRIPT_EINTERNAL) {
-        http_error(req, 500, "internal", "%s", res.message);
+        http_error(req, 500, "internal", "%s", res->message);
     } else {
-        json_t *err = http_error_json("script_error", -1, res.message);
+        json_t *err = http_error_json("script_error", -1, res->message);
         json_object_set_new(err, "reason", json_string(script_outcome_name(rc)));
         http_json(req, 422, err);
     }
-    script_result_free(&res);
+}
+
+/* A run's answer once its writes are durable (durable.c); frees the park
+ * (NULL when it could not be allocated: answered 500). */
+static void script_finish(kvd_request *req, int status)
+{
+    script_park *pk = req->park_ctx;
+    req->park_ctx = NULL;
+    if (status != 0)
+        durable_error(req, status);
+    else if (pk == NULL)
+        http_engine_error(req, RC_ENOMEM, -1);
+    else
+        answer_run(req, pk->rc, &pk->res);
+    if (pk != NULL) {
+        script_result_free(&pk->res);
+        free(pk);
+    }
 }
 
 /* -------------------------------------------------------------- routing */

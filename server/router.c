@@ -55,6 +55,10 @@ void router_match(const char *raw, route_match *m)
         m->id = ROUTE_BACKUP;
         return;
     }
+    if (strcmp(raw, "/admin/merge") == 0) {
+        m->id = ROUTE_MERGE;
+        return;
+    }
     const char *b = raw + 1;
     const char *slash = strchr(b, '/');
     if (slash == NULL) {
@@ -85,7 +89,7 @@ const char *route_label(route_id id)
         [ROUTE_BACKUP] = "backup",   [ROUTE_BUCKET] = "bucket",
         [ROUTE_LIST] = "list_batch", [ROUTE_KEY] = "key",
         [ROUTE_TOKENS] = "tokens",   [ROUTE_SCRIPTS] = "scripts",
-        [ROUTE_CLUSTER] = "cluster",
+        [ROUTE_CLUSTER] = "cluster", [ROUTE_MERGE] = "merge",
     };
     return (unsigned)id < ROUTE_COUNT ? names[id] : "none";
 }
@@ -111,6 +115,7 @@ static const struct {
                            MB(METHOD_PATCH) | MB(METHOD_DELETE),
                        "GET, HEAD, PUT, POST, DELETE"},
     [ROUTE_CLUSTER] = {MB(METHOD_GET) | MB(METHOD_HEAD), "GET, HEAD"},
+    [ROUTE_MERGE] = {MB(METHOD_POST), "POST"},
 };
 
 static void method_not_allowed(kvd_request *req)
@@ -330,9 +335,12 @@ bool router_prepare(kvd_request *req)
         method_not_allowed(req);
         return false;
     }
+    /* a script run is a read unless it writes, which its commit finds out */
+    req->script_run =
+        m.id == ROUTE_SCRIPTS && m.rest_len > 12 && strcmp(m.rest + m.rest_len - 4, "/run") == 0;
     /* a replica group: writes (and ?consistent=1 reads) to the leader */
     if (m.id != ROUTE_HEALTHZ && m.id != ROUTE_METRICS && m.id != ROUTE_CLUSTER &&
-        m.id != ROUTE_BACKUP && !cluster_route(req))
+        m.id != ROUTE_BACKUP && m.id != ROUTE_MERGE && !cluster_route(req))
         return false;
     switch (m.id) {
     case ROUTE_HEALTHZ:
@@ -341,6 +349,7 @@ bool router_prepare(kvd_request *req)
     case ROUTE_METRICS:
         return prepare_metrics(req);
     case ROUTE_BACKUP:
+    case ROUTE_MERGE:
         if (req->srv->admin_token == NULL) {
             http_error(req, 403, "forbidden", "kvd runs without --admin-token-file");
             return false;
@@ -349,7 +358,7 @@ bool router_prepare(kvd_request *req)
             http_error(req, 401, "unauthorized", "the server's admin token is required");
             return false;
         }
-        return true;
+        return m.id == ROUTE_MERGE ? check_declared_length(req) : true;
     case ROUTE_ROOT:
         if (req->method != METHOD_POST)
             return true; /* GET / describes the server to anyone */
@@ -384,6 +393,9 @@ void router_dispatch(kvd_request *req)
         break;
     case ROUTE_BACKUP:
         route_backup(req);
+        break;
+    case ROUTE_MERGE:
+        route_merge(req);
         break;
     case ROUTE_BUCKET:
         route_bucket(req);

@@ -43,6 +43,7 @@ void route_metrics(kvd_request *req);
 void route_healthz(kvd_request *req);
 void route_root(kvd_request *req); /* GET / : name, version, links */
 void route_backup(kvd_request *req);
+void route_merge(kvd_request *req); /* POST /admin/merge (route_merge.c) */
 /* The seam for the scripts module: every /:bucket/scripts/... request, and
  * its set-up (after the engine and policies are open, before serving; a
  * non-zero return stops kvd with that RC_E* code) and tear-down (after the

@@ -10,7 +10,8 @@ cflags=(-std=gnu17 -g -O1 -fsanitize=thread -D_GNU_SOURCE -DRC_FAULT_INJECTION=1
         -Itests/engine/tsan_shim -Itests/engine -Iengine/include -Iengine/src -I. -Iformat)
 clang "${cflags[@]}" -c tests/engine/helpers.c -DSHIM_NO_MAIN -o "$out/helpers.o"
 srcs=(engine/src/*.c format/*.c)
-for t in test_basic test_ops test_batch test_keydir test_merge test_recovery_parallel test_list_cache test_async; do
+for t in test_basic test_ops test_batch test_keydir test_merge test_recovery_parallel test_list_cache test_async \
+         test_keyspace_refs; do
   clang "${cflags[@]}" "${srcs[@]}" "tests/engine/$t.c" "$out/helpers.o" \
         -luring -lxxhash -lzstd -lpthread -o "$out/$t"
 done
@@ -27,4 +28,5 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 "$out/test_async" many_concurrent_writers
 "$out/test_async" close_completes
 "$out/test_async" a_callback_may_issue
-echo "tsan: 12 concurrency tests passed"
+"$out/test_keyspace_refs" references_held_by_threads
+echo "tsan: 13 concurrency tests passed"

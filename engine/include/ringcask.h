@@ -151,7 +151,9 @@ typedef enum rc_sync_mode {
  *                    fdatasync.
  *   RC_APPEND_URING  records are staged in the process's memory and the
  *                    group-commit leader writes the group's blocks with one
- *                    O_DIRECT + RWF_DSYNC io_uring write into the
+ *                    O_DIRECT + RWF_DSYNC write (a pwritev2 system call;
+ *                    through the database's io_uring when RC_DW_RING=1 is
+ *                    in the environment) into the
  *                    zero-filled preallocation. Needs RC_SYNC_ALWAYS (a
  *                    process crash loses what no leader wrote yet, and only
  *                    sync=always waits for a leader): rc_open fails with
@@ -248,17 +250,35 @@ RC_API int rc_sync(rc_db *db);
 /* The always-present keyspace "default". Owned by DB; never NULL. */
 RC_API rc_keyspace *rc_default_keyspace(rc_db *db);
 
-/* Find (or create, durably, with RC_KS_CREATE) keyspace NAME. *OUT is owned
- * by DB and stays valid until rc_close, also after a drop (then every call
- * on it answers RC_ENOKEYSPACE). Errors: RC_ENOKEYSPACE, RC_EEXISTS,
- * RC_EINVAL (bad name), RC_EIO/RC_ENOSPC (creating), RC_EREADONLY. */
+/* Find (or create, durably, with RC_KS_CREATE) keyspace NAME. Each successful
+ * call gives the caller one reference to *OUT, which stays owned by DB:
+ * give the reference back with rc_keyspace_release when done with the
+ * handle, or keep it until rc_close (a reference never released keeps the
+ * handle, small once dropped, until then). While the caller holds a reference
+ * the handle stays valid, also after a drop (then every call on it answers
+ * RC_ENOKEYSPACE). Errors: RC_ENOKEYSPACE, RC_EEXISTS, RC_EINVAL (bad name),
+ * RC_EIO/RC_ENOSPC (creating), RC_EREADONLY. */
 RC_API int rc_keyspace_open(rc_db *db, const char *name, int flags, rc_keyspace **out);
+
+/* Take one more reference to KS (a handle the caller holds a reference to),
+ * for a copy of the pointer that another owner gives back on its own. No
+ * reference is needed for rc_default_keyspace. KS may be NULL. */
+RC_API void rc_keyspace_retain(rc_keyspace *ks);
+
+/* Give back one reference to KS taken by rc_keyspace_open or
+ * rc_keyspace_retain. Once a dropped keyspace's last reference is given
+ * back, its handle is freed: KS must not be used after this call unless the
+ * caller holds another reference. A live keyspace's handle stays (the
+ * database holds it while the keyspace exists). KS may be NULL (no-op).
+ * RC_EINVAL when KS has no reference left to give back (released more often
+ * than taken; nothing changes). */
+RC_API int rc_keyspace_release(rc_db *db, rc_keyspace *ks);
 
 /* Drop keyspace NAME and all its keys, durably and atomically: after a crash
  * it is either wholly present or wholly gone. Cost is proportional to the
- * keyspace's key count. Handles to it stay owned by DB and valid (answering
- * RC_ENOKEYSPACE) until rc_close. Errors: RC_ENOKEYSPACE, RC_EINVAL
- * ("default"). */
+ * keyspace's key count. Handles to it stay valid (answering RC_ENOKEYSPACE)
+ * while someone holds a reference (rc_keyspace_release); a handle nobody
+ * holds is freed at once. Errors: RC_ENOKEYSPACE, RC_EINVAL ("default"). */
 RC_API int rc_keyspace_drop(rc_db *db, const char *name);
 
 /* The names of all live keyspaces, in byte order. *NAMES is an array of
@@ -539,12 +559,11 @@ typedef struct rc_stats {
                                           reclaim (per keyspace: its own records') */
     /* database-wide only (zero in rc_stats_keyspace) */
     uint64_t keyspaces;
-    uint64_t dropped_keyspaces; /* handles of keyspaces dropped since open,
-                                   kept (small) until rc_close */
+    uint64_t dropped_keyspaces; /* keyspaces dropped since open */
     uint64_t keyspace_bytes;    /* RAM held by all keyspace handles: each
                                    live one's keydir, list cache and counters,
-                                   and ~150 bytes per dropped one (whose
-                                   keydir is freed with the drop) */
+                                   and ~150 bytes per dropped one still
+                                   referenced (rc_keyspace_release) */
     uint64_t segments;
     uint64_t disk_bytes; /* segment + hint bytes */
     uint64_t last_seq;
@@ -573,12 +592,18 @@ typedef struct rc_stats {
                                  each is dropped from the keydir once, and
                                  reads of its key answer RC_ENOTFOUND */
     uint64_t write_errors;
-    bool read_only;        /* opened read-only or turned read-only */
-    bool append_uring;     /* appends go through the io_uring path
-                              (rc_options.append_io, resolved at open) */
-    uint64_t uring_writes; /* group writes (O_DIRECT + RWF_DSYNC) that
-                              path made since open; each also counts in
-                              fsyncs */
+    bool read_only;            /* opened read-only or turned read-only */
+    bool append_uring;         /* appends go through the io_uring path
+                                  (rc_options.append_io, resolved at open) */
+    uint64_t uring_writes;     /* group writes (O_DIRECT + RWF_DSYNC) that
+                                  path made since open; each also counts in
+                                  fsyncs */
+    uint64_t keyspace_handles; /* keyspace handles in memory: every live
+                                  keyspace's, and each dropped one's that
+                                  someone still holds a reference to */
+    uint64_t catalog_entries;  /* names in the keyspace catalogue's index:
+                                  the live keyspaces and at most one dropped
+                                  keyspace (the one with the highest id) */
 } rc_stats;
 
 /* Fill *OUT (the caller's; nothing is allocated) with the database's totals,

@@ -1,8 +1,10 @@
 /*
  * append_uring.h — the io_uring append path's writer (rc_options.append_io =
- * RC_APPEND_URING): one ring of its own, a registered staging buffer and a
- * registered file slot, so that the group-commit leader writes the group's
- * blocks and makes them durable in ONE O_DIRECT + RWF_DSYNC submission.
+ * RC_APPEND_URING): a staging buffer (registered with a ring of its own, and
+ * a registered file slot), so that the group-commit leader writes the
+ * group's blocks and makes them durable in ONE O_DIRECT + RWF_DSYNC write:
+ * a pwritev2 system call by default, an io_uring WRITE_FIXED with
+ * RC_DW_RING=1 in the environment (append_uring.c says why).
  */
 #ifndef RC_APPEND_URING_H
 #define RC_APPEND_URING_H
@@ -24,7 +26,7 @@ void rci_dw_free(rci_dw *w);
  * it durable: START is block-aligned, the last block is padded with zeros
  * (the bytes past END are rewritten by the next call, which starts at the
  * block holding END). Each piece of up to the staging size is one
- * WRITE_FIXED with RWF_DSYNC. 0 or -errno (a short write is -EIO). */
+ * RWF_DSYNC write. 0 or -errno (a short write is -EIO). */
 int rci_dw_write(rci_dw *w, int fd, const uint8_t *base, uint64_t start, uint64_t end);
 
 /* Fill [OFF, OFF + LEN) of FD (O_DIRECT; block-aligned) with zeros, so that

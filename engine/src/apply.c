@@ -643,8 +643,10 @@ static int apply_run(rc_db *db, rc_op *ops, size_t n, size_t *failed, uint64_t *
         if (err)
             bad = 0;
     }
-    if (counted)
+    if (counted) {
         atomic_fetch_sub_explicit(&db->appending, 1, memory_order_acq_rel);
+        rci_log_group_poke(db);
+    }
     for (size_t i = 0; i < n; i++)
         if (ops[i].kind == RC_OP_GET)
             ks_count(b.ks[i], CNT_GET, 1);

@@ -51,7 +51,8 @@
  * (fmt_record_decode) before it is copied, so a bad record fails the backup
  * with RC_ECORRUPT instead of travelling. Records keep the batch flags they
  * had in their segment; a loader ignores them. The trailer's until is the
- * highest seq included (or since when nothing changed): the next
+ * highest seq included (or since when nothing changed), or the tombstone
+ * horizon when that is higher (merge dropped the trailing deletes): the next
  * incremental starts there, and a target that loaded this stream has a last
  * seq at least that high, so the next incremental never looks like a gap.
  */
@@ -121,10 +122,12 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int check_horizon(rc_db *db, uint64_t since)
+/* The tombstone horizon into *OUT: 0 or RC_ECORRUPT. FRESH: a read-only
+ * handle reads the file again (see below). */
+static int read_horizon(rc_db *db, bool fresh, uint64_t *out)
 {
     uint64_t horizon = atomic_load(&db->tombstone_horizon);
-    if (since > 0 && db->opt.read_only) {
+    if (fresh && db->opt.read_only) {
         /* A read-only handle (kvdump beside a running kvd) learnt the horizon
          * at open, and the writer's merges may have raised it since — even
          * before this handle listed its segments. The file is replaced
@@ -142,6 +145,16 @@ static int check_horizon(rc_db *db, uint64_t since)
                 horizon = on_disk;
         }
     }
+    *out = horizon;
+    return 0;
+}
+
+static int check_horizon(rc_db *db, uint64_t since)
+{
+    uint64_t horizon = 0;
+    int err = read_horizon(db, since > 0, &horizon);
+    if (err)
+        return err;
     if (since > 0 && since < horizon)
         return rc_fail(RC_EHORIZON,
                        "since %llu is below the tombstone horizon %llu: merge has dropped "
@@ -415,6 +428,17 @@ static int write_stream(backup_run *b, rc_backup_info *info)
     /* every record is collected already, so until is known before the body
      * and goes into the header (a shipper learns the next since from it) */
     uint64_t until = b->max_seq > b->since ? b->max_seq : b->since;
+    /* seqs up to the horizon that no record holds any more were dropped by
+     * merge (trailing deletes): the stream covers them all the same, so the
+     * next incremental (since = until) is not refused as below the horizon */
+    uint64_t horizon = 0;
+    int herr = read_horizon(b->db, true, &horizon);
+    if (herr)
+        return herr;
+    if (horizon > b->snap_seq)
+        horizon = b->snap_seq;
+    if (horizon > until)
+        until = horizon;
     fmt_stream_header h = {
         .since = b->since,
         .until = until,

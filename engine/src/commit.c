@@ -66,10 +66,7 @@ int rci_commit_init(rc_db *db)
 
 static uint64_t durable_lsn(rc_db *db)
 {
-    pthread_mutex_lock(&db->sync_mu);
-    uint64_t d = db->durable_lsn;
-    pthread_mutex_unlock(&db->sync_mu);
-    return d;
+    return atomic_load(&db->durable_lsn);
 }
 
 /* Complete one round: sync up to its highest lsn, then call back. */
@@ -160,6 +157,7 @@ static bool commit_enqueue(rc_db *db, uint64_t lsn, rc_durable_fn fn, void *ctx)
      * blocking writer counts itself when it starts waiting: a leader waits
      * briefly until as many writers arrived as its last sync covered */
     atomic_fetch_add(&db->arrivals, 1);
+    rci_log_group_poke(db);
     if (q->n == 1)
         pthread_cond_signal(&q->cv);
     ok = true;

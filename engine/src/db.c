@@ -124,8 +124,6 @@ static void db_free(rc_db *db)
     for (unsigned i = 0; i < KEY_STRIPES; i++)
         pthread_mutex_destroy(&db->stripes[i]);
     pthread_mutex_destroy(&db->append_mu);
-    pthread_mutex_destroy(&db->sync_mu);
-    pthread_cond_destroy(&db->sync_cv);
     pthread_mutex_destroy(&db->ring_mu);
     pthread_mutex_destroy(&db->flush_mu);
     pthread_mutex_destroy(&db->ks_mu);
@@ -194,8 +192,6 @@ static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool 
     else
         rc_options_default(&db->opt);
     pthread_mutex_init(&db->append_mu, NULL);
-    pthread_mutex_init(&db->sync_mu, NULL);
-    pthread_cond_init(&db->sync_cv, NULL);
     pthread_mutex_init(&db->ring_mu, NULL);
     pthread_mutex_init(&db->flush_mu, NULL);
     pthread_mutex_init(&db->ks_mu, NULL);
@@ -245,6 +241,11 @@ static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool 
         *retry = true;
         err = rc_fail(RC_ENOTFOUND, "segments of %s kept changing while it was opened", dir);
     }
+    /* seqs up to the horizon were handed out even when merge left no record
+     * that high (trailing deletes dropped, or a full load that carried none):
+     * the database continues after them, never reusing one */
+    if (!err && atomic_load(&db->tombstone_horizon) > atomic_load(&db->last_seq))
+        atomic_store(&db->last_seq, atomic_load(&db->tombstone_horizon));
     if (!err)
         err = rci_identity_open(db, db->had_segments);
     if (err)
@@ -351,6 +352,8 @@ int rc_stats_db(rc_db *db, rc_stats *o)
     }
     o->keyspace_bytes += (db->ks_cap + db->ks_all_cap) * sizeof(rc_keyspace *);
     o->dropped_keyspaces = db->retired_handles;
+    o->keyspace_handles = db->ks_all_n;
+    o->catalog_entries = rci_keydir_count(db->ks_by_id[FMT_KS_CATALOG]->kd);
     rci_epoch_exit(ep);
     pthread_mutex_unlock(&db->ks_mu);
     RCI_UNLOCKED(RANK_KS_MU, 0);

@@ -99,6 +99,10 @@ struct rc_keyspace {
     char *name;
     uint32_t id;
     _Atomic bool dropped;
+    /* references: one held by the database while the keyspace is live, one
+     * per rc_keyspace_open/rc_keyspace_retain not yet released. The handle
+     * is freed when it reaches 0 (only possible once dropped). */
+    _Atomic uint32_t refs;
     _Atomic int64_t default_ttl_ms;
     _Atomic uint64_t max_value; /* longest value a write may leave; 0: RC_VALUE_MAX */
     keydir *kd;
@@ -106,7 +110,7 @@ struct rc_keyspace {
     _Atomic uint64_t live_key_bytes;
     _Atomic uint64_t dead_bytes; /* its records' bytes that merge can reclaim */
     /* The large parts live apart, so that a dropped keyspace's handle, which
-     * stays valid until rc_close, shrinks to this struct and its name once
+     * stays valid while referenced, shrinks to this struct and its name once
      * they are freed: after the drop they point at the database's shared
      * retired_* stand-ins (never used: every caller checks `dropped`). */
     counter_line *counters;           /* COUNTER_SHARDS lines */
@@ -153,12 +157,19 @@ struct rc_db {
     _Atomic int arrivals;      /* writers that began waiting since the last sync took its target */
     _Atomic int last_group;    /* writers the last sync covered */
 
-    /* group commit */
-    pthread_mutex_t sync_mu;
-    pthread_cond_t sync_cv;
-    uint64_t durable_lsn;        /* guarded by sync_mu */
-    bool sync_in_flight;         /* guarded by sync_mu */
-    struct rci_commitq *commitq; /* rc_apply_async's completions (commit.c) */
+    /* group commit (log.c): no mutex on the commit path. A waiter becomes
+     * the leader by a CAS on sync_leader; the others sleep on the futex word
+     * sync_gen, which the leader bumps (one FUTEX_WAKE for all) after it
+     * advanced durable_lsn. A gathering leader sleeps on gather_word until
+     * the writer that completes its group wakes it (rci_log_group_poke). */
+    _Atomic uint64_t durable_lsn; /* written by the leader only */
+    _Atomic int sync_leader;      /* 1 while a leader gathers or syncs */
+    _Atomic uint32_t sync_gen;    /* futex: bumped after every sync */
+    _Atomic int sync_sleepers;    /* waiters asleep on sync_gen */
+    _Atomic uint32_t gather_word; /* futex: a gathering leader sleeps on it */
+    _Atomic int gathering;        /* 1 while a leader sleeps in its gathering */
+    _Atomic int gather_want;      /* arrivals that complete its group */
+    struct rci_commitq *commitq;  /* rc_apply_async's completions (commit.c) */
     /* the io_uring append path (rc_options.append_io; append_uring.h):
      * DIRECT is resolved at open; DW is its writer, used under flush_mu,
      * which also guards every segment's flushed/remapped. flush_mu is taken
@@ -179,13 +190,19 @@ struct rc_db {
     rc_keyspace **ks_by_id; /* ks_cap entries; NULL for unknown ids */
     uint32_t ks_cap;
     uint32_t next_ks_id;
-    rc_keyspace **ks_all; /* every handle ever made (freed at close) */
+    rc_keyspace **ks_all; /* every handle in memory (all freed at close) */
     size_t ks_all_n, ks_all_cap;
     /* what the handles of dropped keyspaces point at (see rc_keyspace) */
     keydir *retired_kd;
     list_cache *retired_lc;
     counter_line retired_counters[COUNTER_SHARDS];
-    uint64_t retired_handles; /* handles of dropped keyspaces kept till close */
+    uint64_t retired_handles; /* keyspaces dropped since open */
+    /* The one dropped keyspace whose catalogue record is kept: the dropped
+     * one with the highest id, so that the catalogue still names the highest
+     * id ever given (ids are never reused). Other drops leave a tombstone of
+     * their name instead (keyspace.c). Empty name: none. ks_mu. */
+    char cat_dropped_name[RC_KEYSPACE_NAME_MAX + 1];
+    uint32_t cat_dropped_id;
 
     /* Merge holds this exclusively while it unlinks segment files; a backup
      * holds it shared while it streams, so its snapshot's files stay put. */
@@ -301,6 +318,9 @@ int rci_log_append_loaded(rc_db *db, log_rec *recs, size_t n, uint64_t expect_la
                           uint64_t *end_lsn);
 /* Wait until END_LSN is durable per the sync mode (no-op unless ALWAYS). */
 int rci_log_wait(rc_db *db, uint64_t end_lsn);
+/* A writer finished its append or began waiting: wake a gathering leader
+ * whose group is now complete (cheap when none gathers). */
+void rci_log_group_poke(rc_db *db);
 /* fdatasync the active segment now and advance durable_lsn. */
 int rci_log_sync(rc_db *db);
 /* Make [0, SIZE) of SEG readable through its file (a backup maps files):
@@ -331,6 +351,10 @@ void rci_commit_free(rc_db *db);
 
 /* ---- merge.c */
 int rci_merge_recover(rc_db *db);
+/* Raise the tombstone horizon to HORIZON (no-op when it is not higher): the
+ * HORIZON file is written and synced first. Caller holds merge_mu (or is
+ * alone: open). 0 or the write's RC_E* code. */
+int rci_horizon_raise(rc_db *db, uint64_t horizon);
 int rci_merge_maybe(rc_db *db);
 
 /* ---- read.c */

@@ -10,6 +10,7 @@
 #ifndef RC_FAULT_H
 #define RC_FAULT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef enum fault_point {
@@ -34,6 +35,10 @@ void rc_recovery_window(size_t bytes);
  * none): lets a test change the directory at that instant. */
 void rc_fault_after_listing(void (*fn)(void *), void *ctx);
 void rci_fault_listed(void);
+/* While ON, every key hashes to shard 0 with tag 0 (keydir.c), so that every
+ * lookup meets tag collisions: set it before rc_open and keep it until
+ * rc_close (hashes must not change under an open database). */
+void rc_fault_weak_hash(bool on);
 #else
 static inline void rci_fault_listed(void) {}
 static inline int rci_fault_check(fault_point point)

@@ -3,31 +3,34 @@
  *
  * Layout. 64 shards, picked by the top 6 bits of the key's XXH3 hash, each
  * with its own rwlock, table and arena (keydir_arena.c). The table is open
- * addressing with linear probing over 8-byte slots: high 32 bits = tag (the
- * hash's low 32 bits), low 32 bits = arena reference, 0 meaning empty. The
- * home slot is fastrange(tag, cap) = tag * cap >> 32, so the capacity need
- * not be a power of two. A rehash reads only the stored tags, never the keys,
+ * addressing with linear probing over 16-byte slots (keydir_entry.h): tag
+ * (the hash's low 32 bits), arena reference (0 meaning empty), and the
+ * record's location and key length, so that a reader finds the record from
+ * the slot alone (rci_keydir_peek) and never touches the entry. The home
+ * slot is fastrange(tag, cap) = tag * cap >> 32, so the capacity need not be
+ * a power of two. A rehash reads only the stored tags, never the keys,
  * so growing a shard touches one table and no entry. Deletion is
  * backward-shift (no tombstones), so probe runs stay as short as the load
  * allows and no cleanup pass exists. A 32-bit tag makes a false tag match,
  * and thus a wasted key compare, rare (~1 in 4e9 per probed slot).
  *
  * Growth is 1.25x at 0.85 load, so the load stays within 0.68..0.85 (slot
- * cost 8 B / load = 9.4..11.8 B per key). With 1.5x the load would fall to
- * 0.57 after each growth (14 B per key) and a keyspace that happens to sit
+ * cost 16 B / load = 18.8..23.5 B per key). With 1.5x the load would fall to
+ * 0.57 after each growth (28 B per key) and a keyspace that happens to sit
  * just past a growth would miss the memory target; the price of 1.25x is
  * that growth moves each key ~4 times over the table's life instead of ~2
- * (cheap: tags only) and linear-probing misses at 0.85 scan ~20 slots
- * (three cache lines).
+ * (cheap: slots only) and linear-probing misses at 0.85 scan ~20 slots
+ * (five cache lines, adjacent).
  *
- * Entries (keydir_entry.h) are packed in the arena: 16 B + key, 24 B + key
- * with an expiry. An overwrite rewrites the entry in place unless the expiry
- * appears or disappears, which changes the entry's size: then it is copied to
- * a new entry and the old one becomes a hole.
+ * Entries (keydir_entry.h) are packed in the arena: 8 B + key (seq), 16 B +
+ * key with an expiry. An overwrite rewrites the slot and entry in place
+ * unless the expiry appears or disappears, which changes the entry's size:
+ * then it is copied to a new entry and the old one becomes a hole.
  *
- * Memory. With 16-byte keys a key costs 32 B of entry + 9.4..11.8 B of slot
- * + ~1 B of chunk slack, i.e. 26..29 B beyond the key bytes, against the 32 B
- * target. Holes left by deletes and resizes are reclaimed by evacuation once
+ * Memory. With 16-byte keys a key costs 24 B of entry + 18.8..23.5 B of slot
+ * + ~1 B of chunk slack, i.e. 28..33 B beyond the key bytes (the 8-byte slots
+ * with the location in the entry cost 26..29 B, but every read paid a cache
+ * miss for the entry). Holes left by deletes and resizes are reclaimed by evacuation once
  * they pass 25 % of the shard's arena: each step moves the live entries of
  * the emptiest chunks (<= 256 KiB of them) to the current chunk and frees
  * those chunks, one step per mutating call until holes are back under 25 %.
@@ -75,7 +78,7 @@
 
 typedef struct kd_shard {
     _Alignas(KEYDIR_ALIGN) pthread_rwlock_t lock;
-    uint64_t *slots;
+    kd_slot *slots;
     uint32_t cap;     /* slots in the table; 0 until the first insert */
     uint32_t grow_at; /* count above which the table grows (0.85 * cap) */
     /* Written under the write lock, read without it by keydir_count & co. */
@@ -91,18 +94,6 @@ struct keydir {
 
 /* ---- slots ---- */
 
-static inline uint32_t slot_ref(uint64_t v)
-{
-    return (uint32_t)v;
-}
-static inline uint32_t slot_tag(uint64_t v)
-{
-    return (uint32_t)(v >> 32);
-}
-static inline uint64_t slot_make(uint32_t tag, uint32_t ref)
-{
-    return (uint64_t)tag << 32 | ref;
-}
 static inline uint32_t slot_home(uint32_t tag, uint32_t cap)
 {
     return (uint32_t)(((uint64_t)tag * cap) >> 32);
@@ -136,7 +127,7 @@ static inline void count_add(_Atomic uint32_t *c, int delta)
 
 static size_t table_bytes(uint32_t cap)
 {
-    size_t bytes = (size_t)cap * sizeof(uint64_t);
+    size_t bytes = (size_t)cap * sizeof(kd_slot);
     return bytes >= TABLE_MMAP_BYTES ? (bytes + 4095u) & ~(size_t)4095u : bytes;
 }
 
@@ -148,9 +139,9 @@ static void shard_publish_mem(kd_shard *s)
 
 /* ---- table ---- */
 
-static uint64_t *table_alloc(uint32_t cap)
+static kd_slot *table_alloc(uint32_t cap)
 {
-    size_t bytes = (size_t)cap * sizeof(uint64_t);
+    size_t bytes = (size_t)cap * sizeof(kd_slot);
     if (rci_kd_alloc_should_fail())
         return NULL;
     if (bytes >= TABLE_MMAP_BYTES) {
@@ -161,12 +152,12 @@ static uint64_t *table_alloc(uint32_t cap)
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
         return p == MAP_FAILED ? NULL : p;
     }
-    return calloc(cap, sizeof(uint64_t));
+    return calloc(cap, sizeof(kd_slot));
 }
 
-static void table_free(uint64_t *slots, uint32_t cap)
+static void table_free(kd_slot *slots, uint32_t cap)
 {
-    size_t bytes = (size_t)cap * sizeof(uint64_t);
+    size_t bytes = (size_t)cap * sizeof(kd_slot);
     if (bytes >= TABLE_MMAP_BYTES)
         munmap(slots, bytes);
     else
@@ -176,17 +167,17 @@ static void table_free(uint64_t *slots, uint32_t cap)
 /* Move every slot into a fresh table of NEWCAP slots, by tag alone. */
 static int shard_rehash(kd_shard *s, uint32_t newcap)
 {
-    uint64_t *slots = table_alloc(newcap);
+    kd_slot *slots = table_alloc(newcap);
     if (!slots)
         return -1;
     for (uint32_t i = 0; i < s->cap; i++) {
-        uint64_t v = s->slots[i];
-        if (!slot_ref(v))
+        const kd_slot *v = &s->slots[i];
+        if (!v->ref)
             continue;
-        uint32_t j = slot_home(slot_tag(v), newcap);
-        while (slots[j])
+        uint32_t j = slot_home(v->tag, newcap);
+        while (slots[j].ref)
             j = slot_next(j, newcap);
-        slots[j] = v;
+        slots[j] = *v;
     }
     table_free(s->slots, s->cap);
     s->slots = slots;
@@ -203,14 +194,14 @@ static bool shard_locate(const kd_shard *s, uint32_t tag, const void *key, size_
 {
     uint32_t i = slot_home(tag, s->cap);
     for (;;) {
-        uint64_t v = s->slots[i];
-        if (!slot_ref(v)) {
+        const kd_slot *v = &s->slots[i];
+        if (!v->ref) {
             *pos = i;
             return false;
         }
-        if (slot_tag(v) == tag) {
-            uint8_t *e = kd_arena_ptr(&s->arena, slot_ref(v));
-            if (ent_klen(e) == klen && memcmp(ent_key(e), key, klen) == 0) {
+        if (v->tag == tag && kf_klen(v->kf) == klen) {
+            uint8_t *e = kd_arena_ptr(&s->arena, v->ref);
+            if (memcmp(ent_key(e, v->kf), key, klen) == 0) {
                 *pos = i;
                 return true;
             }
@@ -227,7 +218,12 @@ static inline bool shard_find(const kd_shard *s, uint64_t hash, const void *key,
 
 static inline uint8_t *shard_entry(const kd_shard *s, uint32_t pos)
 {
-    return kd_arena_ptr(&s->arena, slot_ref(s->slots[pos]));
+    return kd_arena_ptr(&s->arena, s->slots[pos].ref);
+}
+
+static inline void shard_read(const kd_shard *s, uint32_t pos, kd_loc *out)
+{
+    ent_read(&s->slots[pos], shard_entry(s, pos), out);
 }
 
 /* Backward-shift deletion: empty slot I, then pull each later member of the
@@ -236,18 +232,18 @@ static void table_delete_at(kd_shard *s, uint32_t i)
 {
     uint32_t cap = s->cap;
     for (uint32_t j = slot_next(i, cap);; j = slot_next(j, cap)) {
-        uint64_t v = s->slots[j];
-        if (!slot_ref(v))
+        const kd_slot *v = &s->slots[j];
+        if (!v->ref)
             break;
-        uint32_t h = slot_home(slot_tag(v), cap);
+        uint32_t h = slot_home(v->tag, cap);
         /* V may stay only if its home lies in the cyclic interval (i, j]. */
         bool stays = i <= j ? (i < h && h <= j) : (i < h || h <= j);
         if (!stays) {
-            s->slots[i] = v;
+            s->slots[i] = *v;
             i = j;
         }
     }
-    s->slots[i] = 0;
+    s->slots[i] = (kd_slot){0};
 }
 
 /* ---- arena evacuation ---- */
@@ -278,20 +274,20 @@ static void shard_evacuate(kd_shard *s)
             __builtin_prefetch(a->chunks[c].mem + off);
     }
     for (uint32_t i = 0; i < s->cap; i++) {
-        uint64_t v = s->slots[i];
-        uint32_t flag = (slot_ref(v) + (1u << KD_ARENA_OFF_BITS) - 1u) >> KD_ARENA_OFF_BITS;
+        kd_slot *v = &s->slots[i];
+        uint32_t flag = (v->ref + (1u << KD_ARENA_OFF_BITS) - 1u) >> KD_ARENA_OFF_BITS;
         /* flag > nchunks: an entry this pass already moved to a new chunk. */
         if (flag > nchunks || !victim[flag])
             continue;
-        uint32_t ref = slot_ref(v);
+        uint32_t ref = v->ref;
         const uint8_t *e = kd_arena_ptr(a, ref);
-        uint32_t size = ent_size(e);
+        uint32_t size = slot_ent_size(v);
         uint32_t nref = rci_kd_arena_alloc(a, size);
         if (!nref)
             break;
         memcpy(kd_arena_ptr(a, nref), e, size);
         kd_arena_release(a, ref, size);
-        s->slots[i] = slot_make(slot_tag(v), nref);
+        v->ref = nref;
     }
     for (uint32_t c = 0; c < nchunks; c++) {
         if (victim[c + 1] && a->chunks[c].live == 0)
@@ -334,7 +330,7 @@ static int shard_insert(kd_shard *s, uint32_t tag, const void *key, size_t klen,
         if (newcap <= s->cap || shard_rehash(s, newcap))
             return -1;
         pos = slot_home(tag, s->cap);
-        while (s->slots[pos])
+        while (s->slots[pos].ref)
             pos = slot_next(pos, s->cap);
     }
     uint32_t ref = rci_kd_arena_alloc(&s->arena, entry_size(klen, loc->expires_at_ms != 0));
@@ -342,8 +338,9 @@ static int shard_insert(kd_shard *s, uint32_t tag, const void *key, size_t klen,
         shard_publish_mem(s);
         return -1;
     }
-    ent_init(kd_arena_ptr(&s->arena, ref), key, klen, loc);
-    s->slots[pos] = slot_make(tag, ref);
+    kd_slot *sl = &s->slots[pos];
+    sl->tag = tag;
+    ent_init(sl, ref, kd_arena_ptr(&s->arena, ref), key, klen, loc);
     count_add(&s->count, 1);
     if (loc->expires_at_ms)
         count_add(&s->ttl_count, 1);
@@ -355,22 +352,24 @@ static int shard_insert(kd_shard *s, uint32_t tag, const void *key, size_t klen,
  * lose its expiry field. -1 on ENOMEM, nothing changed. */
 static int shard_update(kd_shard *s, uint32_t pos, const kd_loc *loc)
 {
+    kd_slot *sl = &s->slots[pos];
     uint8_t *e = shard_entry(s, pos);
-    bool had = ent_has_expiry(e), want = loc->expires_at_ms != 0;
+    bool had = kf_expiry(sl->kf), want = loc->expires_at_ms != 0;
     if (had == want) {
-        ent_write(e, loc);
+        ent_write(sl, e, loc);
         return 0;
     }
-    size_t klen = ent_klen(e);
+    size_t klen = kf_klen(sl->kf);
     uint32_t ref = rci_kd_arena_alloc(&s->arena, entry_size(klen, want));
     if (!ref) {
         shard_publish_mem(s);
         return -1;
     }
     /* E stays valid: chunks never move, only the chunk pointer array does. */
-    ent_init(kd_arena_ptr(&s->arena, ref), ent_key(e), klen, loc);
-    kd_arena_release(&s->arena, slot_ref(s->slots[pos]), ent_size(e));
-    s->slots[pos] = slot_make(slot_tag(s->slots[pos]), ref);
+    uint32_t old_ref = sl->ref, old_size = slot_ent_size(sl);
+    const uint8_t *old_key = ent_key(e, sl->kf);
+    ent_init(sl, ref, kd_arena_ptr(&s->arena, ref), old_key, klen, loc);
+    kd_arena_release(&s->arena, old_ref, old_size);
     count_add(&s->ttl_count, want ? 1 : -1);
     shard_tidy(s);
     return 0;
@@ -378,10 +377,10 @@ static int shard_update(kd_shard *s, uint32_t pos, const kd_loc *loc)
 
 static void shard_remove_at(kd_shard *s, uint32_t pos)
 {
-    const uint8_t *e = shard_entry(s, pos);
-    if (ent_has_expiry(e))
+    const kd_slot *sl = &s->slots[pos];
+    if (kf_expiry(sl->kf))
         count_add(&s->ttl_count, -1);
-    kd_arena_release(&s->arena, slot_ref(s->slots[pos]), ent_size(e));
+    kd_arena_release(&s->arena, sl->ref, slot_ent_size(sl));
     table_delete_at(s, pos);
     count_add(&s->count, -1);
     shard_tidy(s);
@@ -432,9 +431,23 @@ void rci_keydir_free(keydir *kd)
     free(kd);
 }
 
+#ifdef RC_FAULT_INJECTION
+static atomic_bool weak_hash;
+
+void rc_fault_weak_hash(bool on)
+{
+    atomic_store(&weak_hash, on);
+}
+#endif
+
 uint64_t rci_keydir_hash(const void *key, size_t klen)
 {
-    return XXH3_64bits(key, klen);
+    uint64_t h = XXH3_64bits(key, klen);
+#ifdef RC_FAULT_INJECTION
+    if (atomic_load_explicit(&weak_hash, memory_order_relaxed))
+        h &= 0x00ffffff00000000ull; /* shard 0, tag 0: every key collides */
+#endif
+    return h;
 }
 
 void rci_keydir_rdlock(keydir *kd, unsigned shard)
@@ -460,8 +473,27 @@ bool rci_keydir_find(keydir *kd, uint64_t hash, const void *key, size_t klen, kd
     if (!shard_find(s, hash, key, klen, &pos))
         return false;
     if (out)
-        ent_read(shard_entry(s, pos), out);
+        shard_read(s, pos, out);
     return true;
+}
+
+int rci_keydir_peek(keydir *kd, uint64_t hash, size_t klen, kd_loc *out)
+{
+    const kd_shard *s = &kd->shards[keydir_shard_of(hash)];
+    if (!s->cap || !key_len_ok(klen))
+        return KD_PEEK_ABSENT;
+    uint32_t tag = (uint32_t)hash;
+    for (uint32_t i = slot_home(tag, s->cap);; i = slot_next(i, s->cap)) {
+        const kd_slot *v = &s->slots[i];
+        if (!v->ref)
+            return KD_PEEK_ABSENT;
+        if (v->tag == tag && kf_klen(v->kf) == klen) {
+            if (kf_expiry(v->kf))
+                return KD_PEEK_SLOW;
+            *out = (kd_loc){.seg = v->seg, .off = v->off};
+            return KD_PEEK_CANDIDATE;
+        }
+    }
 }
 
 void rci_keydir_find_many(keydir *kd, size_t n, const uint64_t *hash, const uint8_t *const *key,
@@ -478,11 +510,11 @@ void rci_keydir_find_many(keydir *kd, size_t n, const uint64_t *hash, const uint
             continue;
         uint32_t tag = (uint32_t)hash[i], j = slot_home(tag, s->cap);
         for (unsigned probe = 0; probe < 4; probe++, j = slot_next(j, s->cap)) {
-            uint64_t v = s->slots[j];
-            if (!slot_ref(v))
+            const kd_slot *v = &s->slots[j];
+            if (!v->ref)
                 break;
-            if (slot_tag(v) == tag) {
-                __builtin_prefetch(kd_arena_ptr(&s->arena, slot_ref(v)));
+            if (v->tag == tag) {
+                __builtin_prefetch(kd_arena_ptr(&s->arena, v->ref));
                 break;
             }
         }
@@ -506,7 +538,7 @@ static int upsert(keydir *kd, uint64_t hash, const void *key, size_t klen, const
         return -1;
     if (s->cap && shard_locate(s, tag, key, klen, &pos)) {
         kd_loc prev;
-        ent_read(shard_entry(s, pos), &prev);
+        shard_read(s, pos, &prev);
         bool wins = !only_if_newer || loc->seq > prev.seq;
         if (wins && shard_update(s, pos, loc))
             return -1;
@@ -544,7 +576,7 @@ bool rci_keydir_remove(keydir *kd, uint64_t hash, const void *key, size_t klen, 
     if (!shard_find(s, hash, key, klen, &pos))
         return false;
     if (old)
-        ent_read(shard_entry(s, pos), old);
+        shard_read(s, pos, old);
     shard_remove_at(s, pos);
     return true;
 }
@@ -557,7 +589,7 @@ bool rci_keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen,
     kd_loc cur;
     if (!shard_find(s, hash, key, klen, &pos))
         return false;
-    ent_read(shard_entry(s, pos), &cur);
+    shard_read(s, pos, &cur);
     if (!same_place(&cur, expect))
         return false;
     /* Merge copies a record with its expiry, so the expiry cannot really
@@ -565,7 +597,7 @@ bool rci_keydir_repoint(keydir *kd, uint64_t hash, const void *key, size_t klen,
      * keep the old expiry: answering "raced" would let merge delete the
      * segment the key still points into. */
     if (shard_update(s, pos, newloc))
-        ent_write_place(shard_entry(s, pos), newloc);
+        ent_write_place(&s->slots[pos], shard_entry(s, pos), newloc);
     return true;
 }
 
@@ -577,7 +609,7 @@ bool rci_keydir_remove_if(keydir *kd, uint64_t hash, const void *key, size_t kle
     kd_loc cur;
     if (!shard_find(s, hash, key, klen, &pos))
         return false;
-    ent_read(shard_entry(s, pos), &cur);
+    shard_read(s, pos, &cur);
     if (!same_place(&cur, expect))
         return false;
     shard_remove_at(s, pos);
@@ -586,13 +618,13 @@ bool rci_keydir_remove_if(keydir *kd, uint64_t hash, const void *key, size_t kle
 
 static int visit_slot(const kd_shard *s, uint32_t i, keydir_visit_fn fn, void *ctx)
 {
-    uint32_t ref = slot_ref(s->slots[i]);
-    if (!ref)
+    const kd_slot *sl = &s->slots[i];
+    if (!sl->ref)
         return 0;
-    uint8_t *e = kd_arena_ptr(&s->arena, ref);
+    uint8_t *e = kd_arena_ptr(&s->arena, sl->ref);
     kd_loc loc;
-    ent_read(e, &loc);
-    return fn(ctx, ent_key(e), ent_klen(e), &loc);
+    ent_read(sl, e, &loc);
+    return fn(ctx, ent_key(e, sl->kf), kf_klen(sl->kf), &loc);
 }
 
 int rci_keydir_shard_foreach(keydir *kd, unsigned shard, keydir_visit_fn fn, void *ctx)

@@ -4,12 +4,11 @@
  *
  * A keydir is split into KEYDIR_SHARDS shards chosen by the top bits of the
  * key's 64-bit XXH3 hash. Each shard has a pthread rwlock, an open-addressing
- * table of 8-byte slots (32-bit hash tag + 32-bit arena reference) and an
- * arena of packed entries {u16 klen|flags, u16 segment slot, u32 offset,
- * u64 seq, [i64 expiry], key bytes}. Target: <= 32 bytes per key beyond the
- * key bytes, measured by RSS. A shard grows by rehashing only its own table
- * (using the stored tags, never touching keys), so a pause is bounded by the
- * shard size.
+ * table of 16-byte slots (32-bit hash tag, 32-bit arena reference, the
+ * record's 32-bit offset and 16-bit segment slot, 16-bit klen|flags) and an
+ * arena of packed entries {u64 seq, [i64 expiry], key bytes}. Target: about
+ * 32 bytes per key beyond the key bytes, measured by RSS. A shard grows by rehashing only its own
+ * table (using the stored tags, never touching keys), so a pause is bounded by the shard size.
  *
  * Locking is the caller's: every function that takes a SHARD index expects
  * the caller to hold that shard's lock (read lock for lookups and iteration,
@@ -57,6 +56,18 @@ void rci_keydir_unlock(keydir *kd, unsigned shard);
 /* Look KEY up (shard read- or write-locked). true and *OUT filled if found.
  * Output pointers of every function here may be NULL when not wanted. */
 bool rci_keydir_find(keydir *kd, uint64_t hash, const void *key, size_t klen, kd_loc *out);
+
+/* Readers' lookup (shard read- or write-locked) that never touches an
+ * entry: the first slot of KEY's probe run with KEY's tag and length.
+ * KD_PEEK_ABSENT: no slot has them, so KEY is absent. KD_PEEK_CANDIDATE:
+ * OUT->seg and OUT->off are that slot's location (OUT->seq is 0 and
+ * OUT->expires_at_ms 0); it is KEY's location only if the record there holds
+ * KEY (tags collide 1 in 2^32 per probed slot), which the caller checks in
+ * the record, falling back to rci_keydir_find when it does not.
+ * KD_PEEK_SLOW: that slot's entry has an expiry, which only the entry holds:
+ * use rci_keydir_find. */
+enum { KD_PEEK_ABSENT, KD_PEEK_CANDIDATE, KD_PEEK_SLOW };
+int rci_keydir_peek(keydir *kd, uint64_t hash, size_t klen, kd_loc *out);
 
 /* Look N keys up at once, each key's shard read- or write-locked by the
  * caller: FOUND[i] and OUT[i] as rci_keydir_find for KEY[i] of KLEN[i] bytes

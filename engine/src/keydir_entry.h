@@ -1,14 +1,18 @@
 /*
- * keydir_entry.h — the layout of one keydir entry in a shard's arena.
- * Private to keydir.c.
+ * keydir_entry.h — the layout of one keydir table slot and of the entry it
+ * points at in a shard's arena. Private to keydir.c.
  *
- * Packed, 4-byte aligned, no padding inside:
- *     u16 klen (11 bits) | flags (5 bits; ENT_F_EXPIRY)
- *     u16 seg, u32 off, u64 seq, [i64 expires_at_ms if ENT_F_EXPIRY], key
- * i.e. 16 B + key without expiry: the expiry costs its 8 bytes only in the
- * entries that have one. The u64 fields sit at 4-byte alignment, so every
- * field goes through the fmt_ little-endian helpers (one load or store each
- * on x86-64), never through a struct cast.
+ * A slot (16 bytes) holds everything a reader needs to find a record:
+ *     u32 tag (the hash's low 32 bits), u32 arena reference (0 = empty),
+ *     u32 offset, u16 segment slot, u16 klen (11 bits) | flags (ENT_F_EXPIRY)
+ * The entry (packed, 4-byte aligned) holds the rest:
+ *     u64 seq, [i64 expires_at_ms if ENT_F_EXPIRY], key
+ * i.e. 8 B + key without expiry. A read goes slot -> record and compares the
+ * key with the record's own (checksummed) copy, so it never touches the
+ * entry: one dependent cache miss less than an entry holding the location.
+ * Writers, recovery, merge and listing compare keys in the entry. The u64
+ * fields sit at 4-byte alignment, so they go through the fmt_ little-endian
+ * helpers (one load or store each on x86-64), never through a struct cast.
  */
 #ifndef RC_KEYDIR_ENTRY_H
 #define RC_KEYDIR_ENTRY_H
@@ -23,62 +27,80 @@
 
 #define ENT_KLEN_MASK 0x07ffu
 #define ENT_F_EXPIRY 0x0800u
-#define ENT_HDR 16u   /* klen|flags, seg, off, seq */
+#define ENT_HDR 8u    /* seq */
 #define ENT_EXPIRY 8u /* the optional i64 expires_at_ms */
 
 _Static_assert(FMT_KEY_MAX <= ENT_KLEN_MASK, "klen must fit in 11 bits");
 _Static_assert(ENT_HDR + ENT_EXPIRY + FMT_KEY_MAX + 3u <= KD_ARENA_CHUNK_MAX,
                "the largest entry must fit in a chunk");
 
+typedef struct kd_slot {
+    uint32_t tag;
+    uint32_t ref; /* 0: the slot is empty */
+    uint32_t off;
+    uint16_t seg;
+    uint16_t kf; /* klen | flags */
+} kd_slot;
+_Static_assert(sizeof(kd_slot) == 16, "a slot is 16 bytes");
+
 static inline uint32_t entry_size(size_t klen, bool expiry)
 {
     return (uint32_t)((ENT_HDR + (expiry ? ENT_EXPIRY : 0u) + klen + 3u) & ~(size_t)3u);
 }
-static inline size_t ent_klen(const uint8_t *e)
+static inline size_t kf_klen(uint16_t kf)
 {
-    return fmt_get_u16(e) & ENT_KLEN_MASK;
+    return kf & ENT_KLEN_MASK;
 }
-static inline bool ent_has_expiry(const uint8_t *e)
+static inline bool kf_expiry(uint16_t kf)
 {
-    return (fmt_get_u16(e) & ENT_F_EXPIRY) != 0;
+    return (kf & ENT_F_EXPIRY) != 0;
 }
-static inline uint8_t *ent_key(uint8_t *e)
+static inline uint16_t kf_make(size_t klen, const kd_loc *loc)
 {
-    return e + ENT_HDR + (ent_has_expiry(e) ? ENT_EXPIRY : 0u);
+    return (uint16_t)(klen | (loc->expires_at_ms ? ENT_F_EXPIRY : 0u));
 }
-static inline uint32_t ent_size(const uint8_t *e)
+static inline uint8_t *ent_key(uint8_t *e, uint16_t kf)
 {
-    return entry_size(ent_klen(e), ent_has_expiry(e));
+    return e + ENT_HDR + (kf_expiry(kf) ? ENT_EXPIRY : 0u);
 }
-
-static inline void ent_read(const uint8_t *e, kd_loc *out)
+static inline uint32_t slot_ent_size(const kd_slot *sl)
 {
-    out->seg = fmt_get_u16(e + 2);
-    out->off = fmt_get_u32(e + 4);
-    out->seq = fmt_get_u64(e + 8);
-    out->expires_at_ms = ent_has_expiry(e) ? (int64_t)fmt_get_u64(e + ENT_HDR) : 0;
+    return entry_size(kf_klen(sl->kf), kf_expiry(sl->kf));
 }
 
-static inline void ent_write_place(uint8_t *e, const kd_loc *loc)
+/* The location of slot SL with its entry E. */
+static inline void ent_read(const kd_slot *sl, const uint8_t *e, kd_loc *out)
 {
-    fmt_put_u16(e + 2, loc->seg);
-    fmt_put_u32(e + 4, loc->off);
-    fmt_put_u64(e + 8, loc->seq);
+    out->seg = sl->seg;
+    out->off = sl->off;
+    out->seq = fmt_get_u64(e);
+    out->expires_at_ms = kf_expiry(sl->kf) ? (int64_t)fmt_get_u64(e + ENT_HDR) : 0;
 }
 
-/* Write every field of LOC; the entry's expiry flag must match LOC's. */
-static inline void ent_write(uint8_t *e, const kd_loc *loc)
+static inline void ent_write_place(kd_slot *sl, uint8_t *e, const kd_loc *loc)
 {
-    ent_write_place(e, loc);
+    sl->seg = loc->seg;
+    sl->off = loc->off;
+    fmt_put_u64(e, loc->seq);
+}
+
+/* Write every field of LOC; the slot's expiry flag must match LOC's. */
+static inline void ent_write(kd_slot *sl, uint8_t *e, const kd_loc *loc)
+{
+    ent_write_place(sl, e, loc);
     if (loc->expires_at_ms)
         fmt_put_u64(e + ENT_HDR, (uint64_t)loc->expires_at_ms);
 }
 
-static inline void ent_init(uint8_t *e, const void *key, size_t klen, const kd_loc *loc)
+/* A new entry E for KEY at LOC, referenced by REF from slot SL (tag set by
+ * the caller). */
+static inline void ent_init(kd_slot *sl, uint32_t ref, uint8_t *e, const void *key, size_t klen,
+                            const kd_loc *loc)
 {
-    fmt_put_u16(e, (uint16_t)(klen | (loc->expires_at_ms ? ENT_F_EXPIRY : 0u)));
-    ent_write(e, loc);
-    memcpy(ent_key(e), key, klen);
+    sl->ref = ref;
+    sl->kf = kf_make(klen, loc);
+    ent_write(sl, e, loc);
+    memcpy(ent_key(e, sl->kf), key, klen);
 }
 
 #endif

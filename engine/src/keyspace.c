@@ -9,14 +9,30 @@
  * catalogue does not list as live are dead: that is how a drop of any size
  * becomes durable with one write, and why ids are never reused.
  *
- * Handles live until rc_close even after a drop, so a server may hold them
- * without reference counting; their keydir is freed once no reader or
- * writer can be inside it (an epoch grace period).
+ * A dropped name needs no record of its own (its absence makes its id
+ * dead), only the highest id ever given must stay named, or a reopened
+ * database would give it again. So the catalogue keeps one dropped record:
+ * the dropped keyspace with the highest id (db->cat_dropped_*). A drop of a
+ * lower id writes a tombstone of its name; a drop of a higher id writes its
+ * dropped record and, in the same batch, a tombstone of the previous kept
+ * one. The catalogue's index thus holds the live keyspaces plus one, however
+ * many keyspaces came and went. (Databases written before this may hold
+ * older dropped records; they are harmless and stay.)
+ *
+ * Handles are reference counted: the database holds one reference while
+ * the keyspace is live, and each rc_keyspace_open/rc_keyspace_retain one
+ * more. A drop frees the keydir once no reader or writer can be inside it
+ * (an epoch grace period) and gives back the database's reference; the
+ * handle itself (a small struct and its name) goes with its last
+ * reference, after another grace period, so that a holder of a reference
+ * always gets RC_ENOKEYSPACE rather than a dangling pointer. A caller that
+ * never releases keeps the old guarantee: the handle lasts until rc_close.
  */
 #include "db.h"
 #include "format/catalog.h"
 #include "format/record.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +43,7 @@ rc_keyspace *rci_ks_new(rc_db *db, const char *name, uint32_t id, int64_t ttl)
         return NULL;
     ks->db = db;
     ks->id = id;
+    atomic_store(&ks->refs, 1); /* the database's, while live */
     ks->name = strdup(name ? name : "");
     ks->kd = rci_keydir_new();
     atomic_store(&ks->default_ttl_ms, ttl);
@@ -62,6 +79,63 @@ static void ks_release_body(rc_db *db, rc_keyspace *ks)
     ks->lc = db->retired_lc;
     ks->counters = db->retired_counters;
     ks->kd = db->retired_kd;
+}
+
+static void ks_destroy(rc_db *db, rc_keyspace *ks);
+
+/* Free the handle of a dropped keyspace whose last reference is gone (ks_mu
+ * held, no epoch held). Nobody outside holds it; a background task may
+ * still have read it from ks_by_id before the drop cleared that slot, so
+ * wait for every epoch first. */
+static void ks_free_handle(rc_db *db, rc_keyspace *ks)
+{
+    for (size_t i = 0; i < db->ks_all_n; i++) {
+        if (db->ks_all[i] == ks) {
+            db->ks_all[i] = db->ks_all[--db->ks_all_n];
+            break;
+        }
+    }
+    rci_epoch_synchronize(db);
+    ks_destroy(db, ks);
+}
+
+/* Give back one reference (ks_mu held when LOCKED). 0, or RC_EINVAL when
+ * none is left to give back: a live keyspace keeps the database's. */
+static int ks_unref(rc_db *db, rc_keyspace *ks, bool locked)
+{
+    uint32_t r = atomic_load(&ks->refs);
+    do {
+        if (r == 0 || (r == 1 && !atomic_load_explicit(&ks->dropped, memory_order_acquire)))
+            return rc_fail(RC_EINVAL, "keyspace '%s': released more often than opened", ks->name);
+    } while (!atomic_compare_exchange_weak(&ks->refs, &r, r - 1));
+    if (r - 1 > 0)
+        return 0;
+    if (locked) {
+        ks_free_handle(db, ks);
+        return 0;
+    }
+    RCI_LOCKING(RANK_KS_MU, 0);
+    pthread_mutex_lock(&db->ks_mu);
+    ks_free_handle(db, ks);
+    pthread_mutex_unlock(&db->ks_mu);
+    RCI_UNLOCKED(RANK_KS_MU, 0);
+    return 0;
+}
+
+void rc_keyspace_retain(rc_keyspace *ks)
+{
+    if (ks)
+        atomic_fetch_add(&ks->refs, 1);
+}
+
+int rc_keyspace_release(rc_db *db, rc_keyspace *ks)
+{
+    rci_error_clear();
+    if (!ks)
+        return 0;
+    if (!db || ks->db != db)
+        return rc_fail(RC_EINVAL, "the keyspace handle is not of this database");
+    return ks_unref(db, ks, false);
 }
 
 static void ks_destroy(rc_db *db, rc_keyspace *ks)
@@ -191,25 +265,72 @@ static rc_keyspace *find_live(rc_db *db, const char *name)
     return NULL;
 }
 
-/* Write the catalogue record for NAME (ks_mu held) and wait for it. */
-static int write_catalog(rc_db *db, const char *name, const fmt_catalog_entry *e)
+/* Write catalogue records (ks_mu held) as one batch and wait for them: the
+ * record for NAME (E; NULL: a tombstone of NAME) and, when TOMB is not NULL,
+ * a tombstone of the name TOMB. */
+static int write_catalog2(rc_db *db, const char *name, const fmt_catalog_entry *e, const char *tomb)
 {
     uint8_t val[FMT_CATALOG_VALUE_LEN];
-    fmt_catalog_encode(val, e);
     rc_keyspace *cat = db->ks_by_id[FMT_KS_CATALOG];
-    log_rec r = {.ks = FMT_KS_CATALOG,
-                 .key = name,
-                 .klen = (uint32_t)strlen(name),
-                 .val = val,
-                 .vlen = sizeof(val)};
+    log_rec r[2] = {{.ks = FMT_KS_CATALOG, .key = name, .klen = (uint32_t)strlen(name)}};
+    size_t n = 1;
+    if (e) {
+        fmt_catalog_encode(val, e);
+        r[0].val = val;
+        r[0].vlen = sizeof(val);
+    } else {
+        r[0].flags = FMT_REC_TOMBSTONE;
+    }
+    if (tomb)
+        r[n++] = (log_rec){.flags = FMT_REC_TOMBSTONE,
+                           .ks = FMT_KS_CATALOG,
+                           .key = tomb,
+                           .klen = (uint32_t)strlen(tomb)};
     uint64_t lsn = 0;
     epoch_slot *ep = rci_epoch_enter(db);
-    int err = rci_log_append(db, &r, 1, &lsn);
-    if (!err)
-        rci_index_apply(db, cat, rci_keydir_hash(name, r.klen), &r, r.vlen);
+    int err = rci_log_append(db, r, n, &lsn);
+    for (size_t i = 0; i < n && !err; i++)
+        rci_index_apply(db, cat, rci_keydir_hash(r[i].key, r[i].klen), &r[i], r[i].vlen);
     rci_epoch_exit(ep);
     if (!err)
         err = rci_log_wait(db, lsn);
+    return err;
+}
+
+static int write_catalog(rc_db *db, const char *name, const fmt_catalog_entry *e)
+{
+    int err = write_catalog2(db, name, e, NULL);
+    /* a live record for the kept dropped name replaces it; its id is higher */
+    if (!err && !e->dropped && strcmp(name, db->cat_dropped_name) == 0)
+        db->cat_dropped_name[0] = 0;
+    return err;
+}
+
+/* Note a dropped catalogue record (ID, NAME of KLEN bytes) met while
+ * loading the catalogue: the highest id is the kept one. */
+static void note_dropped(rc_db *db, const uint8_t *name, size_t klen, uint32_t id)
+{
+    if (db->cat_dropped_name[0] && id <= db->cat_dropped_id)
+        return;
+    memcpy(db->cat_dropped_name, name, klen);
+    db->cat_dropped_name[klen] = 0;
+    db->cat_dropped_id = id;
+}
+
+/* The catalogue half of dropping NAME (id ID; ks_mu held). */
+static int write_drop(rc_db *db, const char *name, uint32_t id)
+{
+    if (db->cat_dropped_name[0] && db->cat_dropped_id > id)
+        return write_catalog2(db, name, NULL, NULL);
+    fmt_catalog_entry e = {.dropped = true, .ks_id = id, .default_ttl_ms = 0};
+    const char *prev = db->cat_dropped_name[0] && strcmp(db->cat_dropped_name, name) != 0
+                           ? db->cat_dropped_name
+                           : NULL;
+    int err = write_catalog2(db, name, &e, prev);
+    if (!err) {
+        snprintf(db->cat_dropped_name, sizeof(db->cat_dropped_name), "%s", name);
+        db->cat_dropped_id = id;
+    }
     return err;
 }
 
@@ -223,10 +344,12 @@ int rc_keyspace_open(rc_db *db, const char *name, int flags, rc_keyspace **out)
     pthread_mutex_lock(&db->ks_mu);
     rc_keyspace *ks = find_live(db, name);
     if (ks) {
-        if ((flags & RC_KS_CREATE) && (flags & RC_KS_EXCL))
+        if ((flags & RC_KS_CREATE) && (flags & RC_KS_EXCL)) {
             err = rc_fail(RC_EEXISTS, "keyspace '%s' already exists", name);
-        else
+        } else {
+            atomic_fetch_add(&ks->refs, 1);
             *out = ks;
+        }
         goto out;
     }
     if (!(flags & RC_KS_CREATE)) {
@@ -250,6 +373,7 @@ int rc_keyspace_open(rc_db *db, const char *name, int flags, rc_keyspace **out)
         ks_destroy(db, ks);
         goto out;
     }
+    atomic_fetch_add(&ks->refs, 1); /* the caller's */
     *out = ks;
 out:
     pthread_mutex_unlock(&db->ks_mu);
@@ -265,8 +389,10 @@ static int drop_account(void *ctx, const uint8_t *key, size_t klen, const kd_loc
 }
 
 /* The in-memory half of a drop, once the catalogue says so (ks_mu held, no
- * epoch held): the handle answers RC_ENOKEYSPACE and its keys' bytes count as
- * dead. Shared by rc_keyspace_drop and rci_ks_refresh_catalog (rc_load). */
+ * epoch held): the handle answers RC_ENOKEYSPACE, its keys' bytes count as
+ * dead, and the database gives back its reference (which frees the handle
+ * when nobody else holds one: KS must not be used after this). Shared by rc_keyspace_drop and
+ * rci_ks_refresh_catalog (rc_load). */
 static void ks_retire(rc_db *db, rc_keyspace *ks)
 {
     atomic_store_explicit(&ks->dropped, true, memory_order_release);
@@ -279,6 +405,7 @@ static void ks_retire(rc_db *db, rc_keyspace *ks)
      * holds an epoch and checks `dropped` inside it */
     ks_release_body(db, ks);
     db->ks_by_id[ks->id] = NULL;
+    ks_unref(db, ks, true);
 }
 
 int rc_keyspace_drop(rc_db *db, const char *name)
@@ -296,8 +423,7 @@ int rc_keyspace_drop(rc_db *db, const char *name)
         err = rc_fail(RC_ENOKEYSPACE, "no keyspace named '%s'", name);
         goto out;
     }
-    fmt_catalog_entry e = {.dropped = true, .ks_id = ks->id, .default_ttl_ms = 0};
-    err = write_catalog(db, name, &e);
+    err = write_drop(db, name, ks->id);
     if (err)
         goto out;
     ks_retire(db, ks);
@@ -426,6 +552,8 @@ static int catalog_visit(void *ctx, const uint8_t *key, size_t klen, const kd_lo
         atomic_store(&db->ks_by_id[FMT_KS_DEFAULT]->default_ttl_ms, e.default_ttl_ms);
         return 0;
     }
+    if (e.dropped && memchr(key, 0, klen) == NULL)
+        note_dropped(db, key, klen, e.ks_id);
     if (e.dropped || e.ks_id <= FMT_KS_DEFAULT)
         return 0;
     char name[RC_KEYSPACE_NAME_MAX + 1];
@@ -560,6 +688,12 @@ int rci_ks_refresh_catalog(rc_db *db)
         rci_keydir_unlock(cat->kd, s);
     }
     rci_epoch_exit(ep);
+    db->cat_dropped_name[0] = 0;
+    db->cat_dropped_id = 0;
+    for (size_t i = 0; i < cc.n; i++)
+        if (cc.items[i].dropped)
+            note_dropped(db, (const uint8_t *)cc.items[i].name, strlen(cc.items[i].name),
+                         cc.items[i].id);
     uint32_t live_cap = db->ks_cap;
     for (size_t i = 0; i < cc.n; i++)
         if (!cc.items[i].dropped && cc.items[i].id >= live_cap)

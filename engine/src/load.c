@@ -822,6 +822,7 @@ static int load_full(load_run *L, const uint8_t *map, size_t len, uint64_t until
     uint64_t before = 0;
     /* the database continues at the stream's until (>= every record's seq),
      * where the source's next incremental starts */
+    uint64_t records_max = F.max_seq;
     if (until > F.max_seq)
         F.max_seq = until;
     err = rci_log_reserve_ids(db, F.nseg, before, F.max_seq, &F.first);
@@ -842,6 +843,12 @@ static int load_full(load_run *L, const uint8_t *map, size_t len, uint64_t until
         goto undo_seq;
     }
     err = index_full(&F);
+    /* seqs the stream covers but holds no record of were dropped by the
+     * source's merge (trailing deletes): this copy cannot serve an
+     * incremental from below them either, and its last seq must survive a
+     * reopen, which takes it from the horizon when no record is that high */
+    if (!err && until > records_max)
+        err = rci_horizon_raise(db, until);
     goto out;
 undo_seq:
     /* nothing was loaded: give the seqs back unless a write took newer ones */

@@ -157,6 +157,18 @@ static void unlink_segment_files(rc_db *db, uint64_t id)
     unlinkat(db->dir_fd, name, 0);
 }
 
+int rci_horizon_raise(rc_db *db, uint64_t horizon)
+{
+    if (horizon <= atomic_load(&db->tombstone_horizon))
+        return 0;
+    uint8_t hz[FMT_HORIZON_LEN];
+    fmt_horizon_encode(hz, horizon);
+    int err = write_file_atomic(db, "HORIZON", hz, sizeof(hz));
+    if (!err)
+        atomic_store(&db->tombstone_horizon, horizon);
+    return err;
+}
+
 /* At open, before segments are listed: finish an interrupted deletion and
  * load the tombstone horizon. */
 int rci_merge_recover(rc_db *db)
@@ -538,14 +550,9 @@ static int delete_victims(merge_run *m)
     free(ids);
     if (err)
         return err;
-    if (m->horizon > atomic_load(&db->tombstone_horizon)) {
-        uint8_t hz[FMT_HORIZON_LEN];
-        fmt_horizon_encode(hz, m->horizon);
-        err = write_file_atomic(db, "HORIZON", hz, sizeof(hz));
-        if (err)
-            return err; /* MERGING stays: the next open finishes the deletion */
-        atomic_store(&db->tombstone_horizon, m->horizon);
-    }
+    err = rci_horizon_raise(db, m->horizon);
+    if (err)
+        return err; /* MERGING stays: the next open finishes the deletion */
     for (size_t i = 0; i < m->nv; i++) {
         atomic_store(&m->victims[i]->doomed, true);
         rci_seg_table_remove(&db->segs, m->victims[i]);
@@ -647,10 +654,7 @@ static int merge_segments(rc_db *db, segment **victims, size_t nv)
  * segments past the thresholds. *N receives the count. */
 static segment **pick_victims(rc_db *db, bool all, size_t *n)
 {
-    segment **v = malloc(SEG_SLOTS * sizeof(*v));
-    if (!v)
-        return NULL;
-    size_t k = 0;
+    size_t k = 0, cap = 0;
     uint64_t total = 0;
     int64_t now = db_now_ms(db);
     /* Per segment, merge_dead_pct bounds the garbage of any one file; when
@@ -664,11 +668,18 @@ static segment **pick_victims(rc_db *db, bool all, size_t *n)
             continue;
         all_size += atomic_load(&s->size);
         all_dead += atomic_load(&s->dead_bytes);
+        cap++;
     }
+    /* sized to the sealed segments (a rotation meanwhile adds one that waits
+     * for the next round): a SEG_SLOTS array each round would be 512 KiB,
+     * which glibc then keeps in the background thread's arena */
+    segment **v = malloc((cap ? cap : 1) * sizeof(*v));
+    if (!v)
+        return NULL;
     uint32_t pct = db->opt.merge_dead_pct;
     if (all_size && all_dead * 200 >= (uint64_t)pct * all_size)
         pct = pct / 4 ? pct / 4 : 1;
-    for (uint32_t i = 0; i < SEG_SLOTS && total < MERGE_MAX_BYTES; i++) {
+    for (uint32_t i = 0; i < SEG_SLOTS && total < MERGE_MAX_BYTES && k < cap; i++) {
         segment *s = seg_at(&db->segs, (uint16_t)i);
         if (!s || s->writable || s == db->active || atomic_load(&s->doomed))
             continue;

@@ -3,6 +3,16 @@
  * the segment's mapping with its checksum verified, then a copy (and zstd
  * decompression when flagged) into a buffer the caller owns.
  *
+ * The lookup reads only the keydir's table slot (rci_keydir_peek: tag, key
+ * length and location) and then checks in the record that it holds the key
+ * and keyspace asked for: the record's key is covered by its checksum, so a
+ * verified record with the same key is the entry's own proof, and the read
+ * costs two dependent cache misses (slot, record) instead of three (slot,
+ * entry, record). Anything unusual — a tag collision, an expiry (held only
+ * by the entry), a record that does not verify — takes the full lookup
+ * (rci_keydir_find) and the checks that always applied there, including the
+ * record's seq against the entry's.
+ *
  * The mapping is read inside an epoch (epoch.c), so merge cannot unmap the
  * segment underneath. A record that fails its checksum is never returned:
  * rci_read_record reports RC_ECORRUPT, and a read by key drops the entry
@@ -45,12 +55,66 @@ static int decode_at(rc_db *db, const kd_loc *loc, fmt_record *r)
     return 0;
 }
 
-int rci_read_record(rc_db *db, const kd_loc *loc, rc_value *out, bool want_data)
+/* The fast path's decode: true when the record at LOC (from
+ * rci_keydir_peek) verifies and holds KEY of keyspace KS with no expiry; *R
+ * is then that record. False sends the read to the full lookup (which
+ * reports what is wrong). *ERR is set only for an injected read failure. */
+static bool decode_peeked(rc_db *db, const rc_keyspace *ks, const kd_loc *loc, const void *key,
+                          size_t klen, fmt_record *r, int *err)
 {
-    fmt_record r;
-    int err = decode_at(db, loc, &r);
-    if (err)
-        return err;
+    segment *seg = seg_at(&db->segs, loc->seg);
+    if (!seg)
+        return false;
+    uint64_t size = atomic_load_explicit(&seg->size, memory_order_acquire);
+    if (loc->off >= size)
+        return false;
+    int ferr = rci_fault_check(FAULT_READ);
+    if (ferr) {
+        *err = rc_fail(rc_from_errno(ferr), "read of segment %08llu failed (injected)",
+                       (unsigned long long)seg->id);
+        return false;
+    }
+    return fmt_record_decode(seg->map + loc->off, size - loc->off, r) == FMT_OK &&
+           r->klen == klen && r->ks == ks->id && r->expires_at_ms == 0 &&
+           !(r->flags & FMT_REC_TOMBSTONE) && memcmp(r->key, key, klen) == 0;
+}
+
+/* Find KEY for a read: 0 with *LOC (and, when *DECODED, its verified record
+ * *R), RC_ENOTFOUND when absent or expired, or an injected read failure. */
+static int locate(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *key, size_t klen,
+                  kd_loc *loc, fmt_record *r, bool *decoded)
+{
+    unsigned shard = keydir_shard_of(hash);
+    *decoded = false;
+    rci_keydir_rdlock(ks->kd, shard);
+    int peek = rci_keydir_peek(ks->kd, hash, klen, loc);
+    rci_keydir_unlock(ks->kd, shard);
+    if (peek == KD_PEEK_ABSENT)
+        return RC_ENOTFOUND;
+    if (peek == KD_PEEK_CANDIDATE) {
+        int err = 0;
+        if (decode_peeked(db, ks, loc, key, klen, r, &err)) {
+            loc->seq = r->seq;
+            *decoded = true;
+            return 0;
+        }
+        if (err)
+            return err;
+    }
+    rci_keydir_rdlock(ks->kd, shard);
+    bool found = rci_keydir_find(ks->kd, hash, key, klen, loc);
+    rci_keydir_unlock(ks->kd, shard);
+    if (!found)
+        return RC_ENOTFOUND;
+    if (loc->expires_at_ms && db_now_ms(db) >= loc->expires_at_ms)
+        return RC_ENOTFOUND;
+    return 0;
+}
+
+/* Copy (or decompress) the verified record R into OUT. */
+static int copy_record(const fmt_record *rp, rc_value *out, bool want_data)
+{
+    const fmt_record r = *rp;
     out->type = (rc_type)fmt_record_type(&r);
     out->seq = r.seq;
     out->expires_at_ms = (int64_t)r.expires_at_ms;
@@ -85,6 +149,13 @@ int rci_read_record(rc_db *db, const kd_loc *loc, rc_value *out, bool want_data)
     }
     ((char *)out->data)[len] = 0;
     return 0;
+}
+
+int rci_read_record(rc_db *db, const kd_loc *loc, rc_value *out, bool want_data)
+{
+    fmt_record r;
+    int err = decode_at(db, loc, &r);
+    return err ? err : copy_record(&r, out, want_data);
 }
 
 int rci_record_sizes(rc_db *db, const kd_loc *loc, uint32_t *total, uint64_t *value_len)
@@ -131,16 +202,13 @@ static int drop_corrupt(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *k
 int rci_read_key(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *key, size_t klen,
                  rc_value *out, bool want_data)
 {
-    unsigned shard = keydir_shard_of(hash);
     kd_loc loc;
-    rci_keydir_rdlock(ks->kd, shard);
-    bool found = rci_keydir_find(ks->kd, hash, key, klen, &loc);
-    rci_keydir_unlock(ks->kd, shard);
-    if (!found)
-        return RC_ENOTFOUND;
-    if (loc.expires_at_ms && db_now_ms(db) >= loc.expires_at_ms)
-        return RC_ENOTFOUND;
-    int err = rci_read_record(db, &loc, out, want_data);
+    fmt_record r;
+    bool decoded;
+    int err = locate(db, ks, hash, key, klen, &loc, &r, &decoded);
+    if (err)
+        return err;
+    err = decoded ? copy_record(&r, out, want_data) : rci_read_record(db, &loc, out, want_data);
     if (err == RC_ECORRUPT) {
         memset(out, 0, sizeof(*out));
         err = drop_corrupt(db, ks, hash, key, klen, &loc);
@@ -210,12 +278,10 @@ static uint8_t *view_buf_get(size_t len, bool *temporary)
 
 /* Decode the record at LOC and call FN with a view of its value. *CALLED
  * tells whether FN ran (its return value is then the result). */
-static int view_record(rc_db *db, const kd_loc *loc, rc_view_fn fn, void *ctx, bool *called)
+static int view_record(const fmt_record *rp, rc_view_fn fn, void *ctx, bool *called)
 {
-    fmt_record r;
-    int err = decode_at(db, loc, &r);
-    if (err)
-        return err;
+    const fmt_record r = *rp;
+    int err;
     rc_view v = {.data = r.val,
                  .len = r.vlen,
                  .type = (rc_type)fmt_record_type(&r),
@@ -253,17 +319,16 @@ static int view_record(rc_db *db, const kd_loc *loc, rc_view_fn fn, void *ctx, b
 int rci_read_key_view(rc_db *db, rc_keyspace *ks, uint64_t hash, const void *key, size_t klen,
                       rc_view_fn fn, void *ctx)
 {
-    unsigned shard = keydir_shard_of(hash);
     kd_loc loc;
-    rci_keydir_rdlock(ks->kd, shard);
-    bool found = rci_keydir_find(ks->kd, hash, key, klen, &loc);
-    rci_keydir_unlock(ks->kd, shard);
-    if (!found)
-        return RC_ENOTFOUND;
-    if (loc.expires_at_ms && db_now_ms(db) >= loc.expires_at_ms)
-        return RC_ENOTFOUND;
-    bool called = false;
-    int err = view_record(db, &loc, fn, ctx, &called);
+    fmt_record r;
+    bool decoded, called = false;
+    int err = locate(db, ks, hash, key, klen, &loc, &r, &decoded);
+    if (err)
+        return err;
+    if (!decoded)
+        err = decode_at(db, &loc, &r);
+    if (!err)
+        err = view_record(&r, fn, ctx, &called);
     if (!called && err == RC_ECORRUPT)
         err = drop_corrupt(db, ks, hash, key, klen, &loc);
     return err;

@@ -15,12 +15,12 @@
  * ks_load_catalog keeps the live ones.
  *
  * Hinted segments are loaded by rc_options.recovery_threads threads, one
- * keydir shard per thread at a time (see "hinted segments" below); scanned
- * segments (the tail, a segment whose hint is missing or bad) by the opening
- * thread alone. Either way every shard receives its records in segment and
+ * keydir shard per thread at a time (recovery_hint.c); scanned segments (the
+ * tail, a segment whose hint is missing or bad) by the opening thread
+ * alone. Either way every shard receives its records in segment and
  * file order, so the result is the same for any number of threads.
  */
-#include "db.h"
+#include "recovery.h"
 #include "fault.h"
 #include "scan.h"
 #include "format/hint.h"
@@ -41,34 +41,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TOMBSTONE_MARK 1               /* expires_at_ms of a tombstone during recovery */
-#define RECOVERY_THREADS_MAX 8u        /* cap of rc_options.recovery_threads */
-#define WINDOW_HINT_BYTES (128u << 20) /* hints mapped and sorted at once (below) */
-#define AHEAD 16                       /* entries decoded ahead of insertion */
+#define TOMBSTONE_MARK REC_TOMBSTONE_MARK
 
-#ifdef RC_FAULT_INJECTION
-static size_t window_bytes = WINDOW_HINT_BYTES;
-void rc_recovery_window(size_t bytes)
-{
-    window_bytes = bytes ? bytes : WINDOW_HINT_BYTES;
-}
-#else
-#define window_bytes WINDOW_HINT_BYTES
-#endif
-
-/* Byte accounting of the inserts one thread makes: kept in plain fields and
- * added to the shared atomics when the segment or keyspace changes and at
- * the end, so that two loading threads do not bounce those cache lines. */
-typedef struct rec_acct {
-    rc_db *db;
-    segment *seg;
-    uint64_t seg_dead;
-    rc_keyspace *ks;
-    uint64_t ks_dead, ks_vbytes, ks_kbytes;
-    uint64_t corrupt; /* records naming an impossible keyspace id */
-} rec_acct;
-
-static void acct_flush(rec_acct *a)
+void rci_rec_acct_flush(rec_acct *a)
 {
     if (a->seg && a->seg_dead)
         atomic_fetch_add_explicit(&a->seg->dead_bytes, a->seg_dead, memory_order_relaxed);
@@ -84,23 +59,15 @@ static void acct_flush(rec_acct *a)
     a->ks_dead = a->ks_vbytes = a->ks_kbytes = 0;
 }
 
-static void acct_seg(rec_acct *a, segment *seg)
-{
-    if (seg != a->seg) {
-        acct_flush(a);
-        a->seg = seg;
-    }
-}
-
 static void acct_ks(rec_acct *a, rc_keyspace *ks)
 {
     if (ks != a->ks) {
-        acct_flush(a);
+        rci_rec_acct_flush(a);
         a->ks = ks;
     }
 }
 
-static rc_keyspace *ks_for_id(rc_db *db, uint32_t id)
+rc_keyspace *rci_rec_ks_for_id(rc_db *db, uint32_t id)
 {
     rc_keyspace *ks = rci_ks_by_id(db, id);
     if (ks)
@@ -138,12 +105,9 @@ static uint64_t user_vlen(rc_db *db, const kd_loc *loc, uint8_t flags, uint32_t 
     return 0;
 }
 
-/* Insert one record of segment A->seg into KS (NULL: the id was above
- * KS_ID_MAX, which no keyspace ever had: damage). The caller owns the key's
- * keydir shard. 0 or RC_ENOMEM. */
-static int insert(rec_acct *a, rc_keyspace *ks, uint8_t flags, uint64_t seq, uint32_t ks_id,
-                  uint64_t exp, const uint8_t *key, uint32_t klen, uint32_t off, uint32_t total,
-                  uint64_t hash)
+int rci_rec_insert(rec_acct *a, rc_keyspace *ks, uint8_t flags, uint64_t seq, uint32_t ks_id,
+                   uint64_t exp, const uint8_t *key, uint32_t klen, uint32_t off, uint32_t total,
+                   uint64_t hash)
 {
     if (!ks) {
         a->corrupt++;
@@ -178,19 +142,6 @@ static int insert(rec_acct *a, rc_keyspace *ks, uint8_t flags, uint64_t seq, uin
     return 0;
 }
 
-/* Sequence numbers seen in one segment. */
-typedef struct seq_range {
-    uint64_t min, max;
-} seq_range;
-
-static inline void seq_note(seq_range *r, uint64_t seq)
-{
-    if (seq > r->max)
-        r->max = seq;
-    if (!r->min || seq < r->min)
-        r->min = seq;
-}
-
 /* ---- scanned segments: one thread, records inserted as the scan meets them */
 
 typedef struct scan_ctx {
@@ -211,16 +162,16 @@ static int scan_insert(void *ctx, const fmt_record *r, uint32_t off)
         c->acct.seg->ck_max = r->seq;
     c->in_batch = (r->flags & FMT_REC_BATCH) != 0;
     if (r->ks <= KS_ID_MAX) {
-        seq_note(&c->seqs, r->seq);
-        if (!(ks = ks_for_id(c->db, r->ks)))
+        rci_seq_note(&c->seqs, r->seq);
+        if (!(ks = rci_rec_ks_for_id(c->db, r->ks)))
             return c->err = RC_ENOMEM;
     }
-    int err = insert(&c->acct, ks, r->flags, r->seq, r->ks, r->expires_at_ms, r->key, r->klen, off,
-                     r->total_len, rci_keydir_hash(r->key, r->klen));
+    int err = rci_rec_insert(&c->acct, ks, r->flags, r->seq, r->ks, r->expires_at_ms, r->key,
+                             r->klen, off, r->total_len, rci_keydir_hash(r->key, r->klen));
     return err ? (c->err = err) : 0;
 }
 
-static void publish_seqs(rc_db *db, segment *seg, const seq_range *r)
+void rci_rec_publish_seqs(rc_db *db, segment *seg, const seq_range *r)
 {
     if (r->max > atomic_load(&db->last_seq))
         atomic_store(&db->last_seq, r->max);
@@ -243,8 +194,7 @@ static int note_damage(rc_db *db, const rc_damage *d)
     return 0;
 }
 
-/* Read SEG by scanning its records (no usable hint). */
-static int scan_one(rc_db *db, segment *seg, bool tail)
+int rci_rec_scan_one(rc_db *db, segment *seg, bool tail)
 {
     scan_ctx c = {.db = db, .acct = {.db = db, .seg = seg}};
     scan_result res;
@@ -252,7 +202,7 @@ static int scan_one(rc_db *db, segment *seg, bool tail)
     rci_seg_ckpt_reset(seg); /* a hint that failed may have begun it */
     if (rci_scan_segment(seg, tail, scan_insert, &c, &res) != 0 && !c.err)
         c.err = RC_ENOMEM;
-    acct_flush(&c.acct);
+    rci_rec_acct_flush(&c.acct);
     db->corrupt_records += c.acct.corrupt;
     db->segments_scanned++;
     db->corrupt_records += res.corrupt;
@@ -291,634 +241,8 @@ static int scan_one(rc_db *db, segment *seg, bool tail)
     }
     if (c.err)
         err = c.err;
-    publish_seqs(db, seg, &c.seqs);
+    rci_rec_publish_seqs(db, seg, &c.seqs);
     return err;
-}
-
-/* ---- hinted segments: a window of them loaded by several threads
- *
- * Consecutive segments with a hint file are gathered into a window (up to
- * WINDOW_HINT_BYTES of hints). Step 1, one hint per thread at a time: map
- * the hint, verify it, decode every entry, hash its key and sort the entries
- * by keydir shard (a stable counting sort, so each shard keeps file order).
- * Step 2, one keydir shard per thread at a time: insert that shard's entries
- * of every hint of the window, hint by hint in segment order, into whichever
- * keyspace each names. Shards are independent (a key lives in one), so each
- * shard sees its records in exactly the order a single thread would insert
- * them, and the result does not depend on the thread count: the same entries
- * win (by seq; on equal seq the first inserted stays), the same bytes are
- * counted dead. A shard's table (~1/64 of the keydir) is also small enough to
- * stay in cache while its entries go in, where file order probes all of it
- * at random. Keyspaces a window names are created, by the opening thread,
- * between the steps. A hint that fails to verify is skipped by step 2 and
- * its segment scanned in its turn, between the hints before and after it. */
-
-typedef struct rec_item {
-    uint64_t hash;
-    union {
-        const uint8_t *ent; /* version 1: the entry in the mapped hint */
-        uint64_t off;       /* version 2: the record's offset in the segment */
-    };
-} rec_item;
-
-struct hint_src;
-
-/* Version 2: a run of blocks of one hint, decoded by one thread in step 1. */
-typedef struct hint_part {
-    struct hint_src *s;
-    uint64_t b0, b1; /* blocks [b0, b1) */
-    size_t count[KEYDIR_SHARDS];
-    seq_range seqs;
-    uint32_t *ks_ids;
-    size_t n_ks, ids_cap;
-    uint32_t last_ks;
-    int fail; /* 0, FMT_* (hint or record mismatch), or -1 (ENOMEM) */
-} hint_part;
-
-typedef struct hint_src {
-    segment *seg;
-    int fd;
-    size_t len;
-    uint8_t *map;
-    bool ok; /* verified and sorted by step 1 */
-    int err; /* RC_ENOMEM in step 1 */
-    seq_range seqs;
-    uint32_t *ks_ids; /* keyspace ids the entries name (<= KS_ID_MAX), sorted, unique */
-    size_t n_ks;
-    rec_item *items;                  /* the entries, grouped by shard */
-    size_t start[KEYDIR_SHARDS + 1u]; /* shard s: items[start[s] .. start[s + 1]) */
-    /* version 2 (keyless, in blocks): opened by the opening thread, whose
-     * blocks step 1 decodes in parts on several threads */
-    uint16_t version;
-    fmt_hint_header h;
-    uint64_t nblocks;
-    rec_item *tmp;  /* the entries in file order */
-    uint64_t *seqv; /* their seqs, for the segment's checkpoints */
-    hint_part *parts;
-    size_t nparts;
-} hint_src;
-
-/* One job of step 1: a whole version 1 hint, or a part of a version 2 one. */
-typedef struct prep_job {
-    hint_src *s;
-    hint_part *part; /* NULL: version 1 */
-} prep_job;
-
-typedef struct rec_window {
-    rc_db *db;
-    hint_src *src;
-    size_t n, cap;
-    size_t bytes;
-    unsigned threads;
-    /* the current step's work: jobs (step 1) or the run src[lo, hi) (step 2) */
-    prep_job *jobs;
-    size_t njobs;
-    size_t lo, hi;
-    uint32_t run_ks; /* the one keyspace id the run names, else UINT32_MAX */
-    _Atomic size_t next;
-    pthread_mutex_t mu; /* guards the fields below (step 2's results) */
-    uint64_t corrupt;
-    int err;
-} rec_window;
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Step 1's state while one hint is walked. */
-typedef struct prep_ctx {
-    hint_src *s;
-    rec_item *tmp; /* the entries in file order */
-    size_t count[KEYDIR_SHARDS];
-    size_t ids_cap;
-    uint32_t last_ks;
-    bool oom;
-} prep_ctx;
-
-static int prep_entry(void *ctx, const fmt_hint_header *h, uint64_t i, const fmt_hint_entry *e,
-                      size_t pos)
-{
-    prep_ctx *c = ctx;
-    hint_src *s = c->s;
-    if (i == 0) { /* the walk checked the trailer and bounded h->count */
-        c->tmp = malloc(h->count * sizeof(*c->tmp));
-        if (!c->tmp)
-            return c->oom = true, -1;
-    }
-    uint64_t hash = rci_keydir_hash(e->key, e->klen);
-    c->tmp[i].hash = hash;
-    c->tmp[i].ent = s->map + pos;
-    c->count[keydir_shard_of(hash)]++;
-    rci_seg_ckpt_note(s->seg, e->offset, e->seq);
-    if (e->ks > KS_ID_MAX)
-        return 0; /* damage, counted by step 2 */
-    seq_note(&s->seqs, e->seq);
-    if (e->ks != c->last_ks) {
-        c->last_ks = e->ks;
-        if (s->n_ks == c->ids_cap) {
-            c->ids_cap = c->ids_cap ? c->ids_cap * 2 : 4;
-            uint32_t *n = realloc(s->ks_ids, c->ids_cap * sizeof(*n));
-            if (!n)
-                return c->oom = true, -1;
-            s->ks_ids = n;
-        }
-        s->ks_ids[s->n_ks++] = e->ks;
-    }
-    return 0;
-}
-
-/* Step 1 for one hint. Sets S->ok, or S->err on ENOMEM; a hint that does
- * not verify is left !ok (and its segment will be scanned). */
-static void src_prepare(hint_src *s)
-{
-    uint8_t *p = s->map;
-    prep_ctx c = {.s = s, .last_ks = UINT32_MAX};
-    fmt_hint_header h;
-    /* one pass: every entry is checked before prep_entry sees it, and
-     * nothing it saw is used unless the whole hint verifies */
-    int rc = fmt_hint_file_walk(p, s->len, &h, prep_entry, &c);
-    if (rc != FMT_OK || h.segment_id != s->seg->id || h.covered != atomic_load(&s->seg->size)) {
-        if (c.oom)
-            s->err = RC_ENOMEM;
-        free(c.tmp);
-        free(s->ks_ids);
-        s->ks_ids = NULL;
-        s->n_ks = 0;
-        s->seqs = (seq_range){0, 0};
-        return;
-    }
-    if (h.count && !(s->items = malloc(h.count * sizeof(*s->items)))) {
-        free(c.tmp);
-        s->err = RC_ENOMEM;
-        return;
-    }
-    if (s->n_ks > 1) {
-        qsort(s->ks_ids, s->n_ks, sizeof(*s->ks_ids), cmp_u32);
-        size_t k = 1;
-        for (size_t i = 1; i < s->n_ks; i++)
-            if (s->ks_ids[i] != s->ks_ids[k - 1])
-                s->ks_ids[k++] = s->ks_ids[i];
-        s->n_ks = k;
-    }
-    /* stable counting sort by shard */
-    s->start[0] = 0;
-    for (unsigned sh = 0; sh < KEYDIR_SHARDS; sh++)
-        s->start[sh + 1] = s->start[sh] + c.count[sh];
-    size_t fill[KEYDIR_SHARDS];
-    memcpy(fill, s->start, sizeof(fill));
-    for (uint64_t i = 0; i < h.count; i++)
-        s->items[fill[keydir_shard_of(c.tmp[i].hash)]++] = c.tmp[i];
-    free(c.tmp);
-    s->ok = true;
-}
-
-/* ---- version 2 hints: step 1 split within a file
- *
- * A v2 hint holds no keys: each entry names a record of the segment, whose
- * key is read from the segment's mapping. The opening thread maps the hint
- * and checks its header, trailer checksum and block index (fmt_hint2_file_open,
- * one pass of XXH3); its blocks (4096 entries each) are then decoded in
- * parts by all threads, each entry checked against the record it names (the
- * header of the record, decoded without its checksum, must say the same
- * flags, seq, keyspace, expiry, key length and total length, else the hint
- * is not used and the segment is scanned) and its key hashed. The opening
- * thread then joins the parts: per-shard counts, keyspaces, seqs, the
- * segment's checkpoints, and the counting sort by shard. The key bytes are
- * not checked at open; the record's checksum covers them when the value is
- * read, as it covers everything a v1 entry pointed at. */
-
-static int prep2_entry(void *ctx, const fmt_hint_header *h, uint64_t i, const fmt_hint_entry *e,
-                       size_t pos)
-{
-    (void)h;
-    (void)pos;
-    hint_part *p = ctx;
-    hint_src *s = p->s;
-    segment *seg = s->seg;
-    uint64_t size = atomic_load_explicit(&seg->size, memory_order_relaxed);
-    fmt_record r;
-    const uint8_t ign = FMT_REC_BATCH | FMT_REC_BATCH_END | FMT_REC_HAS_KS | FMT_REC_HAS_EXPIRY;
-    if (!seg->map || e->offset >= size ||
-        fmt_record_peek(seg->map + e->offset, size - e->offset, &r) != FMT_OK || !r.key ||
-        (r.flags & (uint8_t)~ign) != (e->flags & (uint8_t)~ign) || r.seq != e->seq ||
-        r.ks != e->ks || r.expires_at_ms != e->expires_at_ms || r.klen != e->klen ||
-        r.total_len != e->total_len)
-        return p->fail = FMT_ECORRUPT;
-    uint64_t hash = rci_keydir_hash(r.key, r.klen);
-    s->tmp[i].hash = hash;
-    s->tmp[i].off = e->offset;
-    s->seqv[i] = e->seq;
-    p->count[keydir_shard_of(hash)]++;
-    if (e->ks > KS_ID_MAX)
-        return 0; /* damage, counted by step 2 */
-    seq_note(&p->seqs, e->seq);
-    if (e->ks != p->last_ks) {
-        p->last_ks = e->ks;
-        if (p->n_ks == p->ids_cap) {
-            p->ids_cap = p->ids_cap ? p->ids_cap * 2 : 4;
-            uint32_t *n = realloc(p->ks_ids, p->ids_cap * sizeof(*n));
-            if (!n)
-                return p->fail = -1;
-            p->ks_ids = n;
-        }
-        p->ks_ids[p->n_ks++] = e->ks;
-    }
-    return 0;
-}
-
-static void part_prepare(hint_part *p)
-{
-    hint_src *s = p->s;
-    for (uint64_t b = p->b0; b < p->b1 && !p->fail; b++) {
-        int rc = fmt_hint2_block_walk(s->map, s->len, &s->h, b, prep2_entry, p);
-        if (rc && !p->fail)
-            p->fail = rc;
-    }
-}
-
-/* Map SRC's hint (the opening thread): a version 2 hint is checked and cut
- * into parts for step 1; anything else is left to src_prepare (version 1,
- * or a file that does not verify, which it will reject). */
-static int src_open(rec_window *w, hint_src *s)
-{
-    uint8_t *p = mmap(NULL, s->len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, s->fd, 0);
-    close(s->fd);
-    s->fd = -1;
-    if (p == MAP_FAILED)
-        return 0;
-    s->map = p;
-    s->version = fmt_get_u16(p + 4);
-    if (s->version != 2)
-        return 0;
-    if (fmt_hint2_file_open(p, s->len, &s->h, &s->nblocks) != FMT_OK ||
-        s->h.segment_id != s->seg->id || s->h.covered != atomic_load(&s->seg->size)) {
-        munmap(p, s->len); /* not used: its segment is scanned */
-        s->map = NULL;
-        s->version = 0;
-        return 0;
-    }
-    size_t n = s->h.count;
-    size_t nparts = s->nblocks < (size_t)w->threads * 4u ? s->nblocks : (size_t)w->threads * 4u;
-    if (n == 0) {
-        s->ok = true;
-        return 0;
-    }
-    s->tmp = malloc(n * sizeof(*s->tmp));
-    s->seqv = malloc(n * sizeof(*s->seqv));
-    s->parts = calloc(nparts, sizeof(*s->parts));
-    if (!s->tmp || !s->seqv || !s->parts)
-        return RC_ENOMEM;
-    s->nparts = nparts;
-    for (size_t i = 0; i < nparts; i++) {
-        hint_part *hp = &s->parts[i];
-        hp->s = s;
-        hp->b0 = s->nblocks * i / nparts;
-        hp->b1 = s->nblocks * (i + 1) / nparts;
-        hp->last_ks = UINT32_MAX;
-    }
-    return 0;
-}
-
-/* Join the parts of a version 2 hint after step 1. */
-static int src_join(hint_src *s)
-{
-    if (s->version != 2 || !s->nparts)
-        return 0;
-    for (size_t i = 0; i < s->nparts; i++) {
-        if (s->parts[i].fail == -1)
-            return RC_ENOMEM;
-        if (s->parts[i].fail)
-            return 0; /* the hint does not match its segment: scan it */
-    }
-    size_t n = s->h.count, nks = 0, count[KEYDIR_SHARDS] = {0};
-    for (size_t i = 0; i < s->nparts; i++) {
-        hint_part *hp = &s->parts[i];
-        for (unsigned sh = 0; sh < KEYDIR_SHARDS; sh++)
-            count[sh] += hp->count[sh];
-        if (hp->seqs.max) {
-            seq_note(&s->seqs, hp->seqs.min);
-            seq_note(&s->seqs, hp->seqs.max);
-        }
-        nks += hp->n_ks;
-    }
-    if (nks) {
-        if (!(s->ks_ids = malloc(nks * sizeof(*s->ks_ids))))
-            return RC_ENOMEM;
-        for (size_t i = 0; i < s->nparts; i++) {
-            memcpy(s->ks_ids + s->n_ks, s->parts[i].ks_ids, s->parts[i].n_ks * sizeof(uint32_t));
-            s->n_ks += s->parts[i].n_ks;
-        }
-        qsort(s->ks_ids, s->n_ks, sizeof(*s->ks_ids), cmp_u32);
-        size_t k = 1;
-        for (size_t i = 1; i < s->n_ks; i++)
-            if (s->ks_ids[i] != s->ks_ids[k - 1])
-                s->ks_ids[k++] = s->ks_ids[i];
-        s->n_ks = k;
-    }
-    for (size_t i = 0; i < n; i++)
-        rci_seg_ckpt_note(s->seg, s->tmp[i].off, s->seqv[i]);
-    free(s->seqv);
-    s->seqv = NULL;
-    if (!(s->items = malloc(n * sizeof(*s->items))))
-        return RC_ENOMEM;
-    s->start[0] = 0;
-    for (unsigned sh = 0; sh < KEYDIR_SHARDS; sh++)
-        s->start[sh + 1] = s->start[sh] + count[sh];
-    size_t fill[KEYDIR_SHARDS];
-    memcpy(fill, s->start, sizeof(fill));
-    for (size_t i = 0; i < n; i++)
-        s->items[fill[keydir_shard_of(s->tmp[i].hash)]++] = s->tmp[i];
-    free(s->tmp);
-    s->tmp = NULL;
-    s->ok = true;
-    return 0;
-}
-
-/* Step 2, version 2: insert N entries IT of hint S, reading each record's
- * header and key from the segment (checked against the hint by step 1):
- * fetched 2 * AHEAD before its insertion, decoded and its slot fetched
- * AHEAD before, as for version 1. */
-static int load_shard2(rc_db *db, hint_src *s, const rec_item *it, size_t n, rec_acct *a)
-{
-    const uint8_t *map = s->seg->map;
-    uint64_t size = atomic_load_explicit(&s->seg->size, memory_order_relaxed);
-    fmt_record win[AHEAD];
-    rc_keyspace *wks[AHEAD];
-    rc_keyspace *pks = NULL;
-    uint32_t pks_id = UINT32_MAX;
-    for (size_t i = 0; i < n && i < 2 * AHEAD; i++)
-        __builtin_prefetch(map + it[i].off);
-    for (size_t i = 0, decoded = 0; i < n; i++) {
-        while (decoded < n && decoded - i < AHEAD) {
-            if (decoded + 2 * AHEAD < n)
-                __builtin_prefetch(map + it[decoded + 2 * AHEAD].off);
-            fmt_record *r = &win[decoded % AHEAD];
-            uint64_t off = it[decoded].off;
-            fmt_record_peek(map + off, size - off, r); /* checked by step 1 */
-            if (r->ks != pks_id) {
-                pks_id = r->ks;
-                pks = r->ks <= KS_ID_MAX ? rci_ks_by_id(db, r->ks) : NULL;
-            }
-            wks[decoded % AHEAD] = pks;
-            if (pks)
-                rci_keydir_prefetch(pks->kd, it[decoded].hash);
-            decoded++;
-        }
-        const fmt_record *r = &win[i % AHEAD];
-        uint8_t flags = r->flags & (uint8_t) ~(FMT_REC_BATCH | FMT_REC_BATCH_END);
-        int err = insert(a, wks[i % AHEAD], flags, r->seq, r->ks, r->expires_at_ms, r->key, r->klen,
-                         (uint32_t)it[i].off, r->total_len, it[i].hash);
-        if (err)
-            return err;
-    }
-    return 0;
-}
-
-/* Step 2 for one shard: its entries of the run w->src[lo, hi). */
-static int load_shard(rec_window *w, unsigned shard, rec_acct *a)
-{
-    rc_db *db = w->db;
-    /* A run naming one keyspace: size the shard's table for all of its
-     * entries at once (no rehash on the way), then give back what
-     * duplicates left unused. Best effort: growth copes otherwise. */
-    rc_keyspace *rks = w->run_ks <= KS_ID_MAX ? rci_ks_by_id(db, w->run_ks) : NULL;
-    if (rks) {
-        size_t more = 0;
-        for (size_t f = w->lo; f < w->hi; f++)
-            more += w->src[f].start[shard + 1] - w->src[f].start[shard];
-        (void)rci_keydir_shard_reserve(rks->kd, shard, more);
-    }
-    int err = 0;
-    for (size_t f = w->lo; f < w->hi && !err; f++) {
-        hint_src *s = &w->src[f];
-        const rec_item *it = s->items + s->start[shard];
-        size_t n = s->start[shard + 1] - s->start[shard];
-        acct_seg(a, s->seg);
-        if (s->version == 2) {
-            err = load_shard2(db, s, it, n, a);
-            continue;
-        }
-        /* Inserting is bound by cache misses on the table slot and on the
-         * entry in the hint (1/64 of the entries: a stride of ~1.5 KiB):
-         * fetch an entry 2 * AHEAD before its insertion, decode it and
-         * fetch its slot AHEAD before. */
-        fmt_hint_entry win[AHEAD];
-        rc_keyspace *wks[AHEAD];
-        rc_keyspace *pks = NULL;
-        uint32_t pks_id = UINT32_MAX;
-        size_t end = s->len - FMT_HINT_TRAILER_LEN;
-        for (size_t i = 0; i < n && i < 2 * AHEAD; i++)
-            __builtin_prefetch(it[i].ent);
-        for (size_t i = 0, decoded = 0; i < n; i++) {
-            while (decoded < n && decoded - i < AHEAD) {
-                if (decoded + 2 * AHEAD < n)
-                    __builtin_prefetch(it[decoded + 2 * AHEAD].ent);
-                fmt_hint_entry *e = &win[decoded % AHEAD];
-                size_t used;
-                fmt_hint_entry_decode(it[decoded].ent, end - (size_t)(it[decoded].ent - s->map), e,
-                                      &used); /* verified by step 1 */
-                if (e->ks != pks_id) {
-                    pks_id = e->ks;
-                    pks = e->ks <= KS_ID_MAX ? rci_ks_by_id(db, e->ks) : NULL;
-                }
-                wks[decoded % AHEAD] = pks;
-                if (pks)
-                    rci_keydir_prefetch(pks->kd, it[decoded].hash);
-                decoded++;
-            }
-            const fmt_hint_entry *e = &win[i % AHEAD];
-            err = insert(a, wks[i % AHEAD], e->flags, e->seq, e->ks, e->expires_at_ms, e->key,
-                         e->klen, e->offset, e->total_len, it[i].hash);
-            if (err)
-                break;
-        }
-    }
-    if (rks)
-        rci_keydir_shard_trim(rks->kd, shard);
-    return err;
-}
-
-static void *step_prepare(void *arg)
-{
-    rec_window *w = arg;
-    size_t i;
-    while ((i = atomic_fetch_add(&w->next, 1)) < w->njobs) {
-        if (w->jobs[i].part)
-            part_prepare(w->jobs[i].part);
-        else
-            src_prepare(w->jobs[i].s);
-    }
-    return NULL;
-}
-
-static void *step_load(void *arg)
-{
-    rec_window *w = arg;
-    rec_acct a = {.db = w->db};
-    int err = 0;
-    size_t shard;
-    while (!err && (shard = atomic_fetch_add(&w->next, 1)) < KEYDIR_SHARDS)
-        err = load_shard(w, (unsigned)shard, &a);
-    acct_flush(&a);
-    pthread_mutex_lock(&w->mu);
-    w->corrupt += a.corrupt;
-    if (err && !w->err)
-        w->err = err;
-    pthread_mutex_unlock(&w->mu);
-    return NULL;
-}
-
-/* Run FN on W with up to w->threads threads, this one included. Work is
- * handed out through w->next, so fewer threads (pthread_create failing)
- * only take longer. */
-static void run_step(rec_window *w, void *(*fn)(void *), size_t jobs)
-{
-    atomic_store(&w->next, 0);
-    pthread_t tid[RECOVERY_THREADS_MAX];
-    unsigned extra = 0, want = w->threads < jobs ? w->threads : (unsigned)jobs;
-    while (extra + 1 < want && pthread_create(&tid[extra], NULL, fn, w) == 0)
-        extra++;
-    fn(w);
-    while (extra)
-        pthread_join(tid[--extra], NULL);
-}
-
-static void src_release(hint_src *s)
-{
-    if (s->fd >= 0)
-        close(s->fd);
-    if (s->map)
-        munmap(s->map, s->len);
-    free(s->items);
-    free(s->ks_ids);
-    free(s->tmp);
-    free(s->seqv);
-    for (size_t i = 0; i < s->nparts; i++)
-        free(s->parts[i].ks_ids);
-    free(s->parts);
-    memset(s, 0, sizeof(*s));
-    s->fd = -1;
-}
-
-/* Load every hint of the window in segment order (a hint that fails to
- * verify: its segment scanned in its turn), then empty the window. */
-static int window_flush(rec_window *w, uint64_t tail_id)
-{
-    rc_db *db = w->db;
-    int err = 0;
-    if (!w->n)
-        return 0;
-    /* step 1's jobs: a version 1 hint whole, a version 2 one in parts */
-    size_t njobs = 0;
-    for (size_t i = 0; i < w->n && !err; i++) {
-        err = src_open(w, &w->src[i]);
-        njobs += w->src[i].version == 2 ? w->src[i].nparts : w->src[i].map != NULL;
-    }
-    prep_job *jobs = err ? NULL : malloc((njobs ? njobs : 1) * sizeof(*jobs));
-    if (!err && !jobs)
-        err = RC_ENOMEM;
-    if (err)
-        goto out;
-    w->njobs = 0;
-    for (size_t i = 0; i < w->n; i++) {
-        hint_src *s = &w->src[i];
-        if (s->version == 2)
-            for (size_t k = 0; k < s->nparts; k++)
-                jobs[w->njobs++] = (prep_job){s, &s->parts[k]};
-        else if (s->map)
-            jobs[w->njobs++] = (prep_job){s, NULL};
-    }
-    w->jobs = jobs;
-    run_step(w, step_prepare, w->njobs);
-    w->jobs = NULL;
-    free(jobs);
-    for (size_t i = 0; i < w->n && !err; i++) {
-        hint_src *s = &w->src[i];
-        err = src_join(s);
-        if (s->err)
-            err = s->err;
-        for (size_t k = 0; k < s->n_ks && !err && s->ok; k++)
-            if (!ks_for_id(db, s->ks_ids[k]))
-                err = RC_ENOMEM;
-    }
-    for (size_t i = 0; i < w->n && !err;) {
-        if (!w->src[i].ok) {
-            segment *seg = w->src[i].seg;
-            src_release(&w->src[i]);
-            err = scan_one(db, seg, seg->id == tail_id);
-            i++;
-            continue;
-        }
-        size_t j = i;
-        while (j < w->n && w->src[j].ok)
-            j++;
-        w->lo = i;
-        w->hi = j;
-        w->run_ks = UINT32_MAX;
-        for (size_t k = i; k < j; k++) {
-            const hint_src *s = &w->src[k];
-            if (s->n_ks > 1 ||
-                (s->n_ks == 1 && w->run_ks != UINT32_MAX && w->run_ks != s->ks_ids[0])) {
-                w->run_ks = UINT32_MAX;
-                break;
-            }
-            if (s->n_ks == 1)
-                w->run_ks = s->ks_ids[0];
-        }
-        w->corrupt = 0;
-        w->err = 0;
-        run_step(w, step_load, KEYDIR_SHARDS);
-        db->corrupt_records += w->corrupt;
-        err = w->err;
-        for (; i < j; i++) {
-            hint_src *s = &w->src[i];
-            db->hint_files_used++;
-            s->seg->hint_bytes = s->len;
-            atomic_store(&s->seg->has_hint, true);
-            publish_seqs(db, s->seg, &s->seqs);
-            src_release(s);
-        }
-    }
-out:
-    for (size_t i = 0; i < w->n; i++)
-        src_release(&w->src[i]);
-    w->n = 0;
-    w->bytes = 0;
-    return err;
-}
-
-/* Queue SEG's hint in the window if it has one worth trying: true if so. */
-static bool window_add(rec_window *w, segment *seg)
-{
-    char name[32];
-    rci_seg_name(name, sizeof(name), seg->id, "hint");
-    int fd = openat(w->db->dir_fd, name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || st.st_size < FMT_HINT_HEADER_LEN + FMT_HINT_TRAILER_LEN) {
-        close(fd);
-        return false;
-    }
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 8;
-        hint_src *n = realloc(w->src, cap * sizeof(*n));
-        if (!n) {
-            close(fd);
-            return false; /* scanned instead */
-        }
-        w->src = n;
-        w->cap = cap;
-    }
-    hint_src *s = &w->src[w->n++];
-    memset(s, 0, sizeof(*s));
-    s->seg = seg;
-    s->fd = fd;
-    s->len = (size_t)st.st_size;
-    w->bytes += s->len;
-    return true;
 }
 
 static unsigned recovery_threads(const rc_db *db)
@@ -1138,8 +462,11 @@ int rci_recover(rc_db *db)
         }
     }
     bool have_db_id = false;
-    rec_window w = {.db = db, .threads = recovery_threads(db)};
-    pthread_mutex_init(&w.mu, NULL);
+    rec_window *w = rci_window_new(db, recovery_threads(db));
+    if (!w) {
+        free(ids);
+        return RC_ENOMEM;
+    }
     for (size_t i = 0; i < n && !err; i++) {
         segment *seg;
         char hname[32];
@@ -1180,22 +507,19 @@ int rci_recover(rc_db *db)
             unlinkat(db->dir_fd, nm, 0);
             continue;
         }
-        if (db->opt.write_hints && window_add(&w, seg)) {
-            if (w.bytes >= window_bytes)
-                err = window_flush(&w, tail_id);
+        if (db->opt.write_hints && rci_window_add(w, seg)) {
+            if (rci_window_full(w))
+                err = rci_window_flush(w, tail_id);
             continue;
         }
         /* segments are read in order: the hints queued before this one first */
-        err = window_flush(&w, tail_id);
+        err = rci_window_flush(w, tail_id);
         if (!err)
-            err = scan_one(db, seg, seg->id == tail_id);
+            err = rci_rec_scan_one(db, seg, seg->id == tail_id);
     }
     if (!err)
-        err = window_flush(&w, tail_id);
-    for (size_t i = 0; i < w.n; i++)
-        src_release(&w.src[i]);
-    free(w.src);
-    pthread_mutex_destroy(&w.mu);
+        err = rci_window_flush(w, tail_id);
+    rci_window_free(w);
     free(ids);
     if (err)
         return err;

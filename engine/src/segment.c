@@ -1,8 +1,9 @@
 /*
  * segment.c — segment files and the slot table.
  *
- * The active segment is preallocated in SEG_GROW_STEP chunks with fallocate
- * and written through a MAP_SHARED mapping: a record copied into the mapping
+ * The active segment is preallocated with fallocate, in steps that grow with
+ * the file (SEG_PREALLOC_MIN .. SEG_PREALLOC_MAX, segment.h), and written
+ * through a MAP_SHARED mapping: a record copied into the mapping
  * is in the page cache at once, so it survives a crash of the process without
  * a system call per write, and a full disk shows up as a clean ENOSPC from
  * fallocate before anything is copied, never as a SIGBUS. Durability is the
@@ -272,7 +273,10 @@ int rci_seg_reserve(segment *seg, uint64_t need)
     if (size + need > seg->map_len)
         return RC_ELIMIT; /* the caller rotates first */
     uint64_t want = size + need - seg->file_len;
-    want = (want + SEG_GROW_STEP - 1) / SEG_GROW_STEP * SEG_GROW_STEP;
+    uint64_t step = seg->file_len < SEG_PREALLOC_MIN   ? SEG_PREALLOC_MIN
+                    : seg->file_len > SEG_PREALLOC_MAX ? SEG_PREALLOC_MAX
+                                                       : seg->file_len;
+    want = (want + step - 1) / step * step;
     if (seg->direct) /* end on a block: the zero-fill is O_DIRECT */
         want = (seg->file_len + want + RCI_DIO_BLOCK - 1) / RCI_DIO_BLOCK * RCI_DIO_BLOCK -
                seg->file_len;
@@ -328,6 +332,21 @@ int rci_seg_remap(segment *seg, uint64_t upto)
                        (unsigned long long)seg->id, strerror(errno));
     seg->remapped = upto;
     return 0;
+}
+
+void rci_seg_drop_written(segment *seg, uint64_t end, uint64_t keep)
+{
+    if (seg->direct || !seg->map || end <= keep)
+        return;
+    long page = sysconf(_SC_PAGESIZE); /* glibc: from the auxiliary vector */
+    if (page <= 0)
+        page = 4096;
+    uint64_t upto = (end - keep) / (uint64_t)page * (uint64_t)page;
+    if (upto <= seg->resident_from || upto - seg->resident_from < SEG_DROP_STEP)
+        return;
+    /* a shared file mapping: the pages go back to the page cache, never lost */
+    if (madvise(seg->map + seg->resident_from, upto - seg->resident_from, MADV_DONTNEED) == 0)
+        seg->resident_from = upto;
 }
 
 void rci_seg_ckpt_reset(segment *seg)

@@ -14,7 +14,13 @@
 #include <stdint.h>
 
 #define SEG_SLOTS 65536u
-#define SEG_GROW_STEP (8u * 1024u * 1024u) /* preallocation step of the active file */
+#define SEG_GROW_STEP (8u * 1024u * 1024u) /* remap chunk of the io_uring path (log.c) */
+/* The active file is preallocated in steps of its own size, from
+ * SEG_PREALLOC_MIN up to SEG_PREALLOC_MAX: a new (or idle) active segment
+ * holds 256 KiB of preallocation, not megabytes, and a full one at most
+ * 4 MiB beyond its last record (disk use is counted in allocated blocks). */
+#define SEG_PREALLOC_MIN (256u * 1024u)
+#define SEG_PREALLOC_MAX (4u * 1024u * 1024u)
 
 /* A checkpoint of a segment's sparse prefix index (backup.c): every record
  * before OFF has a seq <= MAX_BEFORE. */
@@ -41,12 +47,14 @@ typedef struct segment {
      * about SEG_GROW_STEP of staged bytes. FLUSHED and REMAPPED are guarded
      * by the database's flush_mu. */
     bool direct;
-    int dfd;               /* O_DIRECT descriptor of the file (-1: none) */
-    uint64_t flushed;      /* bytes [0, flushed) are durable in the file */
-    uint64_t remapped;     /* [0, remapped) of map is the file's mapping */
-    _Atomic uint64_t size; /* end of the valid records */
-    uint64_t file_len;     /* allocated length (active: preallocated) */
-    _Atomic bool writable; /* the active segment */
+    int dfd;                /* O_DIRECT descriptor of the file (-1: none) */
+    uint64_t flushed;       /* bytes [0, flushed) are durable in the file */
+    uint64_t remapped;      /* [0, remapped) of map is the file's mapping */
+    _Atomic uint64_t size;  /* end of the valid records */
+    uint64_t file_len;      /* allocated length (active: preallocated) */
+    _Atomic bool writable;  /* the active segment */
+    uint64_t resident_from; /* mapping path: written pages below this were
+                               dropped from the process (append_mu) */
     _Atomic uint64_t dead_bytes;
     _Atomic bool has_hint;
     _Atomic uint64_t hint_bytes;
@@ -119,6 +127,14 @@ int rci_seg_open(int dir_fd, uint64_t id, bool writable, segment **out);
 int rci_seg_open_copy(int dir_fd, uint64_t id, segment **out);
 /* Make room for NEED more bytes after seg->size (active segment only). */
 int rci_seg_reserve(segment *seg, uint64_t need);
+/* Mapping path: drop the pages of [seg->resident_from, END - KEEP) that the
+ * writer filled from this process's mapping (MADV_DONTNEED), once at least
+ * SEG_DROP_STEP bytes are due, so that the pages it touched do not pile up
+ * in its RSS. Their bytes stay in the page cache (dirty ones are written back
+ * as usual, an fdatasync still covers them) and a reader that touches one
+ * again maps it back from there. No-op for direct segments. */
+void rci_seg_drop_written(segment *seg, uint64_t end, uint64_t keep);
+#define SEG_DROP_STEP (64u * 1024u)
 /* Cut the file to seg->size (drops preallocation / a torn tail). */
 int rci_seg_truncate(segment *seg);
 void rci_seg_close(segment *seg);

@@ -1,5 +1,7 @@
 /*
- * cluster.c — see cluster.h: processes (etcd, kvd nodes) and relays.
+ * cluster.c — see cluster.h: processes (etcd, kvd nodes) and relays. The
+ * clock, ports, spawning and HTTP are testkit.h's, shared with the kvd
+ * system suites.
  */
 #include "cluster.h"
 
@@ -28,190 +30,40 @@
 #error "KVDUMP_BIN must name the kvdump binary"
 #endif
 
-long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    socklen_t al = sizeof a;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0)
-        return -1;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &al) != 0) {
-        close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* fork+exec ARGS with stdout and stderr appended to LOG; the child dies with
  * this thread. */
 static pid_t spawn(const char *const *args, const char *log)
 {
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid != 0)
-        return pid;
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-        _exit(127);
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-    }
-    int nul = open("/dev/null", O_RDONLY);
-    if (nul >= 0)
-        dup2(nul, 0);
-    execv(args[0], (char *const *)args);
-    _exit(127);
+    pid_t pid = tk_spawn(args, fd, fd);
+    if (fd >= 0)
+        close(fd);
+    return pid;
 }
 
-static bool alive(pid_t pid)
-{
-    int st;
-    return pid > 0 && waitpid(pid, &st, WNOHANG) == 0;
-}
-
-static void reap(pid_t *pid)
-{
-    if (*pid <= 0)
-        return;
-    kill(*pid, SIGKILL);
-    kill(*pid, SIGCONT);
-    int st;
-    while (waitpid(*pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    *pid = 0;
-}
-
-/* ---------------------------------------------------------------- HTTP */
-
-typedef struct buf {
-    char *data;
-    size_t len;
-} buf;
-
-static size_t on_data(char *p, size_t size, size_t n, void *ctx)
-{
-    buf *b = ctx;
-    size_t add = size * n;
-    char *nd = realloc(b->data, b->len + add + 1);
-    if (nd == NULL)
-        return 0;
-    memcpy(nd + b->len, p, add);
-    b->len += add;
-    nd[b->len] = '\0';
-    b->data = nd;
-    return add;
-}
-
-static hresp hreq_on(CURL *c, const char *base, const char *method, const char *path,
-                     const char *body, size_t blen, const char *bearer, long timeout_ms,
-                     const char *const *hdrs)
-{
-    hresp r = {0};
-    buf b = {0}, h = {0};
-    char url[4096], auth[300];
-    struct curl_slist *list = NULL;
-    snprintf(url, sizeof url, "%s%s", base, path);
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (strcmp(method, "HEAD") == 0)
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    if (body != NULL) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
-    }
-    list = curl_slist_append(list, "Expect:");
-    if (body != NULL)
-        list = curl_slist_append(list, "Content-Type:");
-    if (bearer != NULL && bearer[0] != '\0') {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", bearer);
-        list = curl_slist_append(list, auth);
-    }
-    for (size_t i = 0; hdrs != NULL && hdrs[i] != NULL; i++)
-        list = curl_slist_append(list, hdrs[i]);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(list);
-    r.body = b.data ? b.data : calloc(1, 1);
-    r.len = b.len;
-    r.headers = h.data ? h.data : calloc(1, 1);
-    return r;
-}
+#define alive tk_alive
+#define reap tk_reap
+#define hreq_on tk_request
 
 hresp hreq(const char *base, const char *method, const char *path, const char *body, size_t blen,
            const char *bearer, long timeout_ms, const char *const *hdrs)
 {
-    CURL *c = curl_easy_init();
-    hresp r = {0};
-    if (c == NULL) {
-        r.body = calloc(1, 1);
-        r.headers = calloc(1, 1);
-        return r;
-    }
-    r = hreq_on(c, base, method, path, body, blen, bearer, timeout_ms, hdrs);
-    curl_easy_cleanup(c);
-    return r;
+    return tk_request(NULL, base, method, path, body, blen, bearer, timeout_ms, hdrs);
 }
 
 const char *hresp_header(const hresp *r, const char *name, char *out, size_t cap)
 {
-    size_t nl = strlen(name);
-    const char *p = r->headers, *found = NULL;
-    size_t flen = 0;
-    /* the last block's value: curl keeps the headers of every answer it got */
-    while (p != NULL && *p != '\0') {
-        const char *eol = strstr(p, "\r\n");
-        size_t ll = eol ? (size_t)(eol - p) : strlen(p);
-        if (ll > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-            const char *v = p + nl + 1;
-            while (*v == ' ')
-                v++;
-            found = v;
-            flen = ll - (size_t)(v - p);
-        }
-        p = eol ? eol + 2 : NULL;
-    }
-    if (found == NULL)
-        return NULL;
-    if (flen >= cap)
-        flen = cap - 1;
-    memcpy(out, found, flen);
-    out[flen] = '\0';
-    return out;
+    return tk_resp_header(r, name, out, cap);
 }
 
 json_t *hresp_json(const hresp *r)
 {
-    json_error_t e;
-    return r->body ? json_loadb(r->body, r->len, 0, &e) : NULL;
+    return tk_resp_json(r);
 }
 
 void hresp_free(hresp *r)
 {
-    free(r->body);
-    free(r->headers);
-    r->body = r->headers = NULL;
+    tk_resp_free(r);
 }
 
 /* ---------------------------------------------------------------- etcd */

@@ -24,13 +24,9 @@
 #include <jansson.h>
 
 #include "relay.h"
+#include "testkit.h" /* mono_ms, free_port, tk_request */
 
 #define GROUP_MAX 5
-
-long long mono_ms(void);
-/* A free TCP port on 127.0.0.1 (bound and released: a small race, retried by
- * the starters). */
-int free_port(void);
 
 typedef struct etcd_proc {
     pid_t pid;
@@ -83,12 +79,7 @@ char *node_log(const group *g, int i, long offset);
 long node_log_size(const group *g, int i);
 
 /* HTTP with a bounded time. The answer's status is 0 when no answer came. */
-typedef struct hresp {
-    long status;
-    char *body;
-    size_t len;
-    char *headers;
-} hresp;
+typedef tk_resp hresp;
 hresp hreq(const char *base, const char *method, const char *path, const char *body, size_t blen,
            const char *bearer, long timeout_ms, const char *const *hdrs);
 const char *hresp_header(const hresp *r, const char *name, char *buf, size_t cap);

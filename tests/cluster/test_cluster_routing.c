@@ -1,6 +1,9 @@
 /*
  * test_cluster_routing.c — the routing table of the cluster contract, and
  * bad configurations refused at start (item 8):
+ *  - a script run that only reads is served by a follower (GET and POST);
+ *    one that writes answers 307, by GET too, and writes nothing there;
+ *    POST /admin/merge answers 503 not_leader on a follower;
  *  - every kind of write on a follower answers 307 with an absolute
  *    Location on the leader's advertised URL, same path and query; sent
  *    there (method and body kept), it applies;
@@ -90,6 +93,94 @@ Test(routing, every_write_on_a_follower_is_redirected_to_the_leader)
     hresp_free(&r);
 }
 
+static unsigned long long last_seq_of(int i)
+{
+    json_t *j = cluster_info(&G, i, 30000);
+    cr_assert(j != NULL, "/cluster on %s", G.nodes[i].id);
+    unsigned long long s = (unsigned long long)json_integer_value(json_object_get(j, "last_seq"));
+    json_decref(j);
+    return s;
+}
+
+/* CLUSTER.md: a script run is a write only when it writes. One that only
+ * reads is served by the follower itself (its state, no redirect), by GET
+ * and by POST; one that writes is a 307 to the leader, by GET too, and
+ * nothing of it is written on the follower (whose history would fork). */
+Test(routing, read_only_scripts_run_on_followers_writing_ones_go_to_the_leader)
+{
+    start_group(3, NULL);
+    int l = leader_now(NULL), f = some_follower(l);
+    char p[256];
+    snprintf(p, sizeof p, "/%s/greeting", G.bucket);
+    hresp r = hreq(G.nodes[l].url, "PUT", p, "hello", 5, G.bucket_key, 30000, NULL);
+    cr_assert_eq(r.status, 201);
+    hresp_free(&r);
+    const char *reader = "kv.say(kv.get('greeting'), ' from ', kv.args.who or kv.method)";
+    const char *writer = "kv.set('written', 'yes') kv.say('wrote')";
+    snprintf(p, sizeof p, "/%s/scripts/reader", G.bucket);
+    r = hreq(G.nodes[l].url, "PUT", p, reader, strlen(reader), G.bucket_key, 30000, NULL);
+    cr_assert(r.status == 201 || r.status == 200, "upload: %ld", r.status);
+    hresp_free(&r);
+    snprintf(p, sizeof p, "/%s/scripts/writer", G.bucket);
+    r = hreq(G.nodes[l].url, "PUT", p, writer, strlen(writer), G.bucket_key, 30000, NULL);
+    cr_assert(r.status == 201 || r.status == 200, "upload: %ld", r.status);
+    hresp_free(&r);
+    cr_assert(wait_converged(&G, 60000));
+
+    unsigned long long before = last_seq_of(f);
+    snprintf(p, sizeof p, "/%s/scripts/reader/run?who=f", G.bucket);
+    r = hreq(G.nodes[f].url, "GET", p, NULL, 0, G.bucket_key, 30000, NULL);
+    cr_assert_eq(r.status, 200, "a read-only GET run on a follower: %ld %.200s", r.status, r.body);
+    cr_assert(r.body != NULL && strstr(r.body, "hello from f") != NULL, "%.200s", r.body);
+    hresp_free(&r);
+    snprintf(p, sizeof p, "/%s/scripts/reader/run", G.bucket);
+    r = hreq(G.nodes[f].url, "POST", p, "", 0, G.bucket_key, 30000, NULL);
+    cr_assert_eq(r.status, 200, "a read-only POST run on a follower: %ld %.200s", r.status, r.body);
+    cr_assert(r.body != NULL && strstr(r.body, "hello from POST") != NULL, "%.200s", r.body);
+    hresp_free(&r);
+
+    /* writing runs: 307 to the leader by either method, the query kept */
+    const char *methods[] = {"GET", "POST"};
+    for (int m = 0; m < 2; m++) {
+        snprintf(p, sizeof p, "/%s/scripts/writer/run?n=%d", G.bucket, m);
+        r = hreq(G.nodes[f].url, methods[m], p, m ? "" : NULL, 0, G.bucket_key, 30000, NULL);
+        cr_assert_eq(r.status, 307, "a writing %s run on a follower: %ld %.200s", methods[m],
+                     r.status, r.body);
+        char loc[600], want[700];
+        snprintf(want, sizeof want, "%s%s", G.nodes[l].adv, p);
+        cr_assert(hresp_header(&r, "Location", loc, sizeof loc));
+        cr_assert_str_eq(loc, want);
+        hresp_free(&r);
+    }
+    cr_assert_eq(last_seq_of(f), before, "the follower wrote something of its own");
+    snprintf(p, sizeof p, "/%s/written", G.bucket);
+    r = hreq(G.nodes[f].url, "GET", p, NULL, 0, G.bucket_key, 30000, NULL);
+    cr_assert_eq(r.status, 404, "the discarded run's write is on the follower: %ld", r.status);
+    hresp_free(&r);
+    /* replayed on the leader it writes, and the follower follows */
+    snprintf(p, sizeof p, "/%s/scripts/writer/run", G.bucket);
+    r = hreq(G.nodes[l].adv, "GET", p, NULL, 0, G.bucket_key, 30000, NULL);
+    cr_assert_eq(r.status, 200, "the writing run on the leader: %ld %.200s", r.status, r.body);
+    hresp_free(&r);
+    cr_assert(wait_converged(&G, 60000));
+    snprintf(p, sizeof p, "/%s/written", G.bucket);
+    r = hreq(G.nodes[f].url, "GET", p, NULL, 0, G.bucket_key, 30000, NULL);
+    cr_assert_eq(r.status, 200, "the leader's write on the follower: %ld", r.status);
+    hresp_free(&r);
+
+    /* a forced merge: the leader only; a follower names it */
+    r = hreq(G.nodes[f].url, "POST", "/admin/merge", "", 0, G.token, 30000, NULL);
+    cr_assert_eq(r.status, 503, "POST /admin/merge on a follower: %ld %.200s", r.status, r.body);
+    json_t *j = hresp_json(&r);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "error")), "not_leader");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "leader")), G.nodes[l].adv);
+    json_decref(j);
+    hresp_free(&r);
+    r = hreq(G.nodes[l].url, "POST", "/admin/merge", "", 0, G.token, 30000, NULL);
+    cr_assert_eq(r.status, 200, "POST /admin/merge on the leader: %ld %.200s", r.status, r.body);
+    hresp_free(&r);
+}
+
 /* Put k through the leader, wait until every member has it: its ETag. */
 static void put_k_everywhere(int l, char *le, size_t cap)
 {
@@ -176,8 +267,20 @@ Test(routing, healthz_and_cluster_answer_per_role)
         cr_assert_eq(r.status, i == l ? 200 : 503, "/healthz?role=leader on %s (%s): %ld",
                      G.nodes[i].id, i == l ? "leader" : "follower", r.status);
         hresp_free(&r);
-        json_t *j = cluster_info(&G, i, 30000);
-        cr_assert(j != NULL, "/cluster on %s", G.nodes[i].id);
+        /* each member refreshes its view of the member keys from etcd every
+         * 250 ms: one that read them before the last member registered
+         * lists two until its next read (bounded wait) */
+        json_t *j = NULL;
+        for (int k = 0; k < 300; k++) {
+            j = cluster_info(&G, i, 30000);
+            cr_assert(j != NULL, "/cluster on %s", G.nodes[i].id);
+            if (json_array_size(json_object_get(j, "members")) == 3)
+                break;
+            json_decref(j);
+            j = NULL;
+            usleep(100000);
+        }
+        cr_assert(j != NULL, "/cluster on %s never listed 3 members in 30 s", G.nodes[i].id);
         cr_assert_str_eq(json_string_value(json_object_get(j, "group")), G.name);
         cr_assert_str_eq(json_string_value(json_object_get(j, "node_id")), G.nodes[i].id);
         cr_assert_str_eq(json_string_value(json_object_get(j, "role")),

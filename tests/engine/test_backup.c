@@ -998,3 +998,56 @@ Test(backup, absurd_keyspace_ids_are_refused)
     }
     th_rmdir(dir);
 }
+
+/* The seqs a database handed out stay handed out across a reopen, even when
+ * no record holds the last of them any more: merge dropped the trailing
+ * deletes (the source), or the full stream never carried them (a copy loaded
+ * from it). Otherwise the reopened copy would continue below the source's
+ * until, and the source's next incremental (since = until), or its refusal
+ * as below the horizon, would never line up: a replica would re-clone for
+ * ever. */
+Test(backup, last_seq_survives_a_reopen_after_trailing_deletes_were_merged_away)
+{
+    char *sdir = th_tmpdir(), *ddir = th_tmpdir();
+    rc_db *src = open_merging(sdir);
+    char k[16];
+    for (int i = 0; i < 50; i++) {
+        snprintf(k, sizeof(k), "k%03d", i);
+        th_put(src, NULL, k, "value");
+    }
+    for (int i = 0; i < 50; i += 2) {
+        snprintf(k, sizeof(k), "k%03d", i);
+        cr_assert_eq(rc_delete(src, NULL, k, strlen(k), NULL), 0);
+    }
+    uint64_t last = rc_last_seq(src);
+    cr_assert_eq(rc_merge(src), 0, "%s", rc_last_error_message());
+    rc_stats st;
+    rc_stats_db(src, &st);
+    cr_assert_eq(st.tombstone_horizon, last, "the merge dropped the trailing deletes");
+    rc_backup_info info;
+    th_membuf full = backup(src, 0, &info);
+    cr_assert_eq(info.until, last, "until %llu, last %llu, now %llu",
+                 (unsigned long long)info.until, (unsigned long long)last,
+                 (unsigned long long)rc_last_seq(src));
+    rc_close(src);
+    src = open_merging(sdir);
+    cr_assert_eq(rc_last_seq(src), last, "the merged source continues at its own last seq");
+
+    rc_db *dst = open_merging(ddir);
+    cr_assert_eq(load(dst, full.p, full.len, NULL), 0);
+    cr_assert_eq(rc_last_seq(dst), last);
+    rc_close(dst);
+    dst = open_merging(ddir);
+    cr_assert_eq(rc_last_seq(dst), last, "the copy continues at the stream's until after a reopen");
+    /* and the source's next incremental applies to the reopened copy */
+    th_put(src, NULL, "after", "x");
+    th_membuf inc = backup(src, info.until, &info);
+    cr_assert_eq(load(dst, inc.p, inc.len, NULL), 0, "%s", rc_last_error_message());
+    assert_same(src, dst, "after the incremental");
+    free(full.p);
+    free(inc.p);
+    rc_close(src);
+    rc_close(dst);
+    th_rmdir(sdir);
+    th_rmdir(ddir);
+}

@@ -2,11 +2,14 @@
  * sync=always and reports each acknowledged one through a pipe; the parent
  * SIGKILLs it at a random moment, reopens, and checks that every batch is
  * all-or-nothing and nothing acknowledged was lost. Repeated for many rounds
- * on the same directory, so recovery also runs over earlier torn tails. */
+ * on the same directory, so recovery also runs over earlier torn tails.
+ * A second test does the same with eight writer threads sharing group
+ * commits (leaders, sleepers and the gathering all in play). */
 #include "helpers.h"
 
 #include <criterion/criterion.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,5 +121,114 @@ Test(crash, sigkill_never_tears_a_batch_or_loses_an_ack, .timeout = 600)
         rc_close(db);
     }
     cr_assert_geq(acked_total, rounds, "too few writes happened to mean anything");
+    th_rmdir(dir);
+}
+
+#define GROUP_WRITERS 8
+
+typedef struct group_writer {
+    rc_db *db;
+    int fd; /* the pipe: {writer, generation} per acknowledged write */
+    int id;
+    int start_gen;
+} group_writer;
+
+static void *group_writer_main(void *arg)
+{
+    group_writer *w = arg;
+    char key[8], val[16];
+    snprintf(key, sizeof(key), "t%d", w->id);
+    for (int g = w->start_gen;; g++) {
+        snprintf(val, sizeof(val), "%d", g);
+        rc_op op = {
+            .kind = RC_OP_PUT, .key = key, .klen = strlen(key), .val = val, .vlen = strlen(val)};
+        if (rc_apply(w->db, &op, 1, NULL) != 0)
+            _exit(4);
+        int ack[2] = {w->id, g}; /* 8 bytes: one atomic pipe write */
+        if (write(w->fd, ack, sizeof(ack)) != sizeof(ack))
+            _exit(5);
+    }
+    return NULL;
+}
+
+static void group_child(const char *dir, int fd, const int *start_gen)
+{
+    rc_options o;
+    th_options(&o);
+    th_sync_always(&o);
+    o.segment_bytes = 16 * 1024; /* rotate often, under concurrent leaders */
+    rc_db *db;
+    if (rc_open(dir, &o, &db) != 0)
+        _exit(3);
+    static group_writer w[GROUP_WRITERS];
+    pthread_t th[GROUP_WRITERS];
+    for (int i = 0; i < GROUP_WRITERS; i++) {
+        w[i] = (group_writer){.db = db, .fd = fd, .id = i, .start_gen = start_gen[i]};
+        if (pthread_create(&th[i], NULL, group_writer_main, &w[i]) != 0)
+            _exit(6);
+    }
+    for (;;)
+        pause(); /* until the SIGKILL */
+}
+
+Test(crash, sigkill_loses_no_ack_of_eight_writers_sharing_group_commits, .timeout = 600)
+{
+    char *dir = th_tmpdir();
+    srand((unsigned)time(NULL) ^ 0x5eed);
+    int next_gen[GROUP_WRITERS];
+    for (int i = 0; i < GROUP_WRITERS; i++)
+        next_gen[i] = 1;
+    long acks_total = 0;
+    const int rounds = 15;
+    for (int round = 0; round < rounds; round++) {
+        int p[2];
+        cr_assert_eq(pipe(p), 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(p[0]);
+            group_child(dir, p[1], next_gen);
+        }
+        close(p[1]);
+        int last[GROUP_WRITERS];
+        for (int i = 0; i < GROUP_WRITERS; i++)
+            last[i] = next_gen[i] - 1;
+        int ack[2];
+        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+        if (poll(&pfd, 1, -1) == 1 && read(p[0], ack, sizeof(ack)) == sizeof(ack)) {
+            cr_assert(ack[0] >= 0 && ack[0] < GROUP_WRITERS);
+            last[ack[0]] = ack[1];
+            acks_total++;
+        }
+        usleep((useconds_t)(rand() % 40000));
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        cr_assert(WIFSIGNALED(status), "round %d: child exited with %d before the kill", round,
+                  WEXITSTATUS(status));
+        while (read(p[0], ack, sizeof(ack)) == sizeof(ack)) {
+            cr_assert(ack[0] >= 0 && ack[0] < GROUP_WRITERS);
+            if (ack[1] > last[ack[0]])
+                last[ack[0]] = ack[1];
+            acks_total++;
+        }
+        close(p[0]);
+
+        rc_options o;
+        th_options(&o);
+        rc_db *db;
+        cr_assert_eq(rc_open(dir, &o, &db), 0, "round %d: %s", round, rc_last_error_message());
+        for (int i = 0; i < GROUP_WRITERS; i++) {
+            char k[8];
+            snprintf(k, sizeof(k), "t%d", i);
+            int found = get_int(db, k, 0);
+            cr_assert_geq(found, last[i], "round %d: writer %d's acknowledged %d lost (found %d)",
+                          round, i, last[i], found);
+            cr_assert_leq(found, last[i] + 1, "round %d: writer %d: a value from nowhere", round,
+                          i);
+            next_gen[i] = found + 1;
+        }
+        rc_close(db);
+    }
+    cr_assert_geq(acks_total, rounds, "too few writes happened to mean anything");
     th_rmdir(dir);
 }

@@ -393,6 +393,57 @@ Test(keydir, same_tag_different_keys_are_distinct)
     rci_keydir_free(kd);
 }
 
+/* rci_keydir_peek answers from the slot alone: the first slot with the
+ * key's tag and length, whichever key it belongs to (the reader checks the
+ * key in the record), ABSENT when none has both, SLOW for an expiry. */
+Test(keydir, peek_returns_the_first_slot_with_the_tag_and_length)
+{
+    keydir *kd = rci_keydir_new();
+    uint64_t h = 0x00000000cafe0001ull; /* shard 0; forged: all keys below share it */
+    kd_loc la = {.seg = 1, .off = 100, .seq = 7}, lb = {.seg = 2, .off = 200, .seq = 8};
+    kd_loc lc = {.seg = 3, .off = 300, .seq = 9};
+    kd_loc ld = {.seg = 4, .off = 400, .seq = 10, .expires_at_ms = 1700000000000};
+    kd_loc got, old;
+    rci_keydir_wrlock(kd, 0);
+    cr_assert_eq(rci_keydir_peek(kd, h, 2, &got), KD_PEEK_ABSENT, "empty keydir");
+    cr_assert_eq(rci_keydir_put(kd, h, "aa", 2, &la, NULL, NULL), 0);
+    cr_assert_eq(rci_keydir_put(kd, h, "bb", 2, &lb, NULL, NULL), 0);
+    cr_assert_eq(rci_keydir_put(kd, h, "ccc", 3, &lc, NULL, NULL), 0);
+
+    cr_assert_eq(rci_keydir_peek(kd, h, 2, &got), KD_PEEK_CANDIDATE);
+    cr_assert(got.seg == la.seg && got.off == la.off, "the first of the run: aa's slot");
+    cr_assert(got.seq == 0 && got.expires_at_ms == 0, "the slot holds no seq or expiry");
+    cr_assert_eq(rci_keydir_peek(kd, h, 3, &got), KD_PEEK_CANDIDATE);
+    cr_assert(got.seg == lc.seg && got.off == lc.off, "the length skips aa and bb");
+    cr_assert_eq(rci_keydir_peek(kd, h, 4, &got), KD_PEEK_ABSENT, "no slot of that length");
+    cr_assert_eq(rci_keydir_peek(kd, h ^ 0x10, 2, &got), KD_PEEK_ABSENT, "another tag");
+    cr_assert(rci_keydir_find(kd, h, "bb", 2, &got), "the full lookup tells them apart");
+    assert_loc_eq(&got, &lb);
+
+    /* an overwrite moves the location in the slot; a removal shifts bb in */
+    kd_loc la2 = {.seg = 5, .off = 500, .seq = 11};
+    cr_assert_eq(rci_keydir_put(kd, h, "aa", 2, &la2, &old, NULL), 0);
+    assert_loc_eq(&old, &la);
+    cr_assert_eq(rci_keydir_peek(kd, h, 2, &got), KD_PEEK_CANDIDATE);
+    cr_assert(got.seg == la2.seg && got.off == la2.off);
+    cr_assert(rci_keydir_remove(kd, h, "aa", 2, NULL));
+    cr_assert_eq(rci_keydir_peek(kd, h, 2, &got), KD_PEEK_CANDIDATE);
+    cr_assert(got.seg == lb.seg && got.off == lb.off, "bb is now the first");
+
+    /* an expiry lives in the entry only: the reader must take the full path,
+     * and again once the expiry is gone */
+    cr_assert_eq(rci_keydir_put(kd, h, "dddd", 4, &ld, NULL, NULL), 0);
+    cr_assert_eq(rci_keydir_peek(kd, h, 4, &got), KD_PEEK_SLOW);
+    cr_assert(rci_keydir_find(kd, h, "dddd", 4, &got));
+    assert_loc_eq(&got, &ld);
+    ld.expires_at_ms = 0;
+    cr_assert_eq(rci_keydir_put(kd, h, "dddd", 4, &ld, NULL, NULL), 0);
+    cr_assert_eq(rci_keydir_peek(kd, h, 4, &got), KD_PEEK_CANDIDATE);
+    cr_assert(got.seg == ld.seg && got.off == ld.off);
+    rci_keydir_unlock(kd, 0);
+    rci_keydir_free(kd);
+}
+
 Test(keydir, expiry_change_reallocates_and_keeps_the_other_fields)
 {
     keydir *kd = rci_keydir_new();

@@ -1,5 +1,6 @@
 /*
- * harness.c — see harness.h.
+ * harness.c — see harness.h. The clock, spawning and HTTP are testkit.h's,
+ * shared with the replica-group suites (tests/cluster).
  */
 #include "harness.h"
 
@@ -24,13 +25,6 @@
 #ifndef KVD_BIN
 #error "KVD_BIN must name the kvd binary"
 #endif
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 bool kvd_start(kvd_proc *k, const char *dir, const char *const *extra)
 {
@@ -73,25 +67,18 @@ bool kvd_start_as(kvd_proc *k, const char *dir, const char *const *extra, bool a
     args[n] = NULL;
     if (pipe2(out, O_CLOEXEC) != 0)
         return false;
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
-        return false;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        dup2(out[1], 1);
-        execv(bin, (char *const *)args);
-        _exit(127);
-    }
+    pid_t pid = tk_spawn(args, out[1], -1);
     close(out[1]);
+    if (pid < 0) {
+        close(out[0]);
+        return false;
+    }
     k->pid = pid;
     k->port = 0;
     size_t got = 0;
-    long long deadline = now_ms() + 120000; /* a net for a hang, not a speed test */
+    long long deadline = mono_ms() + 120000; /* a net for a hang, not a speed test */
     k->ready_line[0] = '\0';
-    while (now_ms() < deadline && got < sizeof k->ready_line - 1) {
+    while (mono_ms() < deadline && got < sizeof k->ready_line - 1) {
         struct pollfd p = {.fd = out[0], .events = POLLIN};
         int pr = poll(&p, 1, 200);
         if (pr < 0 && errno == EINTR)
@@ -124,7 +111,7 @@ int kvd_stop(kvd_proc *k, int sig)
     if (k->pid <= 0)
         return -1;
     kill(k->pid, sig);
-    long long deadline = now_ms() + 120000;
+    long long deadline = mono_ms() + 120000;
     for (;;) {
         pid_t w = waitpid(k->pid, &st, WNOHANG);
         if (w == k->pid)
@@ -133,7 +120,7 @@ int kvd_stop(kvd_proc *k, int sig)
             k->pid = 0;
             return -1;
         }
-        if (now_ms() > deadline) {
+        if (mono_ms() > deadline) {
             kill(k->pid, SIGKILL);
             waitpid(k->pid, &st, 0);
             k->pid = 0;
@@ -158,65 +145,11 @@ void kvd_cleanup(kvd_proc *k)
     }
 }
 
-typedef struct buf {
-    char *data;
-    size_t len;
-} buf;
-
-static size_t on_data(char *p, size_t size, size_t n, void *ctx)
-{
-    buf *b = ctx;
-    size_t add = size * n;
-    char *nd = realloc(b->data, b->len + add + 1);
-    if (nd == NULL)
-        return 0;
-    memcpy(nd + b->len, p, add);
-    b->len += add;
-    nd[b->len] = '\0';
-    b->data = nd;
-    return add;
-}
-
 resp http(const kvd_proc *k, const char *method, const char *path, const char *body, size_t blen,
           const char *const *hdrs)
 {
-    resp r = {0};
-    buf b = {0}, h = {0};
-    char url[4096];
-    struct curl_slist *list = NULL;
-    CURL *c = curl_easy_init();
-    if (c == NULL)
-        return r;
-    snprintf(url, sizeof url, "%s%s", k->url, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (strcmp(method, "HEAD") == 0)
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    if (body != NULL) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
-    }
-    list = curl_slist_append(list, "Expect:");
-    if (body != NULL)
-        list = curl_slist_append(list, "Content-Type:");
-    for (size_t i = 0; hdrs != NULL && hdrs[i] != NULL; i++)
-        list = curl_slist_append(list, hdrs[i]);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L); /* a net for a hang */
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(list);
-    curl_easy_cleanup(c);
-    r.body = b.data ? b.data : calloc(1, 1);
-    r.len = b.len;
-    r.headers = h.data ? h.data : calloc(1, 1);
-    return r;
+    return tk_request(NULL, k->url, method, path, body, blen, NULL, 300000 /* a net for a hang */,
+                      hdrs);
 }
 
 size_t raw_exchange(const kvd_proc *k, const char *req, size_t len, char *buf, size_t cap,
@@ -240,9 +173,9 @@ size_t raw_exchange(const kvd_proc *k, const char *req, size_t len, char *buf, s
             break;
         off += (size_t)w;
     }
-    long long deadline = now_ms() + wait_ms;
+    long long deadline = mono_ms() + wait_ms;
     while (got < cap - 1) {
-        long long left = deadline - now_ms();
+        long long left = deadline - mono_ms();
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (left <= 0 || poll(&p, 1, (int)left) <= 0)
             break;
@@ -294,38 +227,17 @@ resp http_auth(const kvd_proc *k, const char *method, const char *path, const ch
 
 const char *resp_header(const resp *r, const char *name, char *out, size_t cap)
 {
-    size_t nl = strlen(name);
-    const char *p = r->headers;
-    while (p != NULL && *p != '\0') {
-        const char *eol = strstr(p, "\r\n");
-        size_t ll = eol ? (size_t)(eol - p) : strlen(p);
-        if (ll > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-            const char *v = p + nl + 1;
-            while (*v == ' ')
-                v++;
-            size_t vl = ll - (size_t)(v - p);
-            if (vl >= cap)
-                vl = cap - 1;
-            memcpy(out, v, vl);
-            out[vl] = '\0';
-            return out;
-        }
-        p = eol ? eol + 2 : NULL;
-    }
-    return NULL;
+    return tk_resp_header(r, name, out, cap);
 }
 
 json_t *resp_json(const resp *r)
 {
-    json_error_t e;
-    return json_loadb(r->body, r->len, JSON_ALLOW_NUL, &e);
+    return tk_resp_json(r);
 }
 
 void resp_free(resp *r)
 {
-    free(r->body);
-    free(r->headers);
-    r->body = r->headers = NULL;
+    tk_resp_free(r);
 }
 
 bool make_bucket(const kvd_proc *k, const char *body, char *name, size_t ncap, char *key,

@@ -12,6 +12,8 @@
 
 #include <jansson.h>
 
+#include "testkit.h"
+
 typedef struct kvd_proc {
     pid_t pid;
     int port;
@@ -32,12 +34,7 @@ int kvd_stop(kvd_proc *k, int sig);
 /* Stop if running and remove the temp dir. */
 void kvd_cleanup(kvd_proc *k);
 
-typedef struct resp {
-    long status;
-    char *body;
-    size_t len;
-    char *headers; /* raw header block */
-} resp;
+typedef tk_resp resp; /* status, body (len bytes), headers (the raw block) */
 
 /* One request. HDRS: NULL-terminated "Name: value" lines, may be NULL.
  * BODY NULL sends no body. PATH is sent as is (already encoded). */

@@ -3,8 +3,10 @@
 # worst requests at the defaults, and across 4,000 bucket create/delete cycles.
 #   usage: tests/system/mem_kvd.py buckets|worst|json [KVD_BINARY]   (a release build)
 # buckets: RSS (anonymous and file-backed, from /proc/PID/status) and the
-# engine's ringcask_keyspace_bytes every 1,000 create/PUT/delete cycles, and
-# after a restart; worst: peak RSS under the largest answers; json: peak RSS
+# engine's ringcask_keyspace_bytes, keyspace handles, catalogue names and
+# per-bucket counter sets every 1,000 create/PUT/delete cycles (4,000, the
+# figure of the docs, then on to 8,000 to show it stays flat), and after a
+# restart; worst: peak RSS under the largest answers; json: peak RSS
 # of one batch of 5 million tiny ops (57 MiB body, the parsed-JSON bound).
 import http.client, json, os, subprocess, sys, time, threading, shutil
 KVD = sys.argv[2] if len(sys.argv) > 2 else "build-release/server/kvd"
@@ -35,11 +37,15 @@ if mode == "buckets":
     r0 = rss(p.pid, "VmRSS")
     def ks_bytes():
         st, m = req(c, "GET", "/metrics")
+        got = {}
         for l in m.decode().splitlines():
-            if l.startswith("ringcask_keyspace_bytes "):
-                return int(float(l.split()[1]))
-    print(f"cycles 0: RSS {r0} MiB, keyspace_bytes {ks_bytes()}")
-    for i in range(4000):
+            for g in ("ringcask_keyspace_bytes", "ringcask_keyspace_handles",
+                      "ringcask_catalog_entries", "kvd_buckets_counted"):
+                if l.startswith(g + " "):
+                    got[g.split("_", 1)[1]] = int(float(l.split()[1]))
+        return got
+    print(f"cycles 0: RSS {r0} MiB, {ks_bytes()}")
+    for i in range(8000):
         st, b = req(c, "POST", "/", json.dumps({"name": f"b{i}"})); assert st == 201, (st, b)
         key = json.loads(b)["admin_key"]; h = {"Authorization": "Bearer " + key}
         st, _ = req(c, "PUT", f"/b{i}/k", b"v", h); assert st == 201
@@ -47,7 +53,10 @@ if mode == "buckets":
         if i == 0:
             r1 = rss(p.pid)
         if (i + 1) % 1000 == 0:
-            print(f"cycles {i + 1}: RSS {rss(p.pid)} MiB, keyspace_bytes {ks_bytes()}")
+            print(f"cycles {i + 1}: RSS {rss(p.pid)} MiB, {ks_bytes()}")
+        if i + 1 == 4000:
+            time.sleep(1)
+            r4 = rss(p.pid)
     time.sleep(1)
     r2 = rss(p.pid)
     st, m = req(c, "GET", "/metrics")
@@ -56,11 +65,12 @@ if mode == "buckets":
     p, port = start(d, ["--allow-anonymous-buckets"])
     time.sleep(0.5)
     r3 = rss(p.pid)
+    hwm3 = rss(p.pid, "VmHWM")
     c = http.client.HTTPConnection("127.0.0.1", port)
     st, m = req(c, "GET", "/metrics")
     ks2 = [l for l in m.decode().splitlines() if l.startswith("ringcask_keyspace_bytes")]
     p.terminate(); p.wait()
-    print(f"RSS MiB: start {r0}, after 1 cycle {r1}, after 4000 cycles {r2}, after restart {r3}")
+    print(f"RSS MiB: start {r0}, after 1 cycle {r1}, after 4000 cycles {r4}, after 8000 cycles {r2}, after restart {r3} (peak during its open: VmHWM {hwm3})")
     print(ks, ks2)
 elif mode == "json":
     p, port = start(d, ["--allow-anonymous-buckets"])

@@ -39,16 +39,7 @@ static long long ms_now(void)
     return ts.tv_sec * 1000ll + ts.tv_nsec / 1000000;
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof a;
-    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
-}
+/* free_port: testkit.h */
 
 typedef struct etcd_proc {
     pid_t pid;

@@ -4,6 +4,9 @@
  * two HTTP threads:
  *   - 24 clients x 40 PUTs and DELETEs at once: every one answered, and
  *     every acknowledged write is there after SIGKILL and a restart;
+ *   - 24 clients x 30 PATCH increments, batches and script runs at once
+ *     (all three wait with the connection suspended too): every answer is
+ *     right, and every acknowledged write survives SIGKILL;
  *   - a failed fdatasync (the engine's fault seam, armed by SIGUSR2 in test
  *     builds) answers 5xx to the write that waited for it and to every
  *     later write, and nothing acknowledged before is lost;
@@ -132,6 +135,132 @@ Test(durable, concurrent_writes_on_two_threads_all_acknowledged_survive_sigkill)
             }
             resp_free(&r);
         }
+    curl_global_cleanup();
+}
+
+#define RMW_ROUNDS 30
+
+typedef struct rmw_client {
+    int id;
+    long failures; /* answers that were not 200/201 with the right body */
+    char last_bad[256];
+} rmw_client;
+
+typedef struct sink {
+    char *buf;
+    size_t cap, len;
+} sink;
+
+static size_t keep(char *p, size_t s, size_t n, void *ctx)
+{
+    sink *k = ctx;
+    size_t b = s * n;
+    size_t room = k->cap - 1 - k->len;
+    size_t take = b < room ? b : room;
+    memcpy(k->buf + k->len, p, take);
+    k->len += take;
+    k->buf[k->len] = 0;
+    return b;
+}
+
+/* One request: its status, and the start of its body in OUT. */
+static long rmw_call(CURL *c, const char *method, const char *path, const char *body, char *out,
+                     size_t cap)
+{
+    sink k = {.buf = out, .cap = cap};
+    out[0] = 0;
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &k);
+    long st = put_once(c, path, method, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    return st;
+}
+
+static void rmw_bad(rmw_client *cl, const char *what, long st, const char *body)
+{
+    if (cl->failures++ == 0)
+        snprintf(cl->last_bad, sizeof cl->last_bad, "%s: %ld %.150s", what, st, body);
+}
+
+static void *rmw_main(void *arg)
+{
+    rmw_client *cl = arg;
+    struct curl_slist *h = NULL;
+    CURL *c = client_handle(&h);
+    char path[128], body[256], out[512], want[64];
+    for (int i = 1; i <= RMW_ROUNDS; i++) {
+        /* PATCH: an increment of the client's own counter answers its new value */
+        snprintf(path, sizeof path, "/t/ctr-%d", cl->id);
+        long st = rmw_call(c, "PATCH", path, "+1", out, sizeof out);
+        snprintf(want, sizeof want, "%d", i);
+        if (st != (i == 1 ? 201 : 200) || strcmp(out, want) != 0)
+            rmw_bad(cl, "PATCH", st, out);
+        /* a batch: a set, an increment of a shared counter, a get */
+        snprintf(body, sizeof body,
+                 "{\"ops\":[{\"set\":\"b%d-%d\",\"value\":\"v%d\"},"
+                 "{\"incr\":\"shared\",\"by\":1},{\"get\":\"ctr-%d\"}]}",
+                 cl->id, i, i, cl->id);
+        st = rmw_call(c, "POST", "/t/", body, out, sizeof out);
+        snprintf(want, sizeof want, "{\"value\":\"%d\"}", i);
+        if (st != 200 || strstr(out, "etag") == NULL || strstr(out, want) == NULL)
+            rmw_bad(cl, "batch", st, out);
+        /* a script run that increments a second counter of the client */
+        snprintf(path, sizeof path, "/t/scripts/bump/run?k=s-%d", cl->id);
+        st = rmw_call(c, "GET", path, NULL, out, sizeof out);
+        snprintf(want, sizeof want, "%d", i);
+        if (st != 200 || strcmp(out, want) != 0)
+            rmw_bad(cl, "script", st, out);
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+Test(durable, concurrent_patch_batch_and_script_writes_answered_and_survive_sigkill)
+{
+    curl_global_init(CURL_GLOBAL_ALL);
+    resp r = call("PUT", "/t/scripts/bump", "local n = assert(kv.incr(kv.args.k))\nkv.say(n)");
+    cr_assert(r.status == 200 || r.status == 201, "upload: %ld %.300s", r.status, r.body);
+    resp_free(&r);
+    static rmw_client cl[CLIENTS];
+    pthread_t th[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        cl[i] = (rmw_client){.id = i};
+        cr_assert_eq(pthread_create(&th[i], NULL, rmw_main, &cl[i]), 0);
+    }
+    for (int i = 0; i < CLIENTS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < CLIENTS; i++)
+        cr_assert_eq(cl[i].failures, 0, "client %d: %ld wrong answers, first %s", i, cl[i].failures,
+                     cl[i].last_bad);
+    kvd_stop(&K, SIGKILL);
+    cr_assert(kvd_start(&K, K.dir, durable_flags), "kvd did not restart");
+    char path[128], want[64];
+    snprintf(want, sizeof want, "%d", CLIENTS * RMW_ROUNDS);
+    r = call("GET", "/t/shared", NULL);
+    EXPECT(r, 200);
+    BODY_IS(r, want);
+    resp_free(&r);
+    snprintf(want, sizeof want, "%d", RMW_ROUNDS);
+    for (int c = 0; c < CLIENTS; c++) {
+        snprintf(path, sizeof path, "/t/ctr-%d", c);
+        r = call("GET", path, NULL);
+        EXPECT(r, 200);
+        BODY_IS(r, want);
+        resp_free(&r);
+        snprintf(path, sizeof path, "/t/s-%d", c);
+        r = call("GET", path, NULL);
+        EXPECT(r, 200);
+        BODY_IS(r, want);
+        resp_free(&r);
+        snprintf(path, sizeof path, "/t/b%d-%d", c, RMW_ROUNDS);
+        r = call("GET", path, NULL);
+        EXPECT(r, 200);
+        snprintf(want, sizeof want, "v%d", RMW_ROUNDS);
+        BODY_IS(r, want);
+        resp_free(&r);
+        snprintf(want, sizeof want, "%d", RMW_ROUNDS);
+    }
     curl_global_cleanup();
 }
 

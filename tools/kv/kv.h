@@ -177,6 +177,7 @@ int kv_cmd_append(kv_ctx *ctx, int argc, char **argv);
 int kv_cmd_getset(kv_ctx *ctx, int argc, char **argv);
 int kv_cmd_ttl(kv_ctx *ctx, int argc, char **argv);
 int kv_cmd_backup(kv_ctx *ctx, int argc, char **argv);
+int kv_cmd_merge(kv_ctx *ctx, int argc, char **argv);
 int kv_cmd_get(kv_ctx *ctx, int argc, char **argv);
 int kv_cmd_del(kv_ctx *ctx, int argc, char **argv);
 int kv_cmd_ls(kv_ctx *ctx, int argc, char **argv);

@@ -41,6 +41,7 @@ static const kv_command commands[] = {
     {"token", kv_cmd_token, "token create --prefix P --perm read,... --ttl 10m"},
     {"script", kv_cmd_script, "script put NAME FILE | run NAME [k=v...] | ls | rm NAME"},
     {"backup", kv_cmd_backup, "the server's backup stream to a file (admin token)"},
+    {"merge", kv_cmd_merge, "merge now and print what was reclaimed (admin token)"},
 };
 
 static const char main_epilog[] =
