@@ -184,7 +184,7 @@ static int snapshot(backup_run *b)
     pthread_mutex_lock(&db->ks_mu);
     RCI_LOCKING(RANK_FILES_GATE, 0);
     pthread_rwlock_rdlock(&db->files_gate); /* merge cannot close a segment */
-    b->live_cap = db->ks_cap > FMT_KS_DEFAULT ? db->ks_cap : FMT_KS_DEFAULT + 1;
+    b->live_cap = db->next_ks_id > FMT_KS_DEFAULT ? db->next_ks_id : FMT_KS_DEFAULT + 1;
     b->live = calloc(b->live_cap, 1);
     b->kds = calloc(b->live_cap, sizeof(*b->kds));
     if (!b->live || !b->kds) {
@@ -194,8 +194,8 @@ static int snapshot(backup_run *b)
         goto out_gate;
     }
     b->live[FMT_KS_CATALOG] = 1;
-    for (uint32_t id = FMT_KS_DEFAULT; id < db->ks_cap; id++) {
-        rc_keyspace *ks = db->ks_by_id[id];
+    for (uint32_t id = FMT_KS_DEFAULT; id < b->live_cap; id++) {
+        rc_keyspace *ks = rci_ks_by_id(db, id);
         b->live[id] = ks && !atomic_load(&ks->dropped);
     }
     RCI_LOCKING(RANK_APPEND_MU, 0);
