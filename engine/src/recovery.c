@@ -496,12 +496,9 @@ int rci_recover(rc_db *db)
         free(ids);
         return RC_ENOMEM;
     }
-    if (db->opt.write_hints) {
-        uint64_t expect = 0;
-        for (size_t i = 0; i < n; i++)
-            expect += rci_hint_claimed_entries(db->dir_fd, ids[i]);
-        rci_window_expect(w, expect);
-    }
+    uint64_t expect = 0; /* what the hints claim: sizes the tables (each pass) */
+    for (size_t i = 0; i < n && db->opt.write_hints; i++)
+        expect += rci_hint_claimed_entries(db->dir_fd, ids[i]);
     for (size_t i = 0; i < n && !err; i++) {
         segment *seg;
         char hname[32];
@@ -550,6 +547,7 @@ int rci_recover(rc_db *db)
      * no memory for it however many came and went) */
     for (int pass = REC_PASS_CATALOG; pass <= REC_PASS_REST && !err; pass++) {
         db->rec_pass = pass;
+        rci_window_expect(w, expect);
         err = replay(db, w, opened, n_opened, tail_id);
         if (!err && pass == REC_PASS_CATALOG)
             err = rci_ks_load_catalog(db);

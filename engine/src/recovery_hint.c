@@ -904,11 +904,10 @@ void rci_window_expect(rec_window *w, uint64_t entries)
 
 void rci_window_trim(rc_db *db)
 {
-    for (uint32_t id = 0; id < db->ks_cap; id++) {
-        rc_keyspace *ks = db->ks_by_id[id];
-        for (unsigned shard = 0; ks && shard < KEYDIR_SHARDS; shard++)
+    rc_keyspace *ks;
+    for (uint32_t id = 0; (ks = rci_ks_next(db, &id)); id++)
+        for (unsigned shard = 0; shard < KEYDIR_SHARDS; shard++)
             rci_keydir_shard_trim(ks->kd, shard);
-    }
 }
 
 bool rci_window_add(rec_window *w, segment *seg)
