@@ -29,5 +29,6 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 "$out/test_async" close_completes
 "$out/test_async" a_callback_may_issue
 "$out/test_keyspace_refs" references_held_by_threads
+"$out/test_keyspace_refs" id_lookups_race
 "$out/test_append_io" eight_writers_race_the_preparer
-echo "tsan: 14 concurrency tests passed"
+echo "tsan: 15 concurrency tests passed"
