@@ -246,6 +246,7 @@ static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool 
      * the database continues after them, never reusing one */
     if (!err && atomic_load(&db->tombstone_horizon) > atomic_load(&db->last_seq))
         atomic_store(&db->last_seq, atomic_load(&db->tombstone_horizon));
+    atomic_store(&db->superseded_seq, db->opt.read_only ? UINT64_MAX : atomic_load(&db->last_seq));
     if (!err)
         err = rci_identity_open(db, db->had_segments);
     if (err)

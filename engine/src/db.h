@@ -236,6 +236,12 @@ struct rc_db {
     _Atomic uint64_t batches, fsyncs, fsync_ns_total, fsync_ns_max, expired_swept;
     _Atomic uint64_t merges, merge_bytes_read, merge_bytes_written, merge_bytes_reclaimed;
     _Atomic uint64_t tombstone_horizon;
+    /* merge dropped records superseded by writes at or below this seq (the
+     * last seq before it retired them; the last seq at open, UINT64_MAX on a
+     * read-only handle, which cannot see the writer's merges): a backup
+     * bounded below it cannot tell what the database held at its bound
+     * (rc_backup_until) */
+    _Atomic uint64_t superseded_seq;
     _Atomic uint64_t write_errors;
     _Atomic uint64_t backup_scanned; /* records rc_backup scanned (tests, bench) */
     uint64_t recovery_ms, recovered_keys, hint_files_used, segments_scanned;
