@@ -58,6 +58,8 @@ typedef struct segment {
     _Atomic bool writable;     /* the active segment */
     uint64_t resident_from;    /* mapping path: written pages below this were
                                   dropped from the process (append_mu) */
+    uint64_t populated;        /* mapping path: pages below this were faulted
+                                  in for writing ahead of the writer (append_mu) */
     _Atomic uint64_t dead_bytes;
     _Atomic bool has_hint;
     _Atomic uint64_t hint_bytes;
