@@ -29,35 +29,26 @@ static bool span_eq(const char *p, size_t n, const char *lit)
     return strlen(lit) == n && memcmp(p, lit, n) == 0;
 }
 
+/* Routes whose whole path is fixed; everything else starts with a bucket. */
+static const struct {
+    const char *path;
+    route_id id;
+} fixed_routes[] = {
+    {"/", ROUTE_ROOT},           {"/healthz", ROUTE_HEALTHZ},     {"/metrics", ROUTE_METRICS},
+    {"/cluster", ROUTE_CLUSTER}, {"/admin/backup", ROUTE_BACKUP}, {"/admin/merge", ROUTE_MERGE},
+};
+
 void router_match(const char *raw, route_match *m)
 {
     memset(m, 0, sizeof *m);
     m->id = ROUTE_NONE;
     if (raw == NULL || raw[0] != '/')
         return;
-    if (strcmp(raw, "/") == 0) {
-        m->id = ROUTE_ROOT;
-        return;
-    }
-    if (strcmp(raw, "/healthz") == 0) {
-        m->id = ROUTE_HEALTHZ;
-        return;
-    }
-    if (strcmp(raw, "/metrics") == 0) {
-        m->id = ROUTE_METRICS;
-        return;
-    }
-    if (strcmp(raw, "/cluster") == 0) {
-        m->id = ROUTE_CLUSTER;
-        return;
-    }
-    if (strcmp(raw, "/admin/backup") == 0) {
-        m->id = ROUTE_BACKUP;
-        return;
-    }
-    if (strcmp(raw, "/admin/merge") == 0) {
-        m->id = ROUTE_MERGE;
-        return;
+    for (size_t i = 0; i < sizeof fixed_routes / sizeof fixed_routes[0]; i++) {
+        if (strcmp(raw, fixed_routes[i].path) == 0) {
+            m->id = fixed_routes[i].id;
+            return;
+        }
     }
     const char *b = raw + 1;
     const char *slash = strchr(b, '/');

@@ -59,12 +59,6 @@ static void show_since(const void *dest, char *out, size_t cap)
     snprintf(out, cap, "%llu", (unsigned long long)*(const uint64_t *)dest);
 }
 
-static const char *engine_detail(int err)
-{
-    const char *detail = rc_last_error_message();
-    return detail && *detail ? detail : rc_strerror(err);
-}
-
 int main(int argc, char **argv)
 {
     const char *dir = NULL, *output = "-", *to = NULL, *list = NULL, *database = NULL;
@@ -135,21 +129,15 @@ int main(int argc, char **argv)
         return usage_error("%s", "refusing to write a binary stream to a terminal: use -o FILE "
                                  "or redirect stdout");
 
-    rc_options o;
-    rc_options_default(&o);
-    o.read_only = true;
-    o.create_if_missing = false;
-    o.merge_check_ms = 0;
-    o.ttl_sweep_ms = 0;
-    o.write_hints = false;
     rc_db *db = NULL;
-    int err = rc_open(dir, &o, &db);
+    int err = rct_open_db(dir, true, &db);
     if (err == RC_ENOTFOUND) {
         fprintf(stderr, "kvdump: no data directory at '%s'\n", dir);
         return DUMP_NO_DIR;
     }
     if (err != 0) {
-        fprintf(stderr, "kvdump: cannot open data directory '%s': %s\n", dir, engine_detail(err));
+        fprintf(stderr, "kvdump: cannot open data directory '%s': %s\n", dir,
+                rct_engine_detail(err));
         return DUMP_OPEN;
     }
 
@@ -182,7 +170,7 @@ int main(int argc, char **argv)
                 strerror(out.error));
         status = out.error == EINTR ? DUMP_FAILED : DUMP_OUTPUT;
     } else if (err != 0) {
-        fprintf(stderr, "kvdump: backup of '%s' failed: %s\n", dir, engine_detail(err));
+        fprintf(stderr, "kvdump: backup of '%s' failed: %s\n", dir, rct_engine_detail(err));
         status = DUMP_FAILED;
     } else if (rct_output_commit(&out) != 0) {
         fprintf(stderr, "kvdump: cannot write '%s': %s\n", out_name, strerror(errno));

@@ -67,8 +67,7 @@ static char kept_detail[512];
 
 static const char *engine_detail(int err)
 {
-    const char *detail = kept_detail[0] ? kept_detail : rc_last_error_message();
-    return detail && *detail ? detail : rc_strerror(err);
+    return kept_detail[0] ? kept_detail : rct_engine_detail(err);
 }
 
 static void print_counts(FILE *f, const rc_backup_info *info)
@@ -159,14 +158,8 @@ static int precheck(const char *dir, const rc_stream_header *h, const rct_input 
         fprintf(stderr, "kvload: cannot open data directory '%s': %s\n", dir, strerror(errno));
         return LOAD_OPEN;
     }
-    rc_options o;
-    rc_options_default(&o);
-    o.read_only = true;
-    o.create_if_missing = false;
-    o.merge_check_ms = 0;
-    o.ttl_sweep_ms = 0;
     rc_db *db = NULL;
-    int err = rc_open(dir, &o, &db);
+    int err = rct_open_db(dir, true, &db);
     if (err != 0) {
         fprintf(stderr, "kvload: cannot open data directory '%s': %s\n", dir, engine_detail(err));
         return LOAD_OPEN;
@@ -315,14 +308,8 @@ int main(int argc, char **argv)
         return status;
     }
 
-    rc_options o;
-    rc_options_default(&o);
-    o.sync = RC_SYNC_NONE; /* one rc_sync at the end instead of one per chunk */
-    o.create_if_missing = true;
-    o.merge_check_ms = 0;
-    o.ttl_sweep_ms = 0;
-    rc_db *db = NULL;
-    int err = rc_open(dir, &o, &db);
+    rc_db *db = NULL; /* sync=none: one rc_sync at the end instead of one per chunk */
+    int err = rct_open_db(dir, false, &db);
     if (err != 0) {
         fprintf(stderr, "kvload: cannot open data directory '%s': %s%s\n", dir, engine_detail(err),
                 err == RC_ELOCKED ? " (stop kvd first)" : "");

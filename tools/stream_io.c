@@ -264,3 +264,26 @@ int rct_parse_seq(const char *s, uint64_t *out)
     *out = v;
     return 0;
 }
+
+int rct_open_db(const char *dir, bool read_only, rc_db **db)
+{
+    rc_options o;
+    rc_options_default(&o);
+    o.merge_check_ms = 0;
+    o.ttl_sweep_ms = 0;
+    if (read_only) {
+        o.read_only = true;
+        o.create_if_missing = false;
+        o.write_hints = false;
+    } else {
+        o.sync = RC_SYNC_NONE;
+        o.create_if_missing = true;
+    }
+    return rc_open(dir, &o, db);
+}
+
+const char *rct_engine_detail(int err)
+{
+    const char *detail = rc_last_error_message();
+    return detail && *detail ? detail : rc_strerror(err);
+}

@@ -2,7 +2,8 @@
  * stream_io.h — the plumbing kvdump and kvload share: backup-stream output
  * that appears under its final name only when complete, input from a file or
  * stdin as an rc_read_fn, a terminal progress bar as an rc_progress_fn, and
- * SIGINT/SIGTERM turned into a clean abort.
+ * SIGINT/SIGTERM turned into a clean abort, and how the tools open a data
+ * directory.
  */
 #ifndef RC_TOOLS_STREAM_IO_H
 #define RC_TOOLS_STREAM_IO_H
@@ -11,6 +12,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "ringcask.h"
+
+/* Open DIR as the tools do: no background merge and no TTL sweep. READ_ONLY:
+ * never created and nothing written (no LOCK, no hints); otherwise created if
+ * missing and written with sync=none (the caller syncs once at the end).
+ * Returns rc_open's result; on success *DB is the caller's to rc_close. */
+int rct_open_db(const char *dir, bool read_only, rc_db **db);
+
+/* The engine's detail of the failed call on this thread, else
+ * rc_strerror(ERR). The string is the engine's: do not free it. */
+const char *rct_engine_detail(int err);
 
 /* Set by the SIGINT/SIGTERM handler; the stream callbacks then fail so the
  * engine call unwinds and the tool cleans up (a signal is what forces this

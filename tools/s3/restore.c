@@ -10,6 +10,7 @@
  * target as it was.
  */
 #include "store_internal.h"
+#include "stream_io.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -177,9 +178,8 @@ static int fetch(rcbs *s, const char *database, const rcm_object *x, int *fd)
         return RCBS_ELOCAL;
     int err = rc_verify_stream(fd_read, fd, &info);
     if (err != 0) {
-        const char *detail = rc_last_error_message();
         snprintf(s->err, sizeof s->err, "%s/%s is not a valid backup stream: %s", s->url, x->name,
-                 detail && *detail ? detail : rc_strerror(err));
+                 rct_engine_detail(err));
         return RCBS_ECORRUPT;
     }
 #ifdef RC_DATABASE_ID_LEN
@@ -216,18 +216,10 @@ static void note(rcbs_note_fn fn, void *ctx, const char *fmt, ...)
 /* Load the checked streams FDS into a new directory STAGE. */
 static int load_chain(rcbs *s, const char *stage, const rcm_manifest *m, const int *fds)
 {
-    rc_options o;
-    rc_options_default(&o);
-    o.sync = RC_SYNC_NONE;
-    o.create_if_missing = true;
-    o.merge_check_ms = 0;
-    o.ttl_sweep_ms = 0;
     rc_db *db = NULL;
-    int err = rc_open(stage, &o, &db);
+    int err = rct_open_db(stage, false, &db);
     if (err != 0) {
-        const char *detail = rc_last_error_message();
-        snprintf(s->err, sizeof s->err, "cannot create '%s': %s", stage,
-                 detail && *detail ? detail : rc_strerror(err));
+        snprintf(s->err, sizeof s->err, "cannot create '%s': %s", stage, rct_engine_detail(err));
         s->engine_err = err;
         return RCBS_EENGINE;
     }
@@ -239,9 +231,8 @@ static int load_chain(rcbs *s, const char *stage, const rcm_manifest *m, const i
         else
             err = rc_load(db, fd_read, &fd, NULL, NULL, &info);
         if (err != 0) {
-            const char *detail = rc_last_error_message();
             snprintf(s->err, sizeof s->err, "loading %s failed: %s", m->chain[i].name,
-                     detail && *detail ? detail : rc_strerror(err));
+                     rct_engine_detail(err));
         }
     }
     if (err == 0) {

@@ -2,6 +2,7 @@
  * s3_cli.c — kvdump --to / --list and kvload --from.
  */
 #include "s3_cli.h"
+#include "stream_io.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,22 +23,14 @@ int rcs3_cli_dump_to(const char *dir, const char *url, bool full)
     int status = open_store("kvdump", &s, url);
     if (status != 0)
         return status;
-    rc_options o;
-    rc_options_default(&o);
-    o.read_only = true;
-    o.create_if_missing = false;
-    o.merge_check_ms = 0;
-    o.ttl_sweep_ms = 0;
-    o.write_hints = false;
     rc_db *db = NULL;
-    int err = rc_open(dir, &o, &db);
+    int err = rct_open_db(dir, true, &db);
     if (err != 0) {
-        const char *detail = rc_last_error_message();
         if (err == RC_ENOTFOUND)
             fprintf(stderr, "kvdump: no data directory at '%s'\n", dir);
         else
             fprintf(stderr, "kvdump: cannot open data directory '%s': %s\n", dir,
-                    detail && *detail ? detail : rc_strerror(err));
+                    rct_engine_detail(err));
         rcbs_close(&s);
         return err == RC_ENOTFOUND ? 1 : 4;
     }

@@ -4,6 +4,7 @@
  * it under its final name, then write the manifest naming the whole chain.
  */
 #include "store_internal.h"
+#include "stream_io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -118,8 +119,7 @@ static bool chain_outgrown(const rcm_manifest *prev)
 
 static int engine_fail(rcbs *s, int err, const char *what)
 {
-    const char *detail = rc_last_error_message();
-    snprintf(s->err, sizeof s->err, "%s: %s", what, detail && *detail ? detail : rc_strerror(err));
+    snprintf(s->err, sizeof s->err, "%s: %s", what, rct_engine_detail(err));
     s->engine_err = err;
     return RCBS_EENGINE;
 }
