@@ -213,6 +213,24 @@ int cluster_ack_decide(kvd *srv, uint64_t seq, uint64_t deadline_ns, const char 
     return 0;
 }
 
+uint64_t cluster_ship_limit(kvd *srv, const char *node_id)
+{
+    cluster *c = srv->cluster;
+    if (c == NULL || c->cfg.async || (cluster_role)atomic_load(&c->role) != CLUSTER_LEADER)
+        return UINT64_MAX;
+    uint64_t limit = UINT64_MAX;
+    pthread_mutex_lock(&c->mu);
+    if (strcmp(node_id, c->standby) != 0) {
+        /* what the standby holds; with none named, what a follower needs
+         * to be named (manage_standby) */
+        limit = c->standby[0] != '\0' ? c->standby_applied : atomic_load(&c->max_acked);
+        if (limit < c->leader_since_seq)
+            limit = c->leader_since_seq;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return limit;
+}
+
 void cluster_ack_notify(cluster *c, uint64_t seq)
 {
     /* srv->park is set before cluster_serve; nothing is parked before */

@@ -122,6 +122,15 @@ bool cluster_gate_response(struct kvd_request *req, unsigned status, struct MHD_
 int cluster_ack_decide(kvd *srv, uint64_t seq, uint64_t deadline_ns, const char **why,
                        uint64_t *recheck_ns);
 
+/* The most a pull of follower NODE_ID may carry (rc_backup_until): on a
+ * sync-mode leader, a follower other than the sync standby gets only what
+ * the standby holds, so no member but the standby (the only one that may
+ * take over) ever holds a write the standby lacks, and after a failover
+ * every follower's history is a prefix of the new leader's (it follows on
+ * incrementally instead of re-cloning). UINT64_MAX: no limit (async mode,
+ * not the leader, the standby itself). */
+uint64_t cluster_ship_limit(kvd *srv, const char *node_id);
+
 /* The leader learns a follower's progress from its pulls (cluster_http.c
  * calls this for GET /admin/backup with X-Ringcask-Node). */
 void cluster_note_pull(kvd *srv, const char *node_id, const char *database, uint64_t applied);

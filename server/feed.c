@@ -100,7 +100,9 @@ static void on_commit(void *ctx, const rc_commit *c)
         const char *ks = rc_keyspace_name(op->ks ? op->ks : def);
         if (ks == NULL)
             continue;
-        if (op->kind == RC_OP_DELETE)
+        /* kvd's own keyspace is never watched: its deletions (one per
+         * deleted bucket) would only push clients' removals out */
+        if (op->kind == RC_OP_DELETE && op->ks != f->srv->sys)
             record_removal(f, ks, op->key, op->klen, op->seq);
         park_notify(p, PARK_CH_DATA, ks, op->key, op->klen, op->seq);
     }

@@ -77,6 +77,7 @@ void route_metrics(kvd_request *req)
 typedef struct backup_job {
     kvd *srv;
     uint64_t since;
+    uint64_t until; /* the bound (UINT64_MAX: none), see ship_limit */
     int rfd, wfd;
     pthread_t thread;
     bool joined;
@@ -107,7 +108,8 @@ static int pipe_write(void *ctx, const void *buf, size_t len)
 static void *backup_thread(void *arg)
 {
     backup_job *job = arg;
-    job->rc = rc_backup(job->srv->db, job->since, pipe_write, job, NULL, NULL, &job->info);
+    job->rc = rc_backup_until(job->srv->db, job->since, job->until, pipe_write, job, NULL, NULL,
+                              &job->info);
     if (job->rc != 0)
         snprintf(job->why, sizeof job->why, "%s", rc_last_error_message());
     if (job->rc != 0)
@@ -165,20 +167,38 @@ static void backup_free(void *cls)
     free(job);
 }
 
-static void backup_stream(kvd_request *req, int64_t since);
+static void backup_stream(kvd_request *req, int64_t since, uint64_t until);
+
+/* A pull of a replica group's follower: the most its stream may hold
+ * (cluster_ship_limit); UINT64_MAX for anyone else. */
+static uint64_t ship_limit(kvd_request *req)
+{
+    const char *node = http_header(req, "X-Ringcask-Node");
+    return req->srv->cluster != NULL && node != NULL ? cluster_ship_limit(req->srv, node)
+                                                     : UINT64_MAX;
+}
 
 /* ?wait=DURATION: park until the database has something after since (its
- * last seq passed it), the duration passed or kvd stops; then stream. */
+ * last seq passed it) that this puller may have, the duration passed or
+ * kvd stops; then stream. A follower held back by its ship limit waits on
+ * the sync standby's progress (PARK_CH_ACK) instead of the data. */
 static void backup_step(kvd_request *req, park_why why)
 {
     park *p = req->srv->park;
-    uint64_t gen = park_generation(p, PARK_CH_DATA);
+    uint64_t gen_data = park_generation(p, PARK_CH_DATA);
+    uint64_t gen_ack = park_generation(p, PARK_CH_ACK);
+    uint64_t limit = ship_limit(req), last = rc_last_seq(req->srv->db);
+    /* last < since: answered at once (the error says why) */
+    bool ready = last < req->wait_seq || (last > req->wait_seq && limit > req->wait_seq);
     if (why == PARK_SHUTDOWN || atomic_load(&req->srv->shutting_down) ||
-        kvd_mono_ns() >= req->wait_deadline_ns || rc_last_seq(req->srv->db) != req->wait_seq) {
-        backup_stream(req, (int64_t)req->wait_seq);
+        kvd_mono_ns() >= req->wait_deadline_ns || ready) {
+        backup_stream(req, (int64_t)req->wait_seq, limit);
         return;
     }
-    park_topic t = {.channel = PARK_CH_DATA, .after = req->wait_seq};
+    bool held = last > req->wait_seq; /* there is more, not yet for this puller */
+    unsigned ch = held ? PARK_CH_ACK : PARK_CH_DATA;
+    uint64_t gen = held ? gen_ack : gen_data;
+    park_topic t = {.channel = ch, .after = req->wait_seq};
     int rc = park_request(p, req, &t, req->wait_deadline_ns, backup_step, req->wait_parked);
     if (rc == PARK_FULL) {
         struct MHD_Response *r = http_json_response(http_error_json(
@@ -189,11 +209,11 @@ static void backup_step(kvd_request *req, park_why why)
         return;
     }
     if (rc != PARK_OK) {
-        backup_stream(req, (int64_t)req->wait_seq);
+        backup_stream(req, (int64_t)req->wait_seq, limit);
         return;
     }
     req->wait_parked = true;
-    if (park_generation(p, PARK_CH_DATA) != gen)
+    if (park_generation(p, ch) != gen)
         park_wake(p, req);
 }
 
@@ -232,10 +252,10 @@ void route_backup(kvd_request *req)
         backup_step(req, PARK_WOKEN);
         return;
     }
-    backup_stream(req, since);
+    backup_stream(req, since, ship_limit(req));
 }
 
-static void backup_stream(kvd_request *req, int64_t since)
+static void backup_stream(kvd_request *req, int64_t since, uint64_t until)
 {
     rc_stats s;
     memset(&s, 0, sizeof s);
@@ -257,6 +277,7 @@ static void backup_stream(kvd_request *req, int64_t since)
     job->srv = req->srv;
     job->sent = &req->resp_bytes;
     job->since = (uint64_t)since;
+    job->until = until;
     job->rfd = fds[0];
     job->wfd = fds[1];
     if (pthread_create(&job->thread, NULL, backup_thread, job) != 0) {

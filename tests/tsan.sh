@@ -29,4 +29,5 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 "$out/test_async" close_completes
 "$out/test_async" a_callback_may_issue
 "$out/test_keyspace_refs" references_held_by_threads
-echo "tsan: 13 concurrency tests passed"
+"$out/test_keyspace_refs" id_lookups_race
+echo "tsan: 14 concurrency tests passed"

@@ -775,6 +775,22 @@ typedef void (*rc_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 RC_API int rc_backup(rc_db *db, uint64_t since, rc_write_fn write, void *ctx,
                      rc_progress_fn progress, void *progress_ctx, rc_backup_info *info);
 
+/* rc_backup bounded above: only what the database held at seq UNTIL (the
+ * newest version of each key at or below UNTIL; nothing newer), as if the
+ * backup had been taken when the last seq was UNTIL. UNTIL below SINCE is
+ * taken as SINCE (an empty stream); UNTIL at or past the last seq is
+ * rc_backup. A replica group's leader uses it to ship followers only what
+ * its sync standby already holds. Exception: once rc_merge (since this
+ * handle was opened) dropped versions that later writes superseded, the
+ * database no longer knows what it held at a seq before that merge, so a
+ * bound below the merge point (with SINCE below it too) is raised to the
+ * last seq the merge saw: the stream then holds more than asked, never less
+ * (INFO's until says where it ends). A read-only handle cannot see the
+ * writer's merges: its bound is never below the last seq. Errors as
+ * rc_backup. */
+RC_API int rc_backup_until(rc_db *db, uint64_t since, uint64_t until, rc_write_fn write, void *ctx,
+                           rc_progress_fn progress, void *progress_ctx, rc_backup_info *info);
+
 /* Check a whole stream (checksums, framing, trailer) without applying it.
  * No database needed. *INFO receives the header and counts (since also on
  * failure, once the header was read); nothing to free. Errors: RC_ECORRUPT (damaged or

@@ -121,26 +121,17 @@ static size_t sweep_keyspace(rc_db *db, rc_keyspace *ks, size_t budget, bool ful
 static size_t sweep_all(rc_db *db, size_t budget, bool full)
 {
     size_t removed = 0;
-    RCI_LOCKING(RANK_KS_MU, 0);
-    pthread_mutex_lock(&db->ks_mu);
-    uint32_t cap = db->ks_cap;
-    rc_keyspace **list = malloc(cap * sizeof(*list));
-    if (list)
-        memcpy(list, db->ks_by_id, cap * sizeof(*list));
-    pthread_mutex_unlock(&db->ks_mu);
-    RCI_UNLOCKED(RANK_KS_MU, 0);
-    if (!list)
-        return 0;
-    for (uint32_t i = 1; i < cap; i++) {
-        rc_keyspace *ks = list[i];
-        if (!ks)
-            continue;
+    /* a handle read from the id table inside an epoch outlives the epoch
+     * (a drop frees it only after a grace period) */
+    for (uint32_t id = 1;; id++) {
         epoch_slot *ep = rci_epoch_enter(db);
-        if (!atomic_load(&ks->dropped) && rci_keydir_ttl_count(ks->kd) > 0)
+        rc_keyspace *ks = rci_ks_next(db, &id);
+        if (ks && !atomic_load(&ks->dropped) && rci_keydir_ttl_count(ks->kd) > 0)
             removed += sweep_keyspace(db, ks, budget, full);
         rci_epoch_exit(ep);
+        if (!ks)
+            break;
     }
-    free(list);
     atomic_fetch_add(&db->expired_swept, removed);
     return removed;
 }

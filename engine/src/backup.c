@@ -184,7 +184,7 @@ static int snapshot(backup_run *b)
     pthread_mutex_lock(&db->ks_mu);
     RCI_LOCKING(RANK_FILES_GATE, 0);
     pthread_rwlock_rdlock(&db->files_gate); /* merge cannot close a segment */
-    b->live_cap = db->ks_cap > FMT_KS_DEFAULT ? db->ks_cap : FMT_KS_DEFAULT + 1;
+    b->live_cap = db->next_ks_id > FMT_KS_DEFAULT ? db->next_ks_id : FMT_KS_DEFAULT + 1;
     b->live = calloc(b->live_cap, 1);
     b->kds = calloc(b->live_cap, sizeof(*b->kds));
     if (!b->live || !b->kds) {
@@ -194,8 +194,8 @@ static int snapshot(backup_run *b)
         goto out_gate;
     }
     b->live[FMT_KS_CATALOG] = 1;
-    for (uint32_t id = FMT_KS_DEFAULT; id < db->ks_cap; id++) {
-        rc_keyspace *ks = db->ks_by_id[id];
+    for (uint32_t id = FMT_KS_DEFAULT; id < b->live_cap; id++) {
+        rc_keyspace *ks = rci_ks_by_id(db, id);
         b->live[id] = ks && !atomic_load(&ks->dropped);
     }
     RCI_LOCKING(RANK_APPEND_MU, 0);
@@ -481,6 +481,12 @@ static int write_stream(backup_run *b, rc_backup_info *info)
 int rc_backup(rc_db *db, uint64_t since, rc_write_fn write, void *ctx, rc_progress_fn progress,
               void *progress_ctx, rc_backup_info *info)
 {
+    return rc_backup_until(db, since, UINT64_MAX, write, ctx, progress, progress_ctx, info);
+}
+
+int rc_backup_until(rc_db *db, uint64_t since, uint64_t until, rc_write_fn write, void *ctx,
+                    rc_progress_fn progress, void *progress_ctx, rc_backup_info *info)
+{
     rci_error_clear();
     if (!db || !write)
         return rc_fail(RC_EINVAL, "rc_backup needs a database and a write callback");
@@ -502,6 +508,19 @@ int rc_backup(rc_db *db, uint64_t since, rc_write_fn write, void *ctx, rc_progre
                       "since %llu is beyond this database's last seq %llu: it is not the "
                       "database the previous backup came from; take a full backup",
                       (unsigned long long)since, (unsigned long long)b.snap_seq);
+    /* bounded: records past UNTIL are left out like those written after
+     * the snapshot. Unless merge dropped versions after SINCE that writes
+     * past UNTIL superseded (superseded_seq, read after the snapshot: raised
+     * before merge retires its victims): the stream would then lack them and
+     * still claim UNTIL, so it is cut at superseded_seq instead (more than
+     * asked, never a hole) */
+    if (!err && until < b.snap_seq) {
+        uint64_t cut = until > since ? until : since;
+        uint64_t sup = atomic_load(&db->superseded_seq);
+        if (since < sup && cut < sup)
+            cut = sup < b.snap_seq ? sup : b.snap_seq;
+        b.snap_seq = cut;
+    }
     /* merge raises the horizon before it retires the segments it rewrote, so
      * checking again after the snapshot catches a merge that raced it */
     if (!err)

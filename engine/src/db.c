@@ -246,6 +246,7 @@ static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool 
      * the database continues after them, never reusing one */
     if (!err && atomic_load(&db->tombstone_horizon) > atomic_load(&db->last_seq))
         atomic_store(&db->last_seq, atomic_load(&db->tombstone_horizon));
+    atomic_store(&db->superseded_seq, db->opt.read_only ? UINT64_MAX : atomic_load(&db->last_seq));
     if (!err)
         err = rci_identity_open(db, db->had_segments);
     if (err)
@@ -334,14 +335,14 @@ int rc_stats_db(rc_db *db, rc_stats *o)
     RCI_LOCKING(RANK_KS_MU, 0);
     pthread_mutex_lock(&db->ks_mu);
     epoch_slot *ep = rci_epoch_enter(db);
-    for (uint32_t i = 1; i < db->ks_cap; i++) {
-        rc_keyspace *ks = db->ks_by_id[i];
-        if (ks && !atomic_load(&ks->dropped)) {
+    rc_keyspace *ks;
+    for (uint32_t id = 1; (ks = rci_ks_next(db, &id)); id++) {
+        if (!atomic_load(&ks->dropped)) {
             ks_stats_add(ks, o);
             o->keyspaces++;
         }
     }
-    o->keydir_bytes += rci_keydir_bytes(db->ks_by_id[FMT_KS_CATALOG]->kd);
+    o->keydir_bytes += rci_keydir_bytes(rci_ks_by_id(db, FMT_KS_CATALOG)->kd);
     for (size_t i = 0; i < db->ks_all_n; i++) {
         rc_keyspace *ks = db->ks_all[i];
         o->keyspace_bytes += sizeof(*ks) + strlen(ks->name) + 1;
@@ -350,10 +351,11 @@ int rc_stats_db(rc_db *db, rc_stats *o)
                                  rci_keydir_bytes(ks->kd) +
                                  atomic_load_explicit(&ks->lc->bytes, memory_order_relaxed);
     }
-    o->keyspace_bytes += (db->ks_cap + db->ks_all_cap) * sizeof(rc_keyspace *);
+    o->keyspace_bytes += (size_t)db->ks_chunks_n * KS_CHUNK * sizeof(rc_keyspace *) +
+                         db->ks_all_cap * sizeof(rc_keyspace *);
     o->dropped_keyspaces = db->retired_handles;
     o->keyspace_handles = db->ks_all_n;
-    o->catalog_entries = rci_keydir_count(db->ks_by_id[FMT_KS_CATALOG]->kd);
+    o->catalog_entries = rci_keydir_count(rci_ks_by_id(db, FMT_KS_CATALOG)->kd);
     rci_epoch_exit(ep);
     pthread_mutex_unlock(&db->ks_mu);
     RCI_UNLOCKED(RANK_KS_MU, 0);

@@ -26,6 +26,12 @@
  * or hostile file from asking for gigabytes (16M keyspace creations over a
  * database's life). */
 #define KS_ID_MAX (1u << 24)
+/* The id table is two levels that never move (keyspace.c): a fixed array of
+ * chunk pointers, and chunks of KS_CHUNK slots made when an id in them is
+ * first registered and freed once all their ids were given and dropped. */
+#define KS_CHUNK_BITS 10u
+#define KS_CHUNK (1u << KS_CHUNK_BITS)
+#define KS_CHUNKS ((KS_ID_MAX >> KS_CHUNK_BITS) + 1u)
 
 enum { CNT_GET, CNT_PUT, CNT_DEL, CNT_OP, CNT_N };
 
@@ -187,10 +193,15 @@ struct rc_db {
 
     /* keyspaces: index by id (sparse), names in a small table */
     pthread_mutex_t ks_mu;
-    rc_keyspace **ks_by_id; /* ks_cap entries; NULL for unknown ids */
-    uint32_t ks_cap;
-    uint32_t next_ks_id;
-    rc_keyspace **ks_all; /* every handle in memory (all freed at close) */
+    /* by id: ks_top[id >> KS_CHUNK_BITS][id & (KS_CHUNK - 1)], NULL for an
+     * unknown or dropped id. Written under ks_mu (or by the opening thread),
+     * read lock-free by holders of an epoch (rci_ks_by_id); a chunk is freed
+     * only after a grace period */
+    rc_keyspace ***ks_top; /* KS_CHUNKS chunk pointers */
+    uint32_t ks_chunks_n;  /* chunks allocated */
+    uint32_t next_ks_id;   /* read without ks_mu as a bound: __atomic */
+    int rec_pass;          /* recovery's pass (REC_PASS_*, recovery.h) */
+    rc_keyspace **ks_all;  /* every handle in memory (all freed at close) */
     size_t ks_all_n, ks_all_cap;
     /* what the handles of dropped keyspaces point at (see rc_keyspace) */
     keydir *retired_kd;
@@ -225,6 +236,12 @@ struct rc_db {
     _Atomic uint64_t batches, fsyncs, fsync_ns_total, fsync_ns_max, expired_swept;
     _Atomic uint64_t merges, merge_bytes_read, merge_bytes_written, merge_bytes_reclaimed;
     _Atomic uint64_t tombstone_horizon;
+    /* merge dropped records superseded by writes at or below this seq (the
+     * last seq before it retired them; the last seq at open, UINT64_MAX on a
+     * read-only handle, which cannot see the writer's merges): a backup
+     * bounded below it cannot tell what the database held at its bound
+     * (rc_backup_until) */
+    _Atomic uint64_t superseded_seq;
     _Atomic uint64_t write_errors;
     _Atomic uint64_t backup_scanned; /* records rc_backup scanned (tests, bench) */
     uint64_t recovery_ms, recovered_keys, hint_files_used, segments_scanned;
@@ -259,7 +276,14 @@ unsigned rci_thread_index(void);
 
 /* ---- keyspace.c */
 rc_keyspace *rci_ks_resolve(rc_db *db, rc_keyspace *ks); /* NULL -> default */
+/* The keyspace registered under ID, or NULL. Lock-free: the caller holds an
+ * epoch or ks_mu (or is the opening thread), which keeps the handle and the
+ * table's chunk alive. */
 rc_keyspace *rci_ks_by_id(rc_db *db, uint32_t id);
+/* The registered keyspace with the lowest id >= *ID (*ID set to it), or NULL;
+ * same rules as rci_ks_by_id. Iterate with
+ * for (uint32_t id = 1; (ks = rci_ks_next(db, &id)); id++). */
+rc_keyspace *rci_ks_next(rc_db *db, uint32_t *id);
 rc_keyspace *rci_ks_new(rc_db *db, const char *name, uint32_t id, int64_t ttl);
 int rci_ks_register(rc_db *db, rc_keyspace *ks);
 int rci_ks_load_catalog(rc_db *db);

@@ -152,11 +152,15 @@ static void ks_destroy(rc_db *db, rc_keyspace *ks)
 
 int rci_ks_init_retired(rc_db *db)
 {
+    /* untouched pages of the chunk pointer array cost no memory */
+    db->ks_top = calloc(KS_CHUNKS, sizeof(*db->ks_top));
     db->retired_kd = rci_keydir_new();
     db->retired_lc = malloc(sizeof(*db->retired_lc));
-    if (!db->retired_kd || !db->retired_lc) {
+    if (!db->ks_top || !db->retired_kd || !db->retired_lc) {
+        free(db->ks_top);
         rci_keydir_free(db->retired_kd);
         free(db->retired_lc);
+        db->ks_top = NULL;
         db->retired_kd = NULL;
         db->retired_lc = NULL;
         return RC_ENOMEM;
@@ -165,18 +169,68 @@ int rci_ks_init_retired(rc_db *db)
     return 0;
 }
 
+/* ---- the id table (db.h): chunks never move, so a reader holding an
+ * epoch reads a slot while ks_mu's holder registers another id */
+
+rc_keyspace *rci_ks_by_id(rc_db *db, uint32_t id)
+{
+    if (id > KS_ID_MAX)
+        return NULL;
+    rc_keyspace **c = __atomic_load_n(&db->ks_top[id >> KS_CHUNK_BITS], __ATOMIC_ACQUIRE);
+    return c ? __atomic_load_n(&c[id & (KS_CHUNK - 1)], __ATOMIC_ACQUIRE) : NULL;
+}
+
+rc_keyspace *rci_ks_next(rc_db *db, uint32_t *id)
+{
+    uint32_t end = __atomic_load_n(&db->next_ks_id, __ATOMIC_ACQUIRE);
+    for (uint32_t i = *id; i < end && i <= KS_ID_MAX;) {
+        rc_keyspace **c = __atomic_load_n(&db->ks_top[i >> KS_CHUNK_BITS], __ATOMIC_ACQUIRE);
+        if (!c) {
+            i = (i | (KS_CHUNK - 1)) + 1;
+            continue;
+        }
+        rc_keyspace *ks = __atomic_load_n(&c[i & (KS_CHUNK - 1)], __ATOMIC_ACQUIRE);
+        if (ks) {
+            *id = i;
+            return ks;
+        }
+        i++;
+    }
+    return NULL;
+}
+
+/* Clear ID's slot (ks_mu held or the opening thread; no epoch held). A
+ * chunk left empty whose every id was already given is never written
+ * again: it goes after a grace period (readers hold an epoch). */
+static void ks_unset(rc_db *db, uint32_t id)
+{
+    rc_keyspace **c = db->ks_top[id >> KS_CHUNK_BITS];
+    if (!c)
+        return;
+    __atomic_store_n(&c[id & (KS_CHUNK - 1)], NULL, __ATOMIC_RELEASE);
+    uint32_t first = id & ~(KS_CHUNK - 1);
+    if ((uint64_t)first + KS_CHUNK > db->next_ks_id)
+        return; /* ids still to come land here */
+    for (uint32_t i = 0; i < KS_CHUNK; i++)
+        if (c[i])
+            return;
+    __atomic_store_n(&db->ks_top[id >> KS_CHUNK_BITS], NULL, __ATOMIC_RELEASE);
+    db->ks_chunks_n--;
+    rci_epoch_synchronize(db);
+    free(c);
+}
+
 int rci_ks_register(rc_db *db, rc_keyspace *ks)
 {
-    if (ks->id >= db->ks_cap) {
-        uint32_t cap = db->ks_cap ? db->ks_cap : 16;
-        while (cap <= ks->id)
-            cap *= 2;
-        rc_keyspace **n = realloc(db->ks_by_id, cap * sizeof(*n));
-        if (!n)
+    if (ks->id > KS_ID_MAX)
+        return RC_EINVAL;
+    rc_keyspace ***top = &db->ks_top[ks->id >> KS_CHUNK_BITS];
+    if (!*top) {
+        rc_keyspace **c = calloc(KS_CHUNK, sizeof(*c));
+        if (!c)
             return RC_ENOMEM;
-        memset(n + db->ks_cap, 0, (cap - db->ks_cap) * sizeof(*n));
-        db->ks_by_id = n;
-        db->ks_cap = cap;
+        __atomic_store_n(top, c, __ATOMIC_RELEASE);
+        db->ks_chunks_n++;
     }
     if (db->ks_all_n == db->ks_all_cap) {
         size_t cap = db->ks_all_cap ? db->ks_all_cap * 2 : 16;
@@ -187,9 +241,9 @@ int rci_ks_register(rc_db *db, rc_keyspace *ks)
         db->ks_all_cap = cap;
     }
     db->ks_all[db->ks_all_n++] = ks;
-    __atomic_store_n(&db->ks_by_id[ks->id], ks, __ATOMIC_RELEASE);
     if (ks->id >= db->next_ks_id)
-        db->next_ks_id = ks->id + 1;
+        __atomic_store_n(&db->next_ks_id, ks->id + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&(*top)[ks->id & (KS_CHUNK - 1)], ks, __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -205,24 +259,20 @@ void rci_ks_free_all(rc_db *db)
     db->retired_lc = NULL;
     db->retired_kd = NULL;
     free(db->ks_all);
-    free(db->ks_by_id);
+    if (db->ks_top)
+        for (uint32_t c = 0; c < KS_CHUNKS; c++)
+            free(db->ks_top[c]);
+    free(db->ks_top);
     db->ks_all = NULL;
-    db->ks_by_id = NULL;
+    db->ks_top = NULL;
     db->ks_all_n = db->ks_all_cap = 0;
-    db->ks_cap = 0;
-}
-
-rc_keyspace *rci_ks_by_id(rc_db *db, uint32_t id)
-{
-    if (id >= db->ks_cap)
-        return NULL;
-    return db->ks_by_id[id];
+    db->ks_chunks_n = 0;
 }
 
 rc_keyspace *rci_ks_resolve(rc_db *db, rc_keyspace *ks)
 {
     if (!ks)
-        ks = db->ks_by_id[FMT_KS_DEFAULT];
+        ks = rci_ks_by_id(db, FMT_KS_DEFAULT);
     if (atomic_load_explicit(&ks->dropped, memory_order_acquire))
         return NULL;
     return ks;
@@ -230,7 +280,7 @@ rc_keyspace *rci_ks_resolve(rc_db *db, rc_keyspace *ks)
 
 rc_keyspace *rc_default_keyspace(rc_db *db)
 {
-    return db->ks_by_id[FMT_KS_DEFAULT];
+    return rci_ks_by_id(db, FMT_KS_DEFAULT);
 }
 
 const char *rc_keyspace_name(const rc_keyspace *ks)
@@ -257,11 +307,10 @@ static int check_name(const char *name)
  * keyspaces; servers keep the handle they got. */
 static rc_keyspace *find_live(rc_db *db, const char *name)
 {
-    for (uint32_t i = 1; i < db->ks_cap; i++) {
-        rc_keyspace *ks = db->ks_by_id[i];
-        if (ks && !atomic_load(&ks->dropped) && strcmp(ks->name, name) == 0)
+    rc_keyspace *ks;
+    for (uint32_t id = 1; (ks = rci_ks_next(db, &id)); id++)
+        if (!atomic_load(&ks->dropped) && strcmp(ks->name, name) == 0)
             return ks;
-    }
     return NULL;
 }
 
@@ -271,7 +320,7 @@ static rc_keyspace *find_live(rc_db *db, const char *name)
 static int write_catalog2(rc_db *db, const char *name, const fmt_catalog_entry *e, const char *tomb)
 {
     uint8_t val[FMT_CATALOG_VALUE_LEN];
-    rc_keyspace *cat = db->ks_by_id[FMT_KS_CATALOG];
+    rc_keyspace *cat = rci_ks_by_id(db, FMT_KS_CATALOG);
     log_rec r[2] = {{.ks = FMT_KS_CATALOG, .key = name, .klen = (uint32_t)strlen(name)}};
     size_t n = 1;
     if (e) {
@@ -404,7 +453,7 @@ static void ks_retire(rc_db *db, rc_keyspace *ks)
     /* no lister, writer or background task is inside the cache either: each
      * holds an epoch and checks `dropped` inside it */
     ks_release_body(db, ks);
-    db->ks_by_id[ks->id] = NULL;
+    ks_unset(db, ks->id);
     ks_unref(db, ks, true);
 }
 
@@ -444,8 +493,9 @@ int rc_keyspace_list(rc_db *db, char ***names, size_t *count)
     RCI_LOCKING(RANK_KS_MU, 0);
     pthread_mutex_lock(&db->ks_mu);
     size_t n = 0;
-    for (uint32_t i = 1; i < db->ks_cap; i++)
-        if (db->ks_by_id[i] && !atomic_load(&db->ks_by_id[i]->dropped))
+    rc_keyspace *ks;
+    for (uint32_t id = 1; (ks = rci_ks_next(db, &id)); id++)
+        if (!atomic_load(&ks->dropped))
             n++;
     char **v = calloc(n ? n : 1, sizeof(*v));
     int err = 0;
@@ -454,9 +504,8 @@ int rc_keyspace_list(rc_db *db, char ***names, size_t *count)
         err = RC_ENOMEM;
         goto out;
     }
-    for (uint32_t i = 1; i < db->ks_cap && k < n; i++) {
-        rc_keyspace *ks = db->ks_by_id[i];
-        if (!ks || atomic_load(&ks->dropped))
+    for (uint32_t id = 1; k < n && (ks = rci_ks_next(db, &id)); id++) {
+        if (atomic_load(&ks->dropped))
             continue;
         v[k] = strdup(ks->name);
         if (!v[k]) {
@@ -519,14 +568,13 @@ out:
     return err;
 }
 
-/* After recovery: keydir 0 holds the newest catalogue record per name.
- * Give names and TTLs to the provisional keyspaces recovery made per id,
- * create empty ones for live ids without records, and drop the rest. */
+/* Recovery, between its two passes (recovery.c): keydir 0 holds the
+ * newest catalogue record per name. Make a keyspace for each live id, so
+ * that the second pass indexes their records; records of any other id are
+ * dead and never indexed. */
 typedef struct catalog_scan {
     rc_db *db;
     int err;
-    uint8_t *live; /* by id: 1 live */
-    uint32_t live_cap;
 } catalog_scan;
 
 static int catalog_visit(void *ctx, const uint8_t *key, size_t klen, const kd_loc *loc)
@@ -547,9 +595,9 @@ static int catalog_visit(void *ctx, const uint8_t *key, size_t klen, const kd_lo
         return 0;
     }
     if (e.ks_id >= db->next_ks_id)
-        db->next_ks_id = e.ks_id + 1;
+        __atomic_store_n(&db->next_ks_id, e.ks_id + 1, __ATOMIC_RELEASE);
     if (e.ks_id == FMT_KS_DEFAULT && !e.dropped) {
-        atomic_store(&db->ks_by_id[FMT_KS_DEFAULT]->default_ttl_ms, e.default_ttl_ms);
+        atomic_store(&rci_ks_by_id(db, FMT_KS_DEFAULT)->default_ttl_ms, e.default_ttl_ms);
         return 0;
     }
     if (e.dropped && memchr(key, 0, klen) == NULL)
@@ -575,57 +623,16 @@ static int catalog_visit(void *ctx, const uint8_t *key, size_t klen, const kd_lo
         }
     }
     atomic_store(&ks->default_ttl_ms, e.default_ttl_ms);
-    if (e.ks_id < cs->live_cap)
-        cs->live[e.ks_id] = 1;
     return 0;
 }
 
 int rci_ks_load_catalog(rc_db *db)
 {
-    rc_keyspace *cat = db->ks_by_id[FMT_KS_CATALOG];
-    catalog_scan cs = {.db = db, .live_cap = db->ks_cap + 1};
-    /* ids may grow while visiting; entries beyond live_cap were just made */
-    cs.live = calloc(cs.live_cap, 1);
-    if (!cs.live)
-        return RC_ENOMEM;
+    rc_keyspace *cat = rci_ks_by_id(db, FMT_KS_CATALOG);
+    catalog_scan cs = {.db = db};
     for (unsigned s = 0; s < KEYDIR_SHARDS && !cs.err; s++)
         rci_keydir_shard_foreach(cat->kd, s, catalog_visit, &cs);
-    if (cs.err) {
-        free(cs.live);
-        return cs.err;
-    }
-    for (uint32_t id = FMT_KS_DEFAULT + 1; id < db->ks_cap; id++) {
-        rc_keyspace *ks = db->ks_by_id[id];
-        if (ks && (id >= cs.live_cap || !cs.live[id]) && ks->name[0] == 0) {
-            /* records of a dropped or unknown keyspace: dead. Nobody has
-             * seen this provisional handle, so it goes entirely */
-            atomic_store(&ks->dropped, true);
-            db->ks_by_id[id] = NULL;
-        }
-    }
-    /* drop those handles from ks_all (one pass) and free them */
-    size_t w = 0;
-    for (size_t i = 0; i < db->ks_all_n; i++) {
-        rc_keyspace *ks = db->ks_all[i];
-        if (atomic_load(&ks->dropped) && ks->id > FMT_KS_DEFAULT && db->ks_by_id[ks->id] != ks)
-            ks_destroy(db, ks);
-        else
-            db->ks_all[w++] = ks;
-    }
-    db->ks_all_n = w;
-    /* it held a provisional handle per id recovery met: fit it to the live */
-    size_t cap = 16;
-    while (cap < w)
-        cap *= 2;
-    if (cap < db->ks_all_cap) {
-        rc_keyspace **n = realloc(db->ks_all, cap * sizeof(*n));
-        if (n) {
-            db->ks_all = n;
-            db->ks_all_cap = cap;
-        }
-    }
-    free(cs.live);
-    return 0;
+    return cs.err;
 }
 
 /* ---- rc_load (load.c): after catalogue records were appended and indexed
@@ -656,7 +663,7 @@ static int catalog_collect_visit(void *ctx, const uint8_t *key, size_t klen, con
     fmt_catalog_entry e;
     int err = rci_read_record(cc->db, loc, &v, true);
     bool ok = !err && klen <= RC_KEYSPACE_NAME_MAX && memchr(key, 0, klen) == NULL &&
-              fmt_catalog_decode(v.data, v.len, &e) == FMT_OK;
+              fmt_catalog_decode(v.data, v.len, &e) == FMT_OK && e.ks_id <= KS_ID_MAX;
     rc_value_free(&v);
     if (!ok)
         return 0; /* not a keyspace entry: its id stays unknown */
@@ -679,7 +686,7 @@ static int catalog_collect_visit(void *ctx, const uint8_t *key, size_t klen, con
 
 int rci_ks_refresh_catalog(rc_db *db)
 {
-    rc_keyspace *cat = db->ks_by_id[FMT_KS_CATALOG];
+    rc_keyspace *cat = rci_ks_by_id(db, FMT_KS_CATALOG);
     catalog_collect cc = {.db = db};
     epoch_slot *ep = rci_epoch_enter(db);
     for (unsigned s = 0; s < KEYDIR_SHARDS && !cc.err; s++) {
@@ -694,7 +701,7 @@ int rci_ks_refresh_catalog(rc_db *db)
         if (cc.items[i].dropped)
             note_dropped(db, (const uint8_t *)cc.items[i].name, strlen(cc.items[i].name),
                          cc.items[i].id);
-    uint32_t live_cap = db->ks_cap;
+    uint32_t live_cap = db->next_ks_id;
     for (size_t i = 0; i < cc.n; i++)
         if (!cc.items[i].dropped && cc.items[i].id >= live_cap)
             live_cap = cc.items[i].id + 1;
@@ -703,9 +710,9 @@ int rci_ks_refresh_catalog(rc_db *db)
     for (size_t i = 0; i < cc.n && !err; i++) {
         catalog_item *it = &cc.items[i];
         if (it->id >= db->next_ks_id)
-            db->next_ks_id = it->id + 1;
+            __atomic_store_n(&db->next_ks_id, it->id + 1, __ATOMIC_RELEASE);
         if (it->id == FMT_KS_DEFAULT && !it->dropped)
-            atomic_store(&db->ks_by_id[FMT_KS_DEFAULT]->default_ttl_ms, it->ttl);
+            atomic_store(&rci_ks_by_id(db, FMT_KS_DEFAULT)->default_ttl_ms, it->ttl);
         if (it->dropped || it->id <= FMT_KS_DEFAULT)
             continue;
         live[it->id] = 1;
@@ -720,11 +727,10 @@ int rci_ks_refresh_catalog(rc_db *db)
         if (!err)
             atomic_store(&ks->default_ttl_ms, it->ttl);
     }
-    for (uint32_t id = FMT_KS_DEFAULT + 1; id < db->ks_cap && !err; id++) {
-        rc_keyspace *ks = db->ks_by_id[id];
-        if (ks && !atomic_load(&ks->dropped) && (id >= live_cap || !live[id]))
+    rc_keyspace *ks;
+    for (uint32_t id = FMT_KS_DEFAULT + 1; !err && (ks = rci_ks_next(db, &id)); id++)
+        if (!atomic_load(&ks->dropped) && (id >= live_cap || !live[id]))
             ks_retire(db, ks);
-    }
     free(live);
     free(cc.items);
     return err;

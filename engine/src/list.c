@@ -964,22 +964,15 @@ static int list_cached(rc_db *db, rc_keyspace *k, const rc_list_opts *opts, rc_l
 
 void rci_lc_release_idle(rc_db *db)
 {
-    RCI_LOCKING(RANK_KS_MU, 0);
-    pthread_mutex_lock(&db->ks_mu);
-    uint32_t cap = db->ks_cap;
-    rc_keyspace **all = cap ? malloc(cap * sizeof(*all)) : NULL;
-    if (all)
-        memcpy(all, db->ks_by_id, cap * sizeof(*all));
-    pthread_mutex_unlock(&db->ks_mu);
-    RCI_UNLOCKED(RANK_KS_MU, 0);
-    if (!all)
-        return;
     int64_t now = mono_ms();
-    for (uint32_t i = 0; i < cap; i++) {
-        rc_keyspace *ks = all[i];
-        if (!ks)
-            continue;
+    for (uint32_t id = 0;; id++) {
+        /* a handle read from the id table inside an epoch outlives it */
         epoch_slot *ep = rci_epoch_enter(db);
+        rc_keyspace *ks = rci_ks_next(db, &id);
+        if (!ks) {
+            rci_epoch_exit(ep);
+            break;
+        }
         list_cache *lc = atomic_load(&ks->dropped) ? NULL : ks->lc;
         if (lc && atomic_load_explicit(&lc->bytes, memory_order_relaxed) &&
             now - atomic_load_explicit(&lc->last_used, memory_order_relaxed) >=
@@ -995,7 +988,6 @@ void rci_lc_release_idle(rc_db *db)
         }
         rci_epoch_exit(ep);
     }
-    free(all);
 }
 
 /* ---------------------------------------------------------------- the API */

@@ -271,15 +271,15 @@ static int check_target(rc_db *db, const fmt_stream_header *h)
                            (unsigned long long)since, (unsigned long long)last);
         return 0;
     }
-    for (uint32_t id = FMT_KS_DEFAULT + 1; id < db->ks_cap; id++) {
-        rc_keyspace *ks = db->ks_by_id[id];
-        if (ks && !atomic_load(&ks->dropped))
+    rc_keyspace *ks;
+    for (uint32_t id = FMT_KS_DEFAULT + 1; (ks = rci_ks_next(db, &id)); id++) {
+        if (!atomic_load(&ks->dropped))
             return rc_fail(RC_ENOTEMPTY,
                            "the database has keyspace '%s': a full backup loads "
                            "only into an empty database",
                            ks->name);
     }
-    size_t keys = rci_keydir_count(db->ks_by_id[FMT_KS_DEFAULT]->kd);
+    size_t keys = rci_keydir_count(rci_ks_by_id(db, FMT_KS_DEFAULT)->kd);
     if (keys > 0)
         return rc_fail(RC_ENOTEMPTY,
                        "keyspace 'default' holds %zu key(s): a full backup loads "

@@ -553,6 +553,12 @@ static int delete_victims(merge_run *m)
     err = rci_horizon_raise(db, m->horizon);
     if (err)
         return err; /* MERGING stays: the next open finishes the deletion */
+    /* what the victims held that was not kept was superseded by a write
+     * at or below the last seq now; raised before they vanish, so a backup
+     * whose snapshot lacks them sees it (rc_backup_until) */
+    uint64_t sup = atomic_load(&db->last_seq), was = atomic_load(&db->superseded_seq);
+    while (sup > was && !atomic_compare_exchange_weak(&db->superseded_seq, &was, sup))
+        ;
     for (size_t i = 0; i < m->nv; i++) {
         atomic_store(&m->victims[i]->doomed, true);
         rci_seg_table_remove(&db->segs, m->victims[i]);

@@ -11,8 +11,12 @@
  * that they hide older versions in any segment whatever the order; a final
  * pass removes them together with records that expired while the database
  * was closed. Keyspaces are only known once the catalogue (keyspace 0) is
- * complete, so records land in provisional keyspaces made per id, and
- * ks_load_catalog keeps the live ones.
+ * complete, so the segments are read twice: pass 1 indexes the catalogue's
+ * records only (for a hinted segment that reads its hint and the few
+ * catalogue records), rci_ks_load_catalog makes the live keyspaces, and
+ * pass 2 indexes their records. A record of any other id is a dropped
+ * keyspace's: counted dead, never indexed, so a dropped keyspace costs
+ * recovery no memory. Damage is counted and a torn end cut in pass 1.
  *
  * Hinted segments are loaded by rc_options.recovery_threads threads, one
  * keydir shard per thread at a time (recovery_hint.c); scanned segments (the
@@ -67,17 +71,6 @@ static void acct_ks(rec_acct *a, rc_keyspace *ks)
     }
 }
 
-rc_keyspace *rci_rec_ks_for_id(rc_db *db, uint32_t id)
-{
-    rc_keyspace *ks = rci_ks_by_id(db, id);
-    if (ks)
-        return ks;
-    ks = rci_ks_new(db, NULL, id, 0); /* provisional until the catalogue names it */
-    if (!ks || rci_ks_register(db, ks) != 0)
-        return NULL;
-    return ks;
-}
-
 /* The user-visible value length of a record from its sizes. */
 static uint64_t user_vlen(rc_db *db, const kd_loc *loc, uint8_t flags, uint32_t total,
                           uint32_t klen, uint64_t seq, uint32_t ks, uint64_t exp)
@@ -109,8 +102,11 @@ int rci_rec_insert(rec_acct *a, rc_keyspace *ks, uint8_t flags, uint64_t seq, ui
                    uint64_t exp, const uint8_t *key, uint32_t klen, uint32_t off, uint32_t total,
                    uint64_t hash)
 {
+    if ((a->db->rec_pass == REC_PASS_CATALOG) != (ks_id == FMT_KS_CATALOG))
+        return 0; /* the other pass's */
     if (!ks) {
-        a->corrupt++;
+        if (ks_id > KS_ID_MAX)
+            a->corrupt++;
         a->seg_dead += total;
         return 0;
     }
@@ -163,8 +159,7 @@ static int scan_insert(void *ctx, const fmt_record *r, uint32_t off)
     c->in_batch = (r->flags & FMT_REC_BATCH) != 0;
     if (r->ks <= KS_ID_MAX) {
         rci_seq_note(&c->seqs, r->seq);
-        if (!(ks = rci_rec_ks_for_id(c->db, r->ks)))
-            return c->err = RC_ENOMEM;
+        ks = rci_ks_by_id(c->db, r->ks);
     }
     int err = rci_rec_insert(&c->acct, ks, r->flags, r->seq, r->ks, r->expires_at_ms, r->key,
                              r->klen, off, r->total_len, rci_keydir_hash(r->key, r->klen));
@@ -204,6 +199,14 @@ int rci_rec_scan_one(rc_db *db, segment *seg, bool tail)
         c.err = RC_ENOMEM;
     rci_rec_acct_flush(&c.acct);
     db->corrupt_records += c.acct.corrupt;
+    if (db->rec_pass == REC_PASS_CATALOG)
+        seg->rec_scanned = true;
+    else if (db->rec_pass == REC_PASS_REST && seg->rec_scanned) {
+        /* pass 1 scanned it already: its damage was counted, its torn end
+         * cut */
+        rci_rec_publish_seqs(db, seg, &c.seqs);
+        return c.err;
+    }
     db->segments_scanned++;
     db->corrupt_records += res.corrupt;
     /* a torn tail of the segment being written is what a crash leaves; any
@@ -418,6 +421,28 @@ static int check_segment_versions(rc_db *db, const uint64_t *ids, size_t n)
     return 0;
 }
 
+/* One pass over the OPENED segments (N, in order): hinted ones through W,
+ * the others scanned. */
+static int replay(rc_db *db, rec_window *w, segment **opened, size_t n, uint64_t tail_id)
+{
+    int err = 0;
+    for (size_t i = 0; i < n && !err; i++) {
+        segment *seg = opened[i];
+        if (db->opt.write_hints && rci_window_add(w, seg)) {
+            if (rci_window_full(w))
+                err = rci_window_flush(w, tail_id);
+            continue;
+        }
+        /* segments are read in order: the hints queued before this one first */
+        err = rci_window_flush(w, tail_id);
+        if (!err)
+            err = rci_rec_scan_one(db, seg, seg->id == tail_id);
+    }
+    if (!err)
+        err = rci_window_flush(w, tail_id);
+    return err;
+}
+
 int rci_recover(rc_db *db)
 {
     uint64_t t0 = now_ms_mono();
@@ -463,7 +488,11 @@ int rci_recover(rc_db *db)
     }
     bool have_db_id = false;
     rec_window *w = rci_window_new(db, recovery_threads(db));
-    if (!w) {
+    segment **opened = malloc((n ? n : 1) * sizeof(*opened));
+    size_t n_opened = 0;
+    if (!w || !opened) {
+        rci_window_free(w);
+        free(opened);
         free(ids);
         return RC_ENOMEM;
     }
@@ -507,20 +536,21 @@ int rci_recover(rc_db *db)
             unlinkat(db->dir_fd, nm, 0);
             continue;
         }
-        if (db->opt.write_hints && rci_window_add(w, seg)) {
-            if (rci_window_full(w))
-                err = rci_window_flush(w, tail_id);
-            continue;
-        }
-        /* segments are read in order: the hints queued before this one first */
-        err = rci_window_flush(w, tail_id);
-        if (!err)
-            err = rci_rec_scan_one(db, seg, seg->id == tail_id);
+        opened[n_opened++] = seg;
     }
-    if (!err)
-        err = rci_window_flush(w, tail_id);
-    rci_window_free(w);
     free(ids);
+    /* pass 1: the catalogue, then a keyspace per live id; pass 2: the
+     * records of those (a dropped keyspace's are dead bytes, never indexed:
+     * no memory for it however many came and went) */
+    for (int pass = REC_PASS_CATALOG; pass <= REC_PASS_REST && !err; pass++) {
+        db->rec_pass = pass;
+        err = replay(db, w, opened, n_opened, tail_id);
+        if (!err && pass == REC_PASS_CATALOG)
+            err = rci_ks_load_catalog(db);
+    }
+    db->rec_pass = 0;
+    rci_window_free(w);
+    free(opened);
     if (err)
         return err;
     db->had_segments = have_db_id;
@@ -531,17 +561,13 @@ int rci_recover(rc_db *db)
         if (f)
             fclose(f);
     }
-    err = rci_ks_load_catalog(db);
-    for (uint32_t id = 0; id < db->ks_cap && !err; id++) {
-        rc_keyspace *ks = db->ks_by_id[id];
-        if (ks)
-            err = purge_dead(db, ks);
-    }
+    rc_keyspace *ks;
+    for (uint32_t id = 0; !err && (ks = rci_ks_next(db, &id)); id++)
+        err = purge_dead(db, ks);
     if (err)
         return err;
-    for (uint32_t id = 1; id < db->ks_cap; id++)
-        if (db->ks_by_id[id])
-            db->recovered_keys += rci_keydir_count(db->ks_by_id[id]->kd);
+    for (uint32_t id = 1; (ks = rci_ks_next(db, &id)); id++)
+        db->recovered_keys += rci_keydir_count(ks->kd);
     db->recovery_ms = now_ms_mono() - t0;
     /* the scans above read segments through their mappings: those pages stay
      * in the page cache but leave kvd's resident set (a reopened database
@@ -552,8 +578,7 @@ int rci_recover(rc_db *db)
             madvise(seg->map, seg->map_len, MADV_DONTNEED);
     }
 #ifdef __GLIBC__
-    /* the provisional keydirs of dropped keyspaces were freed just now, but
-     * glibc keeps freed heap in the process: give it back */
+    /* glibc keeps the freed scratch of recovery in the process: give it back */
     malloc_trim(0);
 #endif
     return 0;

@@ -56,12 +56,16 @@ static inline void rci_seq_note(seq_range *r, uint64_t seq)
         r->min = seq;
 }
 
-/* The keyspace with id ID, made provisionally (until the catalogue names
- * it) if there is none yet; NULL on ENOMEM. Opening thread only. */
-rc_keyspace *rci_rec_ks_for_id(rc_db *db, uint32_t id);
+/* Recovery reads the segments twice (recovery.c): pass 1 indexes the
+ * catalogue's records (keyspace 0) only, then the live keyspaces are made
+ * from it; pass 2 indexes the records of those. A record of any other id
+ * belongs to a dropped keyspace and is never indexed. */
+enum { REC_PASS_CATALOG = 1, REC_PASS_REST = 2 };
 
-/* Insert one record of segment A->seg into KS (NULL: the id was above
- * KS_ID_MAX, which no keyspace ever had: damage). FLAGS are the record's
+/* Insert one record of segment A->seg into KS (NULL: no live keyspace has
+ * the id: a dropped keyspace's record, dead; or, above KS_ID_MAX, which no
+ * keyspace ever had, damage). Records the current pass does not index are
+ * skipped whole. FLAGS are the record's
  * (TOMBSTONE and COMPRESSED matter), HASH is rci_keydir_hash of the key. The
  * caller owns the key's keydir shard. 0 or RC_ENOMEM. */
 int rci_rec_insert(rec_acct *a, rc_keyspace *ks, uint8_t flags, uint64_t seq, uint32_t ks_id,

@@ -278,6 +278,7 @@ typedef struct hint_src {
     seq_range seqs;
     uint32_t *ks_ids; /* keyspace ids the entries name (<= KS_ID_MAX), sorted, unique */
     size_t n_ks;
+    bool catalog_only;           /* recovery's pass 1: keyspace 0's entries only */
     size_t count[KEYDIR_SHARDS]; /* items per shard, all jobs */
 } hint_src;
 
@@ -435,6 +436,8 @@ static int v2_entry(void *ctx, const fmt_hint_header *h, uint64_t i, const fmt_h
     (void)i;
     (void)pos;
     load_job *j = ctx;
+    if (j->s->catalog_only && e->ks != FMT_KS_CATALOG)
+        return 0; /* pass 1: nothing else is read (pass 2 checks it) */
     /* the block walk checked offset + total_len <= covered = the segment's
      * size; a record's header and key are at most this long */
     size_t need = FMT_REC_HEADER_MAX + (size_t)e->klen;
@@ -468,6 +471,8 @@ static int v1_entry(void *ctx, const fmt_hint_header *h, uint64_t i, const fmt_h
     (void)i;
     (void)pos;
     load_job *j = ctx;
+    if (j->s->catalog_only && e->ks != FMT_KS_CATALOG)
+        return 0;
     if (!emit(j, e->flags, e->seq, e->ks, e->expires_at_ms, e->key, e->klen, e->offset,
               e->total_len))
         return j->fail = -1;
@@ -527,6 +532,7 @@ static int src_open(rec_window *w, hint_src *s)
     if (got != s->len)
         return 0; /* changed or unreadable: scanned */
     s->file = p;
+    s->catalog_only = w->db->rec_pass == REC_PASS_CATALOG;
     s->version = fmt_get_u16(p + 4);
     size_t njobs = 1, entries;
     if (s->version == 2) {
@@ -590,6 +596,8 @@ static int src_join(hint_src *s)
         if (!(s->ks_ids = malloc(nks * sizeof(*s->ks_ids))))
             return RC_ENOMEM;
         for (size_t i = 0; i < s->njobs; i++) {
+            if (!s->jobs[i].n_ks)
+                continue; /* recovery's pass 1: a job may hold no catalogue entry */
             memcpy(s->ks_ids + s->n_ks, s->jobs[i].ks_ids, s->jobs[i].n_ks * sizeof(uint32_t));
             s->n_ks += s->jobs[i].n_ks;
         }
@@ -601,6 +609,10 @@ static int src_join(hint_src *s)
         s->n_ks = k;
     }
     segment *seg = s->seg;
+    if (s->catalog_only) {
+        s->ok = true; /* pass 2 sees every entry and notes the checkpoints */
+        return 0;
+    }
     rci_seg_ckpt_reset(seg);
     for (size_t i = 0; i < s->njobs; i++) {
         const load_job *j = &s->jobs[i];
@@ -786,7 +798,8 @@ static int load_run(rec_window *w, size_t lo, size_t hi)
     db->corrupt_records += w->corrupt;
     for (size_t i = lo; i < hi; i++) {
         hint_src *s = &w->src[i];
-        db->hint_files_used++;
+        if (db->rec_pass != REC_PASS_CATALOG)
+            db->hint_files_used++;
         s->seg->hint_bytes = s->len;
         atomic_store(&s->seg->has_hint, true);
         rci_rec_publish_seqs(db, s->seg, &s->seqs);
@@ -819,13 +832,8 @@ int rci_window_flush(rec_window *w, uint64_t tail_id)
         w->jobs = NULL;
     }
     free(jobs);
-    for (size_t i = 0; i < w->n && !err; i++) {
-        hint_src *s = &w->src[i];
-        err = src_join(s);
-        for (size_t k = 0; k < s->n_ks && !err && s->ok; k++)
-            if (!rci_rec_ks_for_id(db, s->ks_ids[k]))
-                err = RC_ENOMEM;
-    }
+    for (size_t i = 0; i < w->n && !err; i++)
+        err = src_join(&w->src[i]);
     for (size_t i = 0; i < w->n && !err;) {
         if (!w->src[i].ok) {
             segment *seg = w->src[i].seg;

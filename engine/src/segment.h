@@ -75,6 +75,7 @@ typedef struct segment {
     uint64_t ck_max;      /* highest seq of the records noted so far */
     uint64_t ck_last_off; /* offset of the last run noted */
     bool ck_broken;       /* out of order or out of memory: scan from the start */
+    bool rec_scanned;     /* recovery's pass 1 scanned it (recovery.c) */
 } segment;
 
 /* Note a committed run of records (one record, or a whole batch) that starts

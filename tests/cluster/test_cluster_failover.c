@@ -40,8 +40,13 @@ Test(failover, sigkill_the_leader_20_times_loses_no_acknowledged_write)
         /* The failover bound is a speed figure: reported (and written to
          * BENCHMARKS.md), asserted only when asked (CLUSTER_STRICT_FAILOVER=1
          * on a quiet machine), so a loaded CI box cannot fail the suite on
-         * time alone. Under load rounds of ~15 s were seen (2026-12-05): the
-         * first write on a new leader waits for its standby's ack deadline. */
+         * time alone. Rounds of ~15 s (every HTTP thread of the new leader
+         * blocked in an acknowledgement wait, the standby's pull unserved
+         * until the ack deadline) are gone since that wait parks. About one
+         * round in 20-40 still takes ~5.5 s: the follower that is not the
+         * sync standby had pulled an unacknowledged write the standby (now
+         * leader) never got, so its history diverged and it re-clones
+         * before the new leader can name it standby. */
         if (took[k] > FAILOVER_BOUND_MS)
             fprintf(stderr, "failover: round %d took %lld ms (bound: lease-ttl %d s + 3 s)\n", k,
                     took[k], TTL_S);

@@ -223,6 +223,93 @@ Test(backup, counts_until_and_empty_incremental)
     th_rmdir(dir);
 }
 
+/* rc_backup_until: the database as it was at seq UNTIL, nothing newer. */
+Test(backup, until_bounds_the_stream)
+{
+    char *dir = th_tmpdir();
+    rc_db *db = open_db(dir, false);
+    th_put(db, NULL, "a", "1"); /* 1 */
+    th_put(db, NULL, "b", "2"); /* 2 */
+    th_put(db, NULL, "a", "3"); /* 3 */
+    th_put(db, NULL, "c", "4"); /* 4 */
+    rc_backup_info info;
+    th_membuf m = {0};
+    cr_assert_eq(rc_backup_until(db, 0, 2, th_mem_write, &m, NULL, NULL, &info), 0, "%s",
+                 rc_last_error_message());
+    cr_assert_eq(info.until, 2, "bounded at 2");
+    cr_assert_eq(info.records, 2, "a=1 and b=2: a's newer version and c are past the bound");
+    char *dir2 = th_tmpdir();
+    rc_db *copy = open_db(dir2, false);
+    cr_assert_eq(load(copy, m.p, m.len, NULL), 0, "%s", rc_last_error_message());
+    free(m.p);
+    cr_assert(th_has(copy, NULL, "a", "1"), "a as it was at seq 2");
+    cr_assert(th_has(copy, NULL, "b", "2"));
+    cr_assert(!th_has(copy, NULL, "c", "4"), "c was written after the bound");
+    /* the next increment, unbounded, brings the rest */
+    m = (th_membuf){0};
+    cr_assert_eq(rc_backup_until(db, 2, UINT64_MAX, th_mem_write, &m, NULL, NULL, &info), 0);
+    cr_assert_eq(info.until, 4);
+    cr_assert_eq(load(copy, m.p, m.len, NULL), 0, "%s", rc_last_error_message());
+    free(m.p);
+    assert_same(db, copy, "after the bounded and the unbounded increment");
+    /* a bound below since: an empty stream that claims nothing */
+    m = (th_membuf){0};
+    cr_assert_eq(rc_backup_until(db, 3, 1, th_mem_write, &m, NULL, NULL, &info), 0);
+    cr_assert_eq(info.records + info.tombstones, 0);
+    cr_assert_eq(info.until, 3);
+    free(m.p);
+    rc_close(copy);
+    rc_close(db);
+    th_rmdir(dir2);
+    th_rmdir(dir);
+}
+
+static rc_db *open_merging(const char *dir);
+
+/* rc_backup_until after a merge dropped versions that later writes
+ * superseded: the bound cannot be honoured without a hole (the version
+ * live at the bound is gone), so the stream reaches the merge point
+ * instead; what it claims (until), it holds. */
+Test(backup, until_after_a_merge_never_leaves_a_hole)
+{
+    char *dir = th_tmpdir(), *dir2 = th_tmpdir();
+    rc_db *db = open_merging(dir);
+    char k[16], v[32];
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 400; i++) {
+            snprintf(k, sizeof(k), "k%03d", i);
+            snprintf(v, sizeof(v), "r%d-%d", round, i);
+            th_put(db, NULL, k, v);
+            if (round == 0 && i == 399)
+                th_put(db, NULL, "keep", "401"); /* never superseded */
+        }
+    /* at seq 401 every key held its round-0 value; rounds 1 and 2
+     * superseded those, and merge drops them: a stream cut at 401 would
+     * hold "keep" alone and still claim 401 */
+    cr_assert_eq(rc_merge(db), 0, "%s", rc_last_error_message());
+    rc_backup_info info;
+    th_membuf m = {0};
+    cr_assert_eq(rc_backup_until(db, 0, 401, th_mem_write, &m, NULL, NULL, &info), 0, "%s",
+                 rc_last_error_message());
+    cr_assert_eq(info.until, 1201, "bounded below the merge point: cut at it (until %llu)",
+                 (unsigned long long)info.until);
+    rc_db *copy = open_merging(dir2);
+    cr_assert_eq(load(copy, m.p, m.len, NULL), 0, "%s", rc_last_error_message());
+    free(m.p);
+    assert_same(db, copy, "a bounded stream cut at the merge point");
+    /* above the merge point the bound holds again */
+    th_put(db, NULL, "k000", "later-1"); /* 1202 */
+    th_put(db, NULL, "k000", "later-2"); /* 1203 */
+    m = (th_membuf){0};
+    cr_assert_eq(rc_backup_until(db, 1201, 1202, th_mem_write, &m, NULL, NULL, &info), 0);
+    cr_assert_eq(info.until, 1202);
+    free(m.p);
+    rc_close(copy);
+    rc_close(db);
+    th_rmdir(dir2);
+    th_rmdir(dir);
+}
+
 /* ---- consistency under concurrent writes */
 
 #define GEN_KEYS 16

@@ -203,3 +203,95 @@ Test(ksrefs, references_held_by_threads_survive_a_drop)
     }
     cr_assert_eq(stats().keyspace_handles, 2, "the catalogue and default only");
 }
+
+typedef struct creator_arg {
+    rc_db *db;
+    atomic_bool done;
+    int made;
+} creator_arg;
+
+static void *creator(void *p)
+{
+    creator_arg *a = p;
+    char name[32];
+    for (int i = 0; i < 300; i++) {
+        rc_keyspace *ks;
+        snprintf(name, sizeof(name), "grow%03d", i);
+        if (rc_keyspace_open(a->db, name, RC_KS_CREATE, &ks) == 0) {
+            a->made++;
+            rc_keyspace_release(a->db, ks);
+        }
+        if (i % 3 == 0) /* some go again: their slots are cleared */
+            rc_keyspace_drop(a->db, name);
+    }
+    atomic_store(&a->done, true);
+    return NULL;
+}
+
+/* Merges look keyspaces up by id without the keyspace lock while another
+ * thread creates hundreds (the id table grows past several sizes) and drops
+ * some: the table must never move under a reader (TSan, ASan). */
+Test(ksrefs, id_lookups_race_keyspace_creation)
+{
+    rc_keyspace *data;
+    cr_assert_eq(rc_keyspace_open(db, "data", RC_KS_CREATE, &data), 0);
+    char key[32], val[200];
+    memset(val, 'v', sizeof(val) - 1);
+    val[sizeof(val) - 1] = 0;
+    creator_arg a = {.db = db};
+    pthread_t t;
+    pthread_create(&t, NULL, creator, &a);
+    int merges = 0;
+    for (int round = 0; round < 400 && (round < 3 || !atomic_load(&a.done)); round++) {
+        for (int i = 0; i < 400; i++) { /* about a segment and a half */
+            snprintf(key, sizeof(key), "key%03d", i);
+            th_put(db, data, key, val);
+        }
+        cr_assert_eq(rc_merge(db), 0, "%s", rc_last_error_message());
+        merges++;
+    }
+    pthread_join(t, NULL);
+    cr_assert_eq(a.made, 300);
+    cr_assert_gt(merges, 0);
+    cr_assert(th_has(db, data, "key399", val));
+    rc_keyspace *ks;
+    cr_assert_eq(rc_keyspace_open(db, "grow299", 0, &ks), 0);
+    rc_keyspace_release(db, ks);
+    cr_assert_eq(rc_keyspace_open(db, "grow297", 0, &ks), RC_ENOKEYSPACE);
+    rc_keyspace_release(db, data);
+}
+
+/* Recovery never indexes a dropped keyspace's records (no keydir is built
+ * for it, however many came and went): they are dead bytes from the start,
+ * counted as before the restart, so that merge reclaims them. */
+Test(ksrefs, recovery_counts_dropped_keyspaces_dead_without_indexing_them)
+{
+    rc_keyspace *keep;
+    cr_assert_eq(rc_keyspace_open(db, "keep", RC_KS_CREATE, &keep), 0);
+    th_put(db, keep, "k", "v");
+    char name[32];
+    for (int i = 0; i < 200; i++) {
+        rc_keyspace *ks;
+        snprintf(name, sizeof(name), "gone%03d", i);
+        cr_assert_eq(rc_keyspace_open(db, name, RC_KS_CREATE, &ks), 0);
+        th_put(db, ks, "key", "a value of a dropped keyspace");
+        cr_assert_eq(rc_keyspace_drop(db, name), 0);
+        cr_assert_eq(rc_keyspace_release(db, ks), 0);
+    }
+    rc_stats before = stats();
+    rc_keyspace_release(db, keep);
+    rc_close(db);
+    open_db();
+    rc_stats after = stats();
+    cr_assert_eq(after.recovered_keys, before.live_keys, "recovered %llu keys, live before %llu",
+                 (unsigned long long)after.recovered_keys, (unsigned long long)before.live_keys);
+    /* before: the 200 values count dead since their drops; after: as well */
+    cr_assert_geq(after.dead_bytes, before.dead_bytes,
+                  "dead bytes %llu after the restart, %llu before",
+                  (unsigned long long)after.dead_bytes, (unsigned long long)before.dead_bytes);
+    cr_assert_eq(after.keyspace_handles, before.keyspace_handles);
+    cr_assert_eq(rc_keyspace_open(db, "keep", 0, &keep), 0);
+    cr_assert(th_has(db, keep, "k", "v"));
+    cr_assert_eq(rc_keyspace_open(db, "gone007", 0, &keep), RC_ENOKEYSPACE);
+    cr_assert_eq(rc_keyspace_open(db, "gone199", 0, &keep), RC_ENOKEYSPACE);
+}

@@ -2,11 +2,13 @@
 # mem_kvd.py — the RSS figures of docs/HTTP.md "Limits: memory": kvd under the
 # worst requests at the defaults, and across 4,000 bucket create/delete cycles.
 #   usage: tests/system/mem_kvd.py buckets|worst|json [KVD_BINARY]   (a release build)
+#          tests/system/mem_kvd.py restart KVD_BINARY CYCLES
 # buckets: RSS (anonymous and file-backed, from /proc/PID/status) and the
 # engine's ringcask_keyspace_bytes, keyspace handles, catalogue names and
 # per-bucket counter sets every 1,000 create/PUT/delete cycles (4,000, the
 # figure of the docs, then on to 8,000 to show it stays flat), and after a
-# restart; worst: peak RSS under the largest answers; json: peak RSS
+# restart; restart: RSS of a fresh kvd, then final and peak (VmHWM) RSS
+# of restarts before and after CYCLES cycles; worst: peak RSS under the largest answers; json: peak RSS
 # of one batch of 5 million tiny ops (57 MiB body, the parsed-JSON bound).
 import http.client, json, os, subprocess, sys, time, threading, shutil
 KVD = sys.argv[2] if len(sys.argv) > 2 else "build-release/server/kvd"
@@ -72,6 +74,27 @@ if mode == "buckets":
     p.terminate(); p.wait()
     print(f"RSS MiB: start {r0}, after 1 cycle {r1}, after 4000 cycles {r4}, after 8000 cycles {r2}, after restart {r3} (peak during its open: VmHWM {hwm3})")
     print(ks, ks2)
+elif mode == "restart":
+    cycles = int(sys.argv[3])
+    def restart(label):
+        p, port = start(d, ["--allow-anonymous-buckets"])
+        time.sleep(0.5)
+        print(f"{label}: RSS {rss(p.pid, 'VmRSS2')} MiB, peak during the open (VmHWM) {rss(p.pid, 'VmHWM')} MiB")
+        p.terminate(); p.wait()
+    p, port = start(d, ["--allow-anonymous-buckets", "--bucket-create-rate", "0"])
+    c = http.client.HTTPConnection("127.0.0.1", port)
+    req(c, "POST", "/", json.dumps({"name": "warm"}))
+    p.terminate(); p.wait()
+    restart("restart with no dropped bucket")
+    p, port = start(d, ["--allow-anonymous-buckets", "--bucket-create-rate", "0"])
+    c = http.client.HTTPConnection("127.0.0.1", port)
+    for i in range(cycles):
+        st, b = req(c, "POST", "/", json.dumps({"name": f"b{i}"})); assert st == 201, (st, b)
+        h = {"Authorization": "Bearer " + json.loads(b)["admin_key"]}
+        st, _ = req(c, "PUT", f"/b{i}/k", b"v", h); assert st == 201
+        st, _ = req(c, "DELETE", f"/b{i}", None, h); assert st == 204
+    p.terminate(); p.wait()
+    restart(f"restart after {cycles} cycles")
 elif mode == "json":
     p, port = start(d, ["--allow-anonymous-buckets"])
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
