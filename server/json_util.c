@@ -5,6 +5,7 @@
 #include "json_util.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,16 @@ json_t *json_bytes(const void *data, size_t len)
     return o;
 }
 
+const char *json_error_why(const json_error_t *err, const char *what)
+{
+    static _Thread_local char buf[JSON_ERROR_TEXT_LENGTH + 160];
+    if (json_cap_refused(NULL))
+        return "the body's JSON needs more memory than this request may hold (see "
+               "budget_json_refused)";
+    snprintf(buf, sizeof buf, "%s: %s (at byte %d)", what, err->text, err->position);
+    return buf;
+}
+
 json_t *json_parse_object(const char *data, size_t len, const char **why)
 {
     json_error_t err;
@@ -37,9 +48,7 @@ json_t *json_parse_object(const char *data, size_t len, const char **why)
     /* keys are any bytes, so "\u0000" inside a string is allowed */
     json_t *o = json_cap_load(data, len, JSON_ALLOW_NUL, &err);
     if (o == NULL) {
-        *why = json_cap_refused(NULL) ? "the body's JSON needs more memory than this request may "
-                                        "hold (see budget_json_refused)"
-                                      : "the body is not valid JSON";
+        *why = json_error_why(&err, "the body is not valid JSON");
         return NULL;
     }
     if (!json_is_object(o)) {

@@ -17,6 +17,12 @@ json_t *json_bytes(const void *data, size_t len);
 /* Parse a request body as a JSON object. NULL (and *WHY set) on failure. */
 json_t *json_parse_object(const char *data, size_t len, const char **why);
 
+/* Why a JSON text did not parse, for an error message: WHAT and Jansson's
+ * reason with its byte offset (in a buffer of the calling thread, valid
+ * until its next call), or the memory bound's message when that stopped
+ * the parse. */
+const char *json_error_why(const json_error_t *err, const char *what);
+
 /* An integer member: 0 ok (or absent: *OUT untouched), -1 wrong type. */
 int json_get_int(const json_t *obj, const char *name, long long *out);
 

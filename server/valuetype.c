@@ -15,6 +15,7 @@
 #include "valuetype.h"
 
 #include "json_cap.h"
+#include "json_util.h"
 
 #include <errno.h>
 #include <math.h>
@@ -261,6 +262,10 @@ static int patch_parse_json(const char *body, size_t len, patch_op *out, const c
     json_error_t err;
     json_t *o = json_cap_load(body, len, JSON_ALLOW_NUL, &err);
     int rc = -1;
+    if (o == NULL) {
+        *why = json_error_why(&err, "the body is neither +N / -N nor valid JSON");
+        goto done;
+    }
     if (!json_is_object(o)) {
         *why = "the body is neither +N / -N nor a JSON object";
         goto done;
@@ -347,6 +352,16 @@ int patch_parse(const char *body, size_t len, patch_op *out, const char **why)
         size_t n = body[0] == '+' ? len - 1 : len;
         if (n > 0 && num[0] == '-' && body[0] == '+')
             return -1;
+        size_t digits = n > 0 && num[0] == '-' ? 1 : 0;
+        while (digits < n && is_digit(num[digits]))
+            digits++;
+        if (n > 0 && digits == n && n > (num[0] == '-' ? 1u : 0u) &&
+            !parse_int64(num, n, &out->by.i)) {
+            /* not made a float, which would round it */
+            *why = "the increment is an integer past int64; write it with a decimal point or "
+                   "an exponent to add a float";
+            return -1;
+        }
         if (!parse_number(num, n, &out->by)) {
             *why = "+N / -N needs a decimal number";
             return -1;

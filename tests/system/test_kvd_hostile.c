@@ -587,6 +587,45 @@ Test(hostile, a_float_overflow_says_float)
     served_after("overflowing increments");
 }
 
+/* An increment written as an integer that int64 cannot hold is refused with
+ * a message naming it; it is not silently made a float (which rounds it:
+ * 5 + 9223372036854775808 answered 9.223372036854776e+18), and nothing is
+ * created or changed. JSON bodies name Jansson's reason, not just "invalid". */
+Test(hostile, an_integer_increment_past_int64_is_refused_not_made_a_float)
+{
+    resp r = call("PATCH", "/t/fresh", "+9223372036854775808");
+    EXPECT_ERR(r, 400, "bad_request");
+    cr_assert(strstr(r.body, "int64") != NULL, "message: %s", r.body);
+    resp_free(&r);
+    r = call("GET", "/t/fresh", NULL);
+    EXPECT(r, 404);
+    resp_free(&r);
+    r = call("PUT", "/t/five", "5");
+    resp_free(&r);
+    r = call("PATCH", "/t/five", "-99999999999999999999");
+    EXPECT_ERR(r, 400, "bad_request");
+    resp_free(&r);
+    r = call("GET", "/t/five", NULL);
+    BODY_IS(r, "5");
+    resp_free(&r);
+    /* written as a float it is a float increment, as documented */
+    r = call("PATCH", "/t/five", "+9223372036854775808.0");
+    EXPECT(r, 200);
+    resp_free(&r);
+    r = call("POST", "/t/", "{\"ops\":[{\"incr\":\"c\",\"by\":9223372036854775808}]}");
+    EXPECT_ERR(r, 400, "bad_request");
+    cr_assert(strstr(r.body, "too big integer") != NULL, "message: %s", r.body);
+    resp_free(&r);
+    r = call("PATCH", "/t/c", "{\"op\":\"incr\",\"by\":9223372036854775808}");
+    EXPECT_ERR(r, 400, "bad_request");
+    cr_assert(strstr(r.body, "too big integer") != NULL, "message: %s", r.body);
+    resp_free(&r);
+    r = call("GET", "/t/c", NULL);
+    EXPECT(r, 404);
+    resp_free(&r);
+    served_after("increments past int64");
+}
+
 Test(hostile, a_float_stays_a_float)
 {
     resp r = call("POST", "/t/",
