@@ -13,11 +13,14 @@
  *   (SIGSTOP) past the deadline finds it passed on CLOCK_MONOTONIC when it
  *   resumes, before it acknowledges anything.
  *
- * - the election thread, every tick (a fifth of the TTL, at most 250 ms):
- *   takes a lease when it has none and registers /ringcask/G/members/ID on
- *   it; reads the leader key, /sync and the members; campaigns with a
- *   put-if-absent txn when there is no leader and this node may win; as the
- *   leader, names the sync standby; and publishes this node's applied seq.
+ * - the election thread, woken by a change (cluster_elect.c): takes a lease
+ *   when it has none and registers /ringcask/G/members/ID on it; reads the
+ *   leader key, /sync and the members; campaigns with a put-if-absent txn
+ *   when there is no leader and this node may win; as the leader, names the
+ *   sync standby; and publishes this node's applied seq. It reads etcd when
+ *   etcd's watch on /ringcask/G/ reports a change (a third thread holds that
+ *   stream open) and, without a leader, every tick (a fifth of the TTL, at
+ *   most 250 ms); an idle follower sleeps.
  *
  * Who may campaign (sync mode): etcd's /ringcask/G/sync says. A leader
  * acknowledges a write only once the standby named there has applied it, so
@@ -70,10 +73,7 @@ static void sleep_ms(unsigned ms)
 
 uint64_t cluster_last_seq(kvd *srv)
 {
-    rc_stats s;
-    memset(&s, 0, sizeof s);
-    rc_stats_db(srv->db, &s);
-    return s.last_seq;
+    return rc_last_seq(srv->db);
 }
 
 bool cluster_lease_valid(cluster *c)
@@ -305,11 +305,13 @@ static void *lease_main(void *arg)
             int64_t expect = id;
             atomic_compare_exchange_strong(&c->lease_id, &expect, 0);
             cluster_ack_notify(c, UINT64_MAX);
+            cluster_elect_wake(c, WAKE_LOCAL); /* take a new lease */
         } else {
             if (!failing)
                 kvd_log(LOG_WARN, "cluster: cannot renew the lease: %s", etcd_last_error(e));
             failing = true;
             cluster_ack_notify(c, UINT64_MAX);
+            cluster_elect_wake(c, WAKE_ETCD);
             sleep_ms(200);
             continue;
         }
@@ -484,6 +486,12 @@ int cluster_start(kvd *srv, const cluster_config *cc)
     snprintf(c->key_me, sizeof c->key_me, "/ringcask/%s/members/%s", cc->group, cc->node_id);
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->apply_mu, NULL);
+    pthread_mutex_init(&c->wake_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->wake_cv, &ca);
+    pthread_condattr_destroy(&ca);
     atomic_init(&c->role, CLUSTER_CANDIDATE);
     srv->cluster = c;
     etcd *e = etcd_new(cc->etcd, 1000);
@@ -502,7 +510,9 @@ int cluster_start(kvd *srv, const cluster_config *cc)
     atomic_store(&c->applied, cluster_last_seq(srv));
     if (pthread_create(&c->elect_thread, NULL, cluster_elect_main, c) == 0)
         c->elect_started = true;
-    if (!c->elect_started) {
+    if (c->elect_started && pthread_create(&c->watch_thread, NULL, cluster_watch_main, c) == 0)
+        c->watch_started = true;
+    if (!c->elect_started || !c->watch_started) {
         fprintf(stderr, "kvd: --cluster: cannot start its threads\n");
         cluster_stop(srv);
         return -1;
@@ -518,6 +528,7 @@ int cluster_serve(kvd *srv)
     if (c == NULL)
         return 0;
     atomic_store(&c->serving, true);
+    cluster_elect_wake(c, WAKE_LOCAL); /* it may campaign now */
     if (pthread_create(&c->pull_thread, NULL, cluster_pull_main, c) != 0)
         return -1;
     c->pull_started = true;
@@ -530,8 +541,11 @@ void cluster_stop(kvd *srv)
     if (c == NULL)
         return;
     atomic_store(&c->stop, true);
+    cluster_elect_wake(c, WAKE_LOCAL);
     if (c->pull_started)
         pthread_join(c->pull_thread, NULL);
+    if (c->watch_started)
+        pthread_join(c->watch_thread, NULL);
     if (c->elect_started)
         pthread_join(c->elect_thread, NULL);
     if (c->lease_started)
@@ -541,6 +555,8 @@ void cluster_stop(kvd *srv)
     cluster_ack_notify(c, UINT64_MAX); /* parked writes: 503 */
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->apply_mu);
+    pthread_mutex_destroy(&c->wake_mu);
+    pthread_cond_destroy(&c->wake_cv);
     srv->cluster = NULL;
     free(c);
 }

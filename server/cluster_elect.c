@@ -251,24 +251,37 @@ static void demote(cluster *c, const char *why)
     pthread_mutex_unlock(&c->mu);
 }
 
-static void tick(cluster *c, etcd *e, unsigned *patience, uint64_t *published, uint64_t *pub_ns)
+/* What this node last wrote in its member key, and on which lease. */
+typedef struct published {
+    uint64_t applied;
+    int64_t lease;
+} published;
+
+/* Publish this node's applied seq in its member key when it or the lease
+ * changed (a new lease: the key went with the old one). The applied seq. */
+static uint64_t publish(cluster *c, etcd *e, published *pub)
+{
+    uint64_t applied = atomic_load(&c->applied);
+    uint64_t mine = cluster_last_seq(c->srv);
+    if (mine > applied)
+        applied = mine;
+    int64_t lease = atomic_load(&c->lease_id);
+    if (lease != 0 && (applied != pub->applied || lease != pub->lease) &&
+        put_member(c, e, applied) == 0) {
+        pub->applied = applied;
+        pub->lease = lease;
+    }
+    return applied;
+}
+
+static void tick(cluster *c, etcd *e, unsigned *patience, published *pub)
 {
     if (ensure_lease(c, e) != 0) {
         demote(c, "etcd does not answer");
         set_role(c, CLUSTER_CANDIDATE);
         return;
     }
-    uint64_t mine = cluster_last_seq(c->srv);
-    uint64_t applied = atomic_load(&c->applied);
-    if (mine > applied)
-        applied = mine;
-    uint64_t now = kvd_mono_ns();
-    if (*published == UINT64_MAX || applied != *published || now - *pub_ns > 2000000000u) {
-        if (put_member(c, e, applied) == 0) {
-            *published = applied;
-            *pub_ns = now;
-        }
-    }
+    uint64_t applied = publish(c, e, pub);
     sync_state s;
     read_sync(e, c, &s);
     uint64_t others_max = 0;
@@ -337,6 +350,46 @@ static void tick(cluster *c, etcd *e, unsigned *patience, uint64_t *published, u
         manage_standby(c, e);
 }
 
+void cluster_elect_wake(cluster *c, unsigned bits)
+{
+    pthread_mutex_lock(&c->wake_mu);
+    c->wake_bits |= bits;
+    pthread_cond_signal(&c->wake_cv);
+    pthread_mutex_unlock(&c->wake_mu);
+}
+
+/* Sleep until woken or MS passed: the WAKE_* bits that were set. */
+static unsigned wait_wake(cluster *c, unsigned ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&c->wake_mu);
+    while (c->wake_bits == 0 && !atomic_load(&c->stop))
+        if (pthread_cond_timedwait(&c->wake_cv, &c->wake_mu, &ts) != 0)
+            break;
+    unsigned bits = c->wake_bits;
+    c->wake_bits = 0;
+    pthread_mutex_unlock(&c->wake_mu);
+    return bits;
+}
+
+/* The election thread. It reads etcd (the leader key, /sync, the members:
+ * tick) only when something there changed — etcd's watch on the group's
+ * keys wakes it (cluster_watch_main), also each time the watch is opened
+ * again — or while it has no leader to follow (a candidate looks every
+ * PERIOD). Between reads it keeps its view; an idle follower does nothing.
+ * A leader also wakes every PERIOD without reading etcd, to see whether its
+ * standby still pulls (manage_standby writes to etcd only to change it) and
+ * to publish its applied seq. Reads are at least PERIOD apart, so a busy
+ * group (members publishing their applied seqs) costs what the old
+ * fixed-interval polling did and no more. Fencing does not depend on this
+ * thread: the lease thread's deadline does it. */
 void *cluster_elect_main(void *arg)
 {
     cluster *c = arg;
@@ -345,10 +398,28 @@ void *cluster_elect_main(void *arg)
     if (period > 250)
         period = 250;
     unsigned patience = 0;
-    uint64_t published = UINT64_MAX, pub_ns = 0;
+    published pub = {.applied = UINT64_MAX};
+    uint64_t last_round = 0;
+    unsigned bits = WAKE_ETCD;
     while (e != NULL && !atomic_load(&c->stop)) {
-        tick(c, e, &patience, &published, &pub_ns);
-        sleep_ms(period);
+        cluster_role role = (cluster_role)atomic_load(&c->role);
+        bool read =
+            (bits & WAKE_ETCD) != 0 || role == CLUSTER_CANDIDATE || atomic_load(&c->lease_id) == 0;
+        /* at least PERIOD between rounds: a burst of changes is one round */
+        uint64_t now = kvd_mono_ns(), gap = (uint64_t)period * 1000000u;
+        if (last_round != 0 && now - last_round < gap)
+            sleep_ms((unsigned)((gap - (now - last_round)) / 1000000u));
+        last_round = kvd_mono_ns();
+        if (read) {
+            tick(c, e, &patience, &pub);
+        } else {
+            publish(c, e, &pub);
+            if (role == CLUSTER_LEADER && !c->cfg.async)
+                manage_standby(c, e);
+        }
+        role = (cluster_role)atomic_load(&c->role);
+        /* a follower's view changes only through etcd (the watch wakes it) */
+        bits = wait_wake(c, role == CLUSTER_FOLLOWER ? 60000 : period);
     }
     /* step down at once so another node need not wait for the lease */
     bool was_leader = (cluster_role)atomic_load(&c->role) == CLUSTER_LEADER;
@@ -360,6 +431,49 @@ void *cluster_elect_main(void *arg)
     int64_t lease = atomic_exchange(&c->lease_id, 0);
     if (e != NULL && lease != 0)
         etcd_lease_revoke(e, lease);
+    etcd_free(e);
+    return NULL;
+}
+
+/* ------------------------------------------------------------- watch */
+
+static void watch_changed(void *ud)
+{
+    cluster_elect_wake(ud, WAKE_ETCD);
+}
+
+static bool watch_stop(void *ud)
+{
+    cluster *c = ud;
+    return atomic_load(&c->stop);
+}
+
+/* How long one watch stream lives before it is opened again (and the
+ * election thread reads everything once): what a stream that went silent
+ * without failing (a black-holed connection) can hide at most. */
+#define WATCH_LIFETIME_MS 30000
+
+void *cluster_watch_main(void *arg)
+{
+    cluster *c = arg;
+    char prefix[300];
+    snprintf(prefix, sizeof prefix, "/ringcask/%s/", c->cfg.group);
+    etcd *e = etcd_new(c->cfg.etcd, 1000);
+    bool failing = false;
+    while (e != NULL && !atomic_load(&c->stop)) {
+        int rc = etcd_watch(e, prefix, WATCH_LIFETIME_MS, watch_changed, watch_stop, c);
+        /* whatever happened meanwhile, the election thread reads it now */
+        cluster_elect_wake(c, WAKE_ETCD);
+        if (rc != ETCD_OK) {
+            if (!failing)
+                kvd_log(LOG_DEBUG, "cluster: etcd watch: %s", etcd_last_error(e));
+            failing = true;
+            for (unsigned slept = 0; slept < 500 && !atomic_load(&c->stop); slept += 50)
+                sleep_ms(50);
+        } else {
+            failing = false;
+        }
+    }
     etcd_free(e);
     return NULL;
 }

@@ -422,3 +422,127 @@ int etcd_delete_guarded(etcd *e, const char *key, int64_t rev, bool *done)
     return txn_if_create_rev(
         e, key, rev, json_pack("{s:{s:o}}", "requestDeleteRange", "key", b64s(key)), done, NULL);
 }
+
+/* ------------------------------------------------------------- watch */
+
+typedef struct watch_run {
+    void (*on_change)(void *ud);
+    bool (*stop)(void *ud);
+    void *ud;
+    size_t depth;   /* JSON nesting depth of the stream so far */
+    bool in_string; /* inside a JSON string (braces there do not count) */
+    bool escaped;
+    bool created;  /* the first message (created: true) arrived */
+    bool refused;  /* a message that is not a watch response */
+    char head[16]; /* the first bytes of the stream, to tell an error */
+    size_t head_len;
+} watch_run;
+
+/* The gateway streams one JSON object per message ({"result":{...}}): each
+ * time the top-level object closes, one message is complete. The bytes are
+ * only counted, never kept: a message is a wake-up, not data. */
+static size_t on_watch_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    watch_run *w = ud;
+    size_t n = size * nmemb;
+    for (size_t i = 0; i < n; i++) {
+        char ch = ptr[i];
+        if (w->head_len < sizeof w->head - 1)
+            w->head[w->head_len++] = ch;
+        if (w->in_string) {
+            if (w->escaped)
+                w->escaped = false;
+            else if (ch == '\\')
+                w->escaped = true;
+            else if (ch == '"')
+                w->in_string = false;
+            continue;
+        }
+        if (ch == '"') {
+            w->in_string = true;
+        } else if (ch == '{') {
+            w->depth++;
+        } else if (ch == '}' && w->depth > 0 && --w->depth == 0) {
+            if (strncmp(w->head, "{\"result\"", 10) != 0) {
+                w->refused = true;
+                return 0;
+            }
+            w->created = true;
+            w->on_change(w->ud);
+        }
+    }
+    return n;
+}
+
+static int on_watch_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                             curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    watch_run *w = ud;
+    return w->stop(w->ud) ? 1 : 0;
+}
+
+int etcd_watch(etcd *e, const char *prefix, unsigned lifetime_ms, void (*on_change)(void *ud),
+               bool (*stop)(void *ud), void *ud)
+{
+    /* range_end: the prefix with its last byte incremented (etcd's prefix
+     * convention); the prefix ends in '/', so no carry */
+    size_t plen = strlen(prefix);
+    if (plen == 0 || plen > 1024 || (unsigned char)prefix[plen - 1] == 0xff)
+        return ETCD_EPROTO;
+    char end[1030];
+    memcpy(end, prefix, plen);
+    end[plen - 1] = (char)(prefix[plen - 1] + 1);
+    end[plen] = '\0';
+    json_t *body =
+        json_pack("{s:{s:o, s:o}}", "create_request", "key", b64s(prefix), "range_end", b64s(end));
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (text == NULL)
+        return ETCD_ENOMEM;
+    int rc = ETCD_EUNREACH;
+    for (size_t tries = 0; tries < e->nurls; tries++) {
+        size_t i = (e->cur + tries) % e->nurls;
+        char url[ETCD_URL_MAX + 64];
+        snprintf(url, sizeof url, "%s/v3/watch", e->urls[i]);
+        watch_run w = {.on_change = on_change, .stop = stop, .ud = ud};
+        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+        curl_easy_reset(e->curl);
+        curl_easy_setopt(e->curl, CURLOPT_URL, url);
+        curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, text);
+        curl_easy_setopt(e->curl, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, on_watch_data);
+        curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &w);
+        curl_easy_setopt(e->curl, CURLOPT_TIMEOUT_MS, (long)lifetime_ms);
+        curl_easy_setopt(e->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)e->timeout_ms);
+        curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e->curl, CURLOPT_XFERINFOFUNCTION, on_watch_progress);
+        curl_easy_setopt(e->curl, CURLOPT_XFERINFODATA, &w);
+        curl_easy_setopt(e->curl, CURLOPT_NOPROGRESS, 0L);
+        CURLcode cc = curl_easy_perform(e->curl);
+        curl_slist_free_all(h);
+        long status = 0;
+        curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (w.created && (cc == CURLE_OPERATION_TIMEDOUT || cc == CURLE_ABORTED_BY_CALLBACK)) {
+            e->cur = i; /* its lifetime ran out, or the caller stops: a clean end */
+            rc = ETCD_OK;
+            break;
+        }
+        if (cc == CURLE_ABORTED_BY_CALLBACK) {
+            rc = ETCD_OK;
+            break;
+        }
+        if (w.refused || (cc == CURLE_OK && status != 200)) {
+            set_err(e, "%s: HTTP %ld: not a watch stream (%.15s)", url, status, w.head);
+            rc = ETCD_EPROTO;
+            break;
+        }
+        set_err(e, "%s: %s", url, cc == CURLE_OK ? "the stream ended" : curl_easy_strerror(cc));
+        if (w.created) { /* it was working: the caller watches again */
+            e->cur = i;
+            break;
+        }
+    }
+    free(text);
+    return rc;
+}

@@ -76,4 +76,16 @@ int etcd_put_guarded(etcd *e, const char *guard, int64_t guard_rev, const char *
 /* Delete KEY only if its create revision is REV (a leader stepping down). */
 int etcd_delete_guarded(etcd *e, const char *key, int64_t rev, bool *done);
 
+/* Watch every key under PREFIX (POST /v3/watch, a stream that stays open):
+ * ON_CHANGE(UD) is called once when the watch is in place and again for
+ * every message etcd sends after that (events: a put or delete under
+ * PREFIX); it is a wake-up, the caller reads what it needs. Returns after
+ * LIFETIME_MS (ETCD_OK), when STOP(UD) says so (checked about once a
+ * second, ETCD_OK), or when the stream fails or cannot be opened
+ * (ETCD_EUNREACH / ETCD_EPROTO). Bounding the lifetime bounds how long a
+ * stream that went silent without an error (a black-holed connection) can
+ * hide changes: the caller re-reads after each return. */
+int etcd_watch(etcd *e, const char *prefix, unsigned lifetime_ms, void (*on_change)(void *ud),
+               bool (*stop)(void *ud), void *ud);
+
 #endif

@@ -59,9 +59,19 @@ struct cluster {
     pthread_mutex_t apply_mu; /* held while a stream is applied */
     atomic_bool reclone;      /* the pull thread asks main to re-clone */
 
-    pthread_t lease_thread, elect_thread, pull_thread;
-    bool lease_started, elect_started, pull_started;
+    /* the election thread sleeps until woken (cluster_elect_wake) or its
+     * timer: etcd's watch on the group's keys (watch thread), the lease
+     * thread, the pull thread (applied seq moved) */
+    pthread_mutex_t wake_mu;
+    pthread_cond_t wake_cv; /* CLOCK_MONOTONIC */
+    unsigned wake_bits;     /* WAKE_* */
+
+    pthread_t lease_thread, elect_thread, pull_thread, watch_thread;
+    bool lease_started, elect_started, pull_started, watch_started;
 };
+
+#define WAKE_ETCD 1u  /* something under /ringcask/GROUP/ changed: read it */
+#define WAKE_LOCAL 2u /* this node's applied seq or state moved: publish it */
 
 /* cluster.c */
 bool cluster_lease_valid(cluster *c);
@@ -76,6 +86,11 @@ const char *cluster_role_name(cluster_role r);
 
 /* cluster_elect.c */
 void *cluster_elect_main(void *arg);
+/* etcd's watch on the group's keys: wakes the election thread (WAKE_ETCD)
+ * on every change, and when the watch (re)starts. */
+void *cluster_watch_main(void *arg);
+/* Wake the election thread with BITS (WAKE_*). Any thread. */
+void cluster_elect_wake(cluster *c, unsigned bits);
 
 /* cluster_repl.c */
 void *cluster_pull_main(void *arg);

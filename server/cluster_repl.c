@@ -342,8 +342,10 @@ static unsigned pull_once(cluster *c, CURL *curl)
         goto out;
     }
     if (h.until <= since) {
-        if (h.until > atomic_load(&c->applied) || since > atomic_load(&c->applied))
+        if (h.until > atomic_load(&c->applied) || since > atomic_load(&c->applied)) {
             atomic_store(&c->applied, since > h.until ? since : h.until);
+            cluster_elect_wake(c, WAKE_LOCAL); /* publish it */
+        }
         pause = EMPTY_SLEEP_MS;
         goto out;
     }
@@ -353,6 +355,7 @@ static unsigned pull_once(cluster *c, CURL *curl)
         int lrc = rc_load(srv->db, read_fd, &p.fd, NULL, NULL, &info);
         if (lrc == 0) {
             atomic_store(&c->applied, info.until);
+            cluster_elect_wake(c, WAKE_LOCAL); /* publish it */
             /* watchers are woken by the engine's commit listener */
             policy_cache_clear(srv);
         } else if (lrc == RC_EIDENTITY || lrc == RC_EGAP) {

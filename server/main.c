@@ -155,6 +155,8 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
          .max = 1ull << 40, .seen = &f.segment_bytes_seen, .help = "segment rotation size"},
         {"merge-threshold", 0, RCU_OPT_INT, U(c->engine.merge_dead_pct), .min = 1, .max = 100,
          .meta = "PCT", .help = "dead percentage that makes a segment a merge candidate"},
+        {"merge-rate", 0, RCU_OPT_SIZE, U(c->engine.merge_rate_bytes), .max = 1ull << 40,
+         .meta = "BYTES", .help = "what merge may write per second (0: no limit)"},
         {"tombstone-retention", 0, RCU_OPT_DURATION, U(c->engine.tombstone_retention_ms),
          .max = 100ull * 365 * 86400 * 1000, .unit_ms = 1000, .store_ms = 1, .meta = "SECONDS",
          .help = "how long merge keeps tombstones"},

@@ -57,6 +57,10 @@ void route_merge(kvd_request *req)
         http_json(req, 503, o);
         return;
     }
+    if (req->body_len > 0) {
+        http_error(req, 400, "bad_request", "POST /admin/merge takes no body (nothing was merged)");
+        return;
+    }
     bool idle = false;
     if (!atomic_compare_exchange_strong(&merging, &idle, true)) {
         http_error(req, 409, "merge_running", "a merge requested earlier is still running");

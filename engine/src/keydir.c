@@ -501,8 +501,6 @@ int rci_keydir_peek(keydir *kd, uint64_t hash, size_t klen, kd_loc *out)
         if (!v->ref)
             return KD_PEEK_ABSENT;
         if (v->tag == tag && kf_klen(v->kf) == klen) {
-            if (kf_expiry(v->kf))
-                return KD_PEEK_SLOW;
             *out = (kd_loc){.seg = v->seg, .off = v->off};
             return KD_PEEK_CANDIDATE;
         }

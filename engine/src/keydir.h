@@ -61,12 +61,12 @@ bool rci_keydir_find(keydir *kd, uint64_t hash, const void *key, size_t klen, kd
  * entry: the first slot of KEY's probe run with KEY's tag and length.
  * KD_PEEK_ABSENT: no slot has them, so KEY is absent. KD_PEEK_CANDIDATE:
  * OUT->seg and OUT->off are that slot's location (OUT->seq is 0 and
- * OUT->expires_at_ms 0); it is KEY's location only if the record there holds
- * KEY (tags collide 1 in 2^32 per probed slot), which the caller checks in
- * the record, falling back to rci_keydir_find when it does not.
- * KD_PEEK_SLOW: that slot's entry has an expiry, which only the entry holds:
- * use rci_keydir_find. */
-enum { KD_PEEK_ABSENT, KD_PEEK_CANDIDATE, KD_PEEK_SLOW };
+ * OUT->expires_at_ms 0, even for a key with an expiry: the record holds
+ * the same expiry, checksummed); it is KEY's location only if the record
+ * there holds KEY (tags collide 1 in 2^32 per probed slot), which the
+ * caller checks in the record, falling back to rci_keydir_find when it
+ * does not. */
+enum { KD_PEEK_ABSENT, KD_PEEK_CANDIDATE };
 int rci_keydir_peek(keydir *kd, uint64_t hash, size_t klen, kd_loc *out);
 
 /* Look N keys up at once, each key's shard read- or write-locked by the

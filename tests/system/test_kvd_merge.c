@@ -9,7 +9,10 @@
  *    still absent; a second merge finds nothing to do;
  *  - `kv merge` prints the same figures and fails without the token.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -186,4 +189,119 @@ Test(merge, refused_without_an_admin_token)
     kvd_cleanup(&plain);
     cr_assert_eq(st, 403);
     cr_assert(forbidden);
+}
+
+/* ---- a merge held open: --merge-rate 1 (one byte a second) makes the
+ * requested merge sleep for hours after its first write, so while it runs
+ * nothing depends on timing; the teardown kills kvd (SIGKILL). */
+static const char *const held_flags[] = {
+    "--segment-bytes", "1M", "--tombstone-retention", "0", "--merge-rate", "1", NULL};
+
+typedef struct merge_call {
+    pthread_t th;
+    _Atomic long status; /* 0 until answered */
+    char code[64];
+} merge_call;
+
+static merge_call MC[2];
+static int NMC;
+
+static void held_setup(void)
+{
+    kvd_admin_setup(admin_token, held_flags);
+}
+
+static void held_teardown(void)
+{
+    kvd_admin_teardown(); /* SIGKILL: the held merge's request fails at once */
+    for (int i = 0; i < NMC; i++)
+        pthread_join(MC[i].th, NULL);
+    NMC = 0;
+}
+
+TestSuite(merge_held, .init = held_setup, .fini = held_teardown, .timeout = 600);
+
+static void *merge_main(void *arg)
+{
+    merge_call *m = arg;
+    resp r = call_as(admin_token, "POST", "/admin/merge", "", NULL, NULL);
+    const char *e = r.body ? strstr(r.body, "\"error\":\"") : NULL;
+    if (e != NULL)
+        sscanf(e + 9, "%63[^\"]", m->code);
+    long st = r.status > 0 ? r.status : -1;
+    resp_free(&r);
+    atomic_store(&m->status, st);
+    return NULL;
+}
+
+Test(merge_held, a_second_merge_while_one_runs_answers_409)
+{
+    write_and_delete();
+    /* two at once: whichever comes second is refused at once while the
+     * other one's merge runs (held by the rate) and has not answered */
+    for (int i = 0; i < 2; i++) {
+        atomic_store(&MC[i].status, 0);
+        cr_assert_eq(pthread_create(&MC[i].th, NULL, merge_main, &MC[i]), 0);
+        NMC = i + 1;
+    }
+    int first = -1;
+    for (int k = 0; k < 6000 && first < 0; k++) {
+        for (int i = 0; i < 2 && first < 0; i++)
+            if (atomic_load(&MC[i].status) != 0)
+                first = i;
+        if (first < 0)
+            usleep(10000);
+    }
+    cr_assert(first >= 0, "neither POST /admin/merge answered within 60 s");
+    cr_assert_eq(atomic_load(&MC[first].status), 409, "the first answer was %ld (%s), not 409",
+                 atomic_load(&MC[first].status), MC[first].code);
+    cr_assert_str_eq(MC[first].code, "merge_running");
+    cr_assert_eq(atomic_load(&MC[1 - first].status), 0,
+                 "the merge that was running answered (%ld) before the 409",
+                 atomic_load(&MC[1 - first].status));
+    /* and again, while it still runs; reads and writes are served meanwhile */
+    resp r = call_as(admin_token, "POST", "/admin/merge", "", NULL, NULL);
+    EXPECT_ERR(r, 409, "merge_running");
+    resp_free(&r);
+    r = call("PUT", "/t/during-merge", "x");
+    EXPECT(r, 201);
+    resp_free(&r);
+    r = call("GET", "/t/k299", NULL);
+    EXPECT(r, 200);
+    resp_free(&r);
+    cr_assert_eq(atomic_load(&MC[1 - first].status), 0, "the held merge answered");
+}
+
+Test(merge, bad_input_is_refused_and_merges_nothing)
+{
+    write_and_delete();
+    /* a body: this route takes none */
+    resp r = call_as(admin_token, "POST", "/admin/merge", "{\"all\":true}", NULL, NULL);
+    EXPECT_ERR(r, 400, "bad_request");
+    resp_free(&r);
+    /* a body past the small-body limit: refused from its Content-Length */
+    size_t big = 2u << 20;
+    char *huge = malloc(big + 1);
+    cr_assert(huge != NULL);
+    memset(huge, 'x', big);
+    huge[big] = '\0';
+    r = call_as(admin_token, "POST", "/admin/merge", huge, NULL, NULL);
+    free(huge);
+    EXPECT(r, 413);
+    resp_free(&r);
+    /* other methods */
+    const char *methods[] = {"PUT", "DELETE", "PATCH"};
+    for (size_t i = 0; i < 3; i++) {
+        r = call_as(admin_token, methods[i], "/admin/merge", "", NULL, NULL);
+        EXPECT_ERR(r, 405, "method_not_allowed");
+        resp_free(&r);
+    }
+    /* nothing was merged by any of them */
+    r = call_as(admin_token, "GET", "/metrics?format=json", NULL, NULL, NULL);
+    EXPECT(r, 200);
+    json_t *m = resp_json(&r);
+    cr_assert_eq(jint(m, "merges"), 0, "a refused request merged");
+    cr_assert(jint(m, "dead_bytes") > 0);
+    json_decref(m);
+    resp_free(&r);
 }
