@@ -107,6 +107,7 @@ extern const kvb_backend kvb_backend_ringcask;
  * interleaved run compares the two paths (-e ringcask-mmap,ringcask-uring) */
 extern const kvb_backend kvb_backend_ringcask_mmap;
 extern const kvb_backend kvb_backend_ringcask_uring;
+extern const kvb_backend kvb_backend_ringcask_pwrite;
 #endif
 #ifdef KVB_HAVE_ROCKSDB
 extern const kvb_backend kvb_backend_rocksdb;

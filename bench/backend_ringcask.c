@@ -77,6 +77,12 @@ static int rck_open_uring(const kvb_open_opts *o, void **out)
     return rck_open_io(o, o->sync == KVB_SYNC_ALWAYS ? RC_APPEND_URING : RC_APPEND_MMAP, out);
 }
 
+/* the io_uring path's blocks written by pwritev2 (append_io pwrite) */
+static int rck_open_pwrite(const kvb_open_opts *o, void **out)
+{
+    return rck_open_io(o, o->sync == KVB_SYNC_ALWAYS ? RC_APPEND_PWRITE : RC_APPEND_MMAP, out);
+}
+
 static void rck_close(void *db)
 {
     rck_db *h = db;
@@ -255,3 +261,4 @@ static int rck_stats(void *db, kvb_engine_stats *out)
 const kvb_backend kvb_backend_ringcask = RCK_BACKEND("ringcask", rck_open);
 const kvb_backend kvb_backend_ringcask_mmap = RCK_BACKEND("ringcask-mmap", rck_open_mmap);
 const kvb_backend kvb_backend_ringcask_uring = RCK_BACKEND("ringcask-uring", rck_open_uring);
+const kvb_backend kvb_backend_ringcask_pwrite = RCK_BACKEND("ringcask-pwrite", rck_open_pwrite);

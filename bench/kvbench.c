@@ -37,6 +37,7 @@ static const kvb_backend *const all_backends[] = {
     &kvb_backend_ringcask,
     &kvb_backend_ringcask_mmap,
     &kvb_backend_ringcask_uring,
+    &kvb_backend_ringcask_pwrite,
 #endif
 #ifdef KVB_HAVE_ROCKSDB
     &kvb_backend_rocksdb,
@@ -50,7 +51,7 @@ static const kvb_backend *const all_backends[] = {
     NULL,
 };
 
-static const char *const append_ios[] = {"auto", "mmap", "uring", NULL};
+static const char *const append_ios[] = {"auto", "mmap", "uring", "pwrite", NULL};
 
 static const char default_workloads[] =
     "fillseq,fillrandom,overwrite,readrandom,readmissing,readwhilewriting,mixed,scan,"
@@ -190,7 +191,8 @@ int main(int argc, char **argv)
          .show = show_sync, .help = "durability of writes; fillsync is always 'always'"},
         {"append-io", 0, RCU_OPT_ENUM, &p.append_io, .choices = append_ios,
          .help = "ringcask's append path (rc_options.append_io): auto = uring when the workload "
-                 "syncs always; the engines ringcask-mmap and ringcask-uring fix it"},
+                 "syncs always; the engines ringcask-mmap, ringcask-uring and ringcask-pwrite "
+                 "fix it"},
         {"dir", 'd', RCU_OPT_STRING, &dir_arg, .meta = "PATH", .def = "a new /tmp/kvbench.XXXXXX",
          .help = "parent of the engines' data dirs"},
         {"json", 'j', RCU_OPT_BOOL, &json, .help = "one JSON object per workload on stdout"},

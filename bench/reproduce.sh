@@ -46,10 +46,11 @@ run fill "$kvbench" --engine ringcask,rocksdb,leveldb,lmdb --repeat 3 --seconds 
 # readrandom with 2 threads vs LMDB; reopen (3 opens + first get per run);
 # the recovery row's disk column counts the hint files written at close.
 run read "$kvbench" --engine ringcask,rocksdb,leveldb,lmdb --repeat 3 --seconds 60 --workload readrandom@2,recovery
-# Durable writes, 1, 8 and 64 threads, both append paths (io_uring, the
-# default for sync=always, and the shared mapping) vs LevelDB and RocksDB
+# Durable writes, 1, 8 and 64 threads, the three append paths (io_uring, the
+# default for sync=always; its pwritev2 variant; the shared mapping) vs
+# LevelDB and RocksDB
 # (p99 in the rows).
-run sync "$kvbench" --engine ringcask-uring,ringcask-mmap,leveldb,rocksdb --repeat 3 --seconds 10 \
+run sync "$kvbench" --engine ringcask-uring,ringcask-pwrite,ringcask-mmap,leveldb,rocksdb --repeat 3 --seconds 10 \
   --workload fillsync@1,fillsync@8,fillsync@64
 # Reopen with 10M keys (ringcask alone: 3 opens, median in the row).
 run reopen10m "$kvbench" --engine ringcask --n 10000000 --seconds 900 --workload fillbatch,recovery

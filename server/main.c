@@ -53,8 +53,9 @@
 #define EXIT_FAILURE_RUNTIME 3
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
-static const char *const log_formats[] = {"text", "json", NULL};         /* log_format's order */
-static const char *const append_ios[] = {"auto", "mmap", "uring", NULL}; /* rc_append_io's */
+static const char *const log_formats[] = {"text", "json", NULL}; /* log_format's order */
+static const char *const append_ios[] = {"auto", "mmap", "uring", "pwrite",
+                                         NULL};                    /* rc_append_io's */
 static const char *const replications[] = {"sync", "async", NULL}; /* kvd_config.replication */
 
 static int parse_sync(const char *s, void *dest, char *why, size_t cap)
@@ -145,9 +146,11 @@ static void parse_flags(int argc, char **argv, kvd_config *c)
         {"script-timeout", 0, RCU_OPT_DURATION, U(c->script_timeout_ms), .min = 1, .max = 3600000,
          .unit_ms = 1, .store_ms = 1, .meta = "MS", .help = "wall-clock cap of a script run"},
         {"append-io", 0, RCU_OPT_ENUM, &c->engine.append_io, .choices = append_ios,
-         .help = "how writes reach the segment file: uring = one O_DIRECT+RWF_DSYNC io_uring "
-                 "write per group commit (needs --sync always); mmap = a shared mapping and "
-                 "fdatasync; auto = uring with --sync always where the kernel allows it"},
+         .help = "how writes reach the segment file: uring = one O_DIRECT io_uring write "
+                 "per group commit, then fdatasync (needs --sync always); pwrite = the same "
+                 "blocks with one pwritev2(RWF_DSYNC) instead of the ring (needs --sync "
+                 "always); mmap = a shared mapping and fdatasync; auto = uring with --sync "
+                 "always where the kernel allows it"},
         {"segment-bytes", 0, RCU_OPT_SIZE, U(c->engine.segment_bytes), .min = 4096,
          .max = 1ull << 40, .seen = &f.segment_bytes_seen, .help = "segment rotation size"},
         {"merge-threshold", 0, RCU_OPT_INT, U(c->engine.merge_dead_pct), .min = 1, .max = 100,

@@ -11,7 +11,7 @@ cflags=(-std=gnu17 -g -O1 -fsanitize=thread -D_GNU_SOURCE -DRC_FAULT_INJECTION=1
 clang "${cflags[@]}" -c tests/engine/helpers.c -DSHIM_NO_MAIN -o "$out/helpers.o"
 srcs=(engine/src/*.c format/*.c)
 for t in test_basic test_ops test_batch test_keydir test_merge test_recovery_parallel test_list_cache test_async \
-         test_keyspace_refs; do
+         test_keyspace_refs test_append_io; do
   clang "${cflags[@]}" "${srcs[@]}" "tests/engine/$t.c" "$out/helpers.o" \
         -luring -lxxhash -lzstd -lpthread -o "$out/$t"
 done
@@ -30,4 +30,5 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 "$out/test_async" a_callback_may_issue
 "$out/test_keyspace_refs" references_held_by_threads
 "$out/test_keyspace_refs" id_lookups_race
-echo "tsan: 14 concurrency tests passed"
+"$out/test_append_io" eight_writers_race_the_preparer
+echo "tsan: 15 concurrency tests passed"

@@ -150,19 +150,25 @@ typedef enum rc_sync_mode {
  *                    preallocated segment; the group-commit leader calls
  *                    fdatasync.
  *   RC_APPEND_URING  records are staged in the process's memory and the
- *                    group-commit leader writes the group's blocks with one
- *                    O_DIRECT + RWF_DSYNC write (a pwritev2 system call;
- *                    through the database's io_uring when RC_DW_RING=1 is
- *                    in the environment) into the
- *                    zero-filled preallocation. Needs RC_SYNC_ALWAYS (a
- *                    process crash loses what no leader wrote yet, and only
- *                    sync=always waits for a leader): rc_open fails with
- *                    RC_EINVAL otherwise, and with RC_EIO when the kernel or
- *                    file system refuses io_uring or O_DIRECT. */
+ *                    group-commit leader writes the group's blocks into the
+ *                    zero-filled preallocation with O_DIRECT through the
+ *                    database's io_uring (one WRITE_FIXED submission of a
+ *                    registered buffer to a registered file), then flushes
+ *                    them with fdatasync from its own thread. Needs
+ *                    RC_SYNC_ALWAYS (a process crash loses what no leader
+ *                    wrote yet, and only sync=always waits for a leader):
+ *                    rc_open fails with RC_EINVAL otherwise, and with
+ *                    RC_EIO when the kernel or file system refuses io_uring
+ *                    or O_DIRECT.
+ *   RC_APPEND_PWRITE the same staging, blocks and rules as RC_APPEND_URING,
+ *                    but the group write is one pwritev2(O_DIRECT,
+ *                    RWF_DSYNC) system call from the leader instead of the
+ *                    ring. */
 typedef enum rc_append_io {
     RC_APPEND_AUTO = 0,
     RC_APPEND_MMAP = 1,
     RC_APPEND_URING = 2,
+    RC_APPEND_PWRITE = 3,
 } rc_append_io;
 
 /* A clock for TTL decisions, in ms since the epoch. Tests inject their own. */
@@ -595,15 +601,20 @@ typedef struct rc_stats {
     bool read_only;            /* opened read-only or turned read-only */
     bool append_uring;         /* appends go through the io_uring path
                                   (rc_options.append_io, resolved at open) */
-    uint64_t uring_writes;     /* group writes (O_DIRECT + RWF_DSYNC) that
-                                  path made since open; each also counts in
-                                  fsyncs */
+    uint64_t uring_writes;     /* group writes (O_DIRECT, then durable)
+                                  that path (uring or pwrite) made since
+                                  open; each also counts in fsyncs */
     uint64_t keyspace_handles; /* keyspace handles in memory: every live
                                   keyspace's, and each dropped one's that
                                   someone still holds a reference to */
     uint64_t catalog_entries;  /* names in the keyspace catalogue's index:
                                   the live keyspaces and at most one dropped
                                   keyspace (the one with the highest id) */
+    uint64_t ring_writes;      /* of uring_writes, those submitted through
+                                  io_uring (append_io uring; 0 for pwrite) */
+    uint64_t prealloc_ahead;   /* preallocation steps of the active segment
+                                  made by the background preparer, ahead of
+                                  the writers, since open */
 } rc_stats;
 
 /* Fill *OUT (the caller's; nothing is allocated) with the database's totals,

@@ -1,29 +1,36 @@
 /*
- * append_uring.c — the writer of the io_uring append path (see
- * append_uring.h and docs/ENGINE.md, "The io_uring append path").
+ * append_uring.c — the writer of the direct append paths (see append_uring.h
+ * and docs/ENGINE.md, "The io_uring append path").
  *
- * Why these choices, measured on this machine (ext4 on virtio, no FUA):
- * - O_DIRECT + RWF_DSYNC issued through io_uring runs inline in the
- *   submitting thread when it overwrites *written* extents; into fallocated
- *   (unwritten) extents, or as a buffered write with RWF_DSYNC, or as a
- *   write linked to IORING_OP_FSYNC, the kernel hands it to an io-wq worker
- *   (an iou-wrk thread appears). Hence the zero-fill of the preallocation
- *   (rci_dw_zero) and one DSYNC write per group instead of write + fsync.
+ * Why these choices, measured on this machine (kernel 6.18, ext4 on
+ * virtio-blk with a volatile write cache and no FUA):
+ * - The group's blocks are overwrites of *written* extents (the
+ *   preallocation is zero-filled, prepare.c / segment.c): a direct write
+ *   into fallocated (unwritten) extents, a buffered write through the ring,
+ *   or a write linked to IORING_OP_FSYNC each go to an io-wq worker (an
+ *   iou-wrk thread appears: perf trace, io_uring:io_uring_queue_async_work).
+ * - Every asynchronous direct write on ext4 here is completed by the
+ *   kernel's dio-done workqueue (workqueue:workqueue_queue_work with
+ *   function=iomap_dio_complete_work, a kworker), because io_uring no longer
+ *   asks for completion in the caller's context (IOCB_DIO_CALLER_COMP has
+ *   been disabled for io_uring writes since Linux 6.6). With RWF_DSYNC on a
+ *   device without FUA that kworker also issues and waits for the cache
+ *   flush, and the flush is then dispatched through kblockd once more: in a
+ *   paired probe on two busy cores the ring's DSYNC write took 5-8x the
+ *   time of a pwritev2(RWF_DSYNC) at the median. So the ring writes the
+ *   bytes WITHOUT RWF_DSYNC (its kworker only completes the write) and the
+ *   leader then flushes with fdatasync in its own context — the same
+ *   ext4_sync_file a DSYNC write runs at completion. That is RCI_DW_RING,
+ *   the default (rc_options.append_io = uring or auto).
+ * - RCI_DW_PWRITE (append_io = pwrite): one pwritev2(O_DIRECT, RWF_DSYNC)
+ *   from the leader; no kworker at all on the commit path.
+ * - RCI_DW_RING_DSYNC (RC_DW_RING=dsync in the environment, for
+ *   comparisons only): the original one-submission DSYNC ring write.
  * - The bytes are copied into a registered staging buffer first: the DMA
  *   then reads memory nobody writes (appenders keep filling the segment's
  *   last block while a leader writes it), the buffer needs no pinning per
  *   call, and a group is usually well under one block, so the copy is free.
- * - The file is registered too (slot 0, updated when the segment changes).
- * - On a device without FUA (this one) the kernel completes an
- *   asynchronous DSYNC direct write — the cache flush — from its dio-done
- *   workqueue: a kworker hop that waits for a CPU when both cores are busy.
- *   A synchronous pwritev2(RWF_DSYNC) from the leader completes (and
- *   flushes) in the leader's own context. Measured on this machine: the
- *   leader's group write took 0.82x the ring's time in a paired probe, and
- *   0.05-0.7x of it in kvbench fillsync at 8 threads on two busy cores
- *   (ENGINE.md). So the group write is one pwritev2 system call by default;
- *   RC_DW_RING=1 in the environment issues it through the ring (registered
- *   buffer and file) instead, for comparison.
+ *   The file is registered too (slot 0, updated when the segment changes).
  * Registration failures (RLIMIT_MEMLOCK, old kernels) fall back to plain
  * buffers and descriptors: slower, same bytes.
  */
@@ -45,11 +52,11 @@ struct rci_dw {
     uint8_t *staging; /* STAGING_BYTES, block-aligned */
     bool buf_registered;
     bool files_registered;
-    int reg_fd;      /* the descriptor in file slot 0, -1 when none */
-    bool sync_write; /* pwritev2 from the leader (default), not the ring */
+    int reg_fd; /* the descriptor in file slot 0, -1 when none */
+    rci_dw_mode mode;
 };
 
-rci_dw *rci_dw_new(void)
+rci_dw *rci_dw_new(rci_dw_mode mode)
 {
     rci_dw *w = calloc(1, sizeof(*w));
     if (!w)
@@ -68,9 +75,10 @@ rci_dw *rci_dw_new(void)
     int none = -1;
     w->files_registered = io_uring_register_files(&w->ring, &none, 1) == 0;
     w->reg_fd = -1;
-    /* the ring's write only when asked (see the top of this file) */
-    const char *e = getenv("RC_DW_RING");
-    w->sync_write = !(e && *e == '1');
+    w->mode = mode;
+    const char *e = getenv("RC_DW_RING"); /* comparisons only (the top of this file) */
+    if (mode == RCI_DW_RING && e && strcmp(e, "dsync") == 0)
+        w->mode = RCI_DW_RING_DSYNC;
     return w;
 }
 
@@ -83,11 +91,17 @@ void rci_dw_free(rci_dw *w)
     free(w);
 }
 
-/* One durable write of LEN bytes of the staging buffer at OFF; bytes written
- * or -errno. */
+bool rci_dw_uses_ring(const rci_dw *w)
+{
+    return w->mode != RCI_DW_PWRITE;
+}
+
+/* One write of LEN bytes of the staging buffer at OFF (durable unless the
+ * mode is RCI_DW_RING, whose caller flushes after its last piece); bytes
+ * written or -errno. */
 static int dw_submit(rci_dw *w, int fd, size_t len, uint64_t off)
 {
-    if (w->sync_write) {
+    if (w->mode == RCI_DW_PWRITE) {
         struct iovec iov = {.iov_base = w->staging, .iov_len = len};
         ssize_t n = pwritev2(fd, &iov, 1, (off_t)off, RWF_DSYNC);
         return n < 0 ? -errno : (int)n;
@@ -111,7 +125,8 @@ static int dw_submit(rci_dw *w, int fd, size_t len, uint64_t off)
         io_uring_prep_write(sqe, fixed_file ? 0 : fd, w->staging, (unsigned)len, off);
     if (fixed_file)
         sqe->flags |= IOSQE_FIXED_FILE;
-    sqe->rw_flags = RWF_DSYNC;
+    if (w->mode == RCI_DW_RING_DSYNC)
+        sqe->rw_flags = RWF_DSYNC;
     int ret;
     do {
         ret = io_uring_submit_and_wait(&w->ring, 1);
@@ -149,6 +164,9 @@ int rci_dw_write(rci_dw *w, int fd, const uint8_t *base, uint64_t start, uint64_
             return -EIO; /* a short O_DIRECT write: the disk is full or failing */
         start += n;
     }
+    /* the ring wrote without RWF_DSYNC: the flush, in this thread */
+    if (w->mode == RCI_DW_RING && fdatasync(fd) != 0)
+        return -errno;
     return 0;
 }
 

@@ -64,9 +64,11 @@ static int check_options(rc_options *o)
         return rc_fail(RC_EINVAL, "merge_dead_pct must be 0..100");
     if (o->compress_level < 1 || o->compress_level > 19)
         return rc_fail(RC_EINVAL, "compress_level must be 1..19");
-    if ((unsigned)o->append_io > RC_APPEND_URING)
-        return rc_fail(RC_EINVAL, "unknown append_io %d (auto, mmap or uring)", (int)o->append_io);
-    if (o->append_io == RC_APPEND_URING && o->sync != RC_SYNC_ALWAYS && !o->read_only)
+    if ((unsigned)o->append_io > RC_APPEND_PWRITE)
+        return rc_fail(RC_EINVAL, "unknown append_io %d (auto, mmap, uring or pwrite)",
+                       (int)o->append_io);
+    if ((o->append_io == RC_APPEND_URING || o->append_io == RC_APPEND_PWRITE) &&
+        o->sync != RC_SYNC_ALWAYS && !o->read_only)
         return rc_fail(RC_EINVAL, "append_io uring needs sync always: it keeps unwritten "
                                   "records in the process until a group commit writes them");
     if (!o->clock_ms)
@@ -112,6 +114,7 @@ struct ring *rci_db_ring(rc_db *db)
 
 static void db_free(rc_db *db)
 {
+    rci_prep_stop(db);
     rci_commit_free(db);
     rci_seg_table_free(&db->segs);
     rci_ks_free_all(db);
@@ -126,6 +129,8 @@ static void db_free(rc_db *db)
     pthread_mutex_destroy(&db->append_mu);
     pthread_mutex_destroy(&db->ring_mu);
     pthread_mutex_destroy(&db->flush_mu);
+    pthread_mutex_destroy(&db->grow_mu);
+    pthread_cond_destroy(&db->prep_cv);
     pthread_mutex_destroy(&db->ks_mu);
     pthread_mutex_destroy(&db->bg_mu);
     pthread_cond_destroy(&db->bg_cv);
@@ -142,24 +147,25 @@ static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool 
 /* Resolve rc_options.append_io and open the active segment. AUTO takes the
  * io_uring path for sync=always when the kernel gives a ring and the file
  * system takes O_DIRECT (tmpfs before 6.6 does not), the mapping otherwise;
- * URING fails instead of falling back. */
+ * URING and PWRITE fail instead of falling back. */
 static int open_active(rc_db *db)
 {
     rc_append_io want = db->opt.append_io;
     if (want == RC_APPEND_AUTO && db->opt.sync != RC_SYNC_ALWAYS)
         want = RC_APPEND_MMAP;
     if (want != RC_APPEND_MMAP) {
-        db->dw = rci_dw_new();
+        db->dw = rci_dw_new(want == RC_APPEND_PWRITE ? RCI_DW_PWRITE : RCI_DW_RING);
         if (db->dw) {
             db->direct = true;
             int err = rci_log_open_active(db);
-            if (!err || want == RC_APPEND_URING)
+            if (!err || want != RC_APPEND_AUTO)
                 return err;
             rci_dw_free(db->dw); /* AUTO: fall back to the mapping */
             db->dw = NULL;
             db->direct = false;
-        } else if (want == RC_APPEND_URING) {
-            return rc_fail(RC_EIO, "append_io uring: the kernel refuses io_uring");
+        } else if (want != RC_APPEND_AUTO) {
+            return rc_fail(RC_EIO, "append_io %s: the kernel refuses io_uring",
+                           want == RC_APPEND_PWRITE ? "pwrite" : "uring");
         }
     }
     return rci_log_open_active(db);
@@ -194,6 +200,8 @@ static int open_once(const char *dir, const rc_options *opts, rc_db **out, bool 
     pthread_mutex_init(&db->append_mu, NULL);
     pthread_mutex_init(&db->ring_mu, NULL);
     pthread_mutex_init(&db->flush_mu, NULL);
+    pthread_mutex_init(&db->grow_mu, NULL);
+    pthread_cond_init(&db->prep_cv, NULL);
     pthread_mutex_init(&db->ks_mu, NULL);
     pthread_mutex_init(&db->bg_mu, NULL);
     pthread_cond_init(&db->bg_cv, NULL);
@@ -274,6 +282,7 @@ int rc_close(rc_db *db)
     /* rc_apply_async writes still waiting: synced and called back first */
     rci_commit_stop(db);
     rci_bg_stop(db);
+    rci_prep_stop(db); /* before the active segment is sealed */
     int err = rci_log_close_active(db);
     if (!err && !db->opt.read_only && db->opt.write_hints) {
         /* hints of sealed segments the background thread had not reached */
@@ -392,6 +401,8 @@ int rc_stats_db(rc_db *db, rc_stats *o)
     o->read_only = db->opt.read_only || atomic_load(&db->write_error) != 0;
     o->append_uring = db->direct;
     o->uring_writes = atomic_load(&db->uring_writes);
+    o->ring_writes = atomic_load(&db->ring_writes);
+    o->prealloc_ahead = atomic_load(&db->prep_grows);
     return 0;
 }
 

@@ -184,6 +184,16 @@ struct rc_db {
     struct rci_dw *dw;
     pthread_mutex_t flush_mu;
     _Atomic uint64_t uring_writes;
+    _Atomic uint64_t ring_writes; /* of uring_writes, through the ring */
+    /* the preparer (prepare.c): grows the active segment ahead of the
+     * writers. grow_mu guards every segment's file_len changes and the
+     * fields below; taken after append_mu and flush_mu, or alone. */
+    pthread_mutex_t grow_mu;
+    pthread_cond_t prep_cv;
+    pthread_t prep_thread;
+    bool prep_running, prep_stop, prep_failed;
+    segment *prep_seg; /* the segment to grow next (NULL: none) */
+    _Atomic uint64_t prep_grows;
     struct ring *ring; /* io_uring for hint and merge writes, guarded by ring_mu */
     bool ring_tried;   /* rci_db_ring() ran rci_ring_new once */
     pthread_mutex_t ring_mu;
@@ -455,6 +465,13 @@ int rci_identity_check(rc_db *db, const struct fmt_stream_header *h);
 void rci_id_hex(const uint8_t id[RCI_ID_BYTES], char out[RC_DATABASE_ID_LEN + 1]);
 
 /* ---- sweep.c / background */
+/* prepare.c: after an append (append_mu held) that left SEG, the active
+ * segment, short of room, have the preparer grow it; forget SEG before it
+ * is sealed (rotation, append_mu held); stop the thread (rc_close). */
+void rci_prep_kick(rc_db *db, segment *seg);
+void rci_prep_forget(rc_db *db, segment *seg);
+void rci_prep_stop(rc_db *db);
+
 int rci_bg_start(rc_db *db);
 void rci_bg_stop(rc_db *db);
 void rci_bg_kick(rc_db *db);

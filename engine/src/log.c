@@ -3,7 +3,8 @@
  * group commit.
  *
  * Appending is a short critical section (append_mu): assign sequence numbers,
- * make room (fallocate in 8 MiB steps), encode every record straight into the
+ * make sure of room (the preparer, prepare.c, preallocates ahead; an appender
+ * grows the file itself only when it outran it), encode every record into the
  * shared mapping of the active segment, publish the new end. No system call
  * happens per write except when the preallocation runs out, so one thread
  * appends millions of records a second and a crash of the process loses
@@ -21,10 +22,10 @@
  * db->direct): the mapping — records are encoded into a MAP_SHARED mapping
  * of the preallocated file and the leader calls fdatasync — or the io_uring
  * path — records are encoded into anonymous staging memory at the same
- * offsets and the leader writes the group's blocks with one O_DIRECT +
- * RWF_DSYNC io_uring write (flush_locked; append_uring.c), so the write and
- * the flush are one submission with no io-wq hop. Readers read the same
- * addresses either way (segment.h).
+ * offsets and the leader writes the group's blocks with O_DIRECT through
+ * io_uring (one submission, no io-wq worker) and flushes them itself, or with
+ * one pwritev2(RWF_DSYNC) (flush_locked; append_uring.c). Readers read the
+ * same addresses either way (segment.h).
  *
  * Positions are logical (tail_lsn counts bytes appended since open) so that
  * rotation needs no special case: it syncs the old segment fully before the
@@ -90,9 +91,10 @@ static int sync_segment(rc_db *db, segment *seg)
     return 0;
 }
 
-/* The io_uring append path (flush_mu held): write the staged bytes from the
- * block holding seg->flushed up to TARGET with O_DIRECT + RWF_DSYNC — one
- * io_uring submission that is the write and the flush — then map the whole
+/* The direct append paths (flush_mu held): write the staged bytes from the
+ * block holding seg->flushed up to TARGET with O_DIRECT and make them
+ * durable (append_uring.c: the ring's write and an fdatasync, or one
+ * pwritev2 with RWF_DSYNC), then map the whole
  * SEG_GROW_STEP chunks now durable from the file over the staging memory.
  * The fault point and the failure rule are fdatasync's: never retried, the
  * database turns read-only. */
@@ -112,9 +114,11 @@ static int flush_locked(rc_db *db, segment *seg, uint64_t target)
     }
     note_sync(db, mono_ns() - t0, err);
     atomic_fetch_add(&db->uring_writes, 1);
+    if (rci_dw_uses_ring(db->dw))
+        atomic_fetch_add(&db->ring_writes, 1);
     if (err)
         return rc_fail(RC_EIO,
-                       "fdatasync (an O_DIRECT RWF_DSYNC write) of segment %08llu up to %llu "
+                       "the durable O_DIRECT write of segment %08llu up to %llu "
                        "failed (%s): the database is now read-only; reopen it",
                        (unsigned long long)seg->id, (unsigned long long)target, strerror(err));
     seg->flushed = target;
@@ -226,6 +230,7 @@ int rci_log_open_active(rc_db *db)
 static int log_rotate(rc_db *db, uint64_t need)
 {
     segment *old = db->active;
+    rci_prep_forget(db, old); /* the preparer never touches it again */
     int err = seal_segment(db, old);
     if (err)
         return err;
@@ -331,9 +336,15 @@ static int log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn, boo
         seg = db->active;
         size = atomic_load_explicit(&seg->size, memory_order_relaxed);
     }
-    err = rci_seg_reserve(seg, total);
-    if (err)
-        goto unassign;
+    if (size + total > atomic_load(&seg->file_len)) {
+        /* the preparer fell behind (or never ran): grow here, waiting for it
+         * if it is growing this file right now */
+        pthread_mutex_lock(&db->grow_mu);
+        err = rci_seg_reserve(seg, total);
+        pthread_mutex_unlock(&db->grow_mu);
+        if (err)
+            goto unassign;
+    }
     uint64_t off = size;
     for (size_t i = 0; i < n; i++) {
         uint8_t frame = 0;
@@ -363,6 +374,7 @@ static int log_append(rc_db *db, log_rec *recs, size_t n, uint64_t *end_lsn, boo
     atomic_store_explicit(&seg->size, off, memory_order_release);
     atomic_store_explicit(&db->last_seq, seq, memory_order_release);
     rci_seg_drop_written(seg, off, SEG_DROP_STEP);
+    rci_prep_kick(db, seg); /* the next step of room, ahead of the writers */
     *end_lsn = atomic_fetch_add(&db->tail_lsn, total) + total;
     goto out;
 unassign:

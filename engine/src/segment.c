@@ -265,54 +265,90 @@ out:
     return err;
 }
 
-int rci_seg_reserve(segment *seg, uint64_t need)
+/* The preallocation step at the file's current length: its own size, from
+ * SEG_PREALLOC_MIN up to SEG_PREALLOC_MAX. */
+static uint64_t prealloc_step(uint64_t file_len)
 {
-    uint64_t size = atomic_load_explicit(&seg->size, memory_order_relaxed);
-    if (size + need <= seg->file_len)
-        return 0;
-    if (size + need > seg->map_len)
-        return RC_ELIMIT; /* the caller rotates first */
-    uint64_t want = size + need - seg->file_len;
-    uint64_t step = seg->file_len < SEG_PREALLOC_MIN   ? SEG_PREALLOC_MIN
-                    : seg->file_len > SEG_PREALLOC_MAX ? SEG_PREALLOC_MAX
-                                                       : seg->file_len;
-    want = (want + step - 1) / step * step;
+    return file_len < SEG_PREALLOC_MIN   ? SEG_PREALLOC_MIN
+           : file_len > SEG_PREALLOC_MAX ? SEG_PREALLOC_MAX
+                                         : file_len;
+}
+
+/* Preallocate WANT more bytes (a multiple of the step) after file_len:
+ * fallocate, and on the io_uring path zero-fill them (append_uring.h). */
+static int seg_grow(segment *seg, uint64_t want)
+{
+    uint64_t file_len = atomic_load(&seg->file_len);
     if (seg->direct) /* end on a block: the zero-fill is O_DIRECT */
-        want = (seg->file_len + want + RCI_DIO_BLOCK - 1) / RCI_DIO_BLOCK * RCI_DIO_BLOCK -
-               seg->file_len;
-    if (seg->file_len + want > seg->map_len)
-        want = seg->map_len - seg->file_len;
+        want = (file_len + want + RCI_DIO_BLOCK - 1) / RCI_DIO_BLOCK * RCI_DIO_BLOCK - file_len;
+    if (file_len + want > seg->map_len)
+        want = seg->map_len - file_len;
+    if (want == 0)
+        return 0;
     int err = rci_fault_check(FAULT_GROW);
-    if (!err && fallocate(seg->fd, 0, (off_t)seg->file_len, (off_t)want) != 0)
+    if (!err && fallocate(seg->fd, 0, (off_t)file_len, (off_t)want) != 0)
         err = errno;
     if (err == EOPNOTSUPP) /* file systems without fallocate: extend sparsely */
-        err = ftruncate(seg->fd, (off_t)(seg->file_len + want)) ? errno : 0;
+        err = ftruncate(seg->fd, (off_t)(file_len + want)) ? errno : 0;
     if (!err && seg->direct) {
         /* from the first whole block: a file cut at a record's end (a seal
          * whose rotation then failed) reads zeros up to its block's end, and
          * the next group write rewrites that block anyway */
-        uint64_t from = (seg->file_len + RCI_DIO_BLOCK - 1) / RCI_DIO_BLOCK * RCI_DIO_BLOCK;
-        int r = from < seg->file_len + want
-                    ? rci_dw_zero(seg->dfd, from, seg->file_len + want - from)
-                    : 0;
+        uint64_t from = (file_len + RCI_DIO_BLOCK - 1) / RCI_DIO_BLOCK * RCI_DIO_BLOCK;
+        int r = from < file_len + want ? rci_dw_zero(seg->dfd, from, file_len + want - from) : 0;
         err = r < 0 ? -r : 0;
     }
     if (err)
         return rc_fail(rc_from_errno(err), "cannot grow segment %08llu by %llu bytes: %s",
                        (unsigned long long)seg->id, (unsigned long long)want, strerror(err));
-    seg->file_len += want;
+    /* published last: an appender uses the room only once it is ready */
+    atomic_store(&seg->file_len, file_len + want);
     return 0;
+}
+
+int rci_seg_reserve(segment *seg, uint64_t need)
+{
+    uint64_t size = atomic_load_explicit(&seg->size, memory_order_relaxed);
+    uint64_t file_len = atomic_load(&seg->file_len);
+    if (size + need <= file_len)
+        return 0;
+    if (size + need > seg->map_len)
+        return RC_ELIMIT; /* the caller rotates first */
+    uint64_t want = size + need - file_len;
+    uint64_t step = prealloc_step(file_len);
+    return seg_grow(seg, (want + step - 1) / step * step);
+}
+
+bool rci_seg_wants_room(const segment *seg)
+{
+    uint64_t file_len = atomic_load(&seg->file_len);
+    uint64_t size = atomic_load_explicit(&seg->size, memory_order_relaxed);
+    return file_len < seg->map_len && file_len - size < prealloc_step(file_len) / 2;
+}
+
+int rci_seg_prepare(segment *seg, bool sync)
+{
+    if (!rci_seg_wants_room(seg))
+        return 0;
+    int err = seg_grow(seg, prealloc_step(atomic_load(&seg->file_len)));
+    /* the new extents' metadata (and, on the io_uring path, the zero-fill's
+     * conversion to written extents) goes to the journal here, so that the
+     * next group write's flush has no journal commit to wait for */
+    if (!err && sync && fdatasync(seg->fd) != 0)
+        err = rc_fail(rc_from_errno(errno), "cannot sync segment %08llu's preallocation: %s",
+                      (unsigned long long)seg->id, strerror(errno));
+    return err;
 }
 
 int rci_seg_truncate(segment *seg)
 {
     uint64_t size = atomic_load(&seg->size);
-    if (seg->file_len == size)
+    if (atomic_load(&seg->file_len) == size)
         return 0;
     if (ftruncate(seg->fd, (off_t)size) != 0)
         return rc_fail(rc_from_errno(errno), "cannot truncate segment %08llu: %s",
                        (unsigned long long)seg->id, strerror(errno));
-    seg->file_len = size;
+    atomic_store(&seg->file_len, size);
     return 0;
 }
 

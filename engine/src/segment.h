@@ -47,14 +47,17 @@ typedef struct segment {
      * about SEG_GROW_STEP of staged bytes. FLUSHED and REMAPPED are guarded
      * by the database's flush_mu. */
     bool direct;
-    int dfd;                /* O_DIRECT descriptor of the file (-1: none) */
-    uint64_t flushed;       /* bytes [0, flushed) are durable in the file */
-    uint64_t remapped;      /* [0, remapped) of map is the file's mapping */
-    _Atomic uint64_t size;  /* end of the valid records */
-    uint64_t file_len;      /* allocated length (active: preallocated) */
-    _Atomic bool writable;  /* the active segment */
-    uint64_t resident_from; /* mapping path: written pages below this were
-                               dropped from the process (append_mu) */
+    int dfd;               /* O_DIRECT descriptor of the file (-1: none) */
+    uint64_t flushed;      /* bytes [0, flushed) are durable in the file */
+    uint64_t remapped;     /* [0, remapped) of map is the file's mapping */
+    _Atomic uint64_t size; /* end of the valid records */
+    /* allocated length (active: preallocated); changed only under the
+     * database's grow_mu (prepare.c), read anywhere */
+    _Atomic uint64_t file_len;
+    _Atomic bool prep_pending; /* the preparer was kicked for it (prepare.c) */
+    _Atomic bool writable;     /* the active segment */
+    uint64_t resident_from;    /* mapping path: written pages below this were
+                                  dropped from the process (append_mu) */
     _Atomic uint64_t dead_bytes;
     _Atomic bool has_hint;
     _Atomic uint64_t hint_bytes;
@@ -126,8 +129,16 @@ int rci_seg_open(int dir_fd, uint64_t id, bool writable, segment **out);
  * drops its preallocation), and pages of a shared mapping past the new end
  * would raise SIGBUS; pread just stops at the end. */
 int rci_seg_open_copy(int dir_fd, uint64_t id, segment **out);
-/* Make room for NEED more bytes after seg->size (active segment only). */
+/* Make room for NEED more bytes after seg->size (active segment only; the
+ * caller holds the database's grow_mu unless the segment is its alone). */
 int rci_seg_reserve(segment *seg, uint64_t need);
+/* Is less than half a preallocation step left after seg->size (and may the
+ * file grow)? Then the preparer (prepare.c) should run rci_seg_prepare. */
+bool rci_seg_wants_room(const segment *seg);
+/* The preparer's step (grow_mu held): when rci_seg_wants_room, preallocate
+ * one more step ahead of the writers (zero-filled on the io_uring path) and,
+ * when SYNC, fdatasync it so that no group write pays its journal commit. */
+int rci_seg_prepare(segment *seg, bool sync);
 /* Mapping path: drop the pages of [seg->resident_from, END - KEEP) that the
  * writer filled from this process's mapping (MADV_DONTNEED), once at least
  * SEG_DROP_STEP bytes are due, so that the pages it touched do not pile up

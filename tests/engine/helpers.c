@@ -43,6 +43,8 @@ rc_append_io th_append_io(void)
         return RC_APPEND_MMAP;
     if (e && strcmp(e, "uring") == 0)
         return RC_APPEND_URING;
+    if (e && strcmp(e, "pwrite") == 0)
+        return RC_APPEND_PWRITE;
     return RC_APPEND_AUTO;
 }
 

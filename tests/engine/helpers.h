@@ -12,12 +12,14 @@ char *th_tmpdir(void);
 /* Remove DIR and everything in it, and free the string. */
 void th_rmdir(char *dir);
 /* Defaults with sync none, 64 KiB segments, background merge off. The
- * append path comes from $RC_TEST_APPEND_IO (mmap, uring; unset: auto), so
- * that ctest runs the crash and fault suites against both: "uring" leaves
- * auto here (that path needs sync always) and th_sync_always asks for it. */
+ * append path comes from $RC_TEST_APPEND_IO (mmap, uring, pwrite; unset:
+ * auto), so that ctest runs the crash and fault suites against each: "uring"
+ * and "pwrite" leave auto here (those paths need sync always) and
+ * th_sync_always asks for them. */
 void th_options(rc_options *o);
 /* O->sync = RC_SYNC_ALWAYS with the append path $RC_TEST_APPEND_IO names
- * (uring: RC_APPEND_URING, so that rc_open fails rather than fall back). */
+ * (uring: RC_APPEND_URING, pwrite: RC_APPEND_PWRITE, so that rc_open fails
+ * rather than fall back). */
 void th_sync_always(rc_options *o);
 /* The path $RC_TEST_APPEND_IO names for sync always (RC_APPEND_AUTO unset). */
 rc_append_io th_append_io(void);
