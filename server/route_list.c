@@ -266,12 +266,17 @@ static void list_answer(kvd_request *req)
             return;
         }
         /* the keys (up to limit x 1 KiB) and their rendering: text holds a
-         * copy, JSON a tree and its dump; values are read below, each
+         * copy, JSON a tree and its dump (a key of control bytes dumps at 6x
+         * its size); values are read below, each
          * charged to the memory budget before it is read */
         uint64_t kb = 0;
-        for (size_t i = 0; i < l->count; i++)
-            kb += l->items[i].klen + 16;
-        if (!budget_charge(req, kb * (q.json ? 4 : 2))) {
+        for (size_t i = 0; i < l->count; i++) {
+            const rc_list_item *it = &l->items[i];
+            kb += (it->klen + 16u) * 2u; /* the engine's copy, the text's or the tree's */
+            if (q.json)                  /* the tree's node and the dump, escapes included (6x) */
+                kb += 48u + json_value_size(it->key, it->klen) + 1u;
+        }
+        if (!budget_charge(req, kb)) {
             rc_list_free(l);
             return;
         }

@@ -54,7 +54,8 @@ void route_tokens(kvd_request *req)
     }
     long long ttl = TOKEN_DEFAULT_TTL_S;
     if (json_get_int(o, "ttl", &ttl) != 0 || ttl <= 0 || ttl > TTL_MAX_S) {
-        http_error(req, 400, "bad_request", "ttl must be whole seconds > 0");
+        http_error(req, 400, "bad_request", "ttl must be whole seconds, 1 .. %lld",
+                   (long long)TTL_MAX_S);
         goto done;
     }
     if ((c.perms & PERM_ADMIN) && c.prefix_len > 0) {

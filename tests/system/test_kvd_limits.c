@@ -176,6 +176,35 @@ Test(limits, listing_with_values_is_refused_by_the_response_budget)
     assert_serving();
 }
 
+/* A JSON listing of keys alone is charged what its dump will hold: keys of
+ * control bytes dump 6x their size (\u0001), so 400 keys of 1,000 bytes
+ * answered 2.4 MB under a 2 MiB --max-response-bytes (charged 4x the keys:
+ * 1.6 MB). Any 200 stays within the budget. */
+Test(limits, a_json_key_listing_is_charged_its_escaped_size)
+{
+    start_with_bucket(small_budget);
+    char path[4 * 1024];
+    for (int i = 0; i < 400; i++) {
+        int n = snprintf(path, sizeof path, "/t/k%03d", i);
+        for (int c = 0; c < 996; c++)
+            n += snprintf(path + n, sizeof path - (size_t)n, "%%01");
+        resp r = call_as(NULL, "PUT", path, "v", NULL, NULL);
+        cr_assert_eq(r.status, 201, "%ld %.200s", r.status, r.body);
+        resp_free(&r);
+    }
+    resp r = call_as(NULL, "GET", "/t/?format=json&limit=1000", NULL, NULL, NULL);
+    cr_assert(r.status != 200 || r.len <= 2 * 1024 * 1024, "a 200 of %zu bytes", (size_t)r.len);
+    assert_error(&r, 413, "response_too_large", "--max-response-bytes");
+    resp_free(&r);
+    r = call_as(NULL, "GET", "/t/?format=json&limit=100", NULL, NULL, NULL);
+    cr_assert_eq(r.status, 200, "%ld %.200s", r.status, r.body);
+    resp_free(&r);
+    r = call_as(NULL, "GET", "/t/?limit=1000", NULL, NULL, NULL); /* text: the raw keys */
+    cr_assert_eq(r.status, 200, "%ld %.200s", r.status, r.body);
+    resp_free(&r);
+    assert_serving();
+}
+
 static int connect_kvd(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
