@@ -118,7 +118,7 @@ static int flush_locked(rc_db *db, segment *seg, uint64_t target)
         atomic_fetch_add(&db->ring_writes, 1);
     if (err)
         return rc_fail(RC_EIO,
-                       "the durable O_DIRECT write of segment %08llu up to %llu "
+                       "fdatasync (the durable O_DIRECT write) of segment %08llu up to %llu "
                        "failed (%s): the database is now read-only; reopen it",
                        (unsigned long long)seg->id, (unsigned long long)target, strerror(err));
     seg->flushed = target;
