@@ -27,6 +27,11 @@ static void write_missing_hints(rc_db *db)
     if (!db->opt.write_hints || db->opt.read_only)
         return;
     for (uint32_t i = 0; i < SEG_SLOTS; i++) {
+        /* an empty slot needs no epoch: only a segment is dereferenced (this
+         * runs every tick, and entering an epoch for each of the 65,536
+         * slots was most of an idle database's CPU) */
+        if (__atomic_load_n(&db->segs.slots[i], __ATOMIC_RELAXED) == NULL)
+            continue;
         /* inside an epoch: a merge that dooms this segment waits for us
          * before it unmaps it, and one that doomed it first is seen here */
         epoch_slot *ep = rci_epoch_enter(db);
