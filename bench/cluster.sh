@@ -17,27 +17,13 @@
 #   env: DUR (s per wrk run, default 10), CONNS (default 50), LEASE_TTL
 #        (default 2), KILLS (default 20)
 set -euo pipefail
-kvd=${1:-}
-if [ -z "$kvd" ]; then
-    kvd=build-release/server/kvd
-    [ -x "$kvd" ] || kvd=build/server/kvd
-fi
-[ -x "$kvd" ] || { echo "bench/cluster.sh: no kvd binary at '$kvd'" >&2; exit 2; }
+self=bench/cluster.sh
+root_name=kvdbench.XXXXXX
+. "$(dirname "$0")/cluster_common.sh"
 kills=${KILLS:-20}
 dur=${DUR:-10}
 conns=${CONNS:-50}
 ttl=${LEASE_TTL:-2}
-root=$(mktemp -d /tmp/kvdbench.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$root"
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ticks=$(getconf CLK_TCK)
-cpu_of() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 summary=()
 head -c 32 /dev/urandom | base64 >"$root/token"
 token=$(cat "$root/token")

@@ -7,25 +7,11 @@
 #                                         else build/server/kvd)
 #   env: IDLE (seconds measured, default 60), LEASE_TTL (default 5, kvd's)
 set -euo pipefail
-kvd=${1:-}
-if [ -z "$kvd" ]; then
-    kvd=build-release/server/kvd
-    [ -x "$kvd" ] || kvd=build/server/kvd
-fi
-[ -x "$kvd" ] || { echo "bench/cluster_idle.sh: no kvd binary at '$kvd'" >&2; exit 2; }
+self=bench/cluster_idle.sh
+root_name=kvdidle.XXXXXX
+. "$(dirname "$0")/cluster_common.sh"
 idle=${IDLE:-60}
 ttl=${LEASE_TTL:-5}
-root=$(mktemp -d /tmp/kvdidle.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$root"
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ticks=$(getconf CLK_TCK)
-cpu_of() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 head -c 32 /dev/urandom | base64 >"$root/token"
 
 cp=$(port)
