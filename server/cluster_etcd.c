@@ -139,6 +139,25 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* Set E's handle up to POST TEXT (JSON) to URL, the answer to FN(UD), for at
+ * most TIMEOUT_MS; the caller may add options, performs, then frees the
+ * returned header list (NULL: out of memory, curl sends no Content-Type). */
+static struct curl_slist *post_setup(etcd *e, const char *url, const char *text,
+                                     curl_write_callback fn, void *ud, long timeout_ms)
+{
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_reset(e->curl);
+    curl_easy_setopt(e->curl, CURLOPT_URL, url);
+    curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, text);
+    curl_easy_setopt(e->curl, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, fn);
+    curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, ud);
+    curl_easy_setopt(e->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(e->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)e->timeout_ms);
+    curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L);
+    return h;
+}
+
 /* POST BODY (stolen) to PATH; *OUT the parsed answer (the caller's). */
 static int call(etcd *e, const char *path, json_t *body, json_t **out)
 {
@@ -153,16 +172,7 @@ static int call(etcd *e, const char *path, json_t *body, json_t **out)
         char url[ETCD_URL_MAX + 64];
         snprintf(url, sizeof url, "%s%s", e->urls[i], path);
         reply r = {0};
-        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-        curl_easy_reset(e->curl);
-        curl_easy_setopt(e->curl, CURLOPT_URL, url);
-        curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, text);
-        curl_easy_setopt(e->curl, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &r);
-        curl_easy_setopt(e->curl, CURLOPT_TIMEOUT_MS, (long)e->timeout_ms);
-        curl_easy_setopt(e->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)e->timeout_ms);
-        curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L);
+        struct curl_slist *h = post_setup(e, url, text, on_data, &r, (long)e->timeout_ms);
         CURLcode cc = curl_easy_perform(e->curl);
         curl_slist_free_all(h);
         long status = 0;
@@ -506,16 +516,7 @@ int etcd_watch(etcd *e, const char *prefix, unsigned lifetime_ms, void (*on_chan
         char url[ETCD_URL_MAX + 64];
         snprintf(url, sizeof url, "%s/v3/watch", e->urls[i]);
         watch_run w = {.on_change = on_change, .stop = stop, .ud = ud};
-        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-        curl_easy_reset(e->curl);
-        curl_easy_setopt(e->curl, CURLOPT_URL, url);
-        curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, text);
-        curl_easy_setopt(e->curl, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, on_watch_data);
-        curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &w);
-        curl_easy_setopt(e->curl, CURLOPT_TIMEOUT_MS, (long)lifetime_ms);
-        curl_easy_setopt(e->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)e->timeout_ms);
-        curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L);
+        struct curl_slist *h = post_setup(e, url, text, on_watch_data, &w, (long)lifetime_ms);
         curl_easy_setopt(e->curl, CURLOPT_XFERINFOFUNCTION, on_watch_progress);
         curl_easy_setopt(e->curl, CURLOPT_XFERINFODATA, &w);
         curl_easy_setopt(e->curl, CURLOPT_NOPROGRESS, 0L);
